@@ -1,0 +1,18 @@
+//! # meshchat-core
+//!
+//! The sans-io heart of meshchat: no sockets, no files, no clock reads. Everything here takes its
+//! inputs (bytes, the current time, a random number generator) as arguments, so it can be tested
+//! exhaustively and deterministically.
+//!
+//! - [`identity`]: Ed25519 keys, fingerprints people can compare, a key-file format.
+//! - [`envelope`]: the one signed, versioned message format, its [`envelope::MessageId`] and limits.
+//! - [`dedup`]: the bounded, time-limited cache of message ids already seen.
+//! - [`room`]: room names and the text body of a room message.
+
+pub mod dedup;
+pub mod envelope;
+pub mod identity;
+pub mod room;
+
+pub use envelope::{Envelope, MessageId};
+pub use identity::{Fingerprint, Keypair, PublicKey};

@@ -1,0 +1,290 @@
+//! A stand-in node that speaks the `meshchat --json` contract over a trivial flooding protocol
+//! (TCP, one JSON object per line, dedup by id, history in a JSON-lines file). It exists so the
+//! lab's own machinery (processes, events, kill/restart, checks) is tested without depending on
+//! the real binary: `meshchat-lab fake-node --json --data-dir D --nick N --listen ... --peer ...`.
+//! It is not a model of meshchat's protocol.
+//!
+//! `--fake-bug dup|forget|panic` makes it misbehave on purpose (show received messages twice,
+//! not store received messages, panic on the 5th received message) so tests can check that the
+//! lab's checks catch each kind of failure.
+
+use crate::event::Message;
+use anyhow::{bail, Context as _, Result};
+use rand::Rng as _;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// A deliberate misbehaviour.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bug {
+    None,
+    Dup,
+    Forget,
+    Panic,
+}
+
+struct State {
+    bug: Bug,
+    received: usize,
+    me: String,
+    nick: String,
+    conns: HashMap<u64, (Option<String>, TcpStream)>,
+    next_conn: u64,
+    seen: HashSet<String>,
+    history: Vec<Message>,
+    store: std::fs::File,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn emit(v: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.gen::<u8>()))
+        .collect()
+}
+
+/// Runs the stand-in node with meshchat's command-line flags.
+pub fn main(args: &[String]) -> Result<()> {
+    let mut data_dir = None;
+    let mut nick = "fake".to_string();
+    let mut listen = Vec::new();
+    let mut peers = Vec::new();
+    let mut bug = Bug::None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--data-dir" => data_dir = it.next().map(PathBuf::from),
+            "--nick" => nick = it.next().cloned().unwrap_or_default(),
+            "--listen" => listen.extend(it.next().cloned()),
+            "--peer" => peers.extend(it.next().cloned()),
+            "--fake-bug" => {
+                bug = match it.next().map(String::as_str) {
+                    Some("dup") => Bug::Dup,
+                    Some("forget") => Bug::Forget,
+                    Some("panic") => Bug::Panic,
+                    other => bail!("unknown --fake-bug {other:?}"),
+                }
+            }
+            _ => {}
+        }
+    }
+    let dir = data_dir.context("--data-dir is required")?;
+    std::fs::create_dir_all(&dir)?;
+    let id_file = dir.join("fake-id");
+    let me = match std::fs::read_to_string(&id_file) {
+        Ok(s) => s.trim().to_string(),
+        Err(_) => {
+            let id = format!("12D3KooFake{}", random_hex(20));
+            std::fs::write(&id_file, &id)?;
+            id
+        }
+    };
+    let store_path = dir.join("history.jsonl");
+    let history: Vec<Message> = std::fs::read_to_string(&store_path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let store = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&store_path)?;
+    let state: Shared = Arc::new(Mutex::new(State {
+        bug,
+        received: 0,
+        me: me.clone(),
+        nick,
+        conns: HashMap::new(),
+        next_conn: 0,
+        seen: history.iter().map(|m| m.id.clone()).collect(),
+        history,
+        store,
+    }));
+    let mut bound = Vec::new();
+    for l in &listen {
+        let ip: IpAddr = l
+            .split('/')
+            .nth(2)
+            .context("bad --listen")?
+            .parse()
+            .context("bad --listen ip")?;
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0))?;
+        bound.push(format!("/ip4/{ip}/tcp/{}", listener.local_addr()?.port()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                let st = st.clone();
+                std::thread::spawn(move || conn(st, s));
+            }
+        });
+    }
+    emit(&json!({"event":"ready","peer_id":me,"fingerprint":"fake","listen":bound}));
+    for p in peers {
+        dial(&state, &p);
+    }
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if let Err(e) = command(&state, &line) {
+            emit(&json!({"event":"error","message":e.to_string()}));
+        }
+    }
+    Ok(())
+}
+
+fn command(state: &Shared, line: &str) -> Result<()> {
+    let v: Value = serde_json::from_str(line)?;
+    let room = v["room"].as_str().unwrap_or("").to_string();
+    match v["cmd"].as_str().unwrap_or("") {
+        "send" => {
+            let mut st = lock(state);
+            let msg = Message {
+                room: room.clone(),
+                id: random_hex(32),
+                from: st.me.clone(),
+                nick: st.nick.clone(),
+                ts: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_millis() as u64,
+                text: v["text"].as_str().unwrap_or("").to_string(),
+                own: false,
+            };
+            emit(&json!({"event":"sent","room":room,"id":msg.id}));
+            accept(&mut st, msg, None, true);
+        }
+        "history" => {
+            let st = lock(state);
+            let limit = v["limit"].as_u64().unwrap_or(100) as usize;
+            let msgs: Vec<&Message> = st.history.iter().filter(|m| m.room == room).collect();
+            let msgs = &msgs[msgs.len().saturating_sub(limit)..];
+            emit(&json!({"event":"history","room":room,"messages":msgs}));
+        }
+        "peers" => {
+            let st = lock(state);
+            let peers: Vec<Value> = st
+                .conns
+                .values()
+                .filter_map(|(p, _)| p.as_ref())
+                .map(|p| json!({"peer_id":p,"addrs":[]}))
+                .collect();
+            emit(&json!({"event":"peers","peers":peers}));
+        }
+        "join" => emit(&json!({"event":"joined","room":room})),
+        "leave" => emit(&json!({"event":"left","room":room})),
+        "connect" => dial(state, v["addr"].as_str().unwrap_or("")),
+        "quit" => std::process::exit(0),
+        other => bail!("unknown command {other:?}"),
+    }
+    Ok(())
+}
+
+/// Stores, shows and floods a message unless already seen.
+fn accept(st: &mut State, mut msg: Message, from_conn: Option<u64>, own: bool) {
+    if !st.seen.insert(msg.id.clone()) {
+        return;
+    }
+    msg.own = false;
+    if !own {
+        st.received += 1;
+        if st.bug == Bug::Panic && st.received == 5 {
+            panic!("fake-node: deliberate panic on the 5th received message");
+        }
+    }
+    if own || st.bug != Bug::Forget {
+        let _ = writeln!(
+            st.store,
+            "{}",
+            serde_json::to_string(&msg).unwrap_or_default()
+        );
+        let _ = st.store.flush();
+        st.history.push(msg.clone());
+    }
+    let wire = format!("{}\n", json!({"msg": msg}));
+    for (id, (_, s)) in st.conns.iter_mut() {
+        if Some(*id) != from_conn {
+            let _ = s.write_all(wire.as_bytes());
+        }
+    }
+    msg.own = own;
+    let mut ev = serde_json::to_value(&msg).unwrap_or_default();
+    ev["event"] = json!("message");
+    emit(&ev);
+    if st.bug == Bug::Dup && !own {
+        emit(&ev);
+    }
+}
+
+fn dial(state: &Shared, addr: &str) {
+    let parts: Vec<&str> = addr.split('/').collect();
+    let target = match (parts.get(2), parts.get(4)) {
+        (Some(ip), Some(port)) => format!("{ip}:{port}"),
+        _ => return,
+    };
+    let st = state.clone();
+    std::thread::spawn(move || {
+        if let Ok(s) = TcpStream::connect(&target) {
+            conn(st, s);
+        }
+    });
+}
+
+fn conn(state: Shared, stream: TcpStream) {
+    let Ok(mut w) = stream.try_clone() else {
+        return;
+    };
+    let id = {
+        let mut st = lock(&state);
+        let hello = format!("{}\n", json!({"hello": st.me}));
+        if w.write_all(hello.as_bytes()).is_err() {
+            return;
+        }
+        st.next_conn += 1;
+        let id = st.next_conn;
+        st.conns.insert(id, (None, w));
+        id
+    };
+    let mut peer = None;
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(h) = v["hello"].as_str() {
+            peer = Some(h.to_string());
+            let mut st = lock(&state);
+            // Send our history so the peer catches up (a crude history sync).
+            let backlog: Vec<String> = st
+                .history
+                .iter()
+                .map(|m| format!("{}\n", json!({"msg": m})))
+                .collect();
+            if let Some((p, s)) = st.conns.get_mut(&id) {
+                *p = Some(h.to_string());
+                for b in backlog {
+                    let _ = s.write_all(b.as_bytes());
+                }
+            }
+            emit(&json!({"event":"peer_connected","peer_id":h}));
+        } else if let Ok(m) = serde_json::from_value::<Message>(v["msg"].clone()) {
+            accept(&mut lock(&state), m, Some(id), false);
+        }
+    }
+    lock(&state).conns.remove(&id);
+    if let Some(p) = peer {
+        emit(&json!({"event":"peer_disconnected","peer_id":p}));
+    }
+}

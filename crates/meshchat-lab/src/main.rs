@@ -1,0 +1,246 @@
+//! `meshchat-lab`: run meshchat scenarios and benchmarks in emulated networks (needs root).
+//!
+//! ```text
+//! meshchat-lab setup                      check / install ip, tc, nft, ping
+//! meshchat-lab cleanup [--all]            remove namespaces left by dead lab runs
+//! meshchat-lab list                       list scenarios
+//! meshchat-lab run chain5|mesh12|ring6-kill|all
+//! meshchat-lab bench --nodes 30 --degree 4 [--rate 20] [--bandwidth 1mbit] [--json out.json]
+//! meshchat-lab net --topology ring:6      build a network, check reachability, remove it
+//! ```
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use meshchat_lab::{bench, cleanup, scenarios, sys, LabOptions, Net, Topology};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "meshchat-lab",
+    version,
+    about = "Network lab for meshchat (needs root)"
+)]
+struct Cli {
+    /// The meshchat binary (default: $MESHCHAT_BIN, else `meshchat` next to this executable or
+    /// in the workspace's target directory).
+    #[arg(long, global = true)]
+    bin: Option<PathBuf>,
+    /// Use the built-in stand-in node instead of meshchat (tests the lab itself).
+    #[arg(long, global = true)]
+    fake: bool,
+    /// Also listen on QUIC.
+    #[arg(long, global = true)]
+    quic: bool,
+    /// Keep data dirs and logs even after a clean run.
+    #[arg(long, global = true)]
+    keep: bool,
+    /// No progress lines.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Multiply every deadline (slow machines).
+    #[arg(long, global = true)]
+    time_scale: Option<f64>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check for ip, tc, nft/iptables and ping; install missing Debian packages.
+    Setup,
+    /// Remove lab namespaces whose run is gone (with --all: every lab namespace).
+    Cleanup {
+        /// Remove every lab namespace, including those of live runs.
+        #[arg(long)]
+        all: bool,
+    },
+    /// List scenarios.
+    List,
+    /// Run a scenario (or `all`).
+    Run {
+        /// Scenario name, or `all`.
+        scenario: String,
+        /// Write the report(s) as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Measure latency, throughput, CPU and memory with N real nodes.
+    Bench {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+        /// Degree of the random graph.
+        #[arg(long, default_value_t = 4)]
+        degree: usize,
+        /// Messages per second (all senders together).
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Seconds of sending.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Per-link bandwidth limit, tc syntax (e.g. 1mbit).
+        #[arg(long)]
+        bandwidth: Option<String>,
+        /// Seed for the graph and the senders.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Build a network, check its reachability rules with pings, print it, remove it.
+    Net {
+        /// Topology description (line:N ring:N star:N grid:WxH random:N:D[:SEED] edges:N:A-B,.. lan:N).
+        #[arg(long)]
+        topology: String,
+        /// Keep the network until SIGINT/SIGTERM (prints `holding` when built).
+        #[arg(long)]
+        hold: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("fake-node") {
+        return match meshchat_lab::fake::main(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fake-node: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::List) {
+        // One line and a non-zero exit when we cannot work at all.
+        if let Err(e) = sys::check_env(true) {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    }
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meshchat-lab: FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn options(cli: &Cli) -> Result<LabOptions> {
+    let mut opts = if cli.fake {
+        let mut o = LabOptions::with_bin(std::env::current_exe()?);
+        o.pre_args = vec!["fake-node".into()];
+        o
+    } else if let Some(bin) = &cli.bin {
+        LabOptions::with_bin(bin.clone())
+    } else {
+        LabOptions::from_env()?
+    };
+    opts.quic = cli.quic;
+    opts.keep_dir |= cli.keep;
+    opts.verbose = !cli.quiet;
+    if let Some(s) = cli.time_scale {
+        opts.time_scale = s;
+    }
+    Ok(opts)
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match &cli.cmd {
+        Cmd::Setup => {
+            let env = sys::check_env(true)?;
+            println!(
+                "meshchat-lab: ready (root; ip, tc, ping present; packet loss via {})",
+                if env.nft { "nft" } else { "iptables" }
+            );
+        }
+        Cmd::Cleanup { all } => {
+            let removed = cleanup::remove_stale(*all)?;
+            println!("removed {} namespace(s)", removed.len());
+            for ns in removed {
+                println!("  {ns}");
+            }
+        }
+        Cmd::List => {
+            for s in scenarios::ALL {
+                println!("{:<12} {}", s.name, s.about);
+            }
+        }
+        Cmd::Run { scenario, json } => {
+            let opts = options(&cli)?;
+            let names: Vec<&str> = if scenario == "all" {
+                scenarios::ALL.iter().map(|s| s.name).collect()
+            } else {
+                vec![scenario.as_str()]
+            };
+            let mut reports = Vec::new();
+            for name in names {
+                eprintln!("=== scenario {name}");
+                let r = scenarios::run(name, &opts)?;
+                println!(
+                    "PASS {} ({} nodes, {} messages, {} deliveries, {:.1}s)",
+                    r.name, r.nodes, r.messages, r.deliveries, r.seconds
+                );
+                for n in &r.notes {
+                    println!("  - {n}");
+                }
+                reports.push(r);
+            }
+            if let Some(path) = json {
+                std::fs::write(path, serde_json::to_string_pretty(&reports)? + "\n")?;
+            }
+        }
+        Cmd::Bench {
+            nodes,
+            degree,
+            rate,
+            duration,
+            bandwidth,
+            seed,
+            json,
+        } => {
+            let opts = options(&cli)?;
+            let args = bench::BenchArgs {
+                nodes: *nodes,
+                degree: *degree,
+                rate: *rate,
+                duration: *duration,
+                bandwidth: bandwidth.clone(),
+                seed: *seed,
+                json: json.clone(),
+            };
+            let r = bench::run(&args, &opts)?;
+            print!("{}", bench::table(&r));
+            if json.is_none() {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+        Cmd::Net { topology, hold } => {
+            let topo = Topology::parse(topology)?;
+            let env = sys::check_env(true)?;
+            cleanup::install_signal_handler();
+            let net = Net::create(&topo, env)?;
+            for (i, h) in net.hosts.iter().enumerate() {
+                let addrs: Vec<String> = h
+                    .ifaces
+                    .iter()
+                    .map(|f| format!("{}={}/{}", f.name, f.addr, f.prefix_len))
+                    .collect();
+                println!("host {i:>3} {:<15} {}", h.ns, addrs.join(" "));
+            }
+            let checks = net.verify_isolation(16)?;
+            println!("reachability OK ({checks} ping checks)");
+            if *hold {
+                use std::io::Write as _;
+                println!("holding");
+                std::io::stdout().flush()?;
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+    }
+    Ok(())
+}

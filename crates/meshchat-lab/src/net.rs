@@ -1,0 +1,483 @@
+//! The emulated network: one network namespace per host, veth pairs for links, bridges in switch
+//! namespaces for LAN segments, and the faults that can be injected into them.
+//!
+//! Addressing (private test range, only ever inside our namespaces):
+//! - point-to-point segment number `k` gets `10.231.0.0/17 + 4k` as a `/30`: `.1` for the lower
+//!   host index, `.2` for the higher;
+//! - LAN segment number `m` gets `10.231.(128+m).0/24`, host `i` of the segment `.(position+1)`.
+//!
+//! Interfaces are created directly inside the namespaces (`ip link add NAME netns A type veth
+//! peer name NAME2 netns B`), never in the root namespace: in host `a` the link to host `b` is
+//! `v<b>`, a LAN port is `l<m>`. Namespaces have only connected routes, IP forwarding off and
+//! IPv6 off, so a host reaches exactly the hosts it shares a segment with.
+//!
+//! Faults: link down/up (`ip link set`), bandwidth (`tc qdisc tbf`), packet loss (an nftables
+//! `numgen random` drop rule in the output hook, or an iptables `statistic --mode random` rule
+//! when nft is absent). `tc netem` is not used: the test machines' kernels lack `sch_netem`.
+
+use crate::cleanup::{self, check_name};
+use crate::sys::{self, Env};
+use crate::topology::Topology;
+use anyhow::{bail, Context as _, Result};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+/// One interface of a host.
+#[derive(Debug, Clone)]
+pub struct Iface {
+    /// Interface name inside the host's namespace.
+    pub name: String,
+    /// The host's address on this segment.
+    pub addr: Ipv4Addr,
+    /// Prefix length of the segment's subnet.
+    pub prefix_len: u8,
+    /// Index into [`Topology::segments`].
+    pub segment: usize,
+}
+
+/// One emulated host.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Network namespace name.
+    pub ns: String,
+    /// Its interfaces, one per segment it belongs to.
+    pub ifaces: Vec<Iface>,
+}
+
+/// Namespaces, links and the fault state of one lab run. Dropping it removes everything.
+pub struct Net {
+    /// Run prefix shared by all names of this run.
+    pub prefix: String,
+    /// The topology this network was built from.
+    pub topo: Topology,
+    /// Hosts by index.
+    pub hosts: Vec<Host>,
+    /// Switch namespaces by LAN segment index (`None` for point-to-point segments).
+    switches: Vec<Option<String>>,
+    /// Per segment: whether it is administratively up.
+    seg_up: Vec<bool>,
+    /// Loss in percent per (host, interface name); rules are regenerated from this map.
+    loss: BTreeMap<(usize, String), f64>,
+    /// Tools found at setup.
+    env: Env,
+}
+
+impl Net {
+    /// Creates all namespaces and links for `topo`. On error everything created is removed.
+    pub fn create(topo: &Topology, env: Env) -> Result<Self> {
+        let prefix = cleanup::new_run_prefix();
+        let mut net = Net {
+            prefix: prefix.clone(),
+            topo: topo.clone(),
+            hosts: Vec::with_capacity(topo.n),
+            switches: vec![None; topo.segments.len()],
+            seg_up: vec![true; topo.segments.len()],
+            loss: BTreeMap::new(),
+            env,
+        };
+        // On error, `net` is dropped here and removes what exists.
+        net.build()
+            .with_context(|| format!("building network {}", topo.name))?;
+        Ok(net)
+    }
+
+    fn build(&mut self) -> Result<()> {
+        for i in 0..self.topo.n {
+            let ns = format!("{}h{i}", self.prefix);
+            add_ns(&ns)?;
+            self.hosts.push(Host {
+                ns,
+                ifaces: Vec::new(),
+            });
+        }
+        // Per-namespace batches of `ip` commands, run once per namespace at the end.
+        let mut batches: BTreeMap<String, String> = BTreeMap::new();
+        for h in &self.hosts {
+            batches.insert(h.ns.clone(), "link set lo up\n".into());
+        }
+        let mut p2p = 0u32;
+        let mut lans = 0u32;
+        for (s, seg) in self.topo.segments.clone().iter().enumerate() {
+            if seg.len() == 2 {
+                let (a, b) = (seg[0], seg[1]);
+                if p2p >= 8192 {
+                    bail!("too many links (max 8192)");
+                }
+                let base = u32::from(Ipv4Addr::new(10, 231, 0, 0)) + 4 * p2p;
+                p2p += 1;
+                let (ia, ib) = (format!("v{b}"), format!("v{a}"));
+                check_name(&ia)?;
+                check_name(&ib)?;
+                let (na, nb) = (self.hosts[a].ns.clone(), self.hosts[b].ns.clone());
+                sys::run(
+                    "ip",
+                    &[
+                        "link", "add", &ia, "netns", &na, "type", "veth", "peer", "name", &ib,
+                        "netns", &nb,
+                    ],
+                )?;
+                for (host, ifname, addr) in [(a, ia, base + 1), (b, ib, base + 2)] {
+                    let addr = Ipv4Addr::from(addr);
+                    let batch = batches.get_mut(&self.hosts[host].ns).expect("host batch");
+                    batch.push_str(&format!("addr add {addr}/30 dev {ifname}\n"));
+                    batch.push_str(&format!("link set {ifname} up\n"));
+                    self.hosts[host].ifaces.push(Iface {
+                        name: ifname,
+                        addr,
+                        prefix_len: 30,
+                        segment: s,
+                    });
+                }
+            } else {
+                if lans >= 127 || seg.len() > 254 {
+                    bail!("too many LAN segments (max 127) or hosts on one (max 254)");
+                }
+                let m = lans;
+                lans += 1;
+                let sw = format!("{}s{m}", self.prefix);
+                add_ns(&sw)?;
+                self.switches[s] = Some(sw.clone());
+                let mut sw_batch = String::from("link add br0 type bridge\nlink set br0 up\n");
+                for (pos, &host) in seg.iter().enumerate() {
+                    let (hif, port) = (format!("l{m}"), format!("p{host}"));
+                    check_name(&port)?;
+                    let hns = self.hosts[host].ns.clone();
+                    sys::run(
+                        "ip",
+                        &[
+                            "link", "add", &hif, "netns", &hns, "type", "veth", "peer", "name",
+                            &port, "netns", &sw,
+                        ],
+                    )?;
+                    sw_batch.push_str(&format!("link set {port} master br0\nlink set {port} up\n"));
+                    let addr = Ipv4Addr::new(10, 231, 128 + m as u8, pos as u8 + 1);
+                    let batch = batches.get_mut(&hns).expect("host batch");
+                    batch.push_str(&format!(
+                        "addr add {addr}/24 dev {hif}\nlink set {hif} up\n"
+                    ));
+                    self.hosts[host].ifaces.push(Iface {
+                        name: hif,
+                        addr,
+                        prefix_len: 24,
+                        segment: s,
+                    });
+                }
+                batches.insert(sw, sw_batch);
+            }
+        }
+        for (ns, batch) in &batches {
+            sys::run_with_stdin("ip", &["-n", ns, "-batch", "-"], batch)
+                .with_context(|| format!("configuring {ns}"))?;
+        }
+        self.settle(std::time::Instant::now() + std::time::Duration::from_secs(10))
+    }
+
+    /// Waits until every interface (and bridge) in every namespace of the run is operationally
+    /// up: right after creation a bridge may not forward yet.
+    fn settle(&self, deadline: std::time::Instant) -> Result<()> {
+        loop {
+            let mut pending = Vec::new();
+            for ns in self.namespaces() {
+                let out = sys::run("ip", &["-n", &ns, "-o", "link", "show", "up"])?;
+                for line in out.lines().filter(|l| !l.contains(" lo:")) {
+                    if !line.contains("state UP") {
+                        pending.push(format!("{ns}: {}", line.split('<').next().unwrap_or(line)));
+                    }
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!("interfaces not up: {pending:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Namespace of host `i`.
+    pub fn ns(&self, i: usize) -> &str {
+        &self.hosts[i].ns
+    }
+
+    /// Index of the point-to-point segment between `a` and `b`.
+    fn link_segment(&self, a: usize, b: usize) -> Result<usize> {
+        let (lo, hi) = (a.min(b), a.max(b));
+        self.topo
+            .segments
+            .iter()
+            .position(|s| s.len() == 2 && s[0] == lo && s[1] == hi)
+            .with_context(|| format!("no link between hosts {a} and {b}"))
+    }
+
+    /// The interface of host `i` on segment `s`.
+    pub fn iface_on(&self, i: usize, s: usize) -> Option<&Iface> {
+        self.hosts[i].ifaces.iter().find(|f| f.segment == s)
+    }
+
+    /// The address of `to` that `from` can use (on a segment they share, if it is up).
+    pub fn addr_for(&self, from: usize, to: usize) -> Option<Ipv4Addr> {
+        self.hosts[to]
+            .ifaces
+            .iter()
+            .find(|f| self.seg_up[f.segment] && self.topo.segments[f.segment].contains(&from))
+            .map(|f| f.addr)
+    }
+
+    /// Whether the segment(s) joining `a` and `b` is up.
+    pub fn link_is_up(&self, a: usize, b: usize) -> bool {
+        self.addr_for(a, b).is_some()
+    }
+
+    /// Takes the link between `a` and `b` down (both ends) or up again.
+    pub fn set_link(&mut self, a: usize, b: usize, up: bool) -> Result<()> {
+        let s = self.link_segment(a, b)?;
+        let state = if up { "up" } else { "down" };
+        for h in [a, b] {
+            let ifname = self.iface_on(h, s).expect("link iface").name.clone();
+            sys::run(
+                "ip",
+                &["-n", &self.hosts[h].ns, "link", "set", &ifname, state],
+            )?;
+        }
+        self.seg_up[s] = up;
+        Ok(())
+    }
+
+    /// Detaches host `i` from LAN segment `s` (or reattaches it): its switch port goes down.
+    pub fn set_lan_port(&mut self, i: usize, s: usize, up: bool) -> Result<()> {
+        let sw = self.switches[s].clone().context("not a LAN segment")?;
+        let state = if up { "up" } else { "down" };
+        sys::run("ip", &["-n", &sw, "link", "set", &format!("p{i}"), state])?;
+        Ok(())
+    }
+
+    /// Cuts every link between `side` and the other hosts; returns the links cut, for
+    /// [`Net::heal`].
+    pub fn partition(&mut self, side: &[usize]) -> Result<Vec<(usize, usize)>> {
+        let mut cut = Vec::new();
+        for (a, b) in self.topo.edges() {
+            if side.contains(&a) != side.contains(&b) && self.link_is_up(a, b) {
+                self.set_link(a, b, false)?;
+                cut.push((a, b));
+            }
+        }
+        Ok(cut)
+    }
+
+    /// Brings the given links up again.
+    pub fn heal(&mut self, links: &[(usize, usize)]) -> Result<()> {
+        for &(a, b) in links {
+            self.set_link(a, b, true)?;
+        }
+        Ok(())
+    }
+
+    /// Limits the link between `a` and `b` to `rate` (tc syntax, e.g. `1mbit`) in both directions
+    /// with a token bucket; `None` removes the limit.
+    pub fn set_bandwidth(&mut self, a: usize, b: usize, rate: Option<&str>) -> Result<()> {
+        let s = self.link_segment(a, b)?;
+        for h in [a, b] {
+            let ifname = self.iface_on(h, s).expect("link iface").name.clone();
+            let ns = self.hosts[h].ns.clone();
+            match rate {
+                Some(rate) => {
+                    sys::run(
+                        "ip",
+                        &[
+                            "netns", "exec", &ns, "tc", "qdisc", "replace", "dev", &ifname, "root",
+                            "tbf", "rate", rate, "burst", "32kbit", "latency", "200ms",
+                        ],
+                    )?;
+                }
+                None => {
+                    let _ = sys::output(
+                        "ip",
+                        &[
+                            "netns", "exec", &ns, "tc", "qdisc", "del", "dev", &ifname, "root",
+                        ],
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops `percent` of the packets sent each way over the link between `a` and `b`
+    /// (0 removes the rule).
+    pub fn set_loss(&mut self, a: usize, b: usize, percent: f64) -> Result<()> {
+        if !(0.0..=100.0).contains(&percent) {
+            bail!("loss must be within 0..=100 percent, got {percent}");
+        }
+        let s = self.link_segment(a, b)?;
+        for h in [a, b] {
+            let ifname = self.iface_on(h, s).expect("link iface").name.clone();
+            if percent > 0.0 {
+                self.loss.insert((h, ifname), percent);
+            } else {
+                self.loss.remove(&(h, ifname));
+            }
+            self.apply_loss(h)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites host `h`'s loss rules from [`Net::loss`].
+    fn apply_loss(&self, h: usize) -> Result<()> {
+        let ns = &self.hosts[h].ns;
+        let rules: Vec<(&str, f64)> = self
+            .loss
+            .iter()
+            .filter(|((host, _), _)| *host == h)
+            .map(|((_, ifname), p)| (ifname.as_str(), *p))
+            .collect();
+        if self.env.nft {
+            let mut script = String::from(
+                "table inet mcl_lab {\n chain out { type filter hook output priority 0; policy accept; }\n}\n\
+                 flush chain inet mcl_lab out\n",
+            );
+            for (ifname, p) in &rules {
+                let thr = (p * 100.0).round() as u32; // out of 10000
+                let cond = if thr >= 10_000 {
+                    String::new()
+                } else {
+                    format!("numgen random mod 10000 < {thr} ")
+                };
+                script.push_str(&format!(
+                    "add rule inet mcl_lab out oifname \"{ifname}\" {cond}drop\n"
+                ));
+            }
+            sys::run_with_stdin("ip", &["netns", "exec", ns, "nft", "-f", "-"], &script)
+        } else if self.env.iptables {
+            sys::run_in(ns, "iptables", &["-w", "-F", "OUTPUT"])?;
+            for (ifname, p) in &rules {
+                let prob = format!("{:.4}", p / 100.0);
+                let mut args = vec!["-w", "-A", "OUTPUT", "-o", ifname];
+                if *p < 100.0 {
+                    args.extend([
+                        "-m",
+                        "statistic",
+                        "--mode",
+                        "random",
+                        "--probability",
+                        &prob,
+                    ]);
+                }
+                args.extend(["-j", "DROP"]);
+                sys::run_in(ns, "iptables", &args)?;
+            }
+            Ok(())
+        } else {
+            bail!("packet loss needs nft or iptables (run `meshchat-lab setup`)")
+        }
+    }
+
+    /// Whether host `from` gets an answer from `addr` to one ping within a second.
+    pub fn ping(&self, from: usize, addr: Ipv4Addr) -> bool {
+        sys::output(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.hosts[from].ns,
+                "ping",
+                "-n",
+                "-q",
+                "-c1",
+                "-W1",
+                &addr.to_string(),
+            ],
+        )
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+    }
+
+    /// Checks the reachability rules: every host reaches its neighbours' addresses on shared
+    /// (up) segments and no address of any other host. With more than `exhaustive_max` hosts
+    /// only the links and a deterministic sample of other pairs are checked.
+    pub fn verify_isolation(&self, exhaustive_max: usize) -> Result<usize> {
+        let n = self.topo.n;
+        let mut checks = 0;
+        let mut failures = Vec::new();
+        for a in 0..n {
+            for b in 0..n {
+                if a == b {
+                    continue;
+                }
+                let sampled =
+                    n <= exhaustive_max || self.topo.adjacent(a, b) || (a * 31 + b) % n == 0;
+                if !sampled {
+                    continue;
+                }
+                for f in &self.hosts[b].ifaces {
+                    let expect =
+                        self.seg_up[f.segment] && self.topo.segments[f.segment].contains(&a);
+                    checks += 1;
+                    if self.ping(a, f.addr) != expect {
+                        failures.push(format!(
+                            "host {a} -> host {b} at {} ({}): expected {}",
+                            f.addr,
+                            f.name,
+                            if expect { "reachable" } else { "unreachable" }
+                        ));
+                    }
+                }
+            }
+        }
+        if !failures.is_empty() {
+            bail!("reachability rules violated:\n  {}", failures.join("\n  "));
+        }
+        Ok(checks)
+    }
+
+    /// All namespace names of this run (hosts and switches).
+    pub fn namespaces(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .map(|h| h.ns.clone())
+            .chain(self.switches.iter().flatten().cloned())
+            .collect()
+    }
+
+    /// Removes every namespace of this run (killing what runs inside). Idempotent.
+    pub fn destroy(&mut self) {
+        let names = self.namespaces();
+        let mut reg = cleanup::registry();
+        for ns in &names {
+            cleanup::kill_and_delete_ns(ns);
+            reg.namespaces.remove(ns);
+        }
+        self.hosts.clear();
+        self.switches.iter_mut().for_each(|s| *s = None);
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}
+
+/// Creates namespace `ns`, registered for signal cleanup, with forwarding and IPv6 off.
+fn add_ns(ns: &str) -> Result<()> {
+    check_name(ns)?;
+    {
+        let mut reg = cleanup::registry();
+        if reg.shutting_down {
+            bail!("lab is shutting down");
+        }
+        reg.namespaces.insert(ns.to_owned());
+        sys::run("ip", &["netns", "add", ns])?;
+    }
+    sys::run_in(
+        ns,
+        "sh",
+        &[
+            "-c",
+            "echo 0 > /proc/sys/net/ipv4/ip_forward; \
+             echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
+             echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,646 @@
+//! One `meshchat --json` process per host, and the shared state its events feed.
+//!
+//! Each process runs as `ip netns exec NS meshchat --json ...` (which execs, so the child pid is
+//! the node's pid). Its stdout is read by one thread per process that parses events, stamps them
+//! with the arrival [`Instant`] and records them in the lab-wide [`Hub`] (one mutex + condvar), so
+//! waiting for a condition over all nodes is a condvar wait with a deadline, never a sleep.
+//! stderr goes to a log file per incarnation (`stderr.<n>.log`), scanned later for panics.
+//!
+//! Requests (`send`, `history`, `peers`, `join`, `leave`) are correlated with their answers by
+//! kind (and room): the reader hands an answer to the oldest unanswered request of that kind; an
+//! `error` event answers the oldest unanswered request of any kind.
+
+use crate::event::{Command, Event, Message};
+use anyhow::{bail, Context as _, Result};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest stdout line accepted (a big `history` answer); longer lines are dropped and counted.
+const MAX_LINE: usize = 16 << 20;
+/// Raw stdout lines kept per node for failure reports.
+const RECENT_LINES: usize = 64;
+/// Unmatched `error` events kept per node.
+const MAX_ERRORS: usize = 256;
+/// How often the reader polls for the exit status after stdout closed.
+const EXIT_POLL: Duration = Duration::from_millis(5);
+
+/// Why the lab expects a process to exit (so its exit status is judged accordingly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Not expected to exit: any exit is a crash.
+    Running,
+    /// Sent `{"cmd":"quit"}`: should exit 0.
+    Quit,
+    /// Sent SIGTERM after quit timed out.
+    Term,
+    /// Sent SIGKILL.
+    Kill,
+}
+
+/// How one incarnation ended.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    /// Which incarnation (0 = first start).
+    pub incarnation: u32,
+    /// Exit code, if it exited normally.
+    pub code: Option<i32>,
+    /// Terminating signal, if any.
+    pub signal: Option<i32>,
+    /// What the lab expected at the time.
+    pub expect: Expect,
+}
+
+impl Exit {
+    /// Whether this exit is consistent with what the lab did to the process.
+    pub fn is_clean(&self) -> bool {
+        match self.expect {
+            Expect::Running => false,
+            Expect::Quit => self.code == Some(0),
+            Expect::Term => self.code == Some(0) || self.signal == Some(15),
+            Expect::Kill => true,
+        }
+    }
+}
+
+/// A message as received by one node.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The message.
+    pub msg: Message,
+    /// When the lab read the event.
+    pub at: Instant,
+    /// Incarnation that showed it.
+    pub incarnation: u32,
+}
+
+/// A message the lab asked a node to send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Sending host.
+    pub node: usize,
+    /// Room.
+    pub room: String,
+    /// When the command was written to the node's stdin.
+    pub at: Instant,
+    /// Whether it is a lab probe (excluded from delivery assertions, still checked for dups).
+    pub probe: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Send,
+    History,
+    Peers,
+    Join,
+    Leave,
+    /// Answered by `connected` or an `error`; nobody waits for it, but it must absorb the error
+    /// of a failed dial so that error is not taken as the answer to another request.
+    Connect,
+}
+
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    kind: Kind,
+    room: Option<String>,
+    at: Instant,
+    probe: bool,
+    /// Nobody waits for the answer (pipelined send or timed-out request): drop it on arrival.
+    detached: bool,
+    reply: Option<Result<Event, String>>,
+}
+
+/// Everything the lab knows about one host's node, across restarts.
+#[derive(Debug, Default)]
+pub struct NodeState {
+    /// Incarnation counter; 0 for the first start.
+    pub incarnation: u32,
+    /// Whether a process is running.
+    pub running: bool,
+    /// What exit the lab expects for the current process.
+    pub expect: Option<Expect>,
+    /// Peer id (from the latest `ready`).
+    pub peer_id: Option<String>,
+    /// Listen addresses of the current incarnation; `None` until `ready`.
+    pub listen: Option<Vec<String>>,
+    /// Addresses from `listening` events, current incarnation.
+    pub listening: Vec<String>,
+    /// Connected peers (count of connected minus disconnected events), current incarnation.
+    pub connected: HashMap<String, u32>,
+    /// Messages shown, by id, across incarnations (first showing).
+    pub received: HashMap<String, Received>,
+    /// Ids shown again after their first showing: (id, incarnation of the repeat).
+    pub duplicates: Vec<(String, u32)>,
+    /// `error` events that answered no request.
+    pub errors: Vec<String>,
+    /// Last raw stdout lines.
+    pub recent: VecDeque<String>,
+    /// Lines that were not valid events.
+    pub bad_lines: u64,
+    /// The first such line (truncated), for the report.
+    pub first_bad_line: Option<String>,
+    /// How each incarnation ended.
+    pub exits: Vec<Exit>,
+    /// Pid of the current process.
+    pub pid: Option<u32>,
+    pending: VecDeque<Pending>,
+}
+
+impl NodeState {
+    /// The TCP port this incarnation listens on at `ip` (from `ready` or `listening`, an
+    /// exact-address listener first, then a wildcard one; port 0 ignored).
+    pub fn tcp_port(&self, ip: &str) -> Option<u16> {
+        let all: Vec<&String> = self
+            .listen
+            .iter()
+            .flatten()
+            .chain(&self.listening)
+            .collect();
+        [format!("/ip4/{ip}/tcp/"), "/ip4/0.0.0.0/tcp/".to_string()]
+            .iter()
+            .find_map(|pre| {
+                all.iter().find_map(|l| {
+                    let port = l
+                        .strip_prefix(pre.as_str())?
+                        .split('/')
+                        .next()?
+                        .parse()
+                        .ok()?;
+                    (port != 0).then_some(port)
+                })
+            })
+    }
+
+    fn answer(
+        &mut self,
+        kind: Option<Kind>,
+        room: Option<&str>,
+        reply: Result<Event, String>,
+    ) -> Option<Pending> {
+        let pos = self.pending.iter().position(|p| {
+            p.reply.is_none()
+                && kind.is_none_or(|k| k == p.kind)
+                && (room.is_none() || p.room.is_none() || p.room.as_deref() == room)
+        })?;
+        self.pending[pos].reply = Some(reply);
+        if self.pending[pos].detached {
+            return self.pending.remove(pos);
+        }
+        None
+    }
+}
+
+/// Lab-wide state shared with the reader threads.
+#[derive(Debug, Default)]
+pub struct HubState {
+    /// Per host.
+    pub nodes: Vec<NodeState>,
+    /// Every message the lab sent, by id.
+    pub sent: HashMap<String, Sent>,
+    next_seq: u64,
+}
+
+/// [`HubState`] behind a mutex, with a condvar notified on every event.
+#[derive(Debug, Default)]
+pub struct Hub {
+    state: Mutex<HubState>,
+    cv: Condvar,
+}
+
+impl Hub {
+    /// A hub for `n` hosts.
+    pub fn new(n: usize) -> Arc<Self> {
+        let hub = Hub::default();
+        hub.lock().nodes = (0..n).map(|_| NodeState::default()).collect();
+        Arc::new(hub)
+    }
+
+    /// Locks the state (poisoning is ignored: a panicking reader must not hide the state).
+    pub fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until `cond` holds or `deadline` passes; returns whether it holds.
+    pub fn wait_until(&self, deadline: Instant, mut cond: impl FnMut(&HubState) -> bool) -> bool {
+        let mut st = self.lock();
+        loop {
+            if cond(&st) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .cv
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn notify(&self) {
+        self.cv.notify_all();
+    }
+}
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The `meshchat` binary.
+    pub bin: PathBuf,
+    /// Arguments placed before the contract's flags (e.g. a subcommand of a stand-in binary).
+    pub pre_args: Vec<String>,
+    /// Network namespace.
+    pub ns: String,
+    /// Data directory (kept across restarts).
+    pub data_dir: PathBuf,
+    /// Directory for stderr logs.
+    pub log_dir: PathBuf,
+    /// Nick.
+    pub nick: String,
+    /// `--listen` multiaddrs.
+    pub listen: Vec<String>,
+    /// Extra arguments appended at the end.
+    pub extra_args: Vec<String>,
+}
+
+/// A running (or exited) node process.
+pub struct Proc {
+    /// Process id (of meshchat itself: `ip netns exec` execs).
+    pub pid: u32,
+    child: Arc<Mutex<Child>>,
+    stdin: Mutex<Option<ChildStdin>>,
+    reader: Option<JoinHandle<()>>,
+    /// Path of this incarnation's stderr log.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts host `idx`'s node with `--peer` for each of `peers`, as a new incarnation.
+    pub fn spawn(hub: &Arc<Hub>, idx: usize, spec: &Spec, peers: &[String]) -> Result<Self> {
+        std::fs::create_dir_all(&spec.data_dir)?;
+        std::fs::create_dir_all(&spec.log_dir)?;
+        let incarnation = {
+            let st = hub.lock();
+            let n = &st.nodes[idx];
+            if n.running {
+                bail!("node {idx} is already running");
+            }
+            n.incarnation + u32::from(!n.exits.is_empty() || n.pid.is_some())
+        };
+        let log = spec.log_dir.join(format!("stderr.{incarnation}.log"));
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &spec.ns])
+            .arg(&spec.bin)
+            .args(&spec.pre_args);
+        cmd.arg("--json").arg("--data-dir").arg(&spec.data_dir);
+        cmd.args(["--nick", &spec.nick, "--no-mdns"]);
+        for l in &spec.listen {
+            cmd.args(["--listen", l]);
+        }
+        for p in peers {
+            cmd.args(["--peer", p]);
+        }
+        cmd.args(&spec.extra_args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(File::create(&log)?));
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} in {}", spec.bin.display(), spec.ns))?;
+        let pid = child.id();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("child stdout")?;
+        {
+            let mut st = hub.lock();
+            let n = &mut st.nodes[idx];
+            n.incarnation = incarnation;
+            n.running = true;
+            n.expect = Some(Expect::Running);
+            n.listen = None;
+            n.listening.clear();
+            n.connected.clear();
+            n.pid = Some(pid);
+        }
+        let child = Arc::new(Mutex::new(child));
+        let reader = {
+            let (hub, child) = (hub.clone(), child.clone());
+            std::thread::Builder::new()
+                .name(format!("lab-node{idx}"))
+                .spawn(move || read_events(hub, idx, incarnation, stdout, child))?
+        };
+        Ok(Proc {
+            pid,
+            child,
+            stdin: Mutex::new(stdin),
+            reader: Some(reader),
+            log,
+        })
+    }
+
+    /// Writes one command line. Fails if stdin is closed (process gone).
+    pub fn write(&self, cmd: &Command) -> Result<()> {
+        let mut guard = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
+        let stdin = guard.as_mut().context("node stdin is closed")?;
+        let mut line = cmd.to_line();
+        line.push('\n');
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| stdin.flush())
+            .context("writing to node stdin")
+    }
+
+    /// Closes stdin (EOF for the node).
+    pub fn close_stdin(&self) {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Sends `sig` to the process if it has not been reaped yet.
+    pub fn signal(&self, sig: &str) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(child.try_wait(), Ok(None)) {
+            if sig == "KILL" {
+                let _ = child.kill();
+            } else {
+                // Not reaped, so the pid cannot have been reused.
+                crate::sys::signal(self.pid, sig);
+            }
+        }
+    }
+
+    /// Waits for the reader thread (it ends once the exit status is recorded).
+    pub fn join(&mut self) {
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.close_stdin();
+        self.signal("KILL");
+        self.join();
+    }
+}
+
+/// Registers a request and writes it; returns its sequence number.
+pub fn request(
+    hub: &Hub,
+    idx: usize,
+    proc_: &Proc,
+    cmd: &Command,
+    probe: bool,
+    detached: bool,
+) -> Result<u64> {
+    let (kind, room) = match cmd {
+        Command::Send { room, .. } => (Kind::Send, Some(room.clone())),
+        Command::History { room, .. } => (Kind::History, Some(room.clone())),
+        Command::Peers => (Kind::Peers, None),
+        Command::Join { room } => (Kind::Join, Some(room.clone())),
+        Command::Leave { room } => (Kind::Leave, Some(room.clone())),
+        Command::Connect { addr } => (Kind::Connect, Some(addr.clone())),
+        Command::Quit => {
+            proc_.write(cmd)?;
+            return Ok(0);
+        }
+    };
+    let seq = {
+        let mut st = hub.lock();
+        st.next_seq += 1;
+        let seq = st.next_seq;
+        let at = Instant::now();
+        st.nodes[idx].pending.push_back(Pending {
+            seq,
+            kind,
+            room,
+            at,
+            probe,
+            detached,
+            reply: None,
+        });
+        seq
+    };
+    if let Err(e) = proc_.write(cmd) {
+        hub.lock().nodes[idx].pending.retain(|p| p.seq != seq);
+        return Err(e);
+    }
+    Ok(seq)
+}
+
+/// Waits for the answer to request `seq` of host `idx`.
+pub fn await_reply(hub: &Hub, idx: usize, seq: u64, deadline: Instant) -> Result<Event> {
+    let ok = hub.wait_until(deadline, |st| {
+        let n = &st.nodes[idx];
+        n.pending.iter().any(|p| p.seq == seq && p.reply.is_some())
+            || !n.pending.iter().any(|p| p.seq == seq)
+    });
+    let mut st = hub.lock();
+    let pending = &mut st.nodes[idx].pending;
+    let pos = pending.iter().position(|p| p.seq == seq);
+    if !ok {
+        if let Some(pos) = pos {
+            pending[pos].detached = true;
+        }
+        bail!("node {idx}: no answer to request before the deadline");
+    }
+    let p = pos
+        .and_then(|pos| pending.remove(pos))
+        .context("request vanished")?;
+    p.reply
+        .unwrap_or_else(|| Err("no reply".into()))
+        .map_err(|e| anyhow::anyhow!("node {idx}: {e}"))
+}
+
+fn read_events(
+    hub: Arc<Hub>,
+    idx: usize,
+    incarnation: u32,
+    stdout: std::process::ChildStdout,
+    child: Arc<Mutex<Child>>,
+) {
+    let mut reader = BufReader::new(stdout);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let overlong = buf.last() != Some(&b'\n') && buf.len() >= MAX_LINE;
+        if overlong {
+            // Skip the rest of the line.
+            let mut sink = Vec::new();
+            let _ = reader.read_until(b'\n', &mut sink);
+        }
+        let at = Instant::now();
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = if overlong {
+            None
+        } else {
+            serde_json::from_str::<Event>(line).ok()
+        };
+        let mut st = hub.lock();
+        {
+            let n = &mut st.nodes[idx];
+            if n.recent.len() >= RECENT_LINES {
+                n.recent.pop_front();
+            }
+            n.recent.push_back(line.chars().take(300).collect());
+        }
+        match parsed {
+            Some(ev) => on_event(&mut st, idx, incarnation, ev, at),
+            None => {
+                let n = &mut st.nodes[idx];
+                n.bad_lines += 1;
+                if n.first_bad_line.is_none() {
+                    n.first_bad_line = Some(line.chars().take(300).collect());
+                }
+            }
+        }
+        drop(st);
+        hub.notify();
+    }
+    // stdout closed: wait for the exit status.
+    let status = loop {
+        {
+            let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+            match c.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) => {}
+                Err(_) => break None,
+            }
+        }
+        std::thread::sleep(EXIT_POLL);
+    };
+    let mut st = hub.lock();
+    let n = &mut st.nodes[idx];
+    n.exits.push(Exit {
+        incarnation,
+        code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        expect: n.expect.unwrap_or(Expect::Running),
+    });
+    n.running = false;
+    n.listen = None;
+    n.connected.clear();
+    for p in n.pending.iter_mut().filter(|p| p.reply.is_none()) {
+        p.reply = Some(Err("node exited".into()));
+    }
+    n.pending.retain(|p| !p.detached);
+    drop(st);
+    hub.notify();
+}
+
+fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Instant) {
+    match ev {
+        Event::Ready {
+            peer_id, listen, ..
+        } => {
+            let n = &mut st.nodes[idx];
+            n.peer_id = Some(peer_id);
+            n.listen = Some(listen);
+        }
+        Event::Message(msg) => {
+            let n = &mut st.nodes[idx];
+            if n.received.contains_key(&msg.id) {
+                n.duplicates.push((msg.id, incarnation));
+            } else {
+                n.received.insert(
+                    msg.id.clone(),
+                    Received {
+                        msg,
+                        at,
+                        incarnation,
+                    },
+                );
+            }
+        }
+        Event::Sent { ref room, ref id } => {
+            let (room, id) = (room.clone(), id.clone());
+            let n = &mut st.nodes[idx];
+            // Record the send time from the oldest unanswered send of this room.
+            let info = n
+                .pending
+                .iter()
+                .find(|p| {
+                    p.reply.is_none() && p.kind == Kind::Send && p.room.as_deref() == Some(&room)
+                })
+                .map(|p| (p.at, p.probe));
+            n.answer(Some(Kind::Send), Some(&room), Ok(ev));
+            if let Some((sent_at, probe)) = info {
+                st.sent.insert(
+                    id,
+                    Sent {
+                        node: idx,
+                        room,
+                        at: sent_at,
+                        probe,
+                    },
+                );
+            }
+        }
+        Event::PeerConnected { peer_id } => {
+            *st.nodes[idx].connected.entry(peer_id).or_default() += 1;
+        }
+        Event::PeerDisconnected { peer_id } => {
+            let c = &mut st.nodes[idx].connected;
+            if let Some(v) = c.get_mut(&peer_id) {
+                *v -= 1;
+                if *v == 0 {
+                    c.remove(&peer_id);
+                }
+            }
+        }
+        Event::History { ref room, .. } => {
+            let room = room.clone();
+            st.nodes[idx].answer(Some(Kind::History), Some(&room), Ok(ev));
+        }
+        Event::Peers { .. } => {
+            st.nodes[idx].answer(Some(Kind::Peers), None, Ok(ev));
+        }
+        Event::Joined { ref room } => {
+            let room = room.clone();
+            st.nodes[idx].answer(Some(Kind::Join), Some(&room), Ok(ev));
+        }
+        Event::Left { ref room } => {
+            let room = room.clone();
+            st.nodes[idx].answer(Some(Kind::Leave), Some(&room), Ok(ev));
+        }
+        Event::Error { message } => {
+            let n = &mut st.nodes[idx];
+            let unanswered = n.pending.iter().any(|p| p.reply.is_none());
+            if unanswered {
+                n.answer(None, None, Err(message));
+            } else if n.errors.len() < MAX_ERRORS {
+                n.errors.push(message);
+            }
+        }
+        Event::Listening { addr } => {
+            let n = &mut st.nodes[idx];
+            if !n.listening.contains(&addr) {
+                n.listening.push(addr);
+            }
+        }
+        Event::Connected { ref addr } => {
+            let addr = (!addr.is_empty()).then(|| addr.clone());
+            st.nodes[idx].answer(Some(Kind::Connect), addr.as_deref(), Ok(ev));
+        }
+        Event::Unknown => {}
+    }
+}

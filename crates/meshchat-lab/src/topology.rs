@@ -1,0 +1,316 @@
+//! Topologies: which hosts share a link. Pure data, no side effects.
+//!
+//! A topology is `n` hosts plus a list of *segments*. A segment of two hosts is a point-to-point
+//! link (a veth pair); a segment of three or more hosts is a LAN (a bridge in a switch namespace).
+//! Hosts that share no segment cannot reach each other at all: there is no routing between
+//! namespaces.
+//!
+//! Short descriptions (the `--topology` flag, [`Topology::parse`]):
+//! `line:5`, `ring:6`, `star:7` (host 0 in the middle), `grid:3x4`, `random:12:3[:seed]`
+//! (connected, every host of degree 3 when `n*d` is even), `edges:5:0-1,1-2,2-3,3-4`,
+//! `lan:4` (one shared segment).
+
+use anyhow::{bail, Context as _, Result};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom as _;
+use rand::{Rng as _, SeedableRng as _};
+use std::collections::BTreeSet;
+
+/// Hosts and the segments that connect them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// Number of hosts, numbered `0..n`.
+    pub n: usize,
+    /// Segments; each is a sorted list of distinct host indices (2 = link, more = LAN).
+    pub segments: Vec<Vec<usize>>,
+    /// The description this was built from, for reports.
+    pub name: String,
+}
+
+impl Topology {
+    /// Builds a topology from point-to-point edges (duplicates and self-loops rejected).
+    pub fn from_edges(n: usize, edges: &[(usize, usize)], name: impl Into<String>) -> Result<Self> {
+        let mut seen = BTreeSet::new();
+        let mut segments = Vec::with_capacity(edges.len());
+        for &(a, b) in edges {
+            if a >= n || b >= n {
+                bail!("edge {a}-{b}: host index out of range (n = {n})");
+            }
+            if a == b {
+                bail!("edge {a}-{b}: self-loop");
+            }
+            let e = (a.min(b), a.max(b));
+            if !seen.insert(e) {
+                bail!("edge {a}-{b}: duplicate");
+            }
+            segments.push(vec![e.0, e.1]);
+        }
+        Ok(Self {
+            n,
+            segments,
+            name: name.into(),
+        })
+    }
+
+    /// `0 - 1 - ... - n-1`.
+    pub fn line(n: usize) -> Self {
+        let edges: Vec<_> = (1..n).map(|i| (i - 1, i)).collect();
+        Self::from_edges(n, &edges, format!("line:{n}")).expect("valid line")
+    }
+
+    /// A line closed into a cycle (`n >= 3`).
+    pub fn ring(n: usize) -> Self {
+        assert!(n >= 3, "a ring needs at least 3 hosts");
+        let mut edges: Vec<_> = (1..n).map(|i| (i - 1, i)).collect();
+        edges.push((n - 1, 0));
+        Self::from_edges(n, &edges, format!("ring:{n}")).expect("valid ring")
+    }
+
+    /// Host 0 linked to every other host.
+    pub fn star(n: usize) -> Self {
+        let edges: Vec<_> = (1..n).map(|i| (0, i)).collect();
+        Self::from_edges(n, &edges, format!("star:{n}")).expect("valid star")
+    }
+
+    /// `w x h` grid, host `r*w + c` at row `r`, column `c`.
+    pub fn grid(w: usize, h: usize) -> Self {
+        let mut edges = Vec::new();
+        for r in 0..h {
+            for c in 0..w {
+                let i = r * w + c;
+                if c + 1 < w {
+                    edges.push((i, i + 1));
+                }
+                if r + 1 < h {
+                    edges.push((i, i + w));
+                }
+            }
+        }
+        Self::from_edges(w * h, &edges, format!("grid:{w}x{h}")).expect("valid grid")
+    }
+
+    /// All hosts on one shared LAN segment.
+    pub fn lan(n: usize) -> Self {
+        Self {
+            n,
+            segments: vec![(0..n).collect()],
+            name: format!("lan:{n}"),
+        }
+    }
+
+    /// A connected random graph where every host has degree `d` (one host has `d - 1` when
+    /// `n * d` is odd), drawn with a seeded RNG: the same arguments give the same graph.
+    pub fn random(n: usize, d: usize, seed: u64) -> Result<Self> {
+        if n < 2 || d == 0 || d >= n {
+            bail!("random graph needs 2 <= n and 1 <= degree < n (n = {n}, degree = {d})");
+        }
+        if d == 1 && n > 2 {
+            bail!("a degree-1 graph of more than 2 hosts cannot be connected");
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        for _attempt in 0..10_000 {
+            if let Some(edges) = try_regular(n, d, &mut rng) {
+                let t = Self::from_edges(n, &edges, format!("random:{n}:{d}:{seed}"))?;
+                if t.is_connected() {
+                    return Ok(t);
+                }
+            }
+        }
+        bail!("could not draw a connected random graph with n = {n}, degree = {d}")
+    }
+
+    /// Parses a short description (see the module docs).
+    pub fn parse(desc: &str) -> Result<Self> {
+        let parts: Vec<&str> = desc.split(':').collect();
+        let num = |s: &str| -> Result<usize> {
+            s.trim()
+                .parse::<usize>()
+                .with_context(|| format!("bad number {s:?} in topology {desc:?}"))
+        };
+        let t = match parts.as_slice() {
+            ["line", n] => Self::line(num(n)?),
+            ["ring", n] if num(n)? >= 3 => Self::ring(num(n)?),
+            ["star", n] => Self::star(num(n)?),
+            ["lan", n] => Self::lan(num(n)?),
+            ["grid", wh] => {
+                let (w, h) = wh
+                    .split_once('x')
+                    .with_context(|| format!("grid wants WxH, got {wh:?}"))?;
+                Self::grid(num(w)?, num(h)?)
+            }
+            ["random", n, d] => Self::random(num(n)?, num(d)?, 1)?,
+            ["random", n, d, seed] => Self::random(num(n)?, num(d)?, num(seed)? as u64)?,
+            ["edges", n, list] => {
+                let mut edges = Vec::new();
+                for e in list.split(',').filter(|e| !e.trim().is_empty()) {
+                    let (a, b) = e
+                        .split_once('-')
+                        .with_context(|| format!("edge wants A-B, got {e:?}"))?;
+                    edges.push((num(a)?, num(b)?));
+                }
+                Self::from_edges(num(n)?, &edges, desc)?
+            }
+            _ => bail!(
+                "unknown topology {desc:?}; use line:N ring:N star:N grid:WxH random:N:D[:SEED] \
+                 edges:N:A-B,... lan:N"
+            ),
+        };
+        if t.n == 0 {
+            bail!("topology {desc:?} has no hosts");
+        }
+        Ok(t)
+    }
+
+    /// Point-to-point edges `(a, b)` with `a < b`, in segment order.
+    pub fn edges(&self) -> Vec<(usize, usize)> {
+        self.segments
+            .iter()
+            .filter(|s| s.len() == 2)
+            .map(|s| (s[0], s[1]))
+            .collect()
+    }
+
+    /// Hosts sharing a segment with `i`.
+    pub fn neighbours(&self, i: usize) -> BTreeSet<usize> {
+        self.segments
+            .iter()
+            .filter(|s| s.contains(&i))
+            .flat_map(|s| s.iter().copied())
+            .filter(|&j| j != i)
+            .collect()
+    }
+
+    /// Whether `a` and `b` share a segment.
+    pub fn adjacent(&self, a: usize, b: usize) -> bool {
+        a != b
+            && self
+                .segments
+                .iter()
+                .any(|s| s.contains(&a) && s.contains(&b))
+    }
+
+    /// Whether every host can reach every other through segments.
+    pub fn is_connected(&self) -> bool {
+        self.is_connected_without(&BTreeSet::new())
+    }
+
+    /// Whether the hosts not in `removed` stay connected among themselves when the hosts in
+    /// `removed` are gone (used to pick nodes to kill without partitioning the survivors).
+    pub fn is_connected_without(&self, removed: &BTreeSet<usize>) -> bool {
+        let alive: Vec<usize> = (0..self.n).filter(|i| !removed.contains(i)).collect();
+        let Some(&start) = alive.first() else {
+            return true;
+        };
+        let mut seen = BTreeSet::from([start]);
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            for j in self.neighbours(i) {
+                if !removed.contains(&j) && seen.insert(j) {
+                    stack.push(j);
+                }
+            }
+        }
+        seen.len() == alive.len()
+    }
+
+    /// Pairs of hosts that dial each other at start: both ends of each link, and the first member
+    /// of each LAN with every other member.
+    pub fn dial_pairs(&self) -> Vec<(usize, usize)> {
+        self.segments
+            .iter()
+            .flat_map(|s| s[1..].iter().map(move |&j| (s[0], j)))
+            .collect()
+    }
+}
+
+/// One attempt at a `d`-regular simple graph by random stub matching that avoids loops and
+/// multi-edges (restart on dead end).
+fn try_regular(n: usize, d: usize, rng: &mut StdRng) -> Option<Vec<(usize, usize)>> {
+    let mut stubs: Vec<usize> = (0..n).flat_map(|i| std::iter::repeat_n(i, d)).collect();
+    if stubs.len() % 2 == 1 {
+        stubs.pop();
+    }
+    stubs.shuffle(rng);
+    let mut edges = BTreeSet::new();
+    while !stubs.is_empty() {
+        let mut placed = false;
+        for _ in 0..100 {
+            let i = rng.gen_range(0..stubs.len());
+            let j = rng.gen_range(0..stubs.len());
+            let (a, b) = (stubs[i], stubs[j]);
+            if i == j || a == b || edges.contains(&(a.min(b), a.max(b))) {
+                continue;
+            }
+            edges.insert((a.min(b), a.max(b)));
+            let (hi, lo) = (i.max(j), i.min(j));
+            stubs.swap_remove(hi);
+            stubs.swap_remove(lo);
+            placed = true;
+            break;
+        }
+        if !placed {
+            return None;
+        }
+    }
+    Some(edges.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn degree(t: &Topology, i: usize) -> usize {
+        t.neighbours(i).len()
+    }
+
+    #[test]
+    fn basic_shapes() {
+        let l = Topology::line(5);
+        assert_eq!(l.edges(), vec![(0, 1), (1, 2), (2, 3), (3, 4)]);
+        assert!(l.adjacent(1, 2) && !l.adjacent(0, 2));
+        let r = Topology::ring(6);
+        assert!((0..6).all(|i| degree(&r, i) == 2));
+        assert!(r.is_connected_without(&BTreeSet::from([1, 2])));
+        assert!(!r.is_connected_without(&BTreeSet::from([1, 4])));
+        let s = Topology::star(5);
+        assert_eq!(degree(&s, 0), 4);
+        let g = Topology::grid(3, 2);
+        assert_eq!(g.edges().len(), 7);
+        assert!(g.is_connected());
+        let lan = Topology::lan(4);
+        assert_eq!(lan.dial_pairs(), vec![(0, 1), (0, 2), (0, 3)]);
+        assert!(lan.adjacent(2, 3));
+    }
+
+    #[test]
+    fn random_is_regular_connected_and_seeded() {
+        for (n, d) in [(12, 3), (10, 4), (30, 4), (50, 4), (7, 3), (2, 1)] {
+            for seed in 0..5 {
+                let t = Topology::random(n, d, seed).unwrap();
+                assert!(t.is_connected(), "{n} {d} {seed}");
+                let odd = (n * d) % 2;
+                let short = (0..n).filter(|&i| degree(&t, i) != d).count();
+                assert_eq!(short, odd, "{n} {d} {seed}: {:?}", t.edges());
+                assert_eq!(t, Topology::random(n, d, seed).unwrap());
+            }
+        }
+        assert_ne!(
+            Topology::random(12, 3, 1).unwrap().edges(),
+            Topology::random(12, 3, 2).unwrap().edges()
+        );
+    }
+
+    #[test]
+    fn parse_descriptions() {
+        assert_eq!(Topology::parse("line:3").unwrap(), Topology::line(3));
+        assert_eq!(Topology::parse("grid:2x3").unwrap().n, 6);
+        assert_eq!(Topology::parse("random:12:3:7").unwrap().n, 12);
+        let e = Topology::parse("edges:4:0-1,1-2,2-3").unwrap();
+        assert_eq!(e.edges(), vec![(0, 1), (1, 2), (2, 3)]);
+        assert!(Topology::parse("edges:3:0-0").is_err());
+        assert!(Topology::parse("edges:3:0-1,1-0").is_err());
+        assert!(Topology::parse("edges:3:0-5").is_err());
+        assert!(Topology::parse("ring:2").is_err());
+        assert!(Topology::parse("blob:3").is_err());
+    }
+}

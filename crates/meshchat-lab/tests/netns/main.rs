@@ -1,0 +1,62 @@
+//! Lab tests, one test binary: `plumbing` (namespaces, links, faults, cleanup), `selftest` (the
+//! lab's checks against the stand-in node, including deliberately buggy ones) and `scenarios`
+//! (the real `meshchat` binary). Every test needs root; without it each prints a notice and
+//! passes. Tests that run nodes take a shared lock so they do not compete for the 2 cores.
+
+mod plumbing;
+mod scenarios;
+mod selftest;
+
+use meshchat_lab::{sys, LabOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// Whether we can run: root. Prints the skip notice otherwise.
+pub fn root_or_skip(test: &str) -> bool {
+    if sys::euid() == Some(0) {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: needs root (network namespaces)");
+    false
+}
+
+/// Serializes tests that run node processes.
+pub fn node_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Options running the stand-in node (`meshchat-lab fake-node`).
+pub fn fake_opts(extra: &[&str]) -> LabOptions {
+    let mut o = LabOptions::with_bin(PathBuf::from(env!("CARGO_BIN_EXE_meshchat-lab")));
+    o.pre_args = vec!["fake-node".into()];
+    o.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    o
+}
+
+/// The real `meshchat` binary: `$MESHCHAT_BIN`, else built with `cargo build -p meshchat` (once
+/// per test run; a no-op when up to date) in this workspace.
+pub fn real_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("MESHCHAT_BIN") {
+            return PathBuf::from(p);
+        }
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ws.join("target"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!("building meshchat: {cargo} build -p meshchat");
+        let status = std::process::Command::new(&cargo)
+            .args(["build", "-p", "meshchat"])
+            .current_dir(&ws)
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build -p meshchat failed");
+        let bin = target.join("debug/meshchat");
+        assert!(bin.is_file(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}

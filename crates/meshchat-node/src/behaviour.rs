@@ -1,0 +1,98 @@
+//! The composed libp2p behaviour: everything a meshchat node speaks.
+
+use std::time::Duration;
+
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{connection_limits, gossipsub, identify, identity, kad, mdns, ping, StreamProtocol};
+use meshchat_core::envelope::MAX_ENVELOPE_LEN;
+use meshchat_core::MessageId;
+
+/// The protocol string nodes announce in identify; peers that do not speak it are not chat peers.
+pub const PROTOCOL_VERSION: &str = "/meshchat/1.0.0";
+/// The one mesh-wide gossipsub topic every node joins, so every node relays every room.
+pub const MESH_TOPIC: &str = "meshchat/v1/mesh";
+/// Kademlia protocol name: our own DHT, separate from other libp2p networks.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/kad/1.0.0");
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    pub gossipsub: gossipsub::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("gossipsub configuration: {0}")]
+    Gossipsub(String),
+    #[error("mDNS: {0}")]
+    Mdns(#[from] std::io::Error),
+}
+
+impl Behaviour {
+    pub fn new(
+        key: &identity::Keypair,
+        mdns_enabled: bool,
+        max_connections: u32,
+    ) -> Result<Self, Error> {
+        let peer_id = key.public().to_peer_id();
+
+        // Our envelopes are signed by their authors and verified once per unique message by the
+        // node, so gossipsub carries them anonymously (no second signature, no per-copy
+        // verification) and waits for our verdict before forwarding (`validate_messages`).
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Anonymous)
+            .validate_messages()
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::new(&MessageId::of(&m.data).0)
+            })
+            .max_transmit_size(MAX_ENVELOPE_LEN + 1024)
+            .heartbeat_interval(Duration::from_secs(1))
+            .duplicate_cache_time(Duration::from_secs(120))
+            .build()
+            .map_err(|e| Error::Gossipsub(e.to_string()))?;
+        let gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)
+                .map_err(|e| Error::Gossipsub(e.to_string()))?;
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(PROTOCOL_VERSION.into(), key.public())
+                .with_agent_version(format!("meshchat/{}", env!("CARGO_PKG_VERSION"))),
+        );
+
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config.set_query_timeout(Duration::from_secs(30));
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad_config,
+        );
+        // Every meshchat node serves the DHT: there is no "public" tier that could do it instead.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let mdns = if mdns_enabled {
+            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+        } else {
+            None
+        };
+
+        Ok(Self {
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(max_connections))
+                    .with_max_established_per_peer(Some(2))
+                    .with_max_pending_incoming(Some(32))
+                    .with_max_pending_outgoing(Some(32)),
+            ),
+            gossipsub,
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            mdns: mdns.into(),
+        })
+    }
+}

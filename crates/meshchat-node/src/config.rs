@@ -1,0 +1,57 @@
+//! Validated node configuration. Built by the binary (or a test); this crate never reads argv or
+//! the environment.
+
+use std::path::PathBuf;
+
+use libp2p::Multiaddr;
+
+/// Port tried first when no `--listen` is given, so a node's address stays the same across
+/// restarts; if it is taken (a second node on the same machine), the OS picks one.
+pub const DEFAULT_PORT: u16 = 7447;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Holds the identity key, the database and the log. Created with mode 0700.
+    pub data_dir: PathBuf,
+    /// Nick to use; `None` keeps the stored one (or a default made from the peer id).
+    pub nick: Option<String>,
+    /// Addresses to listen on; empty means every IPv4 interface, TCP and QUIC, on
+    /// [`DEFAULT_PORT`] or any free port.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start, besides the known peers from the database.
+    pub peers: Vec<Multiaddr>,
+    /// Discover peers on the LAN by multicast DNS.
+    pub mdns: bool,
+    /// Keep the database in memory (benchmarks); nothing survives a restart.
+    pub in_memory_store: bool,
+    /// Most established connections at once.
+    pub max_connections: u32,
+    /// Below this many connected peers, the node dials known and discovered peers.
+    pub target_peers: usize,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            nick: None,
+            listen: Vec::new(),
+            peers: Vec::new(),
+            mdns: true,
+            in_memory_store: false,
+            max_connections: 128,
+            target_peers: 8,
+        }
+    }
+
+    /// A configuration for tests: loopback TCP on a free port, no mDNS.
+    pub fn loopback(data_dir: impl Into<PathBuf>) -> Self {
+        let mut c = Self::new(data_dir);
+        c.listen = vec!["/ip4/127.0.0.1/tcp/0"
+            .parse()
+            .expect("static multiaddr parses")];
+        c.mdns = false;
+        c
+    }
+}

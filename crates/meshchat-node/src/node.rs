@@ -1,0 +1,307 @@
+//! The node: [`spawn`] starts it, [`Handle`] drives it, [`Event`]s report what happens.
+
+mod actor;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use meshchat_core::{Fingerprint, MessageId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::StoredMessage;
+use crate::Config;
+
+/// Commands waiting for the actor. Front-ends wait when it is full.
+pub const COMMAND_QUEUE: usize = 256;
+/// Events waiting for the front-end. The actor waits when it is full (back-pressure to peers).
+pub const EVENT_QUEUE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Key(#[from] crate::keyfile::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+    #[error("listening did not start within {0:?}")]
+    ListenTimeout(Duration),
+    #[error("network setup: {0}")]
+    Network(String),
+    #[error("invalid address {addr:?}: {reason}")]
+    BadAddress { addr: String, reason: String },
+    #[error("cannot connect to {addr}: {reason}")]
+    Dial { addr: String, reason: String },
+    #[error(transparent)]
+    Room(#[from] meshchat_core::room::Error),
+    #[error(transparent)]
+    Envelope(#[from] meshchat_core::envelope::Error),
+    #[error("not in room {0}; join it first")]
+    NotInRoom(String),
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Something the front-end should know about.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A room message, shown once: own messages too (with `own`), each id at most once ever.
+    Message(MessageView),
+    /// A meshchat peer is connected and subscribed: messages now flow to and from it.
+    PeerConnected { peer_id: PeerId },
+    /// The last connection to a peer announced by `PeerConnected` closed.
+    PeerDisconnected { peer_id: PeerId },
+    /// A new address the node listens on.
+    ListenAddr(Multiaddr),
+    /// Something went wrong that the user should see; the node keeps running.
+    Warning(String),
+}
+
+/// A room message ready to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub room: String,
+    pub author: PeerId,
+    pub fingerprint: Fingerprint,
+    pub nick: String,
+    /// Author's clock, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    pub text: String,
+    /// Written by this node's key.
+    pub own: bool,
+}
+
+impl MessageView {
+    fn from_stored(m: StoredMessage, me: &meshchat_core::PublicKey) -> Option<Self> {
+        let key = meshchat_core::PublicKey::from_bytes(&m.author).ok()?;
+        let author = libp2p::identity::PublicKey::from(
+            libp2p::identity::ed25519::PublicKey::try_from_bytes(&m.author).ok()?,
+        )
+        .to_peer_id();
+        Some(Self {
+            id: m.id,
+            room: m.room,
+            author,
+            fingerprint: key.fingerprint(),
+            nick: m.nick,
+            timestamp_ms: m.timestamp_ms,
+            text: m.text,
+            own: key == *me,
+        })
+    }
+}
+
+/// What the node is.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub peer_id: PeerId,
+    pub fingerprint: Fingerprint,
+    pub nick: String,
+    /// Addresses the node listens on now.
+    pub listen: Vec<Multiaddr>,
+    /// Joined rooms, in the order joined.
+    pub rooms: Vec<String>,
+    /// True when the identity key was created by this start.
+    pub new_identity: bool,
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub peer_id: PeerId,
+    /// Remote addresses of the open connections.
+    pub addrs: Vec<Multiaddr>,
+    /// Subscribed to the mesh topic: a chat peer, not only a libp2p one.
+    pub chat: bool,
+}
+
+/// Counters, for status lines, tests and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Unique messages accepted from the network (valid, first copy).
+    pub accepted: u64,
+    /// Copies dropped because their id was seen before (gossipsub's own duplicate filter
+    /// drops most copies before they reach the node; these are the rest).
+    pub duplicates: u64,
+    /// Refused envelopes by reason (malformed, bad signature, from the future, ...).
+    pub rejected: BTreeMap<String, u64>,
+    /// Messages written to the database.
+    pub stored: u64,
+    /// Own messages published.
+    pub published: u64,
+}
+
+/// What [`Handle::send`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub id: MessageId,
+    /// False when no peer was there to take it: it is stored here, and reaches others only by a
+    /// later history sync.
+    pub relayed: bool,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+enum Command {
+    Send {
+        room: String,
+        text: String,
+        reply: Reply<Sent>,
+    },
+    Join {
+        room: String,
+        reply: Reply<bool>,
+    },
+    Leave {
+        room: String,
+        reply: Reply<bool>,
+    },
+    SetNick {
+        nick: String,
+        reply: Reply<()>,
+    },
+    Connect {
+        addr: Multiaddr,
+        reply: Reply<PeerId>,
+    },
+    Peers {
+        reply: Reply<Vec<PeerInfo>>,
+    },
+    History {
+        room: String,
+        limit: usize,
+        before: Option<(u64, MessageId)>,
+        reply: Reply<Vec<MessageView>>,
+    },
+    Info {
+        reply: Reply<NodeInfo>,
+    },
+    Stats {
+        reply: Reply<Stats>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Drives a node. Cheap to clone; the node stops when told to or when every handle is dropped.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Handle {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Signs and publishes a text message to a joined room.
+    pub async fn send(&self, room: &str, text: &str) -> Result<Sent, Error> {
+        let (room, text) = (room.to_owned(), text.to_owned());
+        self.call(|reply| Command::Send { room, text, reply }).await
+    }
+
+    /// Joins a room (name normalized); true if newly joined.
+    pub async fn join(&self, room: &str) -> Result<bool, Error> {
+        let room = room.to_owned();
+        self.call(|reply| Command::Join { room, reply }).await
+    }
+
+    /// Leaves a room; true if it was joined.
+    pub async fn leave(&self, room: &str) -> Result<bool, Error> {
+        let room = room.to_owned();
+        self.call(|reply| Command::Leave { room, reply }).await
+    }
+
+    /// Changes the nick used on messages from now on (stored for later starts).
+    pub async fn set_nick(&self, nick: &str) -> Result<(), Error> {
+        let nick = nick.to_owned();
+        self.call(|reply| Command::SetNick { nick, reply }).await
+    }
+
+    /// Dials an address and waits until the connection is up or failed.
+    pub async fn connect(&self, addr: &str) -> Result<PeerId, Error> {
+        let addr: Multiaddr = addr.trim().parse().map_err(|e| Error::BadAddress {
+            addr: addr.to_owned(),
+            reason: format!("{e}"),
+        })?;
+        self.call(|reply| Command::Connect { addr, reply }).await
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        self.call(|reply| Command::Peers { reply }).await
+    }
+
+    /// The last `limit` messages of `room` before `before` (exclusive), oldest first.
+    pub async fn history(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<(u64, MessageId)>,
+    ) -> Result<Vec<MessageView>, Error> {
+        let room = room.to_owned();
+        self.call(|reply| Command::History {
+            room,
+            limit,
+            before,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn info(&self) -> Result<NodeInfo, Error> {
+        self.call(|reply| Command::Info { reply }).await
+    }
+
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        self.call(|reply| Command::Stats { reply }).await
+    }
+
+    /// Stops the node: pending writes flushed, peers disconnected, database closed. Returns when
+    /// done; harmless if the node already stopped.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { reply: tx }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Starts a node: loads or creates its identity, opens its database, listens, dials the given and
+/// known peers, and returns once it is listening.
+pub async fn spawn(config: Config) -> Result<(Handle, mpsc::Receiver<Event>), Error> {
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let mut actor = actor::Actor::new(config, event_tx)?;
+    actor.start().await?;
+    tokio::spawn(actor.run(cmd_rx));
+    Ok((Handle { commands: cmd_tx }, event_rx))
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The libp2p peer id of a meshchat key (the same Ed25519 key).
+pub fn peer_id_of(key: &meshchat_core::PublicKey) -> PeerId {
+    let public = libp2p::identity::ed25519::PublicKey::try_from_bytes(key.as_bytes())
+        .expect("a meshchat public key is a valid Ed25519 key");
+    libp2p::identity::PublicKey::from(public).to_peer_id()
+}

@@ -1,0 +1,791 @@
+//! The actor: one task owns the swarm, the store and the protocol state, and serves commands.
+//! Local work (commands) goes before remote work (swarm events); database writes are batched and
+//! flushed whenever the loop is idle, when a batch is full, or when its oldest entry has waited
+//! [`FLUSH_DELAY`].
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, PublishError};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use meshchat_core::dedup::SeenCache;
+use meshchat_core::envelope::{Draft, Kind};
+use meshchat_core::room::{self, Text};
+use meshchat_core::{Envelope, Keypair, MessageId};
+use tokio::sync::mpsc;
+
+use super::{
+    now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats,
+};
+use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, MESH_TOPIC, PROTOCOL_VERSION};
+use crate::config::DEFAULT_PORT;
+use crate::store::{StoredMessage, Store};
+use crate::{keyfile, Config};
+
+/// Most envelopes in one database transaction.
+const MAX_BATCH: usize = 512;
+/// Longest an envelope waits for its batch to be written (and shown).
+const FLUSH_DELAY: Duration = Duration::from_millis(10);
+/// Ids remembered to drop duplicate copies without decoding them.
+const SEEN_CAPACITY: usize = 200_000;
+const SEEN_TTL: Duration = Duration::from_secs(30 * 60);
+/// How often the node checks it has enough peers.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest wait for listeners to report their addresses at start.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for peers to be told goodbye at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Known peers dialed at start.
+const START_DIALS: usize = 16;
+/// Pending `/connect` replies kept at most; beyond that, the oldest is answered with an error.
+const MAX_PENDING_DIALS: usize = 64;
+
+pub(super) struct Actor {
+    swarm: Swarm<Behaviour>,
+    store: Store,
+    /// Our signing key (the same key is the libp2p identity).
+    key: Keypair,
+    new_identity: bool,
+    config: Config,
+    nick: String,
+    topic: IdentTopic,
+    /// Joined rooms, in join order.
+    rooms: Vec<String>,
+    seen: SeenCache<MessageId>,
+    /// Envelopes waiting for the next database write, with "is own" and arrival time.
+    pending: Vec<(Envelope, bool)>,
+    pending_since: Option<Instant>,
+    /// Open connections per peer, with their remote address.
+    connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
+    /// Peers announced to the front-end as chat peers (connected and subscribed).
+    chat_peers: HashSet<PeerId>,
+    /// `/connect` calls waiting for their dial's outcome.
+    pending_dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
+    listen_addrs: Vec<Multiaddr>,
+    stats: Stats,
+    events: mpsc::Sender<Event>,
+}
+
+impl Actor {
+    pub(super) fn new(config: Config, events: mpsc::Sender<Event>) -> Result<Self, Error> {
+        let (key, new_identity) = keyfile::load_or_create(&config.data_dir)?;
+        let store = if config.in_memory_store {
+            Store::open_in_memory()?
+        } else {
+            Store::open(&config.data_dir.join("meshchat.sqlite"))?
+        };
+        let mut secret = key.secret_bytes();
+        let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret[..])
+            .map_err(|e| Error::Network(format!("identity: {e}")))?;
+        let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
+        let (mdns, max_conn) = (config.mdns, config.max_connections);
+        let swarm = libp2p::SwarmBuilder::with_existing_identity(libp2p_key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| net(&e))?
+            .with_quic()
+            .with_dns()
+            .map_err(|e| net(&e))?
+            .with_behaviour(|k| {
+                Behaviour::new(k, mdns, max_conn)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            })
+            .map_err(|e| net(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+            .build();
+
+        let nick = match &config.nick {
+            Some(n) => {
+                room::validate_nick(n)?;
+                store.set_setting("nick", n)?;
+                n.clone()
+            }
+            None => match store.setting("nick")? {
+                Some(n) => n,
+                None => format!("anon-{}", key.public().fingerprint().short()),
+            },
+        };
+        if store.setting("rooms_initialized")?.is_none() {
+            store.join_room(room::DEFAULT_ROOM, now_ms())?;
+            store.set_setting("rooms_initialized", "1")?;
+        }
+        let rooms = store.joined_rooms()?;
+        Ok(Self {
+            swarm,
+            store,
+            key,
+            new_identity,
+            config,
+            nick,
+            topic: IdentTopic::new(MESH_TOPIC),
+            rooms,
+            seen: SeenCache::new(SEEN_CAPACITY, SEEN_TTL),
+            pending: Vec::new(),
+            pending_since: None,
+            connections: HashMap::new(),
+            chat_peers: HashSet::new(),
+            pending_dials: HashMap::new(),
+            listen_addrs: Vec::new(),
+            stats: Stats::default(),
+            events,
+        })
+    }
+
+    /// Listens, subscribes, dials; returns once every listener has an address.
+    pub(super) async fn start(&mut self) -> Result<(), Error> {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&self.topic)
+            .map_err(|e| Error::Network(format!("subscribe: {e}")))?;
+
+        let mut listeners = Vec::new();
+        if self.config.listen.is_empty() {
+            for proto in ["tcp", "udp"] {
+                let suffix = if proto == "udp" { "/quic-v1" } else { "" };
+                let preferred: Multiaddr = format!("/ip4/0.0.0.0/{proto}/{DEFAULT_PORT}{suffix}")
+                    .parse()
+                    .expect("static multiaddr parses");
+                let id = match self.swarm.listen_on(preferred) {
+                    Ok(id) => id,
+                    Err(_) => {
+                        let any: Multiaddr = format!("/ip4/0.0.0.0/{proto}/0{suffix}")
+                            .parse()
+                            .expect("static multiaddr parses");
+                        self.swarm.listen_on(any.clone()).map_err(|e| Error::Listen {
+                            addr: any,
+                            reason: e.to_string(),
+                        })?
+                    }
+                };
+                listeners.push(id);
+            }
+        } else {
+            for addr in self.config.listen.clone() {
+                let id = self
+                    .swarm
+                    .listen_on(addr.clone())
+                    .map_err(|e| Error::Listen {
+                        addr,
+                        reason: listen_error_reason(&e),
+                    })?;
+                listeners.push(id);
+            }
+        }
+
+        // Wait for each listener's first address, handling whatever else happens meanwhile.
+        let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
+        let mut waiting: HashSet<_> = listeners.into_iter().collect();
+        while !waiting.is_empty() {
+            let event = tokio::time::timeout_at(deadline, self.swarm.select_next_some())
+                .await
+                .map_err(|_| Error::ListenTimeout(LISTEN_TIMEOUT))?;
+            match &event {
+                SwarmEvent::NewListenAddr { listener_id, .. } => {
+                    waiting.remove(listener_id);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason: Err(e),
+                    addresses,
+                } if waiting.contains(listener_id) => {
+                    return Err(Error::Listen {
+                        addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
+                        reason: e.to_string(),
+                    });
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(Error::Network(format!("listener failed: {error}")));
+                }
+                _ => {}
+            }
+            self.on_swarm_event(event).await;
+        }
+
+        for addr in self.config.peers.clone() {
+            self.dial_addr(addr, None);
+        }
+        for peer in self.store.known_peers(START_DIALS)? {
+            let Ok(peer_id) = peer.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            let addrs: Vec<Multiaddr> = peer.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            for a in &addrs {
+                self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
+            }
+            self.dial_peer(peer_id, addrs);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown_reply = loop {
+            let flush_due = self
+                .pending_since
+                .map(|t| tokio::time::Instant::from_std(t + FLUSH_DELAY));
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => break Some(reply),
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => break None,
+                },
+                () = sleep_until_opt(flush_due) => self.flush().await,
+                event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
+                _ = maintenance.tick() => self.maintain(),
+                () = std::future::ready(()), if !self.pending.is_empty() => self.flush().await,
+            }
+        };
+        self.shutdown().await;
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    async fn shutdown(mut self) {
+        self.flush().await;
+        let peers: Vec<PeerId> = self.connections.keys().copied().collect();
+        for p in peers {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while !self.connections.is_empty() {
+            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(SwarmEvent::ConnectionClosed {
+                    peer_id,
+                    connection_id,
+                    ..
+                }) => {
+                    self.forget_connection(peer_id, connection_id);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = self.store.close() {
+            tracing::error!("closing the database: {e}");
+        }
+        tracing::info!("node stopped");
+    }
+
+    async fn emit(&mut self, event: Event) {
+        // A front-end that went away is not an error: the node keeps relaying for others.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Send { room, text, reply } => {
+                let _ = reply.send(self.send(&room, text).await);
+            }
+            Command::Join { room, reply } => {
+                let _ = reply.send(self.join(&room));
+            }
+            Command::Leave { room, reply } => {
+                let _ = reply.send(self.leave(&room));
+            }
+            Command::SetNick { nick, reply } => {
+                let result = room::validate_nick(&nick)
+                    .map_err(Error::from)
+                    .and_then(|()| Ok(self.store.set_setting("nick", &nick)?))
+                    .map(|()| self.nick = nick);
+                let _ = reply.send(result);
+            }
+            Command::Connect { addr, reply } => self.dial_addr(addr, Some(reply)),
+            Command::Peers { reply } => {
+                let mut peers: Vec<PeerInfo> = self
+                    .connections
+                    .iter()
+                    .map(|(p, conns)| PeerInfo {
+                        peer_id: *p,
+                        addrs: conns.iter().map(|(_, a)| a.clone()).collect(),
+                        chat: self.chat_peers.contains(p),
+                    })
+                    .collect();
+                peers.sort_by_key(|p| p.peer_id.to_string());
+                let _ = reply.send(Ok(peers));
+            }
+            Command::History {
+                room,
+                limit,
+                before,
+                reply,
+            } => {
+                // Whatever is waiting to be written belongs in the answer.
+                self.flush().await;
+                let me = self.key.public();
+                let result = room::normalize_room(&room)
+                    .map_err(Error::from)
+                    .and_then(|room| Ok(self.store.history(&room, limit, before)?))
+                    .map(|msgs| {
+                        msgs.into_iter()
+                            .filter_map(|m| MessageView::from_stored(m, &me))
+                            .collect()
+                    });
+                let _ = reply.send(result);
+            }
+            Command::Info { reply } => {
+                let _ = reply.send(Ok(NodeInfo {
+                    peer_id: *self.swarm.local_peer_id(),
+                    fingerprint: self.key.public().fingerprint(),
+                    nick: self.nick.clone(),
+                    listen: self.listen_addrs.clone(),
+                    rooms: self.rooms.clone(),
+                    new_identity: self.new_identity,
+                }));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(Ok(self.stats.clone()));
+            }
+            Command::Shutdown { .. } => unreachable!("handled by the loop"),
+        }
+    }
+
+    async fn send(&mut self, room: &str, text: String) -> Result<Sent, Error> {
+        let room = room::normalize_room(room)?;
+        if !self.rooms.contains(&room) {
+            return Err(Error::NotInRoom(room));
+        }
+        let body = Text {
+            nick: self.nick.clone(),
+            text,
+        }
+        .encode()?;
+        let env = Envelope::sign(
+            &self.key,
+            Draft {
+                kind: Kind::RoomText,
+                target: &room,
+                timestamp_ms: now_ms(),
+                nonce: rand::random(),
+                body: &body,
+            },
+        )?;
+        let id = env.id();
+        self.seen.insert(id, Instant::now());
+        let relayed = match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), env.as_bytes().to_vec())
+        {
+            Ok(_) => true,
+            Err(PublishError::NoPeersSubscribedToTopic) | Err(PublishError::AllQueuesFull(_)) => {
+                false
+            }
+            Err(e) => {
+                tracing::warn!("publish failed: {e}");
+                false
+            }
+        };
+        self.stats.published += 1;
+        self.pending.push((env, true));
+        self.flush().await;
+        Ok(Sent { id, relayed })
+    }
+
+    fn join(&mut self, room: &str) -> Result<bool, Error> {
+        let room = room::normalize_room(room)?;
+        if self.rooms.contains(&room) {
+            return Ok(false);
+        }
+        self.store.join_room(&room, now_ms())?;
+        self.rooms.push(room);
+        Ok(true)
+    }
+
+    fn leave(&mut self, room: &str) -> Result<bool, Error> {
+        let room = room::normalize_room(room)?;
+        let Some(pos) = self.rooms.iter().position(|r| *r == room) else {
+            return Ok(false);
+        };
+        self.store.leave_room(&room)?;
+        self.rooms.remove(pos);
+        Ok(true)
+    }
+
+    /// Writes the pending batch in one transaction and shows what was new.
+    async fn flush(&mut self) {
+        self.pending_since = None;
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let envs: Vec<Envelope> = batch.iter().map(|(e, _)| e.clone()).collect();
+        match self.store.insert_messages(&envs, now_ms()) {
+            Ok(fresh) => {
+                let me = self.key.public();
+                for ((env, _own), is_new) in batch.into_iter().zip(fresh) {
+                    if !is_new {
+                        continue;
+                    }
+                    self.stats.stored += 1;
+                    if let Some(view) = StoredMessage::from_envelope(&env)
+                        .and_then(|m| MessageView::from_stored(m, &me))
+                    {
+                        self.emit(Event::Message(view)).await;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!("storing {} messages failed: {e}", envs.len());
+                self.emit(Event::Warning(format!("could not store messages: {e}")))
+                    .await;
+            }
+        }
+    }
+
+    /// Checks a gossiped envelope once and tells gossipsub whether to forward it.
+    async fn on_gossip(&mut self, source: PeerId, msg_id: gossipsub::MessageId, data: Vec<u8>) {
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        let id = match <[u8; 32]>::try_from(msg_id.0.as_slice()) {
+            Ok(bytes) => MessageId(bytes),
+            Err(_) => {
+                gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Reject);
+                return;
+            }
+        };
+        if !self.seen.insert(id, Instant::now()) {
+            self.stats.duplicates += 1;
+            gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
+            return;
+        }
+        let checked = Envelope::open(data, now_ms()).and_then(|env| match env.kind() {
+            Kind::RoomText => Text::decode(env.body())
+                .map(|_| env)
+                .map_err(|_| meshchat_core::envelope::Error::FieldEmpty("valid room text body")),
+        });
+        match checked {
+            Ok(env) => {
+                gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Accept);
+                self.stats.accepted += 1;
+                if self.rooms.iter().any(|r| r == env.target()) {
+                    self.pending.push((env, false));
+                    self.pending_since.get_or_insert_with(Instant::now);
+                    if self.pending.len() >= MAX_BATCH {
+                        self.flush().await;
+                    }
+                }
+            }
+            Err(e) => {
+                gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Reject);
+                tracing::debug!(%source, "rejected envelope: {e}");
+                *self.stats.rejected.entry(reject_reason(&e)).or_default() += 1;
+            }
+        }
+    }
+
+    async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => match ev {
+                gossipsub::Event::Message {
+                    propagation_source,
+                    message_id,
+                    message,
+                } => {
+                    self.on_gossip(propagation_source, message_id, message.data)
+                        .await
+                }
+                gossipsub::Event::Subscribed { peer_id, topic } => {
+                    if topic == self.topic.hash()
+                        && self.connections.contains_key(&peer_id)
+                        && self.chat_peers.insert(peer_id)
+                    {
+                        self.emit(Event::PeerConnected { peer_id }).await;
+                    }
+                }
+                _ => {}
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocol_version != PROTOCOL_VERSION {
+                    return;
+                }
+                let addrs: Vec<Multiaddr> = info
+                    .listen_addrs
+                    .into_iter()
+                    .filter(is_dialable)
+                    .collect();
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for a in &addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
+                    }
+                }
+                let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                if let Err(e) = self.store.upsert_peer(&peer_id.to_string(), &addrs, now_ms()) {
+                    tracing::warn!("remembering peer {peer_id}: {e}");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in found {
+                    by_peer.entry(peer).or_default().push(addr);
+                }
+                for (peer, addrs) in by_peer {
+                    tracing::debug!(%peer, "found on the LAN");
+                    self.dial_peer(peer, addrs);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer,
+                addresses,
+                ..
+            })) => {
+                if self.connections.len() < self.config.target_peers {
+                    self.dial_peer(peer, addresses.into_vec());
+                }
+            }
+            SwarmEvent::Behaviour(_) => {}
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listen_addrs.push(address.clone());
+                self.emit(Event::ListenAddr(address)).await;
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                let remote = endpoint.get_remote_address().clone();
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    let addr = strip_p2p(address);
+                    if let Err(e) =
+                        self.store
+                            .upsert_peer(&peer_id.to_string(), &[addr.to_string()], now_ms())
+                    {
+                        tracing::warn!("remembering peer {peer_id}: {e}");
+                    }
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+                tracing::debug!(%peer_id, %remote, "connected");
+                self.connections
+                    .entry(peer_id)
+                    .or_default()
+                    .push((connection_id, remote));
+                if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                // A peer that subscribed before the connection was recorded is a chat peer now.
+                let subscribed = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .any(|(p, topics)| *p == peer_id && topics.contains(&&self.topic.hash()));
+                if subscribed && self.chat_peers.insert(peer_id) {
+                    self.emit(Event::PeerConnected { peer_id }).await;
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                if self.forget_connection(peer_id, connection_id) {
+                    self.emit(Event::PeerDisconnected { peer_id }).await;
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                tracing::debug!(?peer_id, "dial failed: {error}");
+                if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(Error::Dial {
+                        addr: addr.to_string(),
+                        reason: dial_error_reason(&error),
+                    }));
+                }
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                self.emit(Event::Warning(format!("listener failed: {error}"))).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops a closed connection; true if that was the peer's last and it had been announced.
+    fn forget_connection(&mut self, peer: PeerId, conn: ConnectionId) -> bool {
+        if let Some(conns) = self.connections.get_mut(&peer) {
+            conns.retain(|(c, _)| *c != conn);
+            if conns.is_empty() {
+                self.connections.remove(&peer);
+                return self.chat_peers.remove(&peer);
+            }
+        }
+        false
+    }
+
+    fn dial_addr(&mut self, addr: Multiaddr, reply: Option<Reply<PeerId>>) {
+        let peer = addr.iter().find_map(|p| match p {
+            Protocol::P2p(id) => Some(id),
+            _ => None,
+        });
+        if peer == Some(*self.swarm.local_peer_id()) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(Error::Dial {
+                    addr: addr.to_string(),
+                    reason: "that is this node's own address".into(),
+                }));
+            }
+            return;
+        }
+        let opts = match peer {
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::Always)
+                .build(),
+            None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+        };
+        let conn = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                if let Some(reply) = reply {
+                    if self.pending_dials.len() >= MAX_PENDING_DIALS {
+                        // Answer the oldest waiting call rather than grow without bound.
+                        if let Some(k) = self.pending_dials.keys().next().copied() {
+                            if let Some((a, r)) = self.pending_dials.remove(&k) {
+                                let _ = r.send(Err(Error::Dial {
+                                    addr: a.to_string(),
+                                    reason: "too many connection attempts at once".into(),
+                                }));
+                            }
+                        }
+                    }
+                    self.pending_dials.insert(conn, (addr, reply));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%addr, "dial refused: {e}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(Error::Dial {
+                        addr: addr.to_string(),
+                        reason: dial_error_reason(&e),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == *self.swarm.local_peer_id() || self.connections.contains_key(&peer) {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, "dial refused: {e}");
+        }
+    }
+
+    /// Keeps the node connected: below the target, dial known peers we are not connected to.
+    fn maintain(&mut self) {
+        self.seen.expire(Instant::now());
+        if self.connections.len() >= self.config.target_peers {
+            return;
+        }
+        let known = match self.store.known_peers(START_DIALS) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!("reading known peers: {e}");
+                return;
+            }
+        };
+        for peer in known {
+            let Ok(peer_id) = peer.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            let addrs = peer.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            self.dial_peer(peer_id, addrs);
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
+}
+
+/// Addresses worth remembering and announcing: not unspecified (0.0.0.0, ::).
+fn is_dialable(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+fn reject_reason(e: &meshchat_core::envelope::Error) -> String {
+    use meshchat_core::envelope::Error as E;
+    match e {
+        E::TooLarge(_) => "too_large",
+        E::BadSignature | E::BadAuthor => "bad_signature",
+        E::FromFuture(_) => "from_future",
+        _ => "malformed",
+    }
+    .to_owned()
+}
+
+fn listen_error_reason(e: &libp2p::TransportError<std::io::Error>) -> String {
+    match e {
+        libp2p::TransportError::MultiaddrNotSupported(a) => {
+            format!("address not supported (use /ip4/ADDR/tcp/PORT or /ip4/ADDR/udp/PORT/quic-v1): {a}")
+        }
+        libp2p::TransportError::Other(io) if io.kind() == std::io::ErrorKind::AddrInUse => {
+            "address already in use (another program, or another meshchat, has that port)".into()
+        }
+        libp2p::TransportError::Other(io) => io.to_string(),
+    }
+}
+
+fn dial_error_reason(e: &DialError) -> String {
+    match e {
+        DialError::Transport(errs) => errs
+            .iter()
+            .map(|(addr, err)| format!("{addr}: {err}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        DialError::WrongPeerId { obtained, .. } => {
+            format!("the peer there is {obtained}, not the one in the address")
+        }
+        DialError::NoAddresses => "no address to dial".into(),
+        other => other.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actor")
+            .field("peer_id", self.swarm.local_peer_id())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,372 @@
+//! SQLite storage: messages, joined rooms, known peers and settings.
+//!
+//! The node actor owns one [`Store`] and calls it synchronously; writes of incoming messages are
+//! batched by the actor into one transaction per batch ([`Store::insert_messages`]), so storage is
+//! not the throughput limit. The database runs in WAL mode with `synchronous=NORMAL`: a crash can
+//! lose at most the last commits since a checkpoint, never corrupt the file.
+//!
+//! A database that cannot be read is an error, never replaced: the caller reports it and exits.
+
+use std::path::Path;
+
+use meshchat_core::envelope::Kind;
+use meshchat_core::room::Text;
+use meshchat_core::{Envelope, MessageId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Newest schema this code knows; `PRAGMA user_version` holds the database's.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Most known peers remembered; the least recently seen are forgotten first.
+pub const MAX_KNOWN_PEERS: i64 = 1000;
+/// Most addresses remembered per peer.
+pub const MAX_ADDRS_PER_PEER: usize = 8;
+/// Most messages one history query returns.
+pub const MAX_HISTORY: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database {path} is damaged ({detail}); it was left untouched — move it away to start afresh")]
+    Corrupt { path: String, detail: String },
+    #[error("database schema version {0} is newer than this meshchat understands ({SCHEMA_VERSION})")]
+    TooNew(i64),
+    #[error("stored message {0} cannot be decoded: {1}")]
+    BadRow(String, String),
+}
+
+/// A room message as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub room: String,
+    /// Author's Ed25519 public key.
+    pub author: [u8; 32],
+    pub nick: String,
+    pub timestamp_ms: u64,
+    pub text: String,
+}
+
+impl StoredMessage {
+    /// The displayable form of a verified room-text envelope.
+    pub fn from_envelope(env: &Envelope) -> Option<Self> {
+        if env.kind() != Kind::RoomText {
+            return None;
+        }
+        let text = Text::decode(env.body()).ok()?;
+        Some(Self {
+            id: env.id(),
+            room: env.target().to_owned(),
+            author: *env.author().as_bytes(),
+            nick: text.nick,
+            timestamp_ms: env.timestamp_ms(),
+            text: text.text,
+        })
+    }
+}
+
+/// A peer this node connected to, with the addresses it was reached at or announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownPeer {
+    pub peer_id: String,
+    pub addrs: Vec<String>,
+    pub last_seen_ms: u64,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if absent) the database at `path`, checks it and migrates it.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let corrupt = |e: rusqlite::Error| Error::Corrupt {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        let conn = Connection::open(path)?;
+        // The first read of the header is where a non-database file shows itself.
+        conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))
+            .map_err(corrupt)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if check != "ok" {
+            return Err(Error::Corrupt {
+                path: path.display().to_string(),
+                detail: check,
+            });
+        }
+        Self::init(conn)
+    }
+
+    /// A database in memory (benchmarks and tests).
+    pub fn open_in_memory() -> Result<Self, Error> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, Error> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), Error> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::TooNew(version));
+        }
+        let tx = self.conn.transaction()?;
+        if version < 1 {
+            tx.execute_batch(
+                "CREATE TABLE messages (
+                    id BLOB PRIMARY KEY NOT NULL,
+                    room TEXT NOT NULL,
+                    author BLOB NOT NULL,
+                    nick TEXT NOT NULL,
+                    ts INTEGER NOT NULL,
+                    text TEXT NOT NULL,
+                    envelope BLOB NOT NULL,
+                    received_at INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE INDEX messages_room_ts ON messages (room, ts, id);
+                 CREATE TABLE rooms (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    joined_at INTEGER NOT NULL
+                 );
+                 CREATE TABLE peers (
+                    peer_id TEXT PRIMARY KEY NOT NULL,
+                    addrs TEXT NOT NULL,
+                    last_seen INTEGER NOT NULL
+                 );
+                 CREATE TABLE settings (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    value TEXT NOT NULL
+                 );",
+            )?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Inserts a batch in one transaction. For each envelope, true if it was new (and so should be
+    /// shown), false if it was already stored. Envelopes that are not room texts are skipped (false).
+    pub fn insert_messages(&mut self, envs: &[Envelope], now_ms: u64) -> Result<Vec<bool>, Error> {
+        let tx = self.conn.transaction()?;
+        let mut fresh = Vec::with_capacity(envs.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO messages (id, room, author, nick, ts, text, envelope, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for env in envs {
+                let Some(m) = StoredMessage::from_envelope(env) else {
+                    fresh.push(false);
+                    continue;
+                };
+                let n = stmt.execute(params![
+                    &m.id.0[..],
+                    m.room,
+                    &m.author[..],
+                    m.nick,
+                    m.timestamp_ms as i64,
+                    m.text,
+                    env.as_bytes(),
+                    now_ms as i64,
+                ])?;
+                fresh.push(n == 1);
+            }
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    pub fn contains(&self, id: &MessageId) -> Result<bool, Error> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
+            .exists(params![&id.0[..]])?)
+    }
+
+    /// The last `limit` messages of `room` before `before` (exclusive; `None` = the newest), in
+    /// display order: author timestamp, then id. Returned oldest first.
+    pub fn history(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<(u64, MessageId)>,
+    ) -> Result<Vec<StoredMessage>, Error> {
+        let limit = limit.min(MAX_HISTORY) as i64;
+        let (ts, id) = match before {
+            Some((ts, id)) => (ts as i64, id.0.to_vec()),
+            None => (i64::MAX, vec![0xff; 33]),
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, room, author, nick, ts, text FROM messages
+             WHERE room = ?1 AND (ts < ?2 OR (ts = ?2 AND id < ?3))
+             ORDER BY ts DESC, id DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![room, ts, id, limit], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, room, author, nick, ts, text) = row?;
+            let id: [u8; 32] = id
+                .try_into()
+                .map_err(|_| Error::BadRow(room.clone(), "id is not 32 bytes".into()))?;
+            let author: [u8; 32] = author
+                .try_into()
+                .map_err(|_| Error::BadRow(hex::encode(id), "author is not 32 bytes".into()))?;
+            out.push(StoredMessage {
+                id: MessageId(id),
+                room,
+                author,
+                nick,
+                timestamp_ms: ts as u64,
+                text,
+            });
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    pub fn message_count(&self, room: &str) -> Result<u64, Error> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM messages WHERE room = ?1",
+            params![room],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    pub fn joined_rooms(&self) -> Result<Vec<String>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM rooms ORDER BY joined_at, name")?;
+        let rooms = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(rooms)
+    }
+
+    pub fn join_room(&self, room: &str, now_ms: u64) -> Result<(), Error> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO rooms (name, joined_at) VALUES (?1, ?2)",
+            params![room, now_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn leave_room(&self, room: &str) -> Result<(), Error> {
+        self.conn
+            .execute("DELETE FROM rooms WHERE name = ?1", params![room])?;
+        Ok(())
+    }
+
+    /// Remembers `peer_id` at `addrs` (merged with what was known, newest first, bounded), and
+    /// forgets the least recently seen peers beyond [`MAX_KNOWN_PEERS`].
+    pub fn upsert_peer(&self, peer_id: &str, addrs: &[String], now_ms: u64) -> Result<(), Error> {
+        let old: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT addrs FROM peers WHERE peer_id = ?1",
+                params![peer_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut merged: Vec<String> = Vec::new();
+        for a in addrs
+            .iter()
+            .map(String::as_str)
+            .chain(old.as_deref().unwrap_or("").split('\n'))
+        {
+            if !a.is_empty() && !merged.iter().any(|m| m == a) {
+                merged.push(a.to_owned());
+            }
+        }
+        merged.truncate(MAX_ADDRS_PER_PEER);
+        self.conn.execute(
+            "INSERT INTO peers (peer_id, addrs, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT(peer_id) DO UPDATE SET addrs = excluded.addrs, last_seen = excluded.last_seen",
+            params![peer_id, merged.join("\n"), now_ms as i64],
+        )?;
+        self.conn.execute(
+            "DELETE FROM peers WHERE peer_id NOT IN
+               (SELECT peer_id FROM peers ORDER BY last_seen DESC LIMIT ?1)",
+            params![MAX_KNOWN_PEERS],
+        )?;
+        Ok(())
+    }
+
+    /// Known peers, most recently seen first.
+    pub fn known_peers(&self, limit: usize) -> Result<Vec<KnownPeer>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT peer_id, addrs, last_seen FROM peers ORDER BY last_seen DESC LIMIT ?1",
+        )?;
+        let peers = stmt
+            .query_map(params![limit as i64], |r| {
+                let addrs: String = r.get(1)?;
+                Ok(KnownPeer {
+                    peer_id: r.get(0)?,
+                    addrs: addrs
+                        .split('\n')
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    last_seen_ms: r.get::<_, i64>(2)? as u64,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(peers)
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Checkpoints the WAL into the main file; called on clean shutdown.
+    pub fn close(self) -> Result<(), Error> {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        self.conn.close().map_err(|(_, e)| Error::Sqlite(e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

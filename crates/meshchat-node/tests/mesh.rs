@@ -1,0 +1,134 @@
+//! In-process multi-node tests: real swarms on loopback TCP, each with its own temporary data dir.
+//! Every wait has a deadline; nothing sleeps for a fixed time.
+
+mod support;
+
+use std::collections::HashMap;
+
+use meshchat_node::Event;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_node_mesh_everyone_gets_everything_once() {
+    let a = TestNode::start("a", &[]).await;
+    let b = TestNode::start("b", &[&a]).await;
+    let mut c = TestNode::start("c", &[&a, &b]).await;
+    let mut a = a;
+    let mut b = b;
+    a.wait_peers(2).await;
+    b.wait_peers(2).await;
+    c.wait_peers(2).await;
+
+    let mut sent = Vec::new();
+    for (i, n) in [&a, &b, &c].iter().enumerate() {
+        sent.push(n.send("lobby", &format!("hello from {i}")).await);
+    }
+    for n in [&mut a, &mut b, &mut c] {
+        let got = n.collect_messages(sent.len()).await;
+        let ids: Vec<_> = got.iter().map(|m| m.id).collect();
+        for id in &sent {
+            assert_eq!(ids.iter().filter(|x| *x == id).count(), 1, "{}", n.name);
+        }
+        n.assert_no_more_messages().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_of_four_relays_through_non_members() {
+    // A - B - C - D: each dials only its neighbour; only A and D are in room "x".
+    let mut a = TestNode::start("a", &[]).await;
+    let mut b = TestNode::start("b", &[&a]).await;
+    let mut c = TestNode::start("c", &[&b]).await;
+    let mut d = TestNode::start("d", &[&c]).await;
+    a.wait_peers(1).await;
+    b.wait_peers(2).await;
+    c.wait_peers(2).await;
+    d.wait_peers(1).await;
+    a.handle.join("x").await.unwrap();
+    d.handle.join("x").await.unwrap();
+    // The chain really is a chain: A is not connected to C or D.
+    let a_peers = a.handle.peers().await.unwrap();
+    assert_eq!(a_peers.len(), 1);
+    assert_eq!(a_peers[0].peer_id, b.peer_id);
+
+    let from_a = a.send("x", "from the west end").await;
+    let from_d = d.send("x", "from the east end").await;
+    let got_d = d.collect_messages(2).await;
+    let got_a = a.collect_messages(2).await;
+    assert!(got_d.iter().any(|m| m.id == from_a && m.text == "from the west end"));
+    assert!(got_a.iter().any(|m| m.id == from_d && m.nick == "d"));
+    // B and C relayed, but are not members: nothing shown or stored there.
+    b.assert_no_more_messages().await;
+    c.assert_no_more_messages().await;
+    assert!(b.handle.history("x", 10, None).await.unwrap().is_empty());
+    assert!(c.handle.stats().await.unwrap().accepted >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_are_suppressed_in_a_full_mesh() {
+    let n0 = TestNode::start("n0", &[]).await;
+    let n1 = TestNode::start("n1", &[&n0]).await;
+    let n2 = TestNode::start("n2", &[&n0, &n1]).await;
+    let n3 = TestNode::start("n3", &[&n0, &n1, &n2]).await;
+    let mut nodes = vec![n0, n1, n2, n3];
+    for n in &mut nodes {
+        n.wait_peers(3).await;
+    }
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        sent.push(nodes[i % 4].send("lobby", &format!("m{i}")).await);
+    }
+    for n in &mut nodes {
+        let got = n.collect_messages(sent.len()).await;
+        let mut counts: HashMap<_, usize> = HashMap::new();
+        for m in &got {
+            *counts.entry(m.id).or_default() += 1;
+        }
+        assert_eq!(counts.len(), sent.len(), "{}", n.name);
+        assert!(counts.values().all(|c| *c == 1), "{}: {counts:?}", n.name);
+        n.assert_no_more_messages().await;
+        let history = n.handle.history("lobby", 1000, None).await.unwrap();
+        assert_eq!(history.len(), sent.len(), "{}", n.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_history_and_reconnects_to_known_peers() {
+    let mut a = TestNode::start("a", &[]).await;
+    let mut b = TestNode::start("b", &[&a]).await;
+    a.wait_peers(1).await;
+    b.wait_peers(1).await;
+    let m1 = a.send("lobby", "before restart").await;
+    b.collect_messages(1).await;
+
+    let dir = b.stop().await;
+    a.wait_for(|e| matches!(e, Event::PeerDisconnected { .. })).await;
+    // While B is down, nothing is sent. B comes back with no --peer: it must find A from its
+    // database of known peers.
+    let mut b = TestNode::start_in(dir, "b", &[]).await;
+    b.wait_peers(1).await;
+    let history = b.handle.history("lobby", 10, None).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].id, m1);
+    assert_eq!(history[0].text, "before restart");
+    assert!(!history[0].own);
+
+    a.wait_peers(1).await;
+    let m2 = a.send("lobby", "after restart").await;
+    let got = b.collect_messages(1).await;
+    assert_eq!(got[0].id, m2);
+    b.assert_no_more_messages().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nick_and_rooms_persist() {
+    let a = TestNode::start("a", &[]).await;
+    a.handle.join("Dev").await.unwrap();
+    a.handle.leave("lobby").await.unwrap();
+    assert!(a.send_err("lobby", "x").await.contains("not in room lobby"));
+    let dir = a.stop().await;
+    let a = TestNode::start_in_with_nick(dir, None, &[]).await;
+    let info = a.handle.info().await.unwrap();
+    assert_eq!(info.nick, "a");
+    assert_eq!(info.rooms, ["dev"]);
+}

@@ -1,0 +1,173 @@
+//! Test harness: a node on loopback with a temporary data dir, and deadline-bounded waits.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use meshchat_core::MessageId;
+use meshchat_node::{Config, Event, Handle, MessageView, Multiaddr, PeerId};
+use tokio::sync::mpsc;
+
+/// Longest any single condition is waited for before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+/// How long "nothing more arrives" is watched for. Only ever shortens a passing test's
+/// certainty, never makes a failing one pass.
+pub const QUIET: Duration = Duration::from_millis(500);
+
+pub struct TestNode {
+    pub name: String,
+    pub handle: Handle,
+    pub events: mpsc::Receiver<Event>,
+    pub peer_id: PeerId,
+    /// Listen address with `/p2p/<peer id>`.
+    pub addr: Multiaddr,
+    /// Keeps the data dir alive for the node's lifetime.
+    pub dir: tempfile::TempDir,
+    /// Chat peers connected now, as seen from events.
+    pub connected: std::collections::HashSet<PeerId>,
+    /// Events read while waiting for something else, not yet consumed.
+    backlog: Vec<Event>,
+}
+
+impl TestNode {
+    pub async fn start(name: &str, peers: &[&TestNode]) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), name, peers).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, name: &str, peers: &[&TestNode]) -> Self {
+        Self::start_in_with_nick(dir, Some(name), peers).await
+    }
+
+    pub async fn start_in_with_nick(
+        dir: tempfile::TempDir,
+        nick: Option<&str>,
+        peers: &[&TestNode],
+    ) -> Self {
+        let mut config = Config::loopback(dir.path());
+        config.nick = nick.map(str::to_owned);
+        config.peers = peers.iter().map(|p| p.addr.clone()).collect();
+        let (handle, events) = meshchat_node::spawn(config).await.expect("node starts");
+        let info = handle.info().await.unwrap();
+        let addr = info.listen[0]
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(info.peer_id));
+        Self {
+            name: info.nick.clone(),
+            handle,
+            events,
+            peer_id: info.peer_id,
+            addr,
+            dir,
+            connected: Default::default(),
+            backlog: Vec::new(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Stops the node and hands back its data dir for a restart.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.handle.shutdown().await;
+        self.dir
+    }
+
+    pub async fn send(&self, room: &str, text: &str) -> MessageId {
+        self.handle.send(room, text).await.expect("send").id
+    }
+
+    pub async fn send_err(&self, room: &str, text: &str) -> String {
+        self.handle.send(room, text).await.unwrap_err().to_string()
+    }
+
+    fn track(&mut self, e: &Event) {
+        match e {
+            Event::PeerConnected { peer_id } => {
+                self.connected.insert(*peer_id);
+            }
+            Event::PeerDisconnected { peer_id } => {
+                self.connected.remove(peer_id);
+            }
+            _ => {}
+        }
+    }
+
+    async fn next_event(&mut self, deadline: tokio::time::Instant) -> Option<Event> {
+        let e = tokio::time::timeout_at(deadline, self.events.recv())
+            .await
+            .ok()??;
+        self.track(&e);
+        Some(e)
+    }
+
+    /// Waits for an event matching `pred` (other events are kept for later).
+    pub async fn wait_for(&mut self, pred: impl Fn(&Event) -> bool) -> Event {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            match self.next_event(deadline).await {
+                Some(e) if pred(&e) => return e,
+                Some(e) => self.backlog.push(e),
+                None => panic!("{}: no matching event within {DEADLINE:?}", self.name),
+            }
+        }
+    }
+
+    /// Waits until at least `n` chat peers are connected.
+    pub async fn wait_peers(&mut self, n: usize) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while self.connected.len() < n {
+            match self.next_event(deadline).await {
+                Some(e) if matches!(e, Event::Message(_)) => self.backlog.push(e),
+                Some(_) => {}
+                None => panic!(
+                    "{}: {} of {n} peers within {DEADLINE:?}",
+                    self.name,
+                    self.connected.len()
+                ),
+            }
+        }
+    }
+
+    /// Collects exactly `n` message events (own ones included).
+    pub async fn collect_messages(&mut self, n: usize) -> Vec<MessageView> {
+        let mut out = Vec::new();
+        self.backlog.retain(|e| match e {
+            Event::Message(m) if out.len() < n => {
+                out.push(m.clone());
+                false
+            }
+            _ => true,
+        });
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while out.len() < n {
+            match self.next_event(deadline).await {
+                Some(Event::Message(m)) => out.push(m),
+                Some(_) => {}
+                None => panic!(
+                    "{}: {} of {n} messages within {DEADLINE:?}: {:?}",
+                    self.name,
+                    out.len(),
+                    out.iter().map(|m| &m.text).collect::<Vec<_>>()
+                ),
+            }
+        }
+        out
+    }
+
+    /// Asserts that no further message event arrives within [`QUIET`].
+    pub async fn assert_no_more_messages(&mut self) {
+        if let Some(Event::Message(m)) = self.backlog.iter().find(|e| matches!(e, Event::Message(_))) {
+            panic!("{}: unexpected message {:?}", self.name, m.text);
+        }
+        let deadline = tokio::time::Instant::now() + QUIET;
+        while let Some(e) = self.next_event(deadline).await {
+            if let Event::Message(m) = e {
+                panic!("{}: unexpected message {:?}", self.name, m.text);
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! JSON mode: one command object per stdin line, one event object per stdout line, nothing else on
+//! stdout. The contract is in `docs/JSON.md`.
+
+use anyhow::Context;
+use meshchat_node::{Event, Handle};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::output::{event_json, message_json, peers_json};
+
+/// Longest accepted input line; longer lines are answered with an error and skipped.
+pub const MAX_LINE: usize = 256 * 1024;
+/// Lines waiting to be written to stdout.
+const OUT_QUEUE: usize = 1024;
+/// Most messages one `history` command returns.
+const MAX_HISTORY_LIMIT: usize = 10_000;
+
+pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+    let (out_tx, mut out_rx) = mpsc::channel::<Value>(OUT_QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(v) = out_rx.recv().await {
+            let mut line = v.to_string();
+            line.push('\n');
+            if stdout.write_all(line.as_bytes()).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let info = handle.info().await?;
+    out_tx
+        .send(json!({
+            "event": "ready",
+            "peer_id": info.peer_id.to_string(),
+            "fingerprint": info.fingerprint.to_string(),
+            "nick": info.nick,
+            "listen": info.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "rooms": info.rooms,
+        }))
+        .await?;
+
+    let forward_tx = out_tx.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if forward_tx.send(event_json(&event)).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match read_line_bounded(&mut stdin, &mut buf, MAX_LINE).await? {
+            LineRead::Eof => break,
+            LineRead::TooLong => {
+                out_tx
+                    .send(error(format!("input line longer than {MAX_LINE} bytes ignored")))
+                    .await?;
+                continue;
+            }
+            LineRead::Line => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(cmd) => {
+                if !command(&handle, cmd, &out_tx).await? {
+                    break;
+                }
+            }
+            Err(e) => out_tx.send(error(format!("invalid JSON: {e}"))).await?,
+        }
+    }
+    drop(out_tx);
+    forward.abort();
+    let _ = writer.await;
+    Ok(())
+}
+
+fn error(message: impl Into<String>) -> Value {
+    json!({"event": "error", "message": message.into()})
+}
+
+fn str_field<'a>(cmd: &'a Value, name: &str) -> Result<&'a str, String> {
+    cmd.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("missing string field \"{name}\""))
+}
+
+/// Runs one command; false means quit.
+async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyhow::Result<bool> {
+    let name = cmd.get("cmd").and_then(Value::as_str).unwrap_or_default();
+    let reply: Result<Value, String> = match name {
+        "send" => match (str_field(&cmd, "room"), str_field(&cmd, "text")) {
+            (Ok(room), Ok(text)) => handle
+                .send(room, text)
+                .await
+                .map(|s| {
+                    json!({"event": "sent", "room": room, "id": s.id.to_string(), "relayed": s.relayed})
+                })
+                .map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        "join" => match str_field(&cmd, "room") {
+            Ok(room) => handle
+                .join(room)
+                .await
+                .map(|_| json!({"event": "joined", "room": room}))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        },
+        "leave" => match str_field(&cmd, "room") {
+            Ok(room) => handle
+                .leave(room)
+                .await
+                .map(|was| json!({"event": "left", "room": room, "was_member": was}))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        },
+        "nick" => match str_field(&cmd, "nick") {
+            Ok(nick) => handle
+                .set_nick(nick)
+                .await
+                .map(|()| json!({"event": "nick", "nick": nick}))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        },
+        "connect" => match str_field(&cmd, "addr") {
+            Ok(addr) => {
+                // Dialing takes a while; answer when it is done without holding up other commands.
+                let (handle, out, addr) = (handle.clone(), out.clone(), addr.to_owned());
+                tokio::spawn(async move {
+                    let v = match handle.connect(&addr).await {
+                        Ok(peer) => json!({"event": "connected", "addr": addr, "peer_id": peer.to_string()}),
+                        Err(e) => error(e.to_string()),
+                    };
+                    let _ = out.send(v).await;
+                });
+                return Ok(true);
+            }
+            Err(e) => Err(e),
+        },
+        "peers" => handle
+            .peers()
+            .await
+            .map(|p| json!({"event": "peers", "peers": peers_json(&p)}))
+            .map_err(|e| e.to_string()),
+        "history" => match str_field(&cmd, "room") {
+            Ok(room) => {
+                let limit = cmd
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .map_or(100, |l| l as usize)
+                    .min(MAX_HISTORY_LIMIT);
+                handle
+                    .history(room, limit, None)
+                    .await
+                    .map(|msgs| {
+                        json!({"event": "history", "room": room,
+                               "messages": msgs.iter().map(message_json).collect::<Vec<_>>()})
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        },
+        "info" | "id" => handle
+            .info()
+            .await
+            .map(|i| {
+                json!({"event": "info", "peer_id": i.peer_id.to_string(),
+                       "fingerprint": i.fingerprint.to_string(), "nick": i.nick,
+                       "listen": i.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                       "rooms": i.rooms})
+            })
+            .map_err(|e| e.to_string()),
+        "stats" => handle
+            .stats()
+            .await
+            .map(|s| {
+                json!({"event": "stats", "accepted": s.accepted, "duplicates": s.duplicates,
+                       "rejected": s.rejected, "stored": s.stored, "published": s.published})
+            })
+            .map_err(|e| e.to_string()),
+        "quit" => return Ok(false),
+        "" => Err("missing string field \"cmd\"".into()),
+        other => Err(format!(
+            "unknown command {other:?} (known: send, join, leave, nick, connect, peers, history, info, stats, quit)"
+        )),
+    };
+    out.send(reply.unwrap_or_else(error))
+        .await
+        .context("stdout writer stopped")?;
+    Ok(true)
+}
+
+pub enum LineRead {
+    Line,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line into `buf` (without the newline), never holding more than `max` bytes: the rest
+/// of an over-long line is read and discarded.
+pub async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else if buf.is_empty() {
+                LineRead::Eof
+            } else {
+                LineRead::Line
+            });
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let consumed = done.unwrap_or(available.len());
+        reader.consume(consumed);
+        if done.is_some() {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], max: usize) -> Vec<String> {
+        let mut r = BufReader::with_capacity(4, input);
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match read_line_bounded(&mut r, &mut buf, max).await.unwrap() {
+                LineRead::Eof => return out,
+                LineRead::TooLong => out.push("<too long>".into()),
+                LineRead::Line => out.push(String::from_utf8(buf.clone()).unwrap()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bounded_lines() {
+        assert_eq!(lines(b"ab\ncd\n", 10).await, ["ab", "cd"]);
+        assert_eq!(lines(b"ab\ncd", 10).await, ["ab", "cd"]);
+        assert_eq!(
+            lines(b"0123456789abc\nok\n", 10).await,
+            ["<too long>", "ok"]
+        );
+        assert_eq!(lines(b"", 10).await, Vec::<String>::new());
+    }
+}

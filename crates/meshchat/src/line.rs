@@ -1,0 +1,168 @@
+//! Line mode: typed lines go to the current room; incoming messages print as
+//! `[room] nick (fp): text`; slash commands do the rest. Used with `--plain` or when stdin is not
+//! a terminal, until the full-screen interface takes over interactive use.
+
+use meshchat_node::{Event, Handle};
+use tokio::io::BufReader;
+use tokio::sync::mpsc;
+
+use crate::json::{read_line_bounded, LineRead, MAX_LINE};
+use crate::output::{addrs, message_line};
+
+const HELP: &str = "\
+commands:
+  /join ROOM         join ROOM (or switch to it) and make it current
+  /leave [ROOM]      leave ROOM (default: the current room)
+  /rooms             list joined rooms
+  /nick NAME         change your nick
+  /peers             list connected peers
+  /connect ADDR      dial a peer, e.g. /connect /ip4/192.0.2.7/tcp/7447
+  /history [N]       show the last N messages of the current room (default 20)
+  /id                show your peer id, fingerprint and addresses
+  /help              this list
+  /quit              leave meshchat
+anything else is sent to the current room";
+
+pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+    let info = handle.info().await?;
+    let mut current = info
+        .rooms
+        .first()
+        .cloned()
+        .unwrap_or_else(|| meshchat_core::room::DEFAULT_ROOM.to_owned());
+    println!("* meshchat — you are {} ({})", info.nick, info.peer_id);
+    println!("* fingerprint {}", info.fingerprint);
+    println!("* listening on {}", addrs(&info.listen));
+    println!("* rooms: {} — current: {current} — /help for commands", info.rooms.join(", "));
+    show_history(&handle, &current, 20).await;
+
+    let printer = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Message(m) => println!("{}", message_line(&m)),
+                Event::PeerConnected { peer_id } => println!("* peer connected: {peer_id}"),
+                Event::PeerDisconnected { peer_id } => println!("* peer disconnected: {peer_id}"),
+                Event::ListenAddr(a) => tracing::info!("listening on {a}"),
+                Event::Warning(w) => println!("* warning: {w}"),
+            }
+        }
+    });
+
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match read_line_bounded(&mut stdin, &mut buf, MAX_LINE).await? {
+            LineRead::Eof => break,
+            LineRead::TooLong => {
+                println!("* line too long, not sent");
+                continue;
+            }
+            LineRead::Line => {}
+        }
+        let line = String::from_utf8_lossy(&buf).trim_end_matches('\r').to_owned();
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with('/') || line.starts_with("//") {
+            let text = line.strip_prefix('/').unwrap_or(&line);
+            if let Err(e) = handle.send(&current, text).await {
+                println!("* not sent: {e}");
+            } else if handle.peers().await.map(|p| p.is_empty()).unwrap_or(false) {
+                println!("* (no peers connected yet: kept here until someone connects)");
+            }
+            continue;
+        }
+        let (cmd, arg) = line[1..]
+            .split_once(char::is_whitespace)
+            .map(|(c, a)| (c, a.trim()))
+            .unwrap_or((&line[1..], ""));
+        match cmd {
+            "quit" | "exit" => break,
+            "help" => println!("{HELP}"),
+            "join" if !arg.is_empty() => match handle.join(arg).await {
+                Ok(_) => {
+                    current = meshchat_core::room::normalize_room(arg)?;
+                    println!("* now in {current}");
+                    show_history(&handle, &current, 20).await;
+                }
+                Err(e) => println!("* {e}"),
+            },
+            "leave" => {
+                let room = if arg.is_empty() { current.clone() } else { arg.to_owned() };
+                match handle.leave(&room).await {
+                    Ok(true) => {
+                        println!("* left {room}");
+                        let rooms = handle.info().await?.rooms;
+                        if meshchat_core::room::normalize_room(&room).ok().as_ref() == Some(&current)
+                        {
+                            match rooms.first() {
+                                Some(r) => {
+                                    current = r.clone();
+                                    println!("* now in {current}");
+                                }
+                                None => println!("* you are in no room; /join one"),
+                            }
+                        }
+                    }
+                    Ok(false) => println!("* you are not in {room}"),
+                    Err(e) => println!("* {e}"),
+                }
+            }
+            "rooms" => {
+                let rooms = handle.info().await?.rooms;
+                for r in rooms {
+                    let mark = if r == current { " (current)" } else { "" };
+                    println!("* {r}{mark}");
+                }
+            }
+            "nick" if !arg.is_empty() => match handle.set_nick(arg).await {
+                Ok(()) => println!("* you are now {arg}"),
+                Err(e) => println!("* {e}"),
+            },
+            "peers" => {
+                let peers = handle.peers().await?;
+                if peers.is_empty() {
+                    println!("* no peers connected");
+                }
+                for p in peers {
+                    println!("* {} {}", p.peer_id, addrs(&p.addrs));
+                }
+            }
+            "connect" if !arg.is_empty() => {
+                let (handle, arg) = (handle.clone(), arg.to_owned());
+                println!("* connecting to {arg} …");
+                tokio::spawn(async move {
+                    match handle.connect(&arg).await {
+                        Ok(peer) => println!("* connected to {peer}"),
+                        Err(e) => println!("* {e}"),
+                    }
+                });
+            }
+            "history" => {
+                let n = arg.parse().unwrap_or(20);
+                show_history(&handle, &current, n).await;
+            }
+            "id" => {
+                let i = handle.info().await?;
+                println!("* {} ({}) fingerprint {}", i.nick, i.peer_id, i.fingerprint);
+                println!("* listening on {}", addrs(&i.listen));
+            }
+            "join" | "nick" | "connect" => println!("* /{cmd} needs an argument; see /help"),
+            other => println!("* unknown command /{other}; /help lists them"),
+        }
+    }
+    printer.abort();
+    Ok(())
+}
+
+async fn show_history(handle: &Handle, room: &str, n: usize) {
+    match handle.history(room, n, None).await {
+        Ok(msgs) => {
+            for m in msgs {
+                println!("{}", message_line(&m));
+            }
+        }
+        Err(e) => println!("* history unavailable: {e}"),
+    }
+}

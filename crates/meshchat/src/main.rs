@@ -1,0 +1,160 @@
+//! The `meshchat` binary: starts a node and puts a face on it (line mode, JSON mode, or headless).
+
+mod cli;
+mod json;
+mod line;
+mod output;
+mod tui;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use meshchat_node::{keyfile, peer_id_of, Handle};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meshchat: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Don't wait for the thread blocked reading stdin.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meshchat: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The interface the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Json,
+    Line,
+    Tui,
+    Daemon,
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let data_dir = cli.data_dir()?;
+    if let Some(Command::Id) = cli.command {
+        let (key, created) = keyfile::load_or_create(&data_dir)?;
+        if created {
+            eprintln!("created a new identity in {}", data_dir.display());
+        }
+        println!("peer id:     {}", peer_id_of(&key.public()));
+        println!("fingerprint: {}", key.public().fingerprint());
+        return Ok(());
+    }
+    let mode = match (&cli.command, cli.json) {
+        (Some(Command::Daemon), _) => Mode::Daemon,
+        (_, true) => Mode::Json,
+        (None, false) if !cli.plain && is_terminal() => Mode::Tui,
+        _ => Mode::Line,
+    };
+    init_logging(mode, &data_dir)?;
+
+    let config = cli.node_config()?;
+    let (handle, events) = meshchat_node::spawn(config)
+        .await
+        .context("cannot start the node")?;
+    let info = handle.info().await?;
+    tracing::info!(peer_id = %info.peer_id, fingerprint = %info.fingerprint, "node started");
+
+    let ui = async {
+        match mode {
+            Mode::Json => json::run(handle.clone(), events).await,
+            Mode::Line => line::run(handle.clone(), events).await,
+            Mode::Tui => tui::run(handle.clone(), events).await,
+            Mode::Daemon => daemon(&handle, events, &info).await,
+        }
+    };
+    let outcome = tokio::select! {
+        r = ui => r,
+        () = shutdown_signal() => Ok(()),
+    };
+    handle.shutdown().await;
+    outcome
+}
+
+async fn daemon(
+    handle: &Handle,
+    mut events: tokio::sync::mpsc::Receiver<meshchat_node::Event>,
+    info: &meshchat_node::NodeInfo,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "meshchat daemon {} ({}) listening on {}",
+        info.peer_id,
+        info.fingerprint,
+        output::addrs(&info.listen)
+    );
+    let _ = handle;
+    while let Some(event) = events.recv().await {
+        tracing::debug!(?event, "event");
+    }
+    Ok(())
+}
+
+/// Both stdin and stdout are terminals: the full-screen interface can run.
+fn is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+/// JSON mode and the daemon log to stderr (stdout is the script's); line mode and the TUI log to a
+/// file in the data directory so log lines never mix with the conversation. `RUST_LOG` sets the level.
+fn init_logging(mode: Mode, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(match mode {
+            Mode::Line | Mode::Tui => "info,libp2p=warn",
+            _ => "warn",
+        })
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match mode {
+        Mode::Json | Mode::Daemon => builder.with_writer(std::io::stderr).init(),
+        Mode::Line | Mode::Tui => {
+            keyfile::ensure_data_dir(data_dir)?;
+            let path = data_dir.join("meshchat.log");
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init()
+        }
+    }
+    Ok(())
+}

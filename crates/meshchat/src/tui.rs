@@ -1,0 +1,35 @@
+//! The full-screen terminal interface (ratatui + crossterm), used when `meshchat` runs in a
+//! terminal without `--plain` or `--json`.
+//!
+//! - [`app`]: the state and its updates (keys, node events, answers to node calls); no I/O.
+//! - [`room`]: one room's bounded window of messages, ordering, unread counts, scrolling.
+//! - [`input`]: the input line editor, its history and Tab completion.
+//! - [`command`]: slash commands and keys, for the parser, the help and completion.
+//! - [`people`]: nicks learnt from messages, for `/whois`, completion and nick collisions.
+//! - [`wrap`]: terminal-safe text, widths in cells, wrapping.
+//! - [`render`]: drawing a frame from the state.
+//! - [`term`]: the terminal set-up and restore, and the event loop.
+
+pub mod app;
+pub mod command;
+pub mod input;
+pub mod people;
+pub mod render;
+pub mod room;
+pub mod term;
+pub mod wrap;
+
+#[cfg(test)]
+mod tests;
+
+use meshchat_node::{Event, Handle};
+use tokio::sync::mpsc;
+
+/// Runs the interface on this terminal until the user quits.
+pub async fn run(handle: Handle, events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+    let info = handle.info().await?;
+    let mut app = app::App::new(&info, app::Clock::local());
+    let mut guard = term::Guard::enter()?;
+    let input = crossterm::event::EventStream::new();
+    term::event_loop(&mut guard.terminal, &mut app, input, handle, events, |_| {}).await
+}

@@ -1,0 +1,973 @@
+//! The interface's state and everything that changes it: node events, keys, the mouse, pastes,
+//! and the answers to the node calls it asked for. Nothing here waits: what needs the node is
+//! queued as an [`Action`] and its answer comes back later as a [`Reply`], so this module is
+//! tested without a terminal and without a node.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+
+use chrono::{FixedOffset, Local, TimeZone};
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent,
+    MouseEventKind,
+};
+use meshchat_core::room::{normalize_room, validate_nick, MAX_TEXT_LEN};
+use meshchat_core::{Fingerprint, MessageId};
+use meshchat_node::store::MAX_HISTORY;
+use meshchat_node::{Event, MessageView, Multiaddr, NodeInfo, PeerId, PeerInfo, Sent};
+use ratatui::layout::Rect;
+
+use super::command::{self, Arg, Command, Parsed, COMMANDS};
+use super::input::Input;
+use super::people::{self, describe, NickBook, PeerRow, WhoisRow};
+use super::room::{Entry, Geometry, Inserted, Level, Msg, Need, Room, FP_COLS, PAGE};
+use super::wrap;
+
+/// Rows one wheel notch scrolls.
+const WHEEL_ROWS: isize = 3;
+
+/// How times are shown: the local zone (the program), or a fixed offset (tests, for snapshots
+/// that do not depend on where they run).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    offset: Option<FixedOffset>,
+    /// A frozen "now" for notices, in tests.
+    frozen_ms: Option<u64>,
+}
+
+impl Clock {
+    pub fn local() -> Self {
+        Self {
+            offset: None,
+            frozen_ms: None,
+        }
+    }
+
+    pub fn fixed(offset: FixedOffset, now_ms: u64) -> Self {
+        Self {
+            offset: Some(offset),
+            frozen_ms: Some(now_ms),
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.frozen_ms.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        })
+    }
+
+    /// `HH:MM` of a Unix time in milliseconds.
+    pub fn hhmm(&self, ts_ms: u64) -> String {
+        let ms = i64::try_from(ts_ms).unwrap_or(i64::MAX);
+        let shown = match self.offset {
+            Some(off) => off.timestamp_millis_opt(ms).single().map(|t| t.format("%H:%M")),
+            None => Local.timestamp_millis_opt(ms).single().map(|t| t.format("%H:%M")),
+        };
+        shown.map_or_else(|| "--:--".to_owned(), |t| t.to_string())
+    }
+}
+
+/// This node, as the status bar and `/id` show it.
+#[derive(Debug, Clone)]
+pub struct Me {
+    pub peer_id: PeerId,
+    pub fingerprint: Fingerprint,
+    pub nick: String,
+    pub listen: Vec<Multiaddr>,
+}
+
+/// A panel over the conversation; Esc closes it.
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    Help,
+    Id,
+    Peers(Vec<PeerRow>),
+    Whois { query: String, rows: Vec<WhoisRow> },
+}
+
+/// Why a history page was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryFor {
+    /// The first page of a room.
+    Initial,
+    /// The page before the window, while scrolling (or for `/history`, which says so).
+    Older { announce: bool },
+    /// The newest page, replacing a detached window.
+    Newest,
+}
+
+/// Why the peer list was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeersFor {
+    Panel,
+    Whois(String),
+}
+
+/// A node call the interface wants made. The event loop runs them off the interface's task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Send {
+        room: String,
+        text: String,
+    },
+    Join {
+        room: String,
+    },
+    Leave {
+        room: String,
+    },
+    Nick {
+        nick: String,
+    },
+    Connect {
+        addr: String,
+    },
+    Peers {
+        purpose: PeersFor,
+    },
+    History {
+        room: String,
+        before: Option<(u64, MessageId)>,
+        limit: usize,
+        purpose: HistoryFor,
+    },
+}
+
+/// The answer to an [`Action`], node errors as text.
+#[derive(Debug)]
+pub enum Reply {
+    Sent {
+        room: String,
+        text: String,
+        result: Result<Sent, String>,
+    },
+    Joined {
+        room: String,
+        result: Result<bool, String>,
+    },
+    Left {
+        room: String,
+        result: Result<bool, String>,
+    },
+    Nick {
+        nick: String,
+        result: Result<(), String>,
+    },
+    Connected {
+        addr: String,
+        result: Result<PeerId, String>,
+    },
+    Peers {
+        purpose: PeersFor,
+        result: Result<Vec<PeerInfo>, String>,
+    },
+    History {
+        room: String,
+        limit: usize,
+        purpose: HistoryFor,
+        result: Result<Vec<MessageView>, String>,
+    },
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub me: Me,
+    /// Joined rooms, in the order of the room list.
+    pub rooms: Vec<Room>,
+    /// Index of the room shown (meaningless while `rooms` is empty).
+    pub current: usize,
+    /// What the pane shows when no room is joined (notices land there).
+    pub roomless: Room,
+    pub input: Input,
+    pub overlay: Option<Overlay>,
+    /// Rows the overlay is scrolled down.
+    pub overlay_scroll: u16,
+    /// Most rows the overlay could scroll at the last frame.
+    pub overlay_max: Cell<u16>,
+    /// Connected meshchat peers.
+    pub peers: BTreeSet<PeerId>,
+    pub book: NickBook,
+    /// Show the listening addresses in the status bar (F2).
+    pub show_addrs: bool,
+    pub clock: Clock,
+    pub quit: bool,
+    /// Ctrl+L: repaint the whole screen at the next frame.
+    pub repaint: bool,
+    /// Node calls waiting for the event loop.
+    actions: Vec<Action>,
+    /// Orders notices made in the same millisecond.
+    seq: u64,
+    /// Width and height of the message pane at the last frame.
+    pub pane: Cell<(u16, u16)>,
+    /// Where each room's entry in the room list was drawn at the last frame, for clicks.
+    pub room_hits: RefCell<Vec<(Rect, usize)>>,
+    /// "Not relayed" was said since the last peer came: say it once.
+    unrelayed_said: bool,
+}
+
+impl App {
+    pub fn new(info: &NodeInfo, clock: Clock) -> Self {
+        let mut app = Self {
+            me: Me {
+                peer_id: info.peer_id,
+                fingerprint: info.fingerprint,
+                nick: info.nick.clone(),
+                listen: info.listen.clone(),
+            },
+            rooms: info.rooms.iter().map(Room::new).collect(),
+            current: 0,
+            roomless: Room::new(""),
+            input: Input::new(MAX_TEXT_LEN),
+            overlay: None,
+            overlay_scroll: 0,
+            overlay_max: Cell::new(0),
+            peers: BTreeSet::new(),
+            book: NickBook::default(),
+            show_addrs: false,
+            clock,
+            quit: false,
+            repaint: false,
+            actions: Vec::new(),
+            seq: 0,
+            pane: Cell::new((80, 20)),
+            room_hits: RefCell::new(Vec::new()),
+            unrelayed_said: false,
+        };
+        let now = app.clock.now_ms();
+        app.book
+            .learn(info.peer_id, info.fingerprint, &info.nick, now);
+        for i in 0..app.rooms.len() {
+            app.load_first_page(i);
+        }
+        app.notice(
+            &format!(
+                "meshchat — you are {} ({}). F1 or /help lists commands.",
+                info.nick,
+                info.fingerprint.short()
+            ),
+            Level::Info,
+        );
+        if app.rooms.is_empty() {
+            app.notice("you are in no room: /join ROOM", Level::Info);
+        }
+        app
+    }
+
+    /// Node calls queued since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// The room shown.
+    pub fn room(&self) -> &Room {
+        self.rooms.get(self.current).unwrap_or(&self.roomless)
+    }
+
+    fn room_mut(&mut self) -> &mut Room {
+        match self.rooms.get_mut(self.current) {
+            Some(r) => r,
+            None => &mut self.roomless,
+        }
+    }
+
+    fn room_index(&self, name: &str) -> Option<usize> {
+        self.rooms.iter().position(|r| r.name == name)
+    }
+
+    fn geometry(&self, room: &Room) -> Geometry {
+        let (w, h) = self.pane.get();
+        room.geometry(w, h)
+    }
+
+    /// Cells the nick label of `m` takes (with a fingerprint when the nick is shared).
+    pub fn label_width(&self, m: &Msg) -> usize {
+        wrap::width(&m.nick) + if self.book.collides(&m.nick) { FP_COLS } else { 0 }
+    }
+
+    /// Shows a notice in the room on screen.
+    pub fn notice(&mut self, text: &str, level: Level) {
+        self.seq += 1;
+        let entry = Entry::notice(text, level, self.clock.now_ms(), self.seq);
+        let geo = self.geometry(self.room());
+        let room = self.room_mut();
+        room.insert(entry, 0, geo);
+        room.trim();
+    }
+
+    fn load_first_page(&mut self, i: usize) {
+        let room = self.rooms[i].name.clone();
+        self.actions.push(Action::History {
+            room,
+            before: None,
+            limit: PAGE,
+            purpose: HistoryFor::Initial,
+        });
+    }
+
+    // ---- node events ----
+
+    pub fn on_node_event(&mut self, event: Event) {
+        match event {
+            Event::Message(m) => self.on_message(m),
+            Event::PeerConnected { peer_id } => {
+                self.peers.insert(peer_id);
+                self.unrelayed_said = false;
+                let who = describe(&self.book, &peer_id);
+                self.notice(&format!("peer connected: {who}"), Level::Info);
+            }
+            Event::PeerDisconnected { peer_id } => {
+                self.peers.remove(&peer_id);
+                let who = describe(&self.book, &peer_id);
+                self.notice(&format!("peer disconnected: {who}"), Level::Info);
+            }
+            Event::ListenAddr(addr) => {
+                if !self.me.listen.contains(&addr) {
+                    self.notice(&format!("listening on {addr}"), Level::Info);
+                    self.me.listen.push(addr);
+                }
+            }
+            Event::Warning(w) => self.notice(&w, Level::Error),
+        }
+    }
+
+    fn on_message(&mut self, m: MessageView) {
+        self.book
+            .learn(m.author, m.fingerprint, &m.nick, m.timestamp_ms);
+        let Some(i) = self.room_index(&m.room) else {
+            // A message still in flight for a room just left.
+            return;
+        };
+        let ts = m.timestamp_ms;
+        let msg = Msg::from_view(m, &self.me.nick);
+        let (own, mention) = (msg.own, msg.mention);
+        let label = self.label_width(&msg);
+        let geo = self.geometry(&self.rooms[i]);
+        let shown = i == self.current;
+        let room = &mut self.rooms[i];
+        match room.insert(Entry::message(msg, ts), label, geo) {
+            Inserted::Duplicate => return,
+            Inserted::Added | Inserted::Beyond => {}
+        }
+        if !own {
+            if !shown {
+                room.unread = room.unread.saturating_add(1);
+                if mention {
+                    room.mentions = room.mentions.saturating_add(1);
+                }
+            } else if room.scroll > 0 {
+                room.new_below = room.new_below.saturating_add(1);
+            }
+        }
+        room.trim();
+    }
+
+    // ---- answers from the node ----
+
+    pub fn on_reply(&mut self, reply: Reply) {
+        match reply {
+            Reply::Sent { room, text, result } => match result {
+                Ok(sent) => {
+                    if !sent.relayed && !self.unrelayed_said {
+                        self.unrelayed_said = true;
+                        self.notice(
+                            "no peer took that message yet: it is stored here, and peers that \
+                             connect later do not get it until history sync exists",
+                            Level::Info,
+                        );
+                    }
+                }
+                Err(e) => {
+                    self.notice(&format!("not sent to #{room}: {e}"), Level::Error);
+                    if self.input.is_empty() {
+                        self.input.set(&text);
+                    }
+                }
+            },
+            Reply::Joined { room, result } => match result {
+                Ok(_) => {
+                    let i = match self.room_index(&room) {
+                        Some(i) => i,
+                        None => {
+                            self.rooms.push(Room::new(room.clone()));
+                            let i = self.rooms.len() - 1;
+                            self.load_first_page(i);
+                            i
+                        }
+                    };
+                    self.switch_to(i);
+                    self.notice(&format!("joined #{room}"), Level::Info);
+                }
+                Err(e) => self.notice(&format!("cannot join #{room}: {e}"), Level::Error),
+            },
+            Reply::Left { room, result } => match result {
+                Ok(true) => {
+                    if let Some(i) = self.room_index(&room) {
+                        self.rooms.remove(i);
+                        if self.current > i || self.current >= self.rooms.len() {
+                            self.current = self.current.saturating_sub(1);
+                        }
+                        if let Some(r) = self.rooms.get_mut(self.current) {
+                            r.unread = 0;
+                            r.mentions = 0;
+                        }
+                    }
+                    self.notice(&format!("left #{room}"), Level::Info);
+                    if self.rooms.is_empty() {
+                        self.notice("you are in no room: /join ROOM", Level::Info);
+                    }
+                }
+                Ok(false) => self.notice(&format!("you are not in #{room}"), Level::Error),
+                Err(e) => self.notice(&format!("cannot leave #{room}: {e}"), Level::Error),
+            },
+            Reply::Nick { nick, result } => match result {
+                Ok(()) => {
+                    self.me.nick = nick.clone();
+                    let now = self.clock.now_ms();
+                    self.book
+                        .learn(self.me.peer_id, self.me.fingerprint, &nick, now);
+                    self.notice(&format!("you are now {nick}"), Level::Info);
+                }
+                Err(e) => self.notice(&format!("nick unchanged: {e}"), Level::Error),
+            },
+            Reply::Connected { addr, result } => match result {
+                Ok(peer) => {
+                    let who = describe(&self.book, &peer);
+                    self.notice(&format!("connected to {who} at {addr}"), Level::Info);
+                }
+                Err(e) => self.notice(&e, Level::Error),
+            },
+            Reply::Peers { purpose, result } => match result {
+                Ok(peers) => self.show_peers(purpose, peers),
+                Err(e) => self.notice(&format!("peer list unavailable: {e}"), Level::Error),
+            },
+            Reply::History {
+                room,
+                limit,
+                purpose,
+                result,
+            } => self.on_history(&room, limit, purpose, result),
+        }
+    }
+
+    fn on_history(
+        &mut self,
+        room: &str,
+        limit: usize,
+        purpose: HistoryFor,
+        result: Result<Vec<MessageView>, String>,
+    ) {
+        let Some(i) = self.room_index(room) else {
+            return;
+        };
+        let msgs = match result {
+            Ok(msgs) => msgs,
+            Err(e) => {
+                let r = &mut self.rooms[i];
+                r.older = super::room::Older::Unknown;
+                r.reloading = false;
+                self.notice(&format!("history of #{room} unavailable: {e}"), Level::Error);
+                return;
+            }
+        };
+        let my_nick = self.me.nick.clone();
+        let mut page = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            self.book
+                .learn(m.author, m.fingerprint, &m.nick, m.timestamp_ms);
+            let ts = m.timestamp_ms;
+            page.push((Msg::from_view(m, &my_nick), ts));
+        }
+        let geo = self.geometry(&self.rooms[i]);
+        let book = &self.book;
+        let label = |m: &Msg| wrap::width(&m.nick) + if book.collides(&m.nick) { FP_COLS } else { 0 };
+        let r = &mut self.rooms[i];
+        match purpose {
+            HistoryFor::Initial | HistoryFor::Older { .. } => {
+                let added = r.add_history(page, limit, label, geo);
+                if purpose == (HistoryFor::Older { announce: true }) {
+                    let more = if added == 0 {
+                        "no older messages".to_owned()
+                    } else {
+                        format!("loaded {added} older messages (PgUp to read)")
+                    };
+                    self.notice(&more, Level::Info);
+                }
+            }
+            HistoryFor::Newest => r.reset_newest(page, limit, label, geo),
+        }
+        // A short first page may not fill the screen: the next may be wanted at once.
+        if i == self.current {
+            self.settle();
+        }
+    }
+
+    fn show_peers(&mut self, purpose: PeersFor, peers: Vec<PeerInfo>) {
+        match purpose {
+            PeersFor::Panel => {
+                let rows = peers
+                    .into_iter()
+                    .map(|p| PeerRow {
+                        fingerprint: self
+                            .book
+                            .get(&p.peer_id)
+                            .map(|k| k.fingerprint)
+                            .or_else(|| people::fingerprint_of(&p.peer_id)),
+                        nick: self.book.get(&p.peer_id).map(|k| k.nick.clone()),
+                        peer_id: p.peer_id,
+                        addrs: p.addrs,
+                        chat: p.chat,
+                    })
+                    .collect();
+                self.open(Overlay::Peers(rows));
+            }
+            PeersFor::Whois(query) => {
+                let rows: Vec<WhoisRow> = self
+                    .book
+                    .find(&query)
+                    .into_iter()
+                    .map(|(peer, k)| {
+                        let own = peer == self.me.peer_id;
+                        WhoisRow {
+                            nick: k.nick.clone(),
+                            peer_id: peer,
+                            fingerprint: k.fingerprint,
+                            last_seen_ms: (!own).then_some(k.last_seen_ms),
+                            addrs: if own {
+                                Some(self.me.listen.clone())
+                            } else {
+                                peers
+                                    .iter()
+                                    .find(|p| p.peer_id == peer)
+                                    .map(|p| p.addrs.clone())
+                            },
+                            own,
+                        }
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    self.notice(&format!("nobody known as {query}"), Level::Error);
+                } else {
+                    self.open(Overlay::Whois { query, rows });
+                }
+            }
+        }
+    }
+
+    /// The event loop could not queue `action` (too many waiting): undo what waits for it.
+    pub fn refused(&mut self, action: Action) {
+        match action {
+            Action::Send { text, .. } => {
+                if self.input.is_empty() {
+                    self.input.set(&text);
+                }
+                self.notice("busy: not sent, press Enter again", Level::Error);
+            }
+            Action::History { room, .. } => {
+                if let Some(i) = self.room_index(&room) {
+                    self.rooms[i].older = super::room::Older::Unknown;
+                    self.rooms[i].reloading = false;
+                }
+            }
+            _ => self.notice("busy: not done, try again", Level::Error),
+        }
+    }
+
+    // ---- terminal input ----
+
+    pub fn on_terminal(&mut self, event: TermEvent) {
+        match event {
+            TermEvent::Key(k) if k.kind != KeyEventKind::Release => self.on_key(k),
+            TermEvent::Paste(text) => self.paste(&text),
+            TermEvent::Mouse(m) => self.on_mouse(m),
+            // The next frame is drawn at the new size; the view stays inside the window.
+            TermEvent::Resize(..) => {}
+            _ => {}
+        }
+    }
+
+    fn paste(&mut self, text: &str) {
+        let clean = wrap::sanitize(text, true);
+        if !self.input.insert(&clean) {
+            self.notice(
+                &format!(
+                    "paste too long: a message holds at most {MAX_TEXT_LEN} bytes; nothing pasted"
+                ),
+                Level::Error,
+            );
+        }
+    }
+
+    fn on_mouse(&mut self, m: MouseEvent) {
+        match m.kind {
+            MouseEventKind::ScrollUp if self.overlay.is_some() => {
+                self.scroll_overlay(-(WHEEL_ROWS as i32));
+            }
+            MouseEventKind::ScrollDown if self.overlay.is_some() => {
+                self.scroll_overlay(WHEEL_ROWS as i32);
+            }
+            MouseEventKind::ScrollUp => self.scroll(WHEEL_ROWS),
+            MouseEventKind::ScrollDown => self.scroll(-WHEEL_ROWS),
+            MouseEventKind::Down(MouseButton::Left) => {
+                let hit = self
+                    .room_hits
+                    .borrow()
+                    .iter()
+                    .find(|(r, _)| {
+                        r.contains(ratatui::layout::Position {
+                            x: m.column,
+                            y: m.row,
+                        })
+                    })
+                    .map(|(_, i)| *i);
+                if let Some(i) = hit {
+                    self.switch_to(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+        if ctrl && matches!(key.code, KeyCode::Char('c')) {
+            self.quit = true;
+            return;
+        }
+        if self.overlay.is_some() && self.overlay_key(key) {
+            return;
+        }
+        let page = (self.pane.get().1 as isize - 2).max(1);
+        match key.code {
+            KeyCode::F(1) => self.open(Overlay::Help),
+            KeyCode::F(2) => self.show_addrs = !self.show_addrs,
+            KeyCode::Char(c) if alt && c.is_ascii_digit() => {
+                let n = c.to_digit(10).unwrap_or(0) as usize;
+                self.switch_to(if n == 0 { 9 } else { n - 1 });
+            }
+            KeyCode::Char('n') if ctrl => self.cycle(1),
+            KeyCode::Char('p') if ctrl => self.cycle(-1),
+            KeyCode::Right if alt => self.cycle(1),
+            KeyCode::Left if alt => self.cycle(-1),
+            KeyCode::PageUp => self.scroll(page),
+            KeyCode::PageDown => self.scroll(-page),
+            KeyCode::Up if shift => self.scroll(1),
+            KeyCode::Down if shift => self.scroll(-1),
+            KeyCode::Home if ctrl || self.input.is_empty() => self.scroll(isize::MAX / 2),
+            KeyCode::End if ctrl || self.input.is_empty() => self.scroll(isize::MIN / 2),
+            KeyCode::Char('l') if ctrl => self.repaint = true,
+            KeyCode::Tab => self.complete(true),
+            KeyCode::BackTab => self.complete(false),
+            KeyCode::Enter if alt => {
+                self.input.insert_char('\n');
+            }
+            KeyCode::Enter => self.submit(),
+            KeyCode::Up => self.input.history_prev(),
+            KeyCode::Down => self.input.history_next(),
+            KeyCode::Left if ctrl => self.input.word_left(),
+            KeyCode::Right if ctrl => self.input.word_right(),
+            KeyCode::Char('b') if alt => self.input.word_left(),
+            KeyCode::Char('f') if alt => self.input.word_right(),
+            KeyCode::Left => self.input.left(),
+            KeyCode::Right => self.input.right(),
+            KeyCode::Home => self.input.home(),
+            KeyCode::End => self.input.end(),
+            KeyCode::Char('a') if ctrl => self.input.home(),
+            KeyCode::Char('e') if ctrl => self.input.end(),
+            KeyCode::Backspace if alt || ctrl => self.input.delete_word_back(),
+            KeyCode::Char('w') if ctrl => self.input.delete_word_back(),
+            KeyCode::Char('h') if ctrl => self.input.backspace(),
+            KeyCode::Backspace => self.input.backspace(),
+            KeyCode::Delete => self.input.delete(),
+            KeyCode::Char('d') if alt => self.input.delete_word_forward(),
+            KeyCode::Char('u') if ctrl => self.input.kill_to_start(),
+            KeyCode::Char('k') if ctrl => self.input.kill_to_end(),
+            KeyCode::Char(c) if !ctrl && !alt => {
+                if !self.input.insert_char(c) {
+                    self.notice(
+                        &format!("a message holds at most {MAX_TEXT_LEN} bytes"),
+                        Level::Error,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Keys while a panel is open; true if the key was used.
+    fn overlay_key(&mut self, key: KeyEvent) -> bool {
+        match key.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) => self.close_overlay(),
+            KeyCode::Char('q') if key.modifiers.is_empty() && self.input.is_empty() => {
+                self.close_overlay()
+            }
+            KeyCode::Up => self.scroll_overlay(-1),
+            KeyCode::Down => self.scroll_overlay(1),
+            KeyCode::PageUp => self.scroll_overlay(-10),
+            KeyCode::PageDown => self.scroll_overlay(10),
+            KeyCode::Home => self.overlay_scroll = 0,
+            KeyCode::End => self.overlay_scroll = self.overlay_max.get(),
+            _ => {
+                // Typing goes on in the input line.
+                self.close_overlay();
+                return false;
+            }
+        }
+        true
+    }
+
+    fn scroll_overlay(&mut self, rows: i32) {
+        let max = i32::from(self.overlay_max.get());
+        self.overlay_scroll = (i32::from(self.overlay_scroll) + rows).clamp(0, max) as u16;
+    }
+
+    fn open(&mut self, overlay: Overlay) {
+        self.overlay = Some(overlay);
+        self.overlay_scroll = 0;
+    }
+
+    fn close_overlay(&mut self) {
+        self.overlay = None;
+        self.overlay_scroll = 0;
+    }
+
+    /// Shows room `i` (if it exists) and marks it read.
+    pub fn switch_to(&mut self, i: usize) {
+        if let Some(r) = self.rooms.get_mut(i) {
+            r.unread = 0;
+            r.mentions = 0;
+            self.current = i;
+            self.settle();
+        }
+    }
+
+    fn cycle(&mut self, step: isize) {
+        let n = self.rooms.len() as isize;
+        if n > 0 {
+            let next = (self.current as isize + step).rem_euclid(n);
+            self.switch_to(next as usize);
+        }
+    }
+
+    /// Scrolls the room on screen `rows` back in time (negative: forward).
+    pub fn scroll(&mut self, rows: isize) {
+        let geo = self.geometry(self.room());
+        let need = self.room_mut().scroll_by(rows, geo);
+        self.on_need(need);
+    }
+
+    /// Keeps the shown room's view valid (after a resize, a page, a switch).
+    pub fn settle(&mut self) {
+        let geo = self.geometry(self.room());
+        let need = self.room_mut().settle(geo);
+        self.on_need(need);
+    }
+
+    fn on_need(&mut self, need: Need) {
+        let room = self.room().name.clone();
+        if room.is_empty() {
+            return;
+        }
+        match need {
+            Need::Nothing => {}
+            Need::Older(ts, id) => self.actions.push(Action::History {
+                room,
+                before: Some((ts, id)),
+                limit: PAGE,
+                purpose: HistoryFor::Older { announce: false },
+            }),
+            Need::Newest => self.actions.push(Action::History {
+                room,
+                before: None,
+                limit: PAGE,
+                purpose: HistoryFor::Newest,
+            }),
+        }
+    }
+
+    // ---- completion ----
+
+    fn complete(&mut self, forward: bool) {
+        let candidates = || self.candidates();
+        // Candidates are computed only when a completion starts.
+        let list = if self.input.is_completing() {
+            Vec::new()
+        } else {
+            candidates()
+        };
+        self.input.complete(move || list, forward);
+    }
+
+    /// What the word before the cursor could become, each with what follows it.
+    pub fn candidates(&self) -> Vec<String> {
+        let word = self.input.word();
+        if word.position == 0 && word.prefix.starts_with('/') {
+            return COMMANDS
+                .iter()
+                .filter(|c| c.name.starts_with(&word.prefix[1..]))
+                .map(|c| {
+                    let space = if c.arg == Arg::None { "" } else { " " };
+                    format!("/{}{space}", c.name)
+                })
+                .collect();
+        }
+        let arg = if word.position == 1 {
+            command::spec(word.first).map(|s| s.arg)
+        } else if word.first.starts_with('/') && !word.first.starts_with("//") {
+            Some(Arg::None)
+        } else {
+            None
+        };
+        match arg {
+            Some(Arg::Room) => {
+                let prefix = word.prefix.trim_start_matches('#').to_lowercase();
+                self.rooms
+                    .iter()
+                    .filter(|r| r.name.starts_with(&prefix))
+                    .map(|r| format!("{} ", r.name))
+                    .collect()
+            }
+            Some(Arg::Nick) => self
+                .book
+                .nicks_starting_with(word.prefix, "")
+                .into_iter()
+                .map(|n| format!("{n} "))
+                .collect(),
+            Some(Arg::None | Arg::Other) => Vec::new(),
+            None => {
+                let suffix = if word.position == 0 { ": " } else { " " };
+                self.book
+                    .nicks_starting_with(word.prefix, &self.me.nick)
+                    .into_iter()
+                    .map(|n| format!("{n}{suffix}"))
+                    .collect()
+            }
+        }
+    }
+
+    // ---- commands ----
+
+    fn submit(&mut self) {
+        if self.input.text().trim().is_empty() {
+            return;
+        }
+        let line = self.input.submit();
+        match command::parse(&line) {
+            Parsed::Text(text) => self.send(text.to_owned()),
+            Parsed::Command(cmd) => self.run(cmd),
+            Parsed::Error(e) => self.notice(&e, Level::Error),
+        }
+    }
+
+    fn send(&mut self, text: String) {
+        let Some(room) = self.rooms.get(self.current).map(|r| r.name.clone()) else {
+            self.notice("you are in no room: /join ROOM first", Level::Error);
+            self.input.set(&text);
+            return;
+        };
+        // Sending jumps to the newest messages, where the sent one will appear.
+        if self.room().scroll > 0 {
+            self.scroll(isize::MIN / 2);
+        }
+        self.actions.push(Action::Send { room, text });
+    }
+
+    fn run(&mut self, cmd: Command<'_>) {
+        match cmd {
+            Command::Join(arg) => match normalize_room(arg) {
+                Ok(room) => match self.room_index(&room) {
+                    Some(i) => self.switch_to(i),
+                    None => self.actions.push(Action::Join { room }),
+                },
+                Err(e) => self.notice(&e.to_string(), Level::Error),
+            },
+            Command::Leave(arg) => {
+                let room = match arg {
+                    Some(a) => normalize_room(a).map_err(|e| e.to_string()),
+                    None => self
+                        .rooms
+                        .get(self.current)
+                        .map(|r| r.name.clone())
+                        .ok_or_else(|| "you are in no room".to_owned()),
+                };
+                match room {
+                    Ok(room) => self.actions.push(Action::Leave { room }),
+                    Err(e) => self.notice(&e, Level::Error),
+                }
+            }
+            Command::Rooms => {
+                let list: Vec<String> = self
+                    .rooms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let unread = if r.unread > 0 {
+                            format!(" ({} unread)", r.unread)
+                        } else {
+                            String::new()
+                        };
+                        let here = if i == self.current { " (here)" } else { "" };
+                        format!("{} #{}{unread}{here}", i + 1, r.name)
+                    })
+                    .collect();
+                let text = if list.is_empty() {
+                    "you are in no room".to_owned()
+                } else {
+                    format!("rooms: {}", list.join(", "))
+                };
+                self.notice(&text, Level::Info);
+            }
+            Command::Nick(nick) => match validate_nick(nick) {
+                Ok(()) => self.actions.push(Action::Nick {
+                    nick: nick.to_owned(),
+                }),
+                Err(e) => self.notice(&e.to_string(), Level::Error),
+            },
+            Command::Peers => self.actions.push(Action::Peers {
+                purpose: PeersFor::Panel,
+            }),
+            Command::Connect(addr) => {
+                self.notice(&format!("connecting to {addr} …"), Level::Info);
+                self.actions.push(Action::Connect {
+                    addr: addr.to_owned(),
+                });
+            }
+            Command::Whois(query) => {
+                if self.book.find(query).is_empty() {
+                    self.notice(
+                        &format!("nobody known as {query} (nicks are learnt from messages)"),
+                        Level::Error,
+                    );
+                } else {
+                    self.actions.push(Action::Peers {
+                        purpose: PeersFor::Whois(query.to_owned()),
+                    });
+                }
+            }
+            Command::History(n) => {
+                let Some(room) = self.rooms.get_mut(self.current) else {
+                    self.notice("you are in no room", Level::Error);
+                    return;
+                };
+                let limit = n.unwrap_or(PAGE).clamp(1, MAX_HISTORY);
+                room.older = super::room::Older::Loading;
+                let action = Action::History {
+                    room: room.name.clone(),
+                    before: room.oldest_message(),
+                    limit,
+                    purpose: HistoryFor::Older { announce: true },
+                };
+                self.actions.push(action);
+            }
+            Command::Id => self.open(Overlay::Id),
+            Command::Help => self.open(Overlay::Help),
+            Command::Quit => self.quit = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

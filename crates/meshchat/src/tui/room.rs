@@ -1,0 +1,584 @@
+//! One room as the interface holds it: a bounded window of its messages in display order, with
+//! the notices shown among them, unread counts and the scroll position.
+//!
+//! The window holds the newest [`LIVE_CAP`] entries while the user follows the conversation. When
+//! they scroll up, older pages are loaded from the database ([`PAGE`] at a time) and the window may
+//! grow to [`HARD_CAP`]; beyond that the newest entries are dropped and the room is *detached*: new
+//! messages are counted but not kept (they are in the database), and reaching the bottom again
+//! reloads the newest page.
+
+use std::cell::Cell;
+use std::collections::{HashSet, VecDeque};
+
+use meshchat_core::{Fingerprint, MessageId};
+use meshchat_node::{MessageView, PeerId};
+
+use super::wrap;
+
+/// Entries kept per room while following the newest messages.
+pub const LIVE_CAP: usize = 5_000;
+/// Entries kept per room at most, while reading older history.
+pub const HARD_CAP: usize = 20_000;
+/// Messages loaded per database page.
+pub const PAGE: usize = 500;
+/// Widest nick column, in cells.
+pub const MAX_NICK_COL: usize = 16;
+/// Cells before the nick column: `HH:MM `.
+pub const TIME_COLS: usize = 6;
+/// Cells between the nick column and the text: ` │ `.
+pub const SEPARATOR_COLS: usize = 3;
+/// Cells a short fingerprint adds to a nick that several keys use: ` 1a2b3c4d`.
+pub const FP_COLS: usize = 9;
+
+/// Where an entry sorts: author timestamp, then message id; notices (which have no id) after the
+/// messages of the same millisecond, in the order they were made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    pub ts_ms: u64,
+    id: [u8; 32],
+    seq: u64,
+}
+
+impl Key {
+    pub fn message(ts_ms: u64, id: &MessageId) -> Self {
+        Self {
+            ts_ms,
+            id: id.0,
+            seq: 0,
+        }
+    }
+
+    pub fn notice(ts_ms: u64, seq: u64) -> Self {
+        Self {
+            ts_ms,
+            id: [0xff; 32],
+            seq,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Joins, peers coming and going, confirmations: shown dimmed.
+    Info,
+    /// Something failed: shown in red.
+    Error,
+}
+
+/// A room message, already made safe to show.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub id: MessageId,
+    pub author: PeerId,
+    pub fingerprint: Fingerprint,
+    /// Without control characters or newlines.
+    pub nick: String,
+    /// Without control characters; newlines kept.
+    pub text: String,
+    pub own: bool,
+    /// Names the user's nick.
+    pub mention: bool,
+}
+
+impl Msg {
+    pub fn from_view(m: MessageView, my_nick: &str) -> Self {
+        let mention = !m.own && mentions(&m.text, my_nick);
+        Self {
+            id: m.id,
+            author: m.author,
+            fingerprint: m.fingerprint,
+            nick: wrap::sanitize(&m.nick, false),
+            text: wrap::sanitize(&m.text, true),
+            own: m.own,
+            mention,
+        }
+    }
+}
+
+/// True when `text` contains `nick` as a word (case-insensitive).
+pub fn mentions(text: &str, nick: &str) -> bool {
+    if nick.is_empty() {
+        return false;
+    }
+    let (text, nick) = (text.to_lowercase(), nick.to_lowercase());
+    let is_word = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() && c != '_' && c != '-');
+    text.match_indices(&nick).any(|(i, _)| {
+        is_word(text[..i].chars().next_back()) && is_word(text[i + nick.len()..].chars().next())
+    })
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    Message(Msg),
+    Notice { text: String, level: Level },
+}
+
+#[derive(Debug)]
+pub struct Entry {
+    pub key: Key,
+    pub body: Body,
+    /// Rows at the geometry of the last measurement: (geometry key, rows).
+    rows: Cell<(u32, u32)>,
+}
+
+impl Entry {
+    pub fn message(m: Msg, ts_ms: u64) -> Self {
+        Self {
+            key: Key::message(ts_ms, &m.id),
+            body: Body::Message(m),
+            rows: Cell::new((0, 0)),
+        }
+    }
+
+    pub fn notice(text: &str, level: Level, ts_ms: u64, seq: u64) -> Self {
+        Self {
+            key: Key::notice(ts_ms, seq),
+            body: Body::Notice {
+                text: wrap::sanitize(text, true),
+                level,
+            },
+            rows: Cell::new((0, 0)),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        match &self.body {
+            Body::Message(m) => &m.text,
+            Body::Notice { text, .. } => text,
+        }
+    }
+
+    /// Rows this entry takes at `geo`, measured once per geometry.
+    pub fn rows(&self, geo: Geometry) -> usize {
+        let (key, rows) = self.rows.get();
+        if key == geo.key() && key != 0 {
+            return rows as usize;
+        }
+        let rows = wrap::row_count(self.text(), geo.text_cols());
+        self.rows.set((geo.key(), rows as u32));
+        rows
+    }
+}
+
+/// The message pane's size and nick column, which decide how entries wrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub width: u16,
+    pub height: u16,
+    pub nick_col: u16,
+}
+
+impl Geometry {
+    pub fn text_cols(&self) -> usize {
+        (self.width as usize)
+            .saturating_sub(TIME_COLS + self.nick_col as usize + SEPARATOR_COLS)
+            .max(1)
+    }
+
+    fn key(&self) -> u32 {
+        (u32::from(self.width) << 16) | u32::from(self.nick_col) | 0x8000_0000
+    }
+}
+
+/// Whether older messages may exist in the database below the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Older {
+    /// Maybe: ask when the user scrolls near the top.
+    Unknown,
+    /// A request is out.
+    Loading,
+    /// The window starts at the room's first message.
+    Exhausted,
+}
+
+/// What [`Room::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Added,
+    /// The message is shown already.
+    Duplicate,
+    /// Newer than a detached window: not kept, but new to the user.
+    Beyond,
+}
+
+/// What the room needs after a scroll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Nothing,
+    /// Load the page before this message.
+    Older(u64, MessageId),
+    /// Replace the detached window with the newest page.
+    Newest,
+}
+
+#[derive(Debug)]
+pub struct Room {
+    pub name: String,
+    entries: VecDeque<Entry>,
+    /// Ids of the messages in `entries`, so a message seen twice (live and in a history page) is
+    /// shown once.
+    ids: HashSet<MessageId>,
+    /// Messages that arrived while another room was shown.
+    pub unread: u32,
+    /// Of those, how many name the user.
+    pub mentions: u32,
+    /// Rows between the bottom of the window and the bottom of the view; 0 follows new messages.
+    pub scroll: usize,
+    /// Messages that arrived below the view while scrolled up.
+    pub new_below: u32,
+    pub older: Older,
+    /// The newest messages were dropped from the window (see the module docs).
+    pub detached: bool,
+    /// The first history page arrived.
+    pub loaded: bool,
+    /// A reload of the newest page is out.
+    pub reloading: bool,
+    /// Widest nick label seen, in cells.
+    widest_label: usize,
+}
+
+impl Room {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            entries: VecDeque::new(),
+            ids: HashSet::new(),
+            unread: 0,
+            mentions: 0,
+            scroll: 0,
+            new_below: 0,
+            older: Older::Unknown,
+            detached: false,
+            loaded: false,
+            reloading: false,
+            widest_label: 0,
+        }
+    }
+
+    pub fn entries(&self) -> &VecDeque<Entry> {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The nick column for a pane `width` cells wide.
+    pub fn nick_col(&self, width: u16) -> u16 {
+        let fit = (width as usize / 4).max(2);
+        self.widest_label.clamp(2, MAX_NICK_COL).min(fit) as u16
+    }
+
+    pub fn geometry(&self, width: u16, height: u16) -> Geometry {
+        Geometry {
+            width,
+            height,
+            nick_col: self.nick_col(width),
+        }
+    }
+
+    /// Inserts an entry where it sorts. `label_width` is the cells its nick label needs.
+    pub fn insert(&mut self, entry: Entry, label_width: usize, geo: Geometry) -> Inserted {
+        if let Body::Message(m) = &entry.body {
+            if self.ids.contains(&m.id) {
+                return Inserted::Duplicate;
+            }
+            if self.detached && self.entries.back().is_some_and(|b| entry.key > b.key) {
+                return Inserted::Beyond;
+            }
+        }
+        let idx = self.entries.partition_point(|e| e.key < entry.key);
+        if self.scroll > 0 && self.rows_after(idx, geo, self.scroll + 1) <= self.scroll {
+            // It lands below the view: keep the view where it is.
+            self.scroll += entry.rows(geo);
+        }
+        if let Body::Message(m) = &entry.body {
+            self.ids.insert(m.id);
+            self.widest_label = self.widest_label.max(label_width);
+        }
+        self.entries.insert(idx, entry);
+        Inserted::Added
+    }
+
+    /// Rows of the entries after index `idx`, counted up to `limit` at most.
+    fn rows_after(&self, idx: usize, geo: Geometry, limit: usize) -> usize {
+        let mut rows = 0;
+        for e in self.entries.range(idx..).rev() {
+            if rows >= limit {
+                break;
+            }
+            rows += e.rows(geo);
+        }
+        rows
+    }
+
+    /// Drops the oldest entries beyond the cap (the database still has the messages).
+    pub fn trim(&mut self) {
+        let cap = if self.scroll == 0 { LIVE_CAP } else { HARD_CAP };
+        while self.entries.len() > cap {
+            if let Some(e) = self.entries.pop_front() {
+                if let Body::Message(m) = e.body {
+                    self.ids.remove(&m.id);
+                    self.older = Older::Unknown;
+                }
+            }
+        }
+    }
+
+    /// Adds a page of history (oldest first) that answered a request for `limit` messages.
+    pub fn add_history(
+        &mut self,
+        msgs: Vec<(Msg, u64)>,
+        limit: usize,
+        label: impl Fn(&Msg) -> usize,
+        geo: Geometry,
+    ) -> usize {
+        let exhausted = msgs.len() < limit;
+        let mut added = 0;
+        for (m, ts) in msgs.into_iter().rev() {
+            let w = label(&m);
+            if self.insert(Entry::message(m, ts), w, geo) == Inserted::Added {
+                added += 1;
+            }
+        }
+        self.older = if exhausted {
+            Older::Exhausted
+        } else {
+            Older::Unknown
+        };
+        self.loaded = true;
+        // Reading far back: drop the newest, which lie below the view.
+        while self.entries.len() > HARD_CAP {
+            if let Some(e) = self.entries.pop_back() {
+                self.scroll = self.scroll.saturating_sub(e.rows(geo));
+                if let Body::Message(m) = e.body {
+                    self.ids.remove(&m.id);
+                }
+                self.detached = true;
+            }
+        }
+        added
+    }
+
+    /// Replaces the window with the newest page, following new messages again.
+    pub fn reset_newest(
+        &mut self,
+        msgs: Vec<(Msg, u64)>,
+        limit: usize,
+        label: impl Fn(&Msg) -> usize,
+        geo: Geometry,
+    ) {
+        self.entries.clear();
+        self.ids.clear();
+        self.detached = false;
+        self.reloading = false;
+        self.scroll = 0;
+        self.new_below = 0;
+        self.add_history(msgs, limit, label, geo);
+    }
+
+    /// The oldest message in the window, where the next older page starts.
+    pub fn oldest_message(&self) -> Option<(u64, MessageId)> {
+        self.entries.iter().find_map(|e| match &e.body {
+            Body::Message(m) => Some((e.key.ts_ms, m.id)),
+            Body::Notice { .. } => None,
+        })
+    }
+
+    /// Rows of the newest entries, counted until `limit` is reached (or all of them).
+    pub fn rows_upto(&self, geo: Geometry, limit: usize) -> usize {
+        self.rows_after(0, geo, limit)
+    }
+
+    /// Moves the view `delta` rows (positive: back in time), keeps it inside the window, and says
+    /// what should be loaded.
+    pub fn scroll_by(&mut self, delta: isize, geo: Geometry) -> Need {
+        self.scroll = if delta < 0 {
+            self.scroll.saturating_sub(delta.unsigned_abs())
+        } else {
+            self.scroll.saturating_add(delta as usize)
+        };
+        self.settle(geo)
+    }
+
+    /// Keeps the scroll position inside the window and says what should be loaded.
+    pub fn settle(&mut self, geo: Geometry) -> Need {
+        let height = geo.height as usize;
+        let prefetch = height * 2;
+        let want = self.scroll.saturating_add(height).saturating_add(prefetch);
+        let total = self.rows_upto(geo, want);
+        if total < self.scroll + height {
+            self.scroll = total.saturating_sub(height);
+        }
+        if self.scroll == 0 {
+            self.new_below = 0;
+            if self.detached && !self.reloading {
+                self.reloading = true;
+                return Need::Newest;
+            }
+        }
+        let above = total.saturating_sub(self.scroll + height);
+        if above < prefetch && self.loaded && self.older == Older::Unknown {
+            if let Some((ts, id)) = self.oldest_message() {
+                self.older = Older::Loading;
+                return Need::Older(ts, id);
+            }
+            self.older = Older::Exhausted;
+        }
+        Need::Nothing
+    }
+
+    /// Which entries the view shows, for a pane of `geo`.
+    pub fn visible(&self, geo: Geometry) -> View {
+        let height = geo.height as usize;
+        let top = self.scroll + height;
+        let mut rows = 0;
+        for (i, e) in self.entries.iter().enumerate().rev() {
+            rows += e.rows(geo);
+            if rows >= top {
+                return View {
+                    first: i,
+                    skip: rows - top,
+                    pad: 0,
+                };
+            }
+        }
+        // Fewer rows than the pane: they sit at the bottom, as in every chat.
+        View {
+            first: 0,
+            skip: 0,
+            pad: top.saturating_sub(rows).min(height),
+        }
+    }
+}
+
+/// What [`Room::visible`] found: draw from entry `first`, without its first `skip` rows, after
+/// `pad` empty rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    pub first: usize,
+    pub skip: usize,
+    pub pad: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> (PeerId, Fingerprint) {
+        let key = meshchat_core::Keypair::from_secret_bytes(&[7; 32]);
+        (meshchat_node::peer_id_of(&key.public()), key.public().fingerprint())
+    }
+
+    pub fn msg(n: u64, text: &str) -> (Msg, u64) {
+        let (author, fingerprint) = peer();
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        (
+            Msg {
+                id: MessageId(id),
+                author,
+                fingerprint,
+                nick: "bob".into(),
+                text: text.into(),
+                own: false,
+                mention: false,
+            },
+            n * 1000,
+        )
+    }
+
+    const GEO: Geometry = Geometry {
+        width: 40,
+        height: 5,
+        nick_col: 4,
+    };
+
+    #[test]
+    fn late_messages_sort_and_duplicates_are_dropped() {
+        let mut r = Room::new("lobby");
+        for n in [1, 3, 2] {
+            let (m, ts) = msg(n, "x");
+            assert_eq!(r.insert(Entry::message(m, ts), 3, GEO), Inserted::Added);
+        }
+        let (m, ts) = msg(2, "x");
+        assert_eq!(r.insert(Entry::message(m, ts), 3, GEO), Inserted::Duplicate);
+        let ts: Vec<u64> = r.entries().iter().map(|e| e.key.ts_ms).collect();
+        assert_eq!(ts, [1000, 2000, 3000]);
+        // A notice at the same millisecond sorts after the message.
+        r.insert(Entry::notice("hi", Level::Info, 2000, 1), 0, GEO);
+        assert!(matches!(r.entries()[2].body, Body::Notice { .. }));
+    }
+
+    #[test]
+    fn scrolling_is_clamped_and_asks_for_older_pages() {
+        let mut r = Room::new("lobby");
+        let page: Vec<_> = (100..120).map(|n| msg(n, "line")).collect();
+        r.add_history(page, 20, |_| 3, GEO);
+        assert_eq!(r.older, Older::Unknown);
+        // 20 rows, 5 visible: at most 15 up; near the top the next page is wanted.
+        assert_eq!(r.scroll_by(3, GEO), Need::Nothing);
+        assert_eq!(r.scroll_by(100, GEO), Need::Older(100_000, msg(100, "").0.id));
+        assert_eq!(r.scroll, 15);
+        assert_eq!(r.older, Older::Loading);
+        // The page arrives: the view stays on the same rows (counted from the bottom).
+        let older: Vec<_> = (90..100).map(|n| msg(n, "line")).collect();
+        r.add_history(older, 20, |_| 3, GEO);
+        assert_eq!(r.older, Older::Exhausted);
+        assert_eq!(r.scroll, 15);
+        assert_eq!(r.scroll_by(100, GEO), Need::Nothing);
+        assert_eq!(r.scroll, 25);
+        assert_eq!((r.visible(GEO).first, r.visible(GEO).skip), (0, 0));
+        assert_eq!(r.scroll_by(-1000, GEO), Need::Nothing);
+        assert_eq!(r.scroll, 0);
+        assert_eq!((r.visible(GEO).first, r.visible(GEO).skip), (25, 0));
+    }
+
+    #[test]
+    fn new_messages_keep_a_scrolled_view_still() {
+        let mut r = Room::new("lobby");
+        r.add_history((0..20).map(|n| msg(n, "line")).collect(), 100, |_| 3, GEO);
+        r.scroll_by(4, GEO);
+        let before = r.visible(GEO);
+        let (m, ts) = msg(50, "a long line that wraps over two rows here ok");
+        r.insert(Entry::message(m, ts), 3, GEO);
+        assert_eq!(r.scroll, 6);
+        assert_eq!(r.visible(GEO), before);
+    }
+
+    #[test]
+    fn windows_are_bounded_and_detach_when_reading_far_back() {
+        let mut r = Room::new("lobby");
+        for n in 0..(LIVE_CAP as u64 + 10) {
+            let (m, ts) = msg(1_000_000 + n, "x");
+            r.insert(Entry::message(m, ts), 3, GEO);
+            r.trim();
+        }
+        assert_eq!(r.len(), LIVE_CAP);
+        // Reading back past the hard cap drops the newest and detaches.
+        r.scroll = 10;
+        let mut next = 1_000_000;
+        while !r.detached {
+            let page: Vec<_> = (next - PAGE as u64..next).map(|n| msg(n, "x")).collect();
+            next -= PAGE as u64;
+            r.add_history(page, PAGE, |_| 3, GEO);
+        }
+        assert_eq!(r.len(), HARD_CAP);
+        // Newer live messages are not kept, and the bottom asks for the newest page.
+        let (m, ts) = msg(9_000_000, "x");
+        assert_eq!(r.insert(Entry::message(m, ts), 3, GEO), Inserted::Beyond);
+        assert_eq!(r.scroll_by(-1_000_000, GEO), Need::Newest);
+        r.reset_newest(vec![msg(9_000_000, "x")], PAGE, |_| 3, GEO);
+        assert!(!r.detached);
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn mention_detection() {
+        assert!(mentions("hey alice, look", "alice"));
+        assert!(mentions("ALICE!", "Alice"));
+        assert!(!mentions("malice", "alice"));
+        assert!(!mentions("alice_2 hi", "alice"));
+        assert!(!mentions("anything", ""));
+    }
+}

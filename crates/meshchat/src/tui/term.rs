@@ -1,0 +1,277 @@
+//! The terminal and the event loop.
+//!
+//! One task owns the [`App`] and the terminal. It waits on three bounded sources — keys and other
+//! terminal events first, then answers to node calls, then node events, drained in batches — and
+//! draws at most once per [`FRAME_INTERVAL`], so typing stays responsive however fast messages
+//! arrive. Node calls run on a worker task in the order they were asked (so sent messages keep
+//! their order), except dials, which can take seconds and run on tasks of their own.
+//!
+//! The terminal is restored when [`Guard`] drops (normal exit, an error, or the future being
+//! dropped on SIGTERM) and by a panic hook.
+
+use std::io::{self, Stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event as TermEvent,
+};
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use futures::{Stream, StreamExt};
+use meshchat_node::{Event, Handle};
+use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::Terminal;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+
+use super::app::{Action, App, Reply};
+use super::render;
+
+/// Node calls waiting for the worker; when full, the interface says "busy" instead of waiting.
+pub const ACTION_QUEUE: usize = 64;
+/// Answers waiting for the interface.
+pub const REPLY_QUEUE: usize = 64;
+/// Most node events handled between two looks at the keyboard.
+pub const EVENT_BATCH: usize = 512;
+/// Shortest time between two frames (about 60 per second).
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
+/// Dials (`/connect`) under way at once.
+pub const MAX_DIALS: usize = 8;
+
+/// True while the terminal is in raw mode on the alternate screen.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Set by the panic hook: the terminal was given back, so the interface must stop.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// The terminal in full-screen mode; dropping it gives the terminal back as it was.
+pub struct Guard {
+    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl Guard {
+    pub fn enter() -> anyhow::Result<Self> {
+        install_panic_hook();
+        enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        ACTIVE.store(true, Ordering::SeqCst);
+        let mut out = io::stdout();
+        let setup = crossterm::execute!(
+            out,
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            EnableMouseCapture
+        )
+        .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
+        match setup {
+            Ok(terminal) => Ok(Self { terminal }),
+            Err(e) => {
+                restore();
+                Err(e).context("cannot set up the terminal")
+            }
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Gives the terminal back: cooked mode, main screen, no mouse reporting, cursor shown. Does
+/// nothing the second time.
+pub fn restore() {
+    if ACTIVE.swap(false, Ordering::SeqCst) {
+        let _ = disable_raw_mode();
+        let _ = crossterm::execute!(
+            io::stdout(),
+            DisableMouseCapture,
+            DisableBracketedPaste,
+            LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
+    }
+}
+
+fn install_panic_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.store(true, Ordering::SeqCst);
+            restore();
+            tracing::error!("panic: {info}");
+            previous(info);
+        }));
+    });
+}
+
+/// Runs the interface until the user quits. `on_frame` sees the state after each frame drawn
+/// (benchmarks measure with it).
+pub async fn event_loop<B, S>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    mut input: S,
+    handle: Handle,
+    mut events: mpsc::Receiver<Event>,
+    mut on_frame: impl FnMut(&App),
+) -> anyhow::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    let (action_tx, action_rx) = mpsc::channel(ACTION_QUEUE);
+    let (reply_tx, mut reply_rx) = mpsc::channel(REPLY_QUEUE);
+    let worker = AbortOnDrop(tokio::spawn(worker(handle, action_rx, reply_tx)));
+    let mut dirty = true;
+    let mut last_frame: Option<Instant> = None;
+    let mut node_running = true;
+    let mut worker_running = true;
+    loop {
+        if PANICKED.load(Ordering::SeqCst) {
+            anyhow::bail!("internal error: a task panicked (see the log)");
+        }
+        for action in app.take_actions() {
+            match action_tx.try_send(action) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(a)) => app.refused(a),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    anyhow::bail!("internal error: the node worker stopped (see the log)")
+                }
+            }
+        }
+        if app.quit {
+            break;
+        }
+        let frame_due = last_frame.map_or_else(Instant::now, |t| t + FRAME_INTERVAL);
+        if dirty && Instant::now() >= frame_due {
+            if std::mem::take(&mut app.repaint) {
+                terminal.clear()?;
+            }
+            terminal.draw(|f| render::draw(f, app))?;
+            on_frame(app);
+            dirty = false;
+            last_frame = Some(Instant::now());
+            continue;
+        }
+        tokio::select! {
+            biased;
+            ev = input.next() => match ev {
+                Some(Ok(ev)) => {
+                    app.on_terminal(ev);
+                    dirty = true;
+                }
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => break,
+            },
+            reply = reply_rx.recv(), if worker_running => match reply {
+                Some(reply) => {
+                    app.on_reply(reply);
+                    dirty = true;
+                }
+                None => worker_running = false,
+            },
+            ev = events.recv(), if node_running => match ev {
+                Some(ev) => {
+                    app.on_node_event(ev);
+                    for _ in 1..EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(ev) => app.on_node_event(ev),
+                            Err(_) => break,
+                        }
+                    }
+                    dirty = true;
+                }
+                None => {
+                    node_running = false;
+                    app.notice("the node has stopped: /quit and see the log", super::room::Level::Error);
+                    dirty = true;
+                }
+            },
+            () = tokio::time::sleep_until(frame_due), if dirty => {}
+        }
+    }
+    drop(worker);
+    Ok(())
+}
+
+/// Aborts a task when dropped, so a worker never outlives its interface.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs node calls one after another and sends back their answers.
+async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mpsc::Sender<Reply>) {
+    let dials = Arc::new(Semaphore::new(MAX_DIALS));
+    while let Some(action) = actions.recv().await {
+        let reply = match action {
+            Action::Connect { addr } => {
+                let Ok(permit) = dials.clone().try_acquire_owned() else {
+                    let result = Err(format!(
+                        "{MAX_DIALS} connection attempts are under way; wait for one to finish"
+                    ));
+                    if replies.send(Reply::Connected { addr, result }).await.is_err() {
+                        break;
+                    }
+                    continue;
+                };
+                let (handle, replies) = (handle.clone(), replies.clone());
+                tokio::spawn(async move {
+                    let result = handle.connect(&addr).await.map_err(|e| e.to_string());
+                    drop(permit);
+                    let _ = replies.send(Reply::Connected { addr, result }).await;
+                });
+                continue;
+            }
+            Action::Send { room, text } => {
+                let result = handle.send(&room, &text).await.map_err(|e| e.to_string());
+                Reply::Sent { room, text, result }
+            }
+            Action::Join { room } => {
+                let result = handle.join(&room).await.map_err(|e| e.to_string());
+                Reply::Joined { room, result }
+            }
+            Action::Leave { room } => {
+                let result = handle.leave(&room).await.map_err(|e| e.to_string());
+                Reply::Left { room, result }
+            }
+            Action::Nick { nick } => {
+                let result = handle.set_nick(&nick).await.map_err(|e| e.to_string());
+                Reply::Nick { nick, result }
+            }
+            Action::Peers { purpose } => {
+                let result = handle.peers().await.map_err(|e| e.to_string());
+                Reply::Peers { purpose, result }
+            }
+            Action::History {
+                room,
+                before,
+                limit,
+                purpose,
+            } => {
+                let result = handle
+                    .history(&room, limit, before)
+                    .await
+                    .map_err(|e| e.to_string());
+                Reply::History {
+                    room,
+                    limit,
+                    purpose,
+                    result,
+                }
+            }
+        };
+        if replies.send(reply).await.is_err() {
+            break;
+        }
+    }
+}
