@@ -43,6 +43,7 @@ impl Clock {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn fixed(offset: FixedOffset, now_ms: u64) -> Self {
         Self {
             offset: Some(offset),

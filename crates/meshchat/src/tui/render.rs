@@ -453,7 +453,7 @@ fn heading(text: &str) -> Line<'static> {
 
 fn field(name: &str, value: String) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("  {name:<12}"), DIM),
+        Span::styled(format!("  {name:<13} "), DIM),
         Span::raw(value),
     ])
 }
@@ -489,20 +489,19 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
             lines.push(heading(&app.me.nick));
             lines.push(field("fingerprint", app.me.fingerprint.to_string()));
             lines.push(field("peer id", app.me.peer_id.to_string()));
-            if app.me.listen.is_empty() {
-                lines.push(field("listening", "(no address yet)".into()));
-            }
-            for (i, a) in app.me.listen.iter().enumerate() {
-                let name = if i == 0 { "listening" } else { "" };
-                lines.push(field(name, format!("{a}/p2p/{}", app.me.peer_id)));
-            }
             let rooms: Vec<String> = app.rooms.iter().map(|r| format!("#{}", r.name)).collect();
             lines.push(field("rooms", rooms.join(" ")));
             lines.push(Line::raw(""));
-            lines.push(Line::styled(
-                "Others reach you with /connect and one of these addresses (0.0.0.0 means any of this machine's).",
-                DIM,
-            ));
+            if app.me.listen.is_empty() {
+                lines.push(heading("Listening on no address yet."));
+            } else {
+                lines.push(heading(
+                    "Others reach you with /connect ADDR or meshchat --peer ADDR, where ADDR is one of:",
+                ));
+            }
+            for a in &app.me.listen {
+                lines.push(Line::raw(format!("  {a}/p2p/{}", app.me.peer_id)));
+            }
             " you — Esc closes "
         }
         Overlay::Peers(rows) => {

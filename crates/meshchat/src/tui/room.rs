@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 
 use meshchat_core::{Fingerprint, MessageId};
-use meshchat_node::{MessageView, PeerId};
+use meshchat_node::MessageView;
 
 use super::wrap;
 
@@ -69,7 +69,6 @@ pub enum Level {
 #[derive(Debug, Clone)]
 pub struct Msg {
     pub id: MessageId,
-    pub author: PeerId,
     pub fingerprint: Fingerprint,
     /// Without control characters or newlines.
     pub nick: String,
@@ -85,7 +84,6 @@ impl Msg {
         let mention = !m.own && mentions(&m.text, my_nick);
         Self {
             id: m.id,
-            author: m.author,
             fingerprint: m.fingerprint,
             nick: wrap::sanitize(&m.nick, false),
             text: wrap::sanitize(&m.text, true),
@@ -259,6 +257,7 @@ impl Room {
         &self.entries
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -465,19 +464,18 @@ pub struct View {
 mod tests {
     use super::*;
 
-    fn peer() -> (PeerId, Fingerprint) {
+    fn peer() -> (meshchat_node::PeerId, Fingerprint) {
         let key = meshchat_core::Keypair::from_secret_bytes(&[7; 32]);
         (meshchat_node::peer_id_of(&key.public()), key.public().fingerprint())
     }
 
     pub fn msg(n: u64, text: &str) -> (Msg, u64) {
-        let (author, fingerprint) = peer();
+        let (_, fingerprint) = peer();
         let mut id = [0u8; 32];
         id[..8].copy_from_slice(&n.to_be_bytes());
         (
             Msg {
                 id: MessageId(id),
-                author,
                 fingerprint,
                 nick: "bob".into(),
                 text: text.into(),

@@ -1,1 +1,323 @@
+//! Screens rendered into ratatui's `TestBackend` and compared with the committed snapshots in
+//! `snapshots/` (`INSTA_UPDATE=always cargo test -p meshchat` rewrites them), plus one run of
+//! the real event loop against a real node.
 
+use chrono::FixedOffset;
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use meshchat_core::{Keypair, MessageId};
+use meshchat_node::{Event, MessageView, NodeInfo, PeerId, PeerInfo};
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use ratatui::Terminal;
+
+use super::app::{Action, App, Clock, HistoryFor, PeersFor, Reply};
+use super::render;
+
+pub mod fixtures {
+    use super::*;
+
+    /// 2025-05-01 12:00:00 UTC, "now" in every test.
+    pub const NOW_MS: u64 = 1_746_100_800_000;
+
+    pub fn key(n: u8) -> Keypair {
+        Keypair::from_secret_bytes(&[n; 32])
+    }
+
+    pub fn peer(n: u8) -> PeerId {
+        meshchat_node::peer_id_of(&key(n).public())
+    }
+
+    /// Alice (key 1) in `rooms`, times in UTC.
+    pub fn app(rooms: &[&str]) -> App {
+        let me = key(1);
+        let info = NodeInfo {
+            peer_id: peer(1),
+            fingerprint: me.public().fingerprint(),
+            nick: "alice".into(),
+            listen: vec!["/ip4/127.0.0.1/tcp/7447".parse().expect("static address")],
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            new_identity: false,
+        };
+        let mut app = App::new(&info, Clock::fixed(utc(), NOW_MS));
+        // Answer the first-page requests with empty rooms.
+        for a in app.take_actions() {
+            if let Action::History { room, limit, .. } = a {
+                app.on_reply(Reply::History {
+                    room,
+                    limit,
+                    purpose: HistoryFor::Initial,
+                    result: Ok(Vec::new()),
+                });
+            }
+        }
+        app
+    }
+
+    pub fn utc() -> FixedOffset {
+        FixedOffset::east_opt(0).expect("zero offset")
+    }
+
+    /// Message number `n` (its id and time derive from it: `n` minutes before now).
+    pub fn msg(n: u64, room: &str, author: u8, nick: &str, text: &str) -> MessageView {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        MessageView {
+            id: MessageId(id),
+            room: room.into(),
+            author: peer(author),
+            fingerprint: key(author).public().fingerprint(),
+            nick: nick.into(),
+            timestamp_ms: NOW_MS - 3_600_000 + n * 60_000,
+            text: text.into(),
+            own: author == 1,
+        }
+    }
+
+    pub fn deliver(app: &mut App, m: MessageView) {
+        app.on_node_event(Event::Message(m));
+    }
+
+    pub fn press(app: &mut App, code: KeyCode) {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    pub fn ctrl(app: &mut App, c: char) {
+        app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+    }
+
+    pub fn alt(app: &mut App, code: KeyCode) {
+        app.on_key(KeyEvent::new(code, KeyModifiers::ALT));
+    }
+
+    pub fn type_str(app: &mut App, s: &str) {
+        for c in s.chars() {
+            press(app, KeyCode::Char(c));
+        }
+    }
+
+    pub fn render(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut t = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+        t.draw(|f| render::draw(f, app)).expect("test backend draws");
+        t
+    }
+}
+
+use fixtures::*;
+
+/// A conversation with a bit of everything.
+fn conversation() -> App {
+    let mut app = app(&["lobby", "dev", "random"]);
+    deliver(&mut app, msg(1, "lobby", 2, "bob", "morning all"));
+    deliver(&mut app, msg(2, "lobby", 1, "alice", "hi bob! the build is green again"));
+    deliver(
+        &mut app,
+        msg(
+            3,
+            "lobby",
+            3,
+            "carol",
+            "did anyone look at the relay numbers? the chain of five nodes held up well, \
+             and the late messages landed where they belong",
+        ),
+    );
+    app.on_node_event(Event::PeerConnected { peer_id: peer(3) });
+    deliver(&mut app, msg(5, "lobby", 2, "bob", "alice: yes, see the bench page"));
+    deliver(&mut app, msg(6, "dev", 2, "bob", "PR is up"));
+    deliver(&mut app, msg(7, "dev", 3, "carol", "alice, can you review?"));
+    deliver(&mut app, msg(8, "random", 3, "carol", "🎉"));
+    // A late message: older than the last one shown, it sorts in place.
+    deliver(&mut app, msg(4, "lobby", 3, "carol", "(late) and the tracker election too"));
+    app.on_node_event(Event::Warning("could not store messages: disk full".into()));
+    type_str(&mut app, "hello wor");
+    app
+}
+
+#[test]
+fn main_screen() {
+    let app = conversation();
+    let t = render(&app, 100, 20);
+    insta::assert_snapshot!(t.backend());
+    // Own messages stand out: alice's nick is drawn in the own-nick colour.
+    let buf = t.backend().buffer();
+    let own_row = (0..20)
+        .find(|&y| {
+            (0..100)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+                .contains("hi bob!")
+        })
+        .expect("own message on screen");
+    let nick_cell = (0..100)
+        .find(|&x| buf[(x, own_row)].symbol() == "a" && buf[(x + 1, own_row)].symbol() == "l")
+        .expect("nick drawn");
+    assert_eq!(buf[(nick_cell, own_row)].fg, Color::Cyan);
+    // Notices are dimmed, errors red.
+    let notice_row = (0..20)
+        .find(|&y| (0..100).map(|x| buf[(x, y)].symbol()).collect::<String>().contains("peer connected"))
+        .expect("notice on screen");
+    let x = (0..100).find(|&x| buf[(x, notice_row)].symbol() == "p").expect("notice text");
+    assert_eq!(buf[(x, notice_row)].fg, Color::DarkGray);
+}
+
+#[test]
+fn narrow_terminal() {
+    let app = conversation();
+    insta::assert_snapshot!(render(&app, 40, 16).backend());
+}
+
+#[test]
+fn unicode_wraps() {
+    let mut app = app(&["lobby"]);
+    let texts = [
+        "日本語のテキストはとても長くなることがあります。折り返しは二セル幅の文字を割りません。",
+        "emoji 🚀🎉👨‍👩‍👧 and flags 🇫🇷🇯🇵 take two cells each, the family too",
+        "combining: e\u{301}te\u{301} cafe\u{301} n\u{303}and\u{fa} — a\u{30a}ngstro\u{308}m",
+        "averyveryverylongwordwithoutanyspacesthatmustbebrokenacrossrowsbecauseitcannotfit",
+        "two lines\nin one message",
+        "escape \u{1b}[2J and bidi \u{202e}reversed are shown harmless",
+    ];
+    for (i, t) in texts.iter().enumerate() {
+        deliver(&mut app, msg(i as u64 + 1, "lobby", 2, "bob", t));
+    }
+    insta::assert_snapshot!(render(&app, 60, 24).backend());
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = conversation();
+    press(&mut app, KeyCode::F(1));
+    insta::assert_snapshot!(render(&app, 100, 34).backend());
+}
+
+#[test]
+fn help_overlay_scrolls_when_short() {
+    let mut app = conversation();
+    press(&mut app, KeyCode::F(1));
+    let _ = render(&app, 60, 14);
+    press(&mut app, KeyCode::PageDown);
+    insta::assert_snapshot!(render(&app, 60, 14).backend());
+}
+
+#[test]
+fn peers_and_whois_panels() {
+    let mut app = conversation();
+    // A second key that also calls itself bob: shown with fingerprints.
+    deliver(&mut app, msg(9, "lobby", 4, "bob", "I am the other bob"));
+    let peers = vec![
+        PeerInfo {
+            peer_id: peer(2),
+            addrs: vec!["/ip4/192.0.2.7/tcp/7447".parse().expect("address")],
+            chat: true,
+        },
+        PeerInfo {
+            peer_id: peer(5),
+            addrs: vec!["/ip4/192.0.2.9/udp/7447/quic-v1".parse().expect("address")],
+            chat: false,
+        },
+    ];
+    app.on_reply(Reply::Peers {
+        purpose: PeersFor::Panel,
+        result: Ok(peers.clone()),
+    });
+    insta::assert_snapshot!("peers_panel", render(&app, 90, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    type_str(&mut app, "/whois bob");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.take_actions(),
+        [Action::Peers {
+            purpose: PeersFor::Whois("bob".into())
+        }]
+    );
+    app.on_reply(Reply::Peers {
+        purpose: PeersFor::Whois("bob".into()),
+        result: Ok(peers),
+    });
+    insta::assert_snapshot!("whois_panel", render(&app, 90, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    insta::assert_snapshot!("nick_collision", render(&app, 90, 24).backend());
+}
+
+#[test]
+fn id_panel_and_addresses_in_status() {
+    let mut app = conversation();
+    type_str(&mut app, "/id");
+    // The typed text is kept; clear it first.
+    ctrl(&mut app, 'u');
+    type_str(&mut app, "/id");
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("id_panel", render(&app, 100, 20).backend());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::F(2));
+    let t = render(&app, 100, 20);
+    let status = (0..100)
+        .map(|x| t.backend().buffer()[(x, 18)].symbol().to_owned())
+        .collect::<String>();
+    assert!(status.contains("/ip4/127.0.0.1/tcp/7447"), "{status}");
+}
+
+#[test]
+fn scrolled_view_and_multiline_input() {
+    let mut app = app(&["lobby"]);
+    for n in 1..=40 {
+        deliver(&mut app, msg(n, "lobby", 2, "bob", &format!("message number {n}")));
+    }
+    let _ = render(&app, 70, 16);
+    press(&mut app, KeyCode::PageUp);
+    deliver(&mut app, msg(41, "lobby", 3, "carol", "new while scrolled"));
+    deliver(&mut app, msg(42, "lobby", 3, "carol", "and another"));
+    app.on_terminal(TermEvent::Paste("first line\r\nsecond line\nthird".into()));
+    insta::assert_snapshot!(render(&app, 70, 16).backend());
+}
+
+#[test]
+fn tiny_terminal_does_not_panic() {
+    let app = conversation();
+    for (w, h) in [(1, 1), (10, 3), (16, 4), (20, 5), (200, 2)] {
+        let _ = render(&app, w, h);
+    }
+}
+
+/// The real event loop against a real node: type a line, see it come back as a message, quit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_loop_sends_and_shows() {
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = meshchat_node::Config::loopback(dir.path());
+    config.in_memory_store = true;
+    let (handle, events) = meshchat_node::spawn(config).await.expect("node starts");
+    let info = handle.info().await.expect("info");
+    let mut app = App::new(&info, Clock::fixed(utc(), NOW_MS));
+    let (key_tx, mut key_rx) = tokio::sync::mpsc::channel::<std::io::Result<TermEvent>>(64);
+    let keys = futures::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
+    for c in "hello loop".chars() {
+        key_tx
+            .send(Ok(TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))))
+            .await
+            .expect("queue key");
+    }
+    key_tx
+        .send(Ok(TermEvent::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))))
+        .await
+        .expect("queue key");
+    let mut terminal = Terminal::new(TestBackend::new(80, 12)).expect("test backend");
+    let mut seen = false;
+    let quit_tx = key_tx.clone();
+    let run = super::term::event_loop(&mut terminal, &mut app, keys, handle.clone(), events, |app| {
+        if !seen && app.room().entries().iter().any(|e| e.text() == "hello loop") {
+            seen = true;
+            let _ = quit_tx.try_send(Ok(TermEvent::Key(KeyEvent::new(
+                KeyCode::Char('c'),
+                KeyModifiers::CONTROL,
+            ))));
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the loop ends after Ctrl+C")
+        .expect("the loop runs without error");
+    let screen = terminal.backend().to_string();
+    assert!(screen.contains("hello loop"), "{screen}");
+    handle.shutdown().await;
+}

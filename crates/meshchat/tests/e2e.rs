@@ -1,0 +1,350 @@
+//! End to end: the real `meshchat` binary, several processes on loopback in `--json` mode.
+//! Every wait has a deadline; no fixed sleeps.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_meshchat");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// One `meshchat --json` process.
+struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Events read while waiting for others.
+    backlog: Vec<Value>,
+    peer_id: String,
+    addr: String,
+}
+
+impl Proc {
+    fn start(name: &str, data_dir: &Path, peers: &[&str]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--json", "--no-mdns", "--nick", name, "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .arg("--data-dir")
+            .arg(data_dir);
+        for p in peers {
+            cmd.args(["--peer", p]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("meshchat starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = sync_channel(100_000);
+        let who = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("{who}: stdout line is not JSON ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr_buf.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                if s.len() < 1 << 20 {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut p = Proc {
+            name: name.to_owned(),
+            child,
+            stdin,
+            lines,
+            stderr: stderr_buf,
+            backlog: Vec::new(),
+            peer_id: String::new(),
+            addr: String::new(),
+        };
+        let ready = p.wait_event("ready", |_| true);
+        p.peer_id = ready["peer_id"].as_str().unwrap().to_owned();
+        let listen = ready["listen"][0].as_str().unwrap();
+        p.addr = format!("{listen}/p2p/{}", p.peer_id);
+        p
+    }
+
+    fn cmd(&mut self, v: Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{v}").expect("write command");
+        stdin.flush().unwrap();
+    }
+
+    fn raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write line");
+    }
+
+    fn wait(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i);
+        }
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(v) => self.backlog.push(v),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => panic!(
+                    "{}: no matching event within {DEADLINE:?}; backlog {:?}; stderr:\n{}",
+                    self.name,
+                    self.backlog,
+                    self.stderr.lock().unwrap()
+                ),
+            }
+        }
+    }
+
+    fn wait_event(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait(|v| v["event"] == kind && pred(v))
+    }
+
+    fn wait_peers(&mut self, n: usize) {
+        let mut connected = std::collections::HashSet::new();
+        for v in self.backlog.iter() {
+            if v["event"] == "peer_connected" {
+                connected.insert(v["peer_id"].to_string());
+            }
+        }
+        self.backlog.retain(|v| v["event"] != "peer_connected");
+        while connected.len() < n {
+            let v = self.wait_event("peer_connected", |_| true);
+            connected.insert(v["peer_id"].to_string());
+        }
+    }
+
+    fn send(&mut self, room: &str, text: &str) -> String {
+        self.cmd(json!({"cmd": "send", "room": room, "text": text}));
+        let sent = self.wait_event("sent", |_| true);
+        sent["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Message ids of `n` message events (own ones included).
+    fn messages(&mut self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| self.wait_event("message", |_| true)["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn history(&mut self, room: &str) -> Vec<Value> {
+        self.cmd(json!({"cmd": "history", "room": room, "limit": 1000}));
+        self.wait_event("history", |_| true)["messages"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn quit(mut self) -> std::process::ExitStatus {
+        self.cmd(json!({"cmd": "quit"}));
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let err = self.stderr.lock().unwrap();
+                assert!(!err.contains("panicked"), "{}: {err}", self.name);
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{}: did not exit", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn three_processes_chat_and_a_killed_one_comes_back_intact() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = Proc::start("alice", dirs[0].path(), &[]);
+    let a_addr = a.addr.clone();
+    let mut b = Proc::start("bob", dirs[1].path(), &[&a_addr]);
+    let b_addr = b.addr.clone();
+    let mut c = Proc::start("carol", dirs[2].path(), &[&b_addr]);
+    a.wait_peers(1);
+    b.wait_peers(2);
+    c.wait_peers(1);
+
+    let m1 = a.send("lobby", "hi from alice");
+    let m2 = c.send("lobby", "hi from carol");
+    for p in [&mut a, &mut b, &mut c] {
+        let mut got = p.messages(2);
+        got.sort();
+        let mut want = vec![m1.clone(), m2.clone()];
+        want.sort();
+        assert_eq!(got, want, "{}", p.name);
+    }
+
+    // Carol is killed hard, then restarted on the same data dir with no --peer.
+    c.kill9();
+    b.wait_event("peer_disconnected", |_| true);
+    let mut c = Proc::start("carol", dirs[2].path(), &[]);
+    let history = c.history("lobby");
+    let ids: Vec<_> = history.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&m1.as_str()) && ids.contains(&m2.as_str()), "{history:?}");
+    assert_eq!(ids.len(), 2);
+    // It reconnects to the peer it knew and gets what is said from now on, exactly once.
+    c.wait_peers(1);
+    b.wait_peers(1);
+    let m3 = a.send("lobby", "welcome back");
+    let got = c.wait_event("message", |_| true);
+    assert_eq!(got["id"], m3.as_str());
+    assert_eq!(got["nick"], "alice");
+    assert_eq!(got["text"], "welcome back");
+    assert_eq!(got["own"], false);
+    assert_eq!(c.history("lobby").len(), 3);
+    assert!(c.backlog.iter().all(|v| v["event"] != "message"), "{:?}", c.backlog);
+
+    for p in [a, b, c] {
+        let name = p.name.clone();
+        assert!(p.quit().success(), "{name} exit status");
+    }
+}
+
+#[test]
+fn bad_commands_get_error_events_and_the_node_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Proc::start("alice", dir.path(), &[]);
+    a.raw("this is not json");
+    assert!(a.wait_event("error", |_| true)["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid JSON"));
+    a.cmd(json!({"cmd": "fly"}));
+    assert!(a.wait_event("error", |_| true)["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown command"));
+    a.cmd(json!({"cmd": "send", "room": "lobby"}));
+    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("text"));
+    a.cmd(json!({"cmd": "join", "room": "no spaces allowed"}));
+    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("room name"));
+    a.cmd(json!({"cmd": "send", "room": "elsewhere", "text": "x"}));
+    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("not in room"));
+    a.cmd(json!({"cmd": "connect", "addr": "/not/an/addr"}));
+    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("invalid address"));
+    a.cmd(json!({"cmd": "connect", "addr": "/ip4/127.0.0.1/tcp/1"}));
+    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("cannot connect"));
+    a.raw(&format!("{{\"cmd\":\"send\",\"room\":\"lobby\",\"text\":\"{}\"}}", "x".repeat(300_000)));
+    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("longer than"));
+    // Still alive and well.
+    let id = a.send("lobby", "still here");
+    assert_eq!(a.wait_event("message", |_| true)["id"], id.as_str());
+    assert!(a.quit().success());
+}
+
+fn run_to_exit(args: &[&str], data_dir: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn bad_startup_input_is_one_clear_line_and_a_failure_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Malformed address: a usage error.
+    let (code, _, err) = run_to_exit(&["--json", "--no-mdns", "--listen", "nonsense"], d);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid value 'nonsense'"), "{err}");
+    assert!(!err.contains("panicked"));
+    // Unsupported address.
+    let (code, _, err) = run_to_exit(&["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/udp/5"], d);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    // Port in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let (code, _, err) = run_to_exit(&["--json", "--no-mdns", "--listen", &listen], d);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already in use"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // `id` works and is stable.
+    let (code, out1, _) = run_to_exit(&["id"], d);
+    assert_eq!(code, 0);
+    let (_, out2, _) = run_to_exit(&["id"], d);
+    assert_eq!(out1, out2);
+    assert!(out1.contains("peer id:") && out1.contains("fingerprint:"));
+}
+
+#[test]
+fn corrupt_key_or_database_stops_startup_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, _) = run_to_exit(&["id"], d);
+    assert_eq!(code, 0);
+    // A corrupt database.
+    let db = d.join("meshchat.sqlite");
+    let junk = b"not a database at all".repeat(100);
+    std::fs::write(&db, &junk).unwrap();
+    let (code, out, err) = run_to_exit(&["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"], d);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("damaged") && err.contains("left untouched"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), junk);
+    std::fs::remove_file(&db).unwrap();
+    // A corrupt key.
+    let key = d.join("identity.key");
+    std::fs::write(&key, b"meshchat-ed25519-secret-v1\nzz\n").unwrap();
+    let (code, _, err) = run_to_exit(&["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"], d);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("key file") && err.contains("left untouched"), "{err}");
+    assert_eq!(std::fs::read(&key).unwrap(), b"meshchat-ed25519-secret-v1\nzz\n");
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Proc::start("alice", dir.path(), &[]);
+    a.send("lobby", "persist me");
+    a.wait_event("message", |_| true);
+    let pid = a.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let status = a.wait_exit();
+    assert!(status.success(), "{status:?}");
+    // The WAL was checkpointed into the database on the clean shutdown.
+    let wal = dir.path().join("meshchat.sqlite-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+}
