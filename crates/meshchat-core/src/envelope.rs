@@ -153,8 +153,7 @@ impl Envelope {
         if draft.body.len() > MAX_BODY_LEN {
             return Err(Error::FieldTooLong("body"));
         }
-        let mut bytes =
-            Vec::with_capacity(FIXED_LEN + draft.target.len() + draft.body.len());
+        let mut bytes = Vec::with_capacity(FIXED_LEN + draft.target.len() + draft.body.len());
         bytes.push(VERSION);
         bytes.push(draft.kind.to_byte());
         bytes.push(draft.target.len() as u8);
@@ -197,7 +196,10 @@ impl Envelope {
     }
 
     fn parse(bytes: Vec<u8>) -> Result<(Self, [u8; 64]), Error> {
-        let mut r = Reader { buf: &bytes, pos: 0 };
+        let mut r = Reader {
+            buf: &bytes,
+            pos: 0,
+        };
         let version = r.u8()?;
         if version != VERSION {
             return Err(Error::BadVersion(version));

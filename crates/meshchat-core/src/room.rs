@@ -43,10 +43,7 @@ pub fn normalize_room(input: &str) -> Result<String, Error> {
 
 /// Checks a nick: 1..=32 bytes, no control characters, not only white space.
 pub fn validate_nick(nick: &str) -> Result<(), Error> {
-    if nick.trim().is_empty()
-        || nick.len() > MAX_NICK_LEN
-        || nick.chars().any(|c| c.is_control())
-    {
+    if nick.trim().is_empty() || nick.len() > MAX_NICK_LEN || nick.chars().any(|c| c.is_control()) {
         return Err(Error::BadNick);
     }
     Ok(())

@@ -66,16 +66,16 @@ impl Behaviour {
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config.set_query_timeout(Duration::from_secs(30));
-        let mut kad = kad::Behaviour::with_config(
-            peer_id,
-            kad::store::MemoryStore::new(peer_id),
-            kad_config,
-        );
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         // Every meshchat node serves the DHT: there is no "public" tier that could do it instead.
         kad.set_mode(Some(kad::Mode::Server));
 
         let mdns = if mdns_enabled {
-            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
         } else {
             None
         };

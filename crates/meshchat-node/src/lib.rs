@@ -23,4 +23,6 @@ pub mod store;
 
 pub use config::Config;
 pub use libp2p::{Multiaddr, PeerId};
-pub use node::{peer_id_of, spawn, Error, Event, Handle, MessageView, NodeInfo, PeerInfo, Sent, Stats};
+pub use node::{
+    peer_id_of, spawn, Error, Event, Handle, MessageView, NodeInfo, PeerInfo, Sent, Stats,
+};

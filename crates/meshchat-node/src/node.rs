@@ -274,7 +274,12 @@ impl Handle {
     /// done; harmless if the node already stopped.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown { reply: tx }).await.is_ok() {
+        if self
+            .commands
+            .send(Command::Shutdown { reply: tx })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }

@@ -29,7 +29,9 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     #[error("database {path} is damaged ({detail}); it was left untouched — move it away to start afresh")]
     Corrupt { path: String, detail: String },
-    #[error("database schema version {0} is newer than this meshchat understands ({SCHEMA_VERSION})")]
+    #[error(
+        "database schema version {0} is newer than this meshchat understands ({SCHEMA_VERSION})"
+    )]
     TooNew(i64),
     #[error("stored message {0} cannot be decoded: {1}")]
     BadRow(String, String),

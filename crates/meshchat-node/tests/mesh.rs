@@ -55,7 +55,9 @@ async fn chain_of_four_relays_through_non_members() {
     let from_d = d.send("x", "from the east end").await;
     let got_d = d.collect_messages(2).await;
     let got_a = a.collect_messages(2).await;
-    assert!(got_d.iter().any(|m| m.id == from_a && m.text == "from the west end"));
+    assert!(got_d
+        .iter()
+        .any(|m| m.id == from_a && m.text == "from the west end"));
     assert!(got_a.iter().any(|m| m.id == from_d && m.nick == "d"));
     // B and C relayed, but are not members: nothing shown or stored there.
     b.assert_no_more_messages().await;
@@ -102,7 +104,8 @@ async fn restart_keeps_history_and_reconnects_to_known_peers() {
     b.collect_messages(1).await;
 
     let dir = b.stop().await;
-    a.wait_for(|e| matches!(e, Event::PeerDisconnected { .. })).await;
+    a.wait_for(|e| matches!(e, Event::PeerDisconnected { .. }))
+        .await;
     // While B is down, nothing is sent. B comes back with no --peer: it must find A from its
     // database of known peers.
     let mut b = TestNode::start_in(dir, "b", &[]).await;
@@ -131,4 +134,117 @@ async fn nick_and_rooms_persist() {
     let info = a.handle.info().await.unwrap();
     assert_eq!(info.nick, "a");
     assert_eq!(info.rooms, ["dev"]);
+}
+
+/// A hostile peer speaking raw gossipsub publishes forged, malformed and future-dated envelopes
+/// through B to C. B rejects and counts them and relays none; the one honest message passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_malformed_and_future_envelopes_are_rejected_and_not_relayed() {
+    use futures::StreamExt;
+    use libp2p::{gossipsub, noise, tcp, yamux};
+    use meshchat_core::envelope::{Draft, Kind, MAX_CLOCK_SKEW_MS};
+    use meshchat_core::room::Text;
+    use meshchat_core::{Envelope, Keypair};
+
+    let mut b = TestNode::start("b", &[]).await;
+    let mut c = TestNode::start("c", &[&b]).await;
+    b.wait_peers(1).await;
+    c.wait_peers(1).await;
+
+    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            let config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
+                .message_id_fn(|m: &gossipsub::Message| {
+                    gossipsub::MessageId::new(&meshchat_core::MessageId::of(&m.data).0)
+                })
+                .build()
+                .unwrap();
+            let b: gossipsub::Behaviour =
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+                    .unwrap();
+            b
+        })
+        .unwrap()
+        .build();
+    let topic = gossipsub::IdentTopic::new(meshchat_node::behaviour::MESH_TOPIC);
+    attacker.behaviour_mut().subscribe(&topic).unwrap();
+    attacker.dial(b.addr.clone()).unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, attacker.select_next_some())
+            .await
+            .expect("attacker sees B subscribe");
+        if let libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
+            break;
+        }
+    }
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let key = Keypair::from_secret_bytes(&[42; 32]);
+    let envelope = |ts: u64, text: &str| {
+        let body = Text {
+            nick: "mallory".into(),
+            text: text.into(),
+        }
+        .encode()
+        .unwrap();
+        Envelope::sign(
+            &key,
+            Draft {
+                kind: Kind::RoomText,
+                target: "lobby",
+                timestamp_ms: ts,
+                nonce: ts ^ 7,
+                body: &body,
+            },
+        )
+        .unwrap()
+        .into_bytes()
+    };
+    let mut forged = envelope(now, "I am someone else");
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    let future = envelope(now + MAX_CLOCK_SKEW_MS + 60_000, "from tomorrow");
+    let garbage = b"\x01\x01\xffnot an envelope".to_vec();
+    let honest = envelope(now, "an honest message");
+    for data in [forged, future, garbage, honest] {
+        attacker
+            .behaviour_mut()
+            .publish(topic.clone(), data)
+            .unwrap();
+    }
+    // Keep the attacker's swarm polled while B and C work.
+    let driver = tokio::spawn(async move {
+        loop {
+            attacker.select_next_some().await;
+        }
+    });
+
+    let got = c.collect_messages(1).await;
+    assert_eq!(got[0].text, "an honest message");
+    c.assert_no_more_messages().await;
+    let got = b.collect_messages(1).await;
+    assert_eq!(got[0].text, "an honest message");
+    let stats = b.handle.stats().await.unwrap();
+    assert_eq!(stats.rejected.get("bad_signature"), Some(&1), "{stats:?}");
+    assert_eq!(stats.rejected.get("from_future"), Some(&1), "{stats:?}");
+    assert_eq!(stats.rejected.get("malformed"), Some(&1), "{stats:?}");
+    let c_stats = c.handle.stats().await.unwrap();
+    assert!(
+        c_stats.rejected.is_empty(),
+        "C saw rejected traffic: {c_stats:?}"
+    );
+    assert_eq!(c_stats.accepted, 1);
+    driver.abort();
 }

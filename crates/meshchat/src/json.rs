@@ -58,7 +58,9 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
             LineRead::Eof => break,
             LineRead::TooLong => {
                 out_tx
-                    .send(error(format!("input line longer than {MAX_LINE} bytes ignored")))
+                    .send(error(format!(
+                        "input line longer than {MAX_LINE} bytes ignored"
+                    )))
                     .await?;
                 continue;
             }

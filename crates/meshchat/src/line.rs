@@ -33,7 +33,10 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
     println!("* meshchat — you are {} ({})", info.nick, info.peer_id);
     println!("* fingerprint {}", info.fingerprint);
     println!("* listening on {}", addrs(&info.listen));
-    println!("* rooms: {} — current: {current} — /help for commands", info.rooms.join(", "));
+    println!(
+        "* rooms: {} — current: {current} — /help for commands",
+        info.rooms.join(", ")
+    );
     show_history(&handle, &current, 20).await;
 
     let printer = tokio::spawn(async move {
@@ -60,7 +63,9 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
             }
             LineRead::Line => {}
         }
-        let line = String::from_utf8_lossy(&buf).trim_end_matches('\r').to_owned();
+        let line = String::from_utf8_lossy(&buf)
+            .trim_end_matches('\r')
+            .to_owned();
         if line.trim().is_empty() {
             continue;
         }
@@ -89,12 +94,17 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 Err(e) => println!("* {e}"),
             },
             "leave" => {
-                let room = if arg.is_empty() { current.clone() } else { arg.to_owned() };
+                let room = if arg.is_empty() {
+                    current.clone()
+                } else {
+                    arg.to_owned()
+                };
                 match handle.leave(&room).await {
                     Ok(true) => {
                         println!("* left {room}");
                         let rooms = handle.info().await?.rooms;
-                        if meshchat_core::room::normalize_room(&room).ok().as_ref() == Some(&current)
+                        if meshchat_core::room::normalize_room(&room).ok().as_ref()
+                            == Some(&current)
                         {
                             match rooms.first() {
                                 Some(r) => {

@@ -65,5 +65,11 @@ pub fn event_json(event: &Event) -> Value {
 /// A message as line mode prints it: `[room] nick (fp): text`, continuation lines indented.
 pub fn message_line(m: &MessageView) -> String {
     let text = m.text.replace('\n', "\n    ");
-    format!("[{}] {} ({}): {}", m.room, m.nick, m.fingerprint.short(), text)
+    format!(
+        "[{}] {} ({}): {}",
+        m.room,
+        m.nick,
+        m.fingerprint.short(),
+        text
+    )
 }

@@ -28,9 +28,16 @@ struct Proc {
 impl Proc {
     fn start(name: &str, data_dir: &Path, peers: &[&str]) -> Proc {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--json", "--no-mdns", "--nick", name, "--listen", "/ip4/127.0.0.1/tcp/0"])
-            .arg("--data-dir")
-            .arg(data_dir);
+        cmd.args([
+            "--json",
+            "--no-mdns",
+            "--nick",
+            name,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir);
         for p in peers {
             cmd.args(["--peer", p]);
         }
@@ -141,7 +148,12 @@ impl Proc {
     /// Message ids of `n` message events (own ones included).
     fn messages(&mut self, n: usize) -> Vec<String> {
         (0..n)
-            .map(|_| self.wait_event("message", |_| true)["id"].as_str().unwrap().to_owned())
+            .map(|_| {
+                self.wait_event("message", |_| true)["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect()
     }
 
@@ -212,7 +224,10 @@ fn three_processes_chat_and_a_killed_one_comes_back_intact() {
     let mut c = Proc::start("carol", dirs[2].path(), &[]);
     let history = c.history("lobby");
     let ids: Vec<_> = history.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&m1.as_str()) && ids.contains(&m2.as_str()), "{history:?}");
+    assert!(
+        ids.contains(&m1.as_str()) && ids.contains(&m2.as_str()),
+        "{history:?}"
+    );
     assert_eq!(ids.len(), 2);
     // It reconnects to the peer it knew and gets what is said from now on, exactly once.
     c.wait_peers(1);
@@ -224,7 +239,11 @@ fn three_processes_chat_and_a_killed_one_comes_back_intact() {
     assert_eq!(got["text"], "welcome back");
     assert_eq!(got["own"], false);
     assert_eq!(c.history("lobby").len(), 3);
-    assert!(c.backlog.iter().all(|v| v["event"] != "message"), "{:?}", c.backlog);
+    assert!(
+        c.backlog.iter().all(|v| v["event"] != "message"),
+        "{:?}",
+        c.backlog
+    );
 
     for p in [a, b, c] {
         let name = p.name.clone();
@@ -249,15 +268,28 @@ fn bad_commands_get_error_events_and_the_node_keeps_running() {
     a.cmd(json!({"cmd": "send", "room": "lobby"}));
     a.wait_event("error", |v| v["message"].as_str().unwrap().contains("text"));
     a.cmd(json!({"cmd": "join", "room": "no spaces allowed"}));
-    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("room name"));
+    a.wait_event("error", |v| {
+        v["message"].as_str().unwrap().contains("room name")
+    });
     a.cmd(json!({"cmd": "send", "room": "elsewhere", "text": "x"}));
-    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("not in room"));
+    a.wait_event("error", |v| {
+        v["message"].as_str().unwrap().contains("not in room")
+    });
     a.cmd(json!({"cmd": "connect", "addr": "/not/an/addr"}));
-    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("invalid address"));
+    a.wait_event("error", |v| {
+        v["message"].as_str().unwrap().contains("invalid address")
+    });
     a.cmd(json!({"cmd": "connect", "addr": "/ip4/127.0.0.1/tcp/1"}));
-    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("cannot connect"));
-    a.raw(&format!("{{\"cmd\":\"send\",\"room\":\"lobby\",\"text\":\"{}\"}}", "x".repeat(300_000)));
-    a.wait_event("error", |v| v["message"].as_str().unwrap().contains("longer than"));
+    a.wait_event("error", |v| {
+        v["message"].as_str().unwrap().contains("cannot connect")
+    });
+    a.raw(&format!(
+        "{{\"cmd\":\"send\",\"room\":\"lobby\",\"text\":\"{}\"}}",
+        "x".repeat(300_000)
+    ));
+    a.wait_event("error", |v| {
+        v["message"].as_str().unwrap().contains("longer than")
+    });
     // Still alive and well.
     let id = a.send("lobby", "still here");
     assert_eq!(a.wait_event("message", |_| true)["id"], id.as_str());
@@ -289,7 +321,10 @@ fn bad_startup_input_is_one_clear_line_and_a_failure_exit() {
     assert!(err.contains("invalid value 'nonsense'"), "{err}");
     assert!(!err.contains("panicked"));
     // Unsupported address.
-    let (code, _, err) = run_to_exit(&["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/udp/5"], d);
+    let (code, _, err) = run_to_exit(
+        &["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/udp/5"],
+        d,
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot listen on"), "{err}");
     // Port in use.
@@ -318,19 +353,34 @@ fn corrupt_key_or_database_stops_startup_and_is_left_untouched() {
     let db = d.join("meshchat.sqlite");
     let junk = b"not a database at all".repeat(100);
     std::fs::write(&db, &junk).unwrap();
-    let (code, out, err) = run_to_exit(&["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"], d);
+    let (code, out, err) = run_to_exit(
+        &["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"],
+        d,
+    );
     assert_eq!(code, 1, "{err}");
     assert!(out.is_empty(), "{out}");
-    assert!(err.contains("damaged") && err.contains("left untouched"), "{err}");
+    assert!(
+        err.contains("damaged") && err.contains("left untouched"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&db).unwrap(), junk);
     std::fs::remove_file(&db).unwrap();
     // A corrupt key.
     let key = d.join("identity.key");
     std::fs::write(&key, b"meshchat-ed25519-secret-v1\nzz\n").unwrap();
-    let (code, _, err) = run_to_exit(&["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"], d);
+    let (code, _, err) = run_to_exit(
+        &["--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"],
+        d,
+    );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("key file") && err.contains("left untouched"), "{err}");
-    assert_eq!(std::fs::read(&key).unwrap(), b"meshchat-ed25519-secret-v1\nzz\n");
+    assert!(
+        err.contains("key file") && err.contains("left untouched"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        b"meshchat-ed25519-secret-v1\nzz\n"
+    );
 }
 
 #[test]

@@ -27,8 +27,7 @@ fn sample() -> Envelope {
 /// The exact bytes of `sample()`. If this test fails, the wire format changed: bump VERSION and
 /// update docs/PROTOCOL.md rather than the constant.
 const GOLDEN_HEX: &str = "0101056c6f6262798a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c0000018bcfe5680001020304050607080000000b05616c69636568656c6c6f699d59249ce44e95c01b4817e9a3b5a68674f740fb101287b1fb2fad1d204ad1095433572359bcaccedc6ab4f1369edd5a6ffc609471adcf094e9c27d2295a0b";
-const GOLDEN_ID: &str =
-    "58393511530b8d6898e22ef5cb32f35572824839c7c17e2bc59158c85be2450f";
+const GOLDEN_ID: &str = "58393511530b8d6898e22ef5cb32f35572824839c7c17e2bc59158c85be2450f";
 
 #[test]
 fn golden_bytes() {

@@ -19,12 +19,10 @@ use meshchat_core::room::{self, Text};
 use meshchat_core::{Envelope, Keypair, MessageId};
 use tokio::sync::mpsc;
 
-use super::{
-    now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats,
-};
+use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats};
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, MESH_TOPIC, PROTOCOL_VERSION};
 use crate::config::DEFAULT_PORT;
-use crate::store::{StoredMessage, Store};
+use crate::store::{Store, StoredMessage};
 use crate::{keyfile, Config};
 
 /// Most envelopes in one database transaction.
@@ -161,10 +159,12 @@ impl Actor {
                         let any: Multiaddr = format!("/ip4/0.0.0.0/{proto}/0{suffix}")
                             .parse()
                             .expect("static multiaddr parses");
-                        self.swarm.listen_on(any.clone()).map_err(|e| Error::Listen {
-                            addr: any,
-                            reason: e.to_string(),
-                        })?
+                        self.swarm
+                            .listen_on(any.clone())
+                            .map_err(|e| Error::Listen {
+                                addr: any,
+                                reason: e.to_string(),
+                            })?
                     }
                 };
                 listeners.push(id);
@@ -220,7 +220,10 @@ impl Actor {
             };
             let addrs: Vec<Multiaddr> = peer.addrs.iter().filter_map(|a| a.parse().ok()).collect();
             for a in &addrs {
-                self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer_id, a.clone());
             }
             self.dial_peer(peer_id, addrs);
         }
@@ -452,7 +455,11 @@ impl Actor {
         let id = match <[u8; 32]>::try_from(msg_id.0.as_slice()) {
             Ok(bytes) => MessageId(bytes),
             Err(_) => {
-                gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Reject);
+                gossip.report_message_validation_result(
+                    &msg_id,
+                    &source,
+                    MessageAcceptance::Reject,
+                );
                 return;
             }
         };
@@ -468,7 +475,11 @@ impl Actor {
         });
         match checked {
             Ok(env) => {
-                gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Accept);
+                gossip.report_message_validation_result(
+                    &msg_id,
+                    &source,
+                    MessageAcceptance::Accept,
+                );
                 self.stats.accepted += 1;
                 if self.rooms.iter().any(|r| r == env.target()) {
                     self.pending.push((env, false));
@@ -479,7 +490,11 @@ impl Actor {
                 }
             }
             Err(e) => {
-                gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Reject);
+                gossip.report_message_validation_result(
+                    &msg_id,
+                    &source,
+                    MessageAcceptance::Reject,
+                );
                 tracing::debug!(%source, "rejected envelope: {e}");
                 *self.stats.rejected.entry(reject_reason(&e)).or_default() += 1;
             }
@@ -515,18 +530,21 @@ impl Actor {
                 if info.protocol_version != PROTOCOL_VERSION {
                     return;
                 }
-                let addrs: Vec<Multiaddr> = info
-                    .listen_addrs
-                    .into_iter()
-                    .filter(is_dialable)
-                    .collect();
+                let addrs: Vec<Multiaddr> =
+                    info.listen_addrs.into_iter().filter(is_dialable).collect();
                 if info.protocols.contains(&KAD_PROTOCOL) {
                     for a in &addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, a.clone());
                     }
                 }
                 let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-                if let Err(e) = self.store.upsert_peer(&peer_id.to_string(), &addrs, now_ms()) {
+                if let Err(e) = self
+                    .store
+                    .upsert_peer(&peer_id.to_string(), &addrs, now_ms())
+                {
                     tracing::warn!("remembering peer {peer_id}: {e}");
                 }
             }
@@ -617,7 +635,8 @@ impl Actor {
                 }
             }
             SwarmEvent::ListenerError { error, .. } => {
-                self.emit(Event::Warning(format!("listener failed: {error}"))).await;
+                self.emit(Event::Warning(format!("listener failed: {error}")))
+                    .await;
             }
             _ => {}
         }
@@ -758,7 +777,9 @@ fn reject_reason(e: &meshchat_core::envelope::Error) -> String {
 fn listen_error_reason(e: &libp2p::TransportError<std::io::Error>) -> String {
     match e {
         libp2p::TransportError::MultiaddrNotSupported(a) => {
-            format!("address not supported (use /ip4/ADDR/tcp/PORT or /ip4/ADDR/udp/PORT/quic-v1): {a}")
+            format!(
+                "address not supported (use /ip4/ADDR/tcp/PORT or /ip4/ADDR/udp/PORT/quic-v1): {a}"
+            )
         }
         libp2p::TransportError::Other(io) if io.kind() == std::io::ErrorKind::AddrInUse => {
             "address already in use (another program, or another meshchat, has that port)".into()

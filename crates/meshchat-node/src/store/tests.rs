@@ -30,11 +30,20 @@ fn insert_is_idempotent_and_reports_fresh() {
     let k = Keypair::from_secret_bytes(&[1; 32]);
     let a = msg(&k, "lobby", 10, "a");
     let b = msg(&k, "lobby", 20, "b");
-    assert_eq!(s.insert_messages(&[a.clone(), b.clone()], 0).unwrap(), [true, true]);
-    assert_eq!(s.insert_messages(&[b.clone(), a.clone()], 0).unwrap(), [false, false]);
+    assert_eq!(
+        s.insert_messages(&[a.clone(), b.clone()], 0).unwrap(),
+        [true, true]
+    );
+    assert_eq!(
+        s.insert_messages(&[b.clone(), a.clone()], 0).unwrap(),
+        [false, false]
+    );
     // A duplicate inside one batch is fresh only once.
     let c = msg(&k, "lobby", 30, "c");
-    assert_eq!(s.insert_messages(&[c.clone(), c.clone()], 0).unwrap(), [true, false]);
+    assert_eq!(
+        s.insert_messages(&[c.clone(), c.clone()], 0).unwrap(),
+        [true, false]
+    );
     assert!(s.contains(&a.id()).unwrap());
     assert_eq!(s.message_count("lobby").unwrap(), 3);
 }
@@ -54,11 +63,17 @@ fn history_is_in_display_order_and_pages() {
     let ts: Vec<u64> = all.iter().map(|m| m.timestamp_ms).collect();
     assert_eq!(ts, [10, 20, 30, 40, 50]);
     let last2 = s.history("r", 2, None).unwrap();
-    assert_eq!(last2.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>(), [40, 50]);
+    assert_eq!(
+        last2.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>(),
+        [40, 50]
+    );
     let before = s
         .history("r", 2, Some((last2[0].timestamp_ms, last2[0].id)))
         .unwrap();
-    assert_eq!(before.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>(), [20, 30]);
+    assert_eq!(
+        before.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>(),
+        [20, 30]
+    );
     assert_eq!(all[0].text, "t10");
 }
 
@@ -72,9 +87,12 @@ fn rooms_peers_settings() {
     s.leave_room("lobby").unwrap();
     assert_eq!(s.joined_rooms().unwrap(), ["dev"]);
 
-    s.upsert_peer("p1", &["/ip4/1.2.3.4/tcp/1".into()], 10).unwrap();
-    s.upsert_peer("p2", &["/ip4/1.2.3.4/tcp/2".into()], 20).unwrap();
-    s.upsert_peer("p1", &["/ip4/1.2.3.4/tcp/3".into()], 30).unwrap();
+    s.upsert_peer("p1", &["/ip4/1.2.3.4/tcp/1".into()], 10)
+        .unwrap();
+    s.upsert_peer("p2", &["/ip4/1.2.3.4/tcp/2".into()], 20)
+        .unwrap();
+    s.upsert_peer("p1", &["/ip4/1.2.3.4/tcp/3".into()], 30)
+        .unwrap();
     let peers = s.known_peers(10).unwrap();
     assert_eq!(peers[0].peer_id, "p1");
     assert_eq!(peers[0].addrs, ["/ip4/1.2.3.4/tcp/3", "/ip4/1.2.3.4/tcp/1"]);

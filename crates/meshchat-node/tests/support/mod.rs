@@ -160,7 +160,9 @@ impl TestNode {
 
     /// Asserts that no further message event arrives within [`QUIET`].
     pub async fn assert_no_more_messages(&mut self) {
-        if let Some(Event::Message(m)) = self.backlog.iter().find(|e| matches!(e, Event::Message(_))) {
+        if let Some(Event::Message(m)) =
+            self.backlog.iter().find(|e| matches!(e, Event::Message(_)))
+        {
             panic!("{}: unexpected message {:?}", self.name, m.text);
         }
         let deadline = tokio::time::Instant::now() + QUIET;
