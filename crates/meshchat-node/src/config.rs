@@ -27,7 +27,9 @@ pub struct Config {
     pub in_memory_store: bool,
     /// Most established connections at once.
     pub max_connections: u32,
-    /// Below this many connected peers, the node dials known and discovered peers.
+    /// Below this many connected peers, the node dials known and DHT-discovered peers; 0 means
+    /// it dials only what it is told to (start-up peers, known peers at start, `connect`), which
+    /// keeps a test or benchmark topology exactly as built.
     pub target_peers: usize,
 }
 

@@ -131,6 +131,8 @@ pub struct Stats {
     pub stored: u64,
     /// Own messages published.
     pub published: u64,
+    /// Gossip copies that arrived, duplicates included (before gossipsub's duplicate filter).
+    pub copies_received: u64,
 }
 
 /// What [`Handle::send`] reports.

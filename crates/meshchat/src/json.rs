@@ -187,7 +187,8 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
             .await
             .map(|s| {
                 json!({"event": "stats", "accepted": s.accepted, "duplicates": s.duplicates,
-                       "rejected": s.rejected, "stored": s.stored, "published": s.published})
+                       "rejected": s.rejected, "stored": s.stored, "published": s.published,
+                       "copies_received": s.copies_received})
             })
             .map_err(|e| e.to_string()),
         "quit" => return Ok(false),

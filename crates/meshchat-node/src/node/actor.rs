@@ -4,6 +4,8 @@
 //! [`FLUSH_DELAY`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -66,6 +68,8 @@ pub(super) struct Actor {
     pending_dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
     listen_addrs: Vec<Multiaddr>,
     stats: Stats,
+    /// Gossip copies seen by gossipsub's message-id function (received copies plus publishes).
+    copies: Arc<AtomicU64>,
     events: mpsc::Sender<Event>,
 }
 
@@ -82,6 +86,8 @@ impl Actor {
             .map_err(|e| Error::Network(format!("identity: {e}")))?;
         let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
         let (mdns, max_conn) = (config.mdns, config.max_connections);
+        let copies = Arc::new(AtomicU64::new(0));
+        let copies_in_behaviour = copies.clone();
         let swarm = libp2p::SwarmBuilder::with_existing_identity(libp2p_key)
             .with_tokio()
             .with_tcp(
@@ -94,7 +100,7 @@ impl Actor {
             .with_dns()
             .map_err(|e| net(&e))?
             .with_behaviour(|k| {
-                Behaviour::new(k, mdns, max_conn)
+                Behaviour::new(k, mdns, max_conn, copies_in_behaviour.clone())
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
             })
             .map_err(|e| net(&e))?
@@ -134,6 +140,7 @@ impl Actor {
             pending_dials: HashMap::new(),
             listen_addrs: Vec::new(),
             stats: Stats::default(),
+            copies,
             events,
         })
     }
@@ -349,7 +356,12 @@ impl Actor {
                 }));
             }
             Command::Stats { reply } => {
-                let _ = reply.send(Ok(self.stats.clone()));
+                let mut stats = self.stats.clone();
+                stats.copies_received = self
+                    .copies
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(stats.published);
+                let _ = reply.send(Ok(stats));
             }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
         }

@@ -46,6 +46,8 @@ impl TestNode {
         let mut config = Config::loopback(dir.path());
         config.nick = nick.map(str::to_owned);
         config.peers = peers.iter().map(|p| p.addr.clone()).collect();
+        // Exactly the topology the test builds: no extra dials to DHT-discovered peers.
+        config.target_peers = 0;
         let (handle, events) = meshchat_node::spawn(config).await.expect("node starts");
         let info = handle.info().await.unwrap();
         let addr = info.listen[0]

@@ -1,0 +1,424 @@
+//! Broadcast benchmark: N in-process meshchat nodes on loopback TCP, side by side with a baseline
+//! of plain gossipsub using Strict signing (what libp2p's chat example does), on the same random
+//! topology (each node dials 3 random earlier nodes: about 6 connections per node).
+//!
+//! ```text
+//! cargo bench -p meshchat-node --bench mesh -- [--nodes 10,50,100] [--step-secs 5] [--json FILE]
+//! ```
+//!
+//! Each (system, N) runs in a fresh child process (the binary re-executes itself with `--one`), so
+//! memory and CPU figures do not leak from one run into the next. Figures per run:
+//! - latency p50/p99 from publish to each other node's delivery, at 10 msg/s for 10 s;
+//! - copies received per delivered message (every copy gossipsub saw, duplicates included);
+//! - the highest rate (stepping up) at which p99 stays within 1 s and no node misses a message;
+//! - resident memory per node (process RSS growth / N).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId};
+use meshchat_node::{Config, Event, Handle};
+use rand::{Rng, SeedableRng};
+use tokio::sync::mpsc;
+
+const TOPIC: &str = "bench";
+/// Rates tried, in messages per second, after the fixed-rate latency run.
+const RATES: &[u32] = &[20, 45, 90, 135, 180, 240, 320, 400, 500, 650, 800];
+/// A rate passes when p99 stays within this and nothing is missed.
+const P99_LIMIT: Duration = Duration::from_secs(1);
+/// How long stragglers are waited for after the last publish of a step.
+const DRAIN: Duration = Duration::from_secs(3);
+/// Baseline payload size: about the size of a meshchat envelope carrying the same text.
+const BASELINE_PAYLOAD: usize = 140;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let step_secs: u64 = get("--step-secs").and_then(|s| s.parse().ok()).unwrap_or(5);
+    if let Some(one) = get("--one") {
+        let (system, n) = one.split_once(':').expect("--one SYSTEM:N");
+        let n: usize = n.parse().expect("N");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let report = rt.block_on(run_one(system, n, step_secs));
+        println!("RESULT {}", report);
+        rt.shutdown_timeout(Duration::from_secs(2));
+        return;
+    }
+    let nodes: Vec<usize> = get("--nodes")
+        .unwrap_or_else(|| "10,50,100".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("--nodes N,N,..."))
+        .collect();
+    let exe = std::env::current_exe().unwrap();
+    let mut results = Vec::new();
+    println!(
+        "{:<9} {:>4} {:>9} {:>9} {:>12} {:>11} {:>11}",
+        "system", "N", "p50 ms", "p99 ms", "copies/msg", "max msg/s", "RSS/node KiB"
+    );
+    for &n in &nodes {
+        for system in ["meshchat", "baseline"] {
+            let out = std::process::Command::new(&exe)
+                .args(["--one", &format!("{system}:{n}"), "--step-secs", &step_secs.to_string()])
+                .arg("--bench")
+                .output()
+                .expect("child run");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
+                eprintln!("{system} N={n} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+                continue;
+            };
+            let v: serde_like::Report = serde_like::Report::parse(line);
+            println!(
+                "{:<9} {:>4} {:>9.2} {:>9.2} {:>12.2} {:>11} {:>11}",
+                system, n, v.p50_ms, v.p99_ms, v.copies_per_msg, v.max_rate, v.rss_per_node_kib
+            );
+            results.push(line.to_owned());
+        }
+    }
+    if let Some(path) = get("--json") {
+        std::fs::write(&path, format!("[{}]\n", results.join(",\n"))).expect("write --json");
+        println!("wrote {path}");
+    }
+}
+
+/// Deliveries seen by all nodes: (sequence number, arrival).
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<HashMap<u64, Instant>>,
+    arrivals: Mutex<Vec<(u64, Instant)>>,
+}
+
+impl Recorder {
+    fn deliver(&self, text: &[u8]) {
+        let now = Instant::now();
+        let digits: Vec<u8> = text
+            .iter()
+            .skip(1)
+            .take_while(|b| b.is_ascii_digit())
+            .copied()
+            .collect();
+        if let Ok(seq) = std::str::from_utf8(&digits).unwrap_or("").parse() {
+            self.arrivals.lock().unwrap().push((seq, now));
+        }
+    }
+}
+
+enum Net {
+    Meshchat(Vec<Handle>),
+    Baseline(Vec<mpsc::Sender<Vec<u8>>>),
+}
+
+struct Running {
+    net: Net,
+    rec: Arc<Recorder>,
+    copies: Vec<Arc<AtomicU64>>,
+    handles_for_stats: Vec<Handle>,
+}
+
+impl Running {
+    async fn publish(&self, from: usize, seq: u64) {
+        self.rec.sent.lock().unwrap().insert(seq, Instant::now());
+        match &self.net {
+            Net::Meshchat(h) => {
+                let h = h[from].clone();
+                tokio::spawn(async move {
+                    let _ = h.send("lobby", &format!("b{seq}")).await;
+                });
+            }
+            Net::Baseline(tx) => {
+                let mut payload = format!("b{seq}.").into_bytes();
+                payload.resize(BASELINE_PAYLOAD, b'.');
+                let _ = tx[from].send(payload).await;
+            }
+        }
+    }
+
+    async fn copies(&self) -> u64 {
+        match &self.net {
+            Net::Meshchat(_) => {
+                let mut total = 0;
+                for h in &self.handles_for_stats {
+                    total += h.stats().await.map(|s| s.copies_received).unwrap_or(0);
+                }
+                total
+            }
+            Net::Baseline(_) => self.copies.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+        }
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Each node dials up to 3 random earlier nodes; returns the edge list.
+fn topology(n: usize, rng: &mut rand::rngs::StdRng) -> Vec<(usize, usize)> {
+    let mut edges = Vec::new();
+    for i in 1..n {
+        let mut targets: Vec<usize> = (0..i).collect();
+        for _ in 0..3.min(i) {
+            let j = targets.swap_remove(rng.gen_range(0..targets.len()));
+            edges.push((i, j));
+        }
+    }
+    edges
+}
+
+async fn run_one(system: &str, n: usize, step_secs: u64) -> String {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let edges = topology(n, &mut rng);
+    let mut degree = vec![0usize; n];
+    for &(a, b) in &edges {
+        degree[a] += 1;
+        degree[b] += 1;
+    }
+    let rec = Arc::new(Recorder::default());
+    let connected: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+    let rss_before = rss_kib();
+    let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut addrs: Vec<Multiaddr> = Vec::new();
+    let mut copies = Vec::new();
+    let mut handles = Vec::new();
+    let mut senders = Vec::new();
+    for i in 0..n {
+        let dials: Vec<Multiaddr> = edges
+            .iter()
+            .filter(|(a, _)| *a == i)
+            .map(|(_, b)| addrs[*b].clone())
+            .collect();
+        let (rec, connected) = (rec.clone(), connected.clone());
+        if system == "meshchat" {
+            let mut config = Config::loopback(dirs[i].path());
+            config.in_memory_store = true;
+            config.target_peers = 0;
+            config.nick = Some(format!("n{i}"));
+            config.peers = dials;
+            let (handle, mut events) = meshchat_node::spawn(config).await.unwrap();
+            let info = handle.info().await.unwrap();
+            addrs.push(info.listen[0].clone().with(libp2p::multiaddr::Protocol::P2p(info.peer_id)));
+            tokio::spawn(async move {
+                while let Some(ev) = events.recv().await {
+                    match ev {
+                        Event::Message(m) if !m.own => rec.deliver(m.text.as_bytes()),
+                        Event::PeerConnected { .. } => {
+                            connected[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                        Event::PeerDisconnected { .. } => {
+                            connected[i].fetch_sub(1, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                }
+            });
+            handles.push(handle);
+        } else {
+            let counter = Arc::new(AtomicU64::new(0));
+            copies.push(counter.clone());
+            let (addr, tx) = spawn_baseline(i, dials, counter, rec, connected).await;
+            addrs.push(addr);
+            senders.push(tx);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (0..n).any(|i| connected[i].load(Ordering::Relaxed) < degree[i]) {
+        assert!(Instant::now() < deadline, "mesh did not form");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let gossipsub build its meshes (two heartbeats) before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_per_node = rss_kib().saturating_sub(rss_before) / n as u64;
+    let running = Running {
+        net: if system == "meshchat" {
+            Net::Meshchat(handles.clone())
+        } else {
+            Net::Baseline(senders)
+        },
+        rec: rec.clone(),
+        copies,
+        handles_for_stats: handles,
+    };
+
+    let mut seq = 0u64;
+    let copies_before = running.copies().await;
+    let (p50, p99, missed, delivered) = step(&running, &mut rng, n, 10, 10, &mut seq).await;
+    let copies_after = running.copies().await;
+    let copies_per_msg = (copies_after - copies_before) as f64 / delivered.max(1) as f64;
+    eprintln!("{system} N={n} at 10/s: p50 {p50:?} p99 {p99:?} missed {missed}");
+    let mut max_rate = 0;
+    for &rate in RATES {
+        let (p50, p99, missed, _) = step(&running, &mut rng, n, rate, step_secs, &mut seq).await;
+        eprintln!("{system} N={n} at {rate}/s: p50 {p50:?} p99 {p99:?} missed {missed}");
+        if missed > 0 || p99 > P99_LIMIT {
+            break;
+        }
+        max_rate = rate;
+    }
+    format!(
+        "{{\"system\":\"{system}\",\"nodes\":{n},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"missed_at_10\":{missed},\"copies_per_msg\":{copies_per_msg:.3},\"max_rate\":{max_rate},\"rss_per_node_kib\":{rss_per_node}}}",
+        p50.as_secs_f64() * 1000.0,
+        p99.as_secs_f64() * 1000.0,
+    )
+}
+
+/// Publishes at `rate` for `secs` from random nodes; returns p50, p99, missed and delivered.
+async fn step(
+    running: &Running,
+    rng: &mut rand::rngs::StdRng,
+    n: usize,
+    rate: u32,
+    secs: u64,
+    seq: &mut u64,
+) -> (Duration, Duration, usize, usize) {
+    running.rec.arrivals.lock().unwrap().clear();
+    let first = *seq;
+    let count = rate as u64 * secs;
+    let start = tokio::time::Instant::now();
+    for k in 0..count {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(k as f64 / rate as f64)).await;
+        running.publish(rng.gen_range(0..n), *seq).await;
+        *seq += 1;
+    }
+    let expected = count as usize * (n - 1);
+    let drain_end = Instant::now() + DRAIN;
+    while Instant::now() < drain_end {
+        let got = running
+            .rec
+            .arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _)| *s >= first)
+            .count();
+        if got >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = running.rec.sent.lock().unwrap().clone();
+    let mut lat: Vec<Duration> = running
+        .rec
+        .arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, _)| *s >= first)
+        .filter_map(|(s, at)| sent.get(s).map(|t| at.saturating_duration_since(*t)))
+        .collect();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(Duration::MAX)
+    };
+    let delivered = lat.len();
+    (pct(0.5), pct(0.99), expected.saturating_sub(delivered), delivered)
+}
+
+/// A plain gossipsub node with Strict signing: every copy's signature is verified.
+async fn spawn_baseline(
+    i: usize,
+    dials: Vec<Multiaddr>,
+    copies: Arc<AtomicU64>,
+    rec: Arc<Recorder>,
+    connected: Arc<Vec<AtomicUsize>>,
+) -> (Multiaddr, mpsc::Sender<Vec<u8>>) {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .heartbeat_interval(Duration::from_secs(1))
+                .message_id_fn(move |m: &gossipsub::Message| {
+                    copies.fetch_add(1, Ordering::Relaxed);
+                    let mut id = m.source.map(|p: PeerId| p.to_string()).unwrap_or_default();
+                    id.push_str(&m.sequence_number.unwrap_or_default().to_string());
+                    gossipsub::MessageId::from(id)
+                })
+                .build()
+                .unwrap();
+            let b: gossipsub::Behaviour =
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+                    .unwrap();
+            b
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+    let topic = gossipsub::IdentTopic::new(TOPIC);
+    swarm.behaviour_mut().subscribe(&topic).unwrap();
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    let addr = loop {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(*swarm.local_peer_id()));
+        }
+    };
+    for d in dials {
+        swarm.dial(d).unwrap();
+    }
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(data) = rx.recv() => {
+                    let _ = swarm.behaviour_mut().publish(topic.clone(), data);
+                }
+                ev = swarm.select_next_some() => match ev {
+                    libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) => {
+                        rec.deliver(&message.data);
+                    }
+                    libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) => {
+                        connected[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                },
+            }
+        }
+    });
+    (addr, tx)
+}
+
+/// Just enough parsing of our own one-line JSON result for the summary table.
+mod serde_like {
+    pub struct Report {
+        pub p50_ms: f64,
+        pub p99_ms: f64,
+        pub copies_per_msg: f64,
+        pub max_rate: u64,
+        pub rss_per_node_kib: u64,
+    }
+
+    impl Report {
+        pub fn parse(line: &str) -> Self {
+            let v: serde_json::Value = serde_json::from_str(line).expect("result is JSON");
+            Self {
+                p50_ms: v["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                p99_ms: v["p99_ms"].as_f64().unwrap_or(f64::NAN),
+                copies_per_msg: v["copies_per_msg"].as_f64().unwrap_or(f64::NAN),
+                max_rate: v["max_rate"].as_u64().unwrap_or(0),
+                rss_per_node_kib: v["rss_per_node_kib"].as_u64().unwrap_or(0),
+            }
+        }
+    }
+}
