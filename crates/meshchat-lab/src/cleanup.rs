@@ -83,11 +83,17 @@ pub fn registry() -> MutexGuard<'static, Registry> {
 /// Kills every process inside `ns`, then deletes it. Errors are ignored (it may be gone).
 pub fn kill_and_delete_ns(ns: &str) {
     if let Ok(pids) = sys::run("ip", &["netns", "pids", ns]) {
-        for pid in pids
+        let pids: Vec<u32> = pids
             .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-        {
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        for &pid in &pids {
             sys::signal(pid, "KILL");
+        }
+        // SIGKILL is asynchronous: wait (bounded) until they are gone or zombies.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while pids.iter().any(|&p| sys::pid_running(p)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
     let _ = sys::output("ip", &["netns", "del", ns]);

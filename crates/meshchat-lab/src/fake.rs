@@ -186,6 +186,8 @@ fn command(state: &Shared, line: &str) -> Result<()> {
         "join" => emit(&json!({"event":"joined","room":room})),
         "leave" => emit(&json!({"event":"left","room":room})),
         "connect" => dial(state, v["addr"].as_str().unwrap_or("")),
+        // An event kind the lab does not model, for testing `NodeRef::raw` / `wait_event`.
+        "echo" => emit(&json!({"event":"echo","data":v["data"]})),
         "quit" => std::process::exit(0),
         other => bail!("unknown command {other:?}"),
     }

@@ -924,6 +924,31 @@ impl NodeRef<'_> {
         .map(drop)
     }
 
+    /// Writes a raw JSON command (for commands the lab does not model yet); answers arrive in
+    /// `HubState::nodes[i].other_events` (or as `error`, recorded in `errors`).
+    pub fn raw(&self, cmd: &serde_json::Value) -> Result<()> {
+        self.proc_()?.write_raw(cmd)
+    }
+
+    /// Waits until the node emits an event of a kind the lab does not model for which `pred`
+    /// holds (looking at events already received too); returns it.
+    pub fn wait_event(
+        &self,
+        deadline: Instant,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
+        let mut found = None;
+        self.lab.hub.wait_until(deadline, |st| {
+            found = st.nodes[self.i]
+                .other_events
+                .iter()
+                .find(|(_, v)| pred(v))
+                .map(|(_, v)| v.clone());
+            found.is_some()
+        });
+        found.with_context(|| format!("node {}: no matching event before the deadline", self.i))
+    }
+
     /// The node's peer id, once it has been ready.
     pub fn peer_id(&self) -> Option<String> {
         self.lab.hub.lock().nodes[self.i].peer_id.clone()

@@ -28,6 +28,8 @@ const MAX_LINE: usize = 16 << 20;
 const RECENT_LINES: usize = 64;
 /// Unmatched `error` events kept per node.
 const MAX_ERRORS: usize = 256;
+/// Events of kinds the lab does not model, kept per node (oldest dropped first).
+const MAX_OTHER_EVENTS: usize = 4096;
 /// How often the reader polls for the exit status after stdout closed.
 const EXIT_POLL: Duration = Duration::from_millis(5);
 
@@ -140,6 +142,9 @@ pub struct NodeState {
     pub duplicates: Vec<(String, u32)>,
     /// `error` events that answered no request.
     pub errors: Vec<String>,
+    /// Events of kinds the lab does not model (e.g. added by later issues), with arrival time,
+    /// so scenarios can wait for them before the lab grows typed support.
+    pub other_events: VecDeque<(Instant, serde_json::Value)>,
     /// Last raw stdout lines.
     pub recent: VecDeque<String>,
     /// Lines that were not valid events.
@@ -358,6 +363,16 @@ impl Proc {
             .context("writing to node stdin")
     }
 
+    /// Writes one raw JSON command line (for commands the lab does not model).
+    pub fn write_raw(&self, cmd: &serde_json::Value) -> Result<()> {
+        let mut guard = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
+        let stdin = guard.as_mut().context("node stdin is closed")?;
+        stdin
+            .write_all(format!("{cmd}\n").as_bytes())
+            .and_then(|_| stdin.flush())
+            .context("writing to node stdin")
+    }
+
     /// Closes stdin (EOF for the node).
     pub fn close_stdin(&self) {
         self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -504,6 +519,15 @@ fn read_events(
             n.recent.push_back(line.chars().take(300).collect());
         }
         match parsed {
+            Some(Event::Unknown) => {
+                let n = &mut st.nodes[idx];
+                if n.other_events.len() >= MAX_OTHER_EVENTS {
+                    n.other_events.pop_front();
+                }
+                if let Ok(v) = serde_json::from_str(line) {
+                    n.other_events.push_back((at, v));
+                }
+            }
             Some(ev) => on_event(&mut st, idx, incarnation, ev, at),
             None => {
                 let n = &mut st.nodes[idx];

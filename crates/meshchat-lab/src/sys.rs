@@ -96,6 +96,17 @@ pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Whether `pid` exists and is not a zombie.
+pub fn pid_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 /// Tools the lab needs and the Debian package that provides each.
 const TOOLS: &[(&str, &str)] = &[
     ("ip", "iproute2"),
@@ -119,6 +130,9 @@ pub fn check_env(install: bool) -> Result<Env> {
     if euid() != Some(0) {
         bail!("meshchat-lab needs root (it creates network namespaces); run it as root");
     }
+    // One check (and at most one apt-get) at a time in this process: parallel tests call this.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let mut missing: Vec<&str> = TOOLS
         .iter()
         .filter(|(tool, _)| !have(tool))

@@ -116,6 +116,15 @@ fn link_faults_with_nodes() {
     let mut lab = Lab::up(Topology::line(3), fake_opts(&[])).unwrap();
     let peers = lab.node(1).peers().unwrap();
     assert_eq!(peers.len(), 2);
+    // Commands and events the lab does not model pass through untouched.
+    lab.node(2)
+        .raw(&serde_json::json!({"cmd":"echo","data":7}))
+        .unwrap();
+    let ev = lab
+        .node(2)
+        .wait_event(lab.deadline(5), |v| v["event"] == "echo")
+        .unwrap();
+    assert_eq!(ev["data"], 7);
     lab.link_down(1, 2).unwrap();
     lab.loss(0, 1, 0.0).unwrap();
     lab.bandwidth(0, 1, Some("10mbit")).unwrap();
