@@ -27,8 +27,8 @@ impl<K: Eq + Hash + Clone> SeenCache<K> {
     pub fn new(capacity: usize, ttl: Duration) -> Self {
         assert!(capacity > 0, "a seen cache needs room for at least one id");
         Self {
-            set: HashSet::with_capacity(capacity.min(1 << 16)),
-            order: VecDeque::with_capacity(capacity.min(1 << 16)),
+            set: HashSet::with_capacity(capacity.min(1024)),
+            order: VecDeque::with_capacity(capacity.min(1024)),
             capacity,
             ttl,
         }
