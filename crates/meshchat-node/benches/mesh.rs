@@ -70,13 +70,21 @@ fn main() {
     for &n in &nodes {
         for system in ["meshchat", "baseline"] {
             let out = std::process::Command::new(&exe)
-                .args(["--one", &format!("{system}:{n}"), "--step-secs", &step_secs.to_string()])
+                .args([
+                    "--one",
+                    &format!("{system}:{n}"),
+                    "--step-secs",
+                    &step_secs.to_string(),
+                ])
                 .arg("--bench")
                 .output()
                 .expect("child run");
             let stdout = String::from_utf8_lossy(&out.stdout);
             let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
-                eprintln!("{system} N={n} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+                eprintln!(
+                    "{system} N={n} failed:\n{stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 continue;
             };
             let v: serde_like::Report = serde_like::Report::parse(line);
@@ -215,7 +223,11 @@ async fn run_one(system: &str, n: usize, step_secs: u64) -> String {
             config.peers = dials;
             let (handle, mut events) = meshchat_node::spawn(config).await.unwrap();
             let info = handle.info().await.unwrap();
-            addrs.push(info.listen[0].clone().with(libp2p::multiaddr::Protocol::P2p(info.peer_id)));
+            addrs.push(
+                info.listen[0]
+                    .clone()
+                    .with(libp2p::multiaddr::Protocol::P2p(info.peer_id)),
+            );
             tokio::spawn(async move {
                 while let Some(ev) = events.recv().await {
                     match ev {
@@ -331,7 +343,12 @@ async fn step(
             .unwrap_or(Duration::MAX)
     };
     let delivered = lat.len();
-    (pct(0.5), pct(0.99), expected.saturating_sub(delivered), delivered)
+    (
+        pct(0.5),
+        pct(0.99),
+        expected.saturating_sub(delivered),
+        delivered,
+    )
 }
 
 /// A plain gossipsub node with Strict signing: every copy's signature is verified.
@@ -344,7 +361,11 @@ async fn spawn_baseline(
 ) -> (Multiaddr, mpsc::Sender<Vec<u8>>) {
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .unwrap()
         .with_behaviour(|key| {
             let config = gossipsub::ConfigBuilder::default()
@@ -358,9 +379,11 @@ async fn spawn_baseline(
                 })
                 .build()
                 .unwrap();
-            let b: gossipsub::Behaviour =
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
-                    .unwrap();
+            let b: gossipsub::Behaviour = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                config,
+            )
+            .unwrap();
             b
         })
         .unwrap()
@@ -368,9 +391,13 @@ async fn spawn_baseline(
         .build();
     let topic = gossipsub::IdentTopic::new(TOPIC);
     swarm.behaviour_mut().subscribe(&topic).unwrap();
-    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
     let addr = loop {
-        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+            swarm.select_next_some().await
+        {
             break address.with(libp2p::multiaddr::Protocol::P2p(*swarm.local_peer_id()));
         }
     };

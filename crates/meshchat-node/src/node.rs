@@ -122,6 +122,8 @@ pub struct PeerInfo {
 pub struct Stats {
     /// Unique messages accepted from the network (valid, first copy).
     pub accepted: u64,
+    /// Envelope signature checks done: once per unique message, never per copy.
+    pub verified: u64,
     /// Copies dropped because their id was seen before (gossipsub's own duplicate filter
     /// drops most copies before they reach the node; these are the rest).
     pub duplicates: u64,

@@ -91,6 +91,15 @@ async fn duplicates_are_suppressed_in_a_full_mesh() {
         n.assert_no_more_messages().await;
         let history = n.handle.history("lobby", 1000, None).await.unwrap();
         assert_eq!(history.len(), sent.len(), "{}", n.name);
+        // Each of the 30 messages from the other three was checked once, however many copies came.
+        let stats = n.handle.stats().await.unwrap();
+        assert_eq!(stats.accepted, 30, "{}: {stats:?}", n.name);
+        assert_eq!(stats.verified, 30, "{}: {stats:?}", n.name);
+        assert!(
+            stats.copies_received >= stats.verified,
+            "{}: {stats:?}",
+            n.name
+        );
     }
 }
 

@@ -186,7 +186,7 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
             .stats()
             .await
             .map(|s| {
-                json!({"event": "stats", "accepted": s.accepted, "duplicates": s.duplicates,
+                json!({"event": "stats", "accepted": s.accepted, "verified": s.verified, "duplicates": s.duplicates,
                        "rejected": s.rejected, "stored": s.stored, "published": s.published,
                        "copies_received": s.copies_received})
             })

@@ -480,6 +480,7 @@ impl Actor {
             gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
             return;
         }
+        self.stats.verified += 1;
         let checked = Envelope::open(data, now_ms()).and_then(|env| match env.kind() {
             Kind::RoomText => Text::decode(env.body())
                 .map(|_| env)
