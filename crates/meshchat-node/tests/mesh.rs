@@ -257,3 +257,51 @@ async fn forged_malformed_and_future_envelopes_are_rejected_and_not_relayed() {
     assert_eq!(c_stats.accepted, 1);
     driver.abort();
 }
+
+/// Two nodes that listen on QUIC only find each other and chat over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_only_nodes_chat() {
+    use meshchat_node::Config;
+    let quic = |dir: &tempfile::TempDir, peers: Vec<meshchat_node::Multiaddr>| {
+        let mut c = Config::loopback(dir.path());
+        c.listen = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
+        c.peers = peers;
+        c.target_peers = 0;
+        c
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, mut a_events) = meshchat_node::spawn(quic(&da, vec![])).await.unwrap();
+    let info = a.info().await.unwrap();
+    assert!(info.listen[0].to_string().contains("quic-v1"));
+    let a_addr = info.listen[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(info.peer_id));
+    let (b, mut b_events) = meshchat_node::spawn(quic(&db, vec![a_addr])).await.unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for events in [&mut a_events, &mut b_events] {
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(Event::PeerConnected { .. })) => break,
+                Ok(Some(_)) => {}
+                other => panic!("no QUIC peer: {other:?}"),
+            }
+        }
+    }
+    let sent = b.send("lobby", "over quic").await.unwrap();
+    assert!(sent.relayed);
+    loop {
+        match tokio::time::timeout_at(deadline, a_events.recv()).await {
+            Ok(Some(Event::Message(m))) => {
+                assert_eq!(m.id, sent.id);
+                assert_eq!(m.text, "over quic");
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no message over QUIC: {other:?}"),
+        }
+    }
+    let peers = a.peers().await.unwrap();
+    assert!(peers[0].addrs[0].to_string().contains("quic-v1"), "{peers:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
