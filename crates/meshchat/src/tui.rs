@@ -1,7 +1,8 @@
 //! The full-screen terminal interface (ratatui + crossterm), used when `meshchat` runs in a
 //! terminal without `--plain` or `--json`.
 //!
-//! - [`app`]: the state and its updates (keys, node events, answers to node calls); no I/O.
+//! - [`app`]: the state and its updates (keys, node events, answers to node calls; slash
+//!   commands and completion in `app/commands.rs`); no I/O.
 //! - [`room`]: one room's bounded window of messages, ordering, unread counts, scrolling.
 //! - [`input`]: the input line editor, its history and Tab completion.
 //! - [`command`]: slash commands and keys, for the parser, the help and completion.

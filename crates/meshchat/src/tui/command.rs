@@ -100,6 +100,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Ctrl+Left/Right", "move by word (Alt+B/F too)"),
     ("F1 / F2", "this help / show listen addresses"),
     ("Esc", "close a panel; Ctrl+L: redraw"),
+    ("Shift+drag", "select text (the mouse scrolls otherwise)"),
     ("Ctrl+C", "quit"),
 ];
 
@@ -175,9 +176,15 @@ mod tests {
     fn parses_commands_and_text() {
         assert_eq!(parse("hello"), Parsed::Text("hello"));
         assert_eq!(parse("//slash"), Parsed::Text("/slash"));
-        assert_eq!(parse("/join  #Dev "), Parsed::Command(Command::Join("#Dev")));
+        assert_eq!(
+            parse("/join  #Dev "),
+            Parsed::Command(Command::Join("#Dev"))
+        );
         assert_eq!(parse("/leave"), Parsed::Command(Command::Leave(None)));
-        assert_eq!(parse("/history 50"), Parsed::Command(Command::History(Some(50))));
+        assert_eq!(
+            parse("/history 50"),
+            Parsed::Command(Command::History(Some(50)))
+        );
         assert_eq!(parse("/quit"), Parsed::Command(Command::Quit));
         assert!(matches!(parse("/join"), Parsed::Error(_)));
         assert!(matches!(parse("/history x"), Parsed::Error(_)));
@@ -187,9 +194,10 @@ mod tests {
     #[test]
     fn every_command_parses() {
         for s in COMMANDS {
-            let line = match s.arg {
-                Arg::None => format!("/{}", s.name),
-                _ => format!("/{} 5", s.name),
+            let line = if s.args.is_empty() {
+                format!("/{}", s.name)
+            } else {
+                format!("/{} 5", s.name)
             };
             assert!(matches!(parse(&line), Parsed::Command(_)), "{line}");
         }

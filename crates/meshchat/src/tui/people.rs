@@ -88,13 +88,14 @@ impl NickBook {
                     .iter()
                     .filter(|(p, k)| {
                         p.to_string() == query
-                            || (is_hex && k.fingerprint.to_string().replace(' ', "").starts_with(&hex))
+                            || (is_hex
+                                && k.fingerprint.to_string().replace(' ', "").starts_with(&hex))
                     })
                     .map(|(p, k)| (*p, k))
                     .collect()
             }
         };
-        found.sort_by(|a, b| b.1.last_seen_ms.cmp(&a.1.last_seen_ms));
+        found.sort_by_key(|f| std::cmp::Reverse(f.1.last_seen_ms));
         found
     }
 
@@ -174,7 +175,10 @@ mod tests {
 
     fn key(n: u8) -> (PeerId, Fingerprint) {
         let k = meshchat_core::Keypair::from_secret_bytes(&[n; 32]);
-        (meshchat_node::peer_id_of(&k.public()), k.public().fingerprint())
+        (
+            meshchat_node::peer_id_of(&k.public()),
+            k.public().fingerprint(),
+        )
     }
 
     #[test]

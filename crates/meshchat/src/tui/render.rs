@@ -29,9 +29,7 @@ const CURRENT_ROOM: Style = Style::new()
     .bg(Color::Cyan)
     .add_modifier(Modifier::BOLD);
 const UNREAD: Style = Style::new().fg(Color::White).add_modifier(Modifier::BOLD);
-const MENTION: Style = Style::new()
-    .fg(Color::Yellow)
-    .add_modifier(Modifier::BOLD);
+const MENTION: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
 /// Nick colours of other people, picked by fingerprint (cyan is the user's own).
 const NICK_COLORS: [Color; 8] = [
     Color::Green,
@@ -74,8 +72,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         }
         pane
     } else {
-        let [bar, pane] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(main);
+        let [bar, pane] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(main);
         room_bar(frame.buffer_mut(), bar, app);
         pane
     };
@@ -137,7 +134,10 @@ fn room_list(buf: &mut Buffer, area: Rect, app: &App) {
         buf.set_style(row, style);
         let count = count_label(room.unread, room.mentions);
         let cols = area.width as usize;
-        let label = ellipsize(&room_label(i, &room.name), cols.saturating_sub(count.len() + 2));
+        let label = ellipsize(
+            &room_label(i, &room.name),
+            cols.saturating_sub(count.len() + 2),
+        );
         buf.set_stringn(area.x + 1, y, &label, cols.saturating_sub(1), style);
         if !count.is_empty() && count.len() + 1 < cols {
             let x = area.right() - count.len() as u16 - 1;
@@ -231,24 +231,12 @@ fn messages(buf: &mut Buffer, area: Rect, app: &App) {
     }
     if room.older == Older::Loading {
         let text = " loading older messages… ";
-        buf.set_stringn(area.x, area.y, text, area.width as usize, DIM.add_modifier(Modifier::REVERSED));
-    }
-    if room.scroll > 0 {
-        let text = if room.new_below > 0 {
-            format!(" ↓ {} new — End for newest ", room.new_below)
-        } else if room.detached {
-            " ↓ newer messages — End for newest ".to_owned()
-        } else {
-            " ↓ more — End for newest ".to_owned()
-        };
-        let w = width(&text) as u16;
-        let x = area.right().saturating_sub(w).max(area.x);
         buf.set_stringn(
-            x,
-            area.bottom() - 1,
-            &text,
+            area.x,
+            area.y,
+            text,
             area.width as usize,
-            STATUS.add_modifier(Modifier::BOLD),
+            DIM.add_modifier(Modifier::REVERSED),
         );
     }
 }
@@ -291,12 +279,19 @@ fn draw_entry(
         }
         Body::Notice { level, .. } => match level {
             Level::Info => (DIM, vec![("--".to_owned(), DIM)]),
-            Level::Error => (ERROR, vec![("!!".to_owned(), ERROR.add_modifier(Modifier::BOLD))]),
+            Level::Error => (
+                ERROR,
+                vec![("!!".to_owned(), ERROR.add_modifier(Modifier::BOLD))],
+            ),
         },
     };
     let text = entry.text();
     let mut drawn = 0;
-    for (k, range) in wrap::wrap(text, text_cols).into_iter().enumerate().skip(skip) {
+    for (k, range) in wrap::wrap(text, text_cols)
+        .into_iter()
+        .enumerate()
+        .skip(skip)
+    {
         let row = y + drawn;
         if row >= area.bottom() {
             break;
@@ -341,16 +336,30 @@ fn status_bar(buf: &mut Buffer, area: Rect, app: &App) {
         }
     );
     if room.scroll > 0 {
-        left.push_str(" │ scrolled");
+        if room.new_below > 0 {
+            left.push_str(&format!(" │ ↓ {} new, End", room.new_below));
+        } else {
+            left.push_str(" │ ↑ scrolled, End");
+        }
     }
     if app.show_addrs {
         left.push_str(" │ ");
         left.push_str(&crate::output::addrs(&app.me.listen));
     }
-    let right = if app.show_addrs { "F2 hide " } else { "F1 help " };
+    let right = if app.show_addrs {
+        "F2 hide "
+    } else {
+        "F1 help "
+    };
     let cols = area.width as usize;
     let room_for_left = cols.saturating_sub(right.len() + 1);
-    buf.set_stringn(area.x, area.y, ellipsize(&left, room_for_left), room_for_left, STATUS);
+    buf.set_stringn(
+        area.x,
+        area.y,
+        ellipsize(&left, room_for_left),
+        room_for_left,
+        STATUS,
+    );
     if cols > right.len() {
         buf.set_stringn(
             area.right() - right.len() as u16,
@@ -586,7 +595,11 @@ fn draw_overlay(frame: &mut Frame<'_>, area: Rect, app: &App, overlay: &Overlay)
     let max_scroll = rows.saturating_sub(visible) as u16;
     app.overlay_max.set(max_scroll);
     let scroll = app.overlay_scroll.min(max_scroll);
-    let more = if scroll < max_scroll { " ↓ more " } else { "" };
+    let more = if scroll < max_scroll {
+        " ↓ more "
+    } else {
+        ""
+    };
     Clear.render(rect, frame.buffer_mut());
     text.scroll((scroll, 0))
         .block(

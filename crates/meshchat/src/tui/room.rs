@@ -466,7 +466,10 @@ mod tests {
 
     fn peer() -> (meshchat_node::PeerId, Fingerprint) {
         let key = meshchat_core::Keypair::from_secret_bytes(&[7; 32]);
-        (meshchat_node::peer_id_of(&key.public()), key.public().fingerprint())
+        (
+            meshchat_node::peer_id_of(&key.public()),
+            key.public().fingerprint(),
+        )
     }
 
     pub fn msg(n: u64, text: &str) -> (Msg, u64) {
@@ -516,7 +519,10 @@ mod tests {
         assert_eq!(r.older, Older::Unknown);
         // 20 rows, 5 visible: at most 15 up; near the top the next page is wanted.
         assert_eq!(r.scroll_by(3, GEO), Need::Nothing);
-        assert_eq!(r.scroll_by(100, GEO), Need::Older(100_000, msg(100, "").0.id));
+        assert_eq!(
+            r.scroll_by(100, GEO),
+            Need::Older(100_000, msg(100, "").0.id)
+        );
         assert_eq!(r.scroll, 15);
         assert_eq!(r.older, Older::Loading);
         // The page arrives: the view stays on the same rows (counted from the bottom).

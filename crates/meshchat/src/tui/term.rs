@@ -155,7 +155,7 @@ where
             }
             terminal.draw(|f| render::draw(f, app))?;
             on_frame(app);
-            dirty = false;
+            dirty = app.after_frame();
             last_frame = Some(Instant::now());
             continue;
         }
@@ -219,7 +219,11 @@ async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mp
                     let result = Err(format!(
                         "{MAX_DIALS} connection attempts are under way; wait for one to finish"
                     ));
-                    if replies.send(Reply::Connected { addr, result }).await.is_err() {
+                    if replies
+                        .send(Reply::Connected { addr, result })
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                     continue;

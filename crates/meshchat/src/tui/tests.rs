@@ -97,7 +97,8 @@ pub mod fixtures {
 
     pub fn render(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
         let mut t = Terminal::new(TestBackend::new(width, height)).expect("test backend");
-        t.draw(|f| render::draw(f, app)).expect("test backend draws");
+        t.draw(|f| render::draw(f, app))
+            .expect("test backend draws");
         t
     }
 }
@@ -108,7 +109,10 @@ use fixtures::*;
 fn conversation() -> App {
     let mut app = app(&["lobby", "dev", "random"]);
     deliver(&mut app, msg(1, "lobby", 2, "bob", "morning all"));
-    deliver(&mut app, msg(2, "lobby", 1, "alice", "hi bob! the build is green again"));
+    deliver(
+        &mut app,
+        msg(2, "lobby", 1, "alice", "hi bob! the build is green again"),
+    );
     deliver(
         &mut app,
         msg(
@@ -121,12 +125,27 @@ fn conversation() -> App {
         ),
     );
     app.on_node_event(Event::PeerConnected { peer_id: peer(3) });
-    deliver(&mut app, msg(5, "lobby", 2, "bob", "alice: yes, see the bench page"));
+    deliver(
+        &mut app,
+        msg(5, "lobby", 2, "bob", "alice: yes, see the bench page"),
+    );
     deliver(&mut app, msg(6, "dev", 2, "bob", "PR is up"));
-    deliver(&mut app, msg(7, "dev", 3, "carol", "alice, can you review?"));
+    deliver(
+        &mut app,
+        msg(7, "dev", 3, "carol", "alice, can you review?"),
+    );
     deliver(&mut app, msg(8, "random", 3, "carol", "🎉"));
     // A late message: older than the last one shown, it sorts in place.
-    deliver(&mut app, msg(4, "lobby", 3, "carol", "(late) and the tracker election too"));
+    deliver(
+        &mut app,
+        msg(
+            4,
+            "lobby",
+            3,
+            "carol",
+            "(late) and the tracker election too",
+        ),
+    );
     app.on_node_event(Event::Warning("could not store messages: disk full".into()));
     type_str(&mut app, "hello wor");
     app
@@ -153,9 +172,16 @@ fn main_screen() {
     assert_eq!(buf[(nick_cell, own_row)].fg, Color::Cyan);
     // Notices are dimmed, errors red.
     let notice_row = (0..20)
-        .find(|&y| (0..100).map(|x| buf[(x, y)].symbol()).collect::<String>().contains("peer connected"))
+        .find(|&y| {
+            (0..100)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+                .contains("peer connected")
+        })
         .expect("notice on screen");
-    let x = (0..100).find(|&x| buf[(x, notice_row)].symbol() == "p").expect("notice text");
+    let x = (0..100)
+        .find(|&x| buf[(x, notice_row)].symbol() == "p")
+        .expect("notice text");
     assert_eq!(buf[(x, notice_row)].fg, Color::DarkGray);
 }
 
@@ -221,6 +247,7 @@ fn peers_and_whois_panels() {
     });
     insta::assert_snapshot!("peers_panel", render(&app, 90, 24).backend());
     press(&mut app, KeyCode::Esc);
+    ctrl(&mut app, 'u');
     type_str(&mut app, "/whois bob");
     press(&mut app, KeyCode::Enter);
     assert_eq!(
@@ -260,7 +287,10 @@ fn id_panel_and_addresses_in_status() {
 fn scrolled_view_and_multiline_input() {
     let mut app = app(&["lobby"]);
     for n in 1..=40 {
-        deliver(&mut app, msg(n, "lobby", 2, "bob", &format!("message number {n}")));
+        deliver(
+            &mut app,
+            msg(n, "lobby", 2, "bob", &format!("message number {n}")),
+        );
     }
     let _ = render(&app, 70, 16);
     press(&mut app, KeyCode::PageUp);
@@ -293,26 +323,45 @@ async fn event_loop_sends_and_shows() {
     let keys = futures::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
     for c in "hello loop".chars() {
         key_tx
-            .send(Ok(TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))))
+            .send(Ok(TermEvent::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            ))))
             .await
             .expect("queue key");
     }
     key_tx
-        .send(Ok(TermEvent::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))))
+        .send(Ok(TermEvent::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        ))))
         .await
         .expect("queue key");
     let mut terminal = Terminal::new(TestBackend::new(80, 12)).expect("test backend");
     let mut seen = false;
     let quit_tx = key_tx.clone();
-    let run = super::term::event_loop(&mut terminal, &mut app, keys, handle.clone(), events, |app| {
-        if !seen && app.room().entries().iter().any(|e| e.text() == "hello loop") {
-            seen = true;
-            let _ = quit_tx.try_send(Ok(TermEvent::Key(KeyEvent::new(
-                KeyCode::Char('c'),
-                KeyModifiers::CONTROL,
-            ))));
-        }
-    });
+    let run = super::term::event_loop(
+        &mut terminal,
+        &mut app,
+        keys,
+        handle.clone(),
+        events,
+        |app| {
+            if !seen
+                && app
+                    .room()
+                    .entries()
+                    .iter()
+                    .any(|e| e.text() == "hello loop")
+            {
+                seen = true;
+                let _ = quit_tx.try_send(Ok(TermEvent::Key(KeyEvent::new(
+                    KeyCode::Char('c'),
+                    KeyModifiers::CONTROL,
+                ))));
+            }
+        },
+    );
     tokio::time::timeout(Duration::from_secs(20), run)
         .await
         .expect("the loop ends after Ctrl+C")

@@ -1,0 +1,190 @@
+//! Slash commands, sending, and Tab completion.
+
+use meshchat_core::room::{normalize_room, validate_nick};
+use meshchat_node::store::MAX_HISTORY;
+
+use super::super::command::{self, Arg, Command, Parsed, COMMANDS};
+use super::super::room::{Level, Older, PAGE};
+use super::{Action, App, HistoryFor, Overlay, PeersFor};
+
+impl App {
+    // ---- completion ----
+
+    /// Tab (`forward`) and Shift+Tab.
+    pub(super) fn complete(&mut self, forward: bool) {
+        // Candidates are gathered when a completion starts; later presses cycle through them.
+        let list = if self.input.is_completing() {
+            Vec::new()
+        } else {
+            self.candidates()
+        };
+        self.input.complete(move || list, forward);
+    }
+
+    /// What the word before the cursor could become, each with what follows it.
+    pub fn candidates(&self) -> Vec<String> {
+        let word = self.input.word();
+        if word.position == 0 && word.prefix.starts_with('/') {
+            return COMMANDS
+                .iter()
+                .filter(|c| c.name.starts_with(&word.prefix[1..]))
+                .map(|c| {
+                    let space = if c.arg == Arg::None { "" } else { " " };
+                    format!("/{}{space}", c.name)
+                })
+                .collect();
+        }
+        let arg = if word.position == 1 {
+            command::spec(word.first).map(|s| s.arg)
+        } else if word.first.starts_with('/') && !word.first.starts_with("//") {
+            Some(Arg::None)
+        } else {
+            None
+        };
+        match arg {
+            Some(Arg::Room) => {
+                let prefix = word.prefix.trim_start_matches('#').to_lowercase();
+                self.rooms
+                    .iter()
+                    .filter(|r| r.name.starts_with(&prefix))
+                    .map(|r| format!("{} ", r.name))
+                    .collect()
+            }
+            Some(Arg::Nick) => self
+                .book
+                .nicks_starting_with(word.prefix, "")
+                .into_iter()
+                .map(|n| format!("{n} "))
+                .collect(),
+            Some(Arg::None | Arg::Other) => Vec::new(),
+            None => {
+                let suffix = if word.position == 0 { ": " } else { " " };
+                self.book
+                    .nicks_starting_with(word.prefix, &self.me.nick)
+                    .into_iter()
+                    .map(|n| format!("{n}{suffix}"))
+                    .collect()
+            }
+        }
+    }
+
+    // ---- commands ----
+
+    pub(super) fn submit(&mut self) {
+        if self.input.text().trim().is_empty() {
+            return;
+        }
+        let line = self.input.submit();
+        match command::parse(&line) {
+            Parsed::Text(text) => self.send(text.to_owned()),
+            Parsed::Command(cmd) => self.run(cmd),
+            Parsed::Error(e) => self.notice(&e, Level::Error),
+        }
+    }
+
+    fn send(&mut self, text: String) {
+        let Some(room) = self.rooms.get(self.current).map(|r| r.name.clone()) else {
+            self.notice("you are in no room: /join ROOM first", Level::Error);
+            self.input.set(&text);
+            return;
+        };
+        // Sending jumps to the newest messages, where the sent one will appear.
+        if self.room().scroll > 0 {
+            self.scroll(isize::MIN / 2);
+        }
+        self.actions.push(Action::Send { room, text });
+    }
+
+    fn run(&mut self, cmd: Command<'_>) {
+        match cmd {
+            Command::Join(arg) => match normalize_room(arg) {
+                Ok(room) => match self.room_index(&room) {
+                    Some(i) => self.switch_to(i),
+                    None => self.actions.push(Action::Join { room }),
+                },
+                Err(e) => self.notice(&e.to_string(), Level::Error),
+            },
+            Command::Leave(arg) => {
+                let room = match arg {
+                    Some(a) => normalize_room(a).map_err(|e| e.to_string()),
+                    None => self
+                        .rooms
+                        .get(self.current)
+                        .map(|r| r.name.clone())
+                        .ok_or_else(|| "you are in no room".to_owned()),
+                };
+                match room {
+                    Ok(room) => self.actions.push(Action::Leave { room }),
+                    Err(e) => self.notice(&e, Level::Error),
+                }
+            }
+            Command::Rooms => {
+                let list: Vec<String> = self
+                    .rooms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let unread = if r.unread > 0 {
+                            format!(" ({} unread)", r.unread)
+                        } else {
+                            String::new()
+                        };
+                        let here = if i == self.current { " (here)" } else { "" };
+                        format!("{} #{}{unread}{here}", i + 1, r.name)
+                    })
+                    .collect();
+                let text = if list.is_empty() {
+                    "you are in no room".to_owned()
+                } else {
+                    format!("rooms: {}", list.join(", "))
+                };
+                self.notice(&text, Level::Info);
+            }
+            Command::Nick(nick) => match validate_nick(nick) {
+                Ok(()) => self.actions.push(Action::Nick {
+                    nick: nick.to_owned(),
+                }),
+                Err(e) => self.notice(&e.to_string(), Level::Error),
+            },
+            Command::Peers => self.actions.push(Action::Peers {
+                purpose: PeersFor::Panel,
+            }),
+            Command::Connect(addr) => {
+                self.notice(&format!("connecting to {addr} …"), Level::Info);
+                self.actions.push(Action::Connect {
+                    addr: addr.to_owned(),
+                });
+            }
+            Command::Whois(query) => {
+                if self.book.find(query).is_empty() {
+                    self.notice(
+                        &format!("nobody known as {query} (nicks are learnt from messages)"),
+                        Level::Error,
+                    );
+                } else {
+                    self.actions.push(Action::Peers {
+                        purpose: PeersFor::Whois(query.to_owned()),
+                    });
+                }
+            }
+            Command::History(n) => {
+                let Some(room) = self.rooms.get_mut(self.current) else {
+                    self.notice("you are in no room", Level::Error);
+                    return;
+                };
+                let limit = n.unwrap_or(PAGE).clamp(1, MAX_HISTORY);
+                room.older = Older::Loading;
+                let action = Action::History {
+                    room: room.name.clone(),
+                    before: room.oldest_message(),
+                    limit,
+                    purpose: HistoryFor::Older { announce: true },
+                };
+                self.actions.push(action);
+            }
+            Command::Id => self.open(Overlay::Id),
+            Command::Help => self.open(Overlay::Help),
+            Command::Quit => self.quit = true,
+        }
+    }
+}
