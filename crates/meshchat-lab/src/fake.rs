@@ -4,6 +4,11 @@
 //! the real binary: `meshchat-lab fake-node --json --data-dir D --nick N --listen ... --peer ...`.
 //! It is not a model of meshchat's protocol.
 //!
+//! Without `--no-mdns` it also finds peers on its LAN segments, as the real node does by mDNS,
+//! with a crude stand-in: it joins the mDNS group 224.0.0.251 on each listen address and
+//! multicasts `{"fake_mdns": ID, "addr": ...}` to port 5353 every 500 ms from each of them; the
+//! node with the smaller id dials the other (this is not DNS, only the lab's namespaces see it).
+//!
 //! `--fake-bug dup|forget|panic` makes it misbehave on purpose (show received messages twice,
 //! not store received messages, panic on the 5th received message) so tests can check that the
 //! lab's checks catch each kind of failure.
@@ -65,6 +70,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let mut listen = Vec::new();
     let mut peers = Vec::new();
     let mut bug = Bug::None;
+    let mut mdns = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -72,6 +78,7 @@ pub fn main(args: &[String]) -> Result<()> {
             "--nick" => nick = it.next().cloned().unwrap_or_default(),
             "--listen" => listen.extend(it.next().cloned()),
             "--peer" => peers.extend(it.next().cloned()),
+            "--no-mdns" => mdns = false,
             "--fake-bug" => {
                 bug = match it.next().map(String::as_str) {
                     Some("dup") => Bug::Dup,
@@ -137,12 +144,58 @@ pub fn main(args: &[String]) -> Result<()> {
     for p in peers {
         dial(&state, &p);
     }
+    if mdns {
+        lan_discovery(&state, &me, &bound)?;
+    }
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         if let Err(e) = command(&state, &line) {
             emit(&json!({"event":"error","message":e.to_string()}));
         }
     }
+    Ok(())
+}
+
+/// The mDNS stand-in (see the module docs): announce on every listen address, dial the peers
+/// heard whose id is larger than ours.
+fn lan_discovery(state: &Shared, me: &str, bound: &[String]) -> Result<()> {
+    use std::net::{Ipv4Addr, UdpSocket};
+    const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
+    let recv = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 5353)).context("binding udp/5353")?;
+    let mut senders = Vec::new();
+    for addr in bound {
+        let Some(Ok(ip)) = addr.split('/').nth(2).map(str::parse::<Ipv4Addr>) else {
+            continue;
+        };
+        recv.join_multicast_v4(&GROUP, &ip)
+            .with_context(|| format!("joining {GROUP} on {ip}"))?;
+        // Bound to the interface address, so the kernel sends out of that interface.
+        let s = UdpSocket::bind((ip, 0))?;
+        let hello = json!({"fake_mdns": me, "addr": addr}).to_string();
+        senders.push((s, hello));
+    }
+    std::thread::spawn(move || loop {
+        for (s, hello) in &senders {
+            let _ = s.send_to(hello.as_bytes(), (GROUP, 5353));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    });
+    let (st, me) = (state.clone(), me.to_string());
+    std::thread::spawn(move || {
+        let mut dialed = HashSet::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((len, _)) = recv.recv_from(&mut buf) {
+            let Ok(v) = serde_json::from_slice::<Value>(&buf[..len]) else {
+                continue;
+            };
+            let (Some(peer), Some(addr)) = (v["fake_mdns"].as_str(), v["addr"].as_str()) else {
+                continue;
+            };
+            if me.as_str() < peer && dialed.insert(peer.to_string()) {
+                dial(&st, addr);
+            }
+        }
+    });
     Ok(())
 }
 

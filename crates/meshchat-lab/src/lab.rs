@@ -45,6 +45,9 @@ pub struct LabOptions {
     pub extra_args: Vec<String>,
     /// Also listen on QUIC.
     pub quic: bool,
+    /// Let nodes discover each other by mDNS (default off: nodes get `--no-mdns`, so links are
+    /// exactly the dials the lab makes).
+    pub mdns: bool,
     /// Multiplier for every deadline.
     pub time_scale: f64,
     /// Keep the run directory even after a clean finish.
@@ -81,6 +84,7 @@ impl LabOptions {
             pre_args: Vec::new(),
             extra_args: Vec::new(),
             quic: false,
+            mdns: false,
             time_scale,
             keep_dir: std::env::var("MESHCHAT_LAB_KEEP").is_ok_and(|v| v == "1"),
             install: true,
@@ -182,6 +186,7 @@ impl Lab {
                     nick: format!("n{i}"),
                     listen,
                     extra_args: opts.extra_args.clone(),
+                    mdns: opts.mdns,
                 }
             })
             .collect();
@@ -255,15 +260,21 @@ impl Lab {
 
     /// Starts every node, waits for `ready`, dials along the topology, waits until connected.
     pub fn start_all(&mut self) -> Result<()> {
+        self.start_nodes()?;
+        self.connect_topology()?;
+        self.wait_connected(self.deadline(30 + self.n() as u64))?;
+        self.log("all links connected");
+        Ok(())
+    }
+
+    /// Starts every node (no `--peer`) and waits until each is ready; dials nothing.
+    pub fn start_nodes(&mut self) -> Result<()> {
         for i in 0..self.n() {
             self.procs[i] = Some(Proc::spawn(&self.hub, i, &self.specs[i], &[])?);
         }
         let all: Vec<usize> = (0..self.n()).collect();
         self.wait_ready(&all, self.deadline(30 + self.n() as u64))?;
         self.log("all nodes ready");
-        self.connect_topology()?;
-        self.wait_connected(self.deadline(30 + self.n() as u64))?;
-        self.log("all links connected");
         Ok(())
     }
 
@@ -348,6 +359,65 @@ impl Lab {
             .copied()
             .filter(|&(a, b)| !(linked(a, b) && linked(b, a)))
             .collect()
+    }
+
+    /// Waits, without dialing anything, until both ends of every pair in `pairs` report the other
+    /// in `peer_connected`. Returns when the last of those pairs became connected (the arrival
+    /// time of the event that completed it).
+    pub fn wait_linked(&self, pairs: &[(usize, usize)], deadline: Instant) -> Result<Instant> {
+        let mut done = None;
+        self.hub.wait_until(deadline, |st| {
+            if !self.missing_links(st, pairs).is_empty() {
+                return false;
+            }
+            done = pairs
+                .iter()
+                .flat_map(|&(a, b)| [(a, b), (b, a)])
+                .filter_map(|(x, y)| {
+                    let peer = st.nodes[y].peer_id.as_ref()?;
+                    st.nodes[x].connected_at.get(peer).copied()
+                })
+                .max();
+            true
+        });
+        match done {
+            Some(at) => Ok(at),
+            None if pairs.is_empty() => Ok(Instant::now()),
+            None => {
+                let missing = self.missing_links(&self.hub.lock(), pairs);
+                bail!("pairs not connected by the deadline (nothing was dialed): {missing:?}")
+            }
+        }
+    }
+
+    /// Checks that every running node process lives in its host's namespace (not in the lab's
+    /// own one): `/proc/<pid>/ns/net` is the namespace file `/run/netns/<ns>`.
+    pub fn check_node_netns(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let id = |p: &Path| -> Result<(u64, u64)> {
+            let m = std::fs::metadata(p).with_context(|| format!("stat {}", p.display()))?;
+            Ok((m.dev(), m.ino()))
+        };
+        let own = id(Path::new("/proc/self/ns/net"))?;
+        let mut problems = Vec::new();
+        for i in self.running() {
+            let Some(pid) = self.pid(i) else { continue };
+            let ns = self.net.ns(i);
+            let node = id(Path::new(&format!("/proc/{pid}/ns/net")))?;
+            let host = id(&Path::new("/run/netns").join(ns))?;
+            if node != host || node == own {
+                problems.push(format!(
+                    "n{i} (pid {pid}) is not in namespace {ns} (or is in the lab's own)"
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            bail!(
+                "nodes outside their namespaces:\n  {}",
+                problems.join("\n  ")
+            );
+        }
+        Ok(())
     }
 
     /// Waits until both ends of every expected link report the other as connected; re-dials

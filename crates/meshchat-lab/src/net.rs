@@ -430,6 +430,84 @@ impl Net {
         Ok(checks)
     }
 
+    /// The interfaces of namespace `ns`, from `ip -d -o link show`.
+    pub fn links(&self, ns: &str) -> Result<Vec<LinkInfo>> {
+        let out = sys::run("ip", &["-n", ns, "-d", "-o", "link", "show"])?;
+        Ok(out.lines().filter_map(LinkInfo::parse).collect())
+    }
+
+    /// Checks that the run's namespaces are closed: each host has only `lo` and its own lab
+    /// interfaces, each a multicast-capable veth whose other end is in a namespace of this run;
+    /// each switch has only `lo`, its bridge `br0` and veth ports to this run's hosts; every
+    /// IPv4 route of a host goes out one of its lab interfaces. So nothing a node sends (mDNS
+    /// multicast included) can leave the lab's namespaces. Returns a one-line summary.
+    pub fn check_confined(&self) -> Result<String> {
+        let ours = self.namespaces();
+        let mut problems = Vec::new();
+        let mut veths = 0;
+        let mut check_veth = |ns: &str, l: &LinkInfo, problems: &mut Vec<String>| {
+            veths += 1;
+            if l.kind.as_deref() != Some("veth") {
+                problems.push(format!("{ns}: {} is a {:?}, not a veth", l.name, l.kind));
+            }
+            match &l.peer_ns {
+                Some(p) if ours.contains(p) => {}
+                other => problems.push(format!(
+                    "{ns}: the other end of {} is in {other:?}, not in a namespace of this run",
+                    l.name
+                )),
+            }
+            if !l.flags.iter().any(|f| f == "MULTICAST") {
+                problems.push(format!("{ns}: {} has no MULTICAST flag", l.name));
+            }
+        };
+        for h in &self.hosts {
+            let links = self.links(&h.ns)?;
+            let mut names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+            names.sort_unstable();
+            let mut want: Vec<&str> = h.ifaces.iter().map(|f| f.name.as_str()).collect();
+            want.push("lo");
+            want.sort_unstable();
+            if names != want {
+                problems.push(format!("{}: interfaces {names:?}, expected {want:?}", h.ns));
+            }
+            for l in links.iter().filter(|l| l.name != "lo") {
+                check_veth(&h.ns, l, &mut problems);
+            }
+            let routes = sys::run("ip", &["-n", &h.ns, "-4", "route", "show", "table", "all"])?;
+            for r in routes.lines().filter(|r| !r.trim().is_empty()) {
+                let dev = r.split_whitespace().skip_while(|w| *w != "dev").nth(1);
+                if !dev.is_some_and(|d| d == "lo" || h.ifaces.iter().any(|f| f.name == d)) {
+                    problems.push(format!("{}: route {r:?} leaves the lab interfaces", h.ns));
+                }
+            }
+        }
+        for sw in self.switches.iter().flatten() {
+            for l in self.links(sw)? {
+                match l.name.as_str() {
+                    "lo" => {}
+                    "br0" if l.kind.as_deref() == Some("bridge") => {}
+                    n if n.starts_with('p') => check_veth(sw, &l, &mut problems),
+                    _ => problems.push(format!("{sw}: unexpected interface {}", l.name)),
+                }
+            }
+        }
+        if !problems.is_empty() {
+            bail!("network not confined:\n  {}", problems.join("\n  "));
+        }
+        Ok(format!(
+            "{} namespaces hold only lo, bridges and {veths} veth ends whose peers are all in this run's namespaces; host routes only via lab interfaces",
+            ours.len()
+        ))
+    }
+
+    /// Interfaces of host `i` on which the IPv4 multicast group `group` is joined (from
+    /// `ip maddr show`), e.g. `224.0.0.251` for mDNS.
+    pub fn multicast_members(&self, i: usize, group: Ipv4Addr) -> Result<Vec<String>> {
+        let out = sys::run("ip", &["-n", &self.hosts[i].ns, "maddr", "show"])?;
+        Ok(parse_maddr(&out, group))
+    }
+
     /// All namespace names of this run (hosts and switches).
     pub fn namespaces(&self) -> Vec<String> {
         self.hosts
@@ -458,6 +536,76 @@ impl Drop for Net {
     }
 }
 
+/// One interface as `ip -d -o link show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Name (without `@peer`).
+    pub name: String,
+    /// Flags such as `UP`, `MULTICAST`, `LOWER_UP`.
+    pub flags: Vec<String>,
+    /// Link kind (`veth`, `bridge`, ...); `None` for `lo` and plain devices.
+    pub kind: Option<String>,
+    /// The named namespace of a veth's other end (`link-netns NAME`).
+    pub peer_ns: Option<String>,
+}
+
+impl LinkInfo {
+    /// Parses one line of `ip -d -o link show` (segments separated by `\`).
+    pub fn parse(line: &str) -> Option<Self> {
+        let mut segs = line.split('\\');
+        let head = segs.next()?;
+        let name = head
+            .split(": ")
+            .nth(1)?
+            .split('@')
+            .next()?
+            .trim()
+            .to_string();
+        let flags = head
+            .split_once('<')
+            .and_then(|(_, r)| r.split_once('>'))
+            .map(|(f, _)| f.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        let mut words = line.split_whitespace();
+        let peer_ns = words
+            .by_ref()
+            .skip_while(|w| *w != "link-netns")
+            .nth(1)
+            .map(str::to_string);
+        // Segment 1 is `link/... promiscuity ...`; the next one, if any, starts with the kind.
+        let kind = segs
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .filter(|k| *k != "addrgenmode")
+            .map(str::to_string);
+        Some(LinkInfo {
+            name,
+            flags,
+            kind,
+            peer_ns,
+        })
+    }
+}
+
+/// Devices of `ip maddr show` output on which `group` is joined.
+fn parse_maddr(out: &str, group: Ipv4Addr) -> Vec<String> {
+    let mut dev = None;
+    let mut found = Vec::new();
+    for line in out.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            // `2:\tl0` (a device header)
+            dev = line.split_whitespace().nth(1).map(str::to_string);
+        } else {
+            let mut w = line.split_whitespace();
+            if w.next() == Some("inet") && w.next() == Some(group.to_string().as_str()) {
+                found.extend(dev.clone());
+            }
+        }
+    }
+    found.dedup();
+    found
+}
+
 /// Creates namespace `ns`, registered for signal cleanup, with forwarding and IPv6 off.
 fn add_ns(ns: &str) -> Result<()> {
     check_name(ns)?;
@@ -480,4 +628,46 @@ fn add_ns(ns: &str) -> Result<()> {
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ip_link_lines() {
+        let lo = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00 promiscuity 0  allmulti 0 minmtu 0 maxmtu 0 addrgenmode eui64 numtxqueues 1 ";
+        let l = LinkInfo::parse(lo).unwrap();
+        assert_eq!((l.name.as_str(), l.kind, l.peer_ns), ("lo", None, None));
+        let veth = "2: l0@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\\    link/ether 02:ee:a6:21:5a:15 brd ff:ff:ff:ff:ff:ff link-netns mcl0001a2b00s0 promiscuity 0  allmulti 0 minmtu 68 maxmtu 65535 \\    veth addrgenmode eui64 numtxqueues 2 ";
+        let l = LinkInfo::parse(veth).unwrap();
+        assert_eq!(l.name, "l0");
+        assert_eq!(l.kind.as_deref(), Some("veth"));
+        assert_eq!(l.peer_ns.as_deref(), Some("mcl0001a2b00s0"));
+        assert!(l.flags.iter().any(|f| f == "MULTICAST"));
+        let port = "3: p0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master br0 state UP\\    link/ether f2:55:fe:8b:78:87 brd ff:ff:ff:ff:ff:ff link-netns mcl0001a2b00h0 promiscuity 1 \\    veth \\    bridge_slave state forwarding priority 32";
+        let l = LinkInfo::parse(port).unwrap();
+        assert_eq!((l.name.as_str(), l.kind.as_deref()), ("p0", Some("veth")));
+        let br = "2: br0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP\\    link/ether 16:99:7f:6a:cb:48 brd ff:ff:ff:ff:ff:ff promiscuity 0 \\    bridge forward_delay 1500";
+        let l = LinkInfo::parse(br).unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.kind.as_deref()),
+            ("br0", Some("bridge"))
+        );
+        // The root namespace has no name: only `link-netnsid 0` is printed.
+        let out = "4: eth0@if5: <BROADCAST,MULTICAST,UP> mtu 1500\\    link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff link-netnsid 0 promiscuity 0 \\    veth";
+        assert_eq!(LinkInfo::parse(out).unwrap().peer_ns, None);
+    }
+
+    #[test]
+    fn parses_ip_maddr() {
+        let out = "1:\tlo\n\tinet  224.0.0.1\n2:\tl0\n\tlink  01:00:5e:00:00:fb\n\tlink  01:00:5e:00:00:01\n\tinet  224.0.0.251\n\tinet  224.0.0.1\n";
+        let mdns = Ipv4Addr::new(224, 0, 0, 251);
+        assert_eq!(parse_maddr(out, mdns), vec!["l0".to_string()]);
+        assert_eq!(
+            parse_maddr(out, Ipv4Addr::new(224, 0, 0, 1)),
+            vec!["lo".to_string(), "l0".to_string()]
+        );
+        assert!(parse_maddr("1:\tlo\n\tinet  224.0.0.1\n", mdns).is_empty());
+    }
 }

@@ -132,10 +132,14 @@ pub struct NodeState {
     pub peer_id: Option<String>,
     /// Listen addresses of the current incarnation; `None` until `ready`.
     pub listen: Option<Vec<String>>,
+    /// When the lab read the current incarnation's `ready` event.
+    pub ready_at: Option<Instant>,
     /// Addresses from `listening` events, current incarnation.
     pub listening: Vec<String>,
     /// Connected peers (count of connected minus disconnected events), current incarnation.
     pub connected: HashMap<String, u32>,
+    /// When each peer in `connected` last became connected (its count went from 0 to 1).
+    pub connected_at: HashMap<String, Instant>,
     /// Messages shown, by id, across incarnations (first showing).
     pub received: HashMap<String, Received>,
     /// Ids shown again after their first showing: (id, incarnation of the repeat).
@@ -275,6 +279,8 @@ pub struct Spec {
     pub listen: Vec<String>,
     /// Extra arguments appended at the end.
     pub extra_args: Vec<String>,
+    /// Let the node discover peers by mDNS (otherwise it gets `--no-mdns`).
+    pub mdns: bool,
 }
 
 /// A running (or exited) node process.
@@ -307,7 +313,10 @@ impl Proc {
             .arg(&spec.bin)
             .args(&spec.pre_args);
         cmd.arg("--json").arg("--data-dir").arg(&spec.data_dir);
-        cmd.args(["--nick", &spec.nick, "--no-mdns"]);
+        cmd.args(["--nick", &spec.nick]);
+        if !spec.mdns {
+            cmd.arg("--no-mdns");
+        }
         for l in &spec.listen {
             cmd.args(["--listen", l]);
         }
@@ -331,8 +340,10 @@ impl Proc {
             n.running = true;
             n.expect = Some(Expect::Running);
             n.listen = None;
+            n.ready_at = None;
             n.listening.clear();
             n.connected.clear();
+            n.connected_at.clear();
             n.pid = Some(pid);
         }
         let child = Arc::new(Mutex::new(child));
@@ -563,6 +574,7 @@ fn read_events(
     n.running = false;
     n.listen = None;
     n.connected.clear();
+    n.connected_at.clear();
     for p in n.pending.iter_mut().filter(|p| p.reply.is_none()) {
         p.reply = Some(Err("node exited".into()));
     }
@@ -579,6 +591,7 @@ fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Inst
             let n = &mut st.nodes[idx];
             n.peer_id = Some(peer_id);
             n.listen = Some(listen);
+            n.ready_at = Some(at);
         }
         Event::Message(msg) => {
             let n = &mut st.nodes[idx];
@@ -620,14 +633,20 @@ fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Inst
             }
         }
         Event::PeerConnected { peer_id } => {
-            *st.nodes[idx].connected.entry(peer_id).or_default() += 1;
+            let n = &mut st.nodes[idx];
+            let count = n.connected.entry(peer_id.clone()).or_default();
+            *count += 1;
+            if *count == 1 {
+                n.connected_at.insert(peer_id, at);
+            }
         }
         Event::PeerDisconnected { peer_id } => {
-            let c = &mut st.nodes[idx].connected;
-            if let Some(v) = c.get_mut(&peer_id) {
+            let n = &mut st.nodes[idx];
+            if let Some(v) = n.connected.get_mut(&peer_id) {
                 *v -= 1;
                 if *v == 0 {
-                    c.remove(&peer_id);
+                    n.connected.remove(&peer_id);
+                    n.connected_at.remove(&peer_id);
                 }
             }
         }

@@ -11,6 +11,7 @@ use anyhow::{bail, Result};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// A named scenario.
@@ -39,6 +40,11 @@ pub const ALL: &[Scenario] = &[
         name: "ring6-kill",
         about: "ring of 6: kill -9 two adjacent nodes while messages flow, restart them: no duplicates, nothing lost for survivors, stored history kept",
         run: ring6_kill,
+    },
+    Scenario {
+        name: "lan-mdns",
+        about: "LAN of 3 hosts, nodes given no addresses: mDNS discovery connects everyone, one message from each reaches all",
+        run: lan_mdns,
     },
 ];
 
@@ -219,6 +225,107 @@ pub fn ring6_kill(opts: &LabOptions) -> Result<Report> {
     lab.notes.push(
         "no duplicates across restarts; survivors lost nothing; histories of survivors equal"
             .into(),
+    );
+    lab.finish()
+}
+
+/// LAN of 3 hosts (one bridge), nodes started with mDNS on and no `--peer`; the lab dials
+/// nothing. Asserted: the namespaces are closed (only the lab's veths, peers in lab namespaces,
+/// routes only via them) and each node runs in its host's namespace; every node reports
+/// `peer_connected` for both others within 20 s (the time from the last `ready` to full
+/// connectivity is reported); each host joined the mDNS group 224.0.0.251 on its lab interface
+/// only; each node's `peers` lists both others, at addresses on the LAN's subnet only; then one
+/// message from each node is shown exactly once on all three and stored identically.
+pub fn lan_mdns(opts: &LabOptions) -> Result<Report> {
+    let mut opts = opts.clone();
+    opts.mdns = true;
+    let mut lab = Lab::new(Topology::lan(3), opts)?;
+    let checks = lab.net.verify_isolation(16)?;
+    lab.notes
+        .push(format!("reachability: {checks} ping checks passed"));
+    let confined = lab.net.check_confined()?;
+    lab.notes.push(format!("confinement: {confined}"));
+
+    lab.start_nodes()?;
+    let all: Vec<usize> = (0..lab.n()).collect();
+    let pairs: Vec<(usize, usize)> = vec![(0, 1), (0, 2), (1, 2)];
+    let linked_at = lab.wait_linked(&pairs, lab.deadline(20))?;
+    let (first_ready, last_ready) = {
+        let st = lab.hub.lock();
+        let ready: Vec<Instant> = all.iter().filter_map(|&i| st.nodes[i].ready_at).collect();
+        match (ready.iter().min(), ready.iter().max()) {
+            (Some(&a), Some(&b)) if ready.len() == all.len() => (a, b),
+            _ => bail!("a node has no ready time"),
+        }
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let after_last = ms(linked_at.saturating_duration_since(last_ready));
+    let after_first = ms(linked_at.saturating_duration_since(first_ready));
+    lab.log(format!(
+        "mDNS: full mesh {after_last:.0} ms after the last ready ({after_first:.0} ms after the first)"
+    ));
+    lab.notes.push(format!(
+        "discovery: every node connected to both others by mDNS alone, {after_last:.0} ms after the last node's ready ({after_first:.0} ms after the first)"
+    ));
+
+    lab.check_node_netns()?;
+    let mdns_group = Ipv4Addr::new(224, 0, 0, 251);
+    let mut peer_addrs = 0;
+    // The LAN's /24 (every host has one interface, on segment 0).
+    let lan = {
+        let o = lab.net.hosts[0].ifaces[0].addr.octets();
+        format!("/ip4/{}.{}.{}.", o[0], o[1], o[2])
+    };
+    for i in 0..lab.n() {
+        let members = lab.net.multicast_members(i, mdns_group)?;
+        let lab_ifaces: Vec<&str> = lab.net.hosts[i]
+            .ifaces
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        if members.is_empty() || members.iter().any(|m| !lab_ifaces.contains(&m.as_str())) {
+            bail!(
+                "n{i}: mDNS group {mdns_group} joined on {members:?}, expected the lab interfaces {lab_ifaces:?}"
+            );
+        }
+        let peers = lab.node(i).peers()?;
+        for j in all.iter().filter(|&&j| j != i) {
+            let id = lab.node(*j).peer_id();
+            if !peers.iter().any(|p| Some(&p.peer_id) == id.as_ref()) {
+                bail!("n{i}'s `peers` answer does not list n{j}");
+            }
+        }
+        for p in &peers {
+            let off_lan: Vec<&String> = p.addrs.iter().filter(|a| !a.starts_with(&lan)).collect();
+            if !off_lan.is_empty() {
+                bail!(
+                    "n{i} knows peer {} at addresses off the LAN: {off_lan:?}",
+                    p.peer_id
+                );
+            }
+            peer_addrs += p.addrs.len();
+        }
+    }
+    lab.notes.push(format!(
+        "every node runs in its host namespace; 224.0.0.251 joined only on the lab veth; `peers` lists both others everywhere, {peer_addrs} peer addresses, all on {}0/24",
+        lan.trim_start_matches("/ip4/")
+    ));
+
+    lab.warmup(lab.deadline(30))?;
+    let mut ids = Vec::new();
+    for i in 0..lab.n() {
+        ids.push(
+            lab.node(i)
+                .send(LOBBY, &format!("lan-mdns hello from n{i}"))?,
+        );
+    }
+    lab.wait_all_have(&ids, lab.deadline(20))?;
+    lab.log("one message from each node shown on all 3");
+    lab.check_no_duplicates()?;
+    lab.check_histories(LOBBY, &all, &ids)?;
+    lab.check_health()?;
+    lab.notes.push(
+        "3 messages (one per node) shown exactly once on all 3 nodes; histories equal".into(),
     );
     lab.finish()
 }

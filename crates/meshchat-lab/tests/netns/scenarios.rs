@@ -37,3 +37,8 @@ fn mesh12() {
 fn ring6_kill() {
     run("ring6-kill");
 }
+
+#[test]
+fn lan_mdns() {
+    run("lan-mdns");
+}
