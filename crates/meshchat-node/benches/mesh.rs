@@ -6,6 +6,8 @@
 //! cargo bench -p meshchat-node --bench mesh -- [--nodes 10,50,100] [--step-secs 5] [--json FILE]
 //! ```
 //!
+//! The DHT is off (it would add links to the topology); `BENCH_DHT=1` turns it on to see its cost.
+//!
 //! Each (system, N) runs in a fresh child process (the binary re-executes itself with `--one`), so
 //! memory and CPU figures do not leak from one run into the next. Figures per run:
 //! - latency p50/p99 from publish to each other node's delivery, at 10 msg/s for 10 s;
@@ -219,6 +221,9 @@ async fn run_one(system: &str, n: usize, step_secs: u64) -> String {
             let mut config = Config::loopback(dirs[i].path());
             config.in_memory_store = true;
             config.target_peers = 0;
+            // The baseline has no DHT; ours is off too so both run on exactly this topology
+            // (Kademlia lookups connect to the peers they ask). `BENCH_DHT=1` turns it on.
+            config.dht = std::env::var_os("BENCH_DHT").is_some();
             config.nick = Some(format!("n{i}"));
             config.peers = dials;
             let (handle, mut events) = meshchat_node::spawn(config).await.unwrap();
@@ -259,6 +264,17 @@ async fn run_one(system: &str, n: usize, step_secs: u64) -> String {
     // Let gossipsub build its meshes (two heartbeats) before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_per_node = rss_kib().saturating_sub(rss_before) / n as u64;
+    if !handles.is_empty() {
+        let mut conns = 0;
+        for h in &handles {
+            conns += h.peers().await.map(|p| p.len()).unwrap_or(0);
+        }
+        eprintln!(
+            "{system} N={n}: {:.1} connected peers per node (topology: {:.1})",
+            conns as f64 / n as f64,
+            2.0 * edges.len() as f64 / n as f64
+        );
+    }
     let running = Running {
         net: if system == "meshchat" {
             Net::Meshchat(handles.clone())

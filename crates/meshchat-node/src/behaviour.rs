@@ -23,7 +23,7 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
@@ -39,6 +39,7 @@ impl Behaviour {
     pub fn new(
         key: &identity::Keypair,
         mdns_enabled: bool,
+        dht_enabled: bool,
         max_connections: u32,
         copies: Arc<AtomicU64>,
     ) -> Result<Self, Error> {
@@ -97,7 +98,7 @@ impl Behaviour {
             gossipsub,
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
-            kad,
+            kad: dht_enabled.then_some(kad).into(),
             mdns: mdns.into(),
         })
     }

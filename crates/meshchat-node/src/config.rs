@@ -23,6 +23,8 @@ pub struct Config {
     pub peers: Vec<Multiaddr>,
     /// Discover peers on the LAN by multicast DNS.
     pub mdns: bool,
+    /// Take part in the Kademlia DHT (peer discovery beyond the LAN).
+    pub dht: bool,
     /// Keep the database in memory (benchmarks); nothing survives a restart.
     pub in_memory_store: bool,
     /// Most established connections at once.
@@ -41,6 +43,7 @@ impl Config {
             listen: Vec::new(),
             peers: Vec::new(),
             mdns: true,
+            dht: true,
             in_memory_store: false,
             max_connections: 128,
             target_peers: 8,

@@ -301,7 +301,31 @@ async fn quic_only_nodes_chat() {
         }
     }
     let peers = a.peers().await.unwrap();
-    assert!(peers[0].addrs[0].to_string().contains("quic-v1"), "{peers:?}");
+    assert!(
+        peers[0].addrs[0].to_string().contains("quic-v1"),
+        "{peers:?}"
+    );
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// A knows only B, C knows only B; with the DHT on, A finds C through Kademlia and connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_are_discovered_through_the_dht() {
+    let dht = |c: &mut meshchat_node::Config| {
+        c.dht = true;
+        c.target_peers = 8;
+    };
+    let mut a = TestNode::start_with(tempfile::tempdir().unwrap(), Some("a"), &[], dht).await;
+    let b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[&a], dht).await;
+    let c = TestNode::start_with(tempfile::tempdir().unwrap(), Some("c"), &[&b], dht).await;
+    let c_id = c.peer_id;
+    a.wait_for(|e| matches!(e, Event::PeerConnected { peer_id } if *peer_id == c_id))
+        .await;
+    let peers = a.handle.peers().await.unwrap();
+    assert!(
+        peers.iter().any(|p| p.peer_id == c_id && p.chat),
+        "{peers:?}"
+    );
+    drop(b);
 }

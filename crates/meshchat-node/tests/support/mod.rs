@@ -43,11 +43,24 @@ impl TestNode {
         nick: Option<&str>,
         peers: &[&TestNode],
     ) -> Self {
+        Self::start_with(dir, nick, peers, |_| {}).await
+    }
+
+    /// Starts a node with a configuration adjusted by `tweak` after the test defaults.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        nick: Option<&str>,
+        peers: &[&TestNode],
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::loopback(dir.path());
         config.nick = nick.map(str::to_owned);
         config.peers = peers.iter().map(|p| p.addr.clone()).collect();
-        // Exactly the topology the test builds: no extra dials to DHT-discovered peers.
+        // Exactly the topology the test builds: no DHT lookups (which connect to the peers they
+        // ask) and no extra dials to discovered peers.
         config.target_peers = 0;
+        config.dht = false;
+        tweak(&mut config);
         let (handle, events) = meshchat_node::spawn(config).await.expect("node starts");
         let info = handle.info().await.unwrap();
         let addr = info.listen[0]
