@@ -1,0 +1,137 @@
+//! [`NodeRef`]: one host's node, driven through its JSON interface.
+
+use super::Lab;
+use crate::event::{Command, Event, Message, PeerInfo};
+use crate::node::{self, Proc};
+use anyhow::{anyhow, Context as _, Result};
+use std::time::Instant;
+
+/// Drives one host's node.
+pub struct NodeRef<'a> {
+    pub(super) lab: &'a Lab,
+    pub(super) i: usize,
+}
+
+impl NodeRef<'_> {
+    fn proc_(&self) -> Result<&Proc> {
+        self.lab.procs[self.i]
+            .as_ref()
+            .with_context(|| format!("node {} is not running", self.i))
+    }
+
+    fn ask(&self, cmd: Command, probe: bool) -> Result<Event> {
+        let seq = node::request(&self.lab.hub, self.i, self.proc_()?, &cmd, probe, false)?;
+        node::await_reply(&self.lab.hub, self.i, seq, self.lab.deadline(20))
+    }
+
+    fn send_inner(&self, room: &str, text: &str, probe: bool) -> Result<String> {
+        let cmd = Command::Send {
+            room: room.into(),
+            text: text.into(),
+        };
+        match self.ask(cmd, probe)? {
+            Event::Sent { id, .. } => Ok(id),
+            other => Err(anyhow!("unexpected answer to send: {other:?}")),
+        }
+    }
+
+    /// Posts `text` to `room`; returns the new message id.
+    pub fn send(&self, room: &str, text: &str) -> Result<String> {
+        self.send_inner(room, text, false)
+    }
+
+    /// Like [`NodeRef::send`] but marks the message as a probe.
+    pub fn send_probe(&self, room: &str, text: &str) -> Result<String> {
+        self.send_inner(room, text, true)
+    }
+
+    /// Posts without waiting for the answer (the id is recorded in the hub when it comes).
+    pub fn send_nowait(&self, room: &str, text: &str) -> Result<()> {
+        let cmd = Command::Send {
+            room: room.into(),
+            text: text.into(),
+        };
+        node::request(&self.lab.hub, self.i, self.proc_()?, &cmd, false, true)?;
+        Ok(())
+    }
+
+    /// Stored messages of `room`, oldest first.
+    pub fn history(&self, room: &str, limit: usize) -> Result<Vec<Message>> {
+        let cmd = Command::History {
+            room: room.into(),
+            limit,
+        };
+        match self.ask(cmd, false)? {
+            Event::History { messages, .. } => Ok(messages),
+            other => Err(anyhow!("unexpected answer to history: {other:?}")),
+        }
+    }
+
+    /// The node's `peers` answer.
+    pub fn peers(&self) -> Result<Vec<PeerInfo>> {
+        match self.ask(Command::Peers, false)? {
+            Event::Peers { peers } => Ok(peers),
+            other => Err(anyhow!("unexpected answer to peers: {other:?}")),
+        }
+    }
+
+    /// Joins `room` and waits for `joined`.
+    pub fn join(&self, room: &str) -> Result<()> {
+        self.ask(Command::Join { room: room.into() }, false)
+            .map(drop)
+    }
+
+    /// Leaves `room` and waits for `left`.
+    pub fn leave(&self, room: &str) -> Result<()> {
+        self.ask(Command::Leave { room: room.into() }, false)
+            .map(drop)
+    }
+
+    /// Asks the node to dial `addr` (no answer is awaited).
+    pub fn connect(&self, addr: &str) -> Result<()> {
+        node::request(
+            &self.lab.hub,
+            self.i,
+            self.proc_()?,
+            &Command::Connect { addr: addr.into() },
+            false,
+            true,
+        )
+        .map(drop)
+    }
+
+    /// Writes a raw JSON command (for commands the lab does not model yet); answers arrive in
+    /// `HubState::nodes[i].other_events` (or as `error`, recorded in `errors`).
+    pub fn raw(&self, cmd: &serde_json::Value) -> Result<()> {
+        self.proc_()?.write_raw(cmd)
+    }
+
+    /// Waits until the node emits an event of a kind the lab does not model for which `pred`
+    /// holds (looking at events already received too); returns it.
+    pub fn wait_event(
+        &self,
+        deadline: Instant,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
+        let mut found = None;
+        self.lab.hub.wait_until(deadline, |st| {
+            found = st.nodes[self.i]
+                .other_events
+                .iter()
+                .find(|(_, v)| pred(v))
+                .map(|(_, v)| v.clone());
+            found.is_some()
+        });
+        found.with_context(|| format!("node {}: no matching event before the deadline", self.i))
+    }
+
+    /// The node's peer id, once it has been ready.
+    pub fn peer_id(&self) -> Option<String> {
+        self.lab.hub.lock().nodes[self.i].peer_id.clone()
+    }
+
+    /// Whether it runs.
+    pub fn is_running(&self) -> bool {
+        self.lab.hub.lock().nodes[self.i].running
+    }
+}
