@@ -9,42 +9,7 @@
 //!
 //! Targets: first frame under 200 ms, a frame under 5 ms.
 
-// The interface lives in the binary crate; the benchmark compiles the same source files (all of
-// `src/tui.rs` but its `run`, which needs a real terminal), as modules of the crate root.
-#[path = "../src/tui/app.rs"]
-#[allow(dead_code, unused_imports)]
-mod app;
-#[path = "../src/tui/command.rs"]
-#[allow(dead_code, unused_imports)]
-mod command;
-#[path = "../src/tui/input.rs"]
-#[allow(dead_code, unused_imports)]
-mod input;
-#[path = "../src/output.rs"]
-#[allow(dead_code, unused_imports)]
-mod output;
-#[path = "../src/tui/people.rs"]
-#[allow(dead_code, unused_imports)]
-mod people;
-#[path = "../src/tui/render.rs"]
-#[allow(dead_code, unused_imports)]
-mod render;
-#[path = "../src/tui/room.rs"]
-#[allow(dead_code, unused_imports)]
-mod room;
-#[path = "../src/tui/term.rs"]
-#[allow(dead_code, unused_imports)]
-mod term;
-#[path = "../src/tui/wrap.rs"]
-#[allow(dead_code, unused_imports)]
-mod wrap;
-// Cargo builds benchmarks with `--cfg test`: the unit tests' fixtures must resolve here too
-// (the `#[test]` functions themselves are left out without the test harness).
-#[cfg(test)]
-#[path = "../src/tui/tests.rs"]
-#[allow(dead_code, unused_imports)]
-mod tests;
-
+use meshchat::tui::{app, render, room, term};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -3,13 +3,12 @@
 mod cli;
 mod json;
 mod line;
-mod output;
-mod tui;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use meshchat::{output, tui};
 use meshchat_node::{keyfile, peer_id_of, Handle};
 use tracing_subscriber::EnvFilter;
 

@@ -41,7 +41,6 @@ impl Clock {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn fixed(offset: FixedOffset, now_ms: u64) -> Self {
         Self {
             offset: Some(offset),
@@ -819,9 +818,6 @@ impl App {
     }
 }
 
-// `#[path]` keeps these found where they are when the benchmark includes this file by path.
-#[path = "app/commands.rs"]
 mod commands;
 #[cfg(test)]
-#[path = "app/tests.rs"]
 mod tests;

@@ -257,9 +257,12 @@ impl Room {
         &self.entries
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The nick column for a pane `width` cells wide.
