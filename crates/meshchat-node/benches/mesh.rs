@@ -28,7 +28,9 @@ use tokio::sync::mpsc;
 
 const TOPIC: &str = "bench";
 /// Rates tried, in messages per second, after the fixed-rate latency run.
-const RATES: &[u32] = &[20, 30, 45, 60, 75, 90, 110, 135, 160, 180, 240, 320, 400, 500, 650, 800];
+const RATES: &[u32] = &[
+    20, 30, 45, 60, 75, 90, 110, 135, 160, 180, 240, 320, 400, 500, 650, 800,
+];
 /// A rate passes when p99 stays within this and nothing is missed.
 const P99_LIMIT: Duration = Duration::from_secs(1);
 /// How long stragglers are waited for after the last publish of a step.
