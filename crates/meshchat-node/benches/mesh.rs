@@ -113,6 +113,12 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// Deliveries of messages numbered `first` and up.
+    fn arrivals_since(&self, first: u64) -> Vec<(u64, Instant)> {
+        let all = self.arrivals.lock().unwrap();
+        all.iter().filter(|(s, _)| *s >= first).copied().collect()
+    }
+
     fn deliver(&self, text: &[u8]) {
         let now = Instant::now();
         let digits: Vec<u8> = text
@@ -331,15 +337,7 @@ async fn step(
     let expected = count as usize * (n - 1);
     let drain_end = Instant::now() + DRAIN;
     while Instant::now() < drain_end {
-        let got = running
-            .rec
-            .arrivals
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(s, _)| *s >= first)
-            .count();
-        if got >= expected {
+        if running.rec.arrivals_since(first).len() >= expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -347,11 +345,8 @@ async fn step(
     let sent = running.rec.sent.lock().unwrap().clone();
     let mut lat: Vec<Duration> = running
         .rec
-        .arrivals
-        .lock()
-        .unwrap()
+        .arrivals_since(first)
         .iter()
-        .filter(|(s, _)| *s >= first)
         .filter_map(|(s, at)| sent.get(s).map(|t| at.saturating_duration_since(*t)))
         .collect();
     lat.sort();

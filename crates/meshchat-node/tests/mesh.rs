@@ -226,8 +226,21 @@ async fn forged_malformed_and_future_envelopes_are_rejected_and_not_relayed() {
     forged[last] ^= 0x01;
     let future = envelope(now + MAX_CLOCK_SKEW_MS + 60_000, "from tomorrow");
     let garbage = b"\x01\x01\xffnot an envelope".to_vec();
+    // Validly signed, but the body is not a room text (nick length beyond the body).
+    let bad_body = Envelope::sign(
+        &key,
+        Draft {
+            kind: Kind::RoomText,
+            target: "lobby",
+            timestamp_ms: now,
+            nonce: 1,
+            body: b"\xffx",
+        },
+    )
+    .unwrap()
+    .into_bytes();
     let honest = envelope(now, "an honest message");
-    for data in [forged, future, garbage, honest] {
+    for data in [forged, future, garbage, bad_body, honest] {
         attacker
             .behaviour_mut()
             .publish(topic.clone(), data)
@@ -248,7 +261,8 @@ async fn forged_malformed_and_future_envelopes_are_rejected_and_not_relayed() {
     let stats = b.handle.stats().await.unwrap();
     assert_eq!(stats.rejected.get("bad_signature"), Some(&1), "{stats:?}");
     assert_eq!(stats.rejected.get("from_future"), Some(&1), "{stats:?}");
-    assert_eq!(stats.rejected.get("malformed"), Some(&1), "{stats:?}");
+    // The garbage envelope and the signed one with a malformed body.
+    assert_eq!(stats.rejected.get("malformed"), Some(&2), "{stats:?}");
     let c_stats = c.handle.stats().await.unwrap();
     assert!(
         c_stats.rejected.is_empty(),

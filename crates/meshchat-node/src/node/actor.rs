@@ -65,8 +65,8 @@ pub(super) struct Actor {
     /// Joined rooms, in join order.
     rooms: Vec<String>,
     seen: SeenCache<MessageId>,
-    /// Envelopes waiting for the next database write, with "is own" and arrival time.
-    pending: Vec<(Envelope, bool)>,
+    /// Envelopes waiting for the next database write (own ones are told apart by author later).
+    pending: Vec<Envelope>,
     pending_since: Option<Instant>,
     /// Open connections per peer, with their remote address.
     connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
@@ -414,7 +414,7 @@ impl Actor {
             }
         };
         self.stats.published += 1;
-        self.pending.push((env, true));
+        self.pending.push(env);
         self.flush().await;
         Ok(Sent { id, relayed })
     }
@@ -446,16 +446,15 @@ impl Actor {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
-        let envs: Vec<Envelope> = batch.iter().map(|(e, _)| e.clone()).collect();
-        match self.store.insert_messages(&envs, now_ms()) {
+        match self.store.insert_messages(&batch, now_ms()) {
             Ok(fresh) => {
                 let me = self.key.public();
-                for ((env, _own), is_new) in batch.into_iter().zip(fresh) {
+                for (env, is_new) in batch.iter().zip(fresh) {
                     if !is_new {
                         continue;
                     }
                     self.stats.stored += 1;
-                    if let Some(view) = StoredMessage::from_envelope(&env)
+                    if let Some(view) = StoredMessage::from_envelope(env)
                         .and_then(|m| MessageView::from_stored(m, &me))
                     {
                         self.emit(Event::Message(view)).await;
@@ -463,7 +462,7 @@ impl Actor {
                 }
             }
             Err(e) => {
-                tracing::error!("storing {} messages failed: {e}", envs.len());
+                tracing::error!("storing {} messages failed: {e}", batch.len());
                 self.emit(Event::Warning(format!("could not store messages: {e}")))
                     .await;
             }
@@ -490,11 +489,17 @@ impl Actor {
             return;
         }
         self.stats.verified += 1;
-        let checked = Envelope::open(data, now_ms()).and_then(|env| match env.kind() {
-            Kind::RoomText => Text::decode(env.body())
-                .map(|_| env)
-                .map_err(|_| meshchat_core::envelope::Error::FieldEmpty("valid room text body")),
-        });
+        // The envelope, then its body: a validly signed envelope with a malformed body is refused
+        // too, so it is never relayed.
+        let checked = match Envelope::open(data, now_ms()) {
+            Ok(env) => match env.kind() {
+                Kind::RoomText => match Text::decode(env.body()) {
+                    Ok(_) => Ok(env),
+                    Err(e) => Err(("malformed".to_owned(), e.to_string())),
+                },
+            },
+            Err(e) => Err((reject_reason(&e), e.to_string())),
+        };
         match checked {
             Ok(env) => {
                 gossip.report_message_validation_result(
@@ -504,21 +509,21 @@ impl Actor {
                 );
                 self.stats.accepted += 1;
                 if self.rooms.iter().any(|r| r == env.target()) {
-                    self.pending.push((env, false));
+                    self.pending.push(env);
                     self.pending_since.get_or_insert_with(Instant::now);
                     if self.pending.len() >= MAX_BATCH {
                         self.flush().await;
                     }
                 }
             }
-            Err(e) => {
+            Err((reason, detail)) => {
                 gossip.report_message_validation_result(
                     &msg_id,
                     &source,
                     MessageAcceptance::Reject,
                 );
-                tracing::debug!(%source, "rejected envelope: {e}");
-                *self.stats.rejected.entry(reject_reason(&e)).or_default() += 1;
+                tracing::debug!(%source, "rejected envelope: {detail}");
+                *self.stats.rejected.entry(reason).or_default() += 1;
             }
         }
     }
