@@ -398,3 +398,37 @@ fn sigterm_shuts_down_cleanly() {
     let wal = dir.path().join("meshchat.sqlite-wal");
     assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
 }
+
+/// A second meshchat asking for the TCP port the first one listens on is refused, even though
+/// libp2p's listeners would otherwise share it (SO_REUSEPORT) and split incoming connections.
+#[test]
+fn a_second_node_cannot_share_the_first_ones_port() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut first = Command::new(BIN)
+        .args(["--json", "--no-mdns", "--listen", &listen])
+        .arg("--data-dir")
+        .arg(d1.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(first.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("\"ready\"") && line.contains(&listen),
+        "{line}"
+    );
+    let (code, out, err) = run_to_exit(&["--json", "--no-mdns", "--listen", &listen], d2.path());
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(code, 1, "second node started on a taken port: {out}");
+    assert!(err.contains("already in use"), "{err}");
+}

@@ -172,9 +172,10 @@ impl Actor {
                 let preferred: Multiaddr = format!("/ip4/0.0.0.0/{proto}/{DEFAULT_PORT}{suffix}")
                     .parse()
                     .expect("static multiaddr parses");
-                let id = match self.swarm.listen_on(preferred) {
-                    Ok(id) => id,
-                    Err(_) => {
+                let free = !tcp_port_taken(&preferred);
+                let id = match free.then(|| self.swarm.listen_on(preferred)) {
+                    Some(Ok(id)) => id,
+                    _ => {
                         let any: Multiaddr = format!("/ip4/0.0.0.0/{proto}/0{suffix}")
                             .parse()
                             .expect("static multiaddr parses");
@@ -190,6 +191,12 @@ impl Actor {
             }
         } else {
             for addr in self.config.listen.clone() {
+                if tcp_port_taken(&addr) {
+                    return Err(Error::Listen {
+                        addr,
+                        reason: ADDR_IN_USE.into(),
+                    });
+                }
                 let id = self
                     .swarm
                     .listen_on(addr.clone())
@@ -814,6 +821,34 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
+const ADDR_IN_USE: &str =
+    "address already in use (another program, or another meshchat, has that port)";
+
+/// Whether a TCP listen address names a port some other socket holds. libp2p's TCP transport
+/// sets `SO_REUSEPORT` on its listeners (so dials can reuse the port), which lets a second
+/// meshchat bind the same port silently and receive half of the first one's connections. A
+/// plain bind without that option fails exactly when the port is held, so it is tried first.
+fn tcp_port_taken(addr: &Multiaddr) -> bool {
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            Protocol::P2p(_) => {}
+            _ => return false,
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) if port != 0 => matches!(
+            std::net::TcpListener::bind((ip, port)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+        ),
+        _ => false,
+    }
+}
+
 fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
     addr.iter()
         .filter(|p| !matches!(p, Protocol::P2p(_)))
@@ -848,7 +883,7 @@ fn listen_error_reason(e: &libp2p::TransportError<std::io::Error>) -> String {
             )
         }
         libp2p::TransportError::Other(io) if io.kind() == std::io::ErrorKind::AddrInUse => {
-            "address already in use (another program, or another meshchat, has that port)".into()
+            ADDR_IN_USE.into()
         }
         libp2p::TransportError::Other(io) => io.to_string(),
     }
