@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use crate::identity::{Keypair, PublicKey};
+use crate::identity::{self, KeyCache, Keypair, PublicKey};
 
 /// The only version this code speaks.
 pub const VERSION: u8 = 1;
@@ -165,17 +165,23 @@ impl Envelope {
         bytes.extend_from_slice(draft.body);
         let signature = keypair.sign(&signing_input(&bytes));
         bytes.extend_from_slice(&signature);
-        let (env, _) = Self::parse(bytes)?;
+        let (env, _) = Self::parse(bytes, |_| Ok(keypair.public()))?;
         Ok(env)
     }
 
     /// Checks everything, cheapest first: size, structure, timestamp, then the signature.
     /// `now_ms` is the receiver's clock (milliseconds since the Unix epoch).
     pub fn open(bytes: Vec<u8>, now_ms: u64) -> Result<Self, Error> {
+        Self::open_cached(bytes, now_ms, &mut KeyCache::new(1))
+    }
+
+    /// [`Envelope::open`] with author keys decoded through `keys`, so a busy author's key is not
+    /// decompressed again for every message. Same checks, same result.
+    pub fn open_cached(bytes: Vec<u8>, now_ms: u64, keys: &mut KeyCache) -> Result<Self, Error> {
         if bytes.len() > MAX_ENVELOPE_LEN {
             return Err(Error::TooLarge(bytes.len()));
         }
-        let (env, signature) = Self::parse(bytes)?;
+        let (env, signature) = Self::parse(bytes, |b| keys.get(b))?;
         if env.timestamp_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
             return Err(Error::FromFuture(env.timestamp_ms - now_ms));
         }
@@ -192,10 +198,13 @@ impl Envelope {
         if bytes.len() > MAX_ENVELOPE_LEN {
             return Err(Error::TooLarge(bytes.len()));
         }
-        Self::parse(bytes).map(|(env, _)| env)
+        Self::parse(bytes, PublicKey::from_bytes).map(|(env, _)| env)
     }
 
-    fn parse(bytes: Vec<u8>) -> Result<(Self, [u8; 64]), Error> {
+    fn parse(
+        bytes: Vec<u8>,
+        decode_key: impl FnOnce(&[u8; 32]) -> Result<PublicKey, identity::Error>,
+    ) -> Result<(Self, [u8; 64]), Error> {
         let mut r = Reader {
             buf: &bytes,
             pos: 0,
@@ -211,7 +220,7 @@ impl Envelope {
             .to_owned();
         check_target(&target)?;
         let author_bytes: [u8; 32] = r.array()?;
-        let author = PublicKey::from_bytes(&author_bytes).map_err(|_| Error::BadAuthor)?;
+        let author = decode_key(&author_bytes).map_err(|_| Error::BadAuthor)?;
         let timestamp_ms = u64::from_be_bytes(r.array()?);
         let nonce = u64::from_be_bytes(r.array()?);
         let body_len = u32::from_be_bytes(r.array()?) as usize;

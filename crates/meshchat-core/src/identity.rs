@@ -114,6 +114,47 @@ impl fmt::Debug for Keypair {
     }
 }
 
+/// Decoded author keys by their 32 bytes, so a busy author's key is decompressed (a square root
+/// on the curve, about a fifth of a signature check) once rather than for every message.
+/// Bounded: when full, one arbitrary entry makes room, so a flood of fresh keys costs no memory.
+#[derive(Debug)]
+pub struct KeyCache {
+    keys: std::collections::HashMap<[u8; 32], PublicKey>,
+    capacity: usize,
+}
+
+impl KeyCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            keys: std::collections::HashMap::with_capacity(capacity.min(1024)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The key for `bytes`, decoded now if it is not cached. Invalid keys are not cached.
+    pub fn get(&mut self, bytes: &[u8; 32]) -> Result<PublicKey, Error> {
+        if let Some(key) = self.keys.get(bytes) {
+            return Ok(*key);
+        }
+        let key = PublicKey::from_bytes(bytes)?;
+        if self.keys.len() >= self.capacity {
+            if let Some(evict) = self.keys.keys().next().copied() {
+                self.keys.remove(&evict);
+            }
+        }
+        self.keys.insert(*bytes, key);
+        Ok(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// An Ed25519 public key, checked to be a valid curve point.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey(VerifyingKey);
@@ -139,10 +180,7 @@ impl PublicKey {
     }
 
     pub fn fingerprint(&self) -> Fingerprint {
-        let digest = Sha256::digest(self.as_bytes());
-        let mut fp = [0u8; 16];
-        fp.copy_from_slice(&digest[..16]);
-        Fingerprint(fp)
+        Fingerprint::of_key_bytes(self.as_bytes())
     }
 }
 
@@ -170,6 +208,14 @@ impl Ord for PublicKey {
 pub struct Fingerprint([u8; 16]);
 
 impl Fingerprint {
+    /// The fingerprint of the public key with these bytes: the first 128 bits of its SHA-256.
+    pub fn of_key_bytes(key: &[u8; 32]) -> Self {
+        let digest = Sha256::digest(key);
+        let mut fp = [0u8; 16];
+        fp.copy_from_slice(&digest[..16]);
+        Fingerprint(fp)
+    }
+
     /// The first eight hex digits: enough to tell apart people with the same nick.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..4])
@@ -246,6 +292,29 @@ mod tests {
         assert_eq!(shown.len(), 8 * 4 + 7);
         assert_eq!(shown.split(' ').count(), 8);
         assert_eq!(fp.short(), shown[..4].to_string() + &shown[5..9]);
+    }
+
+    #[test]
+    fn key_cache_is_bounded_and_refuses_bad_keys() {
+        let mut cache = KeyCache::new(3);
+        let keys: Vec<Keypair> = (0..5u8)
+            .map(|i| Keypair::from_secret_bytes(&[i; 32]))
+            .collect();
+        for k in &keys {
+            assert_eq!(cache.get(k.public().as_bytes()).unwrap(), k.public());
+            assert!(cache.len() <= 3);
+        }
+        // Still right after evictions.
+        for k in &keys {
+            assert_eq!(cache.get(k.public().as_bytes()).unwrap(), k.public());
+        }
+        // A y coordinate with no point on the curve is refused and not cached.
+        let bad = (0u8..=255)
+            .map(|i| [i; 32])
+            .find(|b| PublicKey::from_bytes(b).is_err())
+            .expect("some byte patterns are not points");
+        assert_eq!(cache.get(&bad), Err(Error::BadPublicKey));
+        assert!(cache.len() <= 3);
     }
 
     #[test]

@@ -15,4 +15,4 @@ pub mod identity;
 pub mod room;
 
 pub use envelope::{Envelope, MessageId};
-pub use identity::{Fingerprint, Keypair, PublicKey};
+pub use identity::{Fingerprint, KeyCache, Keypair, PublicKey};

@@ -74,22 +74,19 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    fn from_stored(m: StoredMessage, me: &meshchat_core::PublicKey) -> Option<Self> {
-        let key = meshchat_core::PublicKey::from_bytes(&m.author).ok()?;
-        let author = libp2p::identity::PublicKey::from(
-            libp2p::identity::ed25519::PublicKey::try_from_bytes(&m.author).ok()?,
-        )
-        .to_peer_id();
-        Some(Self {
+    /// The view of a stored (so already verified) message. No curve arithmetic: the peer id and
+    /// fingerprint are functions of the key's bytes.
+    fn from_stored(m: StoredMessage, me: &meshchat_core::PublicKey) -> Self {
+        Self {
             id: m.id,
             room: m.room,
-            author,
-            fingerprint: key.fingerprint(),
+            author: peer_id_of_bytes(&m.author),
+            fingerprint: Fingerprint::of_key_bytes(&m.author),
             nick: m.nick,
             timestamp_ms: m.timestamp_ms,
             text: m.text,
-            own: key == *me,
-        })
+            own: m.author == *me.as_bytes(),
+        }
     }
 }
 
@@ -310,7 +307,32 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The libp2p peer id of a meshchat key (the same Ed25519 key).
 pub fn peer_id_of(key: &meshchat_core::PublicKey) -> PeerId {
-    let public = libp2p::identity::ed25519::PublicKey::try_from_bytes(key.as_bytes())
-        .expect("a meshchat public key is a valid Ed25519 key");
-    libp2p::identity::PublicKey::from(public).to_peer_id()
+    peer_id_of_bytes(key.as_bytes())
+}
+
+/// The peer id of an Ed25519 key given by its 32 bytes, without decoding the point: libp2p's peer
+/// id of a key this short is the identity multihash (code 0, length 36) of the key's protobuf
+/// encoding (field 1 = type 1 (Ed25519), field 2 = the 32 bytes).
+fn peer_id_of_bytes(key: &[u8; 32]) -> PeerId {
+    let mut bytes = [0u8; 38];
+    bytes[..6].copy_from_slice(&[0x00, 36, 0x08, 0x01, 0x12, 32]);
+    bytes[6..].copy_from_slice(key);
+    PeerId::from_bytes(&bytes).expect("an identity multihash of 36 bytes is a valid peer id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_id_from_key_bytes_matches_libp2p() {
+        for i in 0..32u8 {
+            let key = meshchat_core::Keypair::from_secret_bytes(&[i; 32]).public();
+            let slow = libp2p::identity::PublicKey::from(
+                libp2p::identity::ed25519::PublicKey::try_from_bytes(key.as_bytes()).unwrap(),
+            )
+            .to_peer_id();
+            assert_eq!(peer_id_of(&key), slow);
+        }
+    }
 }

@@ -67,16 +67,28 @@ fn open_accepts_what_sign_makes() {
 #[test]
 fn every_single_bit_flip_is_rejected() {
     let bytes = sample().into_bytes();
+    // Also through a key cache that already holds the author's key (and, as the loop goes on,
+    // the damaged keys that decoded): caching a key must never let a damaged envelope pass.
+    let mut keys = KeyCache::new(64);
+    Envelope::open_cached(bytes.clone(), NOW, &mut keys).unwrap();
     for i in 0..bytes.len() {
         for bit in 0..8 {
             let mut damaged = bytes.clone();
             damaged[i] ^= 1 << bit;
             assert!(
-                Envelope::open(damaged, NOW).is_err(),
+                Envelope::open(damaged.clone(), NOW).is_err(),
                 "flip of bit {bit} in byte {i} accepted"
+            );
+            assert!(
+                Envelope::open_cached(damaged, NOW, &mut keys).is_err(),
+                "flip of bit {bit} in byte {i} accepted with a warm key cache"
             );
         }
     }
+    assert_eq!(
+        Envelope::open_cached(bytes.clone(), NOW, &mut keys).unwrap(),
+        Envelope::open(bytes, NOW).unwrap()
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use meshchat_core::dedup::SeenCache;
 use meshchat_core::envelope::{Draft, Kind};
 use meshchat_core::room::{self, Text};
-use meshchat_core::{Envelope, Keypair, MessageId};
+use meshchat_core::{Envelope, KeyCache, Keypair, MessageId};
 use tokio::sync::mpsc;
 
 use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats};
@@ -36,6 +36,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BATCH: usize = 512;
 /// Longest an envelope waits for its batch to be written (and shown).
 const FLUSH_DELAY: Duration = Duration::from_millis(10);
+/// Decoded author keys kept (about 250 bytes each with the map: about 500 KiB when full).
+const AUTHOR_KEY_CACHE: usize = 2048;
 /// Ids remembered to drop duplicate copies without decoding them.
 const SEEN_CAPACITY: usize = 200_000;
 const SEEN_TTL: Duration = Duration::from_secs(30 * 60);
@@ -65,6 +67,8 @@ pub(super) struct Actor {
     /// Joined rooms, in join order.
     rooms: Vec<String>,
     seen: SeenCache<MessageId>,
+    /// Decoded keys of recent authors.
+    author_keys: KeyCache,
     /// Envelopes waiting for the next database write (own ones are told apart by author later).
     pending: Vec<Envelope>,
     pending_since: Option<Instant>,
@@ -144,6 +148,7 @@ impl Actor {
             topic: IdentTopic::new(MESH_TOPIC),
             rooms,
             seen: SeenCache::new(SEEN_CAPACITY, SEEN_TTL),
+            author_keys: KeyCache::new(AUTHOR_KEY_CACHE),
             pending: Vec::new(),
             pending_since: None,
             connections: HashMap::new(),
@@ -356,7 +361,7 @@ impl Actor {
                     .and_then(|room| Ok(self.store.history(&room, limit, before)?))
                     .map(|msgs| {
                         msgs.into_iter()
-                            .filter_map(|m| MessageView::from_stored(m, &me))
+                            .map(|m| MessageView::from_stored(m, &me))
                             .collect()
                     });
                 let _ = reply.send(result);
@@ -461,10 +466,9 @@ impl Actor {
                         continue;
                     }
                     self.stats.stored += 1;
-                    if let Some(view) = StoredMessage::from_envelope(env)
-                        .and_then(|m| MessageView::from_stored(m, &me))
-                    {
-                        self.emit(Event::Message(view)).await;
+                    if let Some(m) = StoredMessage::from_envelope(env) {
+                        self.emit(Event::Message(MessageView::from_stored(m, &me)))
+                            .await;
                     }
                 }
             }
@@ -498,7 +502,7 @@ impl Actor {
         self.stats.verified += 1;
         // The envelope, then its body: a validly signed envelope with a malformed body is refused
         // too, so it is never relayed.
-        let checked = match Envelope::open(data, now_ms()) {
+        let checked = match Envelope::open_cached(data, now_ms(), &mut self.author_keys) {
             Ok(env) => match env.kind() {
                 Kind::RoomText => match Text::decode(env.body()) {
                     Ok(_) => Ok(env),
