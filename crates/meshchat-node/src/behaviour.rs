@@ -17,17 +17,18 @@ pub const MESH_TOPIC: &str = "meshchat/v1/mesh";
 /// Kademlia protocol name: our own DHT, separate from other libp2p networks.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/kad/1.0.0");
 
-/// Gossipsub mesh degree: how many peers each node forwards every message to (it accepts between
+/// Gossipsub mesh degree: how many peers each node forwards every message to (it keeps between
 /// [`MESH_DEGREE_LOW`] and [`MESH_DEGREE_HIGH`]). Every copy costs both ends a frame through Yamux,
 /// Noise and the kernel, and that per-copy work is most of what a relay spends on a message, so the
-/// degree sets the broadcast cost. Gossipsub's default (6, 5..12) means that with the ~6 links a node
-/// typically has, every link is in the mesh and a message arrives ~4.4 times at each node; with
-/// 3 (2..5) it arrives ~2 times and the in-process benchmark sustains about 1.5x the rate. Lost
-/// mesh links are replaced at the next heartbeat, and peers outside the mesh still learn every id
-/// from the heartbeat's IHAVE gossip and fetch what they missed. Measurements: docs/BENCHMARKS.md.
-pub const MESH_DEGREE: usize = 3;
-pub const MESH_DEGREE_LOW: usize = 2;
-pub const MESH_DEGREE_HIGH: usize = 5;
+/// degree sets the broadcast cost. Gossipsub's default (6, 5..12) puts every link of a node with
+/// the typical ~6 links into the mesh and a message arrives ~4.4 times at each node; 4 (3..8) cuts
+/// that to ~3.3. A sparser mesh (3, 2..5) cut it to ~2 but made well-connected nodes prune so often
+/// that, with the prune backoff, a poorly connected node could be left out of every mesh for a
+/// minute, living on IHAVE gossip alone (p99 320-825 ms at N = 50). Measurements and the rejected
+/// settings: docs/BENCHMARKS.md.
+pub const MESH_DEGREE: usize = 4;
+pub const MESH_DEGREE_LOW: usize = 3;
+pub const MESH_DEGREE_HIGH: usize = 8;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -65,7 +66,7 @@ impl Behaviour {
             .mesh_n(MESH_DEGREE)
             .mesh_n_low(MESH_DEGREE_LOW)
             .mesh_n_high(MESH_DEGREE_HIGH)
-            .mesh_outbound_min(1)
+            .mesh_outbound_min(2)
             .validation_mode(gossipsub::ValidationMode::Anonymous)
             .validate_messages()
             // Called for every copy that arrives (before gossipsub's duplicate filter) and for
