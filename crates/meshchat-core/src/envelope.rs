@@ -172,16 +172,24 @@ impl Envelope {
     /// Checks everything, cheapest first: size, structure, timestamp, then the signature.
     /// `now_ms` is the receiver's clock (milliseconds since the Unix epoch).
     pub fn open(bytes: Vec<u8>, now_ms: u64) -> Result<Self, Error> {
-        Self::open_cached(bytes, now_ms, &mut KeyCache::new(1))
+        Self::open_with(bytes, now_ms, PublicKey::from_bytes)
     }
 
     /// [`Envelope::open`] with author keys decoded through `keys`, so a busy author's key is not
     /// decompressed again for every message. Same checks, same result.
     pub fn open_cached(bytes: Vec<u8>, now_ms: u64, keys: &mut KeyCache) -> Result<Self, Error> {
+        Self::open_with(bytes, now_ms, |b| keys.get(b))
+    }
+
+    fn open_with(
+        bytes: Vec<u8>,
+        now_ms: u64,
+        decode_key: impl FnOnce(&[u8; 32]) -> Result<PublicKey, identity::Error>,
+    ) -> Result<Self, Error> {
         if bytes.len() > MAX_ENVELOPE_LEN {
             return Err(Error::TooLarge(bytes.len()));
         }
-        let (env, signature) = Self::parse(bytes, |b| keys.get(b))?;
+        let (env, signature) = Self::parse(bytes, decode_key)?;
         if env.timestamp_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
             return Err(Error::FromFuture(env.timestamp_ms - now_ms));
         }

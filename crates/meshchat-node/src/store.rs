@@ -55,15 +55,19 @@ impl StoredMessage {
         if env.kind() != Kind::RoomText {
             return None;
         }
-        let text = Text::decode(env.body()).ok()?;
-        Some(Self {
+        Some(Self::new(env, Text::decode(env.body()).ok()?))
+    }
+
+    /// The stored form of a verified room-text envelope whose body the caller already decoded.
+    pub fn new(env: &Envelope, text: Text) -> Self {
+        Self {
             id: env.id(),
             room: env.target().to_owned(),
             author: *env.author().as_bytes(),
             nick: text.nick,
             timestamp_ms: env.timestamp_ms(),
             text: text.text,
-        })
+        }
     }
 }
 
@@ -167,18 +171,35 @@ impl Store {
     /// Inserts a batch in one transaction. For each envelope, true if it was new (and so should be
     /// shown), false if it was already stored. Envelopes that are not room texts are skipped (false).
     pub fn insert_messages(&mut self, envs: &[Envelope], now_ms: u64) -> Result<Vec<bool>, Error> {
+        let decoded: Vec<Option<StoredMessage>> =
+            envs.iter().map(StoredMessage::from_envelope).collect();
+        let rows: Vec<(&Envelope, &StoredMessage)> = envs
+            .iter()
+            .zip(&decoded)
+            .filter_map(|(env, m)| Some((env, m.as_ref()?)))
+            .collect();
+        let mut fresh = self.insert_decoded(&rows, now_ms)?.into_iter();
+        Ok(decoded
+            .iter()
+            .map(|m| m.is_some() && fresh.next().unwrap_or(false))
+            .collect())
+    }
+
+    /// [`Store::insert_messages`] for envelopes whose stored form the caller already has (the node
+    /// decodes each body once, when it checks it). One transaction; true where the row was new.
+    pub fn insert_decoded(
+        &mut self,
+        rows: &[(&Envelope, &StoredMessage)],
+        now_ms: u64,
+    ) -> Result<Vec<bool>, Error> {
         let tx = self.conn.transaction()?;
-        let mut fresh = Vec::with_capacity(envs.len());
+        let mut fresh = Vec::with_capacity(rows.len());
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO messages (id, room, author, nick, ts, text, envelope, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            for env in envs {
-                let Some(m) = StoredMessage::from_envelope(env) else {
-                    fresh.push(false);
-                    continue;
-                };
+            for (env, m) in rows {
                 let n = stmt.execute(params![
                     &m.id.0[..],
                     m.room,

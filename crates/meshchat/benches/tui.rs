@@ -211,14 +211,11 @@ fn bench_frames() -> anyhow::Result<()> {
     let mut app = full_app(room::LIVE_CAP);
     for (w, h) in [(120u16, 40u16), (200, 60)] {
         let mut terminal = Terminal::new(TestBackend::new(w, h))?;
-        let mut samples = Vec::new();
-        for i in 0..500 {
-            // Something changes every frame, as when typing.
-            app.input.insert_char(if i % 2 == 0 { 'x' } else { 'y' });
-            let t = Instant::now();
-            terminal.draw(|f| render::draw(f, &app))?;
-            samples.push(ms(t.elapsed()));
-        }
+        // Something changes every frame, as when typing.
+        let samples = time_frames(&mut terminal, &mut app, |app, i| {
+            app.input
+                .insert_char(if i.is_multiple_of(2) { 'x' } else { 'y' });
+        })?;
         println!(
             "frame {w}x{h}, 5000 messages in the room, at the bottom, ms: {}",
             stats(samples)
@@ -226,14 +223,8 @@ fn bench_frames() -> anyhow::Result<()> {
         app.input.set("");
 
         app.scroll(3000);
-        let mut samples = Vec::new();
-        for i in 0..500 {
-            // Alternate between two positions: every frame repaints the whole pane.
-            app.scroll(if i % 2 == 0 { 1 } else { -1 });
-            let t = Instant::now();
-            terminal.draw(|f| render::draw(f, &app))?;
-            samples.push(ms(t.elapsed()));
-        }
+        // Alternate between two positions: every frame repaints the whole pane.
+        let samples = time_frames(&mut terminal, &mut app, scroll_back_and_forth)?;
         println!(
             "frame {w}x{h}, 3000 rows up in the scrollback, ms: {}",
             stats(samples)
@@ -248,14 +239,8 @@ fn bench_frames() -> anyhow::Result<()> {
                 viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, w, h)),
             },
         )?;
-        let mut samples = Vec::new();
-        for i in 0..500 {
-            app.scroll(if i % 2 == 0 { 1 } else { -1 });
-            let t = Instant::now();
-            terminal.draw(|f| render::draw(f, &app))?;
-            samples.push(ms(t.elapsed()));
-        }
-        let bytes = written.load(std::sync::atomic::Ordering::Relaxed) / 500;
+        let samples = time_frames(&mut terminal, &mut app, scroll_back_and_forth)?;
+        let bytes = written.load(std::sync::atomic::Ordering::Relaxed) / FRAMES as u64;
         println!(
             "frame {w}x{h} through crossterm (pane repainted each frame, {bytes} bytes/frame), ms: {}",
             stats(samples)
@@ -263,6 +248,32 @@ fn bench_frames() -> anyhow::Result<()> {
         app.scroll(-1_000_000);
     }
     Ok(())
+}
+
+/// Frames drawn per measurement.
+const FRAMES: usize = 500;
+
+/// Draws [`FRAMES`] frames, calling `change` before each; returns each frame's time in ms.
+fn time_frames<B: ratatui::backend::Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    mut change: impl FnMut(&mut App, usize),
+) -> anyhow::Result<Vec<f64>>
+where
+    B::Error: Send + Sync + 'static,
+{
+    let mut samples = Vec::with_capacity(FRAMES);
+    for i in 0..FRAMES {
+        change(app, i);
+        let t = Instant::now();
+        terminal.draw(|f| render::draw(f, app))?;
+        samples.push(ms(t.elapsed()));
+    }
+    Ok(samples)
+}
+
+fn scroll_back_and_forth(app: &mut App, i: usize) {
+    app.scroll(if i.is_multiple_of(2) { 1 } else { -1 });
 }
 
 async fn bench_latency() -> anyhow::Result<()> {

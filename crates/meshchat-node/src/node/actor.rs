@@ -70,7 +70,8 @@ pub(super) struct Actor {
     /// Decoded keys of recent authors.
     author_keys: KeyCache,
     /// Envelopes waiting for the next database write (own ones are told apart by author later).
-    pending: Vec<Envelope>,
+    /// Verified room envelopes to store and show, each with its decoded form.
+    pending: Vec<(Envelope, StoredMessage)>,
     pending_since: Option<Instant>,
     /// Open connections per peer, with their remote address.
     connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
@@ -393,11 +394,11 @@ impl Actor {
         if !self.rooms.contains(&room) {
             return Err(Error::NotInRoom(room));
         }
-        let body = Text {
+        let message = Text {
             nick: self.nick.clone(),
             text,
-        }
-        .encode()?;
+        };
+        let body = message.encode()?;
         let env = Envelope::sign(
             &self.key,
             Draft {
@@ -426,7 +427,8 @@ impl Actor {
             }
         };
         self.stats.published += 1;
-        self.pending.push(env);
+        let stored = StoredMessage::new(&env, message);
+        self.pending.push((env, stored));
         self.flush().await;
         Ok(Sent { id, relayed })
     }
@@ -458,18 +460,17 @@ impl Actor {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
-        match self.store.insert_messages(&batch, now_ms()) {
+        let rows: Vec<(&Envelope, &StoredMessage)> = batch.iter().map(|(e, m)| (e, m)).collect();
+        match self.store.insert_decoded(&rows, now_ms()) {
             Ok(fresh) => {
                 let me = self.key.public();
-                for (env, is_new) in batch.iter().zip(fresh) {
+                for ((_, m), is_new) in batch.into_iter().zip(fresh) {
                     if !is_new {
                         continue;
                     }
                     self.stats.stored += 1;
-                    if let Some(m) = StoredMessage::from_envelope(env) {
-                        self.emit(Event::Message(MessageView::from_stored(m, &me)))
-                            .await;
-                    }
+                    self.emit(Event::Message(MessageView::from_stored(m, &me)))
+                        .await;
                 }
             }
             Err(e) => {
@@ -505,14 +506,14 @@ impl Actor {
         let checked = match Envelope::open_cached(data, now_ms(), &mut self.author_keys) {
             Ok(env) => match env.kind() {
                 Kind::RoomText => match Text::decode(env.body()) {
-                    Ok(_) => Ok(env),
+                    Ok(text) => Ok((env, text)),
                     Err(e) => Err(("malformed".to_owned(), e.to_string())),
                 },
             },
             Err(e) => Err((reject_reason(&e), e.to_string())),
         };
         match checked {
-            Ok(env) => {
+            Ok((env, text)) => {
                 gossip.report_message_validation_result(
                     &msg_id,
                     &source,
@@ -520,7 +521,8 @@ impl Actor {
                 );
                 self.stats.accepted += 1;
                 if self.rooms.iter().any(|r| r == env.target()) {
-                    self.pending.push(env);
+                    let stored = StoredMessage::new(&env, text);
+                    self.pending.push((env, stored));
                     self.pending_since.get_or_insert_with(Instant::now);
                     if self.pending.len() >= MAX_BATCH {
                         self.flush().await;
