@@ -7,10 +7,13 @@
 //! - [`identity`]: Ed25519 keys, fingerprints people can compare, a key-file format.
 //! - [`envelope`]: the one signed, versioned message format, its [`envelope::MessageId`] and limits.
 //! - [`dedup`]: the bounded, time-limited cache of message ids already seen.
+//! - [`guard`]: per-peer bounds: a rate for unique messages, and blocks for peers that send what no
+//!   honest node forwards.
 //! - [`room`]: room names and the text body of a room message.
 
 pub mod dedup;
 pub mod envelope;
+pub mod guard;
 pub mod identity;
 pub mod room;
 

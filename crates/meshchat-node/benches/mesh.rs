@@ -4,7 +4,12 @@
 //!
 //! ```text
 //! cargo bench -p meshchat-node --bench mesh -- [--nodes 10,50,100] [--step-secs 5] [--json FILE]
+//! cargo bench -p meshchat-node --bench mesh -- --one meshchat:100 [--rates 40,60]
 //! ```
+//!
+//! `--one SYSTEM:N` runs one system in this process; `--rates` replaces the rates stepped through.
+//! Every step also reports the process's CPU time per node and delivered message (user + system),
+//! the figure to compare when changing the per-message work.
 //!
 //! The DHT is off (it would add links to the topology); `BENCH_DHT=1` turns it on to see its cost.
 //!
@@ -47,6 +52,13 @@ fn main() {
             .cloned()
     };
     let step_secs: u64 = get("--step-secs").and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rates: Vec<u32> = match get("--rates") {
+        Some(list) => list
+            .split(',')
+            .map(|r| r.trim().parse().expect("--rates R,R,..."))
+            .collect(),
+        None => RATES.to_vec(),
+    };
     if let Some(one) = get("--one") {
         let (system, n) = one.split_once(':').expect("--one SYSTEM:N");
         let n: usize = n.parse().expect("N");
@@ -55,7 +67,7 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        let report = rt.block_on(run_one(system, n, step_secs));
+        let report = rt.block_on(run_one(system, n, step_secs, &rates));
         println!("RESULT {}", report);
         rt.shutdown_timeout(Duration::from_secs(2));
         return;
@@ -177,6 +189,22 @@ impl Running {
     }
 }
 
+/// User plus system CPU time of this process so far (from `/proc/self/stat`, in clock ticks of
+/// 10 ms: steps of several seconds make that resolution irrelevant).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces): utime and
+    // stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -202,7 +230,7 @@ fn topology(n: usize, rng: &mut rand::rngs::StdRng) -> Vec<(usize, usize)> {
     edges
 }
 
-async fn run_one(system: &str, n: usize, step_secs: u64) -> String {
+async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> String {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let edges = topology(n, &mut rng);
     let mut degree = vec![0usize; n];
@@ -301,9 +329,15 @@ async fn run_one(system: &str, n: usize, step_secs: u64) -> String {
     let copies_per_msg = (copies_after - copies_before) as f64 / delivered.max(1) as f64;
     eprintln!("{system} N={n} at 10/s: p50 {p50:?} p99 {p99:?} missed {missed}");
     let mut max_rate = 0;
-    for &rate in RATES {
-        let (p50, p99, missed, _) = step(&running, &mut rng, n, rate, step_secs, &mut seq).await;
-        eprintln!("{system} N={n} at {rate}/s: p50 {p50:?} p99 {p99:?} missed {missed}");
+    for &rate in rates {
+        let cpu_before = cpu_time();
+        let (p50, p99, missed, delivered) =
+            step(&running, &mut rng, n, rate, step_secs, &mut seq).await;
+        let cpu_us = (cpu_time() - cpu_before).as_secs_f64() * 1e6;
+        eprintln!(
+            "{system} N={n} at {rate}/s: p50 {p50:?} p99 {p99:?} missed {missed}, CPU {:.0} us per node and message",
+            cpu_us / delivered.max(1) as f64
+        );
         if missed > 0 || p99 > P99_LIMIT {
             break;
         }

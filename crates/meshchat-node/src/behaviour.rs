@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, gossipsub, identify, identity, kad, mdns, ping, StreamProtocol};
+use libp2p::{
+    allow_block_list, connection_limits, gossipsub, identify, identity, kad, mdns, ping,
+    StreamProtocol,
+};
 use meshchat_core::envelope::MAX_ENVELOPE_LEN;
 use meshchat_core::MessageId;
 
@@ -29,9 +32,14 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/kad/1.0.
 pub const MESH_DEGREE: usize = 4;
 pub const MESH_DEGREE_LOW: usize = 3;
 pub const MESH_DEGREE_HIGH: usize = 8;
+/// Most messages processed from one gossipsub RPC.
+pub const MAX_MESSAGES_PER_RPC: usize = 64;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Peers blocked for sending envelopes no honest node forwards (see `meshchat_core::guard`):
+    /// their connections are closed and new ones refused.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
@@ -76,6 +84,9 @@ impl Behaviour {
                 gossipsub::MessageId::new(&MessageId::of(&m.data).0)
             })
             .max_transmit_size(MAX_ENVELOPE_LEN + 1024)
+            // Our nodes send one message per RPC; a peer packing thousands into one frame is
+            // flooding (gossipsub's default is 5000).
+            .max_publish_messages(MAX_MESSAGES_PER_RPC)
             .heartbeat_interval(Duration::from_secs(1))
             .duplicate_cache_time(Duration::from_secs(120))
             .build()
@@ -106,6 +117,7 @@ impl Behaviour {
         };
 
         Ok(Self {
+            blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     .with_max_established(Some(max_connections))

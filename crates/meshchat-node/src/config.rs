@@ -33,6 +33,9 @@ pub struct Config {
     /// it dials only what it is told to (start-up peers, known peers at start, `connect`), which
     /// keeps a test or benchmark topology exactly as built.
     pub target_peers: usize,
+    /// Per-neighbour bounds: unique messages per second, and the strikes that block a peer
+    /// sending forged or malformed envelopes.
+    pub guard: meshchat_core::guard::Limits,
 }
 
 impl Config {
@@ -47,6 +50,7 @@ impl Config {
             in_memory_store: false,
             max_connections: 128,
             target_peers: 8,
+            guard: meshchat_core::guard::Limits::default(),
         }
     }
 

@@ -132,6 +132,8 @@ pub struct Stats {
     pub published: u64,
     /// Gossip copies that arrived, duplicates included (before gossipsub's duplicate filter).
     pub copies_received: u64,
+    /// Peers blocked right now for sending forged or malformed envelopes.
+    pub blocked_peers: u64,
 }
 
 /// What [`Handle::send`] reports.

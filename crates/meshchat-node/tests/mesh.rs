@@ -150,9 +150,7 @@ async fn nick_and_rooms_persist() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_malformed_and_future_envelopes_are_rejected_and_not_relayed() {
     use futures::StreamExt;
-    use libp2p::{gossipsub, noise, tcp, yamux};
     use meshchat_core::envelope::{Draft, Kind, MAX_CLOCK_SKEW_MS};
-    use meshchat_core::room::Text;
     use meshchat_core::{Envelope, Keypair};
 
     let mut b = TestNode::start("b", &[]).await;
@@ -160,67 +158,11 @@ async fn forged_malformed_and_future_envelopes_are_rejected_and_not_relayed() {
     b.wait_peers(1).await;
     c.wait_peers(1).await;
 
-    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            let config = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Anonymous)
-                .message_id_fn(|m: &gossipsub::Message| {
-                    gossipsub::MessageId::new(&meshchat_core::MessageId::of(&m.data).0)
-                })
-                .build()
-                .unwrap();
-            let b: gossipsub::Behaviour =
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
-                    .unwrap();
-            b
-        })
-        .unwrap()
-        .build();
-    let topic = gossipsub::IdentTopic::new(meshchat_node::behaviour::MESH_TOPIC);
-    attacker.behaviour_mut().subscribe(&topic).unwrap();
-    attacker.dial(b.addr.clone()).unwrap();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let ev = tokio::time::timeout_at(deadline, attacker.select_next_some())
-            .await
-            .expect("attacker sees B subscribe");
-        if let libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
-            break;
-        }
-    }
+    let (mut attacker, topic) = attacker_joined(&b).await;
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = unix_ms();
     let key = Keypair::from_secret_bytes(&[42; 32]);
-    let envelope = |ts: u64, text: &str| {
-        let body = Text {
-            nick: "mallory".into(),
-            text: text.into(),
-        }
-        .encode()
-        .unwrap();
-        Envelope::sign(
-            &key,
-            Draft {
-                kind: Kind::RoomText,
-                target: "lobby",
-                timestamp_ms: ts,
-                nonce: ts ^ 7,
-                body: &body,
-            },
-        )
-        .unwrap()
-        .into_bytes()
-    };
+    let envelope = |ts: u64, text: &str| signed_text(&key, ts, ts ^ 7, text);
     let mut forged = envelope(now, "I am someone else");
     let last = forged.len() - 1;
     forged[last] ^= 0x01;
@@ -269,6 +211,255 @@ async fn forged_malformed_and_future_envelopes_are_rejected_and_not_relayed() {
         "C saw rejected traffic: {c_stats:?}"
     );
     assert_eq!(c_stats.accepted, 1);
+    driver.abort();
+}
+
+/// A bare gossipsub node (no meshchat) that relays raw bytes as they are: the attacker in the
+/// bad-input tests. Returns once `target` has it subscribed to the mesh topic.
+async fn attacker_joined(
+    target: &TestNode,
+) -> (
+    libp2p::Swarm<libp2p::gossipsub::Behaviour>,
+    libp2p::gossipsub::IdentTopic,
+) {
+    use futures::StreamExt;
+    use libp2p::{gossipsub, noise, tcp, yamux};
+
+    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            let config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
+                .message_id_fn(|m: &gossipsub::Message| {
+                    gossipsub::MessageId::new(&meshchat_core::MessageId::of(&m.data).0)
+                })
+                .build()
+                .unwrap();
+            let b: gossipsub::Behaviour =
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+                    .unwrap();
+            b
+        })
+        .unwrap()
+        .build();
+    let topic = gossipsub::IdentTopic::new(meshchat_node::behaviour::MESH_TOPIC);
+    attacker.behaviour_mut().subscribe(&topic).unwrap();
+    attacker.dial(target.addr.clone()).unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, attacker.select_next_some())
+            .await
+            .expect("the attacker sees its target subscribe");
+        if let libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
+            break;
+        }
+    }
+    (attacker, topic)
+}
+
+/// A room-text envelope signed by `key` at `ts`.
+fn signed_text(key: &meshchat_core::Keypair, ts: u64, nonce: u64, text: &str) -> Vec<u8> {
+    use meshchat_core::envelope::{Draft, Kind};
+    let body = meshchat_core::room::Text {
+        nick: "mallory".into(),
+        text: text.into(),
+    }
+    .encode()
+    .unwrap();
+    meshchat_core::Envelope::sign(
+        key,
+        Draft {
+            kind: Kind::RoomText,
+            target: "lobby",
+            timestamp_ms: ts,
+            nonce,
+            body: &body,
+        },
+    )
+    .unwrap()
+    .into_bytes()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A neighbour flooding forged envelopes costs the node no more signature checks than the strike
+/// limit; then its connection is closed, it cannot reconnect, and honest traffic keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_forged_envelopes_is_blocked() {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+
+    const FLOOD: usize = 500;
+    let limit = meshchat_core::guard::Limits::default().strike_limit as u64;
+    let mut b = TestNode::start("b", &[]).await;
+    let mut c = TestNode::start("c", &[&b]).await;
+    b.wait_peers(1).await;
+    c.wait_peers(1).await;
+    let b_id = b.handle.info().await.unwrap().peer_id;
+
+    let (mut attacker, topic) = attacker_joined(&b).await;
+    let attacker_id = *attacker.local_peer_id();
+    let key = meshchat_core::Keypair::from_secret_bytes(&[42; 32]);
+    let now = unix_ms();
+    for i in 0..FLOOD {
+        let mut forged = signed_text(&key, now, i as u64, &format!("forged {i}"));
+        let last = forged.len() - 1;
+        forged[last] ^= 0x01;
+        attacker
+            .behaviour_mut()
+            .publish(topic.clone(), forged)
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, attacker.select_next_some())
+            .await
+            .expect("B closes the flooding connection");
+        if matches!(ev, SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == b_id) {
+            break;
+        }
+    }
+    b.wait_for(|e| matches!(e, meshchat_node::Event::Warning(w) if w.contains("blocked peer")))
+        .await;
+    let stats = b.handle.stats().await.unwrap();
+    assert_eq!(stats.blocked_peers, 1, "{stats:?}");
+    assert_eq!(
+        stats.verified, limit,
+        "one check per strike, none after: {stats:?}"
+    );
+    assert_eq!(
+        stats.rejected.get("bad_signature"),
+        Some(&limit),
+        "{stats:?}"
+    );
+    assert_eq!(stats.accepted, 0);
+
+    // Coming back is refused: the connection never becomes a B peer.
+    attacker.dial(b.addr.clone()).unwrap();
+    loop {
+        let ev = tokio::time::timeout_at(deadline, attacker.select_next_some())
+            .await
+            .expect("the redial ends");
+        match ev {
+            SwarmEvent::OutgoingConnectionError { .. } => break,
+            SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == b_id => break,
+            _ => {}
+        }
+    }
+    let peers = b.handle.peers().await.unwrap();
+    assert!(
+        peers.iter().all(|p| p.peer_id != attacker_id),
+        "blocked peer connected again: {peers:?}"
+    );
+
+    // B and C still chat.
+    b.send("lobby", "still here").await;
+    assert_eq!(c.collect_messages(1).await[0].text, "still here");
+    c.send("lobby", "me too").await;
+    b.wait_for(|e| matches!(e, meshchat_node::Event::Message(m) if m.text == "me too"))
+        .await;
+    assert!(c.handle.stats().await.unwrap().rejected.is_empty());
+}
+
+/// A neighbour handing over more unique messages than its rate allows gets the excess dropped
+/// unchecked (not relayed, no strike, no block); the rest is checked and relayed as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_message_rate_is_throttled_not_blocked() {
+    use futures::StreamExt;
+
+    const FLOOD: u64 = 600;
+    let rate = |c: &mut meshchat_node::Config| {
+        c.guard.rate = 20.0;
+        c.guard.burst = 100.0;
+    };
+    let b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[], rate).await;
+    let mut c = TestNode::start("c", &[&b]).await;
+    c.wait_peers(1).await;
+    let (mut attacker, topic) = attacker_joined(&b).await;
+    let key = meshchat_core::Keypair::from_secret_bytes(&[43; 32]);
+    let now = unix_ms();
+    // Validly signed, to a room neither B nor C is in: they relay it and store nothing.
+    for i in 0..FLOOD {
+        let env = meshchat_core::Envelope::sign(
+            &key,
+            meshchat_core::envelope::Draft {
+                kind: meshchat_core::envelope::Kind::RoomText,
+                target: "elsewhere",
+                timestamp_ms: now,
+                nonce: i,
+                body: &meshchat_core::room::Text {
+                    nick: "loud".into(),
+                    text: format!("message {i}"),
+                }
+                .encode()
+                .unwrap(),
+            },
+        )
+        .unwrap();
+        attacker
+            .behaviour_mut()
+            .publish(topic.clone(), env.into_bytes())
+            .unwrap();
+    }
+    let driver = tokio::spawn(async move {
+        loop {
+            attacker.select_next_some().await;
+        }
+    });
+
+    // Every message is either checked and accepted, or dropped over the rate.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let stats = loop {
+        let s = b.handle.stats().await.unwrap();
+        let over = s.rejected.get("over_rate").copied().unwrap_or(0);
+        if s.accepted + over == FLOOD {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B still busy: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let over = stats.rejected["over_rate"];
+    // The burst, plus 20 a second for however long the flood took (well under the deadline).
+    assert!(stats.accepted >= 100, "{stats:?}");
+    assert!(stats.accepted <= 100 + 20 * DEADLINE.as_secs(), "{stats:?}");
+    assert!(over >= FLOOD - 100 - 20 * DEADLINE.as_secs(), "{stats:?}");
+    assert_eq!(
+        stats.verified, stats.accepted,
+        "dropped messages are not checked"
+    );
+    assert_eq!(stats.blocked_peers, 0, "a fast peer is not a forger");
+    assert_eq!(stats.stored, 0);
+    // C gets exactly what B relayed.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let s = c.handle.stats().await.unwrap();
+        if s.accepted == stats.accepted {
+            break;
+        }
+        assert!(
+            s.accepted < stats.accepted,
+            "C got more than B relayed: {s:?}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "C still waits: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     driver.abort();
 }
 

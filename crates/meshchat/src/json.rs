@@ -188,7 +188,7 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
             .map(|s| {
                 json!({"event": "stats", "accepted": s.accepted, "verified": s.verified, "duplicates": s.duplicates,
                        "rejected": s.rejected, "stored": s.stored, "published": s.published,
-                       "copies_received": s.copies_received})
+                       "copies_received": s.copies_received, "blocked_peers": s.blocked_peers})
             })
             .map_err(|e| e.to_string()),
         "quit" => return Ok(false),

@@ -16,7 +16,8 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use meshchat_core::dedup::SeenCache;
-use meshchat_core::envelope::{Draft, Kind};
+use meshchat_core::envelope::{self, Draft, Kind};
+use meshchat_core::guard::{Admit, Guard};
 use meshchat_core::room::{self, Text};
 use meshchat_core::{Envelope, KeyCache, Keypair, MessageId};
 use tokio::sync::mpsc;
@@ -67,6 +68,8 @@ pub(super) struct Actor {
     /// Joined rooms, in join order.
     rooms: Vec<String>,
     seen: SeenCache<MessageId>,
+    /// Per-neighbour message rate, strikes and blocks.
+    guard: Guard<PeerId>,
     /// Decoded keys of recent authors.
     author_keys: KeyCache,
     /// Envelopes waiting for the next database write (own ones are told apart by author later).
@@ -139,6 +142,7 @@ impl Actor {
             store.set_setting("rooms_initialized", "1")?;
         }
         let rooms = store.joined_rooms()?;
+        let guard_limits = config.guard;
         Ok(Self {
             swarm,
             store,
@@ -149,6 +153,7 @@ impl Actor {
             topic: IdentTopic::new(MESH_TOPIC),
             rooms,
             seen: SeenCache::new(SEEN_CAPACITY, SEEN_TTL),
+            guard: Guard::new(guard_limits),
             author_keys: KeyCache::new(AUTHOR_KEY_CACHE),
             pending: Vec::new(),
             pending_since: None,
@@ -383,6 +388,7 @@ impl Actor {
                     .copies
                     .load(Ordering::Relaxed)
                     .saturating_sub(stats.published);
+                stats.blocked_peers = self.guard.blocked_count(Instant::now()) as u64;
                 let _ = reply.send(Ok(stats));
             }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
@@ -495,11 +501,41 @@ impl Actor {
                 return;
             }
         };
-        if !self.seen.insert(id, Instant::now()) {
+        let now = Instant::now();
+        self.seen.expire(now);
+        if self.seen.contains(&id) {
             self.stats.duplicates += 1;
             gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
             return;
         }
+        // Checked before any decoding: a blocked or over-rate neighbour costs no signature check.
+        match self.guard.admit(source, now) {
+            Admit::Yes => {}
+            Admit::Blocked => {
+                gossip.report_message_validation_result(
+                    &msg_id,
+                    &source,
+                    MessageAcceptance::Reject,
+                );
+                *self
+                    .stats
+                    .rejected
+                    .entry("blocked_peer".into())
+                    .or_default() += 1;
+                return;
+            }
+            Admit::OverRate => {
+                // Not the message's fault: not relayed from here, but no strike.
+                gossip.report_message_validation_result(
+                    &msg_id,
+                    &source,
+                    MessageAcceptance::Ignore,
+                );
+                *self.stats.rejected.entry("over_rate".into()).or_default() += 1;
+                return;
+            }
+        }
+        self.seen.insert(id, now);
         self.stats.verified += 1;
         // The envelope, then its body: a validly signed envelope with a malformed body is refused
         // too, so it is never relayed.
@@ -507,10 +543,10 @@ impl Actor {
             Ok(env) => match env.kind() {
                 Kind::RoomText => match Text::decode(env.body()) {
                     Ok(text) => Ok((env, text)),
-                    Err(e) => Err(("malformed".to_owned(), e.to_string())),
+                    Err(e) => Err(("malformed".to_owned(), e.to_string(), true)),
                 },
             },
-            Err(e) => Err((reject_reason(&e), e.to_string())),
+            Err(e) => Err((reject_reason(&e), e.to_string(), is_strike(&e))),
         };
         match checked {
             Ok((env, text)) => {
@@ -529,7 +565,7 @@ impl Actor {
                     }
                 }
             }
-            Err((reason, detail)) => {
+            Err((reason, detail, strike)) => {
                 gossip.report_message_validation_result(
                     &msg_id,
                     &source,
@@ -537,8 +573,23 @@ impl Actor {
                 );
                 tracing::debug!(%source, "rejected envelope: {detail}");
                 *self.stats.rejected.entry(reason).or_default() += 1;
+                if strike && self.guard.strike(source, now) {
+                    self.block(source).await;
+                }
             }
         }
+    }
+
+    /// Closes every connection to `peer` and refuses new ones until the guard lifts the block.
+    async fn block(&mut self, peer: PeerId) {
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        let limits = self.guard.limits();
+        let (strikes, minutes) = (limits.strike_limit, limits.block_time.as_secs() / 60);
+        tracing::warn!(%peer, "blocked for {minutes} min: sent {strikes} envelopes no honest node forwards");
+        self.emit(Event::Warning(format!(
+            "blocked peer {peer} for {minutes} min: it sent {strikes} forged or malformed envelopes"
+        )))
+        .await;
     }
 
     async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -703,6 +754,7 @@ impl Actor {
             conns.retain(|(c, _)| *c != conn);
             if conns.is_empty() {
                 self.connections.remove(&peer);
+                self.guard.forget_rate(&peer);
                 return self.chat_peers.remove(&peer);
             }
         }
@@ -790,7 +842,12 @@ impl Actor {
     /// Keeps the node connected: below the target, dial LAN and known peers we are not
     /// connected to.
     fn maintain(&mut self) {
-        self.seen.expire(Instant::now());
+        let now = Instant::now();
+        self.seen.expire(now);
+        for peer in self.guard.expire(now) {
+            tracing::info!(%peer, "block lifted");
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
         if self.connections.len() >= self.config.target_peers {
             return;
         }
@@ -879,6 +936,15 @@ fn reject_reason(e: &meshchat_core::envelope::Error) -> String {
         _ => "malformed",
     }
     .to_owned()
+}
+
+/// Whether an envelope refused for `e` proves its sender misbehaves. Every meshchat node checks
+/// envelopes the same way before relaying them, so a bad signature or malformed bytes never come
+/// from an honest relay. A timestamp ahead of our clock (the relay's clock may be ahead too) or a
+/// version or kind we do not know (a newer node) may, so they cost no strike.
+fn is_strike(e: &envelope::Error) -> bool {
+    use envelope::Error as E;
+    !matches!(e, E::FromFuture(_) | E::BadVersion(_) | E::UnknownKind(_))
 }
 
 fn listen_error_reason(e: &libp2p::TransportError<std::io::Error>) -> String {

@@ -1,0 +1,313 @@
+//! Per-peer bounds on what a neighbour can make a node do: how many unique messages it may hand
+//! over for checking per second, and how many envelopes no honest node would forward it may send
+//! before it is blocked for a while.
+//!
+//! A "strike" is an envelope that an honest meshchat relay never forwards because it checks every
+//! envelope the same way before relaying it: a bad signature, malformed bytes, an oversized
+//! envelope. Envelopes that honest relays may disagree about (a timestamp ahead of our clock, a
+//! version or kind we do not know yet) are refused without a strike. Strikes are counted per peer in
+//! a window; at the limit the peer is blocked until a deadline.
+//!
+//! Every table here is bounded; time is passed in, the guard never reads a clock.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// The guard's limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Strikes within [`Limits::strike_window`] that block a peer.
+    pub strike_limit: u32,
+    /// Strikes older than this (counted from a peer's first strike) are forgotten.
+    pub strike_window: Duration,
+    /// How long a blocked peer stays blocked.
+    pub block_time: Duration,
+    /// Unique messages per second a peer may hand over, sustained.
+    pub rate: f64,
+    /// Unique messages a peer may hand over at once, after being quiet.
+    pub burst: f64,
+    /// Most peers tracked in each table (strikes, blocks, rate buckets); beyond that the stalest
+    /// entry is dropped.
+    pub max_peers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            strike_limit: 8,
+            strike_window: Duration::from_secs(10 * 60),
+            block_time: Duration::from_secs(30 * 60),
+            // Far above any chat: a neighbour hands over each message once however many rooms
+            // and authors there are, so this is the whole network's message rate.
+            rate: 1000.0,
+            burst: 2000.0,
+            max_peers: 1024,
+        }
+    }
+}
+
+/// Whether a message handed over by a peer may be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Yes,
+    /// The peer is blocked: refuse without checking.
+    Blocked,
+    /// The peer is over its rate: drop without checking (not relayed, no strike).
+    OverRate,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    count: u32,
+    first: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Per-peer strike counts, blocks and rate buckets.
+#[derive(Debug)]
+pub struct Guard<P> {
+    limits: Limits,
+    strikes: HashMap<P, Strikes>,
+    /// Blocked peers with the time their block ends.
+    blocked: HashMap<P, Instant>,
+    buckets: HashMap<P, Bucket>,
+}
+
+impl<P: Eq + Hash + Copy> Guard<P> {
+    /// # Panics
+    /// If `limits.max_peers` or `limits.strike_limit` is zero.
+    pub fn new(limits: Limits) -> Self {
+        assert!(
+            limits.max_peers > 0,
+            "the guard must track at least one peer"
+        );
+        assert!(
+            limits.strike_limit > 0,
+            "a strike limit of zero would block everyone"
+        );
+        Self {
+            limits,
+            strikes: HashMap::new(),
+            blocked: HashMap::new(),
+            buckets: HashMap::new(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Takes one message from `peer` for checking, if its block and its rate allow.
+    pub fn admit(&mut self, peer: P, now: Instant) -> Admit {
+        if self.is_blocked(&peer, now) {
+            return Admit::Blocked;
+        }
+        if !self.buckets.contains_key(&peer) && self.buckets.len() >= self.limits.max_peers {
+            // Drop the bucket that has been idle longest: it is the fullest one anyway.
+            if let Some(stalest) = self
+                .buckets
+                .iter()
+                .min_by_key(|(_, b)| b.at)
+                .map(|(p, _)| *p)
+            {
+                self.buckets.remove(&stalest);
+            }
+        }
+        let Limits { rate, burst, .. } = self.limits;
+        let bucket = self.buckets.entry(peer).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Admit::Yes
+        } else {
+            Admit::OverRate
+        }
+    }
+
+    /// Counts a strike against `peer`; true when this strike blocks it (the caller then closes
+    /// its connections). A peer already blocked is not blocked again.
+    pub fn strike(&mut self, peer: P, now: Instant) -> bool {
+        if self.is_blocked(&peer, now) {
+            return false;
+        }
+        let window = self.limits.strike_window;
+        if !self.strikes.contains_key(&peer) && self.strikes.len() >= self.limits.max_peers {
+            self.strikes
+                .retain(|_, s| now.saturating_duration_since(s.first) < window);
+            if self.strikes.len() >= self.limits.max_peers {
+                if let Some(oldest) = self
+                    .strikes
+                    .iter()
+                    .min_by_key(|(_, s)| s.first)
+                    .map(|(p, _)| *p)
+                {
+                    self.strikes.remove(&oldest);
+                }
+            }
+        }
+        let s = self.strikes.entry(peer).or_insert(Strikes {
+            count: 0,
+            first: now,
+        });
+        if now.saturating_duration_since(s.first) >= window {
+            *s = Strikes {
+                count: 0,
+                first: now,
+            };
+        }
+        s.count += 1;
+        if s.count < self.limits.strike_limit {
+            return false;
+        }
+        self.strikes.remove(&peer);
+        self.buckets.remove(&peer);
+        if self.blocked.len() >= self.limits.max_peers {
+            // Full of blocks: lift the one that ends first.
+            if let Some(first) = self
+                .blocked
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(p, _)| *p)
+            {
+                self.blocked.remove(&first);
+            }
+        }
+        self.blocked.insert(peer, now + self.limits.block_time);
+        true
+    }
+
+    pub fn is_blocked(&self, peer: &P, now: Instant) -> bool {
+        self.blocked.get(peer).is_some_and(|until| now < *until)
+    }
+
+    /// Peers blocked right now.
+    pub fn blocked_count(&self, now: Instant) -> usize {
+        self.blocked.values().filter(|until| now < **until).count()
+    }
+
+    /// Forgets the rate bucket of a peer that is gone (its strikes and block stay).
+    pub fn forget_rate(&mut self, peer: &P) {
+        self.buckets.remove(peer);
+    }
+
+    /// Lifts the blocks that have ended and forgets old strikes; returns the peers unblocked.
+    pub fn expire(&mut self, now: Instant) -> Vec<P> {
+        let window = self.limits.strike_window;
+        self.strikes
+            .retain(|_, s| now.saturating_duration_since(s.first) < window);
+        let ended: Vec<P> = self
+            .blocked
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &ended {
+            self.blocked.remove(p);
+        }
+        ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            strike_limit: 3,
+            strike_window: Duration::from_secs(60),
+            block_time: Duration::from_secs(600),
+            rate: 10.0,
+            burst: 20.0,
+            max_peers: 4,
+        }
+    }
+
+    #[test]
+    fn strikes_block_at_the_limit_and_the_block_ends() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(limits());
+        assert!(!g.strike(1u32, t0));
+        assert!(!g.strike(1, t0));
+        assert!(g.strike(1, t0), "the third strike blocks");
+        assert!(g.is_blocked(&1, t0));
+        assert_eq!(g.admit(1, t0), Admit::Blocked);
+        assert!(!g.strike(1, t0), "already blocked");
+        assert_eq!(g.admit(2, t0), Admit::Yes, "others are not affected");
+        assert_eq!(g.blocked_count(t0), 1);
+
+        let later = t0 + Duration::from_secs(599);
+        assert!(g.expire(later).is_empty());
+        assert!(g.is_blocked(&1, later));
+        let end = t0 + Duration::from_secs(600);
+        assert_eq!(g.expire(end), vec![1]);
+        assert!(!g.is_blocked(&1, end));
+        assert_eq!(g.admit(1, end), Admit::Yes);
+        // Strikes start from zero after a block.
+        assert!(!g.strike(1, end));
+    }
+
+    #[test]
+    fn strikes_outside_the_window_are_forgotten() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(limits());
+        assert!(!g.strike(1u32, t0));
+        assert!(!g.strike(1, t0 + Duration::from_secs(30)));
+        // The window counts from the first strike: at 60 s the count starts again.
+        assert!(!g.strike(1, t0 + Duration::from_secs(60)));
+        assert!(!g.strike(1, t0 + Duration::from_secs(61)));
+        assert!(g.strike(1, t0 + Duration::from_secs(62)));
+    }
+
+    #[test]
+    fn rate_allows_the_burst_then_the_sustained_rate() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(limits());
+        for i in 0..20 {
+            assert_eq!(g.admit(7u32, t0), Admit::Yes, "message {i} of the burst");
+        }
+        assert_eq!(g.admit(7, t0), Admit::OverRate);
+        // 10 per second: one more every 100 ms.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(g.admit(7, t1), Admit::Yes);
+        assert_eq!(g.admit(7, t1), Admit::OverRate);
+        // Over a long quiet spell the bucket refills to the burst, not beyond.
+        let t2 = t1 + Duration::from_secs(3600);
+        let admitted = (0..100).filter(|_| g.admit(7, t2) == Admit::Yes).count();
+        assert_eq!(admitted, 20);
+        // Over-rate drops are not strikes.
+        assert!(!g.is_blocked(&7, t2));
+    }
+
+    #[test]
+    fn tables_stay_bounded() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(limits());
+        for p in 0..100u32 {
+            let now = t0 + Duration::from_millis(p as u64);
+            g.admit(p, now);
+            g.strike(p, now);
+            for _ in 0..3 {
+                g.strike(p + 1000, now);
+            }
+            assert!(g.buckets.len() <= 4);
+            assert!(g.strikes.len() <= 4);
+            assert!(g.blocked.len() <= 4);
+        }
+        // The newest blocks are the ones kept.
+        let now = t0 + Duration::from_millis(100);
+        assert!(g.is_blocked(&1099, now));
+        assert!(!g.is_blocked(&1000, now));
+    }
+}
