@@ -36,6 +36,8 @@ pub struct Config {
     /// Per-neighbour bounds: unique messages per second, and the strikes that block a peer
     /// sending forged or malformed envelopes.
     pub guard: meshchat_core::guard::Limits,
+    /// Events queued for the front-end before further ones are dropped (see `Event::Lagged`).
+    pub event_queue: usize,
 }
 
 impl Config {
@@ -51,6 +53,7 @@ impl Config {
             max_connections: 128,
             target_peers: 8,
             guard: meshchat_core::guard::Limits::default(),
+            event_queue: crate::node::EVENT_QUEUE,
         }
     }
 

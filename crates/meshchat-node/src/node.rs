@@ -14,7 +14,9 @@ use crate::Config;
 
 /// Commands waiting for the actor. Front-ends wait when it is full.
 pub const COMMAND_QUEUE: usize = 256;
-/// Events waiting for the front-end. The actor waits when it is full (back-pressure to peers).
+/// Events waiting for the front-end (the default of `Config::event_queue`). The actor never waits
+/// on it: when it is full, events are dropped and counted, and the front-end gets
+/// [`Event::Lagged`] once it reads again.
 pub const EVENT_QUEUE: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,9 @@ pub enum Event {
     ListenAddr(Multiaddr),
     /// Something went wrong that the user should see; the node keeps running.
     Warning(String),
+    /// The front-end fell behind: `missed` events were dropped while its queue was full. The node
+    /// kept relaying and storing meanwhile; messages are in the history, peers in `peers`.
+    Lagged { missed: u64 },
 }
 
 /// A room message ready to show.
@@ -292,7 +297,7 @@ impl Handle {
 /// known peers, and returns once it is listening.
 pub async fn spawn(config: Config) -> Result<(Handle, mpsc::Receiver<Event>), Error> {
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let (event_tx, event_rx) = mpsc::channel(config.event_queue.max(1));
     let mut actor = actor::Actor::new(config, event_tx)?;
     actor.start().await?;
     tokio::spawn(actor.run(cmd_rx));

@@ -463,6 +463,57 @@ async fn a_peer_over_its_message_rate_is_throttled_not_blocked() {
     driver.abort();
 }
 
+/// A front-end that stops reading does not stop its node: the node keeps relaying and storing,
+/// drops the events it cannot queue, and says how many once the front-end reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_front_end_does_not_stall_relaying() {
+    const SENT: usize = 100;
+    const QUEUE: usize = 8;
+    let mut a = TestNode::start("a", &[]).await;
+    let mut b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[&a], |c| {
+        c.event_queue = QUEUE
+    })
+    .await;
+    let mut c = TestNode::start("c", &[&b]).await;
+    a.wait_peers(1).await;
+    b.wait_peers(2).await;
+    c.wait_peers(1).await;
+
+    // Nobody reads B's events from here on.
+    for i in 0..SENT {
+        a.send("lobby", &format!("m{i}")).await;
+    }
+    // C hears everything through B, and B stored everything.
+    let got = c.collect_messages(SENT).await;
+    assert_eq!(got.len(), SENT);
+    let history = b.handle.history("lobby", 500, None).await.unwrap();
+    assert_eq!(history.len(), SENT);
+
+    // B's front-end reads again: the queued events, then how many were dropped.
+    let mut shown = 0;
+    let missed = loop {
+        match tokio::time::timeout(DEADLINE, b.events.recv()).await {
+            Ok(Some(meshchat_node::Event::Message(_))) => shown += 1,
+            Ok(Some(meshchat_node::Event::Lagged { missed })) => break missed,
+            Ok(Some(other)) => panic!("unexpected event {other:?}"),
+            Ok(None) | Err(_) => panic!("no Lagged event; {shown} messages shown"),
+        }
+    };
+    assert!(
+        shown <= QUEUE,
+        "{shown} events queued in a queue of {QUEUE}"
+    );
+    assert_eq!(
+        shown + missed as usize,
+        SENT,
+        "every message was shown or counted"
+    );
+    // Events flow again after the notice.
+    a.send("lobby", "after").await;
+    b.wait_for(|e| matches!(e, meshchat_node::Event::Message(m) if m.text == "after"))
+        .await;
+}
+
 /// Two nodes that listen on QUIC only find each other and chat over it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_only_nodes_chat() {

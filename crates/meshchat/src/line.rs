@@ -47,6 +47,10 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 Event::PeerDisconnected { peer_id } => println!("* peer disconnected: {peer_id}"),
                 Event::ListenAddr(a) => tracing::info!("listening on {a}"),
                 Event::Warning(w) => println!("* warning: {w}"),
+                Event::Lagged { missed } => println!(
+                    "* {missed} updates were not printed while output was blocked (messages are \
+                     in the history, shown at the next start)"
+                ),
             }
         }
     });

@@ -59,6 +59,7 @@ pub fn event_json(event: &Event) -> Value {
         }
         Event::ListenAddr(addr) => json!({"event": "listening", "addr": addr.to_string()}),
         Event::Warning(message) => json!({"event": "warning", "message": message}),
+        Event::Lagged { missed } => json!({"event": "lagged", "missed": missed}),
     }
 }
 

@@ -92,6 +92,8 @@ pub(super) struct Actor {
     /// Gossip copies seen by gossipsub's message-id function (received copies plus publishes).
     copies: Arc<AtomicU64>,
     events: mpsc::Sender<Event>,
+    /// Events dropped since the front-end's queue was last found full (0: none pending).
+    lagged: u64,
 }
 
 impl Actor {
@@ -167,6 +169,7 @@ impl Actor {
             stats: Stats::default(),
             copies,
             events,
+            lagged: 0,
         })
     }
 
@@ -269,6 +272,8 @@ impl Actor {
     pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A second handle on the event queue, so waiting for room does not borrow `self`.
+        let lag_notice = self.events.clone();
         let shutdown_reply = loop {
             let flush_due = self
                 .pending_since
@@ -280,6 +285,10 @@ impl Actor {
                     Some(cmd) => self.on_command(cmd).await,
                     None => break None,
                 },
+                Ok(permit) = lag_notice.reserve(), if self.lagged > 0 => {
+                    permit.send(Event::Lagged { missed: self.lagged });
+                    self.lagged = 0;
+                }
                 () = sleep_until_opt(flush_due) => self.flush().await,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
                 _ = maintenance.tick() => self.maintain(),
@@ -318,9 +327,18 @@ impl Actor {
         tracing::info!("node stopped");
     }
 
-    async fn emit(&mut self, event: Event) {
-        // A front-end that went away is not an error: the node keeps relaying for others.
-        let _ = self.events.send(event).await;
+    /// Hands an event to the front-end without ever waiting: relaying for the mesh must not stop
+    /// because an interface stopped reading (a paused terminal, a script that reads slowly). On a
+    /// full queue the event is dropped and counted; the loop sends [`Event::Lagged`] as soon as
+    /// there is room. A front-end that went away is not an error either.
+    fn emit(&mut self, event: Event) {
+        if self.lagged > 0 {
+            self.lagged += 1;
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
+            self.lagged = 1;
+        }
     }
 
     async fn on_command(&mut self, cmd: Command) {
@@ -477,7 +495,7 @@ impl Actor {
                         && self.connections.contains_key(&peer_id)
                         && self.chat_peers.insert(peer_id)
                     {
-                        self.emit(Event::PeerConnected { peer_id }).await;
+                        self.emit(Event::PeerConnected { peer_id });
                     }
                 }
                 _ => {}
@@ -546,7 +564,7 @@ impl Actor {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
                 self.listen_addrs.push(address.clone());
-                self.emit(Event::ListenAddr(address)).await;
+                self.emit(Event::ListenAddr(address));
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);
@@ -584,7 +602,7 @@ impl Actor {
                     .all_peers()
                     .any(|(p, topics)| *p == peer_id && topics.contains(&&self.topic.hash()));
                 if subscribed && self.chat_peers.insert(peer_id) {
-                    self.emit(Event::PeerConnected { peer_id }).await;
+                    self.emit(Event::PeerConnected { peer_id });
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -593,7 +611,7 @@ impl Actor {
                 ..
             } => {
                 if self.forget_connection(peer_id, connection_id) {
-                    self.emit(Event::PeerDisconnected { peer_id }).await;
+                    self.emit(Event::PeerDisconnected { peer_id });
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -610,8 +628,7 @@ impl Actor {
                 }
             }
             SwarmEvent::ListenerError { error, .. } => {
-                self.emit(Event::Warning(format!("listener failed: {error}")))
-                    .await;
+                self.emit(Event::Warning(format!("listener failed: {error}")));
             }
             _ => {}
         }

@@ -107,6 +107,8 @@ pub enum HistoryFor {
 pub enum PeersFor {
     Panel,
     Whois(String),
+    /// Re-learn who is connected after events were missed.
+    Refresh,
 }
 
 /// A node call the interface wants made. The event loop runs them off the interface's task.
@@ -341,6 +343,20 @@ impl App {
                 }
             }
             Event::Warning(w) => self.notice(&w, Level::Error),
+            Event::Lagged { missed } => {
+                // The node dropped updates while this interface was not reading: everything is
+                // in the database, so reload each room's newest page and the peer list.
+                self.notice(
+                    &format!("{missed} updates were missed while the screen was busy; reloaded"),
+                    Level::Info,
+                );
+                for i in 0..self.rooms.len() {
+                    self.load_first_page(i);
+                }
+                self.actions.push(Action::Peers {
+                    purpose: PeersFor::Refresh,
+                });
+            }
         }
     }
 
@@ -521,6 +537,9 @@ impl App {
 
     fn show_peers(&mut self, purpose: PeersFor, peers: Vec<PeerInfo>) {
         match purpose {
+            PeersFor::Refresh => {
+                self.peers = peers.iter().filter(|p| p.chat).map(|p| p.peer_id).collect();
+            }
             PeersFor::Panel => {
                 let rows = peers
                     .into_iter()

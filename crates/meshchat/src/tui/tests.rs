@@ -370,3 +370,86 @@ async fn event_loop_sends_and_shows() {
     assert!(screen.contains("hello loop"), "{screen}");
     handle.shutdown().await;
 }
+
+/// Updates the node dropped while the interface was not reading are recovered from the database:
+/// each room's newest page and the peer list are asked for again, and what was missed appears.
+#[test]
+fn missed_updates_are_reloaded() {
+    let mut app = app(&["lobby", "rust"]);
+    deliver(&mut app, msg(1, "lobby", 2, "bob", "before the gap"));
+    app.on_node_event(Event::Lagged { missed: 3 });
+    let actions = app.take_actions();
+    let rooms: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::History {
+                room, before: None, ..
+            } => Some(room.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rooms, ["lobby", "rust"], "{actions:?}");
+    assert!(actions.contains(&Action::Peers {
+        purpose: PeersFor::Refresh
+    }));
+    // The reloaded page holds what was missed, and what was already shown stays once.
+    let page = vec![
+        msg(1, "lobby", 2, "bob", "before the gap"),
+        msg(2, "lobby", 3, "carol", "said during the gap"),
+    ];
+    for a in actions {
+        if let Action::History {
+            room,
+            limit,
+            purpose,
+            ..
+        } = a
+        {
+            let result = Ok(if room == "lobby" {
+                page.clone()
+            } else {
+                Vec::new()
+            });
+            app.on_reply(Reply::History {
+                room,
+                limit,
+                purpose,
+                result,
+            });
+        }
+    }
+    let screen = screen_text(&render(&app, 80, 16));
+    assert!(screen.contains("said during the gap"), "{screen}");
+    assert_eq!(screen.matches("before the gap").count(), 1, "{screen}");
+    assert!(screen.contains("3 updates were missed"), "{screen}");
+    // Peers connected during the gap are known again.
+    app.on_reply(Reply::Peers {
+        purpose: PeersFor::Refresh,
+        result: Ok(vec![
+            PeerInfo {
+                peer_id: peer(2),
+                addrs: Vec::new(),
+                chat: true,
+            },
+            PeerInfo {
+                peer_id: peer(5),
+                addrs: Vec::new(),
+                chat: false,
+            },
+        ]),
+    });
+    assert_eq!(app.peers.iter().copied().collect::<Vec<_>>(), [peer(2)]);
+}
+
+fn screen_text(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let area = buf.area;
+    (0..area.height)
+        .map(|y| {
+            (0..area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -31,14 +31,12 @@ impl Actor {
                         continue;
                     }
                     self.stats.stored += 1;
-                    self.emit(Event::Message(MessageView::from_stored(m, &me)))
-                        .await;
+                    self.emit(Event::Message(MessageView::from_stored(m, &me)));
                 }
             }
             Err(e) => {
                 tracing::error!("storing {} messages failed: {e}", batch.len());
-                self.emit(Event::Warning(format!("could not store messages: {e}")))
-                    .await;
+                self.emit(Event::Warning(format!("could not store messages: {e}")));
             }
         }
     }
@@ -149,8 +147,7 @@ impl Actor {
         tracing::warn!(%peer, "blocked for {minutes} min: sent {strikes} envelopes no honest node forwards");
         self.emit(Event::Warning(format!(
             "blocked peer {peer} for {minutes} min: it sent {strikes} forged or malformed envelopes"
-        )))
-        .await;
+        )));
     }
 }
 
