@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::catchup::Catchup;
 use crate::output::{event_json, message_json, peers_json};
 
 /// Longest accepted input line; longer lines are answered with an error and skipped.
@@ -42,10 +43,30 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
         .await?;
 
     let forward_tx = out_tx.clone();
+    let forward_handle = handle.clone();
     let forward = tokio::spawn(async move {
+        let mut catchup = Catchup::new();
         while let Some(event) = events.recv().await {
-            if forward_tx.send(event_json(&event)).await.is_err() {
-                break;
+            let mut lines = Vec::new();
+            match &event {
+                Event::Message(m) if !catchup.first_time(m) => continue,
+                Event::Lagged { .. } => {
+                    // Say so, then hand on the stored messages this process has not seen.
+                    lines.push(event_json(&event));
+                    match catchup.missed(&forward_handle).await {
+                        Ok(msgs) => {
+                            lines.extend(msgs.into_iter().map(|m| event_json(&Event::Message(m))))
+                        }
+                        Err(e) => lines.push(json!({"event": "warning",
+                            "message": format!("could not read the history back: {e}")})),
+                    }
+                }
+                _ => lines.push(event_json(&event)),
+            }
+            for line in lines {
+                if forward_tx.send(line).await.is_err() {
+                    return;
+                }
             }
         }
     });

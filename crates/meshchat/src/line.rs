@@ -6,6 +6,7 @@ use meshchat_node::{Event, Handle};
 use tokio::io::BufReader;
 use tokio::sync::mpsc;
 
+use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
 use crate::output::{addrs, message_line};
 
@@ -39,18 +40,33 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
     );
     show_history(&handle, &current, 20).await;
 
+    let printer_handle = handle.clone();
     let printer = tokio::spawn(async move {
+        let mut catchup = Catchup::new();
         while let Some(event) = events.recv().await {
             match event {
-                Event::Message(m) => println!("{}", message_line(&m)),
+                Event::Message(m) => {
+                    if catchup.first_time(&m) {
+                        println!("{}", message_line(&m));
+                    }
+                }
                 Event::PeerConnected { peer_id } => println!("* peer connected: {peer_id}"),
                 Event::PeerDisconnected { peer_id } => println!("* peer disconnected: {peer_id}"),
                 Event::ListenAddr(a) => tracing::info!("listening on {a}"),
                 Event::Warning(w) => println!("* warning: {w}"),
-                Event::Lagged { missed } => println!(
-                    "* {missed} updates were not printed while output was blocked (messages are \
-                     in the history, shown at the next start)"
-                ),
+                Event::Lagged { missed } => {
+                    println!(
+                        "* output was blocked: {missed} updates were not printed; catching up"
+                    );
+                    match catchup.missed(&printer_handle).await {
+                        Ok(msgs) => {
+                            for m in &msgs {
+                                println!("{}", message_line(m));
+                            }
+                        }
+                        Err(e) => println!("* could not read the history back: {e}"),
+                    }
+                }
             }
         }
     });

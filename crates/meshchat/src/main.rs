@@ -1,5 +1,6 @@
 //! The `meshchat` binary: starts a node and puts a face on it (line mode, JSON mode, or headless).
 
+mod catchup;
 mod cli;
 mod json;
 mod line;

@@ -27,6 +27,17 @@ struct Proc {
 
 impl Proc {
     fn start(name: &str, data_dir: &Path, peers: &[&str]) -> Proc {
+        Self::start_gated(name, data_dir, peers, None)
+    }
+
+    /// With a `gate`, stdout is read up to the `ready` line and then not at all (the pipe fills
+    /// and the process blocks writing) until the gate's sender is dropped.
+    fn start_gated(
+        name: &str,
+        data_dir: &Path,
+        peers: &[&str],
+        gate: Option<Receiver<()>>,
+    ) -> Proc {
         let mut cmd = Command::new(BIN);
         cmd.args([
             "--json",
@@ -51,12 +62,20 @@ impl Proc {
         let (tx, lines) = sync_channel(100_000);
         let who = name.to_owned();
         std::thread::spawn(move || {
+            let mut gate = gate;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let v: Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("{who}: stdout line is not JSON ({e}): {line}"));
+                let ready = v["event"] == "ready";
                 if tx.send(v).is_err() {
                     break;
+                }
+                if ready {
+                    if let Some(gate) = gate.take() {
+                        // Returns when the sender is dropped.
+                        let _ = gate.recv();
+                    }
                 }
             }
         });
@@ -431,4 +450,51 @@ fn a_second_node_cannot_share_the_first_ones_port() {
     let _ = first.wait();
     assert_eq!(code, 1, "second node started on a taken port: {out}");
     assert!(err.contains("already in use"), "{err}");
+}
+
+/// A process whose stdout nobody reads keeps relaying; when its reader comes back it is told it
+/// lagged and then gets every message it missed, each once.
+#[test]
+fn a_process_whose_output_is_not_read_keeps_relaying_and_catches_up() {
+    // More than fit in the stdout pipe, the writer's queue and the node's event queue together.
+    const SENT: usize = 6500;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = Proc::start("a", dirs[0].path(), &[]);
+    let (gate, gate_rx) = sync_channel::<()>(0);
+    let mut b = Proc::start_gated("b", dirs[1].path(), &[&a.addr.clone()], Some(gate_rx));
+    let mut c = Proc::start("c", dirs[2].path(), &[&b.addr.clone()]);
+    a.wait_peers(1);
+    c.wait_peers(1);
+
+    for i in 0..SENT {
+        a.raw(&json!({"cmd": "send", "room": "lobby", "text": format!("m{i}")}).to_string());
+    }
+    let at_c: std::collections::HashSet<String> = c.messages(SENT).into_iter().collect();
+    assert_eq!(at_c.len(), SENT, "C got every message once, through B");
+
+    // B's reader comes back.
+    drop(gate);
+    let mut seen = std::collections::HashSet::new();
+    let mut lagged = None;
+    while seen.len() < SENT {
+        let v = b.wait(|v| v["event"] == "message" || v["event"] == "lagged");
+        if v["event"] == "lagged" {
+            lagged = v["missed"].as_u64();
+            continue;
+        }
+        let id = v["id"].as_str().unwrap().to_owned();
+        assert!(seen.insert(id), "B showed a message twice: {v}");
+    }
+    assert!(lagged.is_some_and(|n| n > 0), "B was told it lagged");
+    assert_eq!(seen, at_c);
+    // Nothing more is shown twice afterwards.
+    b.cmd(json!({"cmd": "peers"}));
+    b.wait_event("peers", |_| true);
+    assert!(
+        b.backlog.iter().all(|v| v["event"] != "message"),
+        "extra messages at B"
+    );
+    for p in [a, b, c] {
+        assert!(p.quit().success());
+    }
 }

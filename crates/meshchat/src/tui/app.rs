@@ -100,6 +100,9 @@ pub enum HistoryFor {
     Older { announce: bool },
     /// The newest page, replacing a detached window.
     Newest,
+    /// The newest page, replacing the window after the node dropped `missed` updates for this
+    /// interface (the window may have a hole; the database has everything).
+    Resync { missed: u64 },
 }
 
 /// Why the peer list was asked for.
@@ -345,13 +348,15 @@ impl App {
             Event::Warning(w) => self.notice(&w, Level::Error),
             Event::Lagged { missed } => {
                 // The node dropped updates while this interface was not reading: everything is
-                // in the database, so reload each room's newest page and the peer list.
-                self.notice(
-                    &format!("{missed} updates were missed while the screen was busy; reloaded"),
-                    Level::Info,
-                );
-                for i in 0..self.rooms.len() {
-                    self.load_first_page(i);
+                // in the database, so each room's window restarts from its newest page (older
+                // pages load contiguously from there) and the peer list is asked for again.
+                for r in &self.rooms {
+                    self.actions.push(Action::History {
+                        room: r.name.clone(),
+                        before: None,
+                        limit: PAGE,
+                        purpose: HistoryFor::Resync { missed },
+                    });
                 }
                 self.actions.push(Action::Peers {
                     purpose: PeersFor::Refresh,
@@ -528,6 +533,15 @@ impl App {
                 }
             }
             HistoryFor::Newest => r.reset_newest(page, limit, label, geo),
+            HistoryFor::Resync { missed } => {
+                r.reset_newest(page, limit, label, geo);
+                if i == self.current {
+                    self.notice(
+                        &format!("{missed} updates came while the screen was busy; reloaded"),
+                        Level::Info,
+                    );
+                }
+            }
         }
         // A short first page may not fill the screen: the next may be wanted at once.
         if i == self.current {

@@ -421,7 +421,7 @@ fn missed_updates_are_reloaded() {
     let screen = screen_text(&render(&app, 80, 16));
     assert!(screen.contains("said during the gap"), "{screen}");
     assert_eq!(screen.matches("before the gap").count(), 1, "{screen}");
-    assert!(screen.contains("3 updates were missed"), "{screen}");
+    assert!(screen.contains("3 updates came while"), "{screen}");
     // Peers connected during the gap are known again.
     app.on_reply(Reply::Peers {
         purpose: PeersFor::Refresh,
