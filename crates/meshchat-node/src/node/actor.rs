@@ -250,7 +250,7 @@ impl Actor {
                 }
                 _ => {}
             }
-            self.on_swarm_event(event).await;
+            self.on_swarm_event(event);
         }
 
         for addr in self.config.peers.clone() {
@@ -282,17 +282,17 @@ impl Actor {
                 biased;
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => break Some(reply),
-                    Some(cmd) => self.on_command(cmd).await,
+                    Some(cmd) => self.on_command(cmd),
                     None => break None,
                 },
                 Ok(permit) = lag_notice.reserve(), if self.lagged > 0 => {
                     permit.send(Event::Lagged { missed: self.lagged });
                     self.lagged = 0;
                 }
-                () = sleep_until_opt(flush_due) => self.flush().await,
-                event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
+                () = sleep_until_opt(flush_due) => self.flush(),
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = maintenance.tick() => self.maintain(),
-                () = std::future::ready(()), if !self.pending.is_empty() => self.flush().await,
+                () = std::future::ready(()), if !self.pending.is_empty() => self.flush(),
             }
         };
         self.shutdown().await;
@@ -302,7 +302,7 @@ impl Actor {
     }
 
     async fn shutdown(mut self) {
-        self.flush().await;
+        self.flush();
         let peers: Vec<PeerId> = self.connections.keys().copied().collect();
         for p in peers {
             let _ = self.swarm.disconnect_peer_id(p);
@@ -341,10 +341,10 @@ impl Actor {
         }
     }
 
-    async fn on_command(&mut self, cmd: Command) {
+    fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Send { room, text, reply } => {
-                let _ = reply.send(self.send(&room, text).await);
+                let _ = reply.send(self.send(&room, text));
             }
             Command::Join { room, reply } => {
                 let _ = reply.send(self.join(&room));
@@ -380,7 +380,7 @@ impl Actor {
                 reply,
             } => {
                 // Whatever is waiting to be written belongs in the answer.
-                self.flush().await;
+                self.flush();
                 let me = self.key.public();
                 let result = room::normalize_room(&room)
                     .map_err(Error::from)
@@ -415,7 +415,7 @@ impl Actor {
         }
     }
 
-    async fn send(&mut self, room: &str, text: String) -> Result<Sent, Error> {
+    fn send(&mut self, room: &str, text: String) -> Result<Sent, Error> {
         let room = room::normalize_room(room)?;
         if !self.rooms.contains(&room) {
             return Err(Error::NotInRoom(room));
@@ -455,7 +455,7 @@ impl Actor {
         self.stats.published += 1;
         let stored = StoredMessage::new(&env, message);
         self.pending.push((env, stored));
-        self.flush().await;
+        self.flush();
         Ok(Sent { id, relayed })
     }
 
@@ -479,17 +479,14 @@ impl Actor {
         Ok(true)
     }
 
-    async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => match ev {
                 gossipsub::Event::Message {
                     propagation_source,
                     message_id,
                     message,
-                } => {
-                    self.on_gossip(propagation_source, message_id, message.data)
-                        .await
-                }
+                } => self.on_gossip(propagation_source, message_id, message.data),
                 gossipsub::Event::Subscribed { peer_id, topic } => {
                     if topic == self.topic.hash()
                         && self.connections.contains_key(&peer_id)

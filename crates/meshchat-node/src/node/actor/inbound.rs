@@ -16,7 +16,7 @@ use crate::store::StoredMessage;
 
 impl Actor {
     /// Writes the pending batch in one transaction and shows what was new.
-    pub(super) async fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         self.pending_since = None;
         if self.pending.is_empty() {
             return;
@@ -42,7 +42,7 @@ impl Actor {
     }
 
     /// Checks a gossiped envelope once and tells gossipsub whether to forward it.
-    pub(super) async fn on_gossip(
+    pub(super) fn on_gossip(
         &mut self,
         source: PeerId,
         msg_id: gossipsub::MessageId,
@@ -120,7 +120,7 @@ impl Actor {
                     self.pending.push((env, stored));
                     self.pending_since.get_or_insert_with(Instant::now);
                     if self.pending.len() >= MAX_BATCH {
-                        self.flush().await;
+                        self.flush();
                     }
                 }
             }
@@ -133,14 +133,14 @@ impl Actor {
                 tracing::debug!(%source, "rejected envelope: {detail}");
                 *self.stats.rejected.entry(reason).or_default() += 1;
                 if strike && self.guard.strike(source, now) {
-                    self.block(source).await;
+                    self.block(source);
                 }
             }
         }
     }
 
     /// Closes every connection to `peer` and refuses new ones until the guard lifts the block.
-    async fn block(&mut self, peer: PeerId) {
+    fn block(&mut self, peer: PeerId) {
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         let limits = self.guard.limits();
         let (strikes, minutes) = (limits.strike_limit, limits.block_time.as_secs() / 60);
