@@ -110,14 +110,7 @@ impl<P: Eq + Hash + Copy> Guard<P> {
         }
         if !self.buckets.contains_key(&peer) && self.buckets.len() >= self.limits.max_peers {
             // Drop the bucket that has been idle longest: it is the fullest one anyway.
-            if let Some(stalest) = self
-                .buckets
-                .iter()
-                .min_by_key(|(_, b)| b.at)
-                .map(|(p, _)| *p)
-            {
-                self.buckets.remove(&stalest);
-            }
+            remove_min_by_key(&mut self.buckets, |b| b.at);
         }
         let Limits { rate, burst, .. } = self.limits;
         let bucket = self.buckets.entry(peer).or_insert(Bucket {
@@ -146,14 +139,7 @@ impl<P: Eq + Hash + Copy> Guard<P> {
             self.strikes
                 .retain(|_, s| now.saturating_duration_since(s.first) < window);
             if self.strikes.len() >= self.limits.max_peers {
-                if let Some(oldest) = self
-                    .strikes
-                    .iter()
-                    .min_by_key(|(_, s)| s.first)
-                    .map(|(p, _)| *p)
-                {
-                    self.strikes.remove(&oldest);
-                }
+                remove_min_by_key(&mut self.strikes, |s| s.first);
             }
         }
         let s = self.strikes.entry(peer).or_insert(Strikes {
@@ -174,14 +160,7 @@ impl<P: Eq + Hash + Copy> Guard<P> {
         self.buckets.remove(&peer);
         if self.blocked.len() >= self.limits.max_peers {
             // Full of blocks: lift the one that ends first.
-            if let Some(first) = self
-                .blocked
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(p, _)| *p)
-            {
-                self.blocked.remove(&first);
-            }
+            remove_min_by_key(&mut self.blocked, |t| *t);
         }
         self.blocked.insert(peer, now + self.limits.block_time);
         true
@@ -216,6 +195,17 @@ impl<P: Eq + Hash + Copy> Guard<P> {
             self.blocked.remove(p);
         }
         ended
+    }
+}
+
+/// Removes the entry with the smallest `key` (a linear scan: the tables hold at most
+/// `Limits::max_peers` entries and are only full under attack).
+fn remove_min_by_key<P: Eq + Hash + Copy, V, K: Ord>(
+    map: &mut HashMap<P, V>,
+    key: impl Fn(&V) -> K,
+) {
+    if let Some(p) = map.iter().min_by_key(|(_, v)| key(v)).map(|(p, _)| *p) {
+        map.remove(&p);
     }
 }
 
