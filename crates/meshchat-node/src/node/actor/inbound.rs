@@ -61,13 +61,9 @@ impl Actor {
             }
         };
         let now = Instant::now();
-        self.seen.expire(now);
-        if self.seen.contains(&id) {
-            self.stats.duplicates += 1;
-            gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
-            return;
-        }
-        // Checked before any decoding: a blocked or over-rate neighbour costs no signature check.
+        // Checked before any decoding: a blocked or over-rate neighbour costs no signature check
+        // and no entry in the seen-cache. (Gossipsub's own duplicate filter drops nearly all
+        // repeat copies before they get here, so the rate is in practice one of unique messages.)
         match self.guard.admit(source, now) {
             Admit::Yes => {}
             Admit::Blocked => {
@@ -94,7 +90,11 @@ impl Actor {
                 return;
             }
         }
-        self.seen.insert(id, now);
+        if !self.seen.insert(id, now) {
+            self.stats.duplicates += 1;
+            gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
+            return;
+        }
         self.stats.verified += 1;
         // The envelope, then its body: a validly signed envelope with a malformed body is refused
         // too, so it is never relayed.
