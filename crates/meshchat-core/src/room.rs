@@ -18,6 +18,10 @@ pub enum Error {
     BadRoomName,
     #[error("nick must be 1 to {MAX_NICK_LEN} bytes without control characters")]
     BadNick,
+    /// A nick with a character that is invisible or reorders text (a zero-width space, a
+    /// right-to-left override, …): it would let one nick pass for another.
+    #[error("nick must not contain invisible or text-direction characters (found U+{0:04X})")]
+    InvisibleInNick(u32),
     #[error("message text is empty")]
     EmptyText,
     #[error("message text is too long ({0} bytes)")]
@@ -26,27 +30,101 @@ pub enum Error {
     Malformed(&'static str),
 }
 
-/// Normalizes what a person typed (`#Lobby`, ` lobby `) to a room name (`lobby`), or says why not.
-pub fn normalize_room(input: &str) -> Result<String, Error> {
-    let name = input.trim().trim_start_matches('#').to_ascii_lowercase();
-    let valid = !name.is_empty()
+/// Whether `name` is a room name exactly as senders write it (1..=32 bytes of `a-z 0-9 - _ .`):
+/// what receivers require of a room message's target.
+pub fn is_room_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= MAX_ROOM_LEN
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-    if valid {
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+/// Normalizes what a person typed (`#Lobby`, ` lobby `) to a room name (`lobby`), or says why not.
+pub fn normalize_room(input: &str) -> Result<String, Error> {
+    let name = input.trim().trim_start_matches('#').to_ascii_lowercase();
+    if is_room_name(&name) {
         Ok(name)
     } else {
         Err(Error::BadRoomName)
     }
 }
 
-/// Checks a nick: 1..=32 bytes, no control characters, not only white space.
+/// Checks a nick this node is about to use (`--nick`, `/nick`, [`Text::encode`]): what
+/// [`Text::decode`] accepts, and no [invisible](is_invisible) character, so that a nick cannot
+/// look like another one while being a different string.
 pub fn validate_nick(nick: &str) -> Result<(), Error> {
+    check_nick_received(nick)?;
+    match nick.chars().find(|&c| is_invisible(c)) {
+        Some(c) => Err(Error::InvisibleInNick(c.into())),
+        None => Ok(()),
+    }
+}
+
+/// What a received nick must be: 1..=32 bytes, no control characters, not only white space.
+/// Kept lenient on purpose: older nodes may send invisible characters, and refusing them here
+/// would make their messages malformed; the interfaces show such characters instead.
+fn check_nick_received(nick: &str) -> Result<(), Error> {
     if nick.trim().is_empty() || nick.len() > MAX_NICK_LEN || nick.chars().any(|c| c.is_control()) {
         return Err(Error::BadNick);
     }
     Ok(())
+}
+
+/// Characters that draw nothing or change how the text around them is drawn: control
+/// characters, format characters (general category Cf, which holds the zero-width and
+/// bidirectional controls), line and paragraph separators, and the invisible Hangul fillers and
+/// combining grapheme joiner. Refused in nicks; shown escaped where text reaches a terminal.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || is_format(c)
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+        )
+}
+
+/// General category Cf (format characters), as of Unicode 16.0.
+pub fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61C}'
+            | '\u{6DD}'
+            | '\u{70F}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// The bidirectional controls: marks (U+200E, U+200F, U+061C), embeddings and overrides
+/// (U+202A–U+202E) and isolates (U+2066–U+2069). They make text read differently from what it is.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Longest text that fits in a body with the longest nick.
@@ -84,7 +162,7 @@ impl Text {
         let (nick, text) = rest.split_at(nick_len);
         let nick = std::str::from_utf8(nick).map_err(|_| Error::Malformed("nick not UTF-8"))?;
         let text = std::str::from_utf8(text).map_err(|_| Error::Malformed("text not UTF-8"))?;
-        validate_nick(nick)?;
+        check_nick_received(nick)?;
         if text.is_empty() {
             return Err(Error::EmptyText);
         }
@@ -118,6 +196,75 @@ mod tests {
         }
     }
 
+    /// Invisible and text-direction characters: refused when this node sends, accepted (as
+    /// before) when another node sent them, so their messages are not malformed.
+    #[test]
+    fn invisible_nicks_are_refused_at_the_sender_only() {
+        for (nick, c) in [
+            ("ali\u{202E}ce", 0x202E),
+            ("al\u{200B}ice", 0x200B),
+            ("al\u{200C}ice", 0x200C),
+            ("al\u{200D}ice", 0x200D),
+            ("\u{2060}alice", 0x2060),
+            ("alice\u{FEFF}", 0xFEFF),
+            ("a\u{2066}b\u{2069}", 0x2066),
+            ("a\u{200F}b", 0x200F),
+            ("a\u{061C}b", 0x061C),
+            ("a\u{AD}b", 0xAD),
+            ("a\u{E0041}b", 0xE0041),
+            ("a\u{3164}b", 0x3164),
+            ("a\u{2028}b", 0x2028),
+        ] {
+            assert_eq!(
+                validate_nick(nick),
+                Err(Error::InvisibleInNick(c)),
+                "{nick:?}"
+            );
+            let t = Text {
+                nick: nick.into(),
+                text: "hi".into(),
+            };
+            assert_eq!(t.encode(), Err(Error::InvisibleInNick(c)), "{nick:?}");
+            let mut body = vec![nick.len() as u8];
+            body.extend_from_slice(nick.as_bytes());
+            body.extend_from_slice(b"hi");
+            assert_eq!(
+                Text::decode(&body).unwrap(),
+                t,
+                "{nick:?} is still received"
+            );
+        }
+        // Control characters stay refused on both sides.
+        assert_eq!(Text::decode(b"\x03a\x1bbhi"), Err(Error::BadNick));
+        assert!(Error::InvisibleInNick(0x202E)
+            .to_string()
+            .contains("U+202E"));
+    }
+
+    #[test]
+    fn character_classes() {
+        for c in [
+            '\u{0}',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{9f}',
+            '\u{200B}',
+            '\u{E007F}',
+        ] {
+            assert!(is_invisible(c), "{c:?}");
+        }
+        for c in ['a', ' ', 'é', '🚀', '\u{A0}', '\u{FE0F}', '\u{301}'] {
+            assert!(!is_invisible(c), "{c:?}");
+        }
+        for c in [
+            '\u{200E}', '\u{200F}', '\u{61C}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}',
+        ] {
+            assert!(is_bidi_control(c) && is_format(c), "{c:?}");
+        }
+        assert!(!is_bidi_control('\u{200B}') && !is_bidi_control('a'));
+    }
+
     #[test]
     fn text_golden_bytes() {
         let t = Text {
@@ -138,6 +285,15 @@ mod tests {
             prop_assume!(!nick.trim().is_empty());
             let t = Text { nick, text };
             prop_assert_eq!(Text::decode(&t.encode().unwrap()).unwrap(), t);
+        }
+
+        /// Whatever the sender accepts, the receiver accepts.
+        #[test]
+        fn sender_rule_is_stricter_than_receiver_rule(nick in "\\PC{0,12}|.{0,12}") {
+            if validate_nick(&nick).is_ok() {
+                prop_assert!(check_nick_received(&nick).is_ok());
+                prop_assert!(!nick.chars().any(is_invisible));
+            }
         }
 
         #[test]

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
-use crate::output::{addrs, message_line};
+use crate::output::{addrs, message_line, visible_name, visible_text};
 
 const HELP: &str = "\
 commands:
@@ -31,7 +31,11 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
         .first()
         .cloned()
         .unwrap_or_else(|| meshchat_core::room::DEFAULT_ROOM.to_owned());
-    println!("* meshchat — you are {} ({})", info.nick, info.peer_id);
+    println!(
+        "* meshchat — you are {} ({})",
+        visible_name(&info.nick),
+        info.peer_id
+    );
     println!("* fingerprint {}", info.fingerprint);
     println!("* listening on {}", addrs(&info.listen));
     println!(
@@ -53,7 +57,7 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 Event::PeerConnected { peer_id } => println!("* peer connected: {peer_id}"),
                 Event::PeerDisconnected { peer_id } => println!("* peer disconnected: {peer_id}"),
                 Event::ListenAddr(a) => tracing::info!("listening on {a}"),
-                Event::Warning(w) => println!("* warning: {w}"),
+                Event::Warning(w) => println!("* warning: {}", visible_text(&w)),
                 Event::Lagged { missed } => {
                     println!(
                         "* output was blocked: {missed} updates were not printed; catching up"
@@ -175,7 +179,12 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
             }
             "id" => {
                 let i = handle.info().await?;
-                println!("* {} ({}) fingerprint {}", i.nick, i.peer_id, i.fingerprint);
+                println!(
+                    "* {} ({}) fingerprint {}",
+                    visible_name(&i.nick),
+                    i.peer_id,
+                    i.fingerprint
+                );
                 println!("* listening on {}", addrs(&i.listen));
             }
             "join" | "nick" | "connect" => println!("* /{cmd} needs an argument; see /help"),

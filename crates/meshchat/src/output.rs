@@ -1,5 +1,12 @@
 //! Shared renderings of node data for the line and JSON interfaces.
+//!
+//! Line mode prints what other people chose to send straight onto a terminal, so every nick,
+//! room name and text goes through [`visible_text`] or [`visible_name`] first; JSON mode keeps
+//! text exact (its escaping already keeps control characters off the script's terminal).
 
+use std::borrow::Cow;
+
+use meshchat_core::room::{is_bidi_control, is_format, is_invisible};
 use meshchat_node::{Event, MessageView, Multiaddr, PeerInfo};
 use serde_json::{json, Value};
 
@@ -63,14 +70,163 @@ pub fn event_json(event: &Event) -> Value {
     }
 }
 
-/// A message as line mode prints it: `[room] nick (fp): text`, continuation lines indented.
+/// A message as line mode prints it: `[room] nick (fp): text`, continuation lines indented
+/// (see [`visible_text`]). The fingerprint is always there: nicks are not unique.
 pub fn message_line(m: &MessageView) -> String {
-    let text = m.text.replace('\n', "\n    ");
     format!(
         "[{}] {} ({}): {}",
-        m.room,
-        m.nick,
+        visible_name(&m.room),
+        visible_name(&m.nick),
         m.fingerprint.short(),
-        text
+        visible_text(&m.text)
     )
+}
+
+/// What starts each continuation line of a multi-line text in line mode: indented, so that no
+/// line of a message can pass for the start of another message.
+pub const CONTINUATION: &str = "    ";
+
+/// A message text made safe to print on a terminal, on lines of its own: nothing in it acts on
+/// the terminal and no line of it can pass for a new message.
+///
+/// - A line break (`\n`, or `\r\n`) starts a continuation line indented by [`CONTINUATION`].
+/// - A tab becomes four spaces.
+/// - Other control characters (C0 with ESC, lone CR, BEL; DEL; C1), the bidirectional controls
+///   and the other format characters are shown as Rust escapes (`\u{1b}`, `\u{202e}`), never
+///   interpreted. Kept as they are: the zero-width (non-)joiners, which emoji and some scripts
+///   need, and the tag characters of a flag emoji (U+1F3F4 followed by tags).
+pub fn visible_text(text: &str) -> Cow<'_, str> {
+    escape(text, true)
+}
+
+/// A nick or room name made safe to print on one line: every [invisible](is_invisible)
+/// character, line breaks included, is shown as a Rust escape (`\u{200b}`).
+pub fn visible_name(name: &str) -> Cow<'_, str> {
+    escape(name, false)
+}
+
+fn escape(text: &str, multiline: bool) -> Cow<'_, str> {
+    if classify(text, multiline).all(|(_, kept)| kept) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = classify(text, multiline).peekable();
+    while let Some((c, kept)) = chars.next() {
+        match c {
+            _ if kept => out.push(c),
+            '\r' if multiline && chars.peek().is_some_and(|&(next, _)| next == '\n') => {}
+            '\n' if multiline => {
+                out.push('\n');
+                out.push_str(CONTINUATION);
+            }
+            '\t' if multiline => out.push_str("    "),
+            c => out.extend(c.escape_unicode()),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Each character of `text` and whether it may be printed as it is (see [`visible_text`] and
+/// [`visible_name`]).
+fn classify(text: &str, multiline: bool) -> impl Iterator<Item = (char, bool)> + '_ {
+    const TAGS: std::ops::RangeInclusive<char> = '\u{E0020}'..='\u{E007F}';
+    // Inside a flag emoji's tag sequence (U+1F3F4 then tags), whose tags are kept.
+    let mut in_flag = false;
+    text.chars().map(move |c| {
+        let kept = if !multiline {
+            !is_invisible(c)
+        } else if c.is_control() || is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}') {
+            false
+        } else if matches!(c, '\u{200C}' | '\u{200D}') {
+            true
+        } else if TAGS.contains(&c) {
+            in_flag
+        } else {
+            !is_format(c)
+        };
+        in_flag = c == '\u{1F3F4}' || (in_flag && kept && TAGS.contains(&c));
+        (c, kept)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn terminal_controls_are_shown_not_interpreted() {
+        assert!(matches!(
+            visible_text("plain text"),
+            Cow::Borrowed("plain text")
+        ));
+        assert_eq!(visible_text("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(visible_text("\x1b]0;pwned\x07x"), "\\u{1b}]0;pwned\\u{7}x");
+        assert_eq!(visible_text("a\u{9b}31m"), "a\\u{9b}31m");
+        assert_eq!(visible_text("a\x7f"), "a\\u{7f}");
+        // A lone CR would return to the line start and overwrite it with a fake message.
+        assert_eq!(
+            visible_text("hi\r[lobby] alice (1a2b): bye"),
+            "hi\\u{d}[lobby] alice (1a2b): bye"
+        );
+        // Line breaks start indented continuation lines, CR LF too.
+        assert_eq!(visible_text("a\nb\r\nc"), "a\n    b\n    c");
+        assert_eq!(visible_text("a\tb"), "a    b");
+        assert_eq!(visible_text("a\u{2028}b"), "a\\u{2028}b");
+        assert_eq!(visible_text("x\u{202E}y\u{2066}z"), "x\\u{202e}y\\u{2066}z");
+        assert_eq!(visible_text("a\u{200B}b\u{FEFF}"), "a\\u{200b}b\\u{feff}");
+    }
+
+    #[test]
+    fn emoji_and_scripts_are_kept() {
+        for s in [
+            "Zoë 🚀",
+            "👩\u{200D}💻",
+            "می\u{200C}خواهم",
+            "❤\u{FE0F}",
+            // Scotland's flag: a black flag and tag characters.
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+        ] {
+            assert_eq!(visible_text(s), s);
+        }
+        // Tags hiding text elsewhere are shown.
+        assert_eq!(visible_text("a\u{E0041}"), "a\\u{e0041}");
+    }
+
+    #[test]
+    fn names_show_every_invisible_character() {
+        assert_eq!(visible_name("alice"), "alice");
+        assert_eq!(visible_name("al\u{200D}ice"), "al\\u{200d}ice");
+        assert_eq!(visible_name("ali\u{202E}ecila"), "ali\\u{202e}ecila");
+        assert_eq!(visible_name("a\nb\tc"), "a\\u{a}b\\u{9}c");
+    }
+
+    fn has_no_controls(s: &str) -> bool {
+        !s.chars()
+            .any(|c| (c.is_control() && c != '\n') || is_bidi_control(c))
+    }
+
+    proptest! {
+        #[test]
+        fn visible_text_has_no_controls(s in "\\PC{0,40}|.{0,40}|[\\x00-\\x20\\u{7f}-\\u{a0}\\u{200b}-\\u{206f}a]{0,40}") {
+            let out = visible_text(&s);
+            prop_assert!(has_no_controls(&out), "{:?} -> {:?}", s, out);
+            // A line break only ever starts an indented continuation line.
+            for line in out.split('\n').skip(1) {
+                prop_assert!(line.starts_with(CONTINUATION), "{:?}", out);
+            }
+        }
+
+        #[test]
+        fn visible_name_has_no_invisible_characters(s in "\\PC{0,40}|.{0,40}|[\\x00-\\x20\\u{7f}-\\u{a0}\\u{200b}-\\u{206f}a]{0,40}") {
+            let out = visible_name(&s);
+            prop_assert!(!out.chars().any(|c| c.is_control() || is_invisible(c)), "{:?} -> {:?}", s, out);
+        }
+
+        #[test]
+        fn clean_text_is_unchanged(s in "[a-zA-Z0-9 .,:!?éü🚀]{0,40}") {
+            prop_assert_eq!(visible_text(&s), s.as_str());
+            prop_assert_eq!(visible_name(&s), s.as_str());
+        }
+    }
 }

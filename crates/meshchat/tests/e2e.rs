@@ -498,3 +498,158 @@ fn a_process_whose_output_is_not_read_keeps_relaying_and_catches_up() {
         assert!(p.quit().success());
     }
 }
+
+/// One `meshchat --plain` process (line mode): its stdout as raw bytes, line by line.
+struct PlainProc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Vec<u8>>,
+    /// Every line read so far, in order.
+    seen: Vec<Vec<u8>>,
+}
+
+impl PlainProc {
+    fn start(name: &str, data_dir: &Path, peer: &str) -> PlainProc {
+        let mut child = Command::new(BIN)
+            .args(["--plain", "--no-mdns", "--nick", name])
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--peer", peer])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("meshchat starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = sync_channel(10_000);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n') {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        PlainProc {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one contains `needle`.
+    fn wait_line(&mut self, needle: &str) {
+        let contains = |l: &[u8]| String::from_utf8_lossy(l).contains(needle);
+        if self.seen.iter().any(|l| contains(l)) {
+            return;
+        }
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = contains(&l);
+                    self.seen.push(l);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {DEADLINE:?}; got:\n{}",
+                    self.output()
+                ),
+            }
+        }
+    }
+
+    /// Closes stdin (line mode quits at its end) and reads the rest of stdout.
+    fn quit(mut self) -> Vec<Vec<u8>> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("line mode did not quit at end of input"),
+            }
+        }
+        assert!(self.child.wait().unwrap().success());
+        std::mem::take(&mut self.seen)
+    }
+
+    fn output(&self) -> String {
+        self.seen
+            .iter()
+            .map(|l| String::from_utf8_lossy(l) + "\n")
+            .collect()
+    }
+}
+
+impl Drop for PlainProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A text made to take over a terminal (clear the screen, set its title, return to the line
+/// start and print a fake message) reaches line mode as visible text: no escape, CR or BEL byte
+/// is printed, and no line of it starts like a message.
+#[test]
+fn line_mode_shows_terminal_escapes_in_texts_instead_of_running_them() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = Proc::start("alice", dirs[0].path(), &[]);
+    let mut b = PlainProc::start("bob", dirs[1].path(), &a.addr.clone());
+    a.wait_peers(1);
+    b.wait_line("* peer connected");
+
+    let hostile = "hello\x1b[2J\x1b]0;pwned title\x07\u{9b}31m\u{202E}desrever\r\
+                   [lobby] alice (1a2b 3c4d): FAKE after CR\n\
+                   [lobby] alice (1a2b 3c4d): FAKE after LF\r\n\
+                   [lobby] alice (1a2b 3c4d): FAKE after CRLF the-end";
+    a.send("lobby", hostile);
+    b.wait_line("the-end");
+    let out = b.quit();
+    assert!(a.quit().success());
+
+    let bytes = out.join(&b'\n');
+    let text = String::from_utf8(bytes.clone()).expect("line mode prints UTF-8");
+    for bad in [0x1b_u8, b'\r', 0x07] {
+        assert!(!bytes.contains(&bad), "byte {bad:#x} printed raw:\n{text}");
+    }
+    for bad in ['\u{9b}', '\u{202E}'] {
+        assert!(!text.contains(bad), "{bad:?} printed raw:\n{text}");
+    }
+    // Shown instead.
+    assert!(
+        text.contains("hello\\u{1b}[2J\\u{1b}]0;pwned title\\u{7}"),
+        "{text}"
+    );
+    let message: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("hello"))
+        .take(3)
+        .collect();
+    assert!(message[0].starts_with("[lobby] alice ("), "{text}");
+    assert!(
+        message[0].contains("\\u{d}[lobby] alice (1a2b 3c4d): FAKE after CR"),
+        "{text}"
+    );
+    for l in text.lines().filter(|l| l.contains("FAKE")) {
+        assert!(
+            !l.starts_with("[lobby] alice (1a2b"),
+            "a fake message line:\n{text}"
+        );
+    }
+    assert_eq!(
+        &message[1..],
+        [
+            "    [lobby] alice (1a2b 3c4d): FAKE after LF",
+            "    [lobby] alice (1a2b 3c4d): FAKE after CRLF the-end"
+        ],
+        "{text}"
+    );
+}

@@ -1,8 +1,9 @@
 //! Who is who: nicks learnt from messages (the node does not tell nicks of peers), for `/whois`,
-//! nick completion and telling apart people who use the same nick.
+//! nick completion and telling apart people whose nicks look the same.
 
 use std::collections::HashMap;
 
+use meshchat_core::room::is_invisible;
 use meshchat_core::Fingerprint;
 use meshchat_node::{Multiaddr, PeerId};
 
@@ -19,8 +20,11 @@ pub struct Known {
 #[derive(Debug, Default)]
 pub struct NickBook {
     by_peer: HashMap<PeerId, Known>,
-    /// Lower-cased nick to the peers using it (more than one: a collision).
+    /// Lower-cased nick to the peers using it, for [`NickBook::find`].
     by_nick: HashMap<String, Vec<PeerId>>,
+    /// [`look_alike_key`] of a nick to the peers whose nicks have it (more than one: a
+    /// collision, and their messages show fingerprints).
+    by_look: HashMap<String, Vec<PeerId>>,
 }
 
 impl NickBook {
@@ -32,13 +36,8 @@ impl NickBook {
                 return;
             }
             let old = std::mem::replace(&mut k.nick, nick.to_owned());
-            let key = old.to_lowercase();
-            if let Some(peers) = self.by_nick.get_mut(&key) {
-                peers.retain(|p| *p != peer);
-                if peers.is_empty() {
-                    self.by_nick.remove(&key);
-                }
-            }
+            forget(&mut self.by_nick, old.to_lowercase(), peer);
+            forget(&mut self.by_look, look_alike_key(&old), peer);
         } else {
             if self.by_peer.len() >= MAX_KNOWN {
                 return;
@@ -52,19 +51,21 @@ impl NickBook {
                 },
             );
         }
-        let peers = self.by_nick.entry(nick.to_lowercase()).or_default();
-        if !peers.contains(&peer) {
-            peers.push(peer);
+        for (map, key) in [
+            (&mut self.by_nick, nick.to_lowercase()),
+            (&mut self.by_look, look_alike_key(nick)),
+        ] {
+            let peers = map.entry(key).or_default();
+            if !peers.contains(&peer) {
+                peers.push(peer);
+            }
         }
     }
 
-    /// More than one key writes as `nick` (ignoring case).
+    /// More than one key writes as `nick` or as a nick that looks like it ([`look_alike_key`]).
     pub fn collides(&self, nick: &str) -> bool {
-        if nick.is_ascii() && !nick.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self.by_nick.get(nick).is_some_and(|p| p.len() > 1);
-        }
-        self.by_nick
-            .get(&nick.to_lowercase())
+        self.by_look
+            .get(&look_alike_key(nick))
             .is_some_and(|p| p.len() > 1)
     }
 
@@ -120,6 +121,42 @@ impl NickBook {
         }
         nicks
     }
+}
+
+fn forget(map: &mut HashMap<String, Vec<PeerId>>, key: String, peer: PeerId) {
+    if let Some(peers) = map.get_mut(&key) {
+        peers.retain(|p| *p != peer);
+        if peers.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+/// What a nick looks like, as a string two nicks share when a reader could take one for the
+/// other:
+///
+/// 1. invisible characters ([`is_invisible`]: zero-width, bidirectional and other format
+///    characters, controls) and U+FFFD (what [`super::wrap::sanitize`] shows for some of them)
+///    are dropped, white space is trimmed and runs of it become one space;
+/// 2. the Unicode confusable skeleton (UTS #39: `а` Cyrillic → `a`, `0` → `O`, `m` → `rn`),
+///    lower-cased, and skeleton and lower case again (so `Mallory` meets `mallory` → `rnallory`);
+/// 3. `i` → `l`: the skeleton maps a capital `I` to `l`, so after lower-casing the two letters
+///    can no longer be told apart (`ALICE`, `aIice` and `alice` all meet).
+///
+/// Some nicks that merely look similar meet too (`alice`, `allce`); that costs a fingerprint
+/// shown next to them, never a message.
+pub fn look_alike_key(nick: &str) -> String {
+    use unicode_security::confusable_detection::skeleton;
+    let visible: String = nick
+        .chars()
+        .filter(|&c| !is_invisible(c) && c != '\u{FFFD}')
+        .collect();
+    let visible = visible.split_whitespace().collect::<Vec<_>>().join(" ");
+    let once = skeleton(&visible).collect::<String>().to_lowercase();
+    skeleton(&once)
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'i' { 'l' } else { c })
+        .collect()
 }
 
 /// The meshchat fingerprint of a peer, read from its peer id: an Ed25519 peer id embeds the
@@ -201,6 +238,52 @@ mod tests {
         assert_eq!(b.find(&c.to_string())[0].0, c);
         assert_eq!(b.nicks_starting_with("", "carol"), ["alice"]);
         assert_eq!(b.nicks_starting_with("CA", ""), ["carol"]);
+    }
+
+    #[test]
+    fn look_alike_nicks_collide() {
+        for (a, b) in [
+            ("alice", "ALICE"),
+            ("alice", "al\u{200B}ice"),
+            ("alice", "ali\u{202E}ce"),
+            ("alice", "\u{FEFF}alice\u{2060}"),
+            ("alice", "al\u{FFFD}ice"),
+            ("alice", " alice "),
+            ("alice", "\u{430}lice"),
+            ("alice", "aIice"),
+            ("alice", "a1ice"),
+            ("bob", "b0b"),
+            ("bob", "ｂｏｂ"),
+            ("mallory", "rnallory"),
+            ("Mallory", "mallory"),
+            ("Zoë", "Zoe\u{308}"),
+            ("al ice", "al  ice"),
+        ] {
+            assert_eq!(look_alike_key(a), look_alike_key(b), "{a:?} {b:?}");
+        }
+        for (a, b) in [
+            ("alice", "alicia"),
+            ("bob", "rob"),
+            ("al ice", "alice"),
+            ("a", "b"),
+        ] {
+            assert_ne!(look_alike_key(a), look_alike_key(b), "{a:?} {b:?}");
+        }
+
+        let mut b = NickBook::default();
+        let (a, fa) = key(1);
+        let (m, fm) = key(2);
+        b.learn(a, fa, "alice", 10);
+        b.learn(m, fm, "al\u{200B}i\u{202E}ce", 20);
+        assert!(b.collides("alice"));
+        // The interface asks with the nick as it shows it.
+        assert!(b.collides("al\u{200B}i\u{FFFD}ce"));
+        // Still two people for /whois, by exact nick.
+        assert_eq!(b.find("alice").len(), 1);
+        b.learn(m, fm, "mallory", 30);
+        assert!(!b.collides("alice") && !b.collides("mallory"));
+        b.learn(m, fm, "\u{430}lice", 40);
+        assert!(b.collides("alice"));
     }
 
     #[test]
