@@ -4,6 +4,7 @@ mod catchup;
 mod cli;
 mod json;
 mod line;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -11,6 +12,8 @@ use anyhow::Context;
 use clap::Parser;
 use meshchat::{output, tui};
 use meshchat_node::{keyfile, peer_id_of, Handle};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
@@ -132,6 +135,8 @@ async fn shutdown_signal() {
 
 /// JSON mode and the daemon log to stderr (stdout is the script's); line mode and the TUI log to a
 /// file in the data directory so log lines never mix with the conversation. `RUST_LOG` sets the level.
+/// Either way the output is bounded against peers that make other crates log on purpose: their
+/// warnings and errors are rate-limited, and the file is rotated ([`logging`]).
 fn init_logging(mode: Mode, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(match mode {
@@ -139,20 +144,23 @@ fn init_logging(mode: Mode, data_dir: &std::path::Path) -> anyhow::Result<()> {
             _ => "warn",
         })
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer();
     match mode {
-        Mode::Json | Mode::Daemon => builder.with_writer(std::io::stderr).init(),
+        Mode::Json | Mode::Daemon => registry
+            .with(logging::RateLimited::new(
+                layer.with_writer(std::io::stderr),
+            ))
+            .init(),
         Mode::Line | Mode::Tui => {
             keyfile::ensure_data_dir(data_dir)?;
             let path = data_dir.join("meshchat.log");
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
+            let file = logging::RotatingFile::open(&path, logging::MAX_FILE_BYTES, logging::KEEP)
                 .with_context(|| format!("cannot open log file {}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
+            registry
+                .with(logging::RateLimited::new(
+                    layer.with_ansi(false).with_writer(file),
+                ))
                 .init()
         }
     }
