@@ -44,7 +44,9 @@ pub enum Error {
     Truncated,
     #[error("unsupported envelope version {0}")]
     BadVersion(u8),
-    #[error("unknown envelope kind {0}")]
+    /// Kind 0 is reserved and never valid. (Other unknown kinds are [`Kind::Other`]: their
+    /// envelope is checked like any other, so a newer node's messages can be relayed.)
+    #[error("envelope kind {0} is reserved")]
     UnknownKind(u8),
     #[error("{0} too long")]
     FieldTooLong(&'static str),
@@ -67,20 +69,50 @@ pub enum Error {
 pub enum Kind {
     /// A text message to a room; the body is a [`crate::room::Text`].
     RoomText,
+    /// A kind this version does not know (2..=255): a newer node's. The envelope's layout and
+    /// signature are the same for every kind, so it is checked in full; its body is opaque.
+    Other(u8),
 }
 
 impl Kind {
     pub fn to_byte(self) -> u8 {
         match self {
             Kind::RoomText => 1,
+            Kind::Other(b) => b,
         }
     }
 
+    /// Kind 0 is reserved: no node ever sends it.
     pub fn from_byte(b: u8) -> Result<Self, Error> {
         match b {
+            0 => Err(Error::UnknownKind(0)),
             1 => Ok(Kind::RoomText),
-            other => Err(Error::UnknownKind(other)),
+            other => Ok(Kind::Other(other)),
         }
+    }
+}
+
+/// Versions a future meshchat may use (2..=15). Every version keeps the first three bytes
+/// (version, kind, target length) and the 64-byte signature at the end, so a receiver can tell an
+/// envelope it is too old to read from junk (see [`looks_like_newer_version`]).
+pub const FUTURE_VERSIONS: std::ops::RangeInclusive<u8> = 2..=15;
+
+/// Whether `bytes`, refused as [`Error::BadVersion`], are plausibly a newer node's envelope rather
+/// than junk: a version in [`FUTURE_VERSIONS`], a kind other than 0, a target length of
+/// 1..=[`MAX_TARGET_LEN`], and room for this version's fixed fields and that target. Random bytes
+/// pass with a probability of about 1.3 %, so a junk sender earns strikes; a newer node's relay
+/// does not.
+pub fn looks_like_newer_version(bytes: &[u8]) -> bool {
+    match bytes {
+        [version, kind, target_len, ..] => {
+            let t = *target_len as usize;
+            FUTURE_VERSIONS.contains(version)
+                && *kind != 0
+                && (1..=MAX_TARGET_LEN).contains(&t)
+                && bytes.len() >= FIXED_LEN + t
+                && bytes.len() <= MAX_ENVELOPE_LEN
+        }
+        _ => false,
     }
 }
 

@@ -6,7 +6,10 @@
 //! envelope the same way before relaying it: a bad signature, malformed bytes, an oversized
 //! envelope. Envelopes that honest relays may disagree about (a timestamp ahead of our clock, a
 //! version or kind we do not know yet) are refused without a strike. Strikes are counted per peer in
-//! a window; at the limit the peer is blocked until a deadline.
+//! a window; at the limit the peer is blocked until a deadline. A peer that keeps handing over
+//! messages far beyond its rate ([`Limits::flood_limit`] drops within [`Limits::flood_window`]) is
+//! blocked the same way: dropping its excess unchecked costs little CPU, but every message it
+//! sends still costs the transport some state, so only cutting it off bounds memory.
 //!
 //! Every table here is bounded; time is passed in, the guard never reads a clock.
 
@@ -27,6 +30,13 @@ pub struct Limits {
     pub rate: f64,
     /// Unique messages a peer may hand over at once, after being quiet.
     pub burst: f64,
+    /// Over-rate messages within [`Limits::flood_window`] that block a peer: one that keeps
+    /// sending far over its rate is flooding, not bursting. Each message it hands over costs
+    /// state in the transport (gossipsub's duplicate filter) even when dropped unchecked, so
+    /// throttling alone would not bound a node's memory.
+    pub flood_limit: u32,
+    /// The window over-rate messages are counted in (from the first one).
+    pub flood_window: Duration,
     /// Most peers tracked in each table (strikes, blocks, rate buckets); beyond that the stalest
     /// entry is dropped.
     pub max_peers: usize,
@@ -45,6 +55,9 @@ impl Default for Limits {
             // quarter of a core: the bound on what one connection can make a node verify.
             rate: 4000.0,
             burst: 20_000.0,
+            // A peer more than 2000/s over the rate for 10 s, or a burst of 20 000 beyond it.
+            flood_limit: 20_000,
+            flood_window: Duration::from_secs(10),
             max_peers: 1024,
         }
     }
@@ -58,6 +71,9 @@ pub enum Admit {
     Blocked,
     /// The peer is over its rate: drop without checking (not relayed, no strike).
     OverRate,
+    /// The peer has been far over its rate for a while and is blocked from now on: drop this
+    /// message and close its connections.
+    Flooding,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +86,9 @@ struct Strikes {
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// Over-rate messages since `dropped_since`.
+    dropped: u32,
+    dropped_since: Instant,
 }
 
 /// Per-peer strike counts, blocks and rate buckets.
@@ -119,16 +138,26 @@ impl<P: Eq + Hash + Copy> Guard<P> {
         let bucket = self.buckets.entry(peer).or_insert(Bucket {
             tokens: burst,
             at: now,
+            dropped: 0,
+            dropped_since: now,
         });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            Admit::Yes
-        } else {
-            Admit::OverRate
+            return Admit::Yes;
         }
+        if now.saturating_duration_since(bucket.dropped_since) >= self.limits.flood_window {
+            bucket.dropped = 0;
+            bucket.dropped_since = now;
+        }
+        bucket.dropped += 1;
+        if bucket.dropped < self.limits.flood_limit {
+            return Admit::OverRate;
+        }
+        self.block_now(peer, now);
+        Admit::Flooding
     }
 
     /// Counts a strike against `peer`; true when this strike blocks it (the caller then closes
@@ -159,6 +188,11 @@ impl<P: Eq + Hash + Copy> Guard<P> {
         if s.count < self.limits.strike_limit {
             return false;
         }
+        self.block_now(peer, now);
+        true
+    }
+
+    fn block_now(&mut self, peer: P, now: Instant) {
         self.strikes.remove(&peer);
         self.buckets.remove(&peer);
         if self.blocked.len() >= self.limits.max_peers {
@@ -166,7 +200,6 @@ impl<P: Eq + Hash + Copy> Guard<P> {
             remove_min_by_key(&mut self.blocked, |t| *t);
         }
         self.blocked.insert(peer, now + self.limits.block_time);
-        true
     }
 
     pub fn is_blocked(&self, peer: &P, now: Instant) -> bool {
@@ -223,8 +256,43 @@ mod tests {
             block_time: Duration::from_secs(600),
             rate: 10.0,
             burst: 20.0,
+            flood_limit: 50,
+            flood_window: Duration::from_secs(10),
             max_peers: 4,
         }
+    }
+
+    #[test]
+    fn a_peer_far_over_its_rate_is_blocked() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(limits());
+        for _ in 0..20 {
+            assert_eq!(g.admit(3u32, t0), Admit::Yes);
+        }
+        for i in 0..49 {
+            assert_eq!(g.admit(3, t0), Admit::OverRate, "drop {i}");
+        }
+        assert_eq!(g.admit(3, t0), Admit::Flooding);
+        assert!(g.is_blocked(&3, t0));
+        assert_eq!(g.admit(3, t0), Admit::Blocked);
+        assert_eq!(g.blocked_count(t0), 1);
+    }
+
+    #[test]
+    fn being_over_the_rate_now_and_then_is_not_flooding() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(limits());
+        // 40 over-rate drops in each of many 10 s windows: never 50 in one.
+        for w in 0..20u64 {
+            let start = t0 + Duration::from_secs(10 * w);
+            for _ in 0..(20 + 40) {
+                assert_ne!(g.admit(4u32, start), Admit::Flooding);
+            }
+            // A quiet spell refills the bucket.
+            let quiet = start + Duration::from_secs(5);
+            assert_eq!(g.admit(4, quiet), Admit::Yes);
+        }
+        assert!(!g.is_blocked(&4, t0 + Duration::from_secs(300)));
     }
 
     #[test]
@@ -277,7 +345,7 @@ mod tests {
         assert_eq!(g.admit(7, t1), Admit::OverRate);
         // Over a long quiet spell the bucket refills to the burst, not beyond.
         let t2 = t1 + Duration::from_secs(3600);
-        let admitted = (0..100).filter(|_| g.admit(7, t2) == Admit::Yes).count();
+        let admitted = (0..60).filter(|_| g.admit(7, t2) == Admit::Yes).count();
         assert_eq!(admitted, 20);
         // Over-rate drops are not strikes.
         assert!(!g.is_blocked(&7, t2));

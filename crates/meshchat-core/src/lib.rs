@@ -10,11 +10,13 @@
 //! - [`guard`]: per-peer bounds: a rate for unique messages, and blocks for peers that send what no
 //!   honest node forwards.
 //! - [`room`]: room names and the text body of a room message.
+//! - [`inbound`]: the check of an envelope from a neighbour, and the reasons for refusing one.
 
 pub mod dedup;
 pub mod envelope;
 pub mod guard;
 pub mod identity;
+pub mod inbound;
 pub mod room;
 
 pub use envelope::{Envelope, MessageId};

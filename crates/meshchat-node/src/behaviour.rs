@@ -13,6 +13,9 @@ use libp2p::{
 use meshchat_core::envelope::MAX_ENVELOPE_LEN;
 use meshchat_core::MessageId;
 
+pub mod gate;
+pub mod watch;
+
 /// The protocol string nodes announce in identify; peers that do not speak it are not chat peers.
 pub const PROTOCOL_VERSION: &str = "/meshchat/1.0.0";
 /// The one mesh-wide gossipsub topic every node joins, so every node relays every room.
@@ -32,16 +35,45 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/kad/1.0.
 pub const MESH_DEGREE: usize = 4;
 pub const MESH_DEGREE_LOW: usize = 3;
 pub const MESH_DEGREE_HIGH: usize = 8;
-/// Most messages processed from one gossipsub RPC.
+/// Most messages in one gossipsub RPC; a frame with more is dropped whole.
 pub const MAX_MESSAGES_PER_RPC: usize = 64;
+/// Gossipsub's frame limit. Gossipsub 0.50's decoder compares this with everything it has
+/// buffered from a stream, not with one frame, and its reader adds up to 8 KiB per read: so
+/// with a limit of one envelope plus framing, a largest envelope followed by the start of the
+/// next one failed the stream, and after a few failed streams gossipsub gave up on the
+/// connection for good (found by an independent client: two 61 KB texts back to back cut the
+/// link). The limit is therefore the largest frame (an envelope, the topic and protobuf
+/// framing, under 1 KiB) plus the reader's 8 KiB, rounded up with room to spare. The envelope
+/// limit itself is enforced by our check ([`meshchat_core::inbound`]); a frame between the two
+/// limits is a `too_large` strike.
+pub const MAX_FRAME: usize = 2 * (MAX_ENVELOPE_LEN + 1024 + 8 * 1024);
+/// Handshakes one IP address may have in progress towards us (of 32 in all).
+pub const PENDING_PER_IP: usize = 8;
+/// Connections accepted beyond `Config::max_connections` while the node evicts one.
+pub const EVICTION_ROOM: u32 = 16;
+/// Gossip streams one direction of a connection may need before the connection counts as
+/// failing and is closed and redialed (see [`watch`]); gossipsub itself gives up silently at 5.
+pub const GOSSIP_MAX_STREAMS: u32 = 3;
+/// Messages queued for one peer before gossipsub drops more and reports the peer slow (its
+/// default is 5000). A peer that stops taking messages holds this many copies (up to 61 KB each)
+/// until the node sees the stall (`Actor::on_slow_peer`) and reconnects.
+pub const SEND_QUEUE: usize = 2048;
+/// How long gossipsub remembers the id of every message it received. Each id costs it ~150
+/// bytes, so this multiplies the rate a node takes messages in into memory. Copies of a message
+/// arrive within a few heartbeats (gossip covers the last 3 s); a later copy is caught by the
+/// node's own bounded seen-cache. Gossipsub's default is 60 s; 30 s halves the cost of a flood.
+pub const DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(30);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     /// Peers blocked for sending envelopes no honest node forwards (see `meshchat_core::guard`):
     /// their connections are closed and new ones refused.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Per-IP bounds on handshakes in progress, before the global limits.
+    pub gate: gate::Behaviour,
     pub limits: connection_limits::Behaviour,
-    pub gossipsub: gossipsub::Behaviour,
+    /// Gossipsub behind a watchdog that closes connections whose gossip streams keep failing.
+    pub gossipsub: watch::Watched<gossipsub::Behaviour>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
@@ -83,12 +115,13 @@ impl Behaviour {
                 copies.fetch_add(1, Ordering::Relaxed);
                 gossipsub::MessageId::new(&MessageId::of(&m.data).0)
             })
-            .max_transmit_size(MAX_ENVELOPE_LEN + 1024)
+            .max_transmit_size(MAX_FRAME)
             // Our nodes send one message per RPC; a peer packing thousands into one frame is
             // flooding (gossipsub's default is 5000).
             .max_publish_messages(MAX_MESSAGES_PER_RPC)
             .heartbeat_interval(Duration::from_secs(1))
-            .duplicate_cache_time(Duration::from_secs(120))
+            .duplicate_cache_time(DUPLICATE_CACHE_TIME)
+            .connection_handler_queue_len(SEND_QUEUE)
             .build()
             .map_err(|e| Error::Gossipsub(e.to_string()))?;
         let gossipsub =
@@ -118,14 +151,17 @@ impl Behaviour {
 
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
+            gate: gate::Behaviour::new(PENDING_PER_IP),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
-                    .with_max_established(Some(max_connections))
+                    // Beyond `max_connections` the node evicts the least useful peer (see
+                    // `Actor::evict_if_full`); the hard limit only leaves room to do so.
+                    .with_max_established(Some(max_connections + EVICTION_ROOM))
                     .with_max_established_per_peer(Some(2))
                     .with_max_pending_incoming(Some(32))
                     .with_max_pending_outgoing(Some(32)),
             ),
-            gossipsub,
+            gossipsub: watch::Watched::new(gossipsub, GOSSIP_MAX_STREAMS),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             kad: dht_enabled.then_some(kad).into(),

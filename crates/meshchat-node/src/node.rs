@@ -2,7 +2,6 @@
 
 mod actor;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -129,16 +128,24 @@ pub struct Stats {
     /// Copies dropped because their id was seen before (gossipsub's own duplicate filter
     /// drops most copies before they reach the node; these are the rest).
     pub duplicates: u64,
-    /// Refused envelopes by reason (malformed, bad signature, from the future, ...).
-    pub rejected: BTreeMap<String, u64>,
+    /// Refused envelopes by reason (malformed, bad signature, from the future, ...), and those
+    /// dropped unchecked (blocked neighbour, over its rate).
+    pub rejected: meshchat_core::inbound::Rejected,
+    /// Envelopes of a kind this version does not know (a newer node's), checked and relayed but
+    /// not stored.
+    pub relayed_unknown: u64,
     /// Messages written to the database.
     pub stored: u64,
     /// Own messages published.
     pub published: u64,
     /// Gossip copies that arrived, duplicates included (before gossipsub's duplicate filter).
     pub copies_received: u64,
-    /// Peers blocked right now for sending forged or malformed envelopes.
+    /// Peers blocked right now for sending forged or malformed envelopes, or for flooding.
     pub blocked_peers: u64,
+    /// Links closed (and redialed) because their gossip streams kept failing or stalled.
+    pub broken_links: u64,
+    /// Connections closed to make room for a newcomer when every slot was taken.
+    pub evicted_peers: u64,
 }
 
 /// What [`Handle::send`] reports.

@@ -207,9 +207,16 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
             .stats()
             .await
             .map(|s| {
+                let rejected: serde_json::Map<String, serde_json::Value> = s
+                    .rejected
+                    .nonzero()
+                    .map(|(r, n)| (r.as_str().to_owned(), n.into()))
+                    .collect();
                 json!({"event": "stats", "accepted": s.accepted, "verified": s.verified, "duplicates": s.duplicates,
-                       "rejected": s.rejected, "stored": s.stored, "published": s.published,
-                       "copies_received": s.copies_received, "blocked_peers": s.blocked_peers})
+                       "rejected": rejected, "stored": s.stored, "published": s.published,
+                       "copies_received": s.copies_received, "blocked_peers": s.blocked_peers,
+                       "relayed_unknown": s.relayed_unknown, "broken_links": s.broken_links,
+                       "evicted_peers": s.evicted_peers})
             })
             .map_err(|e| e.to_string()),
         "quit" => return Ok(false),

@@ -109,9 +109,13 @@ fn specific_rejections() {
     let mut v2 = bytes.clone();
     v2[0] = 2;
     assert_eq!(Envelope::open(v2, NOW), Err(Error::BadVersion(2)));
+    // A changed kind breaks the signature; kind 0 is reserved and refused before it.
     let mut kind = bytes.clone();
     kind[1] = 99;
-    assert_eq!(Envelope::open(kind, NOW), Err(Error::UnknownKind(99)));
+    assert_eq!(Envelope::open(kind, NOW), Err(Error::BadSignature));
+    let mut kind = bytes.clone();
+    kind[1] = 0;
+    assert_eq!(Envelope::open(kind, NOW), Err(Error::UnknownKind(0)));
     let mut sig = bytes.clone();
     let last = sig.len() - 1;
     sig[last] ^= 0x10;
@@ -194,4 +198,53 @@ proptest! {
         let _ = Envelope::open(bytes.clone(), NOW);
         let _ = Envelope::open_trusted(bytes);
     }
+}
+
+#[test]
+fn a_future_kind_opens_with_its_signature_checked() {
+    let env = Envelope::sign(
+        &key(),
+        Draft {
+            kind: Kind::Other(7),
+            target: "someone",
+            timestamp_ms: NOW,
+            nonce: 1,
+            body: b"opaque",
+        },
+    )
+    .unwrap();
+    let back = Envelope::open(env.as_bytes().to_vec(), NOW).unwrap();
+    assert_eq!(back.kind(), Kind::Other(7));
+    let mut forged = env.into_bytes();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_eq!(Envelope::open(forged, NOW), Err(Error::BadSignature));
+}
+
+#[test]
+fn newer_versions_are_told_from_junk() {
+    let mut v2 = sample().into_bytes();
+    v2[0] = 2;
+    assert!(looks_like_newer_version(&v2));
+    // Kind 0, a zero or oversized target length, a version beyond the reserved range, too short.
+    for (i, b) in [(1, 0u8), (2, 0), (2, 65), (0, 16), (0, 0xff)] {
+        let mut bad = v2.clone();
+        bad[i] = b;
+        assert!(!looks_like_newer_version(&bad), "byte {i} = {b}");
+    }
+    assert!(!looks_like_newer_version(&v2[..FIXED_LEN]));
+    assert!(!looks_like_newer_version(&[2, 1]));
+    // Random bytes: only a small fraction pass (each junk message is then a strike).
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
+    let passed = (0..10_000)
+        .filter(|_| {
+            let len = rand::Rng::gen_range(&mut rng, 0..400);
+            let bytes: Vec<u8> = (0..len).map(|_| rand::Rng::gen(&mut rng)).collect();
+            looks_like_newer_version(&bytes)
+        })
+        .count();
+    assert!(
+        passed < 300,
+        "{passed} of 10 000 random payloads look like envelopes"
+    );
 }

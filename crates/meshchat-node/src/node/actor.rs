@@ -22,10 +22,13 @@ use meshchat_core::room::{self, Text};
 use meshchat_core::{Envelope, KeyCache, Keypair, MessageId};
 use tokio::sync::mpsc;
 
+mod conns;
 mod inbound;
 
 use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats};
-use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, MESH_TOPIC, PROTOCOL_VERSION};
+use crate::behaviour::{
+    watch, Behaviour, BehaviourEvent, KAD_PROTOCOL, MESH_TOPIC, PROTOCOL_VERSION,
+};
 use crate::config::DEFAULT_PORT;
 use crate::store::{Store, StoredMessage};
 use crate::{keyfile, Config};
@@ -35,6 +38,9 @@ use crate::{keyfile, Config};
 /// without leaving every node connected to dozens of others (measured: 26 instead of 6 peers per
 /// node in a 50-node mesh with a 300 s timeout, and broadcast latency ten times higher).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a new connection may take to finish its handshake (TCP or QUIC, Noise, Yamux), so
+/// sockets that never finish one free their slot soon (libp2p's default is 10 s).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most envelopes in one database transaction.
 const MAX_BATCH: usize = 512;
 /// Longest an envelope waits for its batch to be written (and shown).
@@ -78,8 +84,18 @@ pub(super) struct Actor {
     /// Verified room envelopes to store and show, each with its decoded form.
     pending: Vec<(Envelope, StoredMessage)>,
     pending_since: Option<Instant>,
-    /// Open connections per peer, with their remote address.
-    connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
+    /// Open connections per peer, with their remote address and whether we dialed them.
+    connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr, bool)>>,
+    /// When each connected peer last handed over a new valid message (or connected): the
+    /// least useful peer is evicted when every connection slot is taken.
+    useful: HashMap<PeerId, Instant>,
+    /// Peers whose failing connection the watchdog closed, with addresses to dial them again
+    /// once it is gone.
+    redial: HashMap<PeerId, Vec<Multiaddr>>,
+    /// When the user was last told a peer's link failed (bounded, one warning a minute).
+    failure_warned: HashMap<PeerId, Instant>,
+    /// Peers gossipsub reported unable to take messages: how many heartbeats in a row, since when.
+    slow: HashMap<PeerId, (u32, Instant)>,
     /// Peers announced to the front-end as chat peers (connected and subscribed).
     chat_peers: HashSet<PeerId>,
     /// `/connect` calls waiting for their dial's outcome.
@@ -128,6 +144,7 @@ impl Actor {
             })
             .map_err(|e| net(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+            .with_connection_timeout(HANDSHAKE_TIMEOUT)
             .build();
 
         let nick = match &config.nick {
@@ -162,6 +179,10 @@ impl Actor {
             pending: Vec::new(),
             pending_since: None,
             connections: HashMap::new(),
+            useful: HashMap::new(),
+            redial: HashMap::new(),
+            failure_warned: HashMap::new(),
+            slow: HashMap::new(),
             chat_peers: HashSet::new(),
             pending_dials: HashMap::new(),
             listen_addrs: Vec::new(),
@@ -178,6 +199,7 @@ impl Actor {
         self.swarm
             .behaviour_mut()
             .gossipsub
+            .inner_mut()
             .subscribe(&self.topic)
             .map_err(|e| Error::Network(format!("subscribe: {e}")))?;
 
@@ -366,7 +388,7 @@ impl Actor {
                     .iter()
                     .map(|(p, conns)| PeerInfo {
                         peer_id: *p,
-                        addrs: conns.iter().map(|(_, a)| a.clone()).collect(),
+                        addrs: conns.iter().map(|(_, a, _)| a.clone()).collect(),
                         chat: self.chat_peers.contains(p),
                     })
                     .collect();
@@ -441,6 +463,7 @@ impl Actor {
             .swarm
             .behaviour_mut()
             .gossipsub
+            .inner_mut()
             .publish(self.topic.clone(), env.as_bytes().to_vec())
         {
             Ok(_) => true,
@@ -481,12 +504,17 @@ impl Actor {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(watch::Event::StreamsFailing {
+                peer,
+                connection,
+            })) => self.on_streams_failing(peer, connection),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(watch::Event::Inner(ev))) => match ev {
                 gossipsub::Event::Message {
                     propagation_source,
                     message_id,
                     message,
                 } => self.on_gossip(propagation_source, message_id, message.data),
+                gossipsub::Event::SlowPeer { peer_id, .. } => self.on_slow_peer(peer_id),
                 gossipsub::Event::Subscribed { peer_id, topic } => {
                     if topic == self.topic.hash()
                         && self.connections.contains_key(&peer_id)
@@ -584,10 +612,13 @@ impl Actor {
                     self.add_dht_address(&peer_id, addr);
                 }
                 tracing::debug!(%peer_id, %remote, "connected");
+                let dialed = endpoint.is_dialer();
                 self.connections
                     .entry(peer_id)
                     .or_default()
-                    .push((connection_id, remote));
+                    .push((connection_id, remote, dialed));
+                self.useful.entry(peer_id).or_insert_with(Instant::now);
+                self.evict_if_full(peer_id);
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -596,6 +627,7 @@ impl Actor {
                     .swarm
                     .behaviour()
                     .gossipsub
+                    .inner()
                     .all_peers()
                     .any(|(p, topics)| *p == peer_id && topics.contains(&&self.topic.hash()));
                 if subscribed && self.chat_peers.insert(peer_id) {
@@ -634,10 +666,15 @@ impl Actor {
     /// Drops a closed connection; true if that was the peer's last and it had been announced.
     fn forget_connection(&mut self, peer: PeerId, conn: ConnectionId) -> bool {
         if let Some(conns) = self.connections.get_mut(&peer) {
-            conns.retain(|(c, _)| *c != conn);
+            conns.retain(|(c, _, _)| *c != conn);
             if conns.is_empty() {
                 self.connections.remove(&peer);
+                self.useful.remove(&peer);
+                self.slow.remove(&peer);
                 self.guard.forget_rate(&peer);
+                if let Some(addrs) = self.redial.remove(&peer) {
+                    self.dial_peer(peer, addrs);
+                }
                 return self.chat_peers.remove(&peer);
             }
         }

@@ -5,9 +5,8 @@ use std::time::Instant;
 
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::PeerId;
-use meshchat_core::envelope::{self, Kind};
 use meshchat_core::guard::Admit;
-use meshchat_core::room::Text;
+use meshchat_core::inbound::{self, Checked, Reason};
 use meshchat_core::{Envelope, MessageId};
 
 use super::{Actor, MAX_BATCH};
@@ -48,125 +47,101 @@ impl Actor {
         msg_id: gossipsub::MessageId,
         data: Vec<u8>,
     ) {
-        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-        let id = match <[u8; 32]>::try_from(msg_id.0.as_slice()) {
-            Ok(bytes) => MessageId(bytes),
-            Err(_) => {
-                gossip.report_message_validation_result(
-                    &msg_id,
-                    &source,
-                    MessageAcceptance::Reject,
-                );
-                return;
-            }
-        };
         let now = Instant::now();
         // Checked before any decoding: a blocked or over-rate neighbour costs no signature check
         // and no entry in the seen-cache. (Gossipsub's own duplicate filter drops nearly all
         // repeat copies before they get here, so the rate is in practice one of unique messages.)
-        match self.guard.admit(source, now) {
-            Admit::Yes => {}
-            Admit::Blocked => {
-                gossip.report_message_validation_result(
-                    &msg_id,
-                    &source,
-                    MessageAcceptance::Reject,
-                );
-                *self
-                    .stats
-                    .rejected
-                    .entry("blocked_peer".into())
-                    .or_default() += 1;
-                return;
+        let unchecked = match self.guard.admit(source, now) {
+            Admit::Yes => None,
+            Admit::Blocked => Some((Reason::BlockedPeer, MessageAcceptance::Reject)),
+            // Not the message's fault: not relayed from here, but no strike.
+            Admit::OverRate => Some((Reason::OverRate, MessageAcceptance::Ignore)),
+            Admit::Flooding => {
+                self.block(source, Reason::OverRate);
+                Some((Reason::OverRate, MessageAcceptance::Ignore))
             }
-            Admit::OverRate => {
-                // Not the message's fault: not relayed from here, but no strike.
-                gossip.report_message_validation_result(
-                    &msg_id,
-                    &source,
-                    MessageAcceptance::Ignore,
-                );
-                *self.stats.rejected.entry("over_rate".into()).or_default() += 1;
-                return;
-            }
+        };
+        let gossip = self.swarm.behaviour_mut().gossipsub.inner_mut();
+        if let Some((reason, verdict)) = unchecked {
+            gossip.report_message_validation_result(&msg_id, &source, verdict);
+            self.stats.rejected.count(reason);
+            return;
         }
+        // Gossipsub's message id is our MessageId (see `Behaviour::new`), so it is 32 bytes.
+        let Ok(id) = <[u8; 32]>::try_from(msg_id.0.as_slice()).map(MessageId) else {
+            gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Reject);
+            return;
+        };
         if !self.seen.insert(id, now) {
             self.stats.duplicates += 1;
             gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
             return;
         }
-        self.stats.verified += 1;
-        // The envelope, then its body: a validly signed envelope with a malformed body is refused
-        // too, so it is never relayed.
-        let checked = match Envelope::open_cached(data, now_ms(), &mut self.author_keys) {
-            Ok(env) => match env.kind() {
-                Kind::RoomText => match Text::decode(env.body()) {
-                    Ok(text) => Ok((env, text)),
-                    Err(e) => Err(("malformed".to_owned(), e.to_string(), true)),
-                },
-            },
-            Err(e) => Err((reject_reason(&e), e.to_string(), is_strike(&e))),
-        };
-        match checked {
-            Ok((env, text)) => {
+        match inbound::check(data, now_ms(), &mut self.author_keys) {
+            Ok(checked) => {
                 gossip.report_message_validation_result(
                     &msg_id,
                     &source,
                     MessageAcceptance::Accept,
                 );
+                self.stats.verified += 1;
                 self.stats.accepted += 1;
-                if self.rooms.iter().any(|r| r == env.target()) {
-                    let stored = StoredMessage::new(&env, text);
-                    self.pending.push((env, stored));
-                    self.pending_since.get_or_insert_with(Instant::now);
-                    if self.pending.len() >= MAX_BATCH {
-                        self.flush();
+                if let Some(t) = self.useful.get_mut(&source) {
+                    *t = now;
+                }
+                match checked {
+                    Checked::Room(env, text) => {
+                        if self.rooms.iter().any(|r| r == env.target()) {
+                            let stored = StoredMessage::new(&env, text);
+                            self.pending.push((env, stored));
+                            self.pending_since.get_or_insert_with(Instant::now);
+                            if self.pending.len() >= MAX_BATCH {
+                                self.flush();
+                            }
+                        }
                     }
+                    Checked::Other(_) => self.stats.relayed_unknown += 1,
                 }
             }
-            Err((reason, detail, strike)) => {
+            Err(refused) => {
                 gossip.report_message_validation_result(
                     &msg_id,
                     &source,
                     MessageAcceptance::Reject,
                 );
-                tracing::debug!(%source, "rejected envelope: {detail}");
-                *self.stats.rejected.entry(reason).or_default() += 1;
-                if strike && self.guard.strike(source, now) {
-                    self.block(source);
+                if refused.signature_checked() {
+                    self.stats.verified += 1;
+                }
+                let reason = refused.reason();
+                self.stats.rejected.count(reason);
+                tracing::debug!(%source, "rejected envelope: {refused}");
+                if reason.is_strike() && self.guard.strike(source, now) {
+                    self.block(source, reason);
                 }
             }
         }
     }
 
     /// Closes every connection to `peer` and refuses new ones until the guard lifts the block.
-    fn block(&mut self, peer: PeerId) {
+    /// `why` is the refusal that tipped the guard: a strike, or [`Reason::OverRate`] for a flood.
+    fn block(&mut self, peer: PeerId, why: Reason) {
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         let limits = self.guard.limits();
-        let (strikes, minutes) = (limits.strike_limit, limits.block_time.as_secs() / 60);
-        tracing::warn!(%peer, "blocked for {minutes} min: sent {strikes} envelopes no honest node forwards");
+        let minutes = limits.block_time.as_secs() / 60;
+        let what = if why == Reason::OverRate {
+            format!(
+                "it kept sending far over its rate of {} messages a second",
+                limits.rate
+            )
+        } else {
+            format!(
+                "it sent {} forged or malformed envelopes",
+                limits.strike_limit
+            )
+        };
+        tracing::warn!(%peer, "blocked for {minutes} min: {what}");
         self.emit(Event::Warning(format!(
-            "blocked peer {peer} for {minutes} min: it sent {strikes} forged or malformed envelopes"
+            "blocked peer {peer} for {minutes} min: {what}"
         )));
     }
-}
-
-fn reject_reason(e: &meshchat_core::envelope::Error) -> String {
-    use meshchat_core::envelope::Error as E;
-    match e {
-        E::TooLarge(_) => "too_large",
-        E::BadSignature | E::BadAuthor => "bad_signature",
-        E::FromFuture(_) => "from_future",
-        _ => "malformed",
-    }
-    .to_owned()
-}
-
-/// Whether an envelope refused for `e` proves its sender misbehaves. Every meshchat node checks
-/// envelopes the same way before relaying them, so a bad signature or malformed bytes never come
-/// from an honest relay. A timestamp ahead of our clock (the relay's clock may be ahead too) or a
-/// version or kind we do not know (a newer node) may, so they cost no strike.
-fn is_strike(e: &envelope::Error) -> bool {
-    use envelope::Error as E;
-    !matches!(e, E::FromFuture(_) | E::BadVersion(_) | E::UnknownKind(_))
 }
