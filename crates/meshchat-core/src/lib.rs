@@ -10,12 +10,15 @@
 //! - [`guard`]: per-peer bounds: a rate for unique messages, and blocks for peers that send what no
 //!   honest node forwards.
 //! - [`room`]: room names and the text body of a room message.
+//! - [`sync`]: history sync: range-based reconciliation of the envelope ids two peers hold, its
+//!   frames, budgets and per-peer sessions.
 
 pub mod dedup;
 pub mod envelope;
 pub mod guard;
 pub mod identity;
 pub mod room;
+pub mod sync;
 
 pub use envelope::{Envelope, MessageId};
 pub use identity::{Fingerprint, KeyCache, Keypair, PublicKey};
