@@ -11,6 +11,8 @@
 //!   honest node forwards.
 //! - [`room`]: room names and the text body of a room message.
 //! - [`inbound`]: the check of an envelope from a neighbour, and the reasons for refusing one.
+//! - [`sync`]: history sync: range-based reconciliation of the envelope ids two peers hold, its
+//!   frames, budgets and per-peer sessions.
 
 pub mod dedup;
 pub mod envelope;
@@ -18,6 +20,7 @@ pub mod guard;
 pub mod identity;
 pub mod inbound;
 pub mod room;
+pub mod sync;
 
 pub use envelope::{Envelope, MessageId};
 pub use identity::{Fingerprint, KeyCache, Keypair, PublicKey};
