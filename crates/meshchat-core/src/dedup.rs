@@ -50,6 +50,11 @@ impl<K: Eq + Hash + Clone> SeenCache<K> {
         true
     }
 
+    /// Forgets `key` (its slot in the insertion order is freed when it would have expired).
+    pub fn remove(&mut self, key: &K) -> bool {
+        self.set.remove(key)
+    }
+
     pub fn contains(&self, key: &K) -> bool {
         self.set.contains(key)
     }

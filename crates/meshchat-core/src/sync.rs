@@ -104,6 +104,7 @@ use crate::envelope::MessageId;
 
 mod peers;
 mod session;
+pub mod wire;
 
 pub use peers::Peers;
 pub use session::{Initiator, Next, Responder, Step, Stop};

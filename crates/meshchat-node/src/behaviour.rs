@@ -14,6 +14,7 @@ use meshchat_core::envelope::MAX_ENVELOPE_LEN;
 use meshchat_core::MessageId;
 
 pub mod gate;
+pub mod sync;
 pub mod watch;
 
 /// The protocol string nodes announce in identify; peers that do not speak it are not chat peers.
@@ -74,6 +75,8 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     /// Gossipsub behind a watchdog that closes connections whose gossip streams keep failing.
     pub gossipsub: watch::Watched<gossipsub::Behaviour>,
+    /// History sync (`/meshchat/sync/1`).
+    pub sync: sync::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
@@ -162,6 +165,7 @@ impl Behaviour {
                     .with_max_pending_outgoing(Some(32)),
             ),
             gossipsub: watch::Watched::new(gossipsub, GOSSIP_MAX_STREAMS),
+            sync: sync::behaviour(),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             kad: dht_enabled.then_some(kad).into(),

@@ -2,6 +2,9 @@
 //! the environment.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 use libp2p::Multiaddr;
 
@@ -38,7 +41,25 @@ pub struct Config {
     pub guard: meshchat_core::guard::Limits,
     /// Events queued for the front-end before further ones are dropped (see `Event::Lagged`).
     pub event_queue: usize,
+    /// History sync reconciles the room messages of this last stretch of time.
+    pub sync_window: Duration,
+    /// How often a node reconciles with each peer while connected (also on connecting and after
+    /// joining a room).
+    pub sync_interval: Duration,
+    /// Most bytes of envelopes kept for rooms this node is not in (held to serve sync); the
+    /// oldest go first.
+    pub relay_budget: u64,
+    /// Bounds of reconciliation (frame size, rounds, ids per round, sessions).
+    pub sync: meshchat_core::sync::Limits,
+    /// Tests: while set, message writes fail as on a full disk.
+    #[doc(hidden)]
+    pub fail_writes: Option<Arc<AtomicBool>>,
 }
+
+/// Default [`Config::sync_window`]: 30 days.
+pub const DEFAULT_SYNC_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default [`Config::relay_budget`]: 256 MiB.
+pub const DEFAULT_RELAY_BUDGET: u64 = 256 * 1024 * 1024;
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -54,6 +75,11 @@ impl Config {
             target_peers: 8,
             guard: meshchat_core::guard::Limits::default(),
             event_queue: crate::node::EVENT_QUEUE,
+            sync_window: DEFAULT_SYNC_WINDOW,
+            sync_interval: Duration::from_secs(60),
+            relay_budget: DEFAULT_RELAY_BUDGET,
+            sync: meshchat_core::sync::Limits::default(),
+            fail_writes: None,
         }
     }
 

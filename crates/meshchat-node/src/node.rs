@@ -75,6 +75,11 @@ pub struct MessageView {
     pub text: String,
     /// Written by this node's key.
     pub own: bool,
+    /// Arrived by history sync (it was sent while this node was away or cut off), not live.
+    pub synced: bool,
+    /// Arrival order on this node: increases with every message stored. Front-ends that fell
+    /// behind catch up with [`Handle::arrived_after`].
+    pub seq: u64,
 }
 
 impl MessageView {
@@ -90,6 +95,8 @@ impl MessageView {
             timestamp_ms: m.timestamp_ms,
             text: m.text,
             own: m.author == *me.as_bytes(),
+            synced: m.synced,
+            seq: m.seq,
         }
     }
 }
@@ -142,6 +149,17 @@ pub struct Stats {
     pub copies_received: u64,
     /// Peers blocked right now for sending forged or malformed envelopes, or for flooding.
     pub blocked_peers: u64,
+    /// Messages stored that arrived by history sync.
+    pub synced: u64,
+    /// Reconciliation rounds this node started and finished.
+    pub sync_rounds: u64,
+    /// Bytes of sync requests and responses sent and received (frames and envelopes).
+    pub sync_bytes_sent: u64,
+    pub sync_bytes_received: u64,
+    /// Sync messages no honest node sends (each a strike against its sender).
+    pub sync_strikes: u64,
+    /// Batches of messages whose database write failed (each reported with a warning).
+    pub store_failures: u64,
     /// Links closed (and redialed) because their gossip streams kept failing or stalled.
     pub broken_links: u64,
     /// Connections closed to make room for a newcomer when every slot was taken.
@@ -188,6 +206,11 @@ enum Command {
         room: String,
         limit: usize,
         before: Option<(u64, MessageId)>,
+        reply: Reply<Vec<MessageView>>,
+    },
+    ArrivedAfter {
+        after: u64,
+        limit: usize,
         reply: Reply<Vec<MessageView>>,
     },
     Info {
@@ -272,6 +295,17 @@ impl Handle {
             room,
             limit,
             before,
+            reply,
+        })
+        .await
+    }
+
+    /// Messages of joined rooms stored after arrival number `after` (see [`MessageView::seq`]),
+    /// in arrival order, at most `limit`: what a front-end that fell behind has not shown.
+    pub async fn arrived_after(&self, after: u64, limit: usize) -> Result<Vec<MessageView>, Error> {
+        self.call(|reply| Command::ArrivedAfter {
+            after,
+            limit,
             reply,
         })
         .await

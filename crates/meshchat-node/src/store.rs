@@ -8,14 +8,17 @@
 //! A database that cannot be read is an error, never replaced: the caller reports it and exits.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use meshchat_core::envelope::Kind;
 use meshchat_core::room::Text;
 use meshchat_core::{Envelope, MessageId};
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Newest schema this code knows; `PRAGMA user_version` holds the database's.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Newest schema this code knows; `PRAGMA user_version` holds the database's. Version 2 added
+/// the arrival order (`seq`) and the `synced` mark.
+pub const SCHEMA_VERSION: i64 = 2;
 /// Most known peers remembered; the least recently seen are forgotten first.
 pub const MAX_KNOWN_PEERS: i64 = 1000;
 /// Most addresses remembered per peer.
@@ -47,6 +50,10 @@ pub struct StoredMessage {
     pub nick: String,
     pub timestamp_ms: u64,
     pub text: String,
+    /// Arrived by history sync rather than the live broadcast.
+    pub synced: bool,
+    /// Arrival order: increases with every message stored (0 until stored).
+    pub seq: u64,
 }
 
 impl StoredMessage {
@@ -67,6 +74,8 @@ impl StoredMessage {
             nick: text.nick,
             timestamp_ms: env.timestamp_ms(),
             text: text.text,
+            synced: false,
+            seq: 0,
         }
     }
 }
@@ -81,6 +90,10 @@ pub struct KnownPeer {
 
 pub struct Store {
     conn: Connection,
+    /// The arrival number the next stored message gets.
+    next_seq: u64,
+    /// Tests: while set, message writes fail as on a full disk.
+    fail_writes: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -122,8 +135,18 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Self { conn };
+        let mut store = Self {
+            conn,
+            next_seq: 1,
+            fail_writes: None,
+        };
         store.migrate()?;
+        store.next_seq =
+            store
+                .conn
+                .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages", [], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64;
         Ok(store)
     }
 
@@ -163,9 +186,29 @@ impl Store {
                  );",
             )?;
         }
+        if version < 2 {
+            // Arrival order for existing rows: as they were received.
+            tx.execute_batch(
+                "ALTER TABLE messages ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE messages ADD COLUMN synced INTEGER NOT NULL DEFAULT 0;
+                 CREATE TEMP TABLE arrival (i BLOB PRIMARY KEY NOT NULL, n INTEGER NOT NULL)
+                    WITHOUT ROWID;
+                 INSERT INTO arrival
+                    SELECT id, ROW_NUMBER() OVER (ORDER BY received_at, ts, id) FROM messages;
+                 UPDATE messages SET seq = (SELECT n FROM arrival WHERE i = messages.id);
+                 DROP TABLE arrival;
+                 CREATE INDEX messages_seq ON messages (seq);
+                 CREATE INDEX messages_ts ON messages (ts, id);",
+            )?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Tests: makes message writes fail (as on a full disk) while `flag` is set.
+    pub fn fail_writes_when(&mut self, flag: Arc<AtomicBool>) {
+        self.fail_writes = Some(flag);
     }
 
     /// Inserts a batch in one transaction. For each envelope, true if it was new (and so should be
@@ -181,23 +224,37 @@ impl Store {
         let mut fresh = self.insert_decoded(&rows, now_ms)?.into_iter();
         Ok(decoded
             .iter()
-            .map(|m| m.is_some() && fresh.next().unwrap_or(false))
+            .map(|m| m.is_some() && fresh.next().flatten().is_some())
             .collect())
     }
 
     /// [`Store::insert_messages`] for envelopes whose stored form the caller already has (the node
-    /// decodes each body once, when it checks it). One transaction; true where the row was new.
+    /// decodes each body once, when it checks it). One transaction; for each row, its arrival
+    /// number if it was new, `None` if it was stored already. All or nothing: on an error nothing
+    /// was stored.
     pub fn insert_decoded(
         &mut self,
         rows: &[(&Envelope, &StoredMessage)],
         now_ms: u64,
-    ) -> Result<Vec<bool>, Error> {
+    ) -> Result<Vec<Option<u64>>, Error> {
+        if self
+            .fail_writes
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            return Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full (injected by a test)".into()),
+            )));
+        }
         let tx = self.conn.transaction()?;
         let mut fresh = Vec::with_capacity(rows.len());
+        let mut seq = self.next_seq;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO messages (id, room, author, nick, ts, text, envelope, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR IGNORE INTO messages
+                    (id, room, author, nick, ts, text, envelope, received_at, seq, synced)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for (env, m) in rows {
                 let n = stmt.execute(params![
@@ -209,11 +266,19 @@ impl Store {
                     m.text,
                     env.as_bytes(),
                     now_ms as i64,
+                    seq as i64,
+                    m.synced,
                 ])?;
-                fresh.push(n == 1);
+                if n == 1 {
+                    fresh.push(Some(seq));
+                    seq += 1;
+                } else {
+                    fresh.push(None);
+                }
             }
         }
         tx.commit()?;
+        self.next_seq = seq;
         Ok(fresh)
     }
 
@@ -238,40 +303,31 @@ impl Store {
             None => (i64::MAX, vec![0xff; 33]),
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, room, author, nick, ts, text FROM messages
+            "SELECT id, room, author, nick, ts, text, synced, seq FROM messages
              WHERE room = ?1 AND (ts < ?2 OR (ts = ?2 AND id < ?3))
              ORDER BY ts DESC, id DESC LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![room, ts, id, limit], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, room, author, nick, ts, text) = row?;
-            let id: [u8; 32] = id
-                .try_into()
-                .map_err(|_| Error::BadRow(room.clone(), "id is not 32 bytes".into()))?;
-            let author: [u8; 32] = author
-                .try_into()
-                .map_err(|_| Error::BadRow(hex::encode(id), "author is not 32 bytes".into()))?;
-            out.push(StoredMessage {
-                id: MessageId(id),
-                room,
-                author,
-                nick,
-                timestamp_ms: ts as u64,
-                text,
-            });
-        }
+        let mut out = read_messages(stmt.query(params![room, ts, id, limit])?)?;
         out.reverse();
         Ok(out)
+    }
+
+    /// Messages of joined rooms that arrived after arrival number `after`, in arrival order, at
+    /// most `limit` (front-ends catch up with this after they fell behind).
+    pub fn arrived_after(&self, after: u64, limit: usize) -> Result<Vec<StoredMessage>, Error> {
+        let limit = limit.min(MAX_HISTORY) as i64;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, room, author, nick, ts, text, synced, seq FROM messages
+             WHERE seq > ?1 AND room IN (SELECT name FROM rooms)
+             ORDER BY seq LIMIT ?2",
+        )?;
+        let out = read_messages(stmt.query(params![after as i64, limit])?)?;
+        Ok(out)
+    }
+
+    /// The newest arrival number given out (0: none).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
     }
 
     pub fn message_count(&self, room: &str) -> Result<u64, Error> {
@@ -390,6 +446,35 @@ impl Store {
         self.conn.close().map_err(|(_, e)| Error::Sqlite(e))
     }
 }
+
+/// Reads rows of `id, room, author, nick, ts, text, synced, seq`.
+fn read_messages(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredMessage>, Error> {
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let room: String = r.get(1)?;
+        let id: [u8; 32] = r
+            .get::<_, Vec<u8>>(0)?
+            .try_into()
+            .map_err(|_| Error::BadRow(room.clone(), "id is not 32 bytes".into()))?;
+        let author: [u8; 32] = r
+            .get::<_, Vec<u8>>(2)?
+            .try_into()
+            .map_err(|_| Error::BadRow(hex::encode(id), "author is not 32 bytes".into()))?;
+        out.push(StoredMessage {
+            id: MessageId(id),
+            room,
+            author,
+            nick: r.get(3)?,
+            timestamp_ms: r.get::<_, i64>(4)? as u64,
+            text: r.get(5)?,
+            synced: r.get(6)?,
+            seq: r.get::<_, i64>(7)? as u64,
+        });
+    }
+    Ok(out)
+}
+
+mod sync;
 
 #[cfg(test)]
 mod tests;

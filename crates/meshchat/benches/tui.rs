@@ -190,6 +190,8 @@ fn view(i: u64, room: &str) -> MessageView {
         timestamp_ms: 1_700_000_000_000 + i * 1000,
         text: sample_text(i as usize),
         own: false,
+        synced: false,
+        seq: 0,
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 mod conns;
 mod inbound;
+mod sync;
 
 use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats};
 use crate::behaviour::{
@@ -94,6 +95,8 @@ pub(super) struct Actor {
     redial: HashMap<PeerId, Vec<Multiaddr>>,
     /// When the user was last told a peer's link failed (bounded, one warning a minute).
     failure_warned: HashMap<PeerId, Instant>,
+    /// History sync: sessions, what to fetch, the item snapshot.
+    sync: sync::State,
     /// Peers gossipsub reported unable to take messages: how many heartbeats in a row, since when.
     slow: HashMap<PeerId, (u32, Instant)>,
     /// Peers announced to the front-end as chat peers (connected and subscribed).
@@ -164,6 +167,11 @@ impl Actor {
         }
         let rooms = store.joined_rooms()?;
         let guard_limits = config.guard;
+        let sync_limits = config.sync;
+        let mut store = store;
+        if let Some(flag) = &config.fail_writes {
+            store.fail_writes_when(flag.clone());
+        }
         Ok(Self {
             swarm,
             store,
@@ -183,6 +191,7 @@ impl Actor {
             redial: HashMap::new(),
             failure_warned: HashMap::new(),
             slow: HashMap::new(),
+            sync: sync::State::new(sync_limits),
             chat_peers: HashSet::new(),
             pending_dials: HashMap::new(),
             listen_addrs: Vec::new(),
@@ -414,6 +423,24 @@ impl Actor {
                     });
                 let _ = reply.send(result);
             }
+            Command::ArrivedAfter {
+                after,
+                limit,
+                reply,
+            } => {
+                self.flush();
+                let me = self.key.public();
+                let result = self
+                    .store
+                    .arrived_after(after, limit)
+                    .map_err(Error::from)
+                    .map(|msgs| {
+                        msgs.into_iter()
+                            .map(|m| MessageView::from_stored(m, &me))
+                            .collect()
+                    });
+                let _ = reply.send(result);
+            }
             Command::Info { reply } => {
                 let _ = reply.send(Ok(NodeInfo {
                     peer_id: *self.swarm.local_peer_id(),
@@ -458,6 +485,11 @@ impl Actor {
             },
         )?;
         let id = env.id();
+        // On disk before it leaves: a message the user was told is sent survives a crash (or
+        // was never sent).
+        let stored = StoredMessage::new(&env, message);
+        self.pending.push((env.clone(), stored));
+        self.try_flush()?;
         self.seen.insert(id, Instant::now());
         let relayed = match self
             .swarm
@@ -476,9 +508,6 @@ impl Actor {
             }
         };
         self.stats.published += 1;
-        let stored = StoredMessage::new(&env, message);
-        self.pending.push((env, stored));
-        self.flush();
         Ok(Sent { id, relayed })
     }
 
@@ -489,6 +518,9 @@ impl Actor {
         }
         self.store.join_room(&room, now_ms())?;
         self.rooms.push(room);
+        // What the mesh said in the room while we were not in it: held here already if we
+        // relayed it, else fetched from the peers now.
+        self.sync_all();
         Ok(true)
     }
 
@@ -504,6 +536,7 @@ impl Actor {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(watch::Event::StreamsFailing {
                 peer,
                 connection,
@@ -533,6 +566,7 @@ impl Actor {
                 if info.protocol_version != PROTOCOL_VERSION {
                     return;
                 }
+                self.sync_on_identified(peer_id, &info.protocols);
                 let addrs: Vec<Multiaddr> =
                     info.listen_addrs.into_iter().filter(is_dialable).collect();
                 if info.protocols.contains(&KAD_PROTOCOL) {
@@ -671,6 +705,7 @@ impl Actor {
                 self.connections.remove(&peer);
                 self.useful.remove(&peer);
                 self.slow.remove(&peer);
+                self.sync_forget(&peer);
                 self.guard.forget_rate(&peer);
                 if let Some(addrs) = self.redial.remove(&peer) {
                     self.dial_peer(peer, addrs);
@@ -768,6 +803,7 @@ impl Actor {
             tracing::info!(%peer, "block lifted");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }
+        self.sync_maintain();
         if self.connections.len() >= self.config.target_peers {
             return;
         }

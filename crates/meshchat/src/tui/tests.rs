@@ -70,6 +70,8 @@ pub mod fixtures {
             timestamp_ms: NOW_MS - 3_600_000 + n * 60_000,
             text: text.into(),
             own: author == 1,
+            synced: false,
+            seq: 0,
         }
     }
 

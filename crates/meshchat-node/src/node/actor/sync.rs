@@ -1,0 +1,487 @@
+//! History sync, wired to libp2p and the store: the reconciliation itself is
+//! [`meshchat_core::sync`]; this module decides when to reconcile, carries the frames over
+//! `/meshchat/sync/1`, fetches what a session found missing, and hands fetched envelopes to the
+//! same check and batched write as the broadcast's.
+//!
+//! Pull only: each node starts its own sessions (on contact, every `sync_interval`, after a
+//! join) and fetches its own `need`; what it has that the peer lacks, the peer fetches in its
+//! session. So a node only ever receives envelopes it asked for, and an unasked one is a strike.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::PeerId;
+use meshchat_core::inbound::{self, Checked, Reason};
+use meshchat_core::sync::wire::{self, Refusal, Request, Response};
+use meshchat_core::sync::{self, ItemSet, Next, Step};
+use meshchat_core::MessageId;
+
+use super::Actor;
+use crate::behaviour::sync::{is_malformed, SYNC_PROTOCOL};
+use crate::node::now_ms;
+use crate::store::StoredMessage;
+
+/// A round is not started again with a peer sooner than this after the last one (identify
+/// reports a peer again on every new connection).
+const MIN_ROUND_GAP: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the relay's share of the store is bounded (window and budget).
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a request in flight was for.
+#[derive(Debug)]
+enum Pending {
+    Sync,
+    /// The ids asked for.
+    Fetch(Vec<MessageId>),
+}
+
+/// The node's history-sync state. Every table is bounded by the connected peers: sessions by
+/// `sync::Peers`, queues by the per-session `need` budget, requests by one sync and one fetch per
+/// peer.
+#[derive(Debug)]
+pub(super) struct State {
+    peers: sync::Peers<PeerId>,
+    /// Our items in the window, as of the last change folded in.
+    items: ItemSet,
+    /// Stored since the snapshot was made, to be folded in (bounded: past `max_items` the
+    /// snapshot is read anew from the store instead).
+    added: Vec<(u64, MessageId)>,
+    /// The snapshot must be read anew from the store (at start, after pruning).
+    dirty: bool,
+    /// Connected peers that speak `/meshchat/sync/1`, with the start of the last round.
+    capable: HashMap<PeerId, Option<Instant>>,
+    /// Ids to fetch from each peer.
+    wanted: HashMap<PeerId, VecDeque<MessageId>>,
+    requests: HashMap<OutboundRequestId, (PeerId, Pending)>,
+    last_prune: Option<Instant>,
+}
+
+impl State {
+    pub(super) fn new(limits: sync::Limits) -> Self {
+        Self {
+            peers: sync::Peers::new(limits),
+            items: ItemSet::default(),
+            added: Vec::new(),
+            dirty: true,
+            capable: HashMap::new(),
+            wanted: HashMap::new(),
+            requests: HashMap::new(),
+            last_prune: None,
+        }
+    }
+
+    /// A message was stored.
+    pub(super) fn added(&mut self, timestamp_ms: u64, id: MessageId) {
+        if self.dirty {
+            return;
+        }
+        if self.added.len() >= self.peers.limits().max_items {
+            self.added.clear();
+            self.dirty = true;
+        } else {
+            self.added.push((timestamp_ms, id));
+        }
+    }
+
+    /// Messages were deleted: the snapshot is read anew.
+    pub(super) fn changed(&mut self) {
+        self.added.clear();
+        self.dirty = true;
+    }
+
+    fn fetch_in_flight(&self, peer: &PeerId) -> bool {
+        self.requests
+            .values()
+            .any(|(p, what)| p == peer && matches!(what, Pending::Fetch(_)))
+    }
+}
+
+impl Actor {
+    /// The start of the sync window, on our clock.
+    fn horizon_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.config.sync_window.as_millis() as u64)
+    }
+
+    /// Our items in the window: read from the store at start and after pruning, and kept up to
+    /// date by folding in what was stored since (a sort of an almost sorted list; no read).
+    fn sync_items(&mut self) -> ItemSet {
+        self.flush();
+        let max = self.sync.peers.limits().max_items;
+        let horizon = self.horizon_ms();
+        if self.sync.dirty {
+            match self.store.sync_items(horizon, max) {
+                Ok(items) => {
+                    self.sync.items = ItemSet::new(items, max);
+                    self.sync.dirty = false;
+                    self.sync.added.clear();
+                }
+                Err(e) => tracing::warn!("reading the sync window: {e}"),
+            }
+        } else if !self.sync.added.is_empty() {
+            let added = std::mem::take(&mut self.sync.added);
+            self.sync.items = ItemSet::new(
+                self.sync
+                    .items
+                    .iter()
+                    .chain(added)
+                    .filter(|(ts, _)| *ts >= horizon),
+                max,
+            );
+        }
+        self.sync.items.clone()
+    }
+
+    /// A peer announced its protocols: if it speaks sync, reconcile with it now.
+    pub(super) fn sync_on_identified(
+        &mut self,
+        peer: PeerId,
+        protocols: &[libp2p::StreamProtocol],
+    ) {
+        if !protocols.contains(&SYNC_PROTOCOL) || !self.connections.contains_key(&peer) {
+            return;
+        }
+        self.sync.capable.entry(peer).or_insert(None);
+        self.start_sync(peer);
+    }
+
+    /// Starts a reconciliation round with `peer` unless one is in flight or one just ran.
+    pub(super) fn start_sync(&mut self, peer: PeerId) {
+        let now = Instant::now();
+        match self.sync.capable.get(&peer) {
+            None => return,
+            Some(Some(last)) if now.saturating_duration_since(*last) < MIN_ROUND_GAP => return,
+            Some(_) => {}
+        }
+        if self.sync.peers.in_flight(&peer) {
+            return;
+        }
+        let items = self.sync_items();
+        let horizon = self.horizon_ms();
+        match self.sync.peers.start(peer, &items, horizon, now) {
+            Ok(frame) => {
+                self.sync.capable.insert(peer, Some(now));
+                self.sync_send(peer, Request::Sync(frame), Pending::Sync);
+            }
+            Err(e) => tracing::debug!(%peer, "no sync round: {e}"),
+        }
+    }
+
+    /// Rounds due, expired sessions, and the bounds on what we keep for others.
+    pub(super) fn sync_maintain(&mut self) {
+        let now = Instant::now();
+        for peer in self.sync.peers.expire(now) {
+            tracing::debug!(%peer, "sync session timed out");
+        }
+        let interval = self.config.sync_interval;
+        let due: Vec<PeerId> = self
+            .sync
+            .capable
+            .iter()
+            .filter(|(_, last)| last.is_none_or(|t| now.saturating_duration_since(t) >= interval))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            self.start_sync(peer);
+        }
+        if self
+            .sync
+            .last_prune
+            .is_none_or(|t| now.saturating_duration_since(t) >= PRUNE_INTERVAL)
+        {
+            self.sync.last_prune = Some(now);
+            self.flush();
+            match self
+                .store
+                .prune_relayed(self.horizon_ms(), self.config.relay_budget)
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!("dropped {n} relayed messages (window or budget)");
+                    self.sync.changed();
+                }
+                Err(e) => tracing::warn!("bounding relayed messages: {e}"),
+            }
+        }
+    }
+
+    /// Reconciles with every capable peer now (after joining a room).
+    pub(super) fn sync_all(&mut self) {
+        let peers: Vec<PeerId> = self.sync.capable.keys().copied().collect();
+        for peer in peers {
+            // A join is worth a round even right after another.
+            if let Some(last) = self.sync.capable.get_mut(&peer) {
+                *last = None;
+            }
+            self.start_sync(peer);
+        }
+    }
+
+    /// The peer's last connection closed.
+    pub(super) fn sync_forget(&mut self, peer: &PeerId) {
+        self.sync.peers.forget(peer);
+        self.sync.capable.remove(peer);
+        self.sync.wanted.remove(peer);
+        self.sync.requests.retain(|_, (p, _)| p != peer);
+    }
+
+    fn sync_send(&mut self, peer: PeerId, request: Request, what: Pending) {
+        self.stats.sync_bytes_sent += request.encoded_len() as u64;
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.sync.requests.insert(id, (peer, what));
+    }
+
+    fn sync_respond(&mut self, channel: ResponseChannel<Response>, response: Response) {
+        self.stats.sync_bytes_sent += response.encoded_len() as u64;
+        // Fails only if the peer went away meanwhile.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response);
+    }
+
+    /// Something no honest node sends came over sync: a strike, as for a bad envelope.
+    fn sync_strike(&mut self, peer: PeerId, what: &dyn std::fmt::Display) {
+        tracing::debug!(%peer, "sync: {what}");
+        self.stats.sync_strikes += 1;
+        if self.guard.strike(peer, Instant::now()) {
+            self.block(peer, Reason::Malformed);
+        }
+    }
+
+    pub(super) fn on_sync_event(&mut self, event: request_response::Event<Request, Response>) {
+        use request_response::{Event as E, Message as M};
+        match event {
+            E::Message {
+                peer,
+                message: M::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                self.stats.sync_bytes_received += request.encoded_len() as u64;
+                if self.guard.is_blocked(&peer, Instant::now()) {
+                    return;
+                }
+                self.on_sync_request(peer, request, channel);
+            }
+            E::Message {
+                peer,
+                message:
+                    M::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                self.stats.sync_bytes_received += response.encoded_len() as u64;
+                let Some((from, what)) = self.sync.requests.remove(&request_id) else {
+                    return;
+                };
+                debug_assert_eq!(from, peer);
+                match what {
+                    Pending::Sync => self.on_sync_reply(peer, response),
+                    Pending::Fetch(asked) => self.on_envelopes(peer, asked, response),
+                }
+            }
+            E::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some((_, what)) = self.sync.requests.remove(&request_id) {
+                    tracing::debug!(%peer, "sync request failed: {error}");
+                    if matches!(what, Pending::Sync) {
+                        self.sync.peers.forget(&peer);
+                    }
+                    if let request_response::OutboundFailure::Io(e) = &error {
+                        if is_malformed(e) {
+                            self.sync_strike(peer, e);
+                        }
+                    }
+                }
+            }
+            E::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "sync request not answered: {error}");
+                if let request_response::InboundFailure::Io(e) = &error {
+                    if is_malformed(e) {
+                        self.sync_strike(peer, e);
+                    }
+                }
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_sync_request(
+        &mut self,
+        peer: PeerId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    ) {
+        let response = match request {
+            Request::Sync(frame) => {
+                let items = self.sync_items();
+                let horizon = self.horizon_ms();
+                match self
+                    .sync
+                    .peers
+                    .on_request(peer, &frame, &items, horizon, Instant::now())
+                {
+                    Ok(reply) => Response::Sync(reply),
+                    Err(e) if e.is_strike() => {
+                        self.sync_strike(peer, &e);
+                        return;
+                    }
+                    Err(sync::Error::Version) => Response::Refused(Refusal::Version),
+                    Err(sync::Error::NoSession) => Response::Refused(Refusal::NoSession),
+                    Err(_) => Response::Refused(Refusal::Busy),
+                }
+            }
+            Request::Fetch(ids) => {
+                self.flush();
+                match self.store.envelopes(&ids) {
+                    Ok(envelopes) => wire::pack(envelopes),
+                    Err(e) => {
+                        tracing::warn!("reading envelopes for a peer: {e}");
+                        Response::Refused(Refusal::Busy)
+                    }
+                }
+            }
+        };
+        self.sync_respond(channel, response);
+    }
+
+    fn on_sync_reply(&mut self, peer: PeerId, response: Response) {
+        let frame = match response {
+            Response::Sync(frame) => frame,
+            Response::Refused(why) => {
+                tracing::debug!(%peer, "sync refused: {why:?}");
+                self.sync.peers.forget(&peer);
+                return;
+            }
+            Response::Envelopes { .. } => {
+                self.sync.peers.forget(&peer);
+                self.sync_strike(peer, &"envelopes in answer to a sync frame");
+                return;
+            }
+        };
+        match self.sync.peers.on_reply(peer, &frame, Instant::now()) {
+            Ok(Step { need, next, .. }) => {
+                if !need.is_empty() {
+                    let budget = self.sync.peers.limits().max_need;
+                    let queue = self.sync.wanted.entry(peer).or_default();
+                    for id in need {
+                        if queue.len() >= budget {
+                            break;
+                        }
+                        queue.push_back(id);
+                    }
+                    self.fetch_next(peer);
+                }
+                match next {
+                    Next::Send(frame) => self.sync_send(peer, Request::Sync(frame), Pending::Sync),
+                    Next::Done => self.stats.sync_rounds += 1,
+                    Next::Stopped(why) => {
+                        tracing::debug!(%peer, "sync round stopped early: {why:?}");
+                        self.stats.sync_rounds += 1;
+                    }
+                }
+            }
+            Err(e) if e.is_strike() => self.sync_strike(peer, &e),
+            Err(e) => tracing::debug!(%peer, "sync round ended: {e}"),
+        }
+    }
+
+    /// Asks `peer` for the next batch of what we lack, unless a fetch is in flight.
+    fn fetch_next(&mut self, peer: PeerId) {
+        if self.sync.fetch_in_flight(&peer) {
+            return;
+        }
+        let Some(queue) = self.sync.wanted.get_mut(&peer) else {
+            return;
+        };
+        let batch: Vec<MessageId> = queue.drain(..queue.len().min(wire::MAX_FETCH)).collect();
+        if queue.is_empty() {
+            self.sync.wanted.remove(&peer);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        // What arrived meanwhile (by the broadcast or from another peer) is not asked for again.
+        self.flush();
+        let batch = match self.store.missing(&batch) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("checking what to fetch: {e}");
+                batch
+            }
+        };
+        if batch.is_empty() {
+            return self.fetch_next(peer);
+        }
+        self.sync_send(peer, Request::Fetch(batch.clone()), Pending::Fetch(batch));
+    }
+
+    /// Envelopes `peer` sent for our Fetch of `asked`: each is checked like a broadcast one and,
+    /// if valid, stored (and shown where the room is joined) marked as synced.
+    fn on_envelopes(&mut self, peer: PeerId, asked: Vec<MessageId>, response: Response) {
+        let (envelopes, more) = match response {
+            Response::Envelopes { envelopes, more } => (envelopes, more),
+            Response::Refused(_) => {
+                self.sync.wanted.remove(&peer);
+                return;
+            }
+            Response::Sync(_) => {
+                self.sync_strike(peer, &"a sync frame in answer to a fetch");
+                return;
+            }
+        };
+        if more && envelopes.is_empty() {
+            // "More" with nothing in it would have us ask forever.
+            self.sync_strike(peer, &"an empty answer that claims more");
+            return;
+        }
+        let mut open: HashSet<MessageId> = asked.iter().copied().collect();
+        let now = Instant::now();
+        for bytes in envelopes {
+            let id = MessageId::of(&bytes);
+            if !open.remove(&id) {
+                self.sync_strike(peer, &"an envelope that was not asked for");
+                return;
+            }
+            match inbound::check(bytes, now_ms(), &mut self.author_keys) {
+                Ok(Checked::Room(env, text)) => {
+                    self.stats.verified += 1;
+                    self.seen.insert(id, now);
+                    let mut stored = StoredMessage::new(&env, text);
+                    stored.synced = true;
+                    self.queue_for_store(env, stored);
+                }
+                // Nodes keep only room texts; another kind is of no use here.
+                Ok(Checked::Other(_)) => self.stats.verified += 1,
+                Err(refused) => {
+                    if refused.signature_checked() {
+                        self.stats.verified += 1;
+                    }
+                    let reason = refused.reason();
+                    self.stats.rejected.count(reason);
+                    if reason.is_strike() {
+                        self.sync_strike(peer, &refused);
+                        return;
+                    }
+                }
+            }
+        }
+        if more {
+            // Those that did not fit come next.
+            let queue = self.sync.wanted.entry(peer).or_default();
+            for id in asked.iter().rev().filter(|id| open.contains(id)) {
+                queue.push_front(*id);
+            }
+        }
+        self.fetch_next(peer);
+    }
+}

@@ -1,0 +1,105 @@
+//! What history sync asks of the store: the ids in the window, envelopes by id, and the bounds on
+//! what a relay keeps of rooms it is not in.
+
+use meshchat_core::MessageId;
+use rusqlite::params;
+
+use super::{Error, Store};
+
+impl Store {
+    /// `(author timestamp, id)` of the stored messages with `timestamp >= since_ms`, the newest
+    /// `max` of them.
+    pub fn sync_items(&self, since_ms: u64, max: usize) -> Result<Vec<(u64, MessageId)>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts, id FROM messages WHERE ts >= ?1 ORDER BY ts DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![since_ms.min(i64::MAX as u64) as i64, max as i64],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ts, id) = row?;
+            if let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) {
+                out.push((ts as u64, MessageId(id)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored envelopes among `ids`, in the order asked; ids not stored are skipped.
+    pub fn envelopes(&self, ids: &[MessageId]) -> Result<Vec<Vec<u8>>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT envelope FROM messages WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut rows = stmt.query(params![&id.0[..]])?;
+            if let Some(r) = rows.next()? {
+                out.push(r.get(0)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Those of `ids` not stored.
+    pub fn missing(&self, ids: &[MessageId]) -> Result<Vec<MessageId>, Error> {
+        let mut out = Vec::new();
+        for id in ids {
+            if !self.contains(id)? {
+                out.push(*id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes of envelopes stored for rooms this node is not in.
+    pub fn relayed_bytes(&self) -> Result<u64, Error> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(length(envelope)), 0) FROM messages
+             WHERE room NOT IN (SELECT name FROM rooms)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Bounds what is kept of rooms this node is not in (held only to serve sync): drops those
+    /// older than `window_start_ms`, then the oldest until at most `budget` bytes remain. Joined
+    /// rooms keep their whole history. Returns how many were dropped.
+    pub fn prune_relayed(&mut self, window_start_ms: u64, budget: u64) -> Result<u64, Error> {
+        let mut dropped = self.conn.execute(
+            "DELETE FROM messages WHERE ts < ?1 AND room NOT IN (SELECT name FROM rooms)",
+            params![window_start_ms.min(i64::MAX as u64) as i64],
+        )? as u64;
+        let mut over = self.relayed_bytes()?.saturating_sub(budget);
+        while over > 0 {
+            // Oldest first, a page at a time: sizes are read, not guessed.
+            let victims: Vec<(Vec<u8>, i64)> = {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT id, length(envelope) FROM messages
+                     WHERE room NOT IN (SELECT name FROM rooms)
+                     ORDER BY ts, id LIMIT 256",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            if victims.is_empty() {
+                break;
+            }
+            let tx = self.conn.transaction()?;
+            {
+                let mut del = tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?;
+                for (id, len) in victims {
+                    if over == 0 {
+                        break;
+                    }
+                    del.execute(params![id])?;
+                    dropped += 1;
+                    over = over.saturating_sub(len as u64);
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(dropped)
+    }
+}
