@@ -164,3 +164,136 @@ fn newer_schema_is_refused() {
     }
     assert!(matches!(Store::open(&path), Err(Error::TooNew(99))));
 }
+
+#[test]
+fn a_version_1_database_is_migrated_with_its_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let k = Keypair::from_secret_bytes(&[5; 32]);
+    // Author times 30, 10, 20 received at 1, 2, 3: arrival order is receipt order.
+    let envs = [(30, 1), (10, 2), (20, 3)].map(|(ts, at)| (msg(&k, "lobby", ts, "t"), at));
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE messages (id BLOB PRIMARY KEY NOT NULL, room TEXT NOT NULL,
+                author BLOB NOT NULL, nick TEXT NOT NULL, ts INTEGER NOT NULL,
+                text TEXT NOT NULL, envelope BLOB NOT NULL, received_at INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE INDEX messages_room_ts ON messages (room, ts, id);
+             CREATE TABLE rooms (name TEXT PRIMARY KEY NOT NULL, joined_at INTEGER NOT NULL);
+             CREATE TABLE peers (peer_id TEXT PRIMARY KEY NOT NULL, addrs TEXT NOT NULL,
+                last_seen INTEGER NOT NULL);
+             CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+             INSERT INTO rooms VALUES ('lobby', 0);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        for (e, at) in &envs {
+            c.execute(
+                "INSERT INTO messages VALUES (?1, 'lobby', ?2, 'n', ?3, 't', ?4, ?5)",
+                params![
+                    &e.id().0[..],
+                    &e.author().as_bytes()[..],
+                    e.timestamp_ms() as i64,
+                    e.as_bytes(),
+                    at
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let mut s = Store::open(&path).unwrap();
+    let by_arrival: Vec<u64> = s
+        .arrived_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|m| m.timestamp_ms)
+        .collect();
+    assert_eq!(by_arrival, [30, 10, 20]);
+    assert_eq!(s.last_seq(), 3);
+    assert!(s
+        .history("lobby", 10, None)
+        .unwrap()
+        .iter()
+        .all(|m| !m.synced));
+    // New arrivals continue the order.
+    let late = msg(&k, "lobby", 5, "late");
+    s.insert_messages(std::slice::from_ref(&late), 0).unwrap();
+    let after = s.arrived_after(3, 10).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!((after[0].id, after[0].seq), (late.id(), 4));
+}
+
+#[test]
+fn arrival_order_skips_duplicates_and_rooms_not_joined() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.join_room("lobby", 0).unwrap();
+    let k = Keypair::from_secret_bytes(&[6; 32]);
+    let a = msg(&k, "lobby", 50, "a");
+    let b = msg(&k, "elsewhere", 60, "b");
+    let c = msg(&k, "lobby", 10, "c");
+    s.insert_messages(&[a.clone(), b, a.clone(), c], 0).unwrap();
+    let got: Vec<(String, u64)> = s
+        .arrived_after(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.text, m.seq))
+        .collect();
+    // "b" took seq 2 (it is stored, to serve sync) but its room is not joined.
+    assert_eq!(got, [("a".to_owned(), 1), ("c".to_owned(), 3)]);
+    assert_eq!(s.arrived_after(1, 1).unwrap()[0].text, "c");
+}
+
+#[test]
+fn sync_queries_and_the_bounds_on_relayed_rooms() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.join_room("mine", 0).unwrap();
+    let k = Keypair::from_secret_bytes(&[7; 32]);
+    let mine: Vec<_> = (0..5).map(|i| msg(&k, "mine", 100 + i, "m")).collect();
+    let relayed: Vec<_> = (0..20).map(|i| msg(&k, "theirs", 200 + i, "r")).collect();
+    s.insert_messages(&mine, 0).unwrap();
+    s.insert_messages(&relayed, 0).unwrap();
+
+    let items = s.sync_items(0, 1000).unwrap();
+    assert_eq!(items.len(), 25);
+    assert_eq!(s.sync_items(210, 1000).unwrap().len(), 10);
+    assert_eq!(s.sync_items(0, 3).unwrap()[0].0, 219, "the newest first");
+    let ids = [relayed[3].id(), MessageId([9; 32]), mine[0].id()];
+    let got = s.envelopes(&ids).unwrap();
+    assert_eq!(
+        got,
+        [relayed[3].as_bytes().to_vec(), mine[0].as_bytes().to_vec()]
+    );
+    assert_eq!(s.missing(&ids).unwrap(), [MessageId([9; 32])]);
+
+    // The window drops old relayed messages, never those of a joined room.
+    assert_eq!(s.prune_relayed(205, u64::MAX).unwrap(), 5);
+    assert_eq!(s.message_count("mine").unwrap(), 5);
+    assert_eq!(s.message_count("theirs").unwrap(), 15);
+    // The budget drops the oldest relayed ones until they fit.
+    let each = relayed[0].as_bytes().len() as u64;
+    assert_eq!(s.relayed_bytes().unwrap(), 15 * each);
+    assert_eq!(s.prune_relayed(0, 10 * each).unwrap(), 5);
+    let left: Vec<u64> = s
+        .history("theirs", 100, None)
+        .unwrap()
+        .iter()
+        .map(|m| m.timestamp_ms)
+        .collect();
+    assert_eq!(left, (210..220).collect::<Vec<_>>());
+    assert_eq!(s.message_count("mine").unwrap(), 5);
+}
+
+#[test]
+fn injected_write_failures_store_nothing() {
+    let mut s = Store::open_in_memory().unwrap();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    s.fail_writes_when(flag.clone());
+    let k = Keypair::from_secret_bytes(&[8; 32]);
+    let e = msg(&k, "lobby", 1, "x");
+    assert!(s.insert_messages(std::slice::from_ref(&e), 0).is_err());
+    assert!(!s.contains(&e.id()).unwrap());
+    flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(s.insert_messages(&[e], 0).unwrap(), [true]);
+    assert_eq!(s.last_seq(), 1, "a failed write uses no arrival number");
+}
