@@ -54,6 +54,10 @@ pub(super) struct State {
     /// Ids to fetch from each peer.
     wanted: HashMap<PeerId, VecDeque<MessageId>>,
     requests: HashMap<OutboundRequestId, (PeerId, Pending)>,
+    /// Peers whose last round stopped at its budget: another starts as soon as what it found
+    /// has been fetched, so a large difference converges at the speed of the link, not one
+    /// budget per `sync_interval`.
+    unfinished: HashSet<PeerId>,
     last_prune: Option<Instant>,
 }
 
@@ -67,6 +71,7 @@ impl State {
             capable: HashMap::new(),
             wanted: HashMap::new(),
             requests: HashMap::new(),
+            unfinished: HashSet::new(),
             last_prune: None,
         }
     }
@@ -222,6 +227,7 @@ impl Actor {
         self.sync.peers.forget(peer);
         self.sync.capable.remove(peer);
         self.sync.wanted.remove(peer);
+        self.sync.unfinished.remove(peer);
         self.sync.requests.retain(|_, (p, _)| p != peer);
     }
 
@@ -385,8 +391,11 @@ impl Actor {
                     Next::Send(frame) => self.sync_send(peer, Request::Sync(frame), Pending::Sync),
                     Next::Done => self.stats.sync_rounds += 1,
                     Next::Stopped(why) => {
-                        tracing::debug!(%peer, "sync round stopped early: {why:?}");
+                        tracing::debug!(%peer, "sync round stopped at its budget: {why:?}");
                         self.stats.sync_rounds += 1;
+                        self.sync.unfinished.insert(peer);
+                        // Continued once its finds are fetched (or now, if there were none).
+                        self.fetch_next(peer);
                     }
                 }
             }
@@ -395,12 +404,19 @@ impl Actor {
         }
     }
 
-    /// Asks `peer` for the next batch of what we lack, unless a fetch is in flight.
+    /// Asks `peer` for the next batch of what we lack, unless a fetch is in flight; with nothing
+    /// left to fetch, continues a round that stopped at its budget.
     fn fetch_next(&mut self, peer: PeerId) {
         if self.sync.fetch_in_flight(&peer) {
             return;
         }
         let Some(queue) = self.sync.wanted.get_mut(&peer) else {
+            if self.sync.unfinished.remove(&peer) && !self.sync.peers.in_flight(&peer) {
+                if let Some(last) = self.sync.capable.get_mut(&peer) {
+                    *last = None;
+                }
+                self.start_sync(peer);
+            }
             return;
         };
         let batch: Vec<MessageId> = queue.drain(..queue.len().min(wire::MAX_FETCH)).collect();
