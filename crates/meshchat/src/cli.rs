@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use meshchat_node::config::Config;
@@ -38,9 +39,43 @@ pub struct Cli {
     #[arg(long, global = true, conflicts_with = "plain")]
     pub json: bool,
 
-    /// Plain line mode instead of the full-screen interface
+    /// Plain line mode instead of the full-screen interface. Messages print as
+    /// `[room] nick (fp): text`; one that arrived late, by history sync, as
+    /// `[room] (synced 14:02) nick (fp): text` with the time it was written
     #[arg(long, global = true)]
     pub plain: bool,
+
+    /// How far back history sync reaches, in days: older messages are neither fetched from peers
+    /// nor offered to them, and those kept only to serve others are dropped [default: 30]
+    #[arg(long, global = true, value_name = "DAYS", value_parser = parse_days)]
+    pub sync_window: Option<Duration>,
+
+    /// Most MiB of messages of rooms you are not in that this node keeps to serve others by
+    /// history sync (the oldest go first) [default: 256]
+    #[arg(long, global = true, value_name = "MIB", value_parser = parse_mib)]
+    pub relay_budget: Option<u64>,
+}
+
+/// A whole number of days, at least 1, as a duration.
+fn parse_days(s: &str) -> Result<Duration, String> {
+    const MAX_DAYS: u64 = 100 * 365;
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 day".into()),
+        Ok(d) if d > MAX_DAYS => Err(format!("at most {MAX_DAYS} days")),
+        Ok(d) => Ok(Duration::from_secs(d * 24 * 3600)),
+        Err(_) => Err(format!("{s:?} is not a whole number of days, e.g. 30")),
+    }
+}
+
+/// A whole number of MiB, at least 1, in bytes.
+fn parse_mib(s: &str) -> Result<u64, String> {
+    const MAX_MIB: u64 = 1 << 30;
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 MiB".into()),
+        Ok(m) if m > MAX_MIB => Err(format!("at most {MAX_MIB} MiB")),
+        Ok(m) => Ok(m * 1024 * 1024),
+        Err(_) => Err(format!("{s:?} is not a whole number of MiB, e.g. 256")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +102,12 @@ impl Cli {
         config.listen = self.listen.iter().map(|a| a.0.clone()).collect();
         config.peers = self.peer.iter().map(|a| a.0.clone()).collect();
         config.mdns = !self.no_mdns;
+        if let Some(window) = self.sync_window {
+            config.sync_window = window;
+        }
+        if let Some(budget) = self.relay_budget {
+            config.relay_budget = budget;
+        }
         Ok(config)
     }
 }
@@ -87,5 +128,51 @@ pub mod libp2p_addr {
                 format!("{e} (a multiaddr looks like /ip4/192.0.2.7/tcp/7447 or /ip4/192.0.2.7/udp/7447/quic-v1)")
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("meshchat").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn sync_window_and_relay_budget() {
+        let cli = parse(&[
+            "--data-dir",
+            "/tmp/x",
+            "--sync-window",
+            "7",
+            "--relay-budget",
+            "64",
+        ])
+        .unwrap();
+        let config = cli.node_config().unwrap();
+        assert_eq!(config.sync_window, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.relay_budget, 64 << 20);
+        let defaults = parse(&["--data-dir", "/tmp/x"])
+            .unwrap()
+            .node_config()
+            .unwrap();
+        assert_eq!(
+            defaults.sync_window,
+            meshchat_node::config::DEFAULT_SYNC_WINDOW
+        );
+        assert_eq!(
+            defaults.relay_budget,
+            meshchat_node::config::DEFAULT_RELAY_BUDGET
+        );
+        for bad in ["0", "-3", "1.5", "x", "99999999999999999999"] {
+            let arg = format!("--sync-window={bad}");
+            let e = parse(&[&arg]).unwrap_err().to_string();
+            assert!(e.contains("--sync-window"), "{bad}: {e}");
+        }
+        assert!(parse(&["--relay-budget", "0"])
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1 MiB"));
     }
 }

@@ -42,30 +42,44 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
         }))
         .await?;
 
+    let mut catchup = Catchup::start(&handle).await?;
     let forward_tx = out_tx.clone();
     let forward_handle = handle.clone();
     let forward = tokio::spawn(async move {
-        let mut catchup = Catchup::new();
         while let Some(event) = events.recv().await {
-            let mut lines = Vec::new();
             match &event {
                 Event::Message(m) if !catchup.first_time(m) => continue,
                 Event::Lagged { .. } => {
-                    // Say so, then hand on the stored messages this process has not seen.
-                    lines.push(event_json(&event));
-                    match catchup.missed(&forward_handle).await {
-                        Ok(msgs) => {
-                            lines.extend(msgs.into_iter().map(|m| event_json(&Event::Message(m))))
+                    // Say so, then hand on the stored messages this process has not seen, a page
+                    // at a time.
+                    if forward_tx.send(event_json(&event)).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        let lines: Vec<Value> = match catchup.next_page(&forward_handle).await {
+                            Ok(page) if page.is_empty() => break,
+                            Ok(page) => page
+                                .into_iter()
+                                .map(|m| event_json(&Event::Message(m)))
+                                .collect(),
+                            Err(e) => {
+                                let warning = json!({"event": "warning",
+                                    "message": format!("could not read the history back: {e}")});
+                                let _ = forward_tx.send(warning).await;
+                                break;
+                            }
+                        };
+                        for line in lines {
+                            if forward_tx.send(line).await.is_err() {
+                                return;
+                            }
                         }
-                        Err(e) => lines.push(json!({"event": "warning",
-                            "message": format!("could not read the history back: {e}")})),
                     }
                 }
-                _ => lines.push(event_json(&event)),
-            }
-            for line in lines {
-                if forward_tx.send(line).await.is_err() {
-                    return;
+                _ => {
+                    if forward_tx.send(event_json(&event)).await.is_err() {
+                        return;
+                    }
                 }
             }
         }
@@ -216,7 +230,10 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
                        "rejected": rejected, "stored": s.stored, "published": s.published,
                        "copies_received": s.copies_received, "blocked_peers": s.blocked_peers,
                        "relayed_unknown": s.relayed_unknown, "broken_links": s.broken_links,
-                       "evicted_peers": s.evicted_peers})
+                       "evicted_peers": s.evicted_peers, "synced": s.synced,
+                       "sync_rounds": s.sync_rounds, "sync_bytes_sent": s.sync_bytes_sent,
+                       "sync_bytes_received": s.sync_bytes_received,
+                       "sync_strikes": s.sync_strikes, "store_failures": s.store_failures})
             })
             .map_err(|e| e.to_string()),
         "quit" => return Ok(false),

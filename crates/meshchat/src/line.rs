@@ -1,5 +1,6 @@
 //! Line mode: typed lines go to the current room; incoming messages print as
-//! `[room] nick (fp): text`; slash commands do the rest. Used with `--plain` or when stdin is not
+//! `[room] nick (fp): text` (`[room] (synced 14:02) nick (fp): text` for one that came late, by
+//! history sync; see [`message_line`]); slash commands do the rest. Used with `--plain` or when stdin is not
 //! a terminal, until the full-screen interface takes over interactive use.
 
 use meshchat_node::{Event, Handle};
@@ -22,7 +23,9 @@ commands:
   /id                show your peer id, fingerprint and addresses
   /help              this list
   /quit              leave meshchat
-anything else is sent to the current room";
+anything else is sent to the current room
+messages print as [room] nick (fingerprint): text; one that arrived late, by
+history sync (written while you were away), as [room] (synced HH:MM) nick ...";
 
 pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
     let info = handle.info().await?;
@@ -44,9 +47,9 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
     );
     show_history(&handle, &current, 20).await;
 
+    let mut catchup = Catchup::start(&handle).await?;
     let printer_handle = handle.clone();
     let printer = tokio::spawn(async move {
-        let mut catchup = Catchup::new();
         while let Some(event) = events.recv().await {
             match event {
                 Event::Message(m) => {
@@ -62,13 +65,19 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     println!(
                         "* output was blocked: {missed} updates were not printed; catching up"
                     );
-                    match catchup.missed(&printer_handle).await {
-                        Ok(msgs) => {
-                            for m in &msgs {
-                                println!("{}", message_line(m));
+                    loop {
+                        match catchup.next_page(&printer_handle).await {
+                            Ok(page) if page.is_empty() => break,
+                            Ok(page) => {
+                                for m in &page {
+                                    println!("{}", message_line(m));
+                                }
+                            }
+                            Err(e) => {
+                                println!("* could not read the history back: {e}");
+                                break;
                             }
                         }
-                        Err(e) => println!("* could not read the history back: {e}"),
                     }
                 }
             }

@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use chrono::TimeZone;
+
 use meshchat_core::room::{is_bidi_control, is_format, is_invisible};
 use meshchat_node::{Event, MessageView, Multiaddr, PeerInfo};
 use serde_json::{json, Value};
@@ -32,6 +34,7 @@ pub fn message_json(m: &MessageView) -> Value {
         "ts": m.timestamp_ms,
         "text": m.text,
         "own": m.own,
+        "synced": m.synced,
     })
 }
 
@@ -71,15 +74,53 @@ pub fn event_json(event: &Event) -> Value {
 }
 
 /// A message as line mode prints it: `[room] nick (fp): text`, continuation lines indented
-/// (see [`visible_text`]). The fingerprint is always there: nicks are not unique.
+/// (see [`visible_text`]). The fingerprint is always there: nicks are not unique. A message that
+/// arrived by history sync (written while this node was away, so usually older than what was
+/// printed before it) says so and when it was written, in local time:
+/// `[room] (synced 14:02) nick (fp): text`, with the date when not today
+/// (`(synced 2025-04-28 09:15)`).
 pub fn message_line(m: &MessageView) -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    message_line_at(m, &chrono::Local, now_ms)
+}
+
+/// [`message_line`] with times shown in `tz`, "today" being the day of `now_ms` there.
+pub fn message_line_at<Tz: TimeZone>(m: &MessageView, tz: &Tz, now_ms: u64) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let synced = if m.synced {
+        format!("({}) ", synced_stamp(m.timestamp_ms, tz, now_ms))
+    } else {
+        String::new()
+    };
     format!(
-        "[{}] {} ({}): {}",
+        "[{}] {synced}{} ({}): {}",
         visible_name(&m.room),
         visible_name(&m.nick),
         m.fingerprint.short(),
         visible_text(&m.text)
     )
+}
+
+/// `synced HH:MM`, or `synced YYYY-MM-DD HH:MM` when `ts_ms` is not on the day of `now_ms`.
+fn synced_stamp<Tz: TimeZone>(ts_ms: u64, tz: &Tz, now_ms: u64) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let at = |ms: u64| {
+        tz.timestamp_millis_opt(i64::try_from(ms).unwrap_or(i64::MAX))
+            .single()
+    };
+    match (at(ts_ms), at(now_ms)) {
+        (Some(t), Some(now)) if t.date_naive() == now.date_naive() => {
+            format!("synced {}", t.format("%H:%M"))
+        }
+        (Some(t), _) => format!("synced {}", t.format("%Y-%m-%d %H:%M")),
+        (None, _) => "synced".to_owned(),
+    }
 }
 
 /// What starts each continuation line of a multi-line text in line mode: indented, so that no
@@ -191,6 +232,45 @@ mod tests {
         }
         // Tags hiding text elsewhere are shown.
         assert_eq!(visible_text("a\u{E0041}"), "a\\u{e0041}");
+    }
+
+    fn view(synced: bool, ts_ms: u64) -> MessageView {
+        let key = meshchat_core::Keypair::from_secret_bytes(&[2; 32]);
+        MessageView {
+            id: meshchat_core::MessageId([3; 32]),
+            room: "lobby".into(),
+            author: meshchat_node::peer_id_of(&key.public()),
+            fingerprint: key.public().fingerprint(),
+            nick: "bob".into(),
+            timestamp_ms: ts_ms,
+            text: "hi".into(),
+            own: false,
+            synced,
+            seq: 9,
+        }
+    }
+
+    #[test]
+    fn synced_messages_are_marked_with_their_time() {
+        // 2025-05-01 12:00 UTC; shown two hours east.
+        const NOW: u64 = 1_746_100_800_000;
+        let tz = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
+        let fp = view(false, 0).fingerprint.short();
+        assert_eq!(
+            message_line_at(&view(false, NOW), &tz, NOW),
+            format!("[lobby] bob ({fp}): hi")
+        );
+        assert_eq!(
+            message_line_at(&view(true, NOW - 3_600_000), &tz, NOW),
+            format!("[lobby] (synced 13:00) bob ({fp}): hi")
+        );
+        assert_eq!(
+            message_line_at(&view(true, NOW - 3 * 86_400_000), &tz, NOW),
+            format!("[lobby] (synced 2025-04-28 14:00) bob ({fp}): hi")
+        );
+        let json = event_json(&Event::Message(view(true, NOW)));
+        assert_eq!(json["synced"], true);
+        assert_eq!(message_json(&view(false, NOW))["synced"], false);
     }
 
     #[test]
