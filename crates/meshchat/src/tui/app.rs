@@ -224,7 +224,7 @@ impl App {
             me: Me {
                 peer_id: info.peer_id,
                 fingerprint: info.fingerprint,
-                nick: info.nick.clone(),
+                nick: wrap::sanitize_name(&info.nick),
                 listen: info.listen.clone(),
             },
             rooms: info.rooms.iter().map(Room::new).collect(),
@@ -256,7 +256,7 @@ impl App {
         app.notice(
             &format!(
                 "meshchat — you are {} ({}). F1 or /help lists commands.",
-                info.nick,
+                app.me.nick,
                 info.fingerprint.short()
             ),
             Level::Info,
@@ -374,24 +374,33 @@ impl App {
         };
         let ts = m.timestamp_ms;
         let msg = Msg::from_view(m, &self.me.nick);
-        let (own, mention) = (msg.own, msg.mention);
+        let (own, mention, synced) = (msg.own, msg.mention, msg.synced);
         let label = self.label_width(&msg);
         let geo = self.geometry(&self.rooms[i]);
         let shown = i == self.current;
+        let now = self.clock.now_ms();
+        self.seq += 1;
+        let seq = self.seq;
         let room = &mut self.rooms[i];
-        match room.insert(Entry::message(msg, ts), label, geo) {
+        let below = match room.insert(Entry::message(msg, ts), label, geo) {
             Inserted::Duplicate => return,
-            Inserted::Added | Inserted::Beyond => {}
-        }
+            Inserted::Added { below } => below,
+            Inserted::Beyond => true,
+            Inserted::Earlier => false,
+        };
         if !own {
             if !shown {
                 room.unread = room.unread.saturating_add(1);
                 if mention {
                     room.mentions = room.mentions.saturating_add(1);
                 }
-            } else if room.scroll > 0 {
+            } else if room.scroll > 0 && below {
                 room.new_below = room.new_below.saturating_add(1);
             }
+        }
+        if synced {
+            // Usually older than what is on screen: say that it came, once for a burst.
+            room.count_synced(now, seq, geo);
         }
         room.trim();
     }
@@ -456,6 +465,7 @@ impl App {
             },
             Reply::Nick { nick, result } => match result {
                 Ok(()) => {
+                    let nick = wrap::sanitize_name(&nick);
                     self.me.nick = nick.clone();
                     let now = self.clock.now_ms();
                     self.book

@@ -7,6 +7,8 @@ use meshchat_core::room::is_invisible;
 use meshchat_core::Fingerprint;
 use meshchat_node::{Multiaddr, PeerId};
 
+use super::wrap::sanitize_name;
+
 /// Authors remembered at most; past that, new authors are not learnt (their messages still show).
 pub const MAX_KNOWN: usize = 10_000;
 
@@ -28,11 +30,15 @@ pub struct NickBook {
 }
 
 impl NickBook {
-    /// Records that `peer` wrote as `nick` at `ts_ms`.
+    /// Records that `peer` wrote as `nick` at `ts_ms`. The nick is kept as shown
+    /// ([`sanitize_name`]); a message older than one seen before (history sync brings such) does
+    /// not bring back an older nick.
     pub fn learn(&mut self, peer: PeerId, fingerprint: Fingerprint, nick: &str, ts_ms: u64) {
+        let nick = &sanitize_name(nick);
         if let Some(k) = self.by_peer.get_mut(&peer) {
+            let older = ts_ms < k.last_seen_ms;
             k.last_seen_ms = k.last_seen_ms.max(ts_ms);
-            if k.nick == nick {
+            if k.nick == *nick || older {
                 return;
             }
             let old = std::mem::replace(&mut k.nick, nick.to_owned());

@@ -12,7 +12,9 @@ use ratatui::Frame;
 
 use super::app::{App, Overlay};
 use super::command::{COMMANDS, KEYS};
-use super::room::{Body, Entry, Geometry, Level, Older, FP_COLS, SEPARATOR_COLS, TIME_COLS};
+use super::room::{
+    Body, Entry, Geometry, Level, Older, FP_COLS, SEPARATOR_COLS, SYNCED_MARK, TIME_COLS,
+};
 use super::wrap::{self, ellipsize, width};
 
 /// Most rows the input line grows to.
@@ -85,6 +87,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
 }
 
 fn room_label(i: usize, name: &str) -> String {
+    let name = wrap::sanitize_name(name);
     if i < 9 {
         format!("{} #{name}", i + 1)
     } else if i == 9 {
@@ -285,6 +288,10 @@ fn draw_entry(
             ),
         },
     };
+    let separator = match &entry.body {
+        Body::Message(m) if m.synced => SYNCED_MARK,
+        _ => "│",
+    };
     let text = entry.text();
     let mut drawn = 0;
     for (k, range) in wrap::wrap(text, text_cols)
@@ -308,7 +315,7 @@ fn draw_entry(
         }
         let sep_x = area.x + (TIME_COLS + nick_col + 1) as u16;
         if sep_x < area.right() {
-            buf.set_stringn(sep_x, row, "│", 1, DIM);
+            buf.set_stringn(sep_x, row, separator, 1, DIM);
         }
         if text_x < area.right() {
             buf.set_stringn(text_x, row, &text[range], text_cols, text_style);
@@ -490,6 +497,12 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
             lines.push(Line::raw(""));
             lines.push(Line::styled(
                 "Anything else is sent to the room on screen (// sends a leading /).",
+                DIM,
+            ));
+            lines.push(Line::styled(
+                format!(
+                    "{SYNCED_MARK} instead of │ marks a message that came late, by history sync."
+                ),
                 DIM,
             ));
             " help — Esc closes "

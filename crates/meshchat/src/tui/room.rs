@@ -6,6 +6,12 @@
 //! grow to [`HARD_CAP`]; beyond that the newest entries are dropped and the room is *detached*: new
 //! messages are counted but not kept (they are in the database), and reaching the bottom again
 //! reloads the newest page.
+//!
+//! The window is always a contiguous stretch of the room's history, so that the next older page
+//! can be asked for as "the page before the oldest message shown". A message that history sync
+//! brings in late sorts where its author time puts it; when that is before the start of a window
+//! that does not reach the room's first message, it is not kept either ([`Inserted::Earlier`]):
+//! the page that covers its place will bring it when the user scrolls there.
 
 use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
@@ -77,6 +83,8 @@ pub struct Msg {
     pub own: bool,
     /// Names the user's nick.
     pub mention: bool,
+    /// Arrived by history sync (sent while this node was away): marked in the view.
+    pub synced: bool,
 }
 
 impl Msg {
@@ -85,10 +93,11 @@ impl Msg {
         Self {
             id: m.id,
             fingerprint: m.fingerprint,
-            nick: wrap::sanitize(&m.nick, false),
+            nick: wrap::sanitize_name(&m.nick),
             text: wrap::sanitize(&m.text, true),
             own: m.own,
             mention,
+            synced: m.synced,
         }
     }
 }
@@ -136,6 +145,14 @@ impl Entry {
                 level,
             },
             rows: Cell::new((0, 0)),
+        }
+    }
+
+    /// Changes a notice's text (a message's stays what it is).
+    fn set_notice_text(&mut self, new: &str) {
+        if let Body::Notice { text, .. } = &mut self.body {
+            *text = wrap::sanitize(new, true);
+            self.rows.set((0, 0));
         }
     }
 
@@ -192,12 +209,42 @@ pub enum Older {
 /// What [`Room::insert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
-    Added,
+    /// Kept; `below` when it landed below a scrolled-up view (the view stayed where it was).
+    Added { below: bool },
     /// The message is shown already.
     Duplicate,
     /// Newer than a detached window: not kept, but new to the user.
     Beyond,
+    /// Older than the start of a window that does not reach the room's first message (a message
+    /// that came late, by history sync): not kept, but new to the user; it comes with the older
+    /// pages.
+    Earlier,
 }
+
+/// How long the notice counting messages that arrived by history sync goes on counting: later
+/// ones start a new notice.
+pub const SYNC_NOTICE_MS: u64 = 30_000;
+
+/// The notice that counts messages that arrived by history sync in a room.
+#[derive(Debug, Clone, Copy)]
+struct SyncNotice {
+    key: Key,
+    count: u64,
+    updated_ms: u64,
+}
+
+/// The text of the notice for `n` messages that arrived by history sync.
+pub fn sync_notice_text(n: u64) -> String {
+    let what = if n == 1 {
+        "1 earlier message".to_owned()
+    } else {
+        format!("{n} earlier messages")
+    };
+    format!("{what} arrived while you were away (marked {SYNCED_MARK})")
+}
+
+/// Drawn in place of the separator on the rows of a message that arrived by history sync.
+pub const SYNCED_MARK: &str = "┆";
 
 /// What the room needs after a scroll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +280,8 @@ pub struct Room {
     pub reloading: bool,
     /// Widest nick label seen, in cells.
     widest_label: usize,
+    /// The notice counting messages that arrived by history sync, if one is counting.
+    sync_notice: Option<SyncNotice>,
 }
 
 impl Room {
@@ -250,6 +299,7 @@ impl Room {
             loaded: false,
             reloading: false,
             widest_label: 0,
+            sync_notice: None,
         }
     }
 
@@ -281,6 +331,12 @@ impl Room {
 
     /// Inserts an entry where it sorts. `label_width` is the cells its nick label needs.
     pub fn insert(&mut self, entry: Entry, label_width: usize, geo: Geometry) -> Inserted {
+        self.place(entry, label_width, geo, false)
+    }
+
+    /// [`Room::insert`]; `paged` for a message of a history page, which was asked for by its
+    /// place and so belongs in the window even before its start.
+    fn place(&mut self, entry: Entry, label_width: usize, geo: Geometry, paged: bool) -> Inserted {
         if let Body::Message(m) = &entry.body {
             if self.ids.contains(&m.id) {
                 return Inserted::Duplicate;
@@ -288,9 +344,16 @@ impl Room {
             if self.detached && self.entries.back().is_some_and(|b| entry.key > b.key) {
                 return Inserted::Beyond;
             }
+            if !paged
+                && self.older != Older::Exhausted
+                && self.oldest_key().is_some_and(|oldest| entry.key < oldest)
+            {
+                return Inserted::Earlier;
+            }
         }
         let idx = self.entries.partition_point(|e| e.key < entry.key);
-        if self.scroll > 0 && self.rows_after(idx, geo, self.scroll + 1) <= self.scroll {
+        let below = self.scroll > 0 && self.rows_after(idx, geo, self.scroll + 1) <= self.scroll;
+        if below {
             // It lands below the view: keep the view where it is.
             self.scroll += entry.rows(geo);
         }
@@ -299,7 +362,49 @@ impl Room {
             self.widest_label = self.widest_label.max(label_width);
         }
         self.entries.insert(idx, entry);
-        Inserted::Added
+        Inserted::Added { below }
+    }
+
+    /// Counts a message that arrived by history sync in this room's notice: the notice made in
+    /// the last [`SYNC_NOTICE_MS`] is updated, or a new one is added at `now_ms` (`seq` orders
+    /// notices of the same millisecond).
+    pub fn count_synced(&mut self, now_ms: u64, seq: u64, geo: Geometry) {
+        if let Some(n) = self.sync_notice.as_mut() {
+            let idx = self.entries.partition_point(|e| e.key < n.key);
+            let found = self.entries.get(idx).is_some_and(|e| e.key == n.key);
+            if found && now_ms.saturating_sub(n.updated_ms) < SYNC_NOTICE_MS {
+                n.count += 1;
+                n.updated_ms = now_ms;
+                let text = sync_notice_text(n.count);
+                let below =
+                    self.scroll > 0 && self.rows_after(idx + 1, geo, self.scroll) < self.scroll;
+                let entry = &mut self.entries[idx];
+                let before = entry.rows(geo);
+                entry.set_notice_text(&text);
+                let after = entry.rows(geo);
+                if below {
+                    // Keep the view on the same rows.
+                    self.scroll = (self.scroll + after).saturating_sub(before);
+                }
+                return;
+            }
+        }
+        let entry = Entry::notice(&sync_notice_text(1), Level::Info, now_ms, seq);
+        let key = entry.key;
+        self.insert(entry, 0, geo);
+        self.sync_notice = Some(SyncNotice {
+            key,
+            count: 1,
+            updated_ms: now_ms,
+        });
+    }
+
+    /// The key of the oldest message in the window.
+    fn oldest_key(&self) -> Option<Key> {
+        self.entries
+            .iter()
+            .find(|e| matches!(e.body, Body::Message(_)))
+            .map(|e| e.key)
     }
 
     /// Rows of the entries after index `idx`, counted up to `limit` at most.
@@ -336,11 +441,39 @@ impl Room {
         geo: Geometry,
     ) -> usize {
         let exhausted = msgs.len() < limit;
+        // A full page reaches back to its first message, no further: anything older in the
+        // window (a message that came late before the first page did) would leave a hole.
+        let start = match msgs.first() {
+            Some((m, ts)) if !exhausted => Some(Key::message(*ts, &m.id)),
+            _ => None,
+        };
         let mut added = 0;
         for (m, ts) in msgs.into_iter().rev() {
             let w = label(&m);
-            if self.insert(Entry::message(m, ts), w, geo) == Inserted::Added {
+            if matches!(
+                self.place(Entry::message(m, ts), w, geo, true),
+                Inserted::Added { .. }
+            ) {
                 added += 1;
+            }
+        }
+        if let Some(start) = start {
+            // Entries sort by key: those before the page's start are a prefix. Notices stay.
+            let before = self.entries.partition_point(|e| e.key < start);
+            let ids = &mut self.ids;
+            let notices: Vec<Entry> = self
+                .entries
+                .drain(..before)
+                .filter(|e| match &e.body {
+                    Body::Message(m) => {
+                        ids.remove(&m.id);
+                        false
+                    }
+                    Body::Notice { .. } => true,
+                })
+                .collect();
+            for e in notices.into_iter().rev() {
+                self.entries.push_front(e);
             }
         }
         self.older = if exhausted {
@@ -487,6 +620,7 @@ mod tests {
                 text: text.into(),
                 own: false,
                 mention: false,
+                synced: false,
             },
             n * 1000,
         )
@@ -503,7 +637,10 @@ mod tests {
         let mut r = Room::new("lobby");
         for n in [1, 3, 2] {
             let (m, ts) = msg(n, "x");
-            assert_eq!(r.insert(Entry::message(m, ts), 3, GEO), Inserted::Added);
+            assert_eq!(
+                r.insert(Entry::message(m, ts), 3, GEO),
+                Inserted::Added { below: false }
+            );
         }
         let (m, ts) = msg(2, "x");
         assert_eq!(r.insert(Entry::message(m, ts), 3, GEO), Inserted::Duplicate);
@@ -578,6 +715,120 @@ mod tests {
         r.reset_newest(vec![msg(9_000_000, "x")], PAGE, |_| 3, GEO);
         assert!(!r.detached);
         assert_eq!(r.len(), 1);
+    }
+
+    fn message_ts(r: &Room) -> Vec<u64> {
+        r.entries()
+            .iter()
+            .filter(|e| matches!(e.body, Body::Message(_)))
+            .map(|e| e.key.ts_ms / 1000)
+            .collect()
+    }
+
+    /// A message that comes late (by history sync) sorts by author time inside the window, but
+    /// is not kept before the start of a window that does not reach the room's first message:
+    /// the window stays contiguous and the older page brings it.
+    #[test]
+    fn late_messages_keep_the_window_contiguous() {
+        let mut r = Room::new("lobby");
+        r.add_history((100..120).map(|n| msg(n, "x")).collect(), 20, |_| 3, GEO);
+        assert_eq!(r.older, Older::Unknown);
+        let (m, ts) = msg(50, "x");
+        assert_eq!(r.insert(Entry::message(m, ts), 3, GEO), Inserted::Earlier);
+        let mut late = msg(1105, "x");
+        late.1 = 110_500;
+        assert!(matches!(
+            r.insert(Entry::message(late.0, late.1), 3, GEO),
+            Inserted::Added { .. }
+        ));
+        assert_eq!(
+            message_ts(&r)[..12],
+            [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 110]
+        );
+        assert_eq!(r.oldest_message().map(|(ts, _)| ts), Some(100_000));
+        // The older page holds it.
+        r.add_history((40..100).map(|n| msg(n, "x")).collect(), 500, |_| 3, GEO);
+        assert_eq!(r.older, Older::Exhausted);
+        assert!(message_ts(&r).contains(&50));
+        // Now the window starts at the room's first message: anything fits.
+        let (m, ts) = msg(3, "x");
+        assert!(matches!(
+            r.insert(Entry::message(m, ts), 3, GEO),
+            Inserted::Added { .. }
+        ));
+        assert_eq!(message_ts(&r)[0], 3);
+    }
+
+    /// A late message that came before the first page: a full page reaches back to its own
+    /// first message and no further, so the late one waits for the older page.
+    #[test]
+    fn a_full_page_drops_what_lies_before_it() {
+        let mut r = Room::new("lobby");
+        let (m, ts) = msg(5, "early");
+        r.insert(Entry::message(m, ts), 3, GEO);
+        r.insert(Entry::notice("joined", Level::Info, 1, 1), 0, GEO);
+        r.add_history((100..120).map(|n| msg(n, "x")).collect(), 20, |_| 3, GEO);
+        assert_eq!(message_ts(&r)[0], 100);
+        assert_eq!(r.oldest_message().map(|(ts, _)| ts), Some(100_000));
+        assert_eq!(r.len(), 21, "the notice stays");
+        // It can come back with its page.
+        r.add_history(vec![msg(5, "early")], 500, |_| 3, GEO);
+        assert_eq!(message_ts(&r)[0], 5);
+        // A short page is the whole start of the room: nothing is dropped.
+        let mut r = Room::new("lobby");
+        let (m, ts) = msg(5, "early");
+        r.insert(Entry::message(m, ts), 3, GEO);
+        r.add_history((100..110).map(|n| msg(n, "x")).collect(), 20, |_| 3, GEO);
+        assert_eq!(message_ts(&r)[0], 5);
+    }
+
+    #[test]
+    fn synced_messages_are_counted_in_one_notice_per_burst() {
+        let mut r = Room::new("lobby");
+        let notices = |r: &Room| -> Vec<String> {
+            r.entries()
+                .iter()
+                .filter(|e| matches!(e.body, Body::Notice { .. }))
+                .map(|e| e.text().to_owned())
+                .collect()
+        };
+        r.count_synced(1_000_000, 1, GEO);
+        assert_eq!(notices(&r), [sync_notice_text(1)]);
+        for k in 0..11 {
+            r.count_synced(1_000_000 + k * 1000, 2 + k, GEO);
+        }
+        assert_eq!(
+            notices(&r),
+            ["12 earlier messages arrived while you were away (marked ┆)"]
+        );
+        // A later burst gets a notice of its own.
+        r.count_synced(1_000_000 + 10_000 + SYNC_NOTICE_MS, 20, GEO);
+        assert_eq!(notices(&r), [sync_notice_text(12), sync_notice_text(1)]);
+        // A notice no longer in the window (reloaded, trimmed) is not updated.
+        r.reset_newest(Vec::new(), PAGE, |_| 3, GEO);
+        r.count_synced(1_000_000 + 11_000 + SYNC_NOTICE_MS, 21, GEO);
+        assert_eq!(notices(&r), [sync_notice_text(1)]);
+    }
+
+    /// The notice's count grows below a scrolled-up view: the view stays on the same rows.
+    #[test]
+    fn a_growing_notice_keeps_a_scrolled_view_still() {
+        let narrow = Geometry {
+            width: 20,
+            height: 3,
+            nick_col: 2,
+        };
+        let mut r = Room::new("lobby");
+        r.add_history((0..20).map(|n| msg(n, "x")).collect(), 100, |_| 2, narrow);
+        r.count_synced(1_000_000, 1, narrow);
+        r.scroll_by(5, narrow);
+        let before = r.visible(narrow);
+        let scroll = r.scroll;
+        for k in 0..200 {
+            r.count_synced(1_000_000 + k, 2 + k, narrow);
+        }
+        assert!(r.scroll > scroll, "the notice wrapped over more rows");
+        assert_eq!(r.visible(narrow), before);
     }
 
     #[test]

@@ -302,6 +302,46 @@ fn scrolled_view_and_multiline_input() {
     insta::assert_snapshot!(render(&app, 70, 16).backend());
 }
 
+/// Messages that history sync brought in late sort where their author time puts them, are marked
+/// with ┆, and one notice per room says how many came. A nick never shows an invisible
+/// character: the look-alike of alice shows U+FFFD (and fingerprints).
+#[test]
+fn synced_messages_are_marked_and_announced() {
+    let mut app = app(&["lobby", "dev"]);
+    deliver(&mut app, msg(20, "lobby", 2, "bob", "back online"));
+    deliver(&mut app, msg(21, "lobby", 1, "alice", "welcome back"));
+    let late = [
+        (3, "lobby", 3, "carol", "did the build pass?"),
+        (5, "lobby", 2, "bob", "it did, twice"),
+        (7, "lobby", 4, "al\u{200B}ice", "I am alice too"),
+        (9, "dev", 3, "carol", "and dev is quiet"),
+    ];
+    for (n, room, author, nick, text) in late {
+        let mut m = msg(n, room, author, nick, text);
+        m.synced = true;
+        deliver(&mut app, m.clone());
+        // Never twice.
+        deliver(&mut app, m);
+    }
+    let t = render(&app, 100, 14);
+    insta::assert_snapshot!(t.backend());
+    let screen = screen_text(&t);
+    assert!(!screen.contains('\u{200B}'), "{screen}");
+    assert!(screen.contains("al\u{FFFD}ice"), "{screen}");
+    assert!(
+        screen.contains("3 earlier messages arrived while you were away"),
+        "{screen}"
+    );
+    assert_eq!(screen.matches("it did, twice").count(), 1, "{screen}");
+    assert_eq!(app.rooms[1].unread, 1);
+    alt(&mut app, KeyCode::Char('2'));
+    let screen = screen_text(&render(&app, 100, 14));
+    assert!(
+        screen.contains("1 earlier message arrived while you were away"),
+        "{screen}"
+    );
+}
+
 #[test]
 fn tiny_terminal_does_not_panic() {
     let app = conversation();

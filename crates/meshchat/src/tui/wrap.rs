@@ -7,15 +7,19 @@
 
 use std::ops::Range;
 
+use meshchat_core::room::is_invisible;
 use ratatui::buffer::CellWidth;
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Replaces what must not reach the terminal: control characters (escape sequences could
-/// repaint or retitle the user's terminal) and the bidirectional overrides that make text read
-/// differently from what it is. Tabs become spaces; newlines are kept when `keep_newlines`.
+/// repaint or retitle the user's terminal) and the bidirectional embeddings, overrides and
+/// isolates that make text read differently from what it is. Tabs become spaces; newlines are
+/// kept when `keep_newlines`. For message texts: the other invisible characters stay, since
+/// emoji (zero-width joiners, variation selectors, tags) and some scripts need them; names go
+/// through [`sanitize_name`].
 pub fn sanitize(text: &str, keep_newlines: bool) -> String {
     let clean = |c: char| {
-        !(c.is_control() || is_bidi_control(c)) || (keep_newlines && c == '\n') || c == '\t'
+        !(c.is_control() || is_embedding_or_isolate(c)) || (keep_newlines && c == '\n') || c == '\t'
     };
     if text.chars().all(|c| clean(c) && c != '\t' && c != '\r') {
         return text.to_owned();
@@ -32,16 +36,32 @@ pub fn sanitize(text: &str, keep_newlines: bool) -> String {
                 }
             }
             '\n' if keep_newlines => out.push('\n'),
-            c if c.is_control() || is_bidi_control(c) => out.push('\u{FFFD}'),
+            c if c.is_control() || is_embedding_or_isolate(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
     out
 }
 
-/// Embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
-fn is_bidi_control(c: char) -> bool {
+/// The bidirectional controls that reorder text over a stretch of it: embeddings, overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069). The marks among
+/// [`meshchat_core::room::is_bidi_control`] (U+200E, U+200F, U+061C) act on one position and
+/// right-to-left texts use them, so message texts keep them.
+fn is_embedding_or_isolate(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A nick (or room name) made safe and honest to show on one line: every character that draws
+/// nothing or changes how the text around it is drawn ([`is_invisible`]: controls, line breaks,
+/// zero-width and other format characters, bidirectional controls, invisible fillers) is shown as
+/// U+FFFD, so that a name never looks like another one while being a different string.
+pub fn sanitize_name(name: &str) -> String {
+    if !name.chars().any(is_invisible) {
+        return name.to_owned();
+    }
+    name.chars()
+        .map(|c| if is_invisible(c) { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// Width of one grapheme cluster in cells, as the buffer will draw it.
@@ -210,6 +230,41 @@ mod tests {
         assert_eq!(sanitize("a\nb", false), "a\u{FFFD}b");
         assert_eq!(sanitize("x\u{202E}y", true), "x\u{FFFD}y");
         assert_eq!(sanitize("a\tb", true), "a    b");
+    }
+
+    #[test]
+    fn names_show_every_invisible_character() {
+        assert_eq!(sanitize_name("alice"), "alice");
+        assert_eq!(sanitize_name("Zoë 🚀"), "Zoë 🚀");
+        for (raw, shown) in [
+            ("al\u{200B}ice", "al\u{FFFD}ice"),
+            ("al\u{200D}ice", "al\u{FFFD}ice"),
+            ("\u{FEFF}alice", "\u{FFFD}alice"),
+            ("alice\u{2060}", "alice\u{FFFD}"),
+            ("ali\u{202E}ecila", "ali\u{FFFD}ecila"),
+            ("a\u{200F}b\u{061C}c", "a\u{FFFD}b\u{FFFD}c"),
+            ("a\u{3164}b", "a\u{FFFD}b"),
+            ("a\u{E0041}", "a\u{FFFD}"),
+            ("a\nb\tc\x1b", "a\u{FFFD}b\u{FFFD}c\u{FFFD}"),
+        ] {
+            assert_eq!(sanitize_name(raw), shown, "{raw:?}");
+        }
+        // Message texts keep what emoji and scripts need.
+        for text in ["👩\u{200D}💻", "می\u{200C}خواهم", "❤\u{FE0F}", "a\u{200F}b"] {
+            assert_eq!(sanitize(text, true), text);
+        }
+        assert_eq!(width(&sanitize("👨\u{200D}👩\u{200D}👧", true)), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_never_hold_invisible_characters(
+            s in "\\PC{0,24}|.{0,24}|[\\x00-\\x20\\u{7f}-\\u{a0}\\u{200b}-\\u{206f}\\u{fe00}-\\u{feff}a]{0,24}"
+        ) {
+            let shown = sanitize_name(&s);
+            proptest::prop_assert!(!shown.chars().any(is_invisible), "{:?} -> {:?}", s, shown);
+            proptest::prop_assert_eq!(shown.chars().count(), s.chars().count());
+        }
     }
 
     #[test]

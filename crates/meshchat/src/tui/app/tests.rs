@@ -184,6 +184,58 @@ fn late_messages_sort_by_time_then_id() {
 }
 
 #[test]
+fn synced_messages_are_unread_but_not_new_below_a_scrolled_view() {
+    let mut app = app(&["lobby", "dev"]);
+    app.pane.set((80, 6));
+    for n in 20..40 {
+        deliver(&mut app, msg(n, "lobby", 2, "bob", &format!("line {n}")));
+    }
+    app.scroll(5);
+    let view = app.room().visible(app.room().geometry(80, 6));
+    let mut old = msg(2, "lobby", 3, "carol", "from before");
+    old.synced = true;
+    deliver(&mut app, old);
+    assert_eq!(app.room().new_below, 0, "it landed above the view");
+    assert!(texts(&app).iter().any(|t| t == "from before"));
+    // The notice lands at the bottom, below the view, which stays where it was.
+    assert_eq!(
+        app.room().visible(app.room().geometry(80, 6)).first,
+        view.first + 1
+    );
+    deliver(&mut app, msg(41, "lobby", 2, "bob", "live"));
+    assert_eq!(app.room().new_below, 1);
+    let mut other = msg(3, "dev", 3, "carol", "in dev");
+    other.synced = true;
+    other.text = "alice: in dev".into();
+    deliver(&mut app, other);
+    assert_eq!((app.rooms[1].unread, app.rooms[1].mentions), (1, 1));
+}
+
+#[test]
+fn nicks_with_invisible_characters_are_shown_with_replacement_characters() {
+    let mut app = app(&["lobby"]);
+    deliver(&mut app, msg(1, "lobby", 4, "al\u{200D}ice\u{FEFF}", "hi"));
+    app.on_node_event(Event::PeerConnected { peer_id: peer(4) });
+    let Some(Body::Message(m)) = app.room().entries().front().map(|e| &e.body) else {
+        panic!("a message first");
+    };
+    assert_eq!(m.nick, "al\u{FFFD}ice\u{FFFD}");
+    assert!(texts(&app)
+        .iter()
+        .any(|t| t.starts_with("peer connected: al\u{FFFD}ice\u{FFFD} (")));
+    assert_eq!(
+        app.book.get(&peer(4)).map(|k| k.nick.as_str()),
+        Some("al\u{FFFD}ice\u{FFFD}")
+    );
+    // An older message (history sync) does not bring back an older nick.
+    deliver(&mut app, msg(0, "lobby", 4, "mallory", "from before"));
+    assert_eq!(
+        app.book.get(&peer(4)).map(|k| k.nick.as_str()),
+        Some("al\u{FFFD}ice\u{FFFD}")
+    );
+}
+
+#[test]
 fn scrolling_loads_older_pages_on_demand() {
     let mut app = app(&["lobby"]);
     app.pane.set((80, 10));
