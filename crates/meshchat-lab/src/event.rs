@@ -25,6 +25,10 @@ pub struct Message {
     /// Whether this node authored it.
     #[serde(default)]
     pub own: bool,
+    /// Whether it arrived by history sync rather than by the broadcast (`message` events of
+    /// nodes with history sync; absent, so false, elsewhere).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synced: bool,
 }
 
 /// A peer in a `peers` answer.

@@ -9,6 +9,11 @@
 //! multicasts `{"fake_mdns": ID, "addr": ...}` to port 5353 every 500 ms from each of them; the
 //! node with the smaller id dials the other (this is not DNS, only the lab's namespaces see it).
 //!
+//! Each connection carries a heartbeat every second and is closed after 5 s without a line, so
+//! connections over a cut link end (and `peer_disconnected` is shown). On connecting, each side
+//! sends its whole history (shown as `"synced":true` by the receiver where new); `stats` reports
+//! `synced` and `sync_rounds` for that.
+//!
 //! `--fake-bug dup|forget|panic` makes it misbehave on purpose (show received messages twice,
 //! not store received messages, panic on the 5th received message) so tests can check that the
 //! lab's checks catch each kind of failure.
@@ -42,6 +47,10 @@ struct State {
     seen: HashSet<String>,
     history: Vec<Message>,
     store: std::fs::File,
+    /// Messages first seen in a peer's backlog (the stand-in's history sync).
+    synced: u64,
+    /// Backlogs received.
+    sync_rounds: u64,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -121,6 +130,8 @@ pub fn main(args: &[String]) -> Result<()> {
         seen: history.iter().map(|m| m.id.clone()).collect(),
         history,
         store,
+        synced: 0,
+        sync_rounds: 0,
     }));
     let mut bound = Vec::new();
     for l in &listen {
@@ -215,14 +226,17 @@ fn command(state: &Shared, line: &str) -> Result<()> {
                     .as_millis() as u64,
                 text: v["text"].as_str().unwrap_or("").to_string(),
                 own: false,
+                synced: false,
             };
             emit(&json!({"event":"sent","room":room,"id":msg.id}));
-            accept(&mut st, msg, None, true);
+            accept(&mut st, msg, None, true, false);
         }
         "history" => {
             let st = lock(state);
             let limit = v["limit"].as_u64().unwrap_or(100) as usize;
-            let msgs: Vec<&Message> = st.history.iter().filter(|m| m.room == room).collect();
+            // Display order, as the real node: author timestamp, then id.
+            let mut msgs: Vec<&Message> = st.history.iter().filter(|m| m.room == room).collect();
+            msgs.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
             let msgs = &msgs[msgs.len().saturating_sub(limit)..];
             emit(&json!({"event":"history","room":room,"messages":msgs}));
         }
@@ -236,6 +250,10 @@ fn command(state: &Shared, line: &str) -> Result<()> {
                 .collect();
             emit(&json!({"event":"peers","peers":peers}));
         }
+        "stats" => {
+            let st = lock(state);
+            emit(&json!({"event":"stats","synced":st.synced,"sync_rounds":st.sync_rounds}));
+        }
         "join" => emit(&json!({"event":"joined","room":room})),
         "leave" => emit(&json!({"event":"left","room":room})),
         "connect" => dial(state, v["addr"].as_str().unwrap_or("")),
@@ -247,12 +265,16 @@ fn command(state: &Shared, line: &str) -> Result<()> {
     Ok(())
 }
 
-/// Stores, shows and floods a message unless already seen.
-fn accept(st: &mut State, mut msg: Message, from_conn: Option<u64>, own: bool) {
+/// Stores, shows and floods a message unless already seen (`synced`: it came in a backlog).
+fn accept(st: &mut State, mut msg: Message, from_conn: Option<u64>, own: bool, synced: bool) {
     if !st.seen.insert(msg.id.clone()) {
         return;
     }
     msg.own = false;
+    msg.synced = false;
+    if synced {
+        st.synced += 1;
+    }
     if !own {
         st.received += 1;
         if st.bug == Bug::Panic && st.received == 5 {
@@ -275,6 +297,7 @@ fn accept(st: &mut State, mut msg: Message, from_conn: Option<u64>, own: bool) {
         }
     }
     msg.own = own;
+    msg.synced = synced;
     let mut ev = serde_json::to_value(&msg).unwrap_or_default();
     ev["event"] = json!("message");
     emit(&ev);
@@ -297,10 +320,21 @@ fn dial(state: &Shared, addr: &str) {
     });
 }
 
+/// A connection whose peer sent nothing (not even a heartbeat) for this long is closed, so a cut
+/// link ends its connections as a dead TCP peer would, only sooner.
+const CONN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Heartbeat interval on every connection.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn conn(state: Shared, stream: TcpStream) {
     let Ok(mut w) = stream.try_clone() else {
         return;
     };
+    if stream.set_read_timeout(Some(CONN_TIMEOUT)).is_err()
+        || stream.set_write_timeout(Some(CONN_TIMEOUT)).is_err()
+    {
+        return;
+    }
     let id = {
         let mut st = lock(&state);
         let hello = format!("{}\n", json!({"hello": st.me}));
@@ -312,6 +346,17 @@ fn conn(state: Shared, stream: TcpStream) {
         st.conns.insert(id, (None, w));
         id
     };
+    let st = state.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(HEARTBEAT);
+        let mut st = lock(&st);
+        let Some((_, s)) = st.conns.get_mut(&id) else {
+            return;
+        };
+        if s.write_all(b"{\"heartbeat\":1}\n").is_err() {
+            return;
+        }
+    });
     let mut peer = None;
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
@@ -321,11 +366,13 @@ fn conn(state: Shared, stream: TcpStream) {
         if let Some(h) = v["hello"].as_str() {
             peer = Some(h.to_string());
             let mut st = lock(&state);
+            // The peer answers our hello with its backlog.
+            st.sync_rounds += 1;
             // Send our history so the peer catches up (a crude history sync).
             let backlog: Vec<String> = st
                 .history
                 .iter()
-                .map(|m| format!("{}\n", json!({"msg": m})))
+                .map(|m| format!("{}\n", json!({"msg": m, "sync": true})))
                 .collect();
             if let Some((p, s)) = st.conns.get_mut(&id) {
                 *p = Some(h.to_string());
@@ -335,7 +382,8 @@ fn conn(state: Shared, stream: TcpStream) {
             }
             emit(&json!({"event":"peer_connected","peer_id":h}));
         } else if let Ok(m) = serde_json::from_value::<Message>(v["msg"].clone()) {
-            accept(&mut lock(&state), m, Some(id), false);
+            let synced = v["sync"] == true;
+            accept(&mut lock(&state), m, Some(id), false, synced);
         }
     }
     lock(&state).conns.remove(&id);

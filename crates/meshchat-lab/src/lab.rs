@@ -594,6 +594,14 @@ impl Lab {
         self.net.set_bandwidth(a, b, rate)
     }
 
+    /// TCP gives a connection up after `retries` unanswered retransmissions in every host
+    /// (`net.ipv4.tcp_retries2`; see [`Net::set_tcp_retries`]).
+    pub fn tcp_retries(&mut self, retries: u8) -> Result<()> {
+        self.net.set_tcp_retries(retries)?;
+        self.log(format!("net.ipv4.tcp_retries2 = {retries} in every host"));
+        Ok(())
+    }
+
     /// Random packet loss in percent on link `a`-`b`, both directions (0 to remove).
     pub fn loss(&mut self, a: usize, b: usize, percent: f64) -> Result<()> {
         self.net.set_loss(a, b, percent)

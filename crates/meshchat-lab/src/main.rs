@@ -4,7 +4,7 @@
 //! meshchat-lab setup                      check / install ip, tc, nft, ping
 //! meshchat-lab cleanup [--all]            remove namespaces left by dead lab runs
 //! meshchat-lab list                       list scenarios
-//! meshchat-lab run chain5|mesh12|ring6-kill|lan-mdns|all
+//! meshchat-lab run chain5|mesh12|ring6-kill|lan-mdns|partition-sync|all
 //! meshchat-lab bench --nodes 30 --degree 4 [--rate 20] [--bandwidth 1mbit] [--json out.json]
 //! meshchat-lab net --topology ring:6      build a network, check reachability, remove it
 //! ```

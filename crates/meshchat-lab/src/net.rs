@@ -13,7 +13,8 @@
 //!
 //! Faults: link down/up (`ip link set`), bandwidth (`tc qdisc tbf`), packet loss (an nftables
 //! `numgen random` drop rule in the output hook, or an iptables `statistic --mode random` rule
-//! when nft is absent). `tc netem` is not used: the test machines' kernels lack `sch_netem`.
+//! when nft is absent), a shorter TCP retransmission timeout (`net.ipv4.tcp_retries2`, so
+//! connections over a cut link end in seconds). `tc netem` is not used: the test machines' kernels lack `sch_netem`.
 
 use crate::cleanup::{self, check_name};
 use crate::sys::{self, Env};
@@ -370,6 +371,25 @@ impl Net {
         } else {
             bail!("packet loss needs nft or iptables (run `meshchat-lab setup`)")
         }
+    }
+
+    /// Sets `net.ipv4.tcp_retries2` in every host namespace: how often TCP retransmits
+    /// unacknowledged data before it gives a connection up. The kernel's default, 15, keeps a
+    /// connection over a dead link for about 15 minutes; 3 gives up about 3 s after the first
+    /// unanswered segment (the timeout is `(2^(n+1) - 1) x 200 ms`). Nothing else changes: a cut
+    /// link still drops every packet silently, connections just end sooner.
+    pub fn set_tcp_retries(&self, retries: u8) -> Result<()> {
+        let key = "net.ipv4.tcp_retries2";
+        for h in &self.hosts {
+            let set = if sys::have("sysctl") {
+                sys::run_in(&h.ns, "sysctl", &["-q", "-w", &format!("{key}={retries}")])
+            } else {
+                let cmd = format!("echo {retries} > /proc/sys/net/ipv4/tcp_retries2");
+                sys::run_in(&h.ns, "sh", &["-c", &cmd])
+            };
+            set.with_context(|| format!("setting {key} in {}", h.ns))?;
+        }
+        Ok(())
     }
 
     /// Whether host `from` gets an answer from `addr` to one ping within a second.

@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+mod partition_sync;
+pub use partition_sync::partition_sync;
+
 /// A named scenario.
 pub struct Scenario {
     /// Name used by `meshchat-lab run NAME`.
@@ -46,6 +49,11 @@ pub const ALL: &[Scenario] = &[
         about: "LAN of 3 hosts, nodes given no addresses: mDNS discovery connects everyone, one message from each reaches all",
         run: lan_mdns,
     },
+    Scenario {
+        name: "partition-sync",
+        about: "two rings of 5 split apart, 500 messages on each side, healed: history sync gives all 1000 to every node, once, in the same order, and to a node stopped for the whole run",
+        run: partition_sync,
+    },
 ];
 
 /// Looks a scenario up by name.
@@ -65,7 +73,7 @@ pub fn run(name: &str, opts: &LabOptions) -> Result<Report> {
 }
 
 /// Sleeps until `start + k / rate` (pacing only, never used to wait for an outcome).
-fn pace(start: Instant, k: usize, rate: f64) {
+pub(crate) fn pace(start: Instant, k: usize, rate: f64) {
     let due = start + Duration::from_secs_f64(k as f64 / rate);
     if let Some(d) = due.checked_duration_since(Instant::now()) {
         std::thread::sleep(d);

@@ -125,6 +125,25 @@ impl NodeRef<'_> {
         found.with_context(|| format!("node {}: no matching event before the deadline", self.i))
     }
 
+    /// Asks for the node's counters (`{"cmd":"stats"}`) and returns the `stats` event that
+    /// answers it (an event kind the lab does not model, so it is returned as JSON).
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        let asked = Instant::now();
+        self.raw(&serde_json::json!({"cmd": "stats"}))?;
+        let mut found = None;
+        self.lab.hub.wait_until(self.lab.deadline(20), |st| {
+            found = st.nodes[self.i]
+                .other_events
+                .iter()
+                .rev()
+                .take_while(|(at, _)| *at >= asked)
+                .find(|(_, v)| v["event"] == "stats")
+                .map(|(_, v)| v.clone());
+            found.is_some()
+        });
+        found.with_context(|| format!("node {}: no stats before the deadline", self.i))
+    }
+
     /// The node's peer id, once it has been ready.
     pub fn peer_id(&self) -> Option<String> {
         self.lab.hub.lock().nodes[self.i].peer_id.clone()

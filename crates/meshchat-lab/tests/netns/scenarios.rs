@@ -42,3 +42,8 @@ fn ring6_kill() {
 fn lan_mdns() {
     run("lan-mdns");
 }
+
+#[test]
+fn partition_sync() {
+    run("partition-sync");
+}
