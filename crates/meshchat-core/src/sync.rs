@@ -252,7 +252,8 @@ enum Frame<'a> {
     Reply { since_ms: u64, message: &'a [u8] },
 }
 
-const TAG_OPEN: u8 = 1;
+/// The first byte of an `Open` frame (lets a node rate-limit new rounds before decoding).
+pub const TAG_OPEN: u8 = 1;
 const TAG_QUERY: u8 = 2;
 const TAG_REPLY: u8 = 3;
 

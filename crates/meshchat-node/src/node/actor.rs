@@ -518,6 +518,7 @@ impl Actor {
         }
         self.store.join_room(&room, now_ms())?;
         self.rooms.push(room);
+        self.sync.rooms_changed();
         // What the mesh said in the room while we were not in it: held here already if we
         // relayed it, else fetched from the peers now.
         self.sync_all();
@@ -531,12 +532,14 @@ impl Actor {
         };
         self.store.leave_room(&room)?;
         self.rooms.remove(pos);
+        self.sync.rooms_changed();
         Ok(true)
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.on_ping(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(watch::Event::StreamsFailing {
                 peer,
                 connection,

@@ -66,13 +66,33 @@ impl Store {
     /// Bounds what is kept of rooms this node is not in (held only to serve sync): drops those
     /// older than `window_start_ms`, then the oldest until at most `budget` bytes remain. Joined
     /// rooms keep their whole history. Returns how many were dropped.
-    pub fn prune_relayed(&mut self, window_start_ms: u64, budget: u64) -> Result<u64, Error> {
+    ///
+    /// `relayed` is the caller's running count of relayed bytes (kept up to date as it stores
+    /// messages): `None` makes this read the table once to learn it; it is updated here. The
+    /// window's deletions read only the old rows (by the time index), so a bounded store costs
+    /// no scan per call.
+    pub fn prune_relayed(
+        &mut self,
+        window_start_ms: u64,
+        budget: u64,
+        relayed: &mut Option<u64>,
+    ) -> Result<u64, Error> {
+        let window = window_start_ms.min(i64::MAX as u64) as i64;
+        let old: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(length(envelope)), 0) FROM messages
+             WHERE ts < ?1 AND room NOT IN (SELECT name FROM rooms)",
+            params![window],
+            |r| r.get(0),
+        )?;
         let mut dropped = self.conn.execute(
             "DELETE FROM messages WHERE ts < ?1 AND room NOT IN (SELECT name FROM rooms)",
-            params![window_start_ms.min(i64::MAX as u64) as i64],
+            params![window],
         )? as u64;
-        let mut over = self.relayed_bytes()?.saturating_sub(budget);
-        while over > 0 {
+        let mut total = match *relayed {
+            Some(b) => b.saturating_sub(old as u64),
+            None => self.relayed_bytes()?,
+        };
+        while total > budget {
             // Oldest first, a page at a time: sizes are read, not guessed.
             let victims: Vec<(Vec<u8>, i64)> = {
                 let mut stmt = self.conn.prepare_cached(
@@ -84,22 +104,24 @@ impl Store {
                 rows.collect::<Result<_, _>>()?
             };
             if victims.is_empty() {
+                total = 0;
                 break;
             }
             let tx = self.conn.transaction()?;
             {
                 let mut del = tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?;
                 for (id, len) in victims {
-                    if over == 0 {
+                    if total <= budget {
                         break;
                     }
                     del.execute(params![id])?;
                     dropped += 1;
-                    over = over.saturating_sub(len as u64);
+                    total = total.saturating_sub(len as u64);
                 }
             }
             tx.commit()?;
         }
+        *relayed = Some(total);
         Ok(dropped)
     }
 }

@@ -267,20 +267,37 @@ fn sync_queries_and_the_bounds_on_relayed_rooms() {
     assert_eq!(s.missing(&ids).unwrap(), [MessageId([9; 32])]);
 
     // The window drops old relayed messages, never those of a joined room.
-    assert_eq!(s.prune_relayed(205, u64::MAX).unwrap(), 5);
+    let mut relayed_count = None;
+    assert_eq!(
+        s.prune_relayed(205, u64::MAX, &mut relayed_count).unwrap(),
+        5
+    );
     assert_eq!(s.message_count("mine").unwrap(), 5);
     assert_eq!(s.message_count("theirs").unwrap(), 15);
     // The budget drops the oldest relayed ones until they fit.
     let each = relayed[0].as_bytes().len() as u64;
     assert_eq!(s.relayed_bytes().unwrap(), 15 * each);
-    assert_eq!(s.prune_relayed(0, 10 * each).unwrap(), 5);
+    assert_eq!(
+        relayed_count,
+        Some(15 * each),
+        "the running count follows the deletions"
+    );
+    assert_eq!(
+        s.prune_relayed(0, 10 * each, &mut relayed_count).unwrap(),
+        5
+    );
+    assert_eq!(relayed_count, Some(10 * each));
+    // A count the caller kept (here, one stored message too many) is trusted, not re-read.
+    let mut stale = Some(11 * each);
+    assert_eq!(s.prune_relayed(0, 10 * each, &mut stale).unwrap(), 1);
+    assert_eq!(s.relayed_bytes().unwrap(), 9 * each);
     let left: Vec<u64> = s
         .history("theirs", 100, None)
         .unwrap()
         .iter()
         .map(|m| m.timestamp_ms)
         .collect();
-    assert_eq!(left, (210..220).collect::<Vec<_>>());
+    assert_eq!(left, (211..220).collect::<Vec<_>>());
     assert_eq!(s.message_count("mine").unwrap(), 5);
 }
 

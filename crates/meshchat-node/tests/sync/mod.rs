@@ -247,3 +247,64 @@ async fn a_failed_write_is_reported_and_healed_by_sync() {
     // A never got B's unsent message.
     a.assert_no_more_messages().await;
 }
+
+/// Each round a peer opens costs a pass over our items: a peer opening rounds back to back gets a
+/// few answered and the rest refused as busy (no strike, no block).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_opened_back_to_back_are_refused_beyond_a_burst() {
+    use libp2p::request_response::{Event as RrEvent, Message};
+    use meshchat_core::sync::wire::{Refusal, Response};
+    use meshchat_core::sync::{ItemSet, Limits, Peers};
+
+    let b = TestNode::start("b", &[]).await;
+    let mut raw = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| meshchat_node::behaviour::sync::behaviour())
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    raw.dial(b.addr.clone()).unwrap();
+    const OPENS: usize = 10;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let (mut answered, mut busy) = (0, 0);
+    while answered + busy < OPENS {
+        let ev = tokio::time::timeout_at(deadline, raw.select_next_some())
+            .await
+            .expect("B answers every Open");
+        match ev {
+            SwarmEvent::ConnectionEstablished { .. } => {
+                let items = ItemSet::default();
+                for i in 0..OPENS {
+                    // A fresh session each time: a new Open replaces the old one.
+                    let mut ours = Peers::<u8>::new(Limits::default());
+                    let open = ours
+                        .start(i as u8, &items, 0, std::time::Instant::now())
+                        .unwrap();
+                    raw.behaviour_mut()
+                        .send_request(&b.peer_id, Request::Sync(open));
+                }
+            }
+            SwarmEvent::Behaviour(RrEvent::Message {
+                message: Message::Response { response, .. },
+                ..
+            }) => match response {
+                Response::Sync(_) => answered += 1,
+                Response::Refused(Refusal::Busy) => busy += 1,
+                other => panic!("unexpected answer {other:?}"),
+            },
+            _ => {}
+        }
+    }
+    assert!(
+        (4..=5).contains(&answered),
+        "{answered} answered, {busy} busy"
+    );
+    let s = b.handle.stats().await.unwrap();
+    assert_eq!((s.sync_strikes, s.blocked_peers), (0, 0), "{s:?}");
+}

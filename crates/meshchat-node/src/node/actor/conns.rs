@@ -96,6 +96,20 @@ impl Actor {
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 
+    /// A ping that timed out or failed means the link under this connection is gone (or too
+    /// slow to chat over): the connection is closed, so the peer is redialed (known peers, LAN
+    /// peers) and a new connection forms when the link is back. A peer that does not speak ping
+    /// is left alone.
+    pub(super) fn on_ping(&mut self, event: libp2p::ping::Event) {
+        match event.result {
+            Ok(_) | Err(libp2p::ping::Failure::Unsupported) => {}
+            Err(e) => {
+                tracing::info!(peer = %event.peer, "ping failed ({e}): closing the connection");
+                self.swarm.close_connection(event.connection);
+            }
+        }
+    }
+
     /// Counts and reports a broken link to `peer` (one connection, or all) and arranges a redial
     /// once it is closed.
     fn replace_link(&mut self, peer: PeerId, connection: Option<ConnectionId>) {

@@ -36,7 +36,7 @@ impl Actor {
         match self.store.insert_decoded(&rows, now_ms()) {
             Ok(fresh) => {
                 let me = self.key.public();
-                for ((_, mut m), seq) in batch.into_iter().zip(fresh) {
+                for ((env, mut m), seq) in batch.into_iter().zip(fresh) {
                     let Some(seq) = seq else {
                         continue;
                     };
@@ -48,6 +48,8 @@ impl Actor {
                     }
                     if self.rooms.contains(&m.room) {
                         self.emit(Event::Message(MessageView::from_stored(m, &me)));
+                    } else {
+                        self.sync.relayed(env.as_bytes().len());
                     }
                 }
                 Ok(())

@@ -25,6 +25,10 @@ use crate::store::StoredMessage;
 /// A round is not started again with a peer sooner than this after the last one (identify
 /// reports a peer again on every new connection).
 const MIN_ROUND_GAP: std::time::Duration = std::time::Duration::from_secs(5);
+/// Rounds a peer may open with us at once, and per second after that (a token bucket; an Open
+/// beyond it is refused as busy, no strike): each costs a pass over our whole item set.
+const OPEN_BURST: f64 = 4.0;
+const OPENS_PER_SEC: f64 = 1.0;
 /// How often the relay's share of the store is bounded (window and budget).
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -59,6 +63,10 @@ pub(super) struct State {
     /// budget per `sync_interval`.
     unfinished: HashSet<PeerId>,
     last_prune: Option<Instant>,
+    /// Bytes of envelopes stored for rooms we are not in (`None`: to be read from the store).
+    relayed: Option<u64>,
+    /// Each peer's bucket of rounds it may open with us ([`OPEN_BURST`], [`OPENS_PER_SEC`]).
+    opened: HashMap<PeerId, (f64, Instant)>,
 }
 
 impl State {
@@ -73,6 +81,8 @@ impl State {
             requests: HashMap::new(),
             unfinished: HashSet::new(),
             last_prune: None,
+            relayed: None,
+            opened: HashMap::new(),
         }
     }
 
@@ -87,6 +97,18 @@ impl State {
         } else {
             self.added.push((timestamp_ms, id));
         }
+    }
+
+    /// A message of a room we are not in was stored (`len` bytes of envelope).
+    pub(super) fn relayed(&mut self, len: usize) {
+        if let Some(b) = &mut self.relayed {
+            *b += len as u64;
+        }
+    }
+
+    /// We joined or left a room: what counts as relayed changed.
+    pub(super) fn rooms_changed(&mut self) {
+        self.relayed = None;
     }
 
     /// Messages were deleted: the snapshot is read anew.
@@ -196,10 +218,12 @@ impl Actor {
         {
             self.sync.last_prune = Some(now);
             self.flush();
-            match self
-                .store
-                .prune_relayed(self.horizon_ms(), self.config.relay_budget)
-            {
+            let horizon = self.horizon_ms();
+            match self.store.prune_relayed(
+                horizon,
+                self.config.relay_budget,
+                &mut self.sync.relayed,
+            ) {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::debug!("dropped {n} relayed messages (window or budget)");
@@ -228,6 +252,7 @@ impl Actor {
         self.sync.capable.remove(peer);
         self.sync.wanted.remove(peer);
         self.sync.unfinished.remove(peer);
+        self.sync.opened.remove(peer);
         self.sync.requests.retain(|_, (p, _)| p != peer);
     }
 
@@ -328,6 +353,11 @@ impl Actor {
         channel: ResponseChannel<Response>,
     ) {
         let response = match request {
+            Request::Sync(frame)
+                if frame.first() == Some(&sync::TAG_OPEN) && self.open_too_soon(peer) =>
+            {
+                Response::Refused(Refusal::Busy)
+            }
             Request::Sync(frame) => {
                 let items = self.sync_items();
                 let horizon = self.horizon_ms();
@@ -360,12 +390,34 @@ impl Actor {
         self.sync_respond(channel, response);
     }
 
+    /// Takes a token from `peer`'s bucket of rounds; true if it has none left.
+    fn open_too_soon(&mut self, peer: PeerId) -> bool {
+        let now = Instant::now();
+        // Bounded by the connected peers: entries go when a peer disconnects, and a peer that
+        // never connected cannot send requests.
+        let (tokens, at) = self.sync.opened.entry(peer).or_insert((OPEN_BURST, now));
+        let refill = now.saturating_duration_since(*at).as_secs_f64() * OPENS_PER_SEC;
+        *tokens = (*tokens + refill).min(OPEN_BURST);
+        *at = now;
+        if *tokens < 1.0 {
+            return true;
+        }
+        *tokens -= 1.0;
+        false
+    }
+
     fn on_sync_reply(&mut self, peer: PeerId, response: Response) {
         let frame = match response {
             Response::Sync(frame) => frame,
             Response::Refused(why) => {
                 tracing::debug!(%peer, "sync refused: {why:?}");
                 self.sync.peers.forget(&peer);
+                if why == Refusal::Busy {
+                    // Tried again at the next maintenance tick.
+                    if let Some(last) = self.sync.capable.get_mut(&peer) {
+                        *last = None;
+                    }
+                }
                 return;
             }
             Response::Envelopes { .. } => {
