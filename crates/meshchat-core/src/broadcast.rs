@@ -44,6 +44,8 @@
 //!   `Graft` or answer is retried even with a single announcer. When every announcer of a missing
 //!   message is gone (crashed before it answered), the graft goes to the remaining neighbours in
 //!   turn: one of them may hold it and its own announcement may have been lost.
+//! - **A node keeps an eager link**: when its last one closes, it grafts a lazy one at once
+//!   rather than waiting for a miss (over a lazy link one lost announcement loses the message).
 //! - Hop counts sit in the frame, outside the envelope's signature: the envelope is relayed
 //!   byte for byte.
 //!
@@ -277,6 +279,8 @@ pub struct Stats {
     pub missing_full: u64,
     /// First copies refused because too many messages awaited validation (left to repair).
     pub pending_full: u64,
+    /// Lazy links grafted because the last eager one closed.
+    pub reconnects: u64,
     /// Neighbours refused because [`Config::max_peers`] were connected.
     pub peers_full: u64,
     /// Messages from peers that are not neighbours, ignored.
@@ -425,10 +429,7 @@ impl<P: Ord + Copy> Broadcast<P> {
         self.expire(now);
         match input {
             In::NeighborUp(p) => self.on_up(p),
-            In::NeighborDown(p) => {
-                // Its queued announcements go with it; missing entries skip it when grafting.
-                self.peers.remove(&p);
-            }
+            In::NeighborDown(p) => self.on_down(p),
             In::Message { from, message } => {
                 if !self.peers.contains_key(&from) {
                     self.stats.unknown_peer += 1;
@@ -473,6 +474,23 @@ impl<P: Ord + Copy> Broadcast<P> {
                 ihave: Vec::new(),
             },
         );
+    }
+
+    fn on_down(&mut self, p: P) {
+        // Its queued announcements go with it; missing entries skip it when grafting.
+        let Some(gone) = self.peers.remove(&p) else {
+            return;
+        };
+        // A node whose last eager link closed would hear of every message by one announcement
+        // per link until a miss repaired the tree, and a lost announcement is never repeated:
+        // graft a lazy link at once.
+        if gone.eager && !self.peers.values().any(|q| q.eager) {
+            if let Some((&q, peer)) = self.peers.iter_mut().next() {
+                peer.eager = true;
+                self.stats.reconnects += 1;
+                self.send(q, Message::Graft(Vec::new()));
+            }
+        }
     }
 
     fn set_eager(&mut self, p: P, eager: bool) {

@@ -435,6 +435,18 @@ fn strangers_and_departed_neighbours_are_ignored() {
         out.iter().all(|o| !matches!(o, Out::Send { .. })),
         "{out:?}"
     );
+    // When the last eager link closes, a lazy one is grafted at once.
+    run(&mut b, from(1, Message::Prune), t0);
+    run(&mut b, In::NeighborUp(3), t0);
+    run(&mut b, from(3, Message::Prune), t0);
+    run(&mut b, In::NeighborUp(4), t0);
+    assert_eq!(
+        run(&mut b, In::NeighborDown(4), t0),
+        [send(1, Message::Graft(vec![]))]
+    );
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1]);
+    assert_eq!(b.stats().reconnects, 1);
+    assert_eq!(run(&mut b, In::NeighborDown(3), t0), []);
     // A neighbour that comes back starts eager again.
     run(&mut b, In::NeighborUp(2), t0);
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
