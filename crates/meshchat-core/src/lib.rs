@@ -13,13 +13,20 @@
 //! - [`inbound`]: the check of an envelope from a neighbour, and the reasons for refusing one.
 //! - [`sync`]: history sync: range-based reconciliation of the envelope ids two peers hold, its
 //!   frames, budgets and per-peer sessions.
+//! - [`broadcast`]: rooms on an epidemic broadcast tree (Plumtree over the node's connections):
+//!   the state machine and its wire format.
+//! - `sim` (tests and the `sim` feature): a discrete-event network simulator for these state
+//!   machines: latency, loss, cut links, crashed nodes, seeded randomness, virtual time.
 
+pub mod broadcast;
 pub mod dedup;
 pub mod envelope;
 pub mod guard;
 pub mod identity;
 pub mod inbound;
 pub mod room;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod sync;
 
 pub use envelope::{Envelope, MessageId};

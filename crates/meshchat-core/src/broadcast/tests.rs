@@ -1,0 +1,670 @@
+//! State-machine tests: each rule of the protocol on a few peers, the bounds, and random input
+//! sequences. The simulator tests (`simulation.rs`) check the whole network.
+
+use std::collections::HashSet;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn msg(n: u8) -> (MessageId, Payload) {
+    let payload: Payload = vec![n; 10].into();
+    (MessageId::of(&payload), payload)
+}
+
+/// A node with neighbours `peers`, all eager.
+fn node(config: Config, peers: &[u32], now: Instant) -> Broadcast<u32> {
+    let mut b = Broadcast::new(config);
+    for &p in peers {
+        assert_eq!(run(&mut b, In::NeighborUp(p), now), []);
+    }
+    b
+}
+
+fn run(b: &mut Broadcast<u32>, input: In<u32>, now: Instant) -> Vec<Out<u32>> {
+    b.handle(input, now).collect()
+}
+
+fn gossip(from: u32, (id, payload): &(MessageId, Payload), hops: u16) -> In<u32> {
+    In::Message {
+        from,
+        message: Message::Gossip {
+            id: *id,
+            hops,
+            payload: payload.clone(),
+        },
+    }
+}
+
+fn from(from: u32, message: Message) -> In<u32> {
+    In::Message { from, message }
+}
+
+fn send(to: u32, message: Message) -> Out<u32> {
+    Out::Send { to, message }
+}
+
+fn push(to: u32, (id, payload): &(MessageId, Payload), hops: u16) -> Out<u32> {
+    send(
+        to,
+        Message::Gossip {
+            id: *id,
+            hops,
+            payload: payload.clone(),
+        },
+    )
+}
+
+/// Receives `m` from `peer` and validates it; returns the outputs of the validation.
+fn receive(
+    b: &mut Broadcast<u32>,
+    peer: u32,
+    m: &(MessageId, Payload),
+    hops: u16,
+    now: Instant,
+) -> Vec<Out<u32>> {
+    let out = run(b, gossip(peer, m, hops), now);
+    assert!(
+        out.contains(&Out::Validate {
+            id: m.0,
+            payload: m.1.clone(),
+            from: peer
+        }),
+        "{out:?}"
+    );
+    run(b, In::Validated { id: m.0, ok: true }, now)
+}
+
+#[test]
+fn a_publish_is_pushed_to_new_neighbours_and_announced_in_one_batch() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2], t0);
+    assert_eq!(
+        b.eager_peers().collect::<Vec<_>>(),
+        [1, 2],
+        "new links start eager"
+    );
+    let (a, c) = (msg(1), msg(2));
+    let out = run(
+        &mut b,
+        In::Publish {
+            id: a.0,
+            payload: a.1.clone(),
+        },
+        t0,
+    );
+    assert_eq!(
+        out,
+        [push(1, &a, 0), push(2, &a, 0), Out::WakeAt(t0 + ms(20))]
+    );
+    let out = run(
+        &mut b,
+        In::Publish {
+            id: c.0,
+            payload: c.1.clone(),
+        },
+        t0 + ms(5),
+    );
+    assert_eq!(out, [push(1, &c, 0), push(2, &c, 0)]);
+    // Publishing the same id again does nothing.
+    assert_eq!(
+        run(
+            &mut b,
+            In::Publish {
+                id: c.0,
+                payload: c.1.clone()
+            },
+            t0
+        ),
+        []
+    );
+    assert_eq!(run(&mut b, In::Tick, t0 + ms(19)), []);
+    let batch = Message::IHave(vec![(a.0, 0), (c.0, 0)]);
+    assert_eq!(
+        run(&mut b, In::Tick, t0 + ms(20)),
+        [send(1, batch.clone()), send(2, batch)]
+    );
+    assert_eq!(b.stats().ihave_sent, 4);
+
+    // Without announcements to eager links, nothing is announced here.
+    let mut b = node(
+        Config {
+            announce_to_eager: false,
+            ..Config::default()
+        },
+        &[1, 2],
+        t0,
+    );
+    let out = run(
+        &mut b,
+        In::Publish {
+            id: a.0,
+            payload: a.1.clone(),
+        },
+        t0,
+    );
+    assert_eq!(out, [push(1, &a, 0), push(2, &a, 0)]);
+    assert_eq!(run(&mut b, In::Tick, t0 + ms(100)), []);
+}
+
+#[test]
+fn a_first_copy_is_validated_before_it_is_delivered_or_relayed() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let m = msg(1);
+    let out = run(&mut b, gossip(1, &m, 2), t0);
+    assert_eq!(
+        out,
+        [Out::Validate {
+            id: m.0,
+            payload: m.1.clone(),
+            from: 1
+        }]
+    );
+    assert!(b.has_seen(&m.0));
+    let out = run(&mut b, In::Validated { id: m.0, ok: true }, t0);
+    assert_eq!(
+        out,
+        [
+            Out::Deliver {
+                id: m.0,
+                payload: m.1.clone(),
+                hops: 3
+            },
+            push(2, &m, 3),
+            push(3, &m, 3),
+            Out::WakeAt(t0 + ms(20)),
+        ]
+    );
+    // The announcement skips the peer it came from.
+    let ihave = Message::IHave(vec![(m.0, 3)]);
+    assert_eq!(
+        run(&mut b, In::Tick, t0 + ms(20)),
+        [send(2, ihave.clone()), send(3, ihave)]
+    );
+    // A second answer for the same id, or one for an unknown id, is ignored.
+    assert_eq!(run(&mut b, In::Validated { id: m.0, ok: true }, t0), []);
+    assert_eq!(b.stats().delivered, 1);
+}
+
+#[test]
+fn a_rejected_message_is_never_relayed_and_its_id_stays_open() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let (forged, real) = ((msg(1).0, msg(9).1), msg(1));
+    run(&mut b, gossip(1, &forged, 0), t0);
+    // Another copy while the first is checked: neither pruned nor checked again yet.
+    assert_eq!(run(&mut b, gossip(2, &real, 0), t0), []);
+    // Rejected: nothing relayed, announced or delivered; the other offerer is grafted at once.
+    let out = run(
+        &mut b,
+        In::Validated {
+            id: forged.0,
+            ok: false,
+        },
+        t0,
+    );
+    assert_eq!(
+        out,
+        [
+            send(2, Message::Graft(vec![real.0])),
+            Out::WakeAt(t0 + ms(75))
+        ]
+    );
+    assert!(!b.has_seen(&real.0));
+    assert_eq!(b.stats().rejected, 1);
+    // The real one comes in answer and is checked like a first copy.
+    let out = receive(&mut b, 2, &real, 0, t0 + ms(10));
+    assert!(out.contains(&push(1, &real, 1)) && out.contains(&push(3, &real, 1)));
+    assert!(!out.contains(&push(2, &real, 1)));
+    let later = run(&mut b, In::Tick, t0 + ms(500));
+    assert!(!later.iter().any(|o| matches!(
+        o,
+        Out::Send {
+            message: Message::Graft(_),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_duplicate_prunes_its_sender() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let m = msg(1);
+    receive(&mut b, 1, &m, 0, t0);
+    assert_eq!(run(&mut b, gossip(2, &m, 4), t0), [send(2, Message::Prune)]);
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(b.lazy_peers().collect::<Vec<_>>(), [2]);
+    // Duplicates that arrived while the first copy was checked are pruned once it is accepted.
+    let n = msg(2);
+    run(&mut b, gossip(3, &n, 0), t0);
+    run(&mut b, gossip(1, &n, 0), t0);
+    let out = run(&mut b, In::Validated { id: n.0, ok: true }, t0);
+    assert!(out.contains(&send(1, Message::Prune)), "{out:?}");
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [3]);
+    // The next message is pushed to 3 only and announced to all but the sender.
+    let o = msg(3);
+    let out = receive(&mut b, 3, &o, 0, t0);
+    let pushes: Vec<_> = out
+        .iter()
+        .filter(|x| {
+            matches!(
+                x,
+                Out::Send {
+                    message: Message::Gossip { .. },
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(pushes.is_empty(), "{out:?}");
+    assert_eq!(b.stats().duplicates, 2);
+    assert_eq!(b.stats().prunes_sent, 2);
+}
+
+#[test]
+fn prune_and_graft_switch_a_link_and_grafts_are_answered_from_the_cache() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2], t0);
+    let (m, n) = (msg(1), msg(2));
+    run(
+        &mut b,
+        In::Publish {
+            id: m.0,
+            payload: m.1.clone(),
+        },
+        t0,
+    );
+    assert_eq!(run(&mut b, from(1, Message::Prune), t0), []);
+    let out = run(
+        &mut b,
+        In::Publish {
+            id: n.0,
+            payload: n.1.clone(),
+        },
+        t0,
+    );
+    assert_eq!(out, [push(2, &n, 0)]);
+    let unknown = msg(3).0;
+    let out = run(&mut b, from(1, Message::Graft(vec![m.0, unknown, n.0])), t0);
+    assert_eq!(out, [push(1, &m, 0), push(1, &n, 0)]);
+    assert_eq!(b.stats().graft_misses, 1);
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
+    // An empty graft only makes the link eager.
+    run(&mut b, from(2, Message::Prune), t0);
+    assert_eq!(run(&mut b, from(2, Message::Graft(vec![])), t0), []);
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn a_missing_message_is_grafted_after_the_timeout_then_from_the_next_announcer() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    run(&mut b, from(1, Message::Prune), t0);
+    run(&mut b, from(2, Message::Prune), t0);
+    let m = msg(1);
+    let out = run(&mut b, from(1, Message::IHave(vec![(m.0, 2)])), t0);
+    assert_eq!(out, [Out::WakeAt(t0 + ms(150))]);
+    assert_eq!(
+        run(&mut b, from(2, Message::IHave(vec![(m.0, 1)])), t0 + ms(10)),
+        []
+    );
+    assert_eq!(run(&mut b, In::Tick, t0 + ms(149)), []);
+    let out = run(&mut b, In::Tick, t0 + ms(150));
+    assert_eq!(
+        out,
+        [
+            send(1, Message::Graft(vec![m.0])),
+            Out::WakeAt(t0 + ms(225))
+        ]
+    );
+    assert!(
+        b.eager_peers().any(|p| p == 1),
+        "a graft makes the link eager"
+    );
+    let out = run(&mut b, In::Tick, t0 + ms(225));
+    assert_eq!(out[0], send(2, Message::Graft(vec![m.0])));
+    // The answer ends the repair: no more grafts.
+    receive(&mut b, 2, &m, 1, t0 + ms(230));
+    let out = run(&mut b, In::Tick, t0 + ms(1000));
+    assert!(out.iter().all(|o| !matches!(
+        o,
+        Out::Send {
+            message: Message::Graft(_),
+            ..
+        }
+    )));
+    assert_eq!(b.stats().grafts_sent, 2);
+    assert_eq!(b.table_sizes().3, 0);
+}
+
+#[test]
+fn grafts_cycle_through_announcers_then_give_up() {
+    let t0 = Instant::now();
+    let config = Config::default();
+    let mut b = node(config, &[1, 2], t0);
+    let m = msg(1);
+    run(&mut b, from(1, Message::IHave(vec![(m.0, 0)])), t0);
+    run(&mut b, from(2, Message::IHave(vec![(m.0, 0)])), t0);
+    let mut to = Vec::new();
+    let mut now = t0;
+    for _ in 0..20 {
+        now += ms(75);
+        for o in run(&mut b, In::Tick, now) {
+            if let Out::Send {
+                to: p,
+                message: Message::Graft(ids),
+            } = o
+            {
+                assert_eq!(ids, [m.0]);
+                to.push(p);
+            }
+        }
+    }
+    assert_eq!(to, [1, 2, 1, 2, 1, 2, 1, 2]);
+    assert_eq!(to.len() as u32, config.max_graft_attempts);
+    assert_eq!(b.stats().given_up, 1);
+    assert_eq!(b.next_deadline(), None);
+
+    // With its only announcer gone, the other neighbours are asked in turn; with none left, the
+    // message is given up at its deadline.
+    let mut b = node(config, &[1, 2, 3], t0);
+    run(&mut b, from(1, Message::IHave(vec![(m.0, 0)])), t0);
+    run(&mut b, In::NeighborDown(1), t0);
+    let out = run(&mut b, In::Tick, t0 + ms(150));
+    assert_eq!(out[0], send(2, Message::Graft(vec![m.0])));
+    assert_eq!(b.stats().fallback_grafts, 1);
+    let out = run(&mut b, In::Tick, t0 + ms(225));
+    assert_eq!(out[0], send(3, Message::Graft(vec![m.0])));
+    run(&mut b, In::NeighborDown(2), t0 + ms(230));
+    run(&mut b, In::NeighborDown(3), t0 + ms(230));
+    assert_eq!(run(&mut b, In::Tick, t0 + ms(300)), []);
+    assert_eq!(b.stats().given_up, 1);
+    assert_eq!(b.next_deadline(), None);
+}
+
+#[test]
+fn the_tree_moves_to_a_much_shorter_lazy_path() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    run(&mut b, from(2, Message::Prune), t0);
+    run(&mut b, from(3, Message::Prune), t0);
+    let m = msg(1);
+    receive(&mut b, 1, &m, 9, t0); // our hop count: 10
+                                   // Via 3: 3 + 1 = 4 hops, 6 fewer: below the threshold of 7.
+    assert_eq!(run(&mut b, from(3, Message::IHave(vec![(m.0, 3)])), t0), []);
+    // Via 2: 2 + 1 = 3 hops, 7 fewer: graft 2, prune 1.
+    let out = run(&mut b, from(2, Message::IHave(vec![(m.0, 2)])), t0);
+    assert_eq!(
+        out,
+        [send(2, Message::Graft(vec![])), send(1, Message::Prune)]
+    );
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [2]);
+    assert_eq!(b.stats().optimisations, 1);
+    // Once switched, a further announcement changes nothing.
+    assert_eq!(run(&mut b, from(3, Message::IHave(vec![(m.0, 0)])), t0), []);
+    // Our own messages never trigger it.
+    let n = msg(2);
+    run(
+        &mut b,
+        In::Publish {
+            id: n.0,
+            payload: n.1.clone(),
+        },
+        t0,
+    );
+    assert_eq!(run(&mut b, from(3, Message::IHave(vec![(n.0, 0)])), t0), []);
+}
+
+#[test]
+fn strangers_and_departed_neighbours_are_ignored() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2], t0);
+    let m = msg(1);
+    assert_eq!(run(&mut b, gossip(7, &m, 0), t0), []);
+    assert_eq!(run(&mut b, from(7, Message::Graft(vec![m.0])), t0), []);
+    assert_eq!(b.stats().unknown_peer, 2);
+    run(&mut b, In::NeighborDown(2), t0);
+    let out = receive(&mut b, 1, &m, 0, t0);
+    assert!(
+        out.iter().all(|o| !matches!(o, Out::Send { .. })),
+        "{out:?}"
+    );
+    // When the last eager link closes, a lazy one is grafted at once.
+    run(&mut b, from(1, Message::Prune), t0);
+    run(&mut b, In::NeighborUp(3), t0);
+    run(&mut b, from(3, Message::Prune), t0);
+    run(&mut b, In::NeighborUp(4), t0);
+    assert_eq!(
+        run(&mut b, In::NeighborDown(4), t0),
+        [send(1, Message::Graft(vec![]))]
+    );
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1]);
+    assert_eq!(b.stats().reconnects, 1);
+    assert_eq!(run(&mut b, In::NeighborDown(3), t0), []);
+    // A neighbour that comes back starts eager again.
+    run(&mut b, In::NeighborUp(2), t0);
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn tables_stay_bounded() {
+    let t0 = Instant::now();
+    let config = Config {
+        max_peers: 3,
+        max_ihave_batch: 4,
+        max_seen: 50,
+        max_cached: 10,
+        max_cached_bytes: 55,
+        max_pending: 5,
+        max_missing: 6,
+        max_sources: 2,
+        ..Config::default()
+    };
+    let mut b = node(config, &[1, 2, 3], t0);
+    run(&mut b, In::NeighborUp(4), t0);
+    assert_eq!(b.stats().peers_full, 1);
+    run(&mut b, from(2, Message::Prune), t0);
+    run(&mut b, from(3, Message::Prune), t0);
+    // A full announcement batch goes out at once.
+    let mut ihaves = 0;
+    for i in 0..9u8 {
+        let m = msg(100 + i);
+        for o in run(
+            &mut b,
+            In::Publish {
+                id: m.0,
+                payload: m.1,
+            },
+            t0,
+        ) {
+            if let Out::Send {
+                message: Message::IHave(e),
+                ..
+            } = o
+            {
+                assert_eq!(e.len(), 4);
+                ihaves += 1;
+            }
+        }
+        let (cached, bytes, _, _) = b.table_sizes();
+        assert!(cached <= 10 && bytes <= 55, "{cached} {bytes}");
+    }
+    assert_eq!(ihaves, 6, "two full batches for each of three peers");
+    assert_eq!(
+        b.table_sizes().0,
+        5,
+        "five 10-byte payloads fit in 55 bytes"
+    );
+    // Missing: six ids at most, two announcers each.
+    for i in 0..10u8 {
+        for p in 1..=3 {
+            run(&mut b, from(p, Message::IHave(vec![(msg(i).0, 1)])), t0);
+        }
+    }
+    assert_eq!(b.table_sizes().3, 6);
+    assert_eq!(b.stats().missing_full, 12);
+    let grafted: usize = run(&mut b, In::Tick, t0 + ms(150))
+        .iter()
+        .map(|o| match o {
+            Out::Send {
+                message: Message::Graft(ids),
+                ..
+            } => ids.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(grafted, 6);
+    // Pending: five at most; a sixth first copy is left to a graft.
+    for i in 50..56u8 {
+        run(&mut b, gossip(1, &msg(i), 0), t0);
+    }
+    assert_eq!(b.table_sizes().2, 5);
+    assert_eq!(b.stats().pending_full, 1);
+    assert!(!b.has_seen(&msg(55).0));
+}
+
+#[test]
+fn the_cache_expires_and_ids_are_remembered_longer() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1], t0);
+    let m = msg(1);
+    run(
+        &mut b,
+        In::Publish {
+            id: m.0,
+            payload: m.1.clone(),
+        },
+        t0,
+    );
+    run(&mut b, In::Tick, t0 + ms(20));
+    let later = t0 + Duration::from_secs(60);
+    assert_eq!(run(&mut b, from(1, Message::Graft(vec![m.0])), later), []);
+    assert_eq!(b.stats().graft_misses, 1);
+    assert!(b.has_seen(&m.0));
+    assert_eq!(
+        run(&mut b, gossip(1, &m, 0), later),
+        [send(1, Message::Prune)]
+    );
+    let much_later = t0 + Duration::from_secs(5 * 60);
+    run(&mut b, In::Tick, much_later);
+    assert!(!b.has_seen(&m.0));
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Up(u32),
+    Down(u32),
+    Gossip(u32, u8, u16),
+    IHave(u32, Vec<(u8, u16)>),
+    Graft(u32, Vec<u8>),
+    Prune(u32),
+    Publish(u8),
+    /// Answer the oldest validation request.
+    Validate,
+    Wait(u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let peer = 0u32..6;
+    let id = 0u8..24;
+    prop_oneof![
+        peer.clone().prop_map(Step::Up),
+        peer.clone().prop_map(Step::Down),
+        (peer.clone(), id.clone(), 0u16..12).prop_map(|(p, i, h)| Step::Gossip(p, i, h)),
+        (
+            peer.clone(),
+            proptest::collection::vec((id.clone(), 0u16..12), 1..5)
+        )
+            .prop_map(|(p, e)| Step::IHave(p, e)),
+        (peer.clone(), proptest::collection::vec(id.clone(), 0..4))
+            .prop_map(|(p, e)| Step::Graft(p, e)),
+        peer.prop_map(Step::Prune),
+        id.prop_map(Step::Publish),
+        Just(Step::Validate),
+        Just(Step::Validate),
+        (0u16..300).prop_map(Step::Wait),
+    ]
+}
+
+proptest! {
+    /// Random inputs: no panic, bounds hold, an invalid message (ids 16..24 carry bad payloads) is
+    /// never relayed, announced or delivered, a message is delivered at most once and only after
+    /// it was checked, and sends go to neighbours only.
+    #[test]
+    fn random_inputs_keep_the_invariants(steps in proptest::collection::vec(step(), 0..200)) {
+        let config = Config {
+            max_peers: 4,
+            max_ihave_batch: 3,
+            max_seen: 30,
+            max_cached: 8,
+            max_cached_bytes: 60,
+            max_pending: 3,
+            max_missing: 5,
+            max_sources: 2,
+            ..Config::default()
+        };
+        let bad = |i: u8| i >= 16;
+        let ids: Vec<(MessageId, Payload)> = (0..24).map(msg).collect();
+        let bad_ids: HashSet<MessageId> = (16..24).map(|i| ids[i as usize].0).collect();
+        let mut b = Broadcast::new(config);
+        let mut now = Instant::now();
+        let mut up: HashSet<u32> = HashSet::new();
+        let mut to_check: VecDeque<MessageId> = VecDeque::new();
+        let mut delivered: HashSet<MessageId> = HashSet::new();
+        let mut checked_ok: HashSet<MessageId> = HashSet::new();
+        for s in steps {
+            let input = match s {
+                Step::Up(p) => { if up.len() < 4 { up.insert(p); } In::NeighborUp(p) }
+                Step::Down(p) => { up.remove(&p); In::NeighborDown(p) }
+                Step::Gossip(p, i, h) => gossip(p, &ids[i as usize], h),
+                Step::IHave(p, e) => from(p, Message::IHave(e.into_iter().map(|(i, h)| (ids[i as usize].0, h)).collect())),
+                Step::Graft(p, e) => from(p, Message::Graft(e.into_iter().map(|i| ids[i as usize].0).collect())),
+                Step::Prune(p) => from(p, Message::Prune),
+                Step::Publish(i) if !bad(i) => In::Publish { id: ids[i as usize].0, payload: ids[i as usize].1.clone() },
+                Step::Publish(_) => In::Tick,
+                Step::Validate => match to_check.pop_front() {
+                    Some(id) => {
+                        let ok = !bad_ids.contains(&id);
+                        if ok { checked_ok.insert(id); }
+                        In::Validated { id, ok }
+                    }
+                    None => In::Tick,
+                },
+                Step::Wait(d) => { now += ms(d as u64); In::Tick }
+            };
+            for o in b.handle(input, now).collect::<Vec<_>>() {
+                match o {
+                    Out::Send { to, message } => {
+                        prop_assert!(up.contains(&to) || b.peers.contains_key(&to), "send to a stranger {to}");
+                        match message {
+                            Message::Gossip { id, .. } => prop_assert!(!bad_ids.contains(&id)),
+                            Message::IHave(e) => {
+                                prop_assert!(e.len() <= 3);
+                                prop_assert!(e.iter().all(|(id, _)| !bad_ids.contains(id)));
+                            }
+                            _ => {}
+                        }
+                    }
+                    Out::Validate { id, .. } => to_check.push_back(id),
+                    Out::Deliver { id, .. } => {
+                        prop_assert!(checked_ok.contains(&id));
+                        prop_assert!(delivered.insert(id), "delivered twice");
+                    }
+                    Out::WakeAt(t) => prop_assert!(t >= now),
+                }
+            }
+            let (cached, bytes, pending, missing) = b.table_sizes();
+            prop_assert!(cached <= 8 && bytes <= 60 && pending <= 3 && missing <= 5);
+            prop_assert!(b.peers.len() <= 4);
+            prop_assert!(b.peers.values().all(|p| p.ihave.len() <= 3));
+            prop_assert_eq!(b.deadlines.len(), b.missing.len());
+            prop_assert!(b.missing.values().all(|m| m.sources.len() <= 2));
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The frames of `/meshchat/broadcast/1`: encoding, decoding and packing. The layout is in the
+//! module docs of [`crate::broadcast`].
+//!
+//! Every count and length is checked against its bound and against the bytes left before
+//! anything is allocated, so a frame of `n` bytes never makes the decoder hold much more than `n`
+//! bytes. Anything an honest node never sends is an [`Error`] (a strike, see [`crate::guard`]);
+//! no input panics.
+
+use std::sync::Arc;
+
+use crate::envelope::{MessageId, MAX_ENVELOPE_LEN};
+
+/// Most messages in one frame.
+pub const MAX_MESSAGES: usize = 64;
+/// Most `(id, hops)` entries in one IHave.
+pub const MAX_IHAVE: usize = 512;
+/// Most ids in one Graft.
+pub const MAX_GRAFT: usize = 512;
+/// Largest payload of a Gossip: the largest envelope.
+pub const MAX_PAYLOAD_LEN: usize = MAX_ENVELOPE_LEN;
+/// Largest frame, in bytes; a larger one is refused before it is parsed. At least one largest
+/// Gossip fits, with room to spare (seventeen).
+pub const MAX_FRAME_LEN: usize = 1024 * 1024;
+
+/// Bytes of a Gossip besides its payload: tag, id, hops, length.
+pub const GOSSIP_OVERHEAD: usize = 1 + 32 + 2 + 4;
+/// Bytes of one IHave entry: id and hops.
+pub const IHAVE_ENTRY_LEN: usize = 32 + 2;
+
+const TAG_GOSSIP: u8 = 1;
+const TAG_IHAVE: u8 = 2;
+const TAG_GRAFT: u8 = 3;
+const TAG_PRUNE: u8 = 4;
+
+/// A payload: the envelope's bytes, shared between the cache, the outputs and the frames.
+pub type Payload = Arc<[u8]>;
+
+/// One protocol message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A message pushed to an eager peer, or sent in answer to a Graft. `hops` is the sender's
+    /// own hop count for it: 0 at the author, one more at every relay.
+    Gossip {
+        id: MessageId,
+        hops: u16,
+        payload: Payload,
+    },
+    /// "I have these": `(id, hops)` with the announcer's hop count, 1..=[`MAX_IHAVE`] entries.
+    IHave(Vec<(MessageId, u16)>),
+    /// "Push to me from now on, and send me these": 0..=[`MAX_GRAFT`] ids (none: only the
+    /// first part, used by the tree optimisation).
+    Graft(Vec<MessageId>),
+    /// "Stop pushing to me; announce instead."
+    Prune,
+}
+
+/// A frame no honest node sends.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("broadcast frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge(usize),
+    #[error("broadcast frame truncated")]
+    Truncated,
+    #[error("trailing bytes after the last broadcast message")]
+    TrailingBytes,
+    #[error("unknown broadcast message tag {0}")]
+    UnknownTag(u8),
+    #[error("broadcast frame of {0} messages (1..={MAX_MESSAGES} allowed)")]
+    BadMessageCount(usize),
+    #[error("ihave of {0} entries (1..={MAX_IHAVE} allowed)")]
+    BadIHaveCount(usize),
+    #[error("graft of {0} ids (at most {MAX_GRAFT} allowed)")]
+    BadGraftCount(usize),
+    #[error("gossip payload of {0} bytes exceeds the {MAX_PAYLOAD_LEN}-byte limit")]
+    PayloadTooLarge(usize),
+}
+
+impl Message {
+    /// Bytes of the encoding, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Message::Gossip { payload, .. } => GOSSIP_OVERHEAD + payload.len(),
+            Message::IHave(entries) => 3 + IHAVE_ENTRY_LEN * entries.len(),
+            Message::Graft(ids) => 3 + 32 * ids.len(),
+            Message::Prune => 1,
+        }
+    }
+
+    /// Appends the encoding to `out`.
+    ///
+    /// # Panics
+    /// If a count or length is beyond its bound (a bug in the caller: the state machine never
+    /// makes such a message).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Gossip { id, hops, payload } => {
+                assert!(payload.len() <= MAX_PAYLOAD_LEN, "gossip payload too large");
+                out.push(TAG_GOSSIP);
+                out.extend_from_slice(&id.0);
+                out.extend_from_slice(&hops.to_be_bytes());
+                out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                out.extend_from_slice(payload);
+            }
+            Message::IHave(entries) => {
+                assert!(
+                    (1..=MAX_IHAVE).contains(&entries.len()),
+                    "ihave of {} entries",
+                    entries.len()
+                );
+                out.push(TAG_IHAVE);
+                out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
+                for (id, hops) in entries {
+                    out.extend_from_slice(&id.0);
+                    out.extend_from_slice(&hops.to_be_bytes());
+                }
+            }
+            Message::Graft(ids) => {
+                assert!(ids.len() <= MAX_GRAFT, "graft of {} ids", ids.len());
+                out.push(TAG_GRAFT);
+                out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+                for id in ids {
+                    out.extend_from_slice(&id.0);
+                }
+            }
+            Message::Prune => out.push(TAG_PRUNE),
+        }
+    }
+
+    /// Reads one message from the front of `bytes`; returns it and the rest.
+    fn decode_from(bytes: &[u8]) -> Result<(Self, &[u8]), Error> {
+        let (&tag, rest) = bytes.split_first().ok_or(Error::Truncated)?;
+        match tag {
+            TAG_GOSSIP => {
+                let (id, rest) = read_id(rest)?;
+                let (hops, rest) = read_u16(rest)?;
+                let (len, rest) = rest.split_first_chunk::<4>().ok_or(Error::Truncated)?;
+                let len = u32::from_be_bytes(*len) as usize;
+                if len > MAX_PAYLOAD_LEN {
+                    return Err(Error::PayloadTooLarge(len));
+                }
+                if len > rest.len() {
+                    return Err(Error::Truncated);
+                }
+                let (payload, rest) = rest.split_at(len);
+                let payload = Payload::from(payload);
+                Ok((Message::Gossip { id, hops, payload }, rest))
+            }
+            TAG_IHAVE => {
+                let (count, mut rest) = read_u16(rest)?;
+                let count = count as usize;
+                if !(1..=MAX_IHAVE).contains(&count) {
+                    return Err(Error::BadIHaveCount(count));
+                }
+                if rest.len() < count * IHAVE_ENTRY_LEN {
+                    return Err(Error::Truncated);
+                }
+                let mut entries = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let (id, r) = read_id(rest)?;
+                    let (hops, r) = read_u16(r)?;
+                    entries.push((id, hops));
+                    rest = r;
+                }
+                Ok((Message::IHave(entries), rest))
+            }
+            TAG_GRAFT => {
+                let (count, rest) = read_u16(rest)?;
+                let count = count as usize;
+                if count > MAX_GRAFT {
+                    return Err(Error::BadGraftCount(count));
+                }
+                if rest.len() < 32 * count {
+                    return Err(Error::Truncated);
+                }
+                let (ids, rest) = rest.split_at(32 * count);
+                let ids = ids
+                    .chunks_exact(32)
+                    .map(|c| MessageId(c.try_into().expect("chunks of 32")))
+                    .collect();
+                Ok((Message::Graft(ids), rest))
+            }
+            TAG_PRUNE => Ok((Message::Prune, rest)),
+            other => Err(Error::UnknownTag(other)),
+        }
+    }
+}
+
+fn read_id(bytes: &[u8]) -> Result<(MessageId, &[u8]), Error> {
+    let (id, rest) = bytes.split_first_chunk::<32>().ok_or(Error::Truncated)?;
+    Ok((MessageId(*id), rest))
+}
+
+fn read_u16(bytes: &[u8]) -> Result<(u16, &[u8]), Error> {
+    let (v, rest) = bytes.split_first_chunk::<2>().ok_or(Error::Truncated)?;
+    Ok((u16::from_be_bytes(*v), rest))
+}
+
+/// Bytes of the frame [`encode`] makes of `messages`, without encoding.
+pub fn encoded_len(messages: &[Message]) -> usize {
+    1 + messages.iter().map(Message::encoded_len).sum::<usize>()
+}
+
+/// Encodes one frame.
+///
+/// # Panics
+/// If there are not 1..=[`MAX_MESSAGES`] messages or a message is beyond its bounds; use
+/// [`pack`] to split any list into valid frames.
+pub fn encode(messages: &[Message]) -> Vec<u8> {
+    assert!(
+        (1..=MAX_MESSAGES).contains(&messages.len()),
+        "frame of {} messages",
+        messages.len()
+    );
+    let mut out = Vec::with_capacity(encoded_len(messages));
+    out.push(messages.len() as u8);
+    for m in messages {
+        m.encode_into(&mut out);
+    }
+    out
+}
+
+/// Decodes one frame.
+pub fn decode(bytes: &[u8]) -> Result<Vec<Message>, Error> {
+    if bytes.len() > MAX_FRAME_LEN {
+        return Err(Error::TooLarge(bytes.len()));
+    }
+    let (&count, mut rest) = bytes.split_first().ok_or(Error::Truncated)?;
+    let count = count as usize;
+    if !(1..=MAX_MESSAGES).contains(&count) {
+        return Err(Error::BadMessageCount(count));
+    }
+    let mut messages = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (m, r) = Message::decode_from(rest)?;
+        messages.push(m);
+        rest = r;
+    }
+    if !rest.is_empty() {
+        return Err(Error::TrailingBytes);
+    }
+    Ok(messages)
+}
+
+/// Splits messages (in order) into encoded frames of at most [`MAX_MESSAGES`] messages and
+/// [`MAX_FRAME_LEN`] bytes each. Every message fits a frame on its own, so none is dropped.
+pub fn pack(messages: impl IntoIterator<Item = Message>) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut current: Vec<Message> = Vec::new();
+    let mut len = 1;
+    for m in messages {
+        let l = m.encoded_len();
+        if !current.is_empty() && (current.len() >= MAX_MESSAGES || len + l > MAX_FRAME_LEN) {
+            frames.push(encode(&current));
+            current.clear();
+            len = 1;
+        }
+        len += l;
+        current.push(m);
+    }
+    if !current.is_empty() {
+        frames.push(encode(&current));
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(b: u8) -> MessageId {
+        MessageId([b; 32])
+    }
+
+    #[test]
+    fn golden_bytes() {
+        let frame = encode(&[
+            Message::Gossip {
+                id: id(0xab),
+                hops: 0x0102,
+                payload: Payload::from(&b"hey"[..]),
+            },
+            Message::IHave(vec![(id(0xcd), 7)]),
+            Message::Graft(vec![id(0xef)]),
+            Message::Graft(vec![]),
+            Message::Prune,
+        ]);
+        let mut want = vec![5];
+        want.push(1);
+        want.extend_from_slice(&[0xab; 32]);
+        want.extend_from_slice(&[1, 2, 0, 0, 0, 3]);
+        want.extend_from_slice(b"hey");
+        want.extend_from_slice(&[2, 0, 1]);
+        want.extend_from_slice(&[0xcd; 32]);
+        want.extend_from_slice(&[0, 7]);
+        want.extend_from_slice(&[3, 0, 1]);
+        want.extend_from_slice(&[0xef; 32]);
+        want.extend_from_slice(&[3, 0, 0]);
+        want.push(4);
+        assert_eq!(frame, want);
+        assert_eq!(frame.len(), 1 + (39 + 3) + (3 + 34) + (3 + 32) + 3 + 1);
+        let back = decode(&frame).unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(encode(&back), want);
+        assert_eq!(decode(&[1, 4]).unwrap(), vec![Message::Prune]);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        assert_eq!(decode(&[]), Err(Error::Truncated));
+        assert_eq!(decode(&[0]), Err(Error::BadMessageCount(0)));
+        assert_eq!(decode(&[65, 4]), Err(Error::BadMessageCount(65)));
+        assert_eq!(decode(&[2, 4]), Err(Error::Truncated));
+        assert_eq!(decode(&[1, 4, 4]), Err(Error::TrailingBytes));
+        assert_eq!(decode(&[1, 9]), Err(Error::UnknownTag(9)));
+        assert_eq!(decode(&[1, 0]), Err(Error::UnknownTag(0)));
+        assert_eq!(decode(&[1, 2, 0, 0]), Err(Error::BadIHaveCount(0)));
+        assert_eq!(decode(&[1, 2, 0x02, 0x01]), Err(Error::BadIHaveCount(513)));
+        assert_eq!(decode(&[1, 2, 0, 1, 5]), Err(Error::Truncated));
+        assert_eq!(decode(&[1, 3, 0x02, 0x01]), Err(Error::BadGraftCount(513)));
+        assert_eq!(decode(&[1, 3, 0, 1, 5]), Err(Error::Truncated));
+        assert!(matches!(
+            decode(&vec![1; MAX_FRAME_LEN + 1]),
+            Err(Error::TooLarge(_))
+        ));
+        // A payload length beyond its bound, or beyond the bytes left, is refused before anything
+        // is copied.
+        let mut g = vec![1, 1];
+        g.extend_from_slice(&[0; 32]);
+        g.extend_from_slice(&[0, 0]);
+        let mut huge = g.clone();
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            decode(&huge),
+            Err(Error::PayloadTooLarge(u32::MAX as usize))
+        );
+        let mut short = g.clone();
+        short.extend_from_slice(&[0, 0, 0, 2, 9]);
+        assert_eq!(decode(&short), Err(Error::Truncated));
+        // The largest legal counts decode.
+        let ihave = Message::IHave(vec![(id(1), 1); MAX_IHAVE]);
+        let graft = Message::Graft(vec![id(2); MAX_GRAFT]);
+        let gossip = Message::Gossip {
+            id: id(3),
+            hops: u16::MAX,
+            payload: vec![0u8; MAX_PAYLOAD_LEN].into(),
+        };
+        let full = vec![ihave, graft, gossip];
+        assert_eq!(decode(&encode(&full)).unwrap(), full);
+        let many = vec![Message::Prune; MAX_MESSAGES];
+        assert_eq!(decode(&encode(&many)).unwrap(), many);
+    }
+
+    #[test]
+    fn encoded_lengths() {
+        let p = Payload::from(vec![7u8; 150]);
+        let gossip = Message::Gossip {
+            id: id(1),
+            hops: 3,
+            payload: p,
+        };
+        assert_eq!(gossip.encoded_len(), 189);
+        assert_eq!(Message::IHave(vec![(id(1), 1); 10]).encoded_len(), 343);
+        assert_eq!(Message::Graft(vec![id(1); 2]).encoded_len(), 67);
+        assert_eq!(Message::Graft(vec![]).encoded_len(), 3);
+        assert_eq!(Message::Prune.encoded_len(), 1);
+        let frame = [gossip, Message::Prune];
+        assert_eq!(encode(&frame).len(), encoded_len(&frame));
+        assert_eq!(encoded_len(&frame), 191);
+    }
+
+    #[test]
+    fn pack_respects_both_bounds_and_keeps_order() {
+        let big = Message::Gossip {
+            id: id(9),
+            hops: 1,
+            payload: vec![0u8; MAX_PAYLOAD_LEN].into(),
+        };
+        let frames = pack(std::iter::repeat_n(big.clone(), 40));
+        // 17 largest gossips (61 672 bytes each) fit in 1 MiB, the 18th does not.
+        assert_eq!(
+            frames.iter().map(|f| f[0] as usize).collect::<Vec<_>>(),
+            [17, 17, 6]
+        );
+        assert!(frames.iter().all(|f| f.len() <= MAX_FRAME_LEN));
+        let small: Vec<Message> = (0..200u8).map(|i| Message::Graft(vec![id(i)])).collect();
+        let frames = pack(small.clone());
+        assert_eq!(frames.len(), 4);
+        let back: Vec<Message> = frames.iter().flat_map(|f| decode(f).unwrap()).collect();
+        assert_eq!(back, small);
+        assert!(pack(std::iter::empty()).is_empty());
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        let id = any::<[u8; 32]>().prop_map(MessageId);
+        prop_oneof![
+            (
+                id.clone(),
+                any::<u16>(),
+                proptest::collection::vec(any::<u8>(), 0..400)
+            )
+                .prop_map(|(id, hops, p)| Message::Gossip {
+                    id,
+                    hops,
+                    payload: p.into()
+                }),
+            proptest::collection::vec((id.clone(), any::<u16>()), 1..40).prop_map(Message::IHave),
+            proptest::collection::vec(id, 0..40).prop_map(Message::Graft),
+            Just(Message::Prune),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(messages in proptest::collection::vec(message(), 1..=MAX_MESSAGES)) {
+            let frame = encode(&messages);
+            prop_assert_eq!(frame.len(), encoded_len(&messages));
+            prop_assert_eq!(decode(&frame).unwrap(), messages.clone());
+            let packed = pack(messages.clone());
+            prop_assert_eq!(packed.len(), 1);
+            prop_assert_eq!(&packed[0], &frame);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            if let Ok(messages) = decode(&bytes) {
+                // What decodes re-encodes to the same bytes: one encoding per frame.
+                prop_assert_eq!(encode(&messages), bytes);
+            }
+        }
+
+        #[test]
+        fn damaged_frames_never_panic(messages in proptest::collection::vec(message(), 1..8),
+                                      cut in any::<prop::sample::Index>(),
+                                      flip in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let frame = encode(&messages);
+            let _ = decode(&frame[..cut.index(frame.len())]);
+            let mut damaged = frame.clone();
+            let i = flip.index(damaged.len());
+            damaged[i] ^= 1 << bit;
+            if let Ok(m) = decode(&damaged) {
+                prop_assert_eq!(encode(&m), damaged);
+            }
+        }
+    }
+}
