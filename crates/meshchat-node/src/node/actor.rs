@@ -90,6 +90,8 @@ pub(super) struct Actor {
     /// When each connected peer last handed over a new valid message (or connected): the
     /// least useful peer is evicted when every connection slot is taken.
     useful: HashMap<PeerId, Instant>,
+    /// Peers closed to make room, until their connections are gone (bounded by `connections`).
+    evicting: HashSet<PeerId>,
     /// Peers whose failing connection the watchdog closed, with addresses to dial them again
     /// once it is gone.
     redial: HashMap<PeerId, Vec<Multiaddr>>,
@@ -188,6 +190,7 @@ impl Actor {
             pending_since: None,
             connections: HashMap::new(),
             useful: HashMap::new(),
+            evicting: HashSet::new(),
             redial: HashMap::new(),
             failure_warned: HashMap::new(),
             slow: HashMap::new(),
@@ -707,6 +710,7 @@ impl Actor {
             if conns.is_empty() {
                 self.connections.remove(&peer);
                 self.useful.remove(&peer);
+                self.evicting.remove(&peer);
                 self.slow.remove(&peer);
                 self.sync_forget(&peer);
                 self.guard.forget_rate(&peer);

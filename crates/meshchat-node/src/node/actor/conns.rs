@@ -47,20 +47,32 @@ impl Actor {
     /// Over the connection limit (the hard limit in `connection_limits` leaves some room above
     /// it), closes the least useful peer, or the newcomer if nobody may be evicted.
     pub(super) fn evict_if_full(&mut self, newcomer: PeerId) {
-        let open: usize = self.connections.values().map(Vec::len).sum();
+        // Peers already being closed still hold their connections until the close completes:
+        // they neither count nor are chosen again.
+        let open: usize = self
+            .connections
+            .iter()
+            .filter(|(p, _)| !self.evicting.contains(*p))
+            .map(|(_, c)| c.len())
+            .sum();
         if open <= self.config.max_connections as usize {
             return;
         }
         let now = Instant::now();
-        let candidates = self.connections.iter().map(|(p, conns)| Candidate {
-            peer: *p,
-            useful: self.useful.get(p).copied().unwrap_or(now),
-            dialed: conns.iter().any(|(_, _, dialed)| *dialed),
-            lan: self.lan_peers.contains_key(p),
-        });
+        let candidates = self
+            .connections
+            .iter()
+            .filter(|(p, _)| !self.evicting.contains(*p))
+            .map(|(p, conns)| Candidate {
+                peer: *p,
+                useful: self.useful.get(p).copied().unwrap_or(now),
+                dialed: conns.iter().any(|(_, _, dialed)| *dialed),
+                lan: self.lan_peers.contains_key(p),
+            });
         let victim = choose_victim(newcomer, candidates).unwrap_or(newcomer);
         tracing::debug!(%victim, open, "every connection slot is taken: closing the least useful");
         self.stats.evicted_peers += 1;
+        self.evicting.insert(victim);
         let _ = self.swarm.disconnect_peer_id(victim);
     }
 
