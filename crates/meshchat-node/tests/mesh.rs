@@ -226,45 +226,8 @@ async fn attacker_joined(
     libp2p::Swarm<libp2p::gossipsub::Behaviour>,
     libp2p::gossipsub::IdentTopic,
 ) {
-    use futures::StreamExt;
-    use libp2p::{gossipsub, noise, tcp, yamux};
-
-    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            let config = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Anonymous)
-                .message_id_fn(|m: &gossipsub::Message| {
-                    gossipsub::MessageId::new(&meshchat_core::MessageId::of(&m.data).0)
-                })
-                .build()
-                .unwrap();
-            let b: gossipsub::Behaviour =
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
-                    .unwrap();
-            b
-        })
-        .unwrap()
-        .build();
-    let topic = gossipsub::IdentTopic::new(meshchat_node::behaviour::MESH_TOPIC);
-    attacker.behaviour_mut().subscribe(&topic).unwrap();
-    attacker.dial(target.addr.clone()).unwrap();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let ev = tokio::time::timeout_at(deadline, attacker.select_next_some())
-            .await
-            .expect("the attacker sees its target subscribe");
-        if let libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
-            break;
-        }
-    }
-    (attacker, topic)
+    // Gossipsub's default frame limit, as an independent client would have it.
+    hostile::raw_peer(target, 65_536).await
 }
 
 /// A room-text envelope signed by `key` at `ts`.

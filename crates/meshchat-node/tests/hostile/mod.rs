@@ -17,7 +17,7 @@ type Raw = Swarm<gossipsub::Behaviour>;
 
 /// A raw gossipsub peer connected to `target` and subscribed to the mesh topic; `max_frame` is
 /// what its own gossipsub lets it send.
-async fn raw_peer(target: &TestNode, max_frame: usize) -> (Raw, gossipsub::IdentTopic) {
+pub(super) async fn raw_peer(target: &TestNode, max_frame: usize) -> (Raw, gossipsub::IdentTopic) {
     let mut peer = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -85,27 +85,6 @@ fn envelope(key: &Keypair, target: &str, nonce: u64, text: &str) -> Vec<u8> {
     )
     .unwrap()
     .into_bytes()
-}
-
-/// Waits until `cond` holds for B's stats.
-async fn wait_stats(
-    node: &TestNode,
-    what: &str,
-    cond: impl Fn(&meshchat_node::Stats) -> bool,
-) -> meshchat_node::Stats {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let s = node.handle.stats().await.unwrap();
-        if cond(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{}: {what} within {DEADLINE:?}: {s:?}",
-            node.name
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until the raw peer's connection to `to` closes.
@@ -205,7 +184,9 @@ async fn a_link_that_stops_carrying_messages_is_closed_and_counted() {
         }
     };
     assert!(closed, "B kept the dead link after {sent} messages");
-    let s = wait_stats(&b, "the broken link counted", |s| s.broken_links >= 1).await;
+    let s = b
+        .wait_stats("the broken link counted", |s| s.broken_links >= 1)
+        .await;
     assert_eq!(s.broken_links, 1, "{s:?}");
     if !warned {
         b.wait_for(|e| matches!(e, Event::Warning(w) if w.contains("stopped carrying messages")))
@@ -255,7 +236,7 @@ async fn unshowable_room_targets_are_refused_and_not_relayed() {
     let got = c.collect_messages(1).await;
     assert_eq!(got[0].text, "to lobby");
     c.assert_no_more_messages().await;
-    let s = wait_stats(&b, "all four checked", |s| s.verified == 4).await;
+    let s = b.wait_stats("all four checked", |s| s.verified == 4).await;
     assert_eq!(s.rejected.bad_target, 3, "{s:?}");
     assert_eq!(s.accepted, 1, "{s:?}");
     assert_eq!(c.handle.stats().await.unwrap().accepted, 1);
@@ -319,7 +300,9 @@ async fn a_peer_flooding_far_over_its_rate_is_blocked_and_memory_stays_bounded()
         );
     }
     assert!(sent < CAP, "the node never cut the flooding peer off");
-    let s = wait_stats(&b, "the flooder blocked", |s| s.blocked_peers == 1).await;
+    let s = b
+        .wait_stats("the flooder blocked", |s| s.blocked_peers == 1)
+        .await;
     let grown = rss_bytes().saturating_sub(before);
     eprintln!(
         "flood: {sent} sent, {} checked, {} over rate, RSS +{} MiB",

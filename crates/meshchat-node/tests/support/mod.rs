@@ -173,6 +173,27 @@ impl TestNode {
         out
     }
 
+    /// Waits until `cond` holds for the node's stats (polled every 20 ms, within [`DEADLINE`]).
+    pub async fn wait_stats(
+        &self,
+        what: &str,
+        cond: impl Fn(&meshchat_node::Stats) -> bool,
+    ) -> meshchat_node::Stats {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let s = self.handle.stats().await.unwrap();
+            if cond(&s) {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: {what} within {DEADLINE:?}: {s:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Asserts that no further message event arrives within [`QUIET`].
     pub async fn assert_no_more_messages(&mut self) {
         if let Some(Event::Message(m)) =

@@ -18,25 +18,20 @@ fn texts(msgs: &[MessageView]) -> HashSet<(String, bool)> {
     msgs.iter().map(|m| (m.text.clone(), m.synced)).collect()
 }
 
-/// Waits until `cond` holds for the node's stats.
-async fn wait_stats(
-    node: &TestNode,
-    what: &str,
-    cond: impl Fn(&meshchat_node::Stats) -> bool,
-) -> meshchat_node::Stats {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let s = node.handle.stats().await.unwrap();
-        if cond(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{}: {what} within {DEADLINE:?}: {s:?}",
-            node.name
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// A bare libp2p peer speaking only `/meshchat/sync/1`, with the node's own codec.
+fn raw_sync_peer() -> libp2p::Swarm<meshchat_node::behaviour::sync::Behaviour> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| meshchat_node::behaviour::sync::behaviour())
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
 }
 
 /// A node stopped while others talk gets every message when it comes back, marked as synced,
@@ -75,7 +70,7 @@ async fn a_node_that_was_away_catches_up_when_it_returns() {
     let dir = b.stop().await;
     let mut b = TestNode::start_in(dir, "b", &[&a]).await;
     b.wait_peers(1).await;
-    wait_stats(&b, "a round with A", |s| s.sync_rounds >= 1).await;
+    b.wait_stats("a round with A", |s| s.sync_rounds >= 1).await;
     b.assert_no_more_messages().await;
 }
 
@@ -99,7 +94,7 @@ async fn non_member_relays_serve_a_member_that_was_offline() {
         a.send("x", &format!("to x {i}")).await;
     }
     // C relayed them all (and holds them) before D returns.
-    wait_stats(&c, "C relayed all ten", |s| s.stored >= 10).await;
+    c.wait_stats("C relayed all ten", |s| s.stored >= 10).await;
 
     let mut d = TestNode::start_in(d_dir, "d", &[&c]).await;
     let got = d.collect_messages(10).await;
@@ -127,7 +122,7 @@ async fn a_late_joiner_finds_the_rooms_history() {
     for i in 0..5 {
         a.send("x", &format!("early {i}")).await;
     }
-    wait_stats(&b, "B holds the five", |s| s.stored >= 5).await;
+    b.wait_stats("B holds the five", |s| s.stored >= 5).await;
     // B was not in `x`: nothing was shown. Joining finds the history already there.
     b.assert_no_more_messages().await;
     b.handle.join("x").await.unwrap();
@@ -161,7 +156,9 @@ async fn a_round_fetches_at_most_its_budget() {
     assert!(got.iter().all(|m| m.synced));
     b.assert_no_more_messages().await;
     // Two rounds stopped at their budget of 50; the third found the last 20 and ended.
-    let s = wait_stats(&b, "the last round over", |s| s.sync_rounds >= 3).await;
+    let s = b
+        .wait_stats("the last round over", |s| s.sync_rounds >= 3)
+        .await;
     assert_eq!(s.synced, 120, "{s:?}");
 }
 
@@ -169,18 +166,7 @@ async fn a_round_fetches_at_most_its_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_sync_frames_get_the_peer_blocked() {
     let b = TestNode::start("b", &[]).await;
-    let mut raw = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| meshchat_node::behaviour::sync::behaviour())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut raw = raw_sync_peer();
     raw.dial(b.addr.clone()).unwrap();
     let limit = meshchat_core::guard::Limits::default().strike_limit;
     let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -203,7 +189,9 @@ async fn malformed_sync_frames_get_the_peer_blocked() {
         }
     }
     assert!(sent >= limit);
-    let s = wait_stats(&b, "the peer blocked", |s| s.blocked_peers == 1).await;
+    let s = b
+        .wait_stats("the peer blocked", |s| s.blocked_peers == 1)
+        .await;
     assert_eq!(s.sync_strikes, u64::from(limit), "{s:?}");
 }
 
@@ -257,18 +245,7 @@ async fn rounds_opened_back_to_back_are_refused_beyond_a_burst() {
     use meshchat_core::sync::{ItemSet, Limits, Peers};
 
     let b = TestNode::start("b", &[]).await;
-    let mut raw = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| meshchat_node::behaviour::sync::behaviour())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut raw = raw_sync_peer();
     raw.dial(b.addr.clone()).unwrap();
     const OPENS: usize = 10;
     let deadline = tokio::time::Instant::now() + DEADLINE;
