@@ -13,6 +13,8 @@
 //! - [`inbound`]: the check of an envelope from a neighbour, and the reasons for refusing one.
 //! - [`sync`]: history sync: range-based reconciliation of the envelope ids two peers hold, its
 //!   frames, budgets and per-peer sessions.
+//! - [`routing`]: the direct-message routing table: a distance vector with per-destination
+//!   sequence numbers (Babel's feasibility condition), its adverts and their wire format.
 
 pub mod dedup;
 pub mod envelope;
@@ -20,6 +22,7 @@ pub mod guard;
 pub mod identity;
 pub mod inbound;
 pub mod room;
+pub mod routing;
 pub mod sync;
 
 pub use envelope::{Envelope, MessageId};
