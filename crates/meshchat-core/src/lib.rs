@@ -17,6 +17,8 @@
 //!   the state machine and its wire format.
 //! - `sim` (tests and the `sim` feature): a discrete-event network simulator for these state
 //!   machines: latency, loss, cut links, crashed nodes, seeded randomness, virtual time.
+//! - [`routing`]: the direct-message routing table: a distance vector with per-destination
+//!   sequence numbers (Babel's feasibility condition), its adverts and their wire format.
 
 pub mod broadcast;
 pub mod dedup;
@@ -25,6 +27,7 @@ pub mod guard;
 pub mod identity;
 pub mod inbound;
 pub mod room;
+pub mod routing;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod sync;
