@@ -1,5 +1,6 @@
-//! Keeping connection slots for peers that are useful: evicting the least useful peer when every
-//! slot is taken, and replacing connections whose gossip streams keep failing.
+//! Connections: dialing and redialing peers, keeping connection slots for peers that are useful
+//! (evicting the least useful peer when every slot is taken), and replacing connections whose
+//! gossip streams fail or stall.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -8,8 +9,11 @@ use std::time::Instant;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 
-use super::Actor;
-use crate::node::Event;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+
+use super::{dial_error_reason, Actor, MAX_PENDING_DIALS, START_DIALS};
+use crate::node::{Error, Event, Reply};
 
 /// Heartbeats in a row with a full send queue after which a link counts as stalled.
 const STALL_HEARTBEATS: u32 = 3;
@@ -169,6 +173,144 @@ impl Actor {
                 tracing::warn!("reading known peers: {e}");
                 Vec::new()
             }
+        }
+    }
+}
+
+impl Actor {
+    /// Drops a closed connection; true if that was the peer's last and it had been announced.
+    pub(super) fn forget_connection(&mut self, peer: PeerId, conn: ConnectionId) -> bool {
+        if let Some(conns) = self.connections.get_mut(&peer) {
+            conns.retain(|(c, _, _)| *c != conn);
+            if conns.is_empty() {
+                self.connections.remove(&peer);
+                self.useful.remove(&peer);
+                self.evicting.remove(&peer);
+                self.slow.remove(&peer);
+                self.sync_forget(&peer);
+                self.guard.forget_rate(&peer);
+                if let Some(addrs) = self.redial.remove(&peer) {
+                    self.dial_peer(peer, addrs);
+                }
+                return self.chat_peers.remove(&peer);
+            }
+        }
+        false
+    }
+
+    pub(super) fn dial_addr(&mut self, addr: Multiaddr, reply: Option<Reply<PeerId>>) {
+        let peer = addr.iter().find_map(|p| match p {
+            Protocol::P2p(id) => Some(id),
+            _ => None,
+        });
+        if peer == Some(*self.swarm.local_peer_id()) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(Error::Dial {
+                    addr: addr.to_string(),
+                    reason: "that is this node's own address".into(),
+                }));
+            }
+            return;
+        }
+        let opts = match peer {
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::Always)
+                .allocate_new_port()
+                .build(),
+            None => DialOpts::unknown_peer_id()
+                .address(addr.clone())
+                .allocate_new_port()
+                .build(),
+        };
+        let conn = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                if let Some(reply) = reply {
+                    if self.pending_dials.len() >= MAX_PENDING_DIALS {
+                        // Answer the oldest waiting call rather than grow without bound.
+                        if let Some(k) = self.pending_dials.keys().next().copied() {
+                            if let Some((a, r)) = self.pending_dials.remove(&k) {
+                                let _ = r.send(Err(Error::Dial {
+                                    addr: a.to_string(),
+                                    reason: "too many connection attempts at once".into(),
+                                }));
+                            }
+                        }
+                    }
+                    self.pending_dials.insert(conn, (addr, reply));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%addr, "dial refused: {e}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(Error::Dial {
+                        addr: addr.to_string(),
+                        reason: dial_error_reason(&e),
+                    }));
+                }
+            }
+        }
+    }
+
+    pub(super) fn add_dht_address(&mut self, peer: &PeerId, addr: Multiaddr) {
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            kad.add_address(peer, addr);
+        }
+    }
+
+    pub(super) fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == *self.swarm.local_peer_id() || self.connections.contains_key(&peer) {
+            return;
+        }
+        // A fresh source port, not the listening one: when two nodes dial each other at the same
+        // instant (both just heard the same mDNS exchange), dials from both listening ports would
+        // meet as one TCP simultaneous open, which fails the Noise handshake on both sides.
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, "dial refused: {e}");
+        }
+    }
+
+    /// Keeps the node connected: below the target, dial LAN and known peers we are not
+    /// connected to.
+    pub(super) fn maintain(&mut self) {
+        let now = Instant::now();
+        self.seen.expire(now);
+        for peer in self.guard.expire(now) {
+            tracing::info!(%peer, "block lifted");
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+        self.sync_maintain();
+        if self.connections.len() >= self.config.target_peers {
+            return;
+        }
+        let lan: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .lan_peers
+            .iter()
+            .filter(|(p, _)| !self.connections.contains_key(p))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        for (peer, addrs) in lan {
+            self.dial_peer(peer, addrs);
+        }
+        let known = match self.store.known_peers(START_DIALS) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!("reading known peers: {e}");
+                return;
+            }
+        };
+        for peer in known {
+            let Ok(peer_id) = peer.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            let addrs = peer.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            self.dial_peer(peer_id, addrs);
         }
     }
 }
