@@ -34,12 +34,18 @@
 //! request is retried [`Limits::request_retries`] times at most. Seqnos are 16-bit and compared
 //! modulo 2^16 (RFC 8966 §3.2.1); a node raises its own only when asked, or when a neighbour
 //! advertises the node itself with a newer seqno than its own (an earlier run of the node, after
-//! a restart that lost its seqno), to one past that.
+//! a restart that lost its seqno), to one past that. A seqno exactly half the space away from
+//! the one a neighbour remembers is neither newer nor older, so no request can fix it; such
+//! starvation ends when the neighbour forgets its feasibility distance, a hold time
+//! ([`Limits::route_expiry`]) after it lost its last selected route (RFC 8966 §3.7.3 bounds it
+//! the same way). The node persists its seqno, so this takes a corrupt or lost store.
 //!
 //! Hold-down is not needed: a lost route is retracted at once (an advert with metric
 //! [`INFINITY`]), and the feasibility distance is kept for [`Limits::route_expiry`] after the last
 //! route to a destination is gone, the longest a neighbour may still hold a route through us (it
 //! expires routes it does not hear about for that long), before the destination is forgotten.
+//! Until then every full dump repeats the retraction, so one that was lost costs a neighbour at
+//! most a dump interval of stale route, not a whole expiry per hop.
 //!
 //! # What a node learns from, and what it keeps
 //!
@@ -236,6 +242,8 @@ pub struct Stats {
     pub requests_forwarded: u64,
     /// Times our own seqno was raised.
     pub seqno_bumps: u64,
+    /// Feasibility distances forgotten after a hold time of starvation (see `Table::gc`).
+    pub forgotten_distances: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
 }

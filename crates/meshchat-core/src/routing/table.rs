@@ -307,7 +307,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
                     continue;
                 }
                 if self.dests.len() >= self.limits.max_destinations {
-                    self.gc(now);
+                    self.gc(now, pend);
                 }
                 if self.dests.len() >= self.limits.max_destinations {
                     self.stats.refused_destinations += 1;
@@ -422,6 +422,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
                 tries: 0,
             });
             self.stats.requests_forwarded += 1;
+            // If the answer is lost on the way, our own request goes out when this one times
+            // out (it holds ours back until then), so wake up for it.
+            pend.deadline(now + timeout);
             pend.requests.entry(via).or_default().push(Request {
                 dest: r.dest,
                 seqno: r.seqno,
@@ -444,7 +447,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         for dest in affected {
             self.reselect(dest, now, pend);
         }
-        self.gc(now);
+        self.gc(now, pend);
         // Retries of requests still unanswered.
         let dests: Vec<P> = self.dests.keys().copied().collect();
         for dest in dests {
@@ -458,14 +461,35 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         }
     }
 
-    /// Forgets destinations with no route whose hold time has passed.
-    fn gc(&mut self, now: Instant) {
+    /// Forgets destinations with no route whose hold time has passed, and the feasibility
+    /// distance of those that still have (unfeasible) routes: after the hold time no neighbour
+    /// can still route through us to them, so any route is safe again. This bounds starvation
+    /// that seqno requests cannot end (Babel's source garbage collection, RFC 8966 §3.7.3): a
+    /// destination that restarted with a seqno exactly half the sequence space away from the
+    /// one we remember is neither newer nor older, and no request can make it so.
+    fn gc(&mut self, now: Instant, pend: &mut Pending<P>) {
         let hold = self.limits.route_expiry;
+        let past = |d: &Dest<P>| d.selected.is_none() && d.lost_at.is_some_and(|t| now >= t + hold);
         self.dests.retain(|_, d| {
             !(d.routes.is_empty()
                 && d.selected.is_none()
                 && d.lost_at.is_none_or(|t| now >= t + hold))
         });
+        let starved: Vec<P> = self
+            .dests
+            .iter()
+            .filter(|(_, d)| past(d))
+            .map(|(k, _)| *k)
+            .collect();
+        for dest in starved {
+            if let Some(d) = self.dests.get_mut(&dest) {
+                d.fd = None;
+                d.lost_at = None;
+                d.asked = None;
+                self.stats.forgotten_distances += 1;
+            }
+            self.reselect(dest, now, pend);
+        }
     }
 
     /// Selects the best feasible route to `dest` again; records a change, moves the feasibility
@@ -617,18 +641,22 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         })
     }
 
-    /// Our route to ourselves and every selected route.
+    /// Our route to ourselves, every selected route, and a retraction for every destination
+    /// lost within its hold time: a triggered retraction that was lost on the way is repeated,
+    /// so a neighbour's stale route through us goes within a dump interval instead of waiting
+    /// out its expiry (which, hop after hop, would add up along a chain of lost retractions).
     fn dump(&self) -> Vec<Advert<P>> {
         let mut v = Vec::with_capacity(self.dests.len() + 1);
         v.push(self.own_advert());
-        v.extend(self.dests.iter().filter_map(|(dest, d)| {
-            let s = d.selected?;
-            Some(Advert {
+        v.extend(self.dests.iter().filter_map(|(dest, d)| match d.selected {
+            Some(s) => Some(Advert {
                 dest: *dest,
                 seqno: s.seqno,
                 metric: s.metric,
                 hops: s.hops,
-            })
+            }),
+            None if d.lost_at.is_some() => self.advert(*dest),
+            None => None,
         }));
         v
     }
@@ -689,13 +717,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
                 at = at.min(r.heard + l.route_expiry);
             }
             if let Some(t) = d.lost_at {
-                if d.routes.is_empty() {
-                    at = at.min(t + l.route_expiry);
-                }
+                at = at.min(t + l.route_expiry);
             }
+            // Our own requests' retries, and forwarded ones (`tries == 0`) timing out: a lost
+            // answer to a forwarded request must not hold our own back until the next dump.
             if let Some(a) = d.asked {
-                if a.tries > 0 && a.tries < l.request_retries {
-                    at = at.min(a.at + l.request_timeout);
+                let due = a.at + l.request_timeout;
+                if a.tries < l.request_retries && due > now {
+                    at = at.min(due);
                 }
             }
         }
