@@ -13,6 +13,7 @@ use libp2p::{
 use meshchat_core::envelope::MAX_ENVELOPE_LEN;
 use meshchat_core::MessageId;
 
+pub mod broadcast;
 pub mod gate;
 pub mod sync;
 pub mod watch;
@@ -83,6 +84,8 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     /// Gossipsub behind a watchdog that closes connections whose gossip streams keep failing.
     pub gossipsub: watch::Watched<gossipsub::Behaviour>,
+    /// Room broadcast streams (`/meshchat/broadcast/1`, see [`broadcast`]).
+    pub broadcast: libp2p_stream::Behaviour,
     /// History sync (`/meshchat/sync/1`).
     pub sync: sync::Behaviour,
     pub identify: identify::Behaviour,
@@ -173,6 +176,7 @@ impl Behaviour {
                     .with_max_pending_outgoing(Some(32)),
             ),
             gossipsub: watch::Watched::new(gossipsub, GOSSIP_MAX_STREAMS),
+            broadcast: libp2p_stream::Behaviour::new(),
             sync: sync::behaviour(),
             identify,
             ping: ping::Behaviour::new(

@@ -164,6 +164,9 @@ pub struct Stats {
     pub broken_links: u64,
     /// Connections closed to make room for a newcomer when every slot was taken.
     pub evicted_peers: u64,
+    /// Broadcast frames dropped because a neighbour's send queue was full (the tree repairs
+    /// what they carried).
+    pub broadcast_dropped: u64,
 }
 
 /// What [`Handle::send`] reports.

@@ -233,7 +233,8 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
                        "evicted_peers": s.evicted_peers, "synced": s.synced,
                        "sync_rounds": s.sync_rounds, "sync_bytes_sent": s.sync_bytes_sent,
                        "sync_bytes_received": s.sync_bytes_received,
-                       "sync_strikes": s.sync_strikes, "store_failures": s.store_failures})
+                       "sync_strikes": s.sync_strikes, "store_failures": s.store_failures,
+                       "broadcast_dropped": s.broadcast_dropped})
             })
             .map_err(|e| e.to_string()),
         "quit" => return Ok(false),

@@ -21,6 +21,7 @@ use meshchat_core::room::{self, Text};
 use meshchat_core::{Envelope, KeyCache, Keypair, MessageId};
 use tokio::sync::mpsc;
 
+mod broadcast;
 mod conns;
 mod inbound;
 mod sync;
@@ -29,7 +30,8 @@ use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Repl
 use crate::behaviour::{
     watch, Behaviour, BehaviourEvent, KAD_PROTOCOL, MESH_TOPIC, PROTOCOL_VERSION,
 };
-use crate::config::DEFAULT_PORT;
+use crate::behaviour::broadcast::{Inbound as TreeInbound, Links};
+use crate::config::{RoomPath, DEFAULT_PORT};
 use crate::store::{Store, StoredMessage};
 use crate::{keyfile, Config};
 
@@ -98,6 +100,10 @@ pub(super) struct Actor {
     failure_warned: HashMap<PeerId, Instant>,
     /// History sync: sessions, what to fetch, the item snapshot.
     sync: sync::State,
+    /// The broadcast trees (used when `config.room_path` is [`RoomPath::Trees`]).
+    trees: broadcast::State,
+    /// Reports of the broadcast stream tasks; taken by [`Actor::run`].
+    trees_rx: Option<mpsc::Receiver<TreeInbound>>,
     /// Peers gossipsub reported unable to take messages: how many heartbeats in a row, since when.
     slow: HashMap<PeerId, (u32, Instant)>,
     /// Peers announced to the front-end as chat peers (connected and subscribed).
@@ -167,6 +173,11 @@ impl Actor {
             store.set_setting("rooms_initialized", "1")?;
         }
         let rooms = store.joined_rooms()?;
+        let (links, trees_rx) = Links::new(&swarm.behaviour().broadcast);
+        let trees = broadcast::State::new(
+            meshchat_core::broadcast::Broadcast::new(config.broadcast),
+            links,
+        );
         let guard_limits = config.guard;
         let sync_limits = config.sync;
         let mut store = store;
@@ -194,6 +205,8 @@ impl Actor {
             failure_warned: HashMap::new(),
             slow: HashMap::new(),
             sync: sync::State::new(sync_limits),
+            trees,
+            trees_rx: Some(trees_rx),
             chat_peers: HashSet::new(),
             pending_dials: HashMap::new(),
             listen_addrs: Vec::new(),
@@ -207,12 +220,17 @@ impl Actor {
 
     /// Listens, subscribes, dials; returns once every listener has an address.
     pub(super) async fn start(&mut self) -> Result<(), Error> {
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .inner_mut()
-            .subscribe(&self.topic)
-            .map_err(|e| Error::Network(format!("subscribe: {e}")))?;
+        match self.config.room_path {
+            RoomPath::Trees => self.trees.links.start(),
+            RoomPath::Gossipsub => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .inner_mut()
+                    .subscribe(&self.topic)
+                    .map_err(|e| Error::Network(format!("subscribe: {e}")))?;
+            }
+        }
 
         let mut listeners = Vec::new();
         if self.config.listen.is_empty() {
@@ -307,10 +325,12 @@ impl Actor {
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A second handle on the event queue, so waiting for room does not borrow `self`.
         let lag_notice = self.events.clone();
+        let mut trees_rx = self.trees_rx.take();
         let shutdown_reply = loop {
             let flush_due = self
                 .pending_since
                 .map(|t| tokio::time::Instant::from_std(t + FLUSH_DELAY));
+            let tree_due = self.trees.wake.map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -323,6 +343,8 @@ impl Actor {
                     self.lagged = 0;
                 }
                 () = sleep_until_opt(flush_due) => self.flush(),
+                () = sleep_until_opt(tree_due) => self.broadcast_tick(),
+                Some(report) = recv_opt(&mut trees_rx) => self.on_broadcast(report),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = maintenance.tick() => self.maintain(),
                 () = std::future::ready(()), if !self.pending.is_empty() => self.flush(),
@@ -455,10 +477,13 @@ impl Actor {
             }
             Command::Stats { reply } => {
                 let mut stats = self.stats.clone();
-                stats.copies_received = self
-                    .copies
-                    .load(Ordering::Relaxed)
-                    .saturating_sub(stats.published);
+                stats.copies_received = match self.config.room_path {
+                    RoomPath::Trees => self.trees.core.stats().gossip_received,
+                    RoomPath::Gossipsub => self
+                        .copies
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(stats.published),
+                };
                 stats.blocked_peers = self.guard.blocked_count(Instant::now()) as u64;
                 let _ = reply.send(Ok(stats));
             }
@@ -493,21 +518,23 @@ impl Actor {
         self.pending.push((env.clone(), stored));
         self.try_flush()?;
         self.seen.insert(id, Instant::now());
-        let relayed = match self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .inner_mut()
-            .publish(self.topic.clone(), env.as_bytes().to_vec())
-        {
-            Ok(_) => true,
-            Err(PublishError::NoPeersSubscribedToTopic) | Err(PublishError::AllQueuesFull(_)) => {
-                false
-            }
-            Err(e) => {
-                tracing::warn!("publish failed: {e}");
-                false
-            }
+        let relayed = match self.config.room_path {
+            RoomPath::Trees => self.broadcast_publish(id, env.as_bytes()),
+            RoomPath::Gossipsub => match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .inner_mut()
+                .publish(self.topic.clone(), env.as_bytes().to_vec())
+            {
+                Ok(_) => true,
+                Err(PublishError::NoPeersSubscribedToTopic)
+                | Err(PublishError::AllQueuesFull(_)) => false,
+                Err(e) => {
+                    tracing::warn!("publish failed: {e}");
+                    false
+                }
+            },
         };
         self.stats.published += 1;
         Ok(Sent { id, relayed })
@@ -661,6 +688,10 @@ impl Actor {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
+                if self.config.room_path == RoomPath::Trees {
+                    self.broadcast_connected(peer_id);
+                    return;
+                }
                 // A peer that subscribed before the connection was recorded is a chat peer now.
                 let subscribed = self
                     .swarm
@@ -681,6 +712,11 @@ impl Actor {
                 if self.forget_connection(peer_id, connection_id) {
                     self.emit(Event::PeerDisconnected { peer_id });
                 }
+                if self.config.room_path == RoomPath::Trees
+                    && !self.connections.contains_key(&peer_id)
+                {
+                    self.broadcast_disconnected(peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -700,6 +736,13 @@ impl Actor {
             }
             _ => {}
         }
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

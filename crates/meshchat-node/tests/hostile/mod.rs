@@ -1,24 +1,60 @@
 //! Regression tests for what an independent libp2p client found (issue 9): each drives a real
-//! meshchat node with a raw libp2p peer that speaks gossipsub directly, as that client did.
+//! meshchat node with a raw libp2p peer that speaks the node's broadcast protocol directly
+//! (`/meshchat/broadcast/1` frames written by hand), as that client did.
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{gossipsub, noise, tcp, yamux, Swarm};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use meshchat_core::broadcast::wire::{self, Message};
 use meshchat_core::envelope::{Draft, Kind};
-use meshchat_core::{Envelope, Keypair};
+use meshchat_core::{Envelope, Keypair, MessageId};
+use meshchat_node::behaviour::broadcast::PROTOCOL;
 use meshchat_node::Event;
+use tokio::sync::mpsc;
 
 use super::support::*;
 use super::unix_ms;
 
-type Raw = Swarm<gossipsub::Behaviour>;
+/// What the raw peer does with the stream the node opens to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reading {
+    /// Reads and discards everything, as a live peer would.
+    Drain,
+    /// Takes the stream and never reads it: a link that stopped carrying anything.
+    Never,
+}
 
-/// A raw gossipsub peer connected to `target` and subscribed to the mesh topic; `max_frame` is
-/// what its own gossipsub lets it send.
-pub(super) async fn raw_peer(target: &TestNode, max_frame: usize) -> (Raw, gossipsub::IdentTopic) {
-    let mut peer = libp2p::SwarmBuilder::with_new_identity()
+#[derive(Debug)]
+enum RawEvent {
+    Closed(PeerId),
+    DialFailed,
+}
+
+/// A raw libp2p peer (no meshchat node) connected to one target, with its own broadcast stream
+/// to it. Its swarm is polled by a background task.
+pub(super) struct Raw {
+    pub id: PeerId,
+    stream: libp2p::Stream,
+    /// Connection closes and failed dials, as the swarm reports them.
+    events: mpsc::Receiver<RawEvent>,
+    dial: mpsc::Sender<Multiaddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A raw peer connected to `target`, returned once both broadcast streams are open (so the node
+/// counts it as a neighbour).
+pub(super) async fn raw_peer(target: &TestNode, reading: Reading) -> Raw {
+    let mut swarm: Swarm<libp2p_stream::Behaviour> = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
             tcp::Config::default(),
@@ -26,47 +62,132 @@ pub(super) async fn raw_peer(target: &TestNode, max_frame: usize) -> (Raw, gossi
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|_| {
-            let config = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Anonymous)
-                .message_id_fn(|m: &gossipsub::Message| {
-                    gossipsub::MessageId::new(&meshchat_core::MessageId::of(&m.data).0)
-                })
-                .max_transmit_size(max_frame)
-                // The peer's own memory: it forgets what it published quickly.
-                .duplicate_cache_time(Duration::from_secs(1))
-                .build()
-                .unwrap();
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap()
-        })
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
-    let topic = gossipsub::IdentTopic::new(meshchat_node::behaviour::MESH_TOPIC);
-    peer.behaviour_mut().subscribe(&topic).unwrap();
-    peer.dial(target.addr.clone()).unwrap();
+    let id = *swarm.local_peer_id();
+    let mut control = swarm.behaviour().new_control();
+    let mut incoming = control.accept(PROTOCOL).unwrap();
+    swarm.dial(target.addr.clone()).unwrap();
+    let (ev_tx, events) = mpsc::channel(64);
+    let (dial, mut dial_rx) = mpsc::channel::<Multiaddr>(4);
+    let driver = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                ev = swarm.select_next_some() => {
+                    let ev = match ev {
+                        SwarmEvent::ConnectionClosed { peer_id, .. } => RawEvent::Closed(peer_id),
+                        SwarmEvent::OutgoingConnectionError { .. } => RawEvent::DialFailed,
+                        _ => continue,
+                    };
+                    let _ = ev_tx.try_send(ev);
+                }
+                Some(addr) = dial_rx.recv() => { let _ = swarm.dial(addr); }
+            }
+        }
+    });
+    let (opened_tx, mut opened) = mpsc::channel::<()>(4);
+    let reader = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some((_, mut stream)) = incoming.next().await {
+            let _ = opened_tx.try_send(());
+            match reading {
+                Reading::Drain => {
+                    tokio::spawn(async move {
+                        let mut sink = Vec::new();
+                        let _ = stream.read_to_end(&mut sink).await;
+                    });
+                }
+                Reading::Never => held.push(stream),
+            }
+        }
+    });
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let ev = tokio::time::timeout_at(deadline, peer.select_next_some())
-            .await
-            .expect("the raw peer sees its target subscribe");
-        if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
-            break;
+    let stream = tokio::time::timeout_at(deadline, control.open_stream(target.peer_id, PROTOCOL))
+        .await
+        .expect("the raw peer's stream opens in time")
+        .expect("the node takes the raw peer's stream");
+    tokio::time::timeout_at(deadline, opened.recv())
+        .await
+        .expect("the node opens its stream to the raw peer");
+    Raw {
+        id,
+        stream,
+        events,
+        dial,
+        tasks: vec![driver, reader],
+    }
+}
+
+impl Raw {
+    /// Writes `frame` as one length-prefixed broadcast frame (any bytes: the tests send junk).
+    pub async fn send_frame(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        let mut out = (frame.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(frame);
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await
+    }
+
+    /// Pushes each envelope as a `Gossip` from its author (hop 0), packed into frames as a node
+    /// packs them.
+    pub async fn publish_all(&mut self, envelopes: Vec<Vec<u8>>) -> std::io::Result<()> {
+        let messages = envelopes.into_iter().map(|e| Message::Gossip {
+            id: MessageId::of(&e),
+            hops: 0,
+            payload: e.into(),
+        });
+        for frame in wire::pack(messages) {
+            self.send_frame(&frame).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn publish(&mut self, envelope: Vec<u8>) -> std::io::Result<()> {
+        self.publish_all(vec![envelope]).await
+    }
+
+    /// Waits until the connection to `to` closes.
+    pub async fn wait_closed(&mut self, to: PeerId) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("the node closes the connection");
+            if matches!(ev, Some(RawEvent::Closed(p)) if p == to) {
+                return;
+            }
         }
     }
-    (peer, topic)
-}
 
-/// Keeps a raw peer's swarm polled in the background.
-fn drive(mut peer: Raw) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            peer.select_next_some().await;
+    /// Whether the connection to `to` has closed (without waiting).
+    pub fn closed(&mut self, to: PeerId) -> bool {
+        while let Ok(ev) = self.events.try_recv() {
+            if matches!(ev, RawEvent::Closed(p) if p == to) {
+                return true;
+            }
         }
-    })
+        false
+    }
+
+    /// Dials `addr` again and waits until that dial fails or its connection is closed.
+    pub async fn redial_refused(&mut self, addr: Multiaddr, to: PeerId) {
+        self.dial.send(addr).await.unwrap();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("the redial ends");
+            match ev {
+                Some(RawEvent::DialFailed) => return,
+                Some(RawEvent::Closed(p)) if p == to => return,
+                _ => {}
+            }
+        }
+    }
 }
 
-fn envelope(key: &Keypair, target: &str, nonce: u64, text: &str) -> Vec<u8> {
+pub(super) fn envelope(key: &Keypair, target: &str, nonce: u64, text: &str) -> Vec<u8> {
     let body = meshchat_core::room::Text {
         nick: "raw".into(),
         text: text.into(),
@@ -87,23 +208,10 @@ fn envelope(key: &Keypair, target: &str, nonce: u64, text: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Waits until the raw peer's connection to `to` closes.
-async fn wait_closed(peer: &mut Raw, to: meshchat_node::PeerId) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let ev = tokio::time::timeout_at(deadline, peer.select_next_some())
-            .await
-            .expect("the node closes the connection");
-        if matches!(ev, SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == to) {
-            return;
-        }
-    }
-}
-
 /// Finding 1: envelopes of the largest size, back to back, all arrive, and the link keeps working.
-/// Gossipsub's decoder compared everything it had buffered with the frame limit, so a largest
-/// envelope followed by the start of the next failed the stream, and after a few failures the
-/// direction stayed dead.
+/// (On gossipsub, whose decoder compared everything it had buffered with the frame limit, a
+/// largest envelope followed by the start of the next failed the stream, and after a few
+/// failures the direction stayed dead.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn largest_envelopes_back_to_back_all_arrive_and_the_link_stays_up() {
     const RAW: usize = 40;
@@ -114,15 +222,16 @@ async fn largest_envelopes_back_to_back_all_arrive_and_the_link_stays_up() {
     b.wait_peers(1).await;
 
     // A raw peer publishes 40 largest envelopes at once through B.
-    let (mut raw, topic) = raw_peer(&b, 1 << 20).await;
+    let mut raw = raw_peer(&b, Reading::Drain).await;
     let key = Keypair::from_secret_bytes(&[61; 32]);
     let big = "x".repeat(meshchat_core::room::MAX_TEXT_LEN - 8);
+    let mut envs = Vec::new();
     for i in 0..RAW {
         let env = envelope(&key, "lobby", i as u64, &format!("{i:08}{big}"));
         assert!(env.len() > 61_000, "{}", env.len());
-        raw.behaviour_mut().publish(topic.clone(), env).unwrap();
+        envs.push(env);
     }
-    let driver = drive(raw);
+    raw.publish_all(envs).await.unwrap();
     assert_eq!(b.collect_messages(RAW).await.len(), RAW);
     assert_eq!(a.collect_messages(RAW).await.len(), RAW);
 
@@ -143,26 +252,25 @@ async fn largest_envelopes_back_to_back_all_arrive_and_the_link_stays_up() {
     let s = b.handle.stats().await.unwrap();
     assert_eq!(s.broken_links, 0, "{s:?}");
     assert_eq!(s.rejected.total(), 0, "{s:?}");
-    driver.abort();
+    drop(raw);
 }
 
 /// Finding 1, the other half: a link that stops carrying messages is closed, counted and warned
-/// about, not left half-dead. The raw peer cannot take frames over 1 KiB: its gossipsub drops
-/// the stream B forwards a longer message on, without a reset (yamux sends none), so B's writes
-/// wait for flow-control credit that never comes, exactly the half-dead link the independent
-/// client saw. B notices its send queue to the peer staying full and reconnects.
+/// about, not left half-dead. The raw peer takes the stream B opens to it and never reads it, so
+/// B's writes wait for flow-control credit that never comes (the half-dead link the independent
+/// client saw on gossipsub). B notices its send queue to the peer staying full and reconnects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_that_stops_carrying_messages_is_closed_and_counted() {
     let mut b = TestNode::start("b", &[]).await;
     let b_id = b.peer_id;
-    let (mut raw, _topic) = raw_peer(&b, 1024).await;
+    let mut raw = raw_peer(&b, Reading::Never).await;
     let big = "z".repeat(20_000);
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut sent = 0;
     let mut warned = false;
-    let closed = 'run: loop {
-        // Large ones first (each fails the peer's stream, and they use up the stream's credit),
-        // then small ones, which queue up behind them.
+    let closed = loop {
+        // Large ones first (they use up the stream's credit), then small ones, which queue up
+        // behind them.
         for _ in 0..50 {
             let text = if sent < 20 { big.as_str() } else { "small" };
             b.send("lobby", &format!("{sent} {text}")).await;
@@ -172,22 +280,20 @@ async fn a_link_that_stops_carrying_messages_is_closed_and_counted() {
         while let Ok(e) = b.events.try_recv() {
             warned |= matches!(e, Event::Warning(w) if w.contains("stopped carrying messages"));
         }
-        while let Ok(ev) =
-            tokio::time::timeout(Duration::from_millis(10), raw.select_next_some()).await
-        {
-            if matches!(ev, SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == b_id) {
-                break 'run true;
-            }
+        if raw.closed(b_id) {
+            break true;
         }
         if tokio::time::Instant::now() >= deadline {
             break false;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert!(closed, "B kept the dead link after {sent} messages");
     let s = b
         .wait_stats("the broken link counted", |s| s.broken_links >= 1)
         .await;
     assert_eq!(s.broken_links, 1, "{s:?}");
+    assert!(s.broadcast_dropped > 0, "{s:?}");
     if !warned {
         b.wait_for(|e| matches!(e, Event::Warning(w) if w.contains("stopped carrying messages")))
             .await;
@@ -195,19 +301,26 @@ async fn a_link_that_stops_carrying_messages_is_closed_and_counted() {
 }
 
 /// Finding 3: random junk is a strike, so a junk sender is blocked (it used to read as an
-/// "unknown version", which cost nothing).
+/// "unknown version", which cost nothing): junk frames, and junk payloads in well-formed frames.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_sending_random_junk_is_blocked() {
     use rand::{Rng, SeedableRng};
     let b = TestNode::start("b", &[]).await;
-    let (mut raw, topic) = raw_peer(&b, 1 << 20).await;
+    let mut raw = raw_peer(&b, Reading::Drain).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    for _ in 0..200 {
+    for i in 0..200 {
         let len = rng.gen_range(1..300);
         let junk: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
-        let _ = raw.behaviour_mut().publish(topic.clone(), junk);
+        let sent = if i % 2 == 0 {
+            raw.send_frame(&junk).await
+        } else {
+            raw.publish(junk).await
+        };
+        if sent.is_err() {
+            break;
+        }
     }
-    wait_closed(&mut raw, b.peer_id).await;
+    raw.wait_closed(b.peer_id).await;
     let s = b.handle.stats().await.unwrap();
     assert_eq!(s.blocked_peers, 1, "{s:?}");
     assert_eq!(s.accepted, 0, "{s:?}");
@@ -222,7 +335,7 @@ async fn unshowable_room_targets_are_refused_and_not_relayed() {
     let b = TestNode::start("b", &[]).await;
     let mut c = TestNode::start("c", &[&b]).await;
     c.wait_peers(1).await;
-    let (mut raw, topic) = raw_peer(&b, 1 << 20).await;
+    let mut raw = raw_peer(&b, Reading::Drain).await;
     let key = Keypair::from_secret_bytes(&[62; 32]);
     let long = "x".repeat(64);
     for (i, target) in ["LOBBY", "#lobby", long.as_str(), "lobby"]
@@ -230,9 +343,8 @@ async fn unshowable_room_targets_are_refused_and_not_relayed() {
         .enumerate()
     {
         let env = envelope(&key, target, i as u64, &format!("to {target}"));
-        raw.behaviour_mut().publish(topic.clone(), env).unwrap();
+        raw.publish(env).await.unwrap();
     }
-    let driver = drive(raw);
     let got = c.collect_messages(1).await;
     assert_eq!(got[0].text, "to lobby");
     c.assert_no_more_messages().await;
@@ -240,7 +352,7 @@ async fn unshowable_room_targets_are_refused_and_not_relayed() {
     assert_eq!(s.rejected.bad_target, 3, "{s:?}");
     assert_eq!(s.accepted, 1, "{s:?}");
     assert_eq!(c.handle.stats().await.unwrap().accepted, 1);
-    driver.abort();
+    drop(raw);
 }
 
 /// Resident memory of this process, in bytes.
@@ -256,7 +368,7 @@ fn rss_bytes() -> u64 {
 }
 
 /// Finding 2: a peer flooding tiny unique messages far over its rate is blocked, so the state
-/// the flood costs (gossipsub remembers every id it received) stays bounded. The junk imitates a
+/// the flood costs stays bounded (the excess is dropped before the tree keeps any state for it). The junk imitates a
 /// newer version, which is no strike: only the flood rule can stop it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_far_over_its_rate_is_blocked_and_memory_stays_bounded() {
@@ -267,7 +379,7 @@ async fn a_peer_flooding_far_over_its_rate_is_blocked_and_memory_stays_bounded()
         c.guard.flood_limit = 5000;
     };
     let b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[], limits).await;
-    let (mut raw, topic) = raw_peer(&b, 1 << 20).await;
+    let mut raw = raw_peer(&b, Reading::Drain).await;
     let before = rss_bytes();
     // Version 2, kind 1, target length 5, and room for the rest: a newer node's envelope as far
     // as this node can tell.
@@ -275,24 +387,15 @@ async fn a_peer_flooding_far_over_its_rate_is_blocked_and_memory_stays_bounded()
     junk[..3].copy_from_slice(&[2, 1, 5]);
     let mut sent = 0u64;
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    'flood: while sent < CAP {
-        for _ in 0..200 {
+    while sent < CAP {
+        let mut batch = Vec::with_capacity(256);
+        for _ in 0..256 {
             junk[10..18].copy_from_slice(&sent.to_be_bytes());
-            if raw
-                .behaviour_mut()
-                .publish(topic.clone(), junk.clone())
-                .is_ok()
-            {
-                sent += 1;
-            }
+            batch.push(junk.clone());
+            sent += 1;
         }
-        // Let the swarm write (and see the close) before publishing more.
-        while let Ok(ev) =
-            tokio::time::timeout(Duration::from_millis(1), raw.select_next_some()).await
-        {
-            if matches!(ev, SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == b.peer_id) {
-                break 'flood;
-            }
+        if raw.publish_all(batch).await.is_err() || raw.closed(b.peer_id) {
+            break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -343,11 +446,10 @@ async fn an_honest_newcomer_gets_in_despite_idle_sockets_and_identities() {
         sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
         idle.push(sock.connect(([127, 0, 0, 1], port).into()).await.unwrap());
     }
-    // 10 throwaway identities that connect, subscribe and idle.
+    // 10 throwaway identities that connect, open their broadcast streams and idle.
     let mut strangers = Vec::new();
     for _ in 0..10 {
-        let (peer, _) = raw_peer(&b, 1 << 16).await;
-        strangers.push(drive(peer));
+        strangers.push(raw_peer(&b, Reading::Drain).await);
     }
     let mut d = TestNode::start("d", &[]).await;
     d.handle
@@ -372,8 +474,6 @@ async fn an_honest_newcomer_gets_in_despite_idle_sockets_and_identities() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for s in strangers {
-        s.abort();
-    }
+    drop(strangers);
     drop(idle);
 }

@@ -107,7 +107,13 @@ impl Actor {
             return;
         }
         self.slow.remove(&peer);
-        tracing::warn!(%peer, "this peer has taken no messages for {STALL_HEARTBEATS} heartbeats: reconnecting");
+        self.on_stalled(peer);
+    }
+
+    /// `peer` has taken no messages for a while (its send queue stayed full): the link is
+    /// closed and redialed.
+    pub(super) fn on_stalled(&mut self, peer: PeerId) {
+        tracing::warn!(%peer, "this peer has taken no messages for seconds: reconnecting");
         self.replace_link(peer, None);
         let _ = self.swarm.disconnect_peer_id(peer);
     }

@@ -520,6 +520,11 @@ impl Actor {
                 self.sync_strike(peer, &"an envelope that was not asked for");
                 return;
             }
+            if self.seen.contains(&id) {
+                // Arrived by broadcast since we asked (and is checked and stored, or waiting
+                // for its batch): verified once, not twice.
+                continue;
+            }
             match inbound::check(bytes, now_ms(), &mut self.author_keys) {
                 Ok(Checked::Room(env, text)) => {
                     self.stats.verified += 1;

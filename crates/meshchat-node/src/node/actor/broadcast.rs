@@ -1,0 +1,230 @@
+//! Room messages on the broadcast trees: wires [`meshchat_core::broadcast`] (Plumtree) to the
+//! streams of [`crate::behaviour::broadcast`], the guard, the envelope check and the store.
+//!
+//! The order of checks for a frame from a neighbour: a blocked peer's frames are dropped whole;
+//! the frame is decoded (a malformed one is a strike); each `Gossip` in it passes the guard's
+//! rate before the state machine sees it (over the rate: dropped unchecked, as with gossipsub);
+//! the state machine drops duplicates (and prunes the link they came by) and asks for the first
+//! copy of each message to be checked ([`Out::Validate`]), which is the one signature check per
+//! unique message; only then is the message relayed, announced, stored and shown.
+
+use std::time::Instant;
+
+use libp2p::PeerId;
+use meshchat_core::broadcast::{wire, Broadcast, In, Message, Out, Payload};
+use meshchat_core::guard::Admit;
+use meshchat_core::inbound::{self, Checked, Reason};
+use meshchat_core::MessageId;
+
+use super::Actor;
+use crate::behaviour::broadcast::{Inbound, Links, SendError};
+use crate::node::{now_ms, Event};
+use crate::store::StoredMessage;
+
+/// The broadcast trees' state in the actor.
+pub(super) struct State {
+    pub(super) core: Broadcast<PeerId>,
+    pub(super) links: Links,
+    /// When the state machine next wants [`In::Tick`].
+    pub(super) wake: Option<Instant>,
+}
+
+impl State {
+    pub(super) fn new(core: Broadcast<PeerId>, links: Links) -> Self {
+        Self {
+            core,
+            links,
+            wake: None,
+        }
+    }
+}
+
+impl Actor {
+    /// A report from the stream tasks.
+    pub(super) fn on_broadcast(&mut self, event: Inbound) {
+        match event {
+            Inbound::Up { peer, link } => {
+                if self.trees.links.on_up(&peer, link) && self.chat_peers.insert(peer) {
+                    self.emit(Event::PeerConnected { peer_id: peer });
+                }
+            }
+            Inbound::Down { peer, link } => {
+                let Some(was_open) = self.trees.links.on_down(&peer, link) else {
+                    return;
+                };
+                self.feed(In::NeighborDown(peer));
+                if was_open && self.connections.contains_key(&peer) {
+                    // The stream broke while a connection stands (it ran over a connection
+                    // that closed, or the peer dropped it): open a new one.
+                    self.trees.links.connect(peer);
+                    self.feed(In::NeighborUp(peer));
+                } else if self.chat_peers.remove(&peer) {
+                    self.emit(Event::PeerDisconnected { peer_id: peer });
+                }
+            }
+            Inbound::Frame { peer, bytes } => self.on_broadcast_frame(peer, &bytes),
+            Inbound::BadLength { peer, len } => {
+                tracing::debug!(%peer, "broadcast frame length {len} refused");
+                self.refuse(peer, Reason::TooLarge, Instant::now());
+            }
+        }
+    }
+
+    /// A connection to `peer` is up: the peer is a neighbour (it starts eager) and our stream to
+    /// it opens. Frames queued meanwhile go out once it is open.
+    pub(super) fn broadcast_connected(&mut self, peer: PeerId) {
+        if self.trees.links.is_up(&peer) {
+            return;
+        }
+        self.trees.links.connect(peer);
+        self.feed(In::NeighborUp(peer));
+    }
+
+    /// The last connection to `peer` closed.
+    pub(super) fn broadcast_disconnected(&mut self, peer: PeerId) {
+        self.trees.links.disconnect(&peer);
+        self.feed(In::NeighborDown(peer));
+    }
+
+    /// Publishes our own (stored) envelope; false if no neighbour's stream is open to take it.
+    pub(super) fn broadcast_publish(&mut self, id: MessageId, bytes: &[u8]) -> bool {
+        let payload: Payload = bytes.into();
+        self.feed(In::Publish { id, payload });
+        self.trees.links.up_count() > 0
+    }
+
+    /// The state machine's timer fired.
+    pub(super) fn broadcast_tick(&mut self) {
+        self.trees.wake = None;
+        self.feed(In::Tick);
+    }
+
+    fn on_broadcast_frame(&mut self, peer: PeerId, bytes: &[u8]) {
+        let now = Instant::now();
+        if self.guard.is_blocked(&peer, now) {
+            self.stats.rejected.count(Reason::BlockedPeer);
+            return;
+        }
+        let messages = match wire::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(%peer, "malformed broadcast frame: {e}");
+                self.refuse(peer, Reason::Malformed, now);
+                return;
+            }
+        };
+        for message in messages {
+            if matches!(message, Message::Gossip { .. }) {
+                match self.guard.admit(peer, now) {
+                    Admit::Yes => {}
+                    Admit::OverRate => {
+                        self.stats.rejected.count(Reason::OverRate);
+                        continue;
+                    }
+                    Admit::Blocked => {
+                        self.stats.rejected.count(Reason::BlockedPeer);
+                        return;
+                    }
+                    Admit::Flooding => {
+                        self.stats.rejected.count(Reason::OverRate);
+                        self.block(peer, Reason::OverRate);
+                        return;
+                    }
+                }
+            }
+            self.feed(In::Message {
+                from: peer,
+                message,
+            });
+        }
+    }
+
+    /// Hands one input to the state machine and carries out what it asks.
+    pub(super) fn feed(&mut self, input: In<PeerId>) {
+        let now = Instant::now();
+        let outs: Vec<Out<PeerId>> = self.trees.core.handle(input, now).collect();
+        let mut sends: Vec<(PeerId, Vec<Message>)> = Vec::new();
+        let mut verdicts = Vec::new();
+        for out in outs {
+            match out {
+                Out::Send { to, message } => match sends.iter_mut().find(|(p, _)| *p == to) {
+                    Some((_, v)) => v.push(message),
+                    None => sends.push((to, vec![message])),
+                },
+                Out::Validate { id, payload, from } => {
+                    let ok = self.check_broadcast(from, id, &payload, now);
+                    verdicts.push((id, ok));
+                }
+                Out::Deliver { .. } => {}
+                Out::WakeAt(at) => self.trees.wake = Some(at),
+            }
+        }
+        for (peer, messages) in sends {
+            for frame in wire::pack(messages) {
+                match self.trees.links.send(&peer, frame, now) {
+                    Ok(()) | Err(SendError::NoLink) => {}
+                    Err(SendError::Full) => self.stats.broadcast_dropped += 1,
+                    Err(SendError::Stalled) => {
+                        self.stats.broadcast_dropped += 1;
+                        self.on_stalled(peer);
+                        break;
+                    }
+                }
+            }
+        }
+        for (id, ok) in verdicts {
+            self.feed(In::Validated { id, ok });
+        }
+    }
+
+    /// The one check of a message's first copy: that the payload is the envelope `id` names,
+    /// and a valid one (signature, limits, body). A valid one is stored (and shown where the
+    /// room is joined); a refused one is a strike where the sender should have known better.
+    fn check_broadcast(&mut self, from: PeerId, id: MessageId, payload: &[u8], now: Instant) -> bool {
+        if MessageId::of(payload) != id {
+            // A payload under another message's id: forged by the neighbour itself.
+            self.refuse(from, Reason::Malformed, now);
+            return false;
+        }
+        if !self.seen.insert(id, now) {
+            // Already taken another way (history sync): valid, stored, shown; relay it on.
+            self.stats.duplicates += 1;
+            return true;
+        }
+        match inbound::check(payload.to_vec(), now_ms(), &mut self.author_keys) {
+            Ok(checked) => {
+                self.stats.verified += 1;
+                self.stats.accepted += 1;
+                if let Some(t) = self.useful.get_mut(&from) {
+                    *t = now;
+                }
+                match checked {
+                    Checked::Room(env, text) => {
+                        let stored = StoredMessage::new(&env, text);
+                        self.queue_for_store(env, stored);
+                    }
+                    Checked::Other(_) => self.stats.relayed_unknown += 1,
+                }
+                true
+            }
+            Err(refused) => {
+                // Forgotten, so the real message under this id is taken if it comes.
+                self.seen.remove(&id);
+                if refused.signature_checked() {
+                    self.stats.verified += 1;
+                }
+                tracing::debug!(peer = %from, "rejected envelope: {refused}");
+                self.refuse(from, refused.reason(), now);
+                false
+            }
+        }
+    }
+
+    /// Counts a refusal and gives `peer` a strike if it is one, blocking it at the limit.
+    fn refuse(&mut self, peer: PeerId, reason: Reason, now: Instant) {
+        self.stats.rejected.count(reason);
+        if reason.is_strike() && self.guard.strike(peer, now) {
+            self.block(peer, reason);
+        }
+    }
+}
