@@ -1,6 +1,8 @@
 //! Broadcast benchmark: N in-process meshchat nodes on loopback TCP, side by side with a baseline
 //! of plain gossipsub using Strict signing (what libp2p's chat example does), on the same random
-//! topology (each node dials 3 random earlier nodes: about 6 connections per node).
+//! topology (each node dials 3 random earlier nodes: about 6 connections per node). Systems:
+//! `meshchat` (rooms on the broadcast trees), `meshchat-gossipsub` (rooms on gossipsub, the
+//! earlier path, kept as a comparison while it exists) and `baseline`.
 //!
 //! ```text
 //! cargo bench -p meshchat-node --bench mesh -- [--nodes 10,50,100] [--step-secs 5] [--json FILE]
@@ -80,11 +82,11 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let mut results = Vec::new();
     println!(
-        "{:<9} {:>4} {:>9} {:>9} {:>12} {:>11} {:>11}",
+        "{:<18} {:>4} {:>9} {:>9} {:>12} {:>11} {:>11}",
         "system", "N", "p50 ms", "p99 ms", "copies/msg", "max msg/s", "RSS/node KiB"
     );
     for &n in &nodes {
-        for system in ["meshchat", "baseline"] {
+        for system in ["meshchat", "meshchat-gossipsub", "baseline"] {
             let out = std::process::Command::new(&exe)
                 .args([
                     "--one",
@@ -105,7 +107,7 @@ fn main() {
             };
             let v: serde_like::Report = serde_like::Report::parse(line);
             println!(
-                "{:<9} {:>4} {:>9.2} {:>9.2} {:>12.2} {:>11} {:>11}",
+                "{:<18} {:>4} {:>9.2} {:>9.2} {:>12.2} {:>11} {:>11}",
                 system, n, v.p50_ms, v.p99_ms, v.copies_per_msg, v.max_rate, v.rss_per_node_kib
             );
             results.push(line.to_owned());
@@ -253,8 +255,11 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
             .map(|(_, b)| addrs[*b].clone())
             .collect();
         let (rec, connected) = (rec.clone(), connected.clone());
-        if system == "meshchat" {
+        if system.starts_with("meshchat") {
             let mut config = Config::loopback(dirs[i].path());
+            if system == "meshchat-gossipsub" {
+                config.room_path = meshchat_node::RoomPath::Gossipsub;
+            }
             config.in_memory_store = true;
             config.target_peers = 0;
             // The baseline has no DHT; ours is off too so both run on exactly this topology
@@ -312,7 +317,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
         );
     }
     let running = Running {
-        net: if system == "meshchat" {
+        net: if system.starts_with("meshchat") {
             Net::Meshchat(handles.clone())
         } else {
             Net::Baseline(senders)
