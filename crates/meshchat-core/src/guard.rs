@@ -32,8 +32,8 @@ pub struct Limits {
     pub burst: f64,
     /// Over-rate messages within [`Limits::flood_window`] that block a peer: one that keeps
     /// sending far over its rate is flooding, not bursting. Each message it hands over costs
-    /// state in the transport (gossipsub's duplicate filter) even when dropped unchecked, so
-    /// throttling alone would not bound a node's memory.
+    /// reading and decoding its frame even when dropped unchecked, so throttling alone would
+    /// not bound the work a flooder makes a node do.
     pub flood_limit: u32,
     /// The window over-rate messages are counted in (from the first one).
     pub flood_window: Duration,

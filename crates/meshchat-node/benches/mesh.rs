@@ -1,8 +1,8 @@
 //! Broadcast benchmark: N in-process meshchat nodes on loopback TCP, side by side with a baseline
 //! of plain gossipsub using Strict signing (what libp2p's chat example does), on the same random
 //! topology (each node dials 3 random earlier nodes: about 6 connections per node). Systems:
-//! `meshchat` (rooms on the broadcast trees), `meshchat-gossipsub` (rooms on gossipsub, the
-//! earlier path, kept as a comparison while it exists) and `baseline`.
+//! `meshchat` (rooms on the broadcast trees) and `baseline`. (Meshchat on gossipsub, the room path
+//! before the trees, was measured side by side in the last run that had it: BENCHMARKS.md §1.)
 //!
 //! ```text
 //! cargo bench -p meshchat-node --bench mesh -- [--nodes 10,50,100] [--step-secs 5] [--json FILE]
@@ -18,7 +18,7 @@
 //! Each (system, N) runs in a fresh child process (the binary re-executes itself with `--one`), so
 //! memory and CPU figures do not leak from one run into the next. Figures per run:
 //! - latency p50/p99 from publish to each other node's delivery, at 10 msg/s for 10 s;
-//! - copies received per delivered message (every copy gossipsub saw, duplicates included);
+//! - copies received per delivered message (every copy that arrived, duplicates included);
 //! - the highest rate (stepping up) at which p99 stays within 1 s and no node misses a message;
 //! - resident memory per node (process RSS growth / N).
 
@@ -86,7 +86,7 @@ fn main() {
         "system", "N", "p50 ms", "p99 ms", "copies/msg", "max msg/s", "RSS/node KiB"
     );
     for &n in &nodes {
-        for system in ["meshchat", "meshchat-gossipsub", "baseline"] {
+        for system in ["meshchat", "baseline"] {
             let out = std::process::Command::new(&exe)
                 .args([
                     "--one",
@@ -255,11 +255,8 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
             .map(|(_, b)| addrs[*b].clone())
             .collect();
         let (rec, connected) = (rec.clone(), connected.clone());
-        if system.starts_with("meshchat") {
+        if system == "meshchat" {
             let mut config = Config::loopback(dirs[i].path());
-            if system == "meshchat-gossipsub" {
-                config.room_path = meshchat_node::RoomPath::Gossipsub;
-            }
             config.in_memory_store = true;
             config.target_peers = 0;
             // The baseline has no DHT; ours is off too so both run on exactly this topology
@@ -317,7 +314,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
         );
     }
     let running = Running {
-        net: if system.starts_with("meshchat") {
+        net: if system == "meshchat" {
             Net::Meshchat(handles.clone())
         } else {
             Net::Baseline(senders)

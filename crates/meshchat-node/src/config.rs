@@ -12,16 +12,6 @@ use libp2p::Multiaddr;
 /// restarts; if it is taken (a second node on the same machine), the OS picks one.
 pub const DEFAULT_PORT: u16 = 7447;
 
-/// The path room messages take. Both exist while the broadcast trees are being proven
-/// (issue 13); gossipsub goes once the trees pass every test and lab scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoomPath {
-    /// Plumtree over the node's connections (`/meshchat/broadcast/1`).
-    Trees,
-    /// The gossipsub mesh (`meshchat/v1/mesh` topic).
-    Gossipsub,
-}
-
 /// Everything a node needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -61,8 +51,6 @@ pub struct Config {
     pub relay_budget: u64,
     /// Bounds of reconciliation (frame size, rounds, ids per round, sessions).
     pub sync: meshchat_core::sync::Limits,
-    /// How room messages travel.
-    pub room_path: RoomPath,
     /// Timers and bounds of the broadcast trees.
     pub broadcast: meshchat_core::broadcast::Config,
     /// Tests: while set, message writes fail as on a full disk.
@@ -93,7 +81,6 @@ impl Config {
             sync_interval: Duration::from_secs(60),
             relay_budget: DEFAULT_RELAY_BUDGET,
             sync: meshchat_core::sync::Limits::default(),
-            room_path: RoomPath::Trees,
             broadcast: meshchat_core::broadcast::Config::default(),
             fail_writes: None,
         }

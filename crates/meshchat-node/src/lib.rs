@@ -21,7 +21,7 @@ pub mod keyfile;
 pub mod node;
 pub mod store;
 
-pub use config::{Config, RoomPath};
+pub use config::Config;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{
     peer_id_of, spawn, Error, Event, Handle, MessageView, NodeInfo, PeerInfo, Sent, Stats,

@@ -132,8 +132,8 @@ pub struct Stats {
     pub accepted: u64,
     /// Envelope signature checks done: once per unique message, never per copy.
     pub verified: u64,
-    /// Copies dropped because their id was seen before (gossipsub's own duplicate filter
-    /// drops most copies before they reach the node; these are the rest).
+    /// First copies that had already arrived another way (history sync): valid, not checked
+    /// again. (Repeat copies on the tree are dropped before the check: `copies_received`.)
     pub duplicates: u64,
     /// Refused envelopes by reason (malformed, bad signature, from the future, ...), and those
     /// dropped unchecked (blocked neighbour, over its rate).
@@ -145,7 +145,7 @@ pub struct Stats {
     pub stored: u64,
     /// Own messages published.
     pub published: u64,
-    /// Gossip copies that arrived, duplicates included (before gossipsub's duplicate filter).
+    /// Copies of room messages pushed to this node on the broadcast trees, duplicates included.
     pub copies_received: u64,
     /// Peers blocked right now for sending forged or malformed envelopes, or for flooding.
     pub blocked_peers: u64,
@@ -160,7 +160,7 @@ pub struct Stats {
     pub sync_strikes: u64,
     /// Batches of messages whose database write failed (each reported with a warning).
     pub store_failures: u64,
-    /// Links closed (and redialed) because their gossip streams kept failing or stalled.
+    /// Links closed (and redialed) because the neighbour stopped taking broadcast frames.
     pub broken_links: u64,
     /// Connections closed to make room for a newcomer when every slot was taken.
     pub evicted_peers: u64,

@@ -250,7 +250,6 @@ fn unix_ms() -> u64 {
 /// limit; then its connection is closed, it cannot reconnect, and honest traffic keeps flowing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_forged_envelopes_is_blocked() {
-
     const FLOOD: usize = 500;
     let limit = meshchat_core::guard::Limits::default().strike_limit as u64;
     let mut b = TestNode::start("b", &[]).await;
@@ -305,7 +304,6 @@ async fn a_peer_flooding_forged_envelopes_is_blocked() {
 /// unchecked (not relayed, no strike, no block); the rest is checked and relayed as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_over_its_message_rate_is_throttled_not_blocked() {
-
     const FLOOD: u64 = 600;
     let rate = |c: &mut meshchat_node::Config| {
         c.guard.rate = 20.0;

@@ -312,7 +312,11 @@ async fn read_frames(peer: PeerId, mut stream: Stream, tx: mpsc::Sender<Inbound>
             return;
         }
         let mut bytes = Vec::new();
-        match (&mut stream).take(u64::from(n)).read_to_end(&mut bytes).await {
+        match (&mut stream)
+            .take(u64::from(n))
+            .read_to_end(&mut bytes)
+            .await
+        {
             Ok(got) if got == n as usize => {}
             _ => return,
         }

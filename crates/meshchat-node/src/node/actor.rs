@@ -4,13 +4,10 @@
 //! [`FLUSH_DELAY`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
-use libp2p::gossipsub::{self, IdentTopic, PublishError};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
@@ -27,18 +24,14 @@ mod inbound;
 mod sync;
 
 use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats};
-use crate::behaviour::{
-    watch, Behaviour, BehaviourEvent, KAD_PROTOCOL, MESH_TOPIC, PROTOCOL_VERSION,
-};
 use crate::behaviour::broadcast::{Inbound as TreeInbound, Links};
-use crate::config::{RoomPath, DEFAULT_PORT};
+use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION};
+use crate::config::DEFAULT_PORT;
 use crate::store::{Store, StoredMessage};
 use crate::{keyfile, Config};
 
-/// A connection nothing keeps alive closes after this long. Gossipsub keeps its mesh links
-/// alive; the connections Kademlia opens for its lookups are closed again, so the DHT finds peers
-/// without leaving every node connected to dozens of others (measured: 26 instead of 6 peers per
-/// node in a 50-node mesh with a 300 s timeout, and broadcast latency ten times higher).
+/// A connection nothing keeps alive closes after this long. The broadcast streams keep a
+/// connection alive while they are open (libp2p counts open streams).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a new connection may take to finish its handshake (TCP or QUIC, Noise, Yamux), so
 /// sockets that never finish one free their slot soon (libp2p's default is 10 s).
@@ -74,7 +67,6 @@ pub(super) struct Actor {
     new_identity: bool,
     config: Config,
     nick: String,
-    topic: IdentTopic,
     /// Joined rooms, in join order.
     rooms: Vec<String>,
     seen: SeenCache<MessageId>,
@@ -100,13 +92,11 @@ pub(super) struct Actor {
     failure_warned: HashMap<PeerId, Instant>,
     /// History sync: sessions, what to fetch, the item snapshot.
     sync: sync::State,
-    /// The broadcast trees (used when `config.room_path` is [`RoomPath::Trees`]).
+    /// Room broadcast on the trees.
     trees: broadcast::State,
     /// Reports of the broadcast stream tasks; taken by [`Actor::run`].
     trees_rx: Option<mpsc::Receiver<TreeInbound>>,
-    /// Peers gossipsub reported unable to take messages: how many heartbeats in a row, since when.
-    slow: HashMap<PeerId, (u32, Instant)>,
-    /// Peers announced to the front-end as chat peers (connected and subscribed).
+    /// Peers announced to the front-end as chat peers (connected, broadcast stream open).
     chat_peers: HashSet<PeerId>,
     /// `/connect` calls waiting for their dial's outcome.
     pending_dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
@@ -115,8 +105,6 @@ pub(super) struct Actor {
     /// mDNS reports a peer only once and a first dial can fail.
     lan_peers: HashMap<PeerId, Vec<Multiaddr>>,
     stats: Stats,
-    /// Gossip copies seen by gossipsub's message-id function (received copies plus publishes).
-    copies: Arc<AtomicU64>,
     events: mpsc::Sender<Event>,
     /// Events dropped since the front-end's queue was last found full (0: none pending).
     lagged: u64,
@@ -135,8 +123,6 @@ impl Actor {
             .map_err(|e| Error::Network(format!("identity: {e}")))?;
         let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
         let (mdns, dht, max_conn) = (config.mdns, config.dht, config.max_connections);
-        let copies = Arc::new(AtomicU64::new(0));
-        let copies_in_behaviour = copies.clone();
         let swarm = libp2p::SwarmBuilder::with_existing_identity(libp2p_key)
             .with_tokio()
             .with_tcp(
@@ -149,7 +135,7 @@ impl Actor {
             .with_dns()
             .map_err(|e| net(&e))?
             .with_behaviour(|k| {
-                Behaviour::new(k, mdns, dht, max_conn, copies_in_behaviour.clone())
+                Behaviour::new(k, mdns, dht, max_conn)
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
             })
             .map_err(|e| net(&e))?
@@ -191,7 +177,6 @@ impl Actor {
             new_identity,
             config,
             nick,
-            topic: IdentTopic::new(MESH_TOPIC),
             rooms,
             seen: SeenCache::new(SEEN_CAPACITY, SEEN_TTL),
             guard: Guard::new(guard_limits),
@@ -203,7 +188,6 @@ impl Actor {
             evicting: HashSet::new(),
             redial: HashMap::new(),
             failure_warned: HashMap::new(),
-            slow: HashMap::new(),
             sync: sync::State::new(sync_limits),
             trees,
             trees_rx: Some(trees_rx),
@@ -212,7 +196,6 @@ impl Actor {
             listen_addrs: Vec::new(),
             lan_peers: HashMap::new(),
             stats: Stats::default(),
-            copies,
             events,
             lagged: 0,
         })
@@ -220,17 +203,7 @@ impl Actor {
 
     /// Listens, subscribes, dials; returns once every listener has an address.
     pub(super) async fn start(&mut self) -> Result<(), Error> {
-        match self.config.room_path {
-            RoomPath::Trees => self.trees.links.start(),
-            RoomPath::Gossipsub => {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .inner_mut()
-                    .subscribe(&self.topic)
-                    .map_err(|e| Error::Network(format!("subscribe: {e}")))?;
-            }
-        }
+        self.trees.links.start();
 
         let mut listeners = Vec::new();
         if self.config.listen.is_empty() {
@@ -477,13 +450,7 @@ impl Actor {
             }
             Command::Stats { reply } => {
                 let mut stats = self.stats.clone();
-                stats.copies_received = match self.config.room_path {
-                    RoomPath::Trees => self.trees.core.stats().gossip_received,
-                    RoomPath::Gossipsub => self
-                        .copies
-                        .load(Ordering::Relaxed)
-                        .saturating_sub(stats.published),
-                };
+                stats.copies_received = self.trees.core.stats().gossip_received;
                 stats.blocked_peers = self.guard.blocked_count(Instant::now()) as u64;
                 let _ = reply.send(Ok(stats));
             }
@@ -518,24 +485,7 @@ impl Actor {
         self.pending.push((env.clone(), stored));
         self.try_flush()?;
         self.seen.insert(id, Instant::now());
-        let relayed = match self.config.room_path {
-            RoomPath::Trees => self.broadcast_publish(id, env.as_bytes()),
-            RoomPath::Gossipsub => match self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .inner_mut()
-                .publish(self.topic.clone(), env.as_bytes().to_vec())
-            {
-                Ok(_) => true,
-                Err(PublishError::NoPeersSubscribedToTopic)
-                | Err(PublishError::AllQueuesFull(_)) => false,
-                Err(e) => {
-                    tracing::warn!("publish failed: {e}");
-                    false
-                }
-            },
-        };
+        let relayed = self.broadcast_publish(id, env.as_bytes());
         self.stats.published += 1;
         Ok(Sent { id, relayed })
     }
@@ -569,27 +519,6 @@ impl Actor {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.on_ping(ev),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(watch::Event::StreamsFailing {
-                peer,
-                connection,
-            })) => self.on_streams_failing(peer, connection),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(watch::Event::Inner(ev))) => match ev {
-                gossipsub::Event::Message {
-                    propagation_source,
-                    message_id,
-                    message,
-                } => self.on_gossip(propagation_source, message_id, message.data),
-                gossipsub::Event::SlowPeer { peer_id, .. } => self.on_slow_peer(peer_id),
-                gossipsub::Event::Subscribed { peer_id, topic } => {
-                    if topic == self.topic.hash()
-                        && self.connections.contains_key(&peer_id)
-                        && self.chat_peers.insert(peer_id)
-                    {
-                        self.emit(Event::PeerConnected { peer_id });
-                    }
-                }
-                _ => {}
-            },
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -688,21 +617,7 @@ impl Actor {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
-                if self.config.room_path == RoomPath::Trees {
-                    self.broadcast_connected(peer_id);
-                    return;
-                }
-                // A peer that subscribed before the connection was recorded is a chat peer now.
-                let subscribed = self
-                    .swarm
-                    .behaviour()
-                    .gossipsub
-                    .inner()
-                    .all_peers()
-                    .any(|(p, topics)| *p == peer_id && topics.contains(&&self.topic.hash()));
-                if subscribed && self.chat_peers.insert(peer_id) {
-                    self.emit(Event::PeerConnected { peer_id });
-                }
+                self.broadcast_connected(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -712,9 +627,7 @@ impl Actor {
                 if self.forget_connection(peer_id, connection_id) {
                     self.emit(Event::PeerDisconnected { peer_id });
                 }
-                if self.config.room_path == RoomPath::Trees
-                    && !self.connections.contains_key(&peer_id)
-                {
+                if !self.connections.contains_key(&peer_id) {
                     self.broadcast_disconnected(peer_id);
                 }
             }

@@ -3,7 +3,7 @@
 //!
 //! The order of checks for a frame from a neighbour: a blocked peer's frames are dropped whole;
 //! the frame is decoded (a malformed one is a strike); each `Gossip` in it passes the guard's
-//! rate before the state machine sees it (over the rate: dropped unchecked, as with gossipsub);
+//! rate before the state machine sees it (over the rate: dropped unchecked, no strike);
 //! the state machine drops duplicates (and prunes the link they came by) and asks for the first
 //! copy of each message to be checked ([`Out::Validate`]), which is the one signature check per
 //! unique message; only then is the message relayed, announced, stored and shown.
@@ -180,7 +180,13 @@ impl Actor {
     /// The one check of a message's first copy: that the payload is the envelope `id` names,
     /// and a valid one (signature, limits, body). A valid one is stored (and shown where the
     /// room is joined); a refused one is a strike where the sender should have known better.
-    fn check_broadcast(&mut self, from: PeerId, id: MessageId, payload: &[u8], now: Instant) -> bool {
+    fn check_broadcast(
+        &mut self,
+        from: PeerId,
+        id: MessageId,
+        payload: &[u8],
+        now: Instant,
+    ) -> bool {
         if MessageId::of(payload) != id {
             // A payload under another message's id: forged by the neighbour itself.
             self.refuse(from, Reason::Malformed, now);

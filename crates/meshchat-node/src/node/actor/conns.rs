@@ -1,6 +1,6 @@
 //! Connections: dialing and redialing peers, keeping connection slots for peers that are useful
 //! (evicting the least useful peer when every slot is taken), and replacing connections whose
-//! gossip streams fail or stall.
+//! broadcast stream stalls.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -14,11 +14,6 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 
 use super::{dial_error_reason, Actor, MAX_PENDING_DIALS, START_DIALS};
 use crate::node::{Error, Event, Reply};
-
-/// Heartbeats in a row with a full send queue after which a link counts as stalled.
-const STALL_HEARTBEATS: u32 = 3;
-/// A longer pause between slow-peer reports starts the count again.
-const STALL_GAP: std::time::Duration = std::time::Duration::from_millis(2500);
 
 /// What the eviction policy knows of a connected peer.
 #[derive(Debug, Clone, Copy)]
@@ -80,38 +75,10 @@ impl Actor {
         let _ = self.swarm.disconnect_peer_id(victim);
     }
 
-    /// The watchdog closed a connection whose gossip streams kept failing: count it, say so, and
-    /// dial the peer again once the connection is gone (at an address we dialed it at, else at
-    /// the addresses it announced), so the link comes back whole.
-    pub(super) fn on_streams_failing(&mut self, peer: PeerId, connection: ConnectionId) {
-        tracing::warn!(%peer, "gossip streams to this peer kept failing: reconnecting");
-        self.replace_link(peer, Some(connection));
-    }
-
-    /// Gossipsub reports, at a heartbeat, a peer whose send queue was full: it takes messages
-    /// slower than we hand them over, or not at all. A peer whose gossip stream died without a
-    /// reset (yamux sends none for a stream the other side dropped) looks exactly like this
-    /// forever: our writes wait for flow-control credit that never comes and the queue stays
-    /// full. [`STALL_HEARTBEATS`] reports in a row mean the link is stalled: it is closed and
-    /// dialed again, which also frees the queued messages (up to the queue length per peer).
-    pub(super) fn on_slow_peer(&mut self, peer: PeerId) {
-        let now = Instant::now();
-        let entry = self.slow.entry(peer).or_insert((0, now));
-        // Reports come once a heartbeat (1 s) while the queue stays full; a gap starts over.
-        if now.saturating_duration_since(entry.1) > STALL_GAP {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-        entry.1 = now;
-        if entry.0 < STALL_HEARTBEATS {
-            return;
-        }
-        self.slow.remove(&peer);
-        self.on_stalled(peer);
-    }
-
-    /// `peer` has taken no messages for a while (its send queue stayed full): the link is
-    /// closed and redialed.
+    /// `peer` has taken no broadcast frames for a while (its send queue stayed full): it takes
+    /// messages slower than we hand them over, or not at all. A stream the peer dropped without a
+    /// reset looks exactly like this forever (our writes wait for flow-control credit that never
+    /// comes), so the link is closed and dialed again, which also frees the queued frames.
     pub(super) fn on_stalled(&mut self, peer: PeerId) {
         tracing::warn!(%peer, "this peer has taken no messages for seconds: reconnecting");
         self.replace_link(peer, None);
@@ -192,7 +159,6 @@ impl Actor {
                 self.connections.remove(&peer);
                 self.useful.remove(&peer);
                 self.evicting.remove(&peer);
-                self.slow.remove(&peer);
                 self.sync_forget(&peer);
                 self.guard.forget_rate(&peer);
                 if let Some(addrs) = self.redial.remove(&peer) {

@@ -1,13 +1,11 @@
-//! Room messages from the mesh: the check of each unique envelope, the per-neighbour guard, and
-//! the batched write that makes a message shown once.
+//! The batched write that makes a room message shown once, and blocking a neighbour (shared by
+//! the broadcast trees and history sync).
 
 use std::time::Instant;
 
-use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::PeerId;
-use meshchat_core::guard::Admit;
-use meshchat_core::inbound::{self, Checked, Reason};
-use meshchat_core::{Envelope, MessageId};
+use meshchat_core::inbound::Reason;
+use meshchat_core::Envelope;
 
 use super::{Actor, MAX_BATCH};
 use crate::node::{now_ms, Event, MessageView};
@@ -76,84 +74,6 @@ impl Actor {
         self.pending_since.get_or_insert_with(Instant::now);
         if self.pending.len() >= MAX_BATCH {
             self.flush();
-        }
-    }
-
-    /// Checks a gossiped envelope once and tells gossipsub whether to forward it.
-    pub(super) fn on_gossip(
-        &mut self,
-        source: PeerId,
-        msg_id: gossipsub::MessageId,
-        data: Vec<u8>,
-    ) {
-        let now = Instant::now();
-        // Checked before any decoding: a blocked or over-rate neighbour costs no signature check
-        // and no entry in the seen-cache. (Gossipsub's own duplicate filter drops nearly all
-        // repeat copies before they get here, so the rate is in practice one of unique messages.)
-        let unchecked = match self.guard.admit(source, now) {
-            Admit::Yes => None,
-            Admit::Blocked => Some((Reason::BlockedPeer, MessageAcceptance::Reject)),
-            // Not the message's fault: not relayed from here, but no strike.
-            Admit::OverRate => Some((Reason::OverRate, MessageAcceptance::Ignore)),
-            Admit::Flooding => {
-                self.block(source, Reason::OverRate);
-                Some((Reason::OverRate, MessageAcceptance::Ignore))
-            }
-        };
-        let gossip = self.swarm.behaviour_mut().gossipsub.inner_mut();
-        if let Some((reason, verdict)) = unchecked {
-            gossip.report_message_validation_result(&msg_id, &source, verdict);
-            self.stats.rejected.count(reason);
-            return;
-        }
-        // Gossipsub's message id is our MessageId (see `Behaviour::new`), so it is 32 bytes.
-        let Ok(id) = <[u8; 32]>::try_from(msg_id.0.as_slice()).map(MessageId) else {
-            gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Reject);
-            return;
-        };
-        if !self.seen.insert(id, now) {
-            self.stats.duplicates += 1;
-            gossip.report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
-            return;
-        }
-        match inbound::check(data, now_ms(), &mut self.author_keys) {
-            Ok(checked) => {
-                gossip.report_message_validation_result(
-                    &msg_id,
-                    &source,
-                    MessageAcceptance::Accept,
-                );
-                self.stats.verified += 1;
-                self.stats.accepted += 1;
-                if let Some(t) = self.useful.get_mut(&source) {
-                    *t = now;
-                }
-                match checked {
-                    // Stored whether or not we are in the room: a relay holds what it relays, to
-                    // serve it by history sync (shown only where the room is joined).
-                    Checked::Room(env, text) => {
-                        let stored = StoredMessage::new(&env, text);
-                        self.queue_for_store(env, stored);
-                    }
-                    Checked::Other(_) => self.stats.relayed_unknown += 1,
-                }
-            }
-            Err(refused) => {
-                gossip.report_message_validation_result(
-                    &msg_id,
-                    &source,
-                    MessageAcceptance::Reject,
-                );
-                if refused.signature_checked() {
-                    self.stats.verified += 1;
-                }
-                let reason = refused.reason();
-                self.stats.rejected.count(reason);
-                tracing::debug!(%source, "rejected envelope: {refused}");
-                if reason.is_strike() && self.guard.strike(source, now) {
-                    self.block(source, reason);
-                }
-            }
         }
     }
 
