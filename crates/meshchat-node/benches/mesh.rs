@@ -14,6 +14,8 @@
 //! the figure to compare when changing the per-message work.
 //!
 //! The DHT is off (it would add links to the topology); `BENCH_DHT=1` turns it on to see its cost.
+//! For trying the broadcast trees' timers: `BENCH_IHAVE_MS=N` sets the announcement interval and
+//! `BENCH_ANNOUNCE_EAGER=0` stops announcements to eager neighbours.
 //!
 //! Each (system, N) runs in a fresh child process (the binary re-executes itself with `--one`), so
 //! memory and CPU figures do not leak from one run into the next. Figures per run:
@@ -189,6 +191,30 @@ impl Running {
             Net::Baseline(_) => self.copies.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
         }
     }
+
+    /// The trees' counters summed over the nodes (meshchat only): what a step cost in pushes,
+    /// announcements, repairs and dropped frames.
+    async fn tree_counters(&self) -> Option<[u64; 6]> {
+        if self.handles_for_stats.is_empty() {
+            return None;
+        }
+        let mut sum = [0u64; 6];
+        for h in &self.handles_for_stats {
+            let Ok(s) = h.stats().await else { continue };
+            let t = &s.trees;
+            for (acc, v) in sum.iter_mut().zip([
+                t.gossip_sent,
+                t.ihave_sent,
+                t.grafts_sent,
+                t.prunes_sent,
+                t.duplicates,
+                s.broadcast_dropped,
+            ]) {
+                *acc += v;
+            }
+        }
+        Some(sum)
+    }
 }
 
 /// User plus system CPU time of this process so far (from `/proc/self/stat`, in clock ticks of
@@ -262,6 +288,12 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
             // The baseline has no DHT; ours is off too so both run on exactly this topology
             // (Kademlia lookups connect to the peers they ask). `BENCH_DHT=1` turns it on.
             config.dht = std::env::var_os("BENCH_DHT").is_some();
+            if let Some(ms) = std::env::var("BENCH_IHAVE_MS").ok().and_then(|v| v.parse().ok()) {
+                config.broadcast.ihave_interval = Duration::from_millis(ms);
+            }
+            if std::env::var("BENCH_ANNOUNCE_EAGER").is_ok_and(|v| v == "0") {
+                config.broadcast.announce_to_eager = false;
+            }
             config.nick = Some(format!("n{i}"));
             config.peers = dials;
             let (handle, mut events) = meshchat_node::spawn(config).await.unwrap();
@@ -333,6 +365,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
     let mut max_rate = 0;
     for &rate in rates {
         let cpu_before = cpu_time();
+        let trees_before = running.tree_counters().await;
         let (p50, p99, missed, delivered) =
             step(&running, &mut rng, n, rate, step_secs, &mut seq).await;
         let cpu_us = (cpu_time() - cpu_before).as_secs_f64() * 1e6;
@@ -340,6 +373,14 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
             "{system} N={n} at {rate}/s: p50 {p50:?} p99 {p99:?} missed {missed}, CPU {:.0} us per node and message",
             cpu_us / delivered.max(1) as f64
         );
+        if let (Some(a), Some(b)) = (trees_before, running.tree_counters().await) {
+            let d: Vec<u64> = a.iter().zip(b).map(|(a, b)| b - a).collect();
+            let per = |x: u64| x as f64 / delivered.max(1) as f64;
+            eprintln!(
+                "  per delivery: {:.3} pushes, {:.3} announcements, {:.4} grafted ids, {:.4} prunes, {:.4} duplicates, {:.4} frames dropped",
+                per(d[0]), per(d[1]), per(d[2]), per(d[3]), per(d[4]), per(d[5])
+            );
+        }
         if missed > 0 || p99 > P99_LIMIT {
             break;
         }

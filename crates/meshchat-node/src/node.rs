@@ -167,6 +167,8 @@ pub struct Stats {
     /// Broadcast frames dropped because a neighbour's send queue was full (the tree repairs
     /// what they carried).
     pub broadcast_dropped: u64,
+    /// The broadcast trees' own counters (pushes, announcements, grafts, prunes, ...).
+    pub trees: meshchat_core::broadcast::Stats,
 }
 
 /// What [`Handle::send`] reports.

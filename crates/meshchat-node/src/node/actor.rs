@@ -317,11 +317,23 @@ impl Actor {
                 }
                 () = sleep_until_opt(flush_due) => self.flush(),
                 () = sleep_until_opt(tree_due) => self.broadcast_tick(),
-                Some(report) = recv_opt(&mut trees_rx) => self.on_broadcast(report),
+                Some(report) = recv_opt(&mut trees_rx) => {
+                    self.on_broadcast(report);
+                    // What else has arrived, up to a batch, before anything is sent.
+                    if let Some(rx) = trees_rx.as_mut() {
+                        for _ in 1..broadcast::REPORT_BATCH {
+                            match rx.try_recv() {
+                                Ok(report) => self.on_broadcast(report),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = maintenance.tick() => self.maintain(),
                 () = std::future::ready(()), if !self.pending.is_empty() => self.flush(),
             }
+            self.send_broadcast();
         };
         self.shutdown().await;
         if let Some(reply) = shutdown_reply {
@@ -451,6 +463,7 @@ impl Actor {
             Command::Stats { reply } => {
                 let mut stats = self.stats.clone();
                 stats.copies_received = self.trees.core.stats().gossip_received;
+                stats.trees = self.trees.core.stats().clone();
                 stats.blocked_peers = self.guard.blocked_count(Instant::now()) as u64;
                 let _ = reply.send(Ok(stats));
             }
