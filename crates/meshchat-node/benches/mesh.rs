@@ -19,7 +19,8 @@
 //!
 //! Each (system, N) runs in a fresh child process (the binary re-executes itself with `--one`), so
 //! memory and CPU figures do not leak from one run into the next. Figures per run:
-//! - latency p50/p99 from publish to each other node's delivery, at 10 msg/s for 10 s;
+//! - latency p50/p99 from publish to each other node's delivery, at 10 msg/s for 10 s, after a
+//!   2 s warm-up at the same rate;
 //! - copies received per delivered message (every copy that arrived, duplicates included);
 //! - the highest rate (stepping up) at which p99 stays within 1 s and no node misses a message;
 //! - resident memory per node (process RSS growth / N).
@@ -288,7 +289,10 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
             // The baseline has no DHT; ours is off too so both run on exactly this topology
             // (Kademlia lookups connect to the peers they ask). `BENCH_DHT=1` turns it on.
             config.dht = std::env::var_os("BENCH_DHT").is_some();
-            if let Some(ms) = std::env::var("BENCH_IHAVE_MS").ok().and_then(|v| v.parse().ok()) {
+            if let Some(ms) = std::env::var("BENCH_IHAVE_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
                 config.broadcast.ihave_interval = Duration::from_millis(ms);
             }
             if std::env::var("BENCH_ANNOUNCE_EAGER").is_ok_and(|v| v == "0") {
@@ -357,6 +361,10 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
     };
 
     let mut seq = 0u64;
+    // Warm-up, not measured: the trees form on the first messages (new links start eager, the
+    // first copies flood and the duplicates prune the links into a tree), as gossipsub's mesh
+    // forms in its first heartbeats. The figures are for the steady state.
+    let _ = step(&running, &mut rng, n, 10, 2, &mut seq).await;
     let copies_before = running.copies().await;
     let (p50, p99, missed, delivered) = step(&running, &mut rng, n, 10, 10, &mut seq).await;
     let copies_after = running.copies().await;

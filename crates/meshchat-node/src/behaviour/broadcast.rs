@@ -164,6 +164,11 @@ impl Links {
         }
     }
 
+    /// Whether our stream to `peer` is open or opening.
+    pub fn has(&self, peer: &PeerId) -> bool {
+        self.writers.contains_key(peer)
+    }
+
     pub fn is_up(&self, peer: &PeerId) -> bool {
         self.writers.get(peer).is_some_and(|w| w.up)
     }

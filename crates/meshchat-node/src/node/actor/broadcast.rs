@@ -80,9 +80,10 @@ impl Actor {
     }
 
     /// A connection to `peer` is up: the peer is a neighbour (it starts eager) and our stream to
-    /// it opens. Frames queued meanwhile go out once it is open.
+    /// it opens. Frames queued meanwhile go out once it is open. A second connection to a
+    /// neighbour changes nothing.
     pub(super) fn broadcast_connected(&mut self, peer: PeerId) {
-        if self.trees.links.is_up(&peer) {
+        if self.trees.links.has(&peer) {
             return;
         }
         self.trees.links.connect(peer);
