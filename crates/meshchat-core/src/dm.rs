@@ -94,11 +94,19 @@ impl Address for [u8; 32] {
 /// Where the outbox asks for next hops: the routing table.
 pub trait Routes<P> {
     fn next_hop(&self, dest: &P) -> Option<P>;
+    /// A neighbour to hand our own DM to when there is no route to its recipient (it takes
+    /// custody), if any.
+    fn custodian(&self, dest: &P) -> Option<P>;
 }
 
 impl<P: Copy + Ord + Debug> Routes<P> for crate::routing::Table<P> {
     fn next_hop(&self, dest: &P) -> Option<P> {
         crate::routing::Table::next_hop(self, dest).map(|(via, _)| via)
+    }
+    /// The first neighbour (by id): deterministic, and any neighbour will do, since whoever
+    /// holds the DM hands it on as soon as it learns a route.
+    fn custodian(&self, dest: &P) -> Option<P> {
+        self.neighbours().find(|n| n != dest)
     }
 }
 

@@ -155,7 +155,9 @@ impl Profile {
         let nick = std::str::from_utf8(&body[PROFILE_FIXED..])
             .map_err(|_| Error::Malformed("profile nick"))?
             .to_owned();
-        if nick.trim().is_empty() || nick.len() > room::MAX_NICK_LEN || nick.contains(char::is_control)
+        if nick.trim().is_empty()
+            || nick.len() > room::MAX_NICK_LEN
+            || nick.contains(char::is_control)
         {
             return Err(Error::Malformed("profile nick"));
         }

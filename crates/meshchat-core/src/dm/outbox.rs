@@ -121,6 +121,8 @@ pub struct Stats {
     pub duplicates: u64,
     pub forwarded: u64,
     pub flooded: u64,
+    /// Our own DMs handed to a neighbour for custody for lack of a route.
+    pub handed_to_custodian: u64,
     pub receipts_sent: u64,
     pub receipts_accepted: u64,
     /// Receipts whose signature does not verify.
@@ -394,7 +396,10 @@ impl<P: Address> Outbox<P> {
 
     fn send(&mut self, dm: Dm<P>, routes: &impl Routes<P>, now: u64, out: &mut Vec<Output<P>>) {
         let id = dm.id();
-        let slot = Slot { role: Role::Own, id };
+        let slot = Slot {
+            role: Role::Own,
+            id,
+        };
         if self.items.contains_key(&slot) {
             return;
         }
@@ -427,7 +432,10 @@ impl<P: Address> Outbox<P> {
     /// Sends our DM `id` if there is a route (or floods it once if there is none), and sets
     /// the next retry.
     fn try_own(&mut self, id: DmId, routes: &impl Routes<P>, now: u64, out: &mut Vec<Output<P>>) {
-        let slot = Slot { role: Role::Own, id };
+        let slot = Slot {
+            role: Role::Own,
+            id,
+        };
         let l = self.limits;
         let Some(item) = self.items.get_mut(&slot) else {
             return;
@@ -449,14 +457,19 @@ impl<P: Address> Outbox<P> {
                     out.push(Output::Status(id, Status::Sent));
                 }
             }
-            None if !item.flooded => {
-                out.push(Output::Flood(dm.clone()));
-                self.stats.flooded += 1;
-                item.flooded = true;
-                item.next_try_ms = now + backoff(item.attempts);
-            }
             None => {
-                // Wait for a route (`RoutesChanged`), checking again after a backoff.
+                // Someone else keeps a copy (so the DM survives us going offline), and the
+                // flooded path gets it once; we keep ours and wait for a route
+                // (`RoutesChanged`), checking again after a backoff.
+                if let Some(c) = routes.custodian(&dm.recipient) {
+                    out.push(Output::Forward(c, Frame::Dm(dm.clone())));
+                    self.stats.handed_to_custodian += 1;
+                }
+                if !item.flooded {
+                    out.push(Output::Flood(dm.clone()));
+                    self.stats.flooded += 1;
+                    item.flooded = true;
+                }
                 item.next_try_ms = now + backoff(item.attempts);
             }
         }
@@ -492,7 +505,10 @@ impl<P: Address> Outbox<P> {
             id,
         };
         if self.items.contains_key(&held)
-            || self.items.contains_key(&Slot { role: Role::Own, id })
+            || self.items.contains_key(&Slot {
+                role: Role::Own,
+                id,
+            })
         {
             self.stats.replays += 1;
             return;
@@ -600,7 +616,10 @@ impl<P: Address> Outbox<P> {
         let id = r.receipt.dm;
         let signer = P::of_key(&r.receipt.recipient);
         if r.to == self.me {
-            let slot = Slot { role: Role::Own, id };
+            let slot = Slot {
+                role: Role::Own,
+                id,
+            };
             let ours = r.receipt.sender == *self.identity.public().as_bytes();
             match self.items.get(&slot) {
                 Some(item) if ours && signer == Some(item.dest()) => {
@@ -743,7 +762,10 @@ impl<P: Address> Outbox<P> {
         if slot.role == Role::Own {
             let waiting = item.status == Status::Queued;
             let due = now >= item.next_try_ms;
-            let recent = now < item.next_try_ms.saturating_sub(self.limits.retry_initial_ms);
+            let recent = now
+                < item
+                    .next_try_ms
+                    .saturating_sub(self.limits.retry_initial_ms);
             if waiting || due || (eager && !recent) {
                 self.try_own(slot.id, routes, now, out);
                 self.persist(slot, out);
@@ -760,16 +782,24 @@ impl<P: Address> Outbox<P> {
         match frame {
             Frame::Dm(dm) => {
                 let id = dm.id();
-                let own = Slot { role: Role::Own, id };
+                let own = Slot {
+                    role: Role::Own,
+                    id,
+                };
                 if let Some(i) = self.items.get_mut(&own) {
                     i.next_try_ms = now;
                     return;
                 }
                 self.take(Role::Custody, id, Frame::Dm(dm), None, now, out);
             }
-            Frame::Receipt(r) => {
-                self.take(Role::Receipt, r.receipt.dm, Frame::Receipt(r), None, now, out)
-            }
+            Frame::Receipt(r) => self.take(
+                Role::Receipt,
+                r.receipt.dm,
+                Frame::Receipt(r),
+                None,
+                now,
+                out,
+            ),
         }
     }
 

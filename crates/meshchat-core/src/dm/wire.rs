@@ -344,11 +344,7 @@ pub fn open<P: PeerBytes>(
 ) -> Result<Opened, Error> {
     let enc = <<Kem as hpke::Kem>::EncappedKey as hpke::Deserializable>::from_bytes(&dm.enc)
         .map_err(|_| Error::CannotOpen)?;
-    let plain = hpke::single_shot_open::<
-        hpke::aead::ChaCha20Poly1305,
-        hpke::kdf::HkdfSha256,
-        Kem,
-    >(
+    let plain = hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, hpke::kdf::HkdfSha256, Kem>(
         &hpke::OpModeR::Base,
         key.hpke_secret(),
         &enc,

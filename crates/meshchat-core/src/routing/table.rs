@@ -164,6 +164,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         self.dests.is_empty()
     }
 
+    /// The neighbours listened to, in order.
+    pub fn neighbours(&self) -> impl Iterator<Item = P> + '_ {
+        self.neighbours.keys().copied()
+    }
+
     pub fn is_neighbour(&self, p: &P) -> bool {
         self.neighbours.contains_key(p)
     }
