@@ -205,6 +205,8 @@ struct Item<P> {
     hold_until_ms: u64,
     /// Own DMs: when to try again; others: unused.
     next_try_ms: u64,
+    /// Own DMs: when it last left on a route.
+    last_sent_ms: Option<u64>,
     status: Status,
     flooded: bool,
 }
@@ -346,6 +348,7 @@ impl<P: Address> Outbox<P> {
             attempts: s.attempts,
             hold_until_ms: s.hold_until_ms,
             next_try_ms: now_ms,
+            last_sent_ms: None,
             status: if s.attempts > 0 {
                 Status::Sent
             } else {
@@ -416,6 +419,7 @@ impl<P: Address> Outbox<P> {
             attempts: 0,
             hold_until_ms: u64::MAX,
             next_try_ms: now,
+            last_sent_ms: None,
             status: Status::Queued,
             flooded: false,
         };
@@ -451,6 +455,7 @@ impl<P: Address> Outbox<P> {
                 out.push(Output::Forward(via, Frame::Dm(dm.clone())));
                 self.stats.forwarded += 1;
                 item.next_try_ms = now + backoff(item.attempts);
+                item.last_sent_ms = Some(now);
                 item.attempts += 1;
                 if item.status != Status::Sent {
                     item.status = Status::Sent;
@@ -685,6 +690,7 @@ impl<P: Address> Outbox<P> {
             attempts: 0,
             hold_until_ms: now.saturating_add(self.limits.max_lifetime_ms),
             next_try_ms: now,
+            last_sent_ms: None,
             status: Status::Queued,
             flooded: false,
         };
@@ -743,8 +749,9 @@ impl<P: Address> Outbox<P> {
     }
 
     /// Sends what `slot` holds if a route exists: our own DM (at once if it waits for a route,
-    /// else when its retry is due, or `eager` after the first retry interval), someone else's
-    /// (then it leaves our custody).
+    /// else when its retry is due, or, `eager` (the route changed), if it left at least a first
+    /// retry interval ago: a route that flaps does not resend it on every change), someone
+    /// else's (then it leaves our custody).
     fn hand_on(
         &mut self,
         slot: Slot,
@@ -762,10 +769,9 @@ impl<P: Address> Outbox<P> {
         if slot.role == Role::Own {
             let waiting = item.status == Status::Queued;
             let due = now >= item.next_try_ms;
-            let recent = now
-                < item
-                    .next_try_ms
-                    .saturating_sub(self.limits.retry_initial_ms);
+            let recent = item
+                .last_sent_ms
+                .is_some_and(|t| now < t.saturating_add(self.limits.retry_initial_ms));
             if waiting || due || (eager && !recent) {
                 self.try_own(slot.id, routes, now, out);
                 self.persist(slot, out);

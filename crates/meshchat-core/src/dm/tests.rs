@@ -373,6 +373,9 @@ fn a_dm_is_queued_handed_to_a_custodian_then_sent_then_delivered() {
     let out = ob.handle(Input::RoutesChanged(vec![addr(&b)]), &routes, NOW + 10);
     assert_eq!(statuses(&out), vec![Status::Sent]);
     assert_eq!(forwards(&out).len(), 1);
+    // A route that flaps does not resend it on every change.
+    let out = ob.handle(Input::RoutesChanged(vec![addr(&b)]), &routes, NOW + 20);
+    assert!(forwards(&out).is_empty());
     // Retries back off: 30 s, then 60 s.
     let out = ob.handle(Input::Tick, &routes, NOW + 10 + 30_000);
     assert_eq!(forwards(&out).len(), 1);
