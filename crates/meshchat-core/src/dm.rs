@@ -5,7 +5,8 @@
 //!
 //! - [`Profile`]: each node publishes a signed profile envelope ([`Kind::Profile`]) with its nick
 //!   and the X25519 key ([`SealKey`]) DMs to it are sealed to; nodes keep the newest `version`
-//!   per author. The secret half is an [`EncryptionKey`], derived from the identity or stored.
+//!   per author ([`Directory`]). The secret half is an [`EncryptionKey`], derived from the
+//!   identity or stored.
 //! - [`wire`]: the sender signs an ordinary envelope ([`Kind::Direct`], target = recipient key)
 //!   and seals it with HPKE (RFC 9180) to the recipient's profile key ([`seal`]); the [`Dm`]
 //!   frame carries the sealed bytes behind a small routing header: recipient, hop limit (outside
@@ -45,7 +46,9 @@ mod keys;
 mod outbox;
 pub mod wire;
 
-pub use keys::{EncryptionKey, Profile, SealKey, PROFILE_FORMAT, PROFILE_TARGET};
+pub use keys::{
+    Directory, EncryptionKey, Profile, ProfileVerdict, SealKey, PROFILE_FORMAT, PROFILE_TARGET,
+};
 pub use outbox::{Input, Limits, Outbox, Output, Refusal, Role, Slot, Stats, Status, Stored};
 pub use wire::{open, seal, sign_dm, Dm, DmId, Frame, Opened, Receipt, RoutedReceipt};
 

@@ -197,3 +197,75 @@ impl Profile {
         Self::decode(env.body())
     }
 }
+
+/// Why a profile was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileVerdict {
+    /// New, or newer than the one kept: taken.
+    Taken,
+    /// The same version as, or older than, the one kept.
+    Stale,
+    /// A new author while the directory is full.
+    Full,
+}
+
+/// The newest profile per author, bounded: what `/msg NICK` looks up, and where a DM's seal key
+/// comes from. When full, a new author is refused rather than evicting a known one (an attacker
+/// making up authors cannot push out the people one talks to); the node may [`Directory::remove`]
+/// authors it has not heard from in a long time.
+#[derive(Debug)]
+pub struct Directory {
+    profiles: std::collections::BTreeMap<[u8; 32], Profile>,
+    capacity: usize,
+}
+
+impl Directory {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            profiles: std::collections::BTreeMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Offers `author`'s profile (from a verified envelope).
+    pub fn offer(&mut self, author: &crate::identity::PublicKey, p: Profile) -> ProfileVerdict {
+        let key = *author.as_bytes();
+        let full = self.profiles.len() >= self.capacity;
+        match self.profiles.get_mut(&key) {
+            Some(old) if p.version <= old.version => ProfileVerdict::Stale,
+            Some(old) => {
+                *old = p;
+                ProfileVerdict::Taken
+            }
+            None if full => ProfileVerdict::Full,
+            None => {
+                self.profiles.insert(key, p);
+                ProfileVerdict::Taken
+            }
+        }
+    }
+
+    pub fn get(&self, author: &[u8; 32]) -> Option<&Profile> {
+        self.profiles.get(author)
+    }
+
+    /// Authors whose nick is `nick` (several people may share one).
+    pub fn by_nick<'a>(&'a self, nick: &'a str) -> impl Iterator<Item = &'a [u8; 32]> + 'a {
+        self.profiles
+            .iter()
+            .filter(move |(_, p)| p.nick == nick)
+            .map(|(k, _)| k)
+    }
+
+    pub fn remove(&mut self, author: &[u8; 32]) -> Option<Profile> {
+        self.profiles.remove(author)
+    }
+
+    pub fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+}

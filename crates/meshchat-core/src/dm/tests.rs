@@ -130,6 +130,26 @@ fn profile_bytes_and_envelope() {
 }
 
 #[test]
+fn the_directory_keeps_the_newest_profile_per_author_and_is_bounded() {
+    let (a, b, c) = (node(1), node(2), node(3));
+    let p = |nick: &str, version| Profile {
+        nick: nick.into(),
+        seal_key: SealKey([version as u8; 32]),
+        version,
+    };
+    let mut d = Directory::new(2);
+    assert_eq!(d.offer(&a.id.public(), p("ann", 2)), ProfileVerdict::Taken);
+    assert_eq!(d.offer(&a.id.public(), p("old", 1)), ProfileVerdict::Stale);
+    assert_eq!(d.offer(&a.id.public(), p("ann", 2)), ProfileVerdict::Stale);
+    assert_eq!(d.offer(&a.id.public(), p("anna", 3)), ProfileVerdict::Taken);
+    assert_eq!(d.get(&addr(&a)).unwrap().nick, "anna");
+    assert_eq!(d.offer(&b.id.public(), p("anna", 1)), ProfileVerdict::Taken);
+    assert_eq!(d.offer(&c.id.public(), p("cy", 1)), ProfileVerdict::Full);
+    assert_eq!(d.by_nick("anna").count(), 2);
+    assert_eq!(d.len(), 2);
+}
+
+#[test]
 fn a_dm_opens_for_its_recipient_only() {
     let mut rng = StdRng::seed_from_u64(1);
     let (a, b, c) = (node(1), node(2), node(3));
