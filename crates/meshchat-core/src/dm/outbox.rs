@@ -866,6 +866,35 @@ impl<P: Address> Outbox<P> {
         }
     }
 
+    /// Checks the bounds and the byte count (tests).
+    #[cfg(test)]
+    pub(super) fn check_invariants(&self, now: u64) {
+        let l = &self.limits;
+        let held: Vec<&Item<P>> = self
+            .items
+            .iter()
+            .filter(|(s, _)| s.role != Role::Own)
+            .map(|(_, i)| i)
+            .collect();
+        assert!(held.len() <= l.max_custody);
+        let bytes: usize = held.iter().map(|i| i.size()).sum();
+        assert_eq!(bytes, self.custody_bytes);
+        assert!(bytes <= l.max_custody_bytes);
+        for i in &held {
+            let d = held.iter().filter(|j| j.dest() == i.dest()).count();
+            assert!(d <= l.max_custody_per_recipient, "{d} for one recipient");
+            if i.from.is_some() {
+                let n = held.iter().filter(|j| j.from == i.from).count();
+                assert!(n <= l.max_custody_per_neighbour, "{n} from one neighbour");
+            }
+        }
+        assert!(self
+            .items
+            .values()
+            .all(|i| i.expires_ms() > now || self.wake.is_some()));
+        assert!(self.held(Role::Own) <= l.max_own);
+    }
+
     /// The next time something is due: a retry of ours, an expiry.
     fn next_wake(&self) -> Option<u64> {
         self.items
