@@ -106,9 +106,13 @@
 //!   which is what costs (a frame, an encryption tag and a wake-up each), for a third more
 //!   adverts and 4 times the convergence time (687 ms instead of 166 ms). Both rise because a
 //!   new seqno no longer spreads in breadth-first order: a node may hear it over a longer path
-//!   first, select and advertise that, then move. With 100 ms: 65 271 messages, 1.19 s. The
-//!   line of 30 is unchanged (84 messages). First convergence of the graph without batching:
-//!   5.0 M messages.
+//!   first, select and advertise that, then move. The delay trades messages for time
+//!   (messages / adverts / convergence): 0 ms 842 032 / 843 603 / 166 ms, 10 ms 131 913 /
+//!   1 004 180 / 333 ms, 20 ms 100 341 / 1 104 647 / 460 ms, 50 ms 67 312 / 1 134 451 / 687 ms,
+//!   100 ms 65 271 / 1 228 448 / 1 192 ms: 50 ms is the knee. Nearly all of that storm is
+//!   adverts of a *newer seqno* (answers to the starving nodes' requests, spreading): sending
+//!   those at once like retractions, tried, brought back 838 591 messages. The line of 30 is
+//!   unchanged (84 messages). First convergence of the graph without batching: 5.0 M messages.
 //! - memory for 10 000 destinations, each advertised by 4 neighbours ([`Table::approx_memory`]):
 //!   266 bytes per destination with `u32` ids, 440 bytes with 32-byte ids (4.3 MiB in all): the
 //!   map entry (the id and 88 or 112 bytes of state, times 1.5 for B-tree slack) and one route

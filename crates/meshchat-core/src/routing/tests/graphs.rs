@@ -180,7 +180,7 @@ fn convergence_time_after_a_link_change() {
         route_expiry: Duration::from_secs(3 * 3600),
         ..sim_limits()
     };
-    for ms in [0, 50, 100] {
+    for ms in [0, 10, 20, 50, 100] {
         println!("triggered_delay {ms} ms:");
         link_change(delay(ms));
     }
