@@ -103,6 +103,11 @@ fn debug_never_shows_the_encryption_secret() {
     assert_eq!(back.public(), n.key.public());
     assert_eq!(EncryptionKey::derive(&n.id).public(), n.key.public());
     assert_ne!(node(2).key.public(), n.key.public());
+    // Nor does the outbox's, which holds both secrets.
+    let ob = outbox(&n, Limits::default());
+    let dbg = format!("{ob:?}");
+    assert!(!dbg.contains(&secret), "{dbg}");
+    assert!(!dbg.contains(&hex::encode(n.id.secret_bytes().as_ref())));
 }
 
 #[test]

@@ -382,3 +382,39 @@ fn custody_delivers_to_a_recipient_that_was_offline_while_the_sender_left() {
     assert_eq!(w.shared[3].borrow().delivered.len(), 1, "shown once");
     assert!(w.shared[0].borrow().disk.is_empty());
 }
+
+/// With 2 % of messages lost (routing and DMs alike, nothing acknowledged hop by hop), retries
+/// get every DM through, each shown once, each sender told it was delivered.
+#[test]
+fn retries_get_dms_through_a_lossy_random_graph() {
+    let n = 30;
+    let mut w = World::new(n, 21);
+    let lossy = LinkConfig {
+        loss: 0.02,
+        ..link()
+    };
+    for (a, b) in random_graph(n as u32, 15, 21) {
+        w.sim.connect(a, b, lossy);
+    }
+    w.sim.run_for(Duration::from_secs(5));
+    let sent: Vec<(NodeId, DmId)> = (0..12u32)
+        .map(|k| {
+            let (a, b) = ((k * 5) % n as u32, (k * 11 + 3) % n as u32);
+            (a, w.send(a, b, &format!("lossy {k}")))
+        })
+        .collect();
+    w.sim.run_for(Duration::from_secs(600));
+    for (a, id) in sent {
+        assert_eq!(w.status(a, id), Some(Status::Delivered), "{a}: {id:?}");
+    }
+    let mut shown: Vec<String> = w
+        .shared
+        .iter()
+        .flat_map(|s| s.borrow().delivered.clone())
+        .collect();
+    shown.sort();
+    let before = shown.len();
+    shown.dedup();
+    assert_eq!(shown.len(), before, "shown once");
+    assert_eq!(shown.len(), 12);
+}
