@@ -127,7 +127,8 @@ pub struct Stats {
     pub receipts_accepted: u64,
     /// Receipts whose signature does not verify.
     pub forged_receipts: u64,
-    /// Valid receipts for nothing we sent (or sent to someone else than the signer).
+    /// Valid receipts addressed to us for nothing we wait on: a copy of one already taken, a
+    /// DM we never sent, or signed by someone other than the DM's recipient.
     pub unmatched_receipts: u64,
     /// DMs named to us that do not open with our key (sealed to someone else, or damaged).
     pub cannot_open: u64,
