@@ -252,6 +252,21 @@ fn golden_frame_bytes() {
     assert_eq!(Frame::<Id>::decode(&want).unwrap(), r);
 }
 
+/// A DM sealed with a seeded RNG is the same bytes every time: its id pins the envelope, the
+/// HPKE suite, `info`, `aad` and the id's domain. If this fails, one of them changed: that is a
+/// new protocol version, not a new constant.
+#[test]
+fn golden_sealed_dm_id() {
+    let mut rng = StdRng::seed_from_u64(2026);
+    let dm = dm_from(&node(1), &node(2), "hello", NOW + HOUR, &mut rng);
+    // The envelope: 119 fixed bytes, a 64-byte target, an 11-byte body.
+    assert_eq!(dm.ct.len(), 194 + wire::TAG_LEN);
+    assert_eq!(
+        dm.id().to_string(),
+        "179971f771d56a306164d08f7a722e3533442427e949adcc3e2d8acd74724ab9"
+    );
+}
+
 #[test]
 fn damaged_and_oversized_frames_are_refused() {
     let f = Frame::Dm(Dm {
