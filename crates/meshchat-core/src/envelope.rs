@@ -69,7 +69,13 @@ pub enum Error {
 pub enum Kind {
     /// A text message to a room; the body is a [`crate::room::Text`].
     RoomText,
-    /// A kind this version does not know (2..=255): a newer node's. The envelope's layout and
+    /// A node's profile (nick, DM encryption key); the body is a [`crate::dm::Profile`], the
+    /// target [`crate::dm::PROFILE_TARGET`].
+    Profile,
+    /// A direct message; the target is the recipient's public key in hex, the body a
+    /// [`crate::room::Text`]. It travels sealed (see [`crate::dm`]), never in the clear.
+    Direct,
+    /// A kind this version does not know (4..=255): a newer node's. The envelope's layout and
     /// signature are the same for every kind, so it is checked in full; its body is opaque.
     Other(u8),
 }
@@ -78,6 +84,8 @@ impl Kind {
     pub fn to_byte(self) -> u8 {
         match self {
             Kind::RoomText => 1,
+            Kind::Profile => 2,
+            Kind::Direct => 3,
             Kind::Other(b) => b,
         }
     }
@@ -87,6 +95,8 @@ impl Kind {
         match b {
             0 => Err(Error::UnknownKind(0)),
             1 => Ok(Kind::RoomText),
+            2 => Ok(Kind::Profile),
+            3 => Ok(Kind::Direct),
             other => Ok(Kind::Other(other)),
         }
     }

@@ -19,9 +19,12 @@
 //!   machines: latency, loss, cut links, crashed nodes, seeded randomness, virtual time.
 //! - [`routing`]: the direct-message routing table: a distance vector with per-destination
 //!   sequence numbers (Babel's feasibility condition), its adverts and their wire format.
+//! - [`dm`]: direct messages: profiles with the encryption key, DMs sealed with HPKE, signed
+//!   receipts, and the outbox (retries, custody for offline recipients, delivery at most once).
 
 pub mod broadcast;
 pub mod dedup;
+pub mod dm;
 pub mod envelope;
 pub mod guard;
 pub mod identity;

@@ -321,6 +321,16 @@ impl<N: Node> Sim<N> {
         }
     }
 
+    /// Brings crashed node `n` back with fresh state `node` (say, rebuilt from what it
+    /// persisted). Its links stay down: [`Sim::connect`] them again.
+    ///
+    /// # Panics
+    /// If `n` is alive.
+    pub fn restart(&mut self, n: NodeId, node: N) {
+        assert!(!self.is_alive(n), "restarting a live node");
+        self.nodes[n as usize] = Some(node);
+    }
+
     /// Runs `f` on node `n` now (to inject a command, such as a publish), unless it crashed.
     pub fn act<R>(
         &mut self,

@@ -67,6 +67,8 @@ struct Pending<P> {
     requests: BTreeMap<P, Vec<Request<P>>>,
     /// The earliest deadline set during the call.
     deadline: Option<Instant>,
+    /// A full dump went to every neighbour during the call: it already carries every change.
+    dumped: bool,
 }
 
 impl<P> Default for Pending<P> {
@@ -76,6 +78,7 @@ impl<P> Default for Pending<P> {
             unicast: BTreeMap::new(),
             requests: BTreeMap::new(),
             deadline: None,
+            dumped: false,
         }
     }
 }
@@ -103,6 +106,13 @@ pub struct Table<P> {
     next_dump: Instant,
     /// The wake-up time last handed out.
     wake: Option<Instant>,
+    /// Destinations whose changed route waits for the next triggered update (see
+    /// [`Limits::triggered_delay`]); retractions never wait here.
+    batch: BTreeSet<P>,
+    /// When the last batched triggered update went out.
+    last_flush: Option<Instant>,
+    /// When the waiting batch goes out.
+    flush_at: Option<Instant>,
     stats: Stats,
 }
 
@@ -122,6 +132,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
             dests: BTreeMap::new(),
             next_dump: now + limits.update_interval,
             wake: None,
+            batch: BTreeSet::new(),
+            last_flush: None,
+            flush_at: None,
             stats: Stats::default(),
         }
     }
@@ -149,6 +162,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
 
     pub fn is_empty(&self) -> bool {
         self.dests.is_empty()
+    }
+
+    /// The neighbours listened to, in order.
+    pub fn neighbours(&self) -> impl Iterator<Item = P> + '_ {
+        self.neighbours.keys().copied()
     }
 
     pub fn is_neighbour(&self, p: &P) -> bool {
@@ -458,6 +476,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
             let dump = self.dump();
             let neighbours: Vec<P> = self.neighbours.keys().copied().collect();
             self.send_adverts(&neighbours, &dump, out);
+            // The dump carries every waiting change too.
+            self.batch.clear();
+            self.flush_at = None;
+            pend.dumped = true;
         }
     }
 
@@ -672,13 +694,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
 
     /// Turns what a call accumulated into outputs.
     fn finish(&mut self, pend: Pending<P>, tick: bool, now: Instant, out: &mut Vec<Output<P>>) {
-        let triggered: Vec<Advert<P>> = pend
-            .changed
-            .iter()
-            .filter_map(|dest| self.advert(*dest))
-            .collect();
-        let neighbours: Vec<P> = self.neighbours.keys().copied().collect();
-        self.send_adverts(&neighbours, &triggered, out);
+        self.trigger(&pend, now, out);
         for (p, adverts) in &pend.unicast {
             if self.neighbours.contains_key(p) {
                 self.send_adverts(&[*p], adverts, out);
@@ -693,10 +709,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         if !changed.is_empty() {
             out.push(Output::Changed(changed));
         }
+        let mut deadline = pend.deadline;
+        if let Some(f) = self.flush_at {
+            deadline = Some(deadline.map_or(f, |d| d.min(f)));
+        }
         let wake = if tick {
             Some(self.next_deadline(now))
         } else {
-            match (pend.deadline, self.wake) {
+            match (deadline, self.wake) {
                 (Some(d), Some(w)) if d < w => Some(d),
                 (Some(d), None) => Some(d.min(self.next_dump)),
                 _ => None,
@@ -708,10 +728,57 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         }
     }
 
-    /// The earliest time something is due: a dump, a route expiry, a hold ending, a retry.
+    /// Triggered updates for the destinations whose route changed during this call: a
+    /// retraction goes to every neighbour at once, any other change joins the batch, which goes
+    /// out at once if the last batch left at least [`Limits::triggered_delay`] ago and else
+    /// when that much time has passed (the table asks to be woken for it).
+    fn trigger(&mut self, pend: &Pending<P>, now: Instant, out: &mut Vec<Output<P>>) {
+        if pend.dumped {
+            return;
+        }
+        let mut urgent = Vec::new();
+        for dest in &pend.changed {
+            match self.advert(*dest) {
+                Some(a) if a.is_retraction() => {
+                    urgent.push(a);
+                    self.batch.remove(dest);
+                }
+                Some(_) => {
+                    self.batch.insert(*dest);
+                }
+                None => {}
+            }
+        }
+        let neighbours: Vec<P> = self.neighbours.keys().copied().collect();
+        self.stats.urgent_retractions += urgent.len() as u64;
+        self.send_adverts(&neighbours, &urgent, out);
+        if self.batch.is_empty() {
+            self.flush_at = None;
+            return;
+        }
+        let due = self
+            .last_flush
+            .map_or(now, |t| t + self.limits.triggered_delay);
+        if now < due {
+            self.flush_at = Some(due);
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let adverts: Vec<Advert<P>> = batch.iter().filter_map(|d| self.advert(*d)).collect();
+        self.send_adverts(&neighbours, &adverts, out);
+        self.stats.triggered_updates += 1;
+        self.last_flush = Some(now);
+        self.flush_at = None;
+    }
+
+    /// The earliest time something is due: a dump, a route expiry, a hold ending, a retry, the
+    /// waiting batch of triggered updates.
     fn next_deadline(&self, now: Instant) -> Instant {
         let l = &self.limits;
         let mut at = self.next_dump;
+        if let Some(f) = self.flush_at {
+            at = at.min(f);
+        }
         for d in self.dests.values() {
             for r in &d.routes {
                 at = at.min(r.heard + l.route_expiry);

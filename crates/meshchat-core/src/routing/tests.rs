@@ -18,6 +18,8 @@ fn limits() -> Limits {
         request_timeout: Duration::from_secs(1),
         request_retries: 3,
         request_hops: 16,
+        // Every change at once, so the rules below show one by one (batching has its own tests).
+        triggered_delay: Duration::ZERO,
         max_destinations: 100,
         max_neighbours: 8,
         max_adverts: 4,
@@ -395,6 +397,86 @@ fn a_larger_link_cost_is_added_and_routes_prefer_cheaper_paths() {
     t.handle(Input::Update(2, vec![adv(9, 1, 1, 1)]), t0);
     assert_eq!(t.next_hop(&9), Some((2, 2)));
     assert_eq!(t.routes(t0)[0].metric, 2);
+}
+
+fn wake(out: &[Output<u32>]) -> Option<Instant> {
+    out.iter().find_map(|o| match o {
+        Output::WakeAt(at) => Some(*at),
+        _ => None,
+    })
+}
+
+#[test]
+fn triggered_updates_are_batched_and_retractions_go_at_once() {
+    let t0 = Instant::now();
+    let delay = Duration::from_millis(50);
+    let mut t = Table::new(
+        0u32,
+        0,
+        Limits {
+            triggered_delay: delay,
+            ..limits()
+        },
+        t0,
+    );
+    t.handle(Input::Tick, t0);
+    t.handle(Input::NeighborUp(1, 1), t0);
+    t.handle(Input::NeighborUp(2, 1), t0);
+    // The first change after a quiet spell goes at once.
+    let out = t.handle(Input::Update(1, vec![adv(1, 1, 0, 0)]), t0);
+    assert_eq!(updates_to(&out, 2), vec![adv(1, 1, 1, 1)]);
+    // The next ones wait for the interval to end; the outbox hears of them at once.
+    let t1 = t0 + Duration::from_millis(10);
+    let out = t.handle(Input::Update(1, vec![adv(5, 1, 1, 1)]), t1);
+    assert_eq!(updates_to(&out, 2), vec![]);
+    assert_eq!(changed(&out), vec![5]);
+    assert_eq!(wake(&out), Some(t0 + delay));
+    let t2 = t0 + Duration::from_millis(20);
+    let out = t.handle(Input::Update(2, vec![adv(6, 1, 1, 1), adv(5, 1, 3, 3)]), t2);
+    assert_eq!(updates_to(&out, 1), vec![]);
+    assert_eq!(changed(&out), vec![6]);
+    // A retraction does not wait, and leaves the batch.
+    let t3 = t0 + Duration::from_millis(30);
+    let out = t.handle(Input::Update(2, vec![adv(6, 1, INFINITY, 0)]), t3);
+    assert_eq!(updates_to(&out, 1), vec![adv(6, 1, INFINITY, 0)]);
+    assert_eq!(updates_to(&out, 2), vec![adv(6, 1, INFINITY, 0)]);
+    assert_eq!(t.stats().urgent_retractions, 1);
+    // Early wake-ups change nothing; at the deadline one update carries what is left.
+    let out = t.handle(Input::Tick, t0 + Duration::from_millis(40));
+    assert_eq!(updates_to(&out, 1), vec![]);
+    let out = t.handle(Input::Tick, t0 + delay);
+    assert_eq!(updates_to(&out, 1), vec![adv(5, 1, 2, 2)]);
+    assert_eq!(updates_to(&out, 2), vec![adv(5, 1, 2, 2)]);
+    assert_eq!(t.stats().triggered_updates, 2);
+    // After a quiet interval, a change goes at once again.
+    let t4 = t0 + delay * 3;
+    let out = t.handle(Input::Update(1, vec![adv(7, 1, 1, 1)]), t4);
+    assert_eq!(updates_to(&out, 2), vec![adv(7, 1, 2, 2)]);
+}
+
+#[test]
+fn a_dump_carries_the_waiting_batch() {
+    let t0 = Instant::now();
+    let l = Limits {
+        triggered_delay: Duration::from_millis(50),
+        ..limits()
+    };
+    let mut t = Table::new(0u32, 0, l, t0);
+    t.handle(Input::Tick, t0);
+    t.handle(Input::NeighborUp(1, 1), t0);
+    t.handle(Input::NeighborUp(2, 1), t0);
+    let before = l.update_interval - Duration::from_millis(10);
+    t.handle(Input::Update(1, vec![adv(1, 1, 0, 0)]), t0 + before);
+    t.handle(Input::Update(1, vec![adv(5, 1, 1, 1)]), t0 + before);
+    let out = t.handle(Input::Tick, t0 + l.update_interval);
+    let sent = updates_to(&out, 2);
+    assert_eq!(sent.iter().filter(|a| a.dest == 5).count(), 1, "{sent:?}");
+    // Nothing is left to flush.
+    let out = t.handle(
+        Input::Tick,
+        t0 + l.update_interval + Duration::from_millis(60),
+    );
+    assert_eq!(updates_to(&out, 2), vec![]);
 }
 
 #[test]

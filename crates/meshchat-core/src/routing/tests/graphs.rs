@@ -172,11 +172,26 @@ fn with_one_percent_loss_periodic_updates_still_converge() {
 #[test]
 #[ignore = "minutes even in release: cargo test --release -p meshchat-core -- --ignored"]
 fn convergence_time_after_a_link_change() {
+    // No periodic dump falls into the measurement (the quiet wait after the last change is
+    // most of it): the figures are the triggered updates' and requests' own.
+    let delay = |ms| Limits {
+        triggered_delay: Duration::from_millis(ms),
+        update_interval: Duration::from_secs(3600),
+        route_expiry: Duration::from_secs(3 * 3600),
+        ..sim_limits()
+    };
+    for ms in [0, 10, 20, 50, 100] {
+        println!("triggered_delay {ms} ms:");
+        link_change(delay(ms));
+    }
+}
+
+fn link_change(limits: Limits) {
     for (name, n, edges, seed) in [
         ("random 1000", 1000, random(1000, 1500, 11), 11),
         ("line 30", 30, line(30), 12),
     ] {
-        let mut net = build(n, &edges, sim_limits(), seed);
+        let mut net = build(n, &edges, limits, seed);
         net.settle(quiet());
         // The busiest link: the one most routes to node 0 use (for the line, next to node 0...
         // so take the middle link there instead).
@@ -194,22 +209,38 @@ fn convergence_time_after_a_link_change() {
                 .expect("node 0 has neighbours");
             (0, hub)
         };
-        let (m0, b0) = (net.messages, net.bytes);
+        let (m0, b0, a0) = (net.messages, net.bytes, net.adverts());
         let t = net.now;
         net.link_down(a, b);
         let down = net.settle(quiet()).max(t) - t;
         net.assert_shortest_paths();
-        let (m1, b1) = (net.messages - m0, net.bytes - b0);
+        let (m1, b1, a1) = (net.messages - m0, net.bytes - b0, net.adverts() - a0);
+        let sum = |f: fn(&Stats) -> u64| -> u64 {
+            (0..n as u32)
+                .filter(|&x| net.alive(x))
+                .map(|x| f(net.table(x).stats()))
+                .sum()
+        };
+        println!(
+            "    requests sent {} forwarded {}, retractions {}, batches {}, route changes {}, bumps {}",
+            sum(|s| s.requests_sent),
+            sum(|s| s.requests_forwarded),
+            sum(|s| s.urgent_retractions),
+            sum(|s| s.triggered_updates),
+            sum(|s| s.route_changes),
+            sum(|s| s.seqno_bumps)
+        );
         let t = net.now;
         net.link_up(a, b);
         let up = net.settle(quiet()).max(t) - t;
         net.assert_shortest_paths();
         println!(
-            "{name}: link {a}-{b} down: converged in {:.0} ms ({m1} messages, {b1} bytes with 4-byte ids); \
-             up again: {:.0} ms ({} messages)",
+            "  {name}: link {a}-{b} down: converged in {:.0} ms ({m1} messages, {a1} adverts, {b1} bytes with 4-byte ids); \
+             up again: {:.0} ms ({} messages, {} adverts)",
             ms(down),
             ms(up),
             net.messages - m0 - m1,
+            net.adverts() - a0 - a1,
         );
         // Triggered updates and requests, not the 30 s dumps, do the work.
         assert!(down < Duration::from_secs(10) && up < Duration::from_secs(10));
