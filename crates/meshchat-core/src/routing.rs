@@ -39,7 +39,7 @@
 //! the one a neighbour remembers is neither newer nor older, so no request can fix it; such
 //! starvation ends when the neighbour forgets its feasibility distance, a hold time
 //! ([`Limits::route_expiry`]) after it lost its last selected route (RFC 8966 §3.7.3 bounds it
-//! the same way). The node persists its seqno, so this takes a corrupt or lost store.
+//! the same way). The node is to persist its seqno, so that it takes a lost or corrupt store.
 //!
 //! Hold-down is not needed: a lost route is retracted at once (an advert with metric
 //! [`INFINITY`]), and the feasibility distance is kept for [`Limits::route_expiry`] after the last
