@@ -129,6 +129,15 @@ pub enum Checked {
     Other(Envelope),
 }
 
+impl Checked {
+    /// The checked envelope, whatever its kind.
+    pub fn envelope(&self) -> &Envelope {
+        match self {
+            Checked::Room(env, _) | Checked::Other(env) => env,
+        }
+    }
+}
+
 /// Why [`check`] refused an envelope; [`Refused::reason`] is what is counted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {

@@ -138,9 +138,9 @@ impl Links {
         ));
     }
 
-    /// Drops our stream to `peer` (its last connection closed). Returns whether it was open.
-    pub fn disconnect(&mut self, peer: &PeerId) -> bool {
-        self.writers.remove(peer).is_some_and(|w| w.up)
+    /// Drops our stream to `peer` (its last connection closed); its writer ends.
+    pub fn disconnect(&mut self, peer: &PeerId) {
+        self.writers.remove(peer);
     }
 
     /// Records an [`Inbound::Up`]; false if it is about a writer since replaced.

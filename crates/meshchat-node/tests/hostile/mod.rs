@@ -477,3 +477,31 @@ async fn an_honest_newcomer_gets_in_despite_idle_sockets_and_identities() {
     drop(strangers);
     drop(idle);
 }
+
+/// A valid envelope pushed under another message's id is a forgery of the neighbour's own: it is
+/// refused (`malformed`, a strike), not relayed, and does not hide the real message, which is
+/// taken when it comes under its own id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_under_another_id_is_refused_and_hides_nothing() {
+    let b = TestNode::start("b", &[]).await;
+    let mut c = TestNode::start("c", &[&b]).await;
+    c.wait_peers(1).await;
+    let mut raw = raw_peer(&b, Reading::Drain).await;
+    let key = Keypair::from_secret_bytes(&[63; 32]);
+    let real = envelope(&key, "lobby", 1, "the real one");
+    let other = envelope(&key, "lobby", 2, "never sent");
+    // `real`'s bytes under `other`'s id, then `real` honestly under its own.
+    let forged = wire::encode(&[Message::Gossip {
+        id: MessageId::of(&other),
+        hops: 0,
+        payload: real.clone().into(),
+    }]);
+    raw.send_frame(&forged).await.unwrap();
+    raw.publish(real).await.unwrap();
+    let got = c.collect_messages(1).await;
+    assert_eq!(got[0].text, "the real one");
+    c.assert_no_more_messages().await;
+    let s = b.wait_stats("both checked", |s| s.verified == 2).await;
+    assert_eq!(s.rejected.malformed, 1, "{s:?}");
+    assert_eq!(s.accepted, 1, "{s:?}");
+}

@@ -200,6 +200,7 @@ impl Actor {
     /// The one check of a message's first copy: that the payload is the envelope `id` names,
     /// and a valid one (signature, limits, body). A valid one is stored (and shown where the
     /// room is joined); a refused one is a strike where the sender should have known better.
+    /// The payload is hashed once: by the envelope check, or here when the id was taken before.
     fn check_broadcast(
         &mut self,
         from: PeerId,
@@ -207,17 +208,24 @@ impl Actor {
         payload: &[u8],
         now: Instant,
     ) -> bool {
-        if MessageId::of(payload) != id {
-            // A payload under another message's id: forged by the neighbour itself.
-            self.refuse(from, Reason::Malformed, now);
-            return false;
-        }
         if !self.seen.insert(id, now) {
-            // Already taken another way (history sync): valid, stored, shown; relay it on.
+            // Already taken another way (history sync): valid, stored, shown; relayed on only if
+            // the payload is that message and not something else under its id.
+            if MessageId::of(payload) != id {
+                self.refuse(from, Reason::Malformed, now);
+                return false;
+            }
             self.stats.duplicates += 1;
             return true;
         }
         match inbound::check(payload.to_vec(), now_ms(), &mut self.author_keys) {
+            Ok(checked) if checked.envelope().id() != id => {
+                // A valid envelope under another message's id: forged by the neighbour itself.
+                self.seen.remove(&id);
+                self.stats.verified += 1;
+                self.refuse(from, Reason::Malformed, now);
+                false
+            }
             Ok(checked) => {
                 self.stats.verified += 1;
                 self.stats.accepted += 1;

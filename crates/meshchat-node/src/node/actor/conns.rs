@@ -79,9 +79,40 @@ impl Actor {
     /// messages slower than we hand them over, or not at all. A stream the peer dropped without a
     /// reset looks exactly like this forever (our writes wait for flow-control credit that never
     /// comes), so the link is closed and dialed again, which also frees the queued frames.
+    ///
+    /// Counted in `broken_links`; the user is warned at most once a minute per peer, and the
+    /// peer is dialed again once its connections are gone (at addresses we dialed it at, else
+    /// at those it announced).
     pub(super) fn on_stalled(&mut self, peer: PeerId) {
         tracing::warn!(%peer, "this peer has taken no messages for seconds: reconnecting");
-        self.replace_link(peer, None);
+        self.stats.broken_links += 1;
+        let mut addrs: Vec<Multiaddr> = self
+            .connections
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter(|(_, _, dialed)| *dialed)
+            .map(|(_, a, _)| a.clone())
+            .collect();
+        if addrs.is_empty() {
+            addrs = self.announced_addrs(&peer);
+        }
+        // One warning per peer and minute at most reaches the user (a hostile peer could make
+        // its own link stall on purpose, again and again).
+        let now = Instant::now();
+        let recent = self
+            .failure_warned
+            .get(&peer)
+            .is_some_and(|t| now.saturating_duration_since(*t).as_secs() < 60);
+        if !recent {
+            bounded_insert(&mut self.failure_warned, peer, now, 256);
+            self.emit(Event::Warning(format!(
+                "the link to peer {peer} stopped carrying messages; reconnecting"
+            )));
+        }
+        if !addrs.is_empty() && self.redial.len() < 256 {
+            self.redial.insert(peer, addrs);
+        }
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 
@@ -96,39 +127,6 @@ impl Actor {
                 tracing::info!(peer = %event.peer, "ping failed ({e}): closing the connection");
                 self.swarm.close_connection(event.connection);
             }
-        }
-    }
-
-    /// Counts and reports a broken link to `peer` (one connection, or all) and arranges a redial
-    /// once it is closed.
-    fn replace_link(&mut self, peer: PeerId, connection: Option<ConnectionId>) {
-        self.stats.broken_links += 1;
-        let mut addrs: Vec<Multiaddr> = self
-            .connections
-            .get(&peer)
-            .into_iter()
-            .flatten()
-            .filter(|(c, _, dialed)| connection.is_none_or(|x| x == *c) && *dialed)
-            .map(|(_, a, _)| a.clone())
-            .collect();
-        if addrs.is_empty() {
-            addrs = self.announced_addrs(&peer);
-        }
-        // One warning per peer and minute at most reaches the user (a hostile peer could make
-        // its own connection fail on purpose, again and again).
-        let now = Instant::now();
-        let recent = self
-            .failure_warned
-            .get(&peer)
-            .is_some_and(|t| now.saturating_duration_since(*t).as_secs() < 60);
-        if !recent {
-            bounded_insert(&mut self.failure_warned, peer, now, 256);
-            self.emit(Event::Warning(format!(
-                "the link to peer {peer} stopped carrying messages; reconnecting"
-            )));
-        }
-        if !addrs.is_empty() && self.redial.len() < 256 {
-            self.redial.insert(peer, addrs);
         }
     }
 
