@@ -50,7 +50,10 @@ pub use keys::{
     Directory, EncryptionKey, Profile, ProfileVerdict, SealKey, PROFILE_FORMAT, PROFILE_TARGET,
 };
 pub use outbox::{Input, Limits, Outbox, Output, Refusal, Role, Slot, Stats, Status, Stored};
-pub use wire::{open, seal, sign_dm, Dm, DmId, Frame, Opened, Receipt, RoutedReceipt};
+pub use wire::{
+    flood_payload, open, parse_flooded, seal, sign_dm, Dm, DmId, Frame, Opened, Receipt,
+    RoutedReceipt, FLOODED_DM,
+};
 
 use crate::envelope::Kind;
 use crate::routing::wire::PeerBytes;

@@ -124,6 +124,8 @@ impl Rejected {
 pub enum Checked {
     /// A room text: relay it; store it; show it where the room is joined.
     Room(Envelope, Text),
+    /// A profile (nick, DM seal key): relay it; keep it if it is the author's newest.
+    Profile(Envelope, crate::dm::Profile),
     /// A kind this version does not know, with a valid signature: a newer node's. Relayed so the
     /// mesh carries it to the nodes that can read it; not stored or shown here.
     Other(Envelope),
@@ -133,7 +135,7 @@ impl Checked {
     /// The checked envelope, whatever its kind.
     pub fn envelope(&self) -> &Envelope {
         match self {
-            Checked::Room(env, _) | Checked::Other(env) => env,
+            Checked::Room(env, _) | Checked::Profile(env, _) | Checked::Other(env) => env,
         }
     }
 }
@@ -149,6 +151,12 @@ pub enum Refused {
     Body(#[source] room::Error),
     #[error("target is not a room name")]
     BadTarget,
+    #[error("profile: {0}")]
+    Profile(#[source] crate::dm::Error),
+    /// A DM envelope outside its seal: DMs travel sealed on `/meshchat/route/1` (or flooded in
+    /// a sealed frame), so no honest node puts one in the clear on the broadcast path.
+    #[error("a direct message in the clear")]
+    Unsealed,
 }
 
 impl Refused {
@@ -159,6 +167,8 @@ impl Refused {
             Refused::Envelope(envelope::Error::BadSignature)
                 | Refused::Body(_)
                 | Refused::BadTarget
+                | Refused::Profile(_)
+                | Refused::Unsealed
         )
     }
 
@@ -168,7 +178,9 @@ impl Refused {
             Refused::Envelope(E::TooLarge(_)) => Reason::TooLarge,
             Refused::Envelope(E::BadSignature | E::BadAuthor) => Reason::BadSignature,
             Refused::Envelope(E::FromFuture(_)) => Reason::FromFuture,
-            Refused::Envelope(_) | Refused::Body(_) => Reason::Malformed,
+            Refused::Envelope(_) | Refused::Body(_) | Refused::Profile(_) | Refused::Unsealed => {
+                Reason::Malformed
+            }
             Refused::NewerVersion(_) => Reason::NewerVersion,
             Refused::BadTarget => Reason::BadTarget,
         }
@@ -200,8 +212,12 @@ pub fn check(bytes: Vec<u8>, now_ms: u64, keys: &mut KeyCache) -> Result<Checked
             let text = Text::decode(env.body()).map_err(Refused::Body)?;
             Ok(Checked::Room(env, text))
         }
-        // Profiles are checked by `dm::Profile::from_envelope`, DMs never travel in the clear.
-        Kind::Profile | Kind::Direct | Kind::Other(_) => Ok(Checked::Other(env)),
+        Kind::Profile => {
+            let profile = crate::dm::Profile::from_envelope(&env).map_err(Refused::Profile)?;
+            Ok(Checked::Profile(env, profile))
+        }
+        Kind::Direct => Err(Refused::Unsealed),
+        Kind::Other(_) => Ok(Checked::Other(env)),
     }
 }
 
@@ -268,6 +284,27 @@ mod tests {
         let r = reason(b"\x07\x00junk that says version 7".to_vec());
         assert_eq!(r, Reason::Malformed);
         assert!(r.is_strike());
+    }
+
+    #[test]
+    fn profiles_are_checked_and_clear_dms_refused() {
+        let key = Keypair::from_secret_bytes(&[5; 32]);
+        let profile = crate::dm::Profile {
+            nick: "bob".into(),
+            seal_key: crate::dm::EncryptionKey::derive(&key).public(),
+            version: 3,
+        };
+        let env = profile.sign(&key, NOW, 1).unwrap().into_bytes();
+        assert!(matches!(
+            check(env, NOW, &mut KeyCache::new(8)),
+            Ok(Checked::Profile(_, p)) if p == profile
+        ));
+        let bad = signed(Kind::Profile, crate::dm::PROFILE_TARGET, b"\x01short");
+        assert_eq!(reason(bad), Reason::Malformed);
+        let clear = signed(Kind::Direct, &"ab".repeat(32), b"\x05alicehi");
+        let r = check(clear, NOW, &mut KeyCache::new(8)).unwrap_err();
+        assert_eq!(r, Refused::Unsealed);
+        assert!(r.reason().is_strike() && r.signature_checked());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use libp2p::{
 
 pub mod broadcast;
 pub mod gate;
+pub mod route;
 pub mod sync;
 
 /// The protocol string nodes announce in identify; peers that do not speak it are not chat peers.
@@ -37,7 +38,8 @@ pub struct Behaviour {
     /// Per-IP bounds on handshakes in progress, before the global limits.
     pub gate: gate::Behaviour,
     pub limits: connection_limits::Behaviour,
-    /// Room broadcast streams (`/meshchat/broadcast/1`, see [`broadcast`]).
+    /// Room broadcast streams (`/meshchat/broadcast/1`, see [`broadcast`]) and DM routing
+    /// streams (`/meshchat/route/1`, see [`route`]).
     pub broadcast: libp2p_stream::Behaviour,
     /// History sync (`/meshchat/sync/1`).
     pub sync: sync::Behaviour,

@@ -53,6 +53,10 @@ pub struct Config {
     pub sync: meshchat_core::sync::Limits,
     /// Timers and bounds of the broadcast trees.
     pub broadcast: meshchat_core::broadcast::Config,
+    /// Routing table timers and bounds (direct messages).
+    pub routing: meshchat_core::routing::Limits,
+    /// Outbox and custody bounds (direct messages).
+    pub dm: meshchat_core::dm::Limits,
     /// Tests: while set, message writes fail as on a full disk.
     #[doc(hidden)]
     pub fail_writes: Option<Arc<AtomicBool>>,
@@ -89,6 +93,8 @@ impl Config {
                 ihave_interval: Duration::from_millis(50),
                 ..meshchat_core::broadcast::Config::default()
             },
+            routing: meshchat_core::routing::Limits::default(),
+            dm: meshchat_core::dm::Limits::default(),
             fail_writes: None,
         }
     }

@@ -24,5 +24,6 @@ pub mod store;
 pub use config::Config;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{
-    peer_id_of, spawn, Error, Event, Handle, MessageView, NodeInfo, PeerInfo, Sent, Stats,
+    key_of_peer_id, peer_id_of, spawn, Conversation, DmSent, DmState, DmView, Error, Event, Handle,
+    MessageView, NodeInfo, PeerInfo, ProfileView, RouteView, Sent, Stats,
 };

@@ -40,6 +40,19 @@ pub enum Error {
     Envelope(#[from] meshchat_core::envelope::Error),
     #[error("not in room {0}; join it first")]
     NotInRoom(String),
+    #[error("nobody known as {0:?} (a nick, fingerprint or peer id of someone whose profile reached this node)")]
+    UnknownPerson(String),
+    #[error("{nick:?} is used by several keys; name one by fingerprint: {}", candidates.join(", "))]
+    AmbiguousNick {
+        nick: String,
+        candidates: Vec<String>,
+    },
+    #[error("no profile of {0} has reached this node yet, so a DM cannot be sealed to them")]
+    NoProfile(PeerId),
+    #[error("that is this node's own key")]
+    ToSelf,
+    #[error("direct message: {0}")]
+    Dm(#[from] meshchat_core::dm::Error),
     #[error("the node has stopped")]
     Stopped,
 }
@@ -60,6 +73,137 @@ pub enum Event {
     /// The front-end fell behind: `missed` events were dropped while its queue was full. The node
     /// kept relaying and storing meanwhile; messages are in the history, peers in `peers`.
     Lagged { missed: u64 },
+    /// A direct message, shown once: received ones and our own (with `own`), each id at most
+    /// once ever.
+    Dm(DmView),
+    /// The delivery state of one of our DMs changed.
+    DmStatus {
+        id: MessageId,
+        to: PeerId,
+        state: DmState,
+    },
+}
+
+/// Where one of our DMs is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DmState {
+    /// Waiting here: no route to the recipient yet (offline or unknown). Also handed to a
+    /// neighbour that keeps it for them.
+    Queued,
+    /// Left this node on a route; no receipt yet.
+    Sent,
+    /// The recipient's signed receipt came back.
+    Delivered,
+    /// Expired without a receipt.
+    Failed,
+}
+
+impl DmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmState::Queued => "queued",
+            DmState::Sent => "sent",
+            DmState::Delivered => "delivered",
+            DmState::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn to_code(self) -> i64 {
+        match self {
+            DmState::Queued => 0,
+            DmState::Sent => 1,
+            DmState::Delivered => 2,
+            DmState::Failed => 3,
+        }
+    }
+
+    pub(crate) fn from_code(c: i64) -> Self {
+        match c {
+            1 => DmState::Sent,
+            2 => DmState::Delivered,
+            3 => DmState::Failed,
+            _ => DmState::Queued,
+        }
+    }
+}
+
+impl From<meshchat_core::dm::Status> for DmState {
+    fn from(s: meshchat_core::dm::Status) -> Self {
+        use meshchat_core::dm::Status;
+        match s {
+            Status::Queued => DmState::Queued,
+            Status::Sent => DmState::Sent,
+            Status::Delivered => DmState::Delivered,
+            Status::Failed => DmState::Failed,
+        }
+    }
+}
+
+/// A direct message ready to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmView {
+    /// The id of the sender's signed envelope: the same on both ends.
+    pub id: MessageId,
+    /// The other person of the conversation (the recipient of our own DMs, else the author).
+    pub peer: PeerId,
+    pub from: PeerId,
+    pub to: PeerId,
+    /// The author's fingerprint and nick.
+    pub fingerprint: Fingerprint,
+    pub nick: String,
+    /// Author's clock, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    pub text: String,
+    pub own: bool,
+    /// Our own DMs: where it is. Received ones: `None`.
+    pub state: Option<DmState>,
+    /// Arrival order among DMs on this node.
+    pub seq: u64,
+}
+
+/// What [`Handle::dm`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DmSent {
+    pub id: MessageId,
+    pub to: PeerId,
+    pub state: DmState,
+}
+
+/// One conversation, for the list beside the rooms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub peer: PeerId,
+    /// Their nick from their profile (or their last DM).
+    pub nick: String,
+    pub fingerprint: Fingerprint,
+    /// Timestamp of the newest DM.
+    pub last_ms: u64,
+    pub count: u64,
+}
+
+/// One selected route, for `/routes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteView {
+    pub dest: PeerId,
+    pub next_hop: PeerId,
+    pub hops: u16,
+    /// Since the route was last advertised to us.
+    pub age_ms: u64,
+    /// The destination's nick, if its profile is known.
+    pub nick: Option<String>,
+}
+
+/// Someone's profile, for `/whois`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileView {
+    pub peer_id: PeerId,
+    pub fingerprint: Fingerprint,
+    pub nick: String,
+    pub version: u64,
+    /// Hops on the route to them, if there is one (0: this node).
+    pub hops: Option<u16>,
+    /// Directly connected now.
+    pub connected: bool,
 }
 
 /// A room message ready to show.
@@ -121,8 +265,10 @@ pub struct PeerInfo {
     pub peer_id: PeerId,
     /// Remote addresses of the open connections.
     pub addrs: Vec<Multiaddr>,
-    /// Subscribed to the mesh topic: a chat peer, not only a libp2p one.
+    /// Our broadcast stream to it is open: a chat peer, not only a libp2p one.
     pub chat: bool,
+    /// Its nick, from its profile, if one reached this node.
+    pub nick: Option<String>,
 }
 
 /// Counters, for status lines, tests and benchmarks.
@@ -169,6 +315,26 @@ pub struct Stats {
     pub broadcast_dropped: u64,
     /// The broadcast trees' own counters (pushes, announcements, grafts, prunes, ...).
     pub trees: meshchat_core::broadcast::Stats,
+    /// Profile envelopes checked (first copies; not in `verified` or `accepted`, which count
+    /// messages), those taken (new or newer), and those refused because the directory was full.
+    pub profiles_checked: u64,
+    pub profiles_taken: u64,
+    pub profiles_refused: u64,
+    /// Frames on `/meshchat/route/1` refused: malformed, oversized, over the neighbour's rate,
+    /// or from a blocked peer.
+    pub route_refused: u64,
+    /// Flooded DMs carried on the broadcast trees (checked, relayed, not stored).
+    pub dm_flooded_relayed: u64,
+    /// DM and receipt frames sent to neighbours on `/meshchat/route/1`.
+    pub dm_frames_sent: u64,
+    /// The routing table's counters and size.
+    pub routing: meshchat_core::routing::Stats,
+    pub routes: u64,
+    /// The DM state machine's counters.
+    pub dm: meshchat_core::dm::Stats,
+    /// Items held in the outbox: ours awaiting a receipt, others' in custody, receipts.
+    pub dm_own_held: u64,
+    pub dm_custody_held: u64,
 }
 
 /// What [`Handle::send`] reports.
@@ -220,6 +386,27 @@ enum Command {
     },
     Info {
         reply: Reply<NodeInfo>,
+    },
+    Dm {
+        to: String,
+        text: String,
+        reply: Reply<DmSent>,
+    },
+    DmHistory {
+        with: String,
+        limit: usize,
+        before: Option<(u64, MessageId)>,
+        reply: Reply<Vec<DmView>>,
+    },
+    Conversations {
+        reply: Reply<Vec<Conversation>>,
+    },
+    Routes {
+        reply: Reply<Vec<RouteView>>,
+    },
+    Whois {
+        who: String,
+        reply: Reply<Vec<ProfileView>>,
     },
     Stats {
         reply: Reply<Stats>,
@@ -316,6 +503,48 @@ impl Handle {
         .await
     }
 
+    /// Seals and sends a direct message to `to`: a nick, a fingerprint (whole or its first
+    /// eight digits) or a peer id. Returns once it is stored here; its state changes arrive as
+    /// [`Event::DmStatus`].
+    pub async fn dm(&self, to: &str, text: &str) -> Result<DmSent, Error> {
+        let (to, text) = (to.to_owned(), text.to_owned());
+        self.call(|reply| Command::Dm { to, text, reply }).await
+    }
+
+    /// The last `limit` DMs with `with` (named as for [`Handle::dm`]) before `before`
+    /// (exclusive), oldest first.
+    pub async fn dm_history(
+        &self,
+        with: &str,
+        limit: usize,
+        before: Option<(u64, MessageId)>,
+    ) -> Result<Vec<DmView>, Error> {
+        let with = with.to_owned();
+        self.call(|reply| Command::DmHistory {
+            with,
+            limit,
+            before,
+            reply,
+        })
+        .await
+    }
+
+    /// Every conversation with at least one DM, newest first.
+    pub async fn conversations(&self) -> Result<Vec<Conversation>, Error> {
+        self.call(|reply| Command::Conversations { reply }).await
+    }
+
+    /// The routing table: one selected route per reachable destination.
+    pub async fn routes(&self) -> Result<Vec<RouteView>, Error> {
+        self.call(|reply| Command::Routes { reply }).await
+    }
+
+    /// The profiles matching `who` (a nick may match several people).
+    pub async fn whois(&self, who: &str) -> Result<Vec<ProfileView>, Error> {
+        let who = who.to_owned();
+        self.call(|reply| Command::Whois { who, reply }).await
+    }
+
     pub async fn info(&self) -> Result<NodeInfo, Error> {
         self.call(|reply| Command::Info { reply }).await
     }
@@ -363,14 +592,26 @@ pub fn peer_id_of(key: &meshchat_core::PublicKey) -> PeerId {
     peer_id_of_bytes(key.as_bytes())
 }
 
+/// The identity multihash header of an Ed25519 key's peer id (see [`peer_id_of_bytes`]).
+const ED25519_PEER_ID_PREFIX: [u8; 6] = [0x00, 36, 0x08, 0x01, 0x12, 32];
+
 /// The peer id of an Ed25519 key given by its 32 bytes, without decoding the point: libp2p's peer
 /// id of a key this short is the identity multihash (code 0, length 36) of the key's protobuf
 /// encoding (field 1 = type 1 (Ed25519), field 2 = the 32 bytes).
-fn peer_id_of_bytes(key: &[u8; 32]) -> PeerId {
+pub(crate) fn peer_id_of_bytes(key: &[u8; 32]) -> PeerId {
     let mut bytes = [0u8; 38];
-    bytes[..6].copy_from_slice(&[0x00, 36, 0x08, 0x01, 0x12, 32]);
+    bytes[..6].copy_from_slice(&ED25519_PEER_ID_PREFIX);
     bytes[6..].copy_from_slice(key);
     PeerId::from_bytes(&bytes).expect("an identity multihash of 36 bytes is a valid peer id")
+}
+
+/// The Ed25519 key bytes inside a peer id, if it is an Ed25519 one (every meshchat node's is).
+pub fn key_of_peer_id(peer: &PeerId) -> Option<[u8; 32]> {
+    let bytes = peer.to_bytes();
+    if bytes.len() != 38 || bytes[..6] != ED25519_PEER_ID_PREFIX {
+        return None;
+    }
+    bytes[6..].try_into().ok()
 }
 
 #[cfg(test)]
@@ -386,6 +627,9 @@ mod tests {
             )
             .to_peer_id();
             assert_eq!(peer_id_of(&key), slow);
+            assert_eq!(key_of_peer_id(&slow), Some(*key.as_bytes()));
         }
+        let rsa_like = PeerId::random();
+        assert_eq!(key_of_peer_id(&rsa_like), None);
     }
 }

@@ -17,8 +17,9 @@ use meshchat_core::{Envelope, MessageId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Newest schema this code knows; `PRAGMA user_version` holds the database's. Version 2 added
-/// the arrival order (`seq`) and the `synced` mark.
-pub const SCHEMA_VERSION: i64 = 2;
+/// the arrival order (`seq`) and the `synced` mark; version 3 the direct messages (`dms`,
+/// `dm_items`) and profiles.
+pub const SCHEMA_VERSION: i64 = 3;
 /// Most known peers remembered; the least recently seen are forgotten first.
 pub const MAX_KNOWN_PEERS: i64 = 1000;
 /// Most addresses remembered per peer.
@@ -200,6 +201,9 @@ impl Store {
                  CREATE INDEX messages_seq ON messages (seq);
                  CREATE INDEX messages_ts ON messages (ts, id);",
             )?;
+        }
+        if version < 3 {
+            tx.execute_batch(dm::SCHEMA_V3)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -474,7 +478,10 @@ fn read_messages(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredMessage>, Err
     Ok(out)
 }
 
+mod dm;
 mod sync;
+
+pub use dm::{ConversationRow, DmRow, ItemRow, ProfileRow, MAX_DM_HISTORY};
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::catchup::Catchup;
-use crate::output::{event_json, message_json, peers_json};
+use crate::output::{dm_json, event_json, message_json, peers_json, profiles_json, routes_json};
 
 /// Longest accepted input line; longer lines are answered with an error and skipped.
 pub const MAX_LINE: usize = 256 * 1024;
@@ -234,13 +234,66 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
                        "sync_rounds": s.sync_rounds, "sync_bytes_sent": s.sync_bytes_sent,
                        "sync_bytes_received": s.sync_bytes_received,
                        "sync_strikes": s.sync_strikes, "store_failures": s.store_failures,
-                       "broadcast_dropped": s.broadcast_dropped})
+                       "broadcast_dropped": s.broadcast_dropped,
+                       "routes": s.routes, "route_refused": s.route_refused,
+                       "profiles_taken": s.profiles_taken, "dm_frames_sent": s.dm_frames_sent,
+                       "dm_flooded_relayed": s.dm_flooded_relayed,
+                       "dm_delivered": s.dm.delivered, "dm_forwarded": s.dm.forwarded,
+                       "dm_custody_held": s.dm_custody_held, "dm_own_held": s.dm_own_held,
+                       "dm_custody_taken": s.dm.custody_taken,
+                       "dm_forged_receipts": s.dm.forged_receipts,
+                       "dm_cannot_open": s.dm.cannot_open, "dm_replays": s.dm.replays,
+                       "dm_refused": s.dm.refused_total + s.dm.refused_bytes
+                           + s.dm.refused_per_recipient + s.dm.refused_per_neighbour,
+                       "routing_from_strangers": s.routing.from_strangers})
             })
             .map_err(|e| e.to_string()),
+        "dm" => match (str_field(&cmd, "to"), str_field(&cmd, "text")) {
+            (Ok(to), Ok(text)) => handle
+                .dm(to, text)
+                .await
+                .map(|s| {
+                    json!({"event": "dm_sent", "id": s.id.to_string(), "to": s.to.to_string(),
+                           "state": s.state.as_str()})
+                })
+                .map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        "dm_history" => match str_field(&cmd, "with") {
+            Ok(with) => {
+                let limit = cmd
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .map_or(100, |l| l as usize)
+                    .min(MAX_HISTORY_LIMIT);
+                handle
+                    .dm_history(with, limit, None)
+                    .await
+                    .map(|dms| {
+                        json!({"event": "dm_history", "with": with,
+                               "messages": dms.iter().map(dm_json).collect::<Vec<_>>()})
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        },
+        "routes" => handle
+            .routes()
+            .await
+            .map(|r| json!({"event": "routes", "routes": routes_json(&r)}))
+            .map_err(|e| e.to_string()),
+        "whois" => match str_field(&cmd, "who") {
+            Ok(who) => handle
+                .whois(who)
+                .await
+                .map(|p| json!({"event": "whois", "who": who, "profiles": profiles_json(&p)}))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        },
         "quit" => return Ok(false),
         "" => Err("missing string field \"cmd\"".into()),
         other => Err(format!(
-            "unknown command {other:?} (known: send, join, leave, nick, connect, peers, history, info, stats, quit)"
+            "unknown command {other:?} (known: send, join, leave, nick, connect, peers, history, dm, dm_history, routes, whois, info, stats, quit)"
         )),
     };
     out.send(reply.unwrap_or_else(error))

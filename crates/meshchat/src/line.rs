@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
-use crate::output::{addrs, message_line, visible_name, visible_text};
+use crate::output::{addrs, dm_line, message_line, short_peer, visible_name, visible_text};
 
 const HELP: &str = "\
 commands:
@@ -20,12 +20,19 @@ commands:
   /peers             list connected peers
   /connect ADDR      dial a peer, e.g. /connect /ip4/192.0.2.7/tcp/7447
   /history [N]       show the last N messages of the current room (default 20)
+  /msg WHO TEXT      direct message to WHO (nick, fingerprint or peer id), sealed
+                     end to end, delivered through other nodes, kept until they are back
+  /dms [WHO]         list conversations, or show the last DMs with WHO
+  /routes            the routing table: destination, next hop, hops, age
+  /whois WHO         someone's profile: nick, fingerprint, peer id, route
   /id                show your peer id, fingerprint and addresses
   /help              this list
   /quit              leave meshchat
 anything else is sent to the current room
 messages print as [room] nick (fingerprint): text; one that arrived late, by
-history sync (written while you were away), as [room] (synced HH:MM) nick ...";
+history sync (written while you were away), as [room] (synced HH:MM) nick ...
+direct messages as [dm] nick (fingerprint): text; yours as [dm -> PEER] and
+their state as * dm ID to PEER: queued|sent|delivered|failed";
 
 pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
     let info = handle.info().await?;
@@ -61,6 +68,13 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 Event::PeerDisconnected { peer_id } => println!("* peer disconnected: {peer_id}"),
                 Event::ListenAddr(a) => tracing::info!("listening on {a}"),
                 Event::Warning(w) => println!("* warning: {}", visible_text(&w)),
+                Event::Dm(d) => println!("{}", dm_line(&d)),
+                Event::DmStatus { id, to, state } => println!(
+                    "* dm {} to {}: {}",
+                    &id.to_string()[..8],
+                    short_peer(&to.to_string()),
+                    state.as_str()
+                ),
                 Event::Lagged { missed } => {
                     println!(
                         "* output was blocked: {missed} updates were not printed; catching up"
@@ -196,7 +210,82 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 );
                 println!("* listening on {}", addrs(&i.listen));
             }
-            "join" | "nick" | "connect" => println!("* /{cmd} needs an argument; see /help"),
+            "msg" if arg.split_once(char::is_whitespace).is_some() => {
+                let (who, text) = arg
+                    .split_once(char::is_whitespace)
+                    .expect("checked by the guard");
+                match handle.dm(who, text.trim_start()).await {
+                    Ok(sent) => println!(
+                        "* dm {} to {}: {}",
+                        &sent.id.to_string()[..8],
+                        sent.to,
+                        sent.state.as_str()
+                    ),
+                    Err(e) => println!("* not sent: {}", visible_text(&e.to_string())),
+                }
+            }
+            "dms" if arg.is_empty() => {
+                let convs = handle.conversations().await?;
+                if convs.is_empty() {
+                    println!("* no direct messages yet; /msg WHO TEXT starts one");
+                }
+                for c in convs {
+                    println!(
+                        "* {} ({}) {}: {} messages",
+                        visible_name(&c.nick),
+                        c.fingerprint.short(),
+                        c.peer,
+                        c.count
+                    );
+                }
+            }
+            "dms" => match handle.dm_history(arg, 20, None).await {
+                Ok(dms) => {
+                    for d in &dms {
+                        println!("{}", dm_line(d));
+                    }
+                }
+                Err(e) => println!("* {}", visible_text(&e.to_string())),
+            },
+            "routes" => {
+                let routes = handle.routes().await?;
+                if routes.is_empty() {
+                    println!("* no routes yet");
+                }
+                for r in routes {
+                    println!(
+                        "* {} {} via {} hops {} age {} s",
+                        r.dest,
+                        r.nick.as_deref().map(visible_name).unwrap_or_default(),
+                        short_peer(&r.next_hop.to_string()),
+                        r.hops,
+                        r.age_ms / 1000
+                    );
+                }
+            }
+            "whois" if !arg.is_empty() => match handle.whois(arg).await {
+                Ok(people) => {
+                    for p in people {
+                        let route = match p.hops {
+                            Some(0) => "this node".to_owned(),
+                            Some(h) => format!("{h} hops away"),
+                            None => "no route now".to_owned(),
+                        };
+                        println!(
+                            "* {} fingerprint {} peer {} — {route}{}",
+                            visible_name(&p.nick),
+                            p.fingerprint,
+                            p.peer_id,
+                            if p.connected { ", connected" } else { "" }
+                        );
+                    }
+                }
+                Err(e) => println!("* {}", visible_text(&e.to_string())),
+            },
+            "join" | "nick" | "connect" | "whois" => {
+                println!("* /{cmd} needs an argument; see /help")
+            }
+            "msg" => println!("* usage: /msg WHO TEXT"),
             other => println!("* unknown command /{other}; /help lists them"),
         }
     }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use chrono::TimeZone;
 
 use meshchat_core::room::{is_bidi_control, is_format, is_invisible};
-use meshchat_node::{Event, MessageView, Multiaddr, PeerInfo};
+use meshchat_node::{DmView, Event, MessageView, Multiaddr, PeerInfo, ProfileView, RouteView};
 use serde_json::{json, Value};
 
 pub fn addrs(addrs: &[Multiaddr]) -> String {
@@ -47,6 +47,7 @@ pub fn peers_json(peers: &[PeerInfo]) -> Value {
                     "peer_id": p.peer_id.to_string(),
                     "addrs": p.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                     "chat": p.chat,
+                    "nick": p.nick,
                 })
             })
             .collect(),
@@ -70,7 +71,95 @@ pub fn event_json(event: &Event) -> Value {
         Event::ListenAddr(addr) => json!({"event": "listening", "addr": addr.to_string()}),
         Event::Warning(message) => json!({"event": "warning", "message": message}),
         Event::Lagged { missed } => json!({"event": "lagged", "missed": missed}),
+        Event::Dm(d) => {
+            let mut v = dm_json(d);
+            v["event"] = "dm".into();
+            v
+        }
+        Event::DmStatus { id, to, state } => json!({
+            "event": "dm_status", "id": id.to_string(), "to": to.to_string(),
+            "state": state.as_str(),
+        }),
     }
+}
+
+/// The JSON object of a direct message (the `dm` event, and each entry of `dm_history`).
+pub fn dm_json(d: &DmView) -> Value {
+    let mut v = json!({
+        "id": d.id.to_string(),
+        "from": d.from.to_string(),
+        "to": d.to.to_string(),
+        "fingerprint": d.fingerprint.to_string(),
+        "nick": d.nick,
+        "ts": d.timestamp_ms,
+        "text": d.text,
+        "own": d.own,
+    });
+    if let Some(state) = d.state {
+        v["state"] = state.as_str().into();
+    }
+    v
+}
+
+pub fn routes_json(routes: &[RouteView]) -> Value {
+    Value::Array(
+        routes
+            .iter()
+            .map(|r| {
+                json!({
+                    "dest": r.dest.to_string(),
+                    "next_hop": r.next_hop.to_string(),
+                    "hops": r.hops,
+                    "age_ms": r.age_ms,
+                    "nick": r.nick,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn profiles_json(profiles: &[ProfileView]) -> Value {
+    Value::Array(
+        profiles
+            .iter()
+            .map(|p| {
+                json!({
+                    "peer_id": p.peer_id.to_string(),
+                    "fingerprint": p.fingerprint.to_string(),
+                    "nick": p.nick,
+                    "version": p.version,
+                    "hops": p.hops,
+                    "connected": p.connected,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// A DM as line mode prints it: `[dm nick (fp) -> nick2] text` style, safe for the terminal:
+/// `[dm] nick (fp) -> PEER: text` for our own, `[dm] nick (fp): text` for received ones.
+pub fn dm_line(d: &DmView) -> String {
+    if d.own {
+        format!(
+            "[dm -> {}] {} ({}): {}",
+            short_peer(&d.to.to_string()),
+            visible_name(&d.nick),
+            d.fingerprint.short(),
+            visible_text(&d.text)
+        )
+    } else {
+        format!(
+            "[dm] {} ({}): {}",
+            visible_name(&d.nick),
+            d.fingerprint.short(),
+            visible_text(&d.text)
+        )
+    }
+}
+
+/// The last eight characters of a peer id: enough to tell peers apart in a line.
+pub fn short_peer(peer: &str) -> &str {
+    &peer[peer.len().saturating_sub(8)..]
 }
 
 /// A message as line mode prints it: `[room] nick (fp): text`, continuation lines indented

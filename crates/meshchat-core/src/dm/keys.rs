@@ -257,6 +257,11 @@ impl Directory {
             .map(|(k, _)| k)
     }
 
+    /// Every author with a profile.
+    pub fn keys(&self) -> impl Iterator<Item = [u8; 32]> + '_ {
+        self.profiles.keys().copied()
+    }
+
     pub fn remove(&mut self, author: &[u8; 32]) -> Option<Profile> {
         self.profiles.remove(author)
     }

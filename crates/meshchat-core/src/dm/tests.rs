@@ -252,6 +252,47 @@ fn golden_frame_bytes() {
     assert_eq!(Frame::<Id>::decode(&want).unwrap(), r);
 }
 
+#[test]
+fn flooded_payload_round_trips_and_is_told_from_envelopes() {
+    let dm = Dm {
+        hop_limit: 5,
+        recipient: [0x11; 32],
+        expires_ms: 99,
+        enc: [0x22; 32],
+        ct: vec![0x33; 16],
+    };
+    let (id, payload) = crate::dm::flood_payload(&dm);
+    assert_eq!(id, dm.id());
+    assert_eq!(payload[0], crate::dm::FLOODED_DM);
+    assert_eq!(&payload[1..], &Frame::Dm(dm.clone()).encode()[..]);
+    assert_eq!(crate::dm::parse_flooded::<Id>(&payload), Some(Ok(dm)));
+    // An envelope (version 1) is not a flooded DM; a damaged one is an error, not a panic.
+    assert_eq!(crate::dm::parse_flooded::<Id>(&[1, 1, 5]), None);
+    assert_eq!(crate::dm::parse_flooded::<Id>(&[]), None);
+    assert!(matches!(
+        crate::dm::parse_flooded::<Id>(&payload[..40]),
+        Some(Err(_))
+    ));
+    let mut receipt = vec![crate::dm::FLOODED_DM];
+    receipt.extend(
+        Frame::Receipt(RoutedReceipt {
+            hop_limit: 1,
+            to: [1; 32],
+            receipt: Receipt {
+                dm: DmId([2; 32]),
+                sender: [3; 32],
+                recipient: [4; 32],
+                signature: [5; 64],
+            },
+        })
+        .encode(),
+    );
+    assert!(matches!(
+        crate::dm::parse_flooded::<Id>(&receipt),
+        Some(Err(Error::Malformed(_)))
+    ));
+}
+
 /// A DM sealed with a seeded RNG is the same bytes every time: its id pins the envelope, the
 /// HPKE suite, `info`, `aad` and the id's domain. If this fails, one of them changed: that is a
 /// new protocol version, not a new constant.

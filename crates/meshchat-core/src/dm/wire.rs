@@ -45,6 +45,34 @@ pub const MAX_CT_LEN: usize = MAX_DM_ENVELOPE_LEN + TAG_LEN;
 const TAG_DM: u8 = 3;
 const TAG_RECEIPT: u8 = 4;
 
+/// First byte of a DM put on the broadcast (flooded) path, followed by its tag-3 frame. Envelopes
+/// start with their version (`0x01`, with `0x02..=0x0f` reserved for later ones), so a broadcast
+/// payload is told apart by its first byte.
+pub const FLOODED_DM: u8 = 0xd3;
+
+/// The broadcast payload of a flooded DM, and the id the broadcast carries it under (the DM id).
+pub fn flood_payload<P: PeerBytes + Clone>(dm: &Dm<P>) -> (DmId, Vec<u8>) {
+    let frame = Frame::Dm(dm.clone()).encode();
+    let mut out = Vec::with_capacity(1 + frame.len());
+    out.push(FLOODED_DM);
+    out.extend_from_slice(&frame);
+    (dm.id(), out)
+}
+
+/// The DM in a broadcast payload that starts with [`FLOODED_DM`]; `None` for any other payload
+/// (an envelope), an error for a malformed DM.
+pub fn parse_flooded<P: PeerBytes>(payload: &[u8]) -> Option<Result<Dm<P>, Error>> {
+    let (&first, rest) = payload.split_first()?;
+    if first != FLOODED_DM {
+        return None;
+    }
+    Some(match Frame::decode(rest) {
+        Ok(Frame::Dm(dm)) => Ok(dm),
+        Ok(Frame::Receipt(_)) => Err(Error::Malformed("a receipt on the flooded path")),
+        Err(e) => Err(e),
+    })
+}
+
 /// The id of a sealed DM (see the module docs).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DmId(pub [u8; 32]);

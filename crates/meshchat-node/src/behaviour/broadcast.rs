@@ -81,6 +81,8 @@ struct Writer {
 
 /// Our streams to every connected peer.
 pub struct Links {
+    protocol: StreamProtocol,
+    max_frame: usize,
     control: libp2p_stream::Control,
     writers: HashMap<PeerId, Writer>,
     tx: mpsc::Sender<Inbound>,
@@ -91,8 +93,19 @@ impl Links {
     /// Links over `behaviour`'s connections, and the queue their reports arrive on. Call
     /// [`Links::start`] from within the runtime before the first connection.
     pub fn new(behaviour: &libp2p_stream::Behaviour) -> (Self, mpsc::Receiver<Inbound>) {
+        Self::with_protocol(behaviour, PROTOCOL, MAX_FRAME_LEN)
+    }
+
+    /// Links speaking `protocol`, whose frames are at most `max_frame` bytes.
+    pub fn with_protocol(
+        behaviour: &libp2p_stream::Behaviour,
+        protocol: StreamProtocol,
+        max_frame: usize,
+    ) -> (Self, mpsc::Receiver<Inbound>) {
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let links = Self {
+            protocol,
+            max_frame,
             control: behaviour.new_control(),
             writers: HashMap::new(),
             tx,
@@ -103,11 +116,11 @@ impl Links {
 
     /// Starts accepting the peers' streams.
     pub fn start(&mut self) {
-        match self.control.accept(PROTOCOL) {
+        match self.control.accept(self.protocol.clone()) {
             Ok(incoming) => {
-                tokio::spawn(accept(incoming, self.tx.clone()));
+                tokio::spawn(accept(incoming, self.tx.clone(), self.max_frame));
             }
-            Err(e) => tracing::error!("broadcast streams: {e}"),
+            Err(e) => tracing::error!("{} streams: {e}", self.protocol),
         }
     }
 
@@ -131,6 +144,7 @@ impl Links {
         );
         tokio::spawn(write_frames(
             self.control.clone(),
+            self.protocol.clone(),
             peer,
             link,
             queue,
@@ -206,12 +220,13 @@ impl Links {
 /// dropped or a write fails.
 async fn write_frames(
     mut control: libp2p_stream::Control,
+    protocol: StreamProtocol,
     peer: PeerId,
     link: u64,
     mut queue: mpsc::Receiver<Vec<u8>>,
     tx: mpsc::Sender<Inbound>,
 ) {
-    let opened = tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, PROTOCOL)).await;
+    let opened = tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, protocol)).await;
     let mut stream = match opened {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
@@ -248,7 +263,7 @@ async fn write_frames(
 }
 
 fn push_frame(out: &mut Vec<u8>, frame: &[u8]) {
-    let len = u32::try_from(frame.len()).expect("frames are at most MAX_FRAME_LEN");
+    let len = u32::try_from(frame.len()).expect("frames are at most a few MiB");
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(frame);
 }
@@ -262,7 +277,11 @@ async fn write(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
 type Open = Arc<Mutex<HashMap<PeerId, usize>>>;
 
 /// Takes the peers' streams, one reader each, at most [`STREAMS_PER_PEER`] per peer.
-async fn accept(mut incoming: libp2p_stream::IncomingStreams, tx: mpsc::Sender<Inbound>) {
+async fn accept(
+    mut incoming: libp2p_stream::IncomingStreams,
+    tx: mpsc::Sender<Inbound>,
+    max_frame: usize,
+) {
     let open: Open = Arc::default();
     while let Some((peer, stream)) = incoming.next().await {
         if tx.is_closed() {
@@ -281,7 +300,7 @@ async fn accept(mut incoming: libp2p_stream::IncomingStreams, tx: mpsc::Sender<I
             open: open.clone(),
             peer,
         };
-        tokio::spawn(read_frames(peer, stream, tx.clone(), slot));
+        tokio::spawn(read_frames(peer, stream, tx.clone(), slot, max_frame));
     }
 }
 
@@ -305,14 +324,20 @@ impl Drop for Slot {
 }
 
 /// Reads frames from one of `peer`'s streams until it ends, fails, or breaks the framing.
-async fn read_frames(peer: PeerId, mut stream: Stream, tx: mpsc::Sender<Inbound>, _slot: Slot) {
+async fn read_frames(
+    peer: PeerId,
+    mut stream: Stream,
+    tx: mpsc::Sender<Inbound>,
+    _slot: Slot,
+    max_frame: usize,
+) {
     let mut len = [0u8; 4];
     loop {
         if stream.read_exact(&mut len).await.is_err() {
             return;
         }
         let n = u32::from_be_bytes(len);
-        if n == 0 || n as usize > MAX_FRAME_LEN {
+        if n == 0 || n as usize > max_frame {
             let _ = tx.send(Inbound::BadLength { peer, len: n }).await;
             return;
         }

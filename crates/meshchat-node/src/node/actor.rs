@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 mod broadcast;
 mod conns;
 mod inbound;
+mod route;
 mod sync;
 
 use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats};
@@ -96,6 +97,10 @@ pub(super) struct Actor {
     trees: broadcast::State,
     /// Reports of the broadcast stream tasks; taken by [`Actor::run`].
     trees_rx: Option<mpsc::Receiver<TreeInbound>>,
+    /// Direct messages: routing table, outbox, profiles, route streams.
+    route: route::State,
+    /// Reports of the route stream tasks; taken by [`Actor::run`].
+    route_rx: Option<mpsc::Receiver<TreeInbound>>,
     /// Peers announced to the front-end as chat peers (connected, broadcast stream open).
     chat_peers: HashSet<PeerId>,
     /// `/connect` calls waiting for their dial's outcome.
@@ -164,6 +169,29 @@ impl Actor {
             meshchat_core::broadcast::Broadcast::new(config.broadcast),
             links,
         );
+        let (route_links, route_rx) = Links::with_protocol(
+            &swarm.behaviour().broadcast,
+            crate::behaviour::route::PROTOCOL,
+            crate::behaviour::route::max_frame(),
+        );
+        let me = *key.public().as_bytes();
+        // One past the saved seqno: harmless, and newer than anything a crash left unsaved.
+        let seqno = store
+            .setting("routing_seqno")?
+            .and_then(|s| s.parse::<u16>().ok())
+            .map_or(0, |s| s.wrapping_add(1));
+        let version = store
+            .setting("profile_version")?
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        let enc = meshchat_core::dm::EncryptionKey::derive(&key);
+        let route = route::State::new(
+            meshchat_core::routing::Table::new(me, seqno, config.routing, Instant::now()),
+            meshchat_core::dm::Outbox::new(me, key.clone(), enc.clone(), config.dm),
+            enc,
+            route_links,
+            version,
+        );
         let guard_limits = config.guard;
         let sync_limits = config.sync;
         let mut store = store;
@@ -191,6 +219,8 @@ impl Actor {
             sync: sync::State::new(sync_limits),
             trees,
             trees_rx: Some(trees_rx),
+            route,
+            route_rx: Some(route_rx),
             chat_peers: HashSet::new(),
             pending_dials: HashMap::new(),
             listen_addrs: Vec::new(),
@@ -277,6 +307,7 @@ impl Actor {
             self.on_swarm_event(event);
         }
 
+        self.route_start()?;
         for addr in self.config.peers.clone() {
             self.dial_addr(addr, None);
         }
@@ -299,11 +330,13 @@ impl Actor {
         // A second handle on the event queue, so waiting for room does not borrow `self`.
         let lag_notice = self.events.clone();
         let mut trees_rx = self.trees_rx.take();
+        let mut route_rx = self.route_rx.take();
         let shutdown_reply = loop {
             let flush_due = self
                 .pending_since
                 .map(|t| tokio::time::Instant::from_std(t + FLUSH_DELAY));
             let tree_due = self.trees.wake.map(tokio::time::Instant::from_std);
+            let route_due = tokio::time::Instant::from_std(self.route.due());
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -317,6 +350,8 @@ impl Actor {
                 }
                 () = sleep_until_opt(flush_due) => self.flush(),
                 () = sleep_until_opt(tree_due) => self.broadcast_tick(),
+                () = tokio::time::sleep_until(route_due) => self.route_tick(),
+                Some(report) = recv_opt(&mut route_rx) => self.on_route(report),
                 Some(report) = recv_opt(&mut trees_rx) => {
                     self.on_broadcast(report);
                     // What else has arrived, up to a batch, before anything is sent.
@@ -397,7 +432,30 @@ impl Actor {
                     .map_err(Error::from)
                     .and_then(|()| Ok(self.store.set_setting("nick", &nick)?))
                     .map(|()| self.nick = nick);
+                if result.is_ok() {
+                    self.publish_profile();
+                }
                 let _ = reply.send(result);
+            }
+            Command::Dm { to, text, reply } => {
+                let _ = reply.send(self.send_dm(&to, text));
+            }
+            Command::DmHistory {
+                with,
+                limit,
+                before,
+                reply,
+            } => {
+                let _ = reply.send(self.dm_history(&with, limit, before));
+            }
+            Command::Conversations { reply } => {
+                let _ = reply.send(self.conversations());
+            }
+            Command::Routes { reply } => {
+                let _ = reply.send(Ok(self.routes()));
+            }
+            Command::Whois { who, reply } => {
+                let _ = reply.send(self.whois(&who));
             }
             Command::Connect { addr, reply } => self.dial_addr(addr, Some(reply)),
             Command::Peers { reply } => {
@@ -408,6 +466,7 @@ impl Actor {
                         peer_id: *p,
                         addrs: conns.iter().map(|(_, a, _)| a.clone()).collect(),
                         chat: self.chat_peers.contains(p),
+                        nick: self.nick_of(p),
                     })
                     .collect();
                 peers.sort_by_key(|p| p.peer_id.to_string());
@@ -465,6 +524,12 @@ impl Actor {
                 stats.copies_received = self.trees.core.stats().gossip_received;
                 stats.trees = self.trees.core.stats().clone();
                 stats.blocked_peers = self.guard.blocked_count(Instant::now()) as u64;
+                stats.routing = *self.route.table.stats();
+                stats.routes = self.route.table.len() as u64;
+                stats.dm = *self.route.outbox.stats();
+                stats.dm_own_held = self.route.outbox.held(meshchat_core::dm::Role::Own) as u64;
+                stats.dm_custody_held =
+                    self.route.outbox.held(meshchat_core::dm::Role::Custody) as u64;
                 let _ = reply.send(Ok(stats));
             }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
@@ -631,6 +696,7 @@ impl Actor {
                     let _ = reply.send(Ok(peer_id));
                 }
                 self.broadcast_connected(peer_id);
+                self.route_connected(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -642,6 +708,7 @@ impl Actor {
                 }
                 if !self.connections.contains_key(&peer_id) {
                     self.broadcast_disconnected(peer_id);
+                    self.route_disconnected(peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError {

@@ -7,11 +7,13 @@ use rusqlite::params;
 use super::{Error, Store};
 
 impl Store {
-    /// `(author timestamp, id)` of the stored messages with `timestamp >= since_ms`, the newest
-    /// `max` of them.
+    /// `(author timestamp, id)` of the stored messages and profiles with `timestamp >=
+    /// since_ms`, the newest `max` of them.
     pub fn sync_items(&self, since_ms: u64, max: usize) -> Result<Vec<(u64, MessageId)>, Error> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, id FROM messages WHERE ts >= ?1 ORDER BY ts DESC, id DESC LIMIT ?2",
+            "SELECT ts, id FROM messages WHERE ts >= ?1
+             UNION ALL SELECT ts, id FROM profiles WHERE ts >= ?1
+             ORDER BY ts DESC, id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(
             params![since_ms.min(i64::MAX as u64) as i64, max as i64],
@@ -27,11 +29,13 @@ impl Store {
         Ok(out)
     }
 
-    /// The stored envelopes among `ids`, in the order asked; ids not stored are skipped.
+    /// The stored envelopes (messages and profiles) among `ids`, in the order asked; ids not
+    /// stored are skipped.
     pub fn envelopes(&self, ids: &[MessageId]) -> Result<Vec<Vec<u8>>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT envelope FROM messages WHERE id = ?1")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT envelope FROM messages WHERE id = ?1
+             UNION ALL SELECT envelope FROM profiles WHERE id = ?1 LIMIT 1",
+        )?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let mut rows = stmt.query(params![&id.0[..]])?;
@@ -42,11 +46,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Those of `ids` not stored.
+    /// Those of `ids` stored neither as a message nor as a profile. (A profile older than the
+    /// one kept counts as missing: it is fetched, found stale and dropped, until the peer that
+    /// holds it takes the newer one in its own round.)
     pub fn missing(&self, ids: &[MessageId]) -> Result<Vec<MessageId>, Error> {
+        let mut profile = self
+            .conn
+            .prepare_cached("SELECT 1 FROM profiles WHERE id = ?1")?;
         let mut out = Vec::new();
         for id in ids {
-            if !self.contains(id)? {
+            if !self.contains(id)? && !profile.exists(params![&id.0[..]])? {
                 out.push(*id);
             }
         }

@@ -346,6 +346,11 @@ impl App {
                 }
             }
             Event::Warning(w) => self.notice(&w, Level::Error),
+            // The DM view is being built (issue 11); until then a DM is a notice.
+            Event::Dm(d) if !d.own => {
+                self.notice(&format!("DM from {}: {}", d.nick, d.text), Level::Info)
+            }
+            Event::Dm(_) | Event::DmStatus { .. } => {}
             Event::Lagged { missed } => {
                 // The node dropped updates while this interface was not reading: everything is
                 // in the database, so each room's window restarts from its newest page (older

@@ -236,11 +236,13 @@ fn peers_and_whois_panels() {
             peer_id: peer(2),
             addrs: vec!["/ip4/192.0.2.7/tcp/7447".parse().expect("address")],
             chat: true,
+            nick: None,
         },
         PeerInfo {
             peer_id: peer(5),
             addrs: vec!["/ip4/192.0.2.9/udp/7447/quic-v1".parse().expect("address")],
             chat: false,
+            nick: None,
         },
     ];
     app.on_reply(Reply::Peers {
@@ -472,11 +474,13 @@ fn missed_updates_are_reloaded() {
                 peer_id: peer(2),
                 addrs: Vec::new(),
                 chat: true,
+                nick: None,
             },
             PeerInfo {
                 peer_id: peer(5),
                 addrs: Vec::new(),
                 chat: false,
+                nick: None,
             },
         ]),
     });

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use libp2p::PeerId;
 use meshchat_core::broadcast::{wire, Broadcast, In, Message, Out, Payload};
+use meshchat_core::dm;
 use meshchat_core::guard::Admit;
 use meshchat_core::inbound::{self, Checked, Reason};
 use meshchat_core::MessageId;
@@ -53,8 +54,16 @@ impl Actor {
     pub(super) fn on_broadcast(&mut self, event: Inbound) {
         match event {
             Inbound::Up { peer, link } => {
-                if self.trees.links.on_up(&peer, link) && self.chat_peers.insert(peer) {
-                    self.emit(Event::PeerConnected { peer_id: peer });
+                if self.trees.links.on_up(&peer, link) {
+                    if self.trees.links.up_count() == 1 {
+                        // Our first neighbour: the profile published at start reached nobody.
+                        // Now it reaches everyone connected to that neighbour (later joiners
+                        // get it by history sync).
+                        self.publish_profile();
+                    }
+                    if self.chat_peers.insert(peer) {
+                        self.emit(Event::PeerConnected { peer_id: peer });
+                    }
                 }
             }
             Inbound::Down { peer, link } => {
@@ -208,6 +217,9 @@ impl Actor {
         payload: &[u8],
         now: Instant,
     ) -> bool {
+        if let Some(flooded) = dm::parse_flooded::<[u8; 32]>(payload) {
+            return self.check_flooded_dm(from, id, flooded, now);
+        }
         if !self.seen.insert(id, now) {
             // Already taken another way (history sync): valid, stored, shown; relayed on only if
             // the payload is that message and not something else under its id.
@@ -227,8 +239,14 @@ impl Actor {
                 false
             }
             Ok(checked) => {
-                self.stats.verified += 1;
-                self.stats.accepted += 1;
+                // Profiles are counted apart, so `verified` and `accepted` stay the counts of
+                // messages.
+                if matches!(checked, Checked::Profile(..)) {
+                    self.stats.profiles_checked += 1;
+                } else {
+                    self.stats.verified += 1;
+                    self.stats.accepted += 1;
+                }
                 if let Some(t) = self.useful.get_mut(&from) {
                     *t = now;
                 }
@@ -237,6 +255,7 @@ impl Actor {
                         let stored = StoredMessage::new(&env, text);
                         self.queue_for_store(env, stored);
                     }
+                    Checked::Profile(env, profile) => self.take_profile(&env, profile),
                     Checked::Other(_) => self.stats.relayed_unknown += 1,
                 }
                 true
@@ -254,8 +273,34 @@ impl Actor {
         }
     }
 
+    /// A DM on the flooded path: relayed if it is well formed and carried under its own id; if
+    /// it is for us, the outbox opens it. Relays cannot read it (it is sealed) and do not store
+    /// it.
+    fn check_flooded_dm(
+        &mut self,
+        from: PeerId,
+        id: MessageId,
+        flooded: Result<dm::Dm<[u8; 32]>, dm::Error>,
+        now: Instant,
+    ) -> bool {
+        match flooded {
+            Ok(d) if d.id().0 == id.0 => {
+                if self.seen.insert(id, now) {
+                    self.stats.dm_flooded_relayed += 1;
+                    self.feed_outbox(dm::Input::Flooded(d));
+                }
+                true
+            }
+            Ok(_) | Err(_) => {
+                tracing::debug!(peer = %from, "malformed flooded DM");
+                self.refuse(from, Reason::Malformed, now);
+                false
+            }
+        }
+    }
+
     /// Counts a refusal and gives `peer` a strike if it is one, blocking it at the limit.
-    fn refuse(&mut self, peer: PeerId, reason: Reason, now: Instant) {
+    pub(super) fn refuse(&mut self, peer: PeerId, reason: Reason, now: Instant) {
         self.stats.rejected.count(reason);
         if reason.is_strike() && self.guard.strike(peer, now) {
             self.block(peer, reason);

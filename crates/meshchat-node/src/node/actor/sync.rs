@@ -533,7 +533,12 @@ impl Actor {
                     stored.synced = true;
                     self.queue_for_store(env, stored);
                 }
-                // Nodes keep only room texts; another kind is of no use here.
+                Ok(Checked::Profile(env, profile)) => {
+                    self.stats.profiles_checked += 1;
+                    self.seen.insert(id, now);
+                    self.take_profile(&env, profile);
+                }
+                // Nodes keep room texts and profiles; another kind is of no use here.
                 Ok(Checked::Other(_)) => self.stats.verified += 1,
                 Err(refused) => {
                     if refused.signature_checked() {
