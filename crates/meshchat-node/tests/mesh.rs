@@ -240,7 +240,7 @@ fn signed_text(key: &meshchat_core::Keypair, ts: u64, nonce: u64, text: &str) ->
     .into_bytes()
 }
 
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -1,6 +1,8 @@
 //! Direct messages between real nodes on loopback: routed over a chain, sealed, acknowledged;
 //! held by a relay for a recipient that is offline while the sender is gone too.
 
+mod hostile;
+
 use std::time::Duration;
 
 use meshchat_node::{DmState, Event};
