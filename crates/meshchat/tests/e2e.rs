@@ -270,6 +270,103 @@ fn three_processes_chat_and_a_killed_one_comes_back_intact() {
     }
 }
 
+/// The JSON contract of direct messages, between real processes: alice - bob - carol in a
+/// line. Alice's DM to carol (by nick) goes through bob, comes back delivered, and both ends'
+/// histories have it; a nick two keys use is refused with both fingerprints.
+#[test]
+fn json_direct_messages_across_a_relay_with_states_and_history() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = Proc::start("alice", dirs[0].path(), &[]);
+    let a_addr = a.addr.clone();
+    let mut b = Proc::start("bob", dirs[1].path(), &[&a_addr]);
+    let b_addr = b.addr.clone();
+    let mut c = Proc::start("carol", dirs[2].path(), &[&b_addr]);
+    a.wait_peers(1);
+    b.wait_peers(2);
+    c.wait_peers(1);
+
+    // Carol's profile and a 2-hop route reach alice.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        a.cmd(json!({"cmd": "routes"}));
+        let routes = a.wait_event("routes", |_| true);
+        let two_hops = routes["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["dest"] == c.peer_id.as_str() && r["hops"] == 2 && r["nick"] == "carol");
+        if two_hops {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no route to carol: {routes}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.cmd(json!({"cmd": "whois", "who": "carol"}));
+    let who = a.wait_event("whois", |_| true);
+    assert_eq!(who["profiles"][0]["peer_id"], c.peer_id.as_str());
+    assert_eq!(who["profiles"][0]["hops"], 2);
+
+    let text = "a direct word for carol";
+    a.cmd(json!({"cmd": "dm", "to": "carol", "text": text}));
+    let sent = a.wait_event("dm_sent", |_| true);
+    let id = sent["id"].as_str().unwrap().to_owned();
+    assert_eq!(sent["to"], c.peer_id.as_str());
+    let own = a.wait_event("dm", |v| v["id"] == id.as_str());
+    assert_eq!(
+        (own["own"].as_bool(), own["text"].as_str()),
+        (Some(true), Some(text))
+    );
+    let got = c.wait_event("dm", |v| v["id"] == id.as_str());
+    assert_eq!(got["from"], a.peer_id.as_str());
+    assert_eq!(
+        (got["nick"].as_str(), got["own"].as_bool()),
+        (Some("alice"), Some(false))
+    );
+    let mut states = Vec::new();
+    while states.last().map(String::as_str) != Some("delivered") {
+        let s = a.wait_event("dm_status", |v| v["id"] == id.as_str());
+        states.push(s["state"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(states, ["queued", "sent", "delivered"]);
+
+    c.cmd(json!({"cmd": "dm_history", "with": a.peer_id.as_str()}));
+    let h = c.wait_event("dm_history", |_| true);
+    assert_eq!(h["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(h["messages"][0]["text"], text);
+    a.cmd(json!({"cmd": "dm_history", "with": "carol"}));
+    let h = a.wait_event("dm_history", |_| true);
+    assert_eq!(h["messages"][0]["state"], "delivered");
+
+    // A second key that calls itself carol: the nick no longer names one person.
+    let mut d = Proc::start("carol", dirs[3].path(), &[&b_addr]);
+    d.wait_peers(1);
+    let deadline = Instant::now() + DEADLINE;
+    let carols = loop {
+        a.cmd(json!({"cmd": "whois", "who": "carol"}));
+        let who = a.wait(|v| v["event"] == "whois" || v["event"] == "error");
+        if who["profiles"].as_array().is_some_and(|p| p.len() == 2) {
+            break who;
+        }
+        assert!(Instant::now() < deadline, "second carol not known: {who}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    a.cmd(json!({"cmd": "dm", "to": "carol", "text": "which one?"}));
+    let err = a.wait_event("error", |_| true);
+    let message = err["message"].as_str().unwrap();
+    assert!(message.contains("several keys"), "{message}");
+    for p in carols["profiles"].as_array().unwrap() {
+        let fp = p["fingerprint"].as_str().unwrap();
+        assert!(message.contains(fp), "{fp} missing from: {message}");
+    }
+    a.cmd(json!({"cmd": "dm", "to": "nobody-at-all", "text": "hello?"}));
+    let err = a.wait_event("error", |_| true);
+    assert!(
+        err["message"].as_str().unwrap().contains("nobody known"),
+        "{err}"
+    );
+    drop(d);
+}
+
 #[test]
 fn bad_commands_get_error_events_and_the_node_keeps_running() {
     let dir = tempfile::tempdir().unwrap();

@@ -215,6 +215,19 @@ impl Store {
         )))
     }
 
+    /// The state code of our DM `id`, if it is stored.
+    pub fn dm_state(&self, id: &MessageId) -> Result<Option<i64>, Error> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state FROM dms WHERE id = ?1 AND own = 1",
+                params![&id.0[..]],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// The last `limit` DMs with `peer` before `before` (exclusive), oldest first.
     pub fn dm_history(
         &self,

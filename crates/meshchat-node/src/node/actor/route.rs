@@ -189,10 +189,13 @@ impl Actor {
             id: env.id(),
             timestamp_ms: env.timestamp_ms(),
         };
+        let replaces = self.route.directory.get(&row.author).is_some();
         match self.route.directory.offer(env.author(), p) {
             ProfileVerdict::Taken => {
                 self.stats.profiles_taken += 1;
                 match self.store.put_profile(&row, env.as_bytes()) {
+                    // The older version left the store: history sync reads its items anew.
+                    Ok(_) if replaces => self.sync.changed(),
                     Ok(_) => self.sync.added(row.timestamp_ms, row.id),
                     Err(e) => tracing::warn!("storing a profile: {e}"),
                 }
@@ -583,10 +586,7 @@ impl Actor {
         self.stats.published += 1;
         let state = self
             .store
-            .dm_history(&key, 1, None)?
-            .into_iter()
-            .find(|r| r.id == id)
-            .and_then(|r| r.state)
+            .dm_state(&id)?
             .map_or(DmState::Queued, DmState::from_code);
         Ok(DmSent {
             id,
