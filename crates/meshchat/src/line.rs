@@ -183,7 +183,12 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     println!("* no peers connected");
                 }
                 for p in peers {
-                    println!("* {} {}", p.peer_id, addrs(&p.addrs));
+                    let nick = p
+                        .nick
+                        .as_deref()
+                        .map(|n| format!("{} ", visible_name(n)))
+                        .unwrap_or_default();
+                    println!("* {nick}{} {}", p.peer_id, addrs(&p.addrs));
                 }
             }
             "connect" if !arg.is_empty() => {

@@ -661,6 +661,31 @@ impl PlainProc {
         }
     }
 
+    /// Writes one line to stdin.
+    fn line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write line");
+        stdin.flush().unwrap();
+    }
+
+    /// Waits up to `wait` for a line not read before that contains `needle`.
+    fn try_wait_line(&mut self, needle: &str, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = String::from_utf8_lossy(&l).contains(needle);
+                    self.seen.push(l);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Closes stdin (line mode quits at its end) and reads the rest of stdout.
     fn quit(mut self) -> Vec<Vec<u8>> {
         drop(self.stdin.take());
@@ -749,4 +774,37 @@ fn line_mode_shows_terminal_escapes_in_texts_instead_of_running_them() {
         ],
         "{text}"
     );
+}
+
+/// Line mode's DM commands: `/msg` by nick, a DM arriving as a `[dm]` line with its states,
+/// `/routes` and `/whois`.
+#[test]
+fn line_mode_direct_messages() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = Proc::start("alice", dirs[0].path(), &[]);
+    let mut b = PlainProc::start("bob", dirs[1].path(), &a.addr.clone());
+    a.wait_peers(1);
+    b.wait_line("* peer connected");
+    // Alice's profile reaches bob (it is published when she gets her first neighbour).
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        b.line("/whois alice");
+        if b.try_wait_line("hops away", Duration::from_millis(200)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice's profile never arrived");
+    }
+    b.line("/msg alice hello from the line");
+    let got = a.wait_event("dm", |v| v["text"] == "hello from the line");
+    assert_eq!(got["nick"], "bob");
+    b.wait_line(": delivered");
+    a.cmd(json!({"cmd": "dm", "to": "bob", "text": "and back to you"}));
+    b.wait_line("[dm] alice (");
+    b.wait_line("and back to you");
+    b.line("/routes");
+    b.wait_line("alice via");
+    b.line("/msg nobody-here hi");
+    b.wait_line("* not sent: nobody known");
+    drop(b);
+    assert!(a.quit().success());
 }
