@@ -9,6 +9,8 @@ use crate::envelope::MessageId;
 use crate::identity::Keypair;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
+/// An own DM whose hand-over to the next hop failed is tried again after this long.
+const SEND_FAILED_RETRY_MS: u64 = 1000;
 
 /// Bounds and timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -794,7 +796,8 @@ impl<P: Address> Outbox<P> {
                     id,
                 };
                 if let Some(i) = self.items.get_mut(&own) {
-                    i.next_try_ms = now;
+                    // Soon, not at once: the next hop's queue may still be full.
+                    i.next_try_ms = now + SEND_FAILED_RETRY_MS;
                     return;
                 }
                 self.take(Role::Custody, id, Frame::Dm(dm), None, now, out);
