@@ -75,7 +75,10 @@ pub enum Kind {
     /// A direct message; the target is the recipient's public key in hex, the body a
     /// [`crate::room::Text`]. It travels sealed (see [`crate::dm`]), never in the clear.
     Direct,
-    /// A kind this version does not know (4..=255): a newer node's. The envelope's layout and
+    /// A tracker election or roster message (issue 12): flooded on the broadcast trees or routed
+    /// hop by hop ([`crate::routed`]); the body is the election's message.
+    Tracker,
+    /// A kind this version does not know (5..=255): a newer node's. The envelope's layout and
     /// signature are the same for every kind, so it is checked in full; its body is opaque.
     Other(u8),
 }
@@ -86,6 +89,7 @@ impl Kind {
             Kind::RoomText => 1,
             Kind::Profile => 2,
             Kind::Direct => 3,
+            Kind::Tracker => 4,
             Kind::Other(b) => b,
         }
     }
@@ -97,6 +101,7 @@ impl Kind {
             1 => Ok(Kind::RoomText),
             2 => Ok(Kind::Profile),
             3 => Ok(Kind::Direct),
+            4 => Ok(Kind::Tracker),
             other => Ok(Kind::Other(other)),
         }
     }

@@ -126,6 +126,9 @@ pub enum Checked {
     Room(Envelope, Text),
     /// A profile (nick, DM seal key): relay it; keep it if it is the author's newest.
     Profile(Envelope, crate::dm::Profile),
+    /// A tracker election or roster message: relay it, hand its body to the election; not
+    /// stored.
+    Tracker(Envelope),
     /// A kind this version does not know, with a valid signature: a newer node's. Relayed so the
     /// mesh carries it to the nodes that can read it; not stored or shown here.
     Other(Envelope),
@@ -135,7 +138,10 @@ impl Checked {
     /// The checked envelope, whatever its kind.
     pub fn envelope(&self) -> &Envelope {
         match self {
-            Checked::Room(env, _) | Checked::Profile(env, _) | Checked::Other(env) => env,
+            Checked::Room(env, _)
+            | Checked::Profile(env, _)
+            | Checked::Tracker(env)
+            | Checked::Other(env) => env,
         }
     }
 }
@@ -217,6 +223,7 @@ pub fn check(bytes: Vec<u8>, now_ms: u64, keys: &mut KeyCache) -> Result<Checked
             Ok(Checked::Profile(env, profile))
         }
         Kind::Direct => Err(Refused::Unsealed),
+        Kind::Tracker => Ok(Checked::Tracker(env)),
         Kind::Other(_) => Ok(Checked::Other(env)),
     }
 }

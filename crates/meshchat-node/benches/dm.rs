@@ -86,7 +86,10 @@ fn main() {
         let (mx, my) = (sx / n, sy / n);
         let cov: f64 = medians.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
         let var: f64 = medians.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
-        println!("latency per hop (slope of the one-way median): {:.3} ms", cov / var);
+        println!(
+            "latency per hop (slope of the one-way median): {:.3} ms",
+            cov / var
+        );
     }
 }
 
@@ -111,7 +114,9 @@ async fn run(l: usize, dms: usize) -> f64 {
         let back = nodes[l].handle.routes().await.unwrap();
         let known = nodes[0].handle.whois(&last.to_string()).await.is_ok();
         if known
-            && to_last.iter().any(|r| r.dest == last && r.hops as usize == l)
+            && to_last
+                .iter()
+                .any(|r| r.dest == last && r.hops as usize == l)
             && back.iter().any(|r| r.dest == first && r.hops as usize == l)
         {
             break;

@@ -539,7 +539,7 @@ impl Actor {
                     self.take_profile(&env, profile);
                 }
                 // Nodes keep room texts and profiles; another kind is of no use here.
-                Ok(Checked::Other(_)) => self.stats.verified += 1,
+                Ok(Checked::Tracker(_) | Checked::Other(_)) => self.stats.verified += 1,
                 Err(refused) => {
                     if refused.signature_checked() {
                         self.stats.verified += 1;
