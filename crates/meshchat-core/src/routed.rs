@@ -68,11 +68,8 @@ impl<P: PeerBytes> Routed<P> {
         let hop_limit = u16::from_be_bytes([bytes[1], bytes[2]]);
         let to = P::get(&bytes[3..3 + P::LEN]).ok_or(Error::Malformed("routing id"))?;
         let len_at = 3 + P::LEN;
-        let len = u32::from_be_bytes(
-            bytes[len_at..len_at + 4]
-                .try_into()
-                .expect("four bytes"),
-        ) as usize;
+        let len =
+            u32::from_be_bytes(bytes[len_at..len_at + 4].try_into().expect("four bytes")) as usize;
         if len == 0 || len > MAX_ENVELOPE_LEN || bytes.len() != head + len {
             return Err(Error::Malformed("envelope length"));
         }
