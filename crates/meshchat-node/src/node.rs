@@ -327,6 +327,12 @@ pub struct Stats {
     pub dm_flooded_relayed: u64,
     /// DM and receipt frames sent to neighbours on `/meshchat/route/1`.
     pub dm_frames_sent: u64,
+    /// Routed envelopes (tracker messages) forwarded for others, dropped (no route, hop limit
+    /// spent, queue full), received for us, and refused (not a valid tracker envelope).
+    pub routed_forwarded: u64,
+    pub routed_dropped: u64,
+    pub routed_received: u64,
+    pub routed_refused: u64,
     /// The routing table's counters and size.
     pub routing: meshchat_core::routing::Stats,
     pub routes: u64,

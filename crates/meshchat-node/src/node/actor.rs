@@ -23,6 +23,7 @@ mod conns;
 mod inbound;
 mod route;
 mod sync;
+mod tracker;
 
 use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats};
 use crate::behaviour::broadcast::{Inbound as TreeInbound, Links};

@@ -256,7 +256,8 @@ impl Actor {
                         self.queue_for_store(env, stored);
                     }
                     Checked::Profile(env, profile) => self.take_profile(&env, profile),
-                    Checked::Tracker(_) | Checked::Other(_) => self.stats.relayed_unknown += 1,
+                    Checked::Tracker(env) => self.on_tracker_envelope(env, true),
+                    Checked::Other(_) => self.stats.relayed_unknown += 1,
                 }
                 true
             }

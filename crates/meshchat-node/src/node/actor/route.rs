@@ -21,7 +21,8 @@ use meshchat_core::dm::{
     Stored,
 };
 use meshchat_core::guard::Admit;
-use meshchat_core::inbound::Reason;
+use meshchat_core::inbound::{self, Checked, Reason};
+use meshchat_core::routed::{self, Routed};
 use meshchat_core::room::Text;
 use meshchat_core::routing::{self, Table};
 use meshchat_core::{Envelope, Fingerprint, MessageId, PublicKey};
@@ -36,6 +37,10 @@ use crate::store::{DmRow, ItemRow, ProfileRow};
 
 /// A node's routing id: its Ed25519 public key.
 pub(super) type Key = [u8; 32];
+
+/// Hop limit of the routed envelopes we originate: more than any mesh's diameter.
+#[allow(dead_code)] // The tracker's registrations use it; being wired.
+const ROUTED_HOP_LIMIT: u16 = 64;
 
 /// Profiles kept (about 150 bytes each in memory).
 pub(super) const DIRECTORY_CAPACITY: usize = 10_000;
@@ -299,11 +304,67 @@ impl Actor {
                 }
                 Err(e) => e.to_string(),
             },
+            Some(&routed::TAG_ROUTED) => match Routed::<Key>::decode(bytes) {
+                Ok(r) => {
+                    self.on_routed(r);
+                    return;
+                }
+                Err(e) => e.to_string(),
+            },
             _ => "unknown tag".to_owned(),
         };
         tracing::debug!(%peer, "malformed route frame: {malformed}");
         self.stats.route_refused += 1;
         self.refuse(peer, Reason::Malformed, now);
+    }
+
+    /// A routed envelope: ours to check and hand on by kind, or forwarded along our route.
+    fn on_routed(&mut self, r: Routed<Key>) {
+        if r.to != *self.key.public().as_bytes() {
+            if r.hop_limit == 0 {
+                self.stats.routed_dropped += 1;
+                return;
+            }
+            let Some((via, _)) = self.route.table.next_hop(&r.to) else {
+                self.stats.routed_dropped += 1;
+                return;
+            };
+            let frame = Routed {
+                hop_limit: r.hop_limit - 1,
+                ..r
+            }
+            .encode();
+            if self.route_send(&via, frame) {
+                self.stats.routed_forwarded += 1;
+            } else {
+                self.stats.routed_dropped += 1;
+            }
+            return;
+        }
+        // Relays do not check what they forward, so a bad envelope here is its author's doing,
+        // not the neighbour's: counted, no strike.
+        match inbound::check(r.envelope, now_ms(), &mut self.author_keys) {
+            Ok(Checked::Tracker(env)) => {
+                self.stats.routed_received += 1;
+                self.on_tracker_envelope(env, false);
+            }
+            Ok(_) | Err(_) => self.stats.routed_refused += 1,
+        }
+    }
+
+    /// Sends a signed envelope to `to` along our route; false if there is none.
+    #[allow(dead_code)] // The tracker's registrations use it; being wired.
+    pub(super) fn send_routed(&mut self, to: Key, envelope: &Envelope) -> bool {
+        let Some((via, _)) = self.route.table.next_hop(&to) else {
+            return false;
+        };
+        let frame = Routed {
+            hop_limit: ROUTED_HOP_LIMIT,
+            to,
+            envelope: envelope.as_bytes().to_vec(),
+        }
+        .encode();
+        self.route_send(&via, frame)
     }
 
     /// The timers: the table's, the outbox's, the profile's.
