@@ -53,6 +53,11 @@ pub struct Config {
     pub sync: meshchat_core::sync::Limits,
     /// Timers and bounds of the broadcast trees.
     pub broadcast: meshchat_core::broadcast::Config,
+    /// Rank in tracker elections (issue 12): the highest-priority reachable node is the
+    /// network's tracker; `None` never becomes it.
+    pub tracker_priority: Option<u32>,
+    /// Trackers to register with (besides the elected one).
+    pub trackers: Vec<Multiaddr>,
     /// Routing table timers and bounds (direct messages).
     pub routing: meshchat_core::routing::Limits,
     /// Outbox and custody bounds (direct messages).
@@ -61,6 +66,9 @@ pub struct Config {
     #[doc(hidden)]
     pub fail_writes: Option<Arc<AtomicBool>>,
 }
+
+/// Default [`Config::tracker_priority`].
+pub const DEFAULT_TRACKER_PRIORITY: u32 = 100;
 
 /// Default [`Config::sync_window`]: 30 days.
 pub const DEFAULT_SYNC_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -93,6 +101,8 @@ impl Config {
                 ihave_interval: Duration::from_millis(50),
                 ..meshchat_core::broadcast::Config::default()
             },
+            tracker_priority: Some(DEFAULT_TRACKER_PRIORITY),
+            trackers: Vec::new(),
             routing: meshchat_core::routing::Limits::default(),
             dm: meshchat_core::dm::Limits::default(),
             fail_writes: None,

@@ -54,7 +54,45 @@ pub struct Cli {
     /// history sync (the oldest go first) [default: 256]
     #[arg(long, global = true, value_name = "MIB", value_parser = parse_mib)]
     pub relay_budget: Option<u64>,
+
+    /// A tracker to register with, e.g. /ip4/192.0.2.7/tcp/7447/p2p/12D3… (repeatable). Alone,
+    /// with no address (`meshchat daemon --tracker`): this node is a preferred tracker (priority
+    /// 1000 unless --tracker-priority says otherwise)
+    #[arg(long, global = true, value_name = "MULTIADDR", num_args = 0..=1,
+          default_missing_value = "self")]
+    pub tracker: Vec<TrackerArg>,
+
+    /// Never become the network's tracker (e.g. on a battery-powered device); still register
+    /// with it and see who is online
+    #[arg(long, global = true, conflicts_with = "tracker_priority")]
+    pub no_tracker: bool,
+
+    /// This node's rank in tracker elections: the highest-priority reachable node is the
+    /// tracker, ties broken by peer id [default: 100]
+    #[arg(long, global = true, value_name = "N")]
+    pub tracker_priority: Option<u32>,
 }
+
+/// One `--tracker`: an address to register with, or (alone) "be a tracker".
+#[derive(Debug, Clone)]
+pub enum TrackerArg {
+    Serve,
+    Addr(meshchat_node::Multiaddr),
+}
+
+impl std::str::FromStr for TrackerArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "self" {
+            return Ok(TrackerArg::Serve);
+        }
+        s.parse::<libp2p_addr::Addr>()
+            .map(|a| TrackerArg::Addr(a.0))
+    }
+}
+
+/// Priority of a node started with a bare `--tracker`.
+pub const PREFERRED_TRACKER_PRIORITY: u32 = 1000;
 
 /// A whole number of days, at least 1, as a duration.
 fn parse_days(s: &str) -> Result<Duration, String> {
@@ -108,6 +146,27 @@ impl Cli {
         if let Some(budget) = self.relay_budget {
             config.relay_budget = budget;
         }
+        let serve = self.tracker.iter().any(|t| matches!(t, TrackerArg::Serve));
+        if serve && self.no_tracker {
+            anyhow::bail!("--tracker (be a tracker) and --no-tracker contradict each other");
+        }
+        config.tracker_priority = if self.no_tracker {
+            None
+        } else if let Some(p) = self.tracker_priority {
+            Some(p)
+        } else if serve {
+            Some(PREFERRED_TRACKER_PRIORITY)
+        } else {
+            config.tracker_priority
+        };
+        config.trackers = self
+            .tracker
+            .iter()
+            .filter_map(|t| match t {
+                TrackerArg::Addr(a) => Some(a.clone()),
+                TrackerArg::Serve => None,
+            })
+            .collect();
         Ok(config)
     }
 }
@@ -174,5 +233,42 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("at least 1 MiB"));
+    }
+
+    #[test]
+    fn tracker_flags() {
+        let config = |args: &[&str]| {
+            let mut all = vec!["--data-dir", "/tmp/x"];
+            all.extend_from_slice(args);
+            parse(&all).unwrap().node_config()
+        };
+        let d = config(&[]).unwrap();
+        assert_eq!(
+            d.tracker_priority,
+            Some(meshchat_node::config::DEFAULT_TRACKER_PRIORITY)
+        );
+        assert!(d.trackers.is_empty());
+        assert_eq!(config(&["--no-tracker"]).unwrap().tracker_priority, None);
+        assert_eq!(
+            config(&["--tracker-priority", "7"])
+                .unwrap()
+                .tracker_priority,
+            Some(7)
+        );
+        let daemon = config(&["daemon", "--tracker"]).unwrap();
+        assert_eq!(daemon.tracker_priority, Some(PREFERRED_TRACKER_PRIORITY));
+        let two = config(&[
+            "--tracker",
+            "/ip4/192.0.2.1/tcp/7447",
+            "--tracker",
+            "/ip4/192.0.2.2/tcp/7447",
+        ])
+        .unwrap();
+        assert_eq!(two.trackers.len(), 2);
+        assert_eq!(two.tracker_priority, d.tracker_priority);
+        assert!(config(&["daemon", "--tracker", "--no-tracker"]).is_err());
+        assert!(parse(&["--no-tracker", "--tracker-priority", "3"]).is_err());
+        assert!(parse(&["--tracker", "not-an-address"]).is_err());
+        assert!(parse(&["--tracker-priority", "-1"]).is_err());
     }
 }
