@@ -655,6 +655,17 @@ impl Actor {
                 addresses,
                 ..
             })) => {
+                // Peer exchange: what the DHT teaches is kept for later starts too.
+                let addrs: Vec<String> = addresses
+                    .iter()
+                    .filter(|a| is_dialable(a))
+                    .map(|a| strip_p2p(a).to_string())
+                    .collect();
+                if !addrs.is_empty() {
+                    if let Err(e) = self.store.upsert_peer(&peer.to_string(), &addrs, now_ms()) {
+                        tracing::warn!("remembering peer {peer}: {e}");
+                    }
+                }
                 if self.connections.len() < self.config.target_peers {
                     self.dial_peer(peer, addresses.into_vec());
                 }
