@@ -59,6 +59,9 @@ pub struct LabOptions {
     pub install: bool,
     /// Print progress to stderr.
     pub verbose: bool,
+    /// Environment variables for every node process (on top of the lab's own environment,
+    /// which they inherit), e.g. `RUST_LOG`.
+    pub env: Vec<(String, String)>,
 }
 
 impl LabOptions {
@@ -92,6 +95,7 @@ impl LabOptions {
             keep_dir: std::env::var("MESHCHAT_LAB_KEEP").is_ok_and(|v| v == "1"),
             install: true,
             verbose: !std::env::var("MESHCHAT_LAB_QUIET").is_ok_and(|v| v == "1"),
+            env: Vec::new(),
         }
     }
 }
@@ -127,6 +131,8 @@ pub struct Report {
     pub messages: usize,
     /// Message events seen over all nodes.
     pub deliveries: usize,
+    /// Direct messages sent by the lab (answered `dm_sent`).
+    pub dms: usize,
     /// Wall time of the run in seconds.
     pub seconds: f64,
     /// Free-form notes (what was checked, informative counts).
@@ -190,6 +196,7 @@ impl Lab {
                     listen,
                     extra_args: opts.extra_args.clone(),
                     mdns: opts.mdns,
+                    env: opts.env.clone(),
                 }
             })
             .collect();
@@ -672,8 +679,28 @@ impl Lab {
                 )
             })
             .collect();
-        if !dups.is_empty() {
-            bail!("duplicate message events:\n  {}", dups.join("\n  "));
+        let dm_dups: Vec<String> = st
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.dm_duplicates.is_empty())
+            .map(|(i, n)| {
+                format!(
+                    "n{i} showed {} DM ids again (first: {} in incarnation {})",
+                    n.dm_duplicates.len(),
+                    n.dm_duplicates[0].0,
+                    n.dm_duplicates[0].1
+                )
+            })
+            .collect();
+        if !dups.is_empty() || !dm_dups.is_empty() {
+            bail!(
+                "duplicate message events:\n  {}",
+                dups.into_iter()
+                    .chain(dm_dups)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            );
         }
         Ok(())
     }
@@ -807,9 +834,166 @@ impl Lab {
         Ok(())
     }
 
+    // ----- direct messages -----
+
+    /// The host whose node has (or last had) peer id `peer`.
+    pub fn host_of(&self, peer: &str) -> Option<usize> {
+        let st = self.hub.lock();
+        st.nodes
+            .iter()
+            .position(|n| n.peer_id.as_deref() == Some(peer))
+    }
+
+    /// Asks each of `nodes` for its routes at once (the requests written back to back, then
+    /// the answers collected), in the order of `nodes`.
+    pub fn routes_of(&self, nodes: &[usize]) -> Result<Vec<Vec<crate::event::RouteInfo>>> {
+        let deadline = self.deadline(20);
+        let mut seqs = Vec::with_capacity(nodes.len());
+        for &i in nodes {
+            let p = self.procs[i]
+                .as_ref()
+                .with_context(|| format!("node {i} is not running"))?;
+            seqs.push(crate::node::request(
+                &self.hub,
+                i,
+                p,
+                &Command::Routes,
+                false,
+                false,
+            )?);
+        }
+        nodes
+            .iter()
+            .zip(seqs)
+            .map(
+                |(&i, seq)| match crate::node::await_reply(&self.hub, i, seq, deadline)? {
+                    crate::event::Event::Routes { routes } => Ok(routes),
+                    other => bail!("n{i}: unexpected answer to routes: {other:?}"),
+                },
+            )
+            .collect()
+    }
+
+    /// Waits until each of `nodes` has shown (a `dm` event) the DM `id`.
+    pub fn wait_dm_shown(&self, nodes: &[usize], id: &str, deadline: Instant) -> Result<()> {
+        let ok = self.hub.wait_until(deadline, |st| {
+            nodes.iter().all(|&i| st.nodes[i].dms.contains_key(id))
+        });
+        if ok {
+            return Ok(());
+        }
+        let st = self.hub.lock();
+        let missing: Vec<String> = nodes
+            .iter()
+            .filter(|&&i| !st.nodes[i].dms.contains_key(id))
+            .map(|&i| format!("n{i} (running={})", st.nodes[i].running))
+            .collect();
+        bail!(
+            "DM {} not shown by the deadline on {}",
+            &id[..id.len().min(16)],
+            missing.join(", ")
+        )
+    }
+
+    /// The `dm_status` states host `i` reported for DM `id`, in order, with the incarnation
+    /// that reported each.
+    pub fn dm_states(&self, i: usize, id: &str) -> Vec<(String, u32)> {
+        self.hub.lock().nodes[i]
+            .dm_statuses
+            .iter()
+            .filter(|s| s.id == id)
+            .map(|s| (s.state.clone(), s.incarnation))
+            .collect()
+    }
+
+    /// Waits until host `i` reports `state` for its DM `id` in a `dm_status` event; returns
+    /// when the lab read that event.
+    pub fn wait_dm_state(
+        &self,
+        i: usize,
+        id: &str,
+        state: &str,
+        deadline: Instant,
+    ) -> Result<Instant> {
+        let mut at = None;
+        self.hub.wait_until(deadline, |st| {
+            at = st.nodes[i]
+                .dm_statuses
+                .iter()
+                .find(|s| s.id == id && s.state == state)
+                .map(|s| s.at);
+            at.is_some()
+        });
+        at.with_context(|| {
+            format!(
+                "n{i}: no dm_status {state:?} for DM {} by the deadline (states so far: {:?})",
+                &id[..id.len().min(16)],
+                self.dm_states(i, id)
+            )
+        })
+    }
+
+    /// Every file under host `i`'s run directory (its data dir, whatever the node keeps there,
+    /// and the stderr log of each incarnation) whose bytes contain `needle`, and how many files
+    /// and bytes were read.
+    pub fn files_containing(&self, i: usize, needle: &[u8]) -> Result<(Vec<PathBuf>, usize, u64)> {
+        let mut found = Vec::new();
+        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut stack = vec![self.specs[i].log_dir.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if kind.is_file() {
+                    let data = match std::fs::read(&path) {
+                        Ok(d) => d,
+                        // A file the node removed (a SQLite journal) while we listed.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("reading {}", path.display()))
+                        }
+                    };
+                    files += 1;
+                    bytes += data.len() as u64;
+                    if !needle.is_empty() && data.windows(needle.len()).any(|w| w == needle) {
+                        found.push(path);
+                    }
+                }
+            }
+        }
+        found.sort();
+        Ok((found, files, bytes))
+    }
+
+    // ----- the end -----
+
     /// Stops every node gracefully (all at once), checks health, removes the network and (unless
     /// kept) the run directory.
     pub fn finish(mut self) -> Result<Report> {
+        self.quit_all();
+        self.check_health()?;
+        let report = self.report("");
+        self.net.destroy();
+        if !self.opts.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
+        self.finished = true;
+        self.log(format!("finished cleanly in {:.1}s", report.seconds));
+        Ok(report)
+    }
+
+    /// Stops every running node gracefully, all at once (`quit`; those still running after 15 s
+    /// get [`Lab::stop`]'s SIGTERM and SIGKILL), and reaps them. Their data dirs and logs stay
+    /// (to inspect before [`Lab::finish`], which then has nothing left to stop).
+    pub fn quit_all(&mut self) {
         let running = self.running();
         for &i in &running {
             self.hub.lock().nodes[i].expect = Some(Expect::Quit);
@@ -829,15 +1013,6 @@ impl Lab {
                 p.join();
             }
         }
-        self.check_health()?;
-        let report = self.report("");
-        self.net.destroy();
-        if !self.opts.keep_dir {
-            let _ = std::fs::remove_dir_all(&self.run_dir);
-        }
-        self.finished = true;
-        self.log(format!("finished cleanly in {:.1}s", report.seconds));
-        Ok(report)
     }
 
     /// Ends a run whose failure was expected (tests of the checks): kills everything and removes
@@ -858,6 +1033,7 @@ impl Lab {
             nodes: self.n(),
             messages: st.sent.values().filter(|s| !s.probe).count(),
             deliveries: st.nodes.iter().map(|n| n.received.len()).sum(),
+            dms: st.dms_sent.len(),
             seconds: self.started.elapsed().as_secs_f64(),
             notes: self.notes.clone(),
         }

@@ -4,13 +4,15 @@
 //! meshchat-lab setup                      check / install ip, tc, nft, ping
 //! meshchat-lab cleanup [--all]            remove namespaces left by dead lab runs
 //! meshchat-lab list                       list scenarios
-//! meshchat-lab run chain5|mesh12|ring6-kill|lan-mdns|partition-sync|all
+//! meshchat-lab run chain5|mesh12|ring6-kill|lan-mdns|partition-sync|dm-line|dm-offline|routes30|all
 //! meshchat-lab bench --nodes 30 --degree 4 [--rate 20] [--bandwidth 1mbit] [--json out.json]
+//! meshchat-lab routes [--topology random:30:3:30] [--links 1] [--json out.json]
 //! meshchat-lab net --topology ring:6      build a network, check reachability, remove it
 //! ```
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use meshchat_lab::scenarios::routes;
 use meshchat_lab::{bench, cleanup, scenarios, sys, LabOptions, Net, Topology};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +87,19 @@ enum Cmd {
         /// Seed for the graph and the senders.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Measure how long the routing tables take to converge after a link fails and comes back.
+    Routes {
+        /// Topology description (random:N:D[:SEED] grid:WxH ring:N edges:N:A-B,..).
+        #[arg(long, default_value = "random:30:3:30")]
+        topology: String,
+        /// Links to fail, one after the other (those whose loss changes the most hop counts
+        /// first; only links whose loss leaves the graph connected).
+        #[arg(long, default_value_t = 1)]
+        links: usize,
         /// Write the result as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -177,10 +192,24 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let mut reports = Vec::new();
             for name in names {
+                if let Some(why) = scenarios::find(name).and_then(|s| s.real_only) {
+                    if cli.fake {
+                        if scenario == "all" {
+                            println!("SKIP {name}: needs the real node ({why})");
+                            continue;
+                        }
+                        anyhow::bail!("{name} needs the real node: {why}");
+                    }
+                }
                 eprintln!("=== scenario {name}");
                 let r = scenarios::run(name, &opts)?;
+                let dms = if r.dms > 0 {
+                    format!(", {} DMs", r.dms)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "PASS {} ({} nodes, {} messages, {} deliveries, {:.1}s)",
+                    "PASS {} ({} nodes, {} messages, {} deliveries{dms}, {:.1}s)",
                     r.name, r.nodes, r.messages, r.deliveries, r.seconds
                 );
                 for n in &r.notes {
@@ -213,6 +242,32 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let r = bench::run(&args, &opts)?;
             print!("{}", bench::table(&r));
+            if json.is_none() {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+        Cmd::Routes {
+            topology,
+            links,
+            json,
+        } => {
+            if cli.fake {
+                anyhow::bail!("routes needs the real node: the stand-in has no routing table");
+            }
+            let opts = options(&cli)?;
+            let args = routes::RoutesArgs {
+                topology: topology.clone(),
+                links: *links,
+                json: json.clone(),
+            };
+            let (r, report) = routes::measure(&args, &opts)?;
+            println!(
+                "{} ({} nodes): first convergence {:.0} ms after the last link connected; {:.1}s in all",
+                r.topology, r.nodes, r.initial_converged_ms, r.seconds
+            );
+            for n in &report.notes {
+                println!("  - {n}");
+            }
             if json.is_none() {
                 println!("{}", serde_json::to_string(&r)?);
             }

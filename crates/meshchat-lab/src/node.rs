@@ -6,11 +6,12 @@
 //! waiting for a condition over all nodes is a condvar wait with a deadline, never a sleep.
 //! stderr goes to a log file per incarnation (`stderr.<n>.log`), scanned later for panics.
 //!
-//! Requests (`send`, `history`, `peers`, `join`, `leave`) are correlated with their answers by
-//! kind (and room): the reader hands an answer to the oldest unanswered request of that kind; an
+//! Requests (`send`, `history`, `peers`, `join`, `leave`, `dm`, `dm_history`, `routes`,
+//! `whois`) are correlated with their answers by kind (and room, or the `with` / `who` the
+//! answer echoes): the reader hands an answer to the oldest unanswered request of that kind; an
 //! `error` event answers the oldest unanswered request of any kind.
 
-use crate::event::{Command, Event, Message};
+use crate::event::{Command, DirectMessage, Event, Message};
 use anyhow::{bail, Context as _, Result};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -82,6 +83,43 @@ pub struct Received {
     pub incarnation: u32,
 }
 
+/// A direct message as shown by one node (a `dm` event).
+#[derive(Debug, Clone)]
+pub struct ReceivedDm {
+    /// The DM.
+    pub dm: DirectMessage,
+    /// When the lab read the event.
+    pub at: Instant,
+    /// Incarnation that showed it.
+    pub incarnation: u32,
+}
+
+/// A `dm_status` event.
+#[derive(Debug, Clone)]
+pub struct DmStatusSeen {
+    /// DM id.
+    pub id: String,
+    /// New state.
+    pub state: String,
+    /// When the lab read the event.
+    pub at: Instant,
+    /// Incarnation that reported it.
+    pub incarnation: u32,
+}
+
+/// A DM the lab asked a node to send (from its `dm_sent` answer).
+#[derive(Debug, Clone)]
+pub struct DmSentInfo {
+    /// Sending host.
+    pub node: usize,
+    /// Recipient's peer id.
+    pub to: String,
+    /// When the `dm` command was written.
+    pub at: Instant,
+    /// State in the answer.
+    pub state: String,
+}
+
 /// A message the lab asked a node to send.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -105,6 +143,10 @@ enum Kind {
     /// Answered by `connected` or an `error`; nobody waits for it, but it must absorb the error
     /// of a failed dial so that error is not taken as the answer to another request.
     Connect,
+    Dm,
+    DmHistory,
+    Routes,
+    Whois,
 }
 
 #[derive(Debug)]
@@ -140,10 +182,20 @@ pub struct NodeState {
     pub connected: HashMap<String, u32>,
     /// When each peer in `connected` last became connected (its count went from 0 to 1).
     pub connected_at: HashMap<String, Instant>,
+    /// When each peer last stopped being connected (its count went from 1 to 0), current
+    /// incarnation.
+    pub disconnected_at: HashMap<String, Instant>,
     /// Messages shown, by id, across incarnations (first showing).
     pub received: HashMap<String, Received>,
     /// Ids shown again after their first showing: (id, incarnation of the repeat).
     pub duplicates: Vec<(String, u32)>,
+    /// Direct messages shown (`dm` events, own ones too), by id, across incarnations (first
+    /// showing).
+    pub dms: HashMap<String, ReceivedDm>,
+    /// DM ids shown again after their first showing: (id, incarnation of the repeat).
+    pub dm_duplicates: Vec<(String, u32)>,
+    /// Every `dm_status` event, in arrival order, across incarnations.
+    pub dm_statuses: Vec<DmStatusSeen>,
     /// `error` events that answered no request.
     pub errors: Vec<String>,
     /// Events of kinds the lab does not model (e.g. added by later issues), with arrival time,
@@ -213,6 +265,8 @@ pub struct HubState {
     pub nodes: Vec<NodeState>,
     /// Every message the lab sent, by id.
     pub sent: HashMap<String, Sent>,
+    /// Every direct message the lab sent, by id.
+    pub dms_sent: HashMap<String, DmSentInfo>,
     next_seq: u64,
 }
 
@@ -281,6 +335,8 @@ pub struct Spec {
     pub extra_args: Vec<String>,
     /// Let the node discover peers by mDNS (otherwise it gets `--no-mdns`).
     pub mdns: bool,
+    /// Environment variables set for the process (e.g. `RUST_LOG`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running (or exited) node process.
@@ -324,6 +380,7 @@ impl Proc {
             cmd.args(["--peer", p]);
         }
         cmd.args(&spec.extra_args);
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(File::create(&log)?));
@@ -344,6 +401,7 @@ impl Proc {
             n.listening.clear();
             n.connected.clear();
             n.connected_at.clear();
+            n.disconnected_at.clear();
             n.pid = Some(pid);
         }
         let child = Arc::new(Mutex::new(child));
@@ -434,6 +492,10 @@ pub fn request(
         Command::Join { room } => (Kind::Join, Some(room.clone())),
         Command::Leave { room } => (Kind::Leave, Some(room.clone())),
         Command::Connect { addr } => (Kind::Connect, Some(addr.clone())),
+        Command::Dm { .. } => (Kind::Dm, None),
+        Command::DmHistory { with, .. } => (Kind::DmHistory, Some(with.clone())),
+        Command::Routes => (Kind::Routes, None),
+        Command::Whois { who } => (Kind::Whois, Some(who.clone())),
         Command::Quit => {
             proc_.write(cmd)?;
             return Ok(0);
@@ -647,6 +709,7 @@ fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Inst
                 if *v == 0 {
                     n.connected.remove(&peer_id);
                     n.connected_at.remove(&peer_id);
+                    n.disconnected_at.insert(peer_id, at);
                 }
             }
         }
@@ -664,6 +727,62 @@ fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Inst
         Event::Left { ref room } => {
             let room = room.clone();
             st.nodes[idx].answer(Some(Kind::Leave), Some(&room), Ok(ev));
+        }
+        Event::Dm(dm) => {
+            let n = &mut st.nodes[idx];
+            if n.dms.contains_key(&dm.id) {
+                n.dm_duplicates.push((dm.id, incarnation));
+            } else {
+                n.dms.insert(
+                    dm.id.clone(),
+                    ReceivedDm {
+                        dm,
+                        at,
+                        incarnation,
+                    },
+                );
+            }
+        }
+        Event::DmStatus { id, state, .. } => {
+            st.nodes[idx].dm_statuses.push(DmStatusSeen {
+                id,
+                state,
+                at,
+                incarnation,
+            });
+        }
+        Event::DmSent(ref sent) => {
+            let info = (sent.id.clone(), sent.to.clone(), sent.state.clone());
+            let n = &mut st.nodes[idx];
+            let asked = n
+                .pending
+                .iter()
+                .find(|p| p.reply.is_none() && p.kind == Kind::Dm)
+                .map(|p| p.at);
+            n.answer(Some(Kind::Dm), None, Ok(ev));
+            if let Some(at) = asked {
+                let (id, to, state) = info;
+                st.dms_sent.insert(
+                    id,
+                    DmSentInfo {
+                        node: idx,
+                        to,
+                        at,
+                        state,
+                    },
+                );
+            }
+        }
+        Event::DmHistory { ref with, .. } => {
+            let with = with.clone();
+            st.nodes[idx].answer(Some(Kind::DmHistory), Some(&with), Ok(ev));
+        }
+        Event::Routes { .. } => {
+            st.nodes[idx].answer(Some(Kind::Routes), None, Ok(ev));
+        }
+        Event::Whois { ref who, .. } => {
+            let who = who.clone();
+            st.nodes[idx].answer(Some(Kind::Whois), Some(&who), Ok(ev));
         }
         Event::Error { message } => {
             let n = &mut st.nodes[idx];

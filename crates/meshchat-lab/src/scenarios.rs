@@ -14,8 +14,12 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+mod dm;
 mod partition_sync;
+pub mod routes;
+pub use dm::{dm_line, dm_offline, dm_profiles};
 pub use partition_sync::partition_sync;
+pub use routes::routes30;
 
 /// A named scenario.
 pub struct Scenario {
@@ -25,7 +29,14 @@ pub struct Scenario {
     pub about: &'static str,
     /// The scenario itself.
     pub run: fn(&LabOptions) -> Result<Report>,
+    /// Why the stand-in node (`--fake`, `selftest`) cannot run it, if it cannot: it uses
+    /// commands the stand-in does not implement.
+    pub real_only: Option<&'static str>,
 }
+
+/// Why the DM and routing scenarios need the real node.
+const NO_DMS_IN_FAKE: &str =
+    "the stand-in node has no direct messages, profiles or routing table (dm, routes, whois)";
 
 /// Every scenario, in the order `run all` runs them.
 pub const ALL: &[Scenario] = &[
@@ -33,26 +44,55 @@ pub const ALL: &[Scenario] = &[
         name: "chain5",
         about: "line of 5 hosts, each reaching only its neighbours: messages from both ends reach all",
         run: chain5,
+        real_only: None,
     },
     Scenario {
         name: "mesh12",
         about: "random mesh of 12 hosts of degree 3: 200 messages from random senders, each shown exactly once everywhere",
         run: mesh12,
+        real_only: None,
     },
     Scenario {
         name: "ring6-kill",
         about: "ring of 6: kill -9 two adjacent nodes while messages flow, restart them: no duplicates, nothing lost for survivors, stored history kept",
         run: ring6_kill,
+        real_only: None,
     },
     Scenario {
         name: "lan-mdns",
         about: "LAN of 3 hosts, nodes given no addresses: mDNS discovery connects everyone, one message from each reaches all",
         run: lan_mdns,
+        real_only: None,
     },
     Scenario {
         name: "partition-sync",
         about: "two rings of 5 split apart, 500 messages on each side, healed: history sync gives all 1000 to every node, once, in the same order, and to a node stopped for the whole run",
         run: partition_sync,
+        real_only: None,
+    },
+    Scenario {
+        name: "dm-line",
+        about: "line of 5: a DM from one end to the other, by nick, is shown once, its receipt comes back (queued, sent, delivered); the relays keep no plaintext",
+        run: dm_line,
+        real_only: Some(NO_DMS_IN_FAKE),
+    },
+    Scenario {
+        name: "dm-offline",
+        about: "line of 5: a DM to a stopped node waits in a relay's custody while the sender stops too; the recipient gets it on return, the sender sees delivered on its return",
+        run: dm_offline,
+        real_only: Some(NO_DMS_IN_FAKE),
+    },
+    Scenario {
+        name: "dm-profiles",
+        about: "line of 5 linked one link at a time: every node knows every profile (can DM everyone) within 10 s (fails on the current node: not in the tests)",
+        run: dm_profiles,
+        real_only: Some(NO_DMS_IN_FAKE),
+    },
+    Scenario {
+        name: "routes30",
+        about: "random graph of 30, degree 3: time until every routing table is right after a link fails and after it comes back (measured, and asserted within 120 s)",
+        run: routes30,
+        real_only: Some(NO_DMS_IN_FAKE),
     },
 ];
 

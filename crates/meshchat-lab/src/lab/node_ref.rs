@@ -1,7 +1,9 @@
 //! [`NodeRef`]: one host's node, driven through its JSON interface.
 
 use super::Lab;
-use crate::event::{Command, Event, Message, PeerInfo};
+use crate::event::{
+    Command, DirectMessage, DmSent, Event, Message, PeerInfo, ProfileInfo, RouteInfo,
+};
 use crate::node::{self, Proc};
 use anyhow::{anyhow, Context as _, Result};
 use std::time::Instant;
@@ -100,6 +102,48 @@ impl NodeRef<'_> {
         .map(drop)
     }
 
+    /// Sends a direct message to `to` (nick, fingerprint or peer id); returns the `dm_sent`
+    /// answer. Fails with the node's `error` (for example
+    /// when no profile of the recipient has arrived yet).
+    pub fn dm(&self, to: &str, text: &str) -> Result<DmSent> {
+        let cmd = Command::Dm {
+            to: to.into(),
+            text: text.into(),
+        };
+        match self.ask(cmd, false)? {
+            Event::DmSent(sent) => Ok(sent),
+            other => Err(anyhow!("unexpected answer to dm: {other:?}")),
+        }
+    }
+
+    /// Stored DMs exchanged with `with` (nick or peer id), oldest first.
+    pub fn dm_history(&self, with: &str, limit: usize) -> Result<Vec<DirectMessage>> {
+        let cmd = Command::DmHistory {
+            with: with.into(),
+            limit,
+        };
+        match self.ask(cmd, false)? {
+            Event::DmHistory { messages, .. } => Ok(messages),
+            other => Err(anyhow!("unexpected answer to dm_history: {other:?}")),
+        }
+    }
+
+    /// The node's selected routes (`routes`).
+    pub fn routes(&self) -> Result<Vec<RouteInfo>> {
+        match self.ask(Command::Routes, false)? {
+            Event::Routes { routes } => Ok(routes),
+            other => Err(anyhow!("unexpected answer to routes: {other:?}")),
+        }
+    }
+
+    /// Profiles the node knows for `who` (`whois`); an error when it knows none.
+    pub fn whois(&self, who: &str) -> Result<Vec<ProfileInfo>> {
+        match self.ask(Command::Whois { who: who.into() }, false)? {
+            Event::Whois { profiles, .. } => Ok(profiles),
+            other => Err(anyhow!("unexpected answer to whois: {other:?}")),
+        }
+    }
+
     /// Writes a raw JSON command (for commands the lab does not model yet); answers arrive in
     /// `HubState::nodes[i].other_events` (or as `error`, recorded in `errors`).
     pub fn raw(&self, cmd: &serde_json::Value) -> Result<()> {
@@ -128,8 +172,15 @@ impl NodeRef<'_> {
     /// Asks for the node's counters (`{"cmd":"stats"}`) and returns the `stats` event that
     /// answers it (an event kind the lab does not model, so it is returned as JSON).
     pub fn stats(&self) -> Result<serde_json::Value> {
+        self.ask_raw(&serde_json::json!({"cmd": "stats"}), "stats")
+    }
+
+    /// Writes a raw command and returns the first event of kind `answer` (one the lab does not
+    /// model) that arrives after it; fails at the deadline (an `error` answer is not matched:
+    /// it lands in `errors` or answers another request).
+    pub fn ask_raw(&self, cmd: &serde_json::Value, answer: &str) -> Result<serde_json::Value> {
         let asked = Instant::now();
-        self.raw(&serde_json::json!({"cmd": "stats"}))?;
+        self.raw(cmd)?;
         let mut found = None;
         self.lab.hub.wait_until(self.lab.deadline(20), |st| {
             found = st.nodes[self.i]
@@ -137,11 +188,11 @@ impl NodeRef<'_> {
                 .iter()
                 .rev()
                 .take_while(|(at, _)| *at >= asked)
-                .find(|(_, v)| v["event"] == "stats")
+                .find(|(_, v)| v["event"] == answer)
                 .map(|(_, v)| v.clone());
             found.is_some()
         });
-        found.with_context(|| format!("node {}: no stats before the deadline", self.i))
+        found.with_context(|| format!("node {}: no {answer} before the deadline", self.i))
     }
 
     /// The node's peer id, once it has been ready.

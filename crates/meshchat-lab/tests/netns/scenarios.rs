@@ -12,8 +12,8 @@ fn run(name: &str) {
     match scenarios::run(name, &opts) {
         Ok(r) => {
             eprintln!(
-                "PASS {name}: {} messages, {} deliveries, {:.1}s",
-                r.messages, r.deliveries, r.seconds
+                "PASS {name}: {} messages, {} deliveries, {} DMs, {:.1}s",
+                r.messages, r.deliveries, r.dms, r.seconds
             );
             for n in r.notes {
                 eprintln!("  - {n}");
@@ -46,4 +46,30 @@ fn lan_mdns() {
 #[test]
 fn partition_sync() {
     run("partition-sync");
+}
+
+#[test]
+fn dm_line() {
+    run("dm-line");
+}
+
+#[test]
+fn dm_offline() {
+    run("dm-offline");
+}
+
+/// About 33 s, nearly all of it the ~29 s the ends of the cut link take to notice (two failed
+/// pings); the tables themselves converge in a few hundred ms.
+#[test]
+fn routes30() {
+    run("routes30");
+}
+
+/// Fails on the current node: a profile published before the network has formed reaches the
+/// far nodes only with the periodic sync round, a minute or more later (see `docs/LAB.md`).
+/// Run it with `--ignored` once the node spreads profiles sooner.
+#[test]
+#[ignore = "fails until the node spreads profiles to nodes that synced before they arrived"]
+fn dm_profiles() {
+    run("dm-profiles");
 }
