@@ -255,7 +255,9 @@ impl Actor {
                         let stored = StoredMessage::new(&env, text);
                         self.queue_for_store(env, stored);
                     }
-                    Checked::Profile(env, profile) => self.take_profile(&env, profile),
+                    Checked::Profile(env, profile) => {
+                        let _ = self.take_profile(&env, profile);
+                    }
                     Checked::Tracker(env) => self.on_tracker_envelope(env, true),
                     Checked::Other(_) => self.stats.relayed_unknown += 1,
                 }

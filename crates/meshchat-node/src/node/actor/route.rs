@@ -22,8 +22,8 @@ use meshchat_core::dm::{
 };
 use meshchat_core::guard::Admit;
 use meshchat_core::inbound::{self, Checked, Reason};
-use meshchat_core::routed::{self, Routed};
 use meshchat_core::room::Text;
+use meshchat_core::routed::{self, Routed};
 use meshchat_core::routing::{self, Table};
 use meshchat_core::{Envelope, Fingerprint, MessageId, PublicKey};
 
@@ -178,14 +178,14 @@ impl Actor {
             tracing::warn!("saving the profile version: {e}");
         }
         let id = env.id();
-        self.take_profile(&env, profile);
+        let _ = self.take_profile(&env, profile);
         self.seen.insert(id, Instant::now());
         self.broadcast_publish(id, env.as_bytes());
     }
 
     /// A checked profile envelope (from the trees, sync, or our own): kept if it is its
-    /// author's newest.
-    pub(super) fn take_profile(&mut self, env: &Envelope, p: Profile) {
+    /// author's newest (then true).
+    pub(super) fn take_profile(&mut self, env: &Envelope, p: Profile) -> bool {
         let row = ProfileRow {
             author: *env.author().as_bytes(),
             version: p.version,
@@ -204,9 +204,13 @@ impl Actor {
                     Ok(_) => self.sync.added(row.timestamp_ms, row.id),
                     Err(e) => tracing::warn!("storing a profile: {e}"),
                 }
+                true
             }
-            ProfileVerdict::Stale => {}
-            ProfileVerdict::Full => self.stats.profiles_refused += 1,
+            ProfileVerdict::Stale => false,
+            ProfileVerdict::Full => {
+                self.stats.profiles_refused += 1;
+                false
+            }
         }
     }
 

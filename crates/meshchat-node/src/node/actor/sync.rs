@@ -536,7 +536,12 @@ impl Actor {
                 Ok(Checked::Profile(env, profile)) => {
                     self.stats.profiles_checked += 1;
                     self.seen.insert(id, now);
-                    self.take_profile(&env, profile);
+                    if self.take_profile(&env, profile) {
+                        // New here, so maybe new to the neighbours that synced with us before
+                        // we had it: on the trees it reaches them now, not at their next round
+                        // (a minute per hop; found by the lab's dm-profiles scenario).
+                        self.broadcast_publish(id, env.as_bytes());
+                    }
                 }
                 // Nodes keep room texts and profiles; another kind is of no use here.
                 Ok(Checked::Tracker(_) | Checked::Other(_)) => self.stats.verified += 1,
