@@ -84,7 +84,7 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "dm-profiles",
-        about: "line of 5 linked one link at a time: every node knows every profile (can DM everyone) within 10 s (fails on the current node: not in the tests)",
+        about: "line of 5 linked one link at a time: every node knows every profile (can DM everyone) within 10 s",
         run: dm_profiles,
         real_only: Some(NO_DMS_IN_FAKE),
     },
