@@ -123,6 +123,7 @@ async fn open_and_draw(handle: &meshchat_node::Handle) -> anyhow::Result<(Durati
                 limit,
                 purpose,
                 result,
+                states: Vec::new(),
             });
         }
     }

@@ -13,13 +13,21 @@ use crossterm::event::{
 };
 use meshchat_core::room::MAX_TEXT_LEN;
 use meshchat_core::{Fingerprint, MessageId};
-use meshchat_node::{Event, MessageView, Multiaddr, NodeInfo, PeerId, PeerInfo, Sent};
+use meshchat_node::{
+    Conversation, DmSent, DmState, DmView, Event, MessageView, Multiaddr, NodeInfo, PeerId,
+    PeerInfo, ProfileView, RouteView, Sent,
+};
 use ratatui::layout::Rect;
 
 use super::input::Input;
 use super::people::{self, describe, NickBook, PeerRow, WhoisRow};
-use super::room::{Entry, Geometry, Inserted, Level, Msg, Need, Room, FP_COLS, PAGE};
+use super::room::{
+    conversation_name, Entry, Geometry, Inserted, Level, Msg, Need, Room, FP_COLS, PAGE,
+};
 use super::wrap;
+
+/// Conversations listed at start (the newest); older ones open again with `/msg`.
+pub const MAX_CONVERSATIONS: usize = 50;
 
 /// Rows one wheel notch scrolls.
 const WHEEL_ROWS: isize = 3;
@@ -88,7 +96,12 @@ pub enum Overlay {
     Help,
     Id,
     Peers(Vec<PeerRow>),
-    Whois { query: String, rows: Vec<WhoisRow> },
+    Whois {
+        query: String,
+        rows: Vec<WhoisRow>,
+    },
+    /// The routing table (`/routes`).
+    Routes(Vec<RouteView>),
 }
 
 /// Why a history page was asked for.
@@ -136,11 +149,24 @@ pub enum Action {
     Peers {
         purpose: PeersFor,
     },
+    /// History of a room, or of a conversation (a room name made by
+    /// [`super::room::conversation_name`]).
     History {
         room: String,
         before: Option<(u64, MessageId)>,
         limit: usize,
         purpose: HistoryFor,
+    },
+    /// A direct message to `to` (a nick, fingerprint or peer id).
+    Dm {
+        to: String,
+        text: String,
+    },
+    Conversations,
+    Routes,
+    /// Profiles of `query`, for `/whois` of someone who never wrote in a room.
+    Profiles {
+        query: String,
     },
 }
 
@@ -177,6 +203,19 @@ pub enum Reply {
         limit: usize,
         purpose: HistoryFor,
         result: Result<Vec<MessageView>, String>,
+        /// For a conversation: the states of our own DMs in the page.
+        states: Vec<(MessageId, DmState)>,
+    },
+    DmSent {
+        to: String,
+        text: String,
+        result: Result<DmSent, String>,
+    },
+    Conversations(Result<Vec<Conversation>, String>),
+    Routes(Result<Vec<RouteView>, String>),
+    Profiles {
+        query: String,
+        result: Result<Vec<ProfileView>, String>,
     },
 }
 
@@ -253,6 +292,7 @@ impl App {
         for i in 0..app.rooms.len() {
             app.load_first_page(i);
         }
+        app.actions.push(Action::Conversations);
         app.notice(
             &format!(
                 "meshchat — you are {} ({}). F1 or /help lists commands.",
@@ -346,11 +386,12 @@ impl App {
                 }
             }
             Event::Warning(w) => self.notice(&w, Level::Error),
-            // The DM view is being built (issue 11); until then a DM is a notice.
-            Event::Dm(d) if !d.own => {
-                self.notice(&format!("DM from {}: {}", d.nick, d.text), Level::Info)
+            Event::Dm(d) => self.on_dm(d),
+            Event::DmStatus { id, to, state } => {
+                if let Some(i) = self.room_index(&conversation_name(&to)) {
+                    self.rooms[i].set_state(&id, state);
+                }
             }
-            Event::Dm(_) | Event::DmStatus { .. } => {}
             Event::Lagged { missed } => {
                 // The node dropped updates while this interface was not reading: everything is
                 // in the database, so each room's window restarts from its newest page (older
@@ -406,6 +447,61 @@ impl App {
         if synced {
             // Usually older than what is on screen: say that it came, once for a burst.
             room.count_synced(now, seq, geo);
+        }
+        room.trim();
+    }
+
+    /// The conversation with `peer`, opened (and its history asked for) if it is not listed.
+    fn conversation(&mut self, peer: PeerId, nick: &str) -> usize {
+        if let Some(i) = self.room_index(&conversation_name(&peer)) {
+            return i;
+        }
+        self.rooms.push(Room::conversation(peer, nick));
+        let i = self.rooms.len() - 1;
+        self.load_first_page(i);
+        i
+    }
+
+    /// The nick to label a conversation with `peer`: the last one seen, else the peer id's end.
+    fn nick_of(&self, peer: &PeerId) -> String {
+        self.book.get(peer).map_or_else(
+            || {
+                let s = peer.to_string();
+                s[s.len().saturating_sub(8)..].to_owned()
+            },
+            |k| k.nick.clone(),
+        )
+    }
+
+    fn on_dm(&mut self, d: DmView) {
+        self.book
+            .learn(d.from, d.fingerprint, &d.nick, d.timestamp_ms);
+        let nick = if d.own {
+            self.nick_of(&d.peer)
+        } else {
+            d.nick.clone()
+        };
+        let i = self.conversation(d.peer, &nick);
+        let msg = Msg::from_dm(&d);
+        let own = msg.own;
+        let label = self.label_width(&msg);
+        let geo = self.geometry(&self.rooms[i]);
+        let shown = i == self.current;
+        let room = &mut self.rooms[i];
+        let below = match room.insert(Entry::message(msg, d.timestamp_ms), label, geo) {
+            Inserted::Duplicate => return,
+            Inserted::Added { below } => below,
+            Inserted::Beyond => true,
+            Inserted::Earlier => false,
+        };
+        if !own {
+            if !shown {
+                // A DM is addressed to the user: counted as a mention.
+                room.unread = room.unread.saturating_add(1);
+                room.mentions = room.mentions.saturating_add(1);
+            } else if room.scroll > 0 && below {
+                room.new_below = room.new_below.saturating_add(1);
+            }
         }
         room.trim();
     }
@@ -495,7 +591,76 @@ impl App {
                 limit,
                 purpose,
                 result,
-            } => self.on_history(&room, limit, purpose, result),
+                states,
+            } => {
+                self.on_history(&room, limit, purpose, result);
+                if let Some(i) = self.room_index(&room) {
+                    for (id, state) in states {
+                        self.rooms[i].set_state(&id, state);
+                    }
+                }
+            }
+            Reply::DmSent { to, text, result } => match result {
+                Ok(sent) => {
+                    let nick = if sent.to.to_string() == to {
+                        self.nick_of(&sent.to)
+                    } else {
+                        wrap::sanitize_name(&to)
+                    };
+                    let i = self.conversation(sent.to, &nick);
+                    if i != self.current {
+                        self.switch_to(i);
+                    }
+                }
+                Err(e) => {
+                    self.notice(&format!("direct message not sent: {e}"), Level::Error);
+                    if self.input.is_empty() {
+                        self.input.set(&text);
+                    }
+                }
+            },
+            Reply::Conversations(result) => match result {
+                Ok(list) => {
+                    for c in list.into_iter().take(MAX_CONVERSATIONS) {
+                        let now = self.clock.now_ms();
+                        if !c.nick.is_empty() {
+                            self.book
+                                .learn(c.peer, c.fingerprint, &c.nick, c.last_ms.min(now));
+                        }
+                        let nick = if c.nick.is_empty() {
+                            self.nick_of(&c.peer)
+                        } else {
+                            c.nick
+                        };
+                        self.conversation(c.peer, &nick);
+                    }
+                }
+                Err(e) => self.notice(&format!("conversations unavailable: {e}"), Level::Error),
+            },
+            Reply::Routes(result) => match result {
+                Ok(routes) => self.open(Overlay::Routes(routes)),
+                Err(e) => self.notice(&format!("routes unavailable: {e}"), Level::Error),
+            },
+            Reply::Profiles { query, result } => match result {
+                Ok(profiles) => {
+                    let rows = profiles
+                        .into_iter()
+                        .map(|p| {
+                            let own = p.peer_id == self.me.peer_id;
+                            WhoisRow {
+                                nick: wrap::sanitize_name(&p.nick),
+                                peer_id: p.peer_id,
+                                fingerprint: p.fingerprint,
+                                last_seen_ms: None,
+                                addrs: own.then(|| self.me.listen.clone()),
+                                own,
+                            }
+                        })
+                        .collect();
+                    self.open(Overlay::Whois { query, rows });
+                }
+                Err(e) => self.notice(&e, Level::Error),
+            },
         }
     }
 

@@ -62,6 +62,18 @@ pub const COMMANDS: &[Spec] = &[
         arg: Arg::Nick,
     },
     Spec {
+        name: "msg",
+        args: "WHO TEXT",
+        help: "direct message (nick, fingerprint or peer id): sealed, held until they are back",
+        arg: Arg::Nick,
+    },
+    Spec {
+        name: "routes",
+        args: "",
+        help: "the routing table: who is reachable, through whom, how far",
+        arg: Arg::None,
+    },
+    Spec {
         name: "history",
         args: "[N]",
         help: "load N older messages of this room (default 500)",
@@ -113,6 +125,9 @@ pub enum Command<'a> {
     Peers,
     Connect(&'a str),
     Whois(&'a str),
+    /// `/msg WHO TEXT`.
+    Msg(&'a str, &'a str),
+    Routes,
     History(Option<usize>),
     Id,
     Help,
@@ -148,6 +163,11 @@ pub fn parse(line: &str) -> Parsed<'_> {
         "connect" => Command::Connect(arg),
         "whois" if arg.is_empty() => return needs("a nick"),
         "whois" => Command::Whois(arg),
+        "msg" | "m" | "query" => match arg.split_once(char::is_whitespace) {
+            Some((who, text)) if !text.trim().is_empty() => Command::Msg(who, text.trim_start()),
+            _ => return needs("a person and a text (/msg WHO TEXT)"),
+        },
+        "routes" => Command::Routes,
         "history" if arg.is_empty() => Command::History(None),
         "history" => match arg.parse() {
             Ok(n) => Command::History(Some(n)),
@@ -196,6 +216,8 @@ mod tests {
         for s in COMMANDS {
             let line = if s.args.is_empty() {
                 format!("/{}", s.name)
+            } else if s.name == "msg" {
+                format!("/{} 5 5", s.name)
             } else {
                 format!("/{} 5", s.name)
             };

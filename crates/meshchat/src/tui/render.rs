@@ -86,14 +86,15 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     }
 }
 
-fn room_label(i: usize, name: &str) -> String {
-    let name = wrap::sanitize_name(name);
+/// `label` is the room as shown (`#room`, `@nick`).
+fn room_label(i: usize, label: &str) -> String {
+    let name = wrap::sanitize_name(label);
     if i < 9 {
-        format!("{} #{name}", i + 1)
+        format!("{} {name}", i + 1)
     } else if i == 9 {
-        format!("0 #{name}")
+        format!("0 {name}")
     } else {
-        format!("  #{name}")
+        format!("  {name}")
     }
 }
 
@@ -110,7 +111,9 @@ fn sidebar_width(app: &App, total: u16) -> u16 {
         .rooms
         .iter()
         .enumerate()
-        .map(|(i, r)| width(&room_label(i, &r.name)) + 1 + count_label(r.unread, r.mentions).len())
+        .map(|(i, r)| {
+            width(&room_label(i, &r.shown())) + 1 + count_label(r.unread, r.mentions).len()
+        })
         .max()
         .unwrap_or(0);
     (widest as u16 + 2).clamp(12, 24).min(total / 4)
@@ -138,7 +141,7 @@ fn room_list(buf: &mut Buffer, area: Rect, app: &App) {
         let count = count_label(room.unread, room.mentions);
         let cols = area.width as usize;
         let label = ellipsize(
-            &room_label(i, &room.name),
+            &room_label(i, &room.shown()),
             cols.saturating_sub(count.len() + 2),
         );
         buf.set_stringn(area.x + 1, y, &label, cols.saturating_sub(1), style);
@@ -161,9 +164,9 @@ fn room_bar(buf: &mut Buffer, area: Rect, app: &App) {
         .map(|(i, r)| {
             let count = count_label(r.unread, r.mentions);
             let text = if count.is_empty() {
-                format!(" {} ", room_label(i, &r.name))
+                format!(" {} ", room_label(i, &r.shown()))
             } else {
-                format!(" {} ({count}) ", room_label(i, &r.name))
+                format!(" {} ({count}) ", room_label(i, &r.shown()))
             };
             let style = if i == app.current {
                 CURRENT_ROOM
@@ -219,7 +222,7 @@ fn messages(buf: &mut Buffer, area: Rect, app: &App) {
     let view = room.visible(geo);
     let mut y = area.y + view.pad as u16;
     if view.pad > 0 && room.older == Older::Exhausted && !room.name.is_empty() {
-        let text = format!("· beginning of #{} ·", room.name);
+        let text = format!("· beginning of {} ·", wrap::sanitize_name(&room.shown()));
         let x = area.x + (area.width.saturating_sub(width(&text) as u16)) / 2;
         buf.set_stringn(x, y - 1, &text, area.width as usize, DIM);
     }
@@ -338,6 +341,8 @@ fn status_bar(buf: &mut Buffer, area: Rect, app: &App) {
         app.me.fingerprint.short(),
         if room.name.is_empty() {
             "no room".to_owned()
+        } else if let Some(d) = &room.dm {
+            format!("@{} (direct, sealed)", d.nick)
         } else {
             format!("#{}", room.name)
         }
@@ -391,7 +396,7 @@ struct InputLayout<'a> {
 impl<'a> InputLayout<'a> {
     fn new(app: &'a App, total_width: u16, max_rows: usize) -> Self {
         let prompt = match app.rooms.get(app.current) {
-            Some(r) => format!("[#{}] ", r.name),
+            Some(r) => format!("[{}] ", wrap::sanitize_name(&r.shown())),
             None => "[no room] ".to_owned(),
         };
         let prompt = ellipsize(&prompt, total_width as usize / 3);
@@ -447,6 +452,12 @@ impl<'a> InputLayout<'a> {
         let cx = area.x + prompt_w + self.cursor_col as u16;
         frame.set_cursor_position((cx.min(area.right().saturating_sub(1)), cy));
     }
+}
+
+/// The last eight characters of a peer id.
+fn short_peer(p: &meshchat_node::PeerId) -> String {
+    let s = p.to_string();
+    format!("…{}", &s[s.len().saturating_sub(8)..])
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -511,7 +522,12 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
             lines.push(heading(&app.me.nick));
             lines.push(field("fingerprint", app.me.fingerprint.to_string()));
             lines.push(field("peer id", app.me.peer_id.to_string()));
-            let rooms: Vec<String> = app.rooms.iter().map(|r| format!("#{}", r.name)).collect();
+            let rooms: Vec<String> = app
+                .rooms
+                .iter()
+                .filter(|r| r.dm.is_none())
+                .map(|r| format!("#{}", r.name))
+                .collect();
             lines.push(field("rooms", rooms.join(" ")));
             lines.push(Line::raw(""));
             if app.me.listen.is_empty() {
@@ -591,6 +607,38 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
                 }
             }
             " whois — Esc closes "
+        }
+        Overlay::Routes(routes) => {
+            lines.push(heading(&match routes.len() {
+                0 => "No routes yet: nobody is reachable beyond this node.".to_owned(),
+                1 => "1 node reachable".to_owned(),
+                n => format!("{n} nodes reachable"),
+            }));
+            lines.push(Line::styled(
+                format!(
+                    "  {:<20} {:<12} {:>4} {:>6}",
+                    "who", "next hop", "hops", "age"
+                ),
+                DIM,
+            ));
+            for r in routes {
+                let who = match &r.nick {
+                    Some(n) => wrap::sanitize_name(n),
+                    None => short_peer(&r.dest),
+                };
+                let via = app
+                    .book
+                    .get(&r.next_hop)
+                    .map_or_else(|| short_peer(&r.next_hop), |k| k.nick.clone());
+                lines.push(Line::raw(format!(
+                    "  {:<20} {:<12} {:>4} {:>5}s",
+                    ellipsize(&who, 20),
+                    ellipsize(&via, 12),
+                    r.hops,
+                    r.age_ms / 1000
+                )));
+            }
+            " routes — Esc closes "
         }
     };
     (title.to_owned(), lines)

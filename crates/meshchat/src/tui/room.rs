@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 
 use meshchat_core::{Fingerprint, MessageId};
-use meshchat_node::MessageView;
+use meshchat_node::{DmState, DmView, MessageView, PeerId};
 
 use super::wrap;
 
@@ -85,21 +85,83 @@ pub struct Msg {
     pub mention: bool,
     /// Arrived by history sync (sent while this node was away): marked in the view.
     pub synced: bool,
+    /// Our own direct messages: where it is, shown after the text (`text` ends with the mark;
+    /// the message itself is `text[..base]`).
+    pub state: Option<DmState>,
+    base: usize,
 }
 
 impl Msg {
     pub fn from_view(m: MessageView, my_nick: &str) -> Self {
         let mention = !m.own && mentions(&m.text, my_nick);
+        let text = wrap::sanitize(&m.text, true);
         Self {
             id: m.id,
             fingerprint: m.fingerprint,
             nick: wrap::sanitize_name(&m.nick),
-            text: wrap::sanitize(&m.text, true),
+            base: text.len(),
+            text,
             own: m.own,
             mention,
             synced: m.synced,
+            state: None,
         }
     }
+
+    /// A direct message (received, or our own with its state).
+    pub fn from_dm(d: &DmView) -> Self {
+        let text = wrap::sanitize(&d.text, true);
+        let mut m = Self {
+            id: d.id,
+            fingerprint: d.fingerprint,
+            nick: wrap::sanitize_name(&d.nick),
+            base: text.len(),
+            text,
+            own: d.own,
+            mention: false,
+            synced: false,
+            state: None,
+        };
+        if let Some(s) = d.state {
+            m.set_state(s);
+        }
+        m
+    }
+
+    /// The message without the state mark.
+    pub fn body(&self) -> &str {
+        &self.text[..self.base]
+    }
+
+    /// Shows `state` after the text.
+    pub fn set_state(&mut self, state: DmState) {
+        self.text.truncate(self.base);
+        self.text.push_str(&format!("  {}", state_mark(state)));
+        self.state = Some(state);
+    }
+}
+
+/// How a DM's state is shown after it.
+pub fn state_mark(state: DmState) -> &'static str {
+    match state {
+        DmState::Queued => "· queued",
+        DmState::Sent => "· sent",
+        DmState::Delivered => "· delivered ✓",
+        DmState::Failed => "· failed (expired undelivered)",
+    }
+}
+
+/// The other person of a direct-message conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmPeer {
+    pub peer: PeerId,
+    /// Sanitized.
+    pub nick: String,
+}
+
+/// The room name a conversation with `peer` is kept under: no room name has an `@`.
+pub fn conversation_name(peer: &PeerId) -> String {
+    format!("@{peer}")
 }
 
 /// True when `text` contains `nick` as a word (case-insensitive).
@@ -258,7 +320,10 @@ pub enum Need {
 
 #[derive(Debug)]
 pub struct Room {
+    /// The room's name, or for a conversation [`conversation_name`].
     pub name: String,
+    /// Set for a direct-message conversation.
+    pub dm: Option<DmPeer>,
     entries: VecDeque<Entry>,
     /// Ids of the messages in `entries`, so a message seen twice (live and in a history page) is
     /// shown once.
@@ -288,6 +353,7 @@ impl Room {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            dm: None,
             entries: VecDeque::new(),
             ids: HashSet::new(),
             unread: 0,
@@ -301,6 +367,41 @@ impl Room {
             widest_label: 0,
             sync_notice: None,
         }
+    }
+
+    /// A direct-message conversation with `peer`.
+    pub fn conversation(peer: PeerId, nick: &str) -> Self {
+        let mut r = Self::new(conversation_name(&peer));
+        r.dm = Some(DmPeer {
+            peer,
+            nick: wrap::sanitize_name(nick),
+        });
+        r
+    }
+
+    /// How the room is named on screen: `#room`, or `@nick` for a conversation.
+    pub fn shown(&self) -> String {
+        match &self.dm {
+            Some(d) => format!("@{}", d.nick),
+            None => format!("#{}", self.name),
+        }
+    }
+
+    /// Shows `state` on our DM `id`, if it is in the window; true if it was.
+    pub fn set_state(&mut self, id: &MessageId, state: DmState) -> bool {
+        if !self.ids.contains(id) {
+            return false;
+        }
+        for e in self.entries.iter_mut() {
+            if let Body::Message(m) = &mut e.body {
+                if m.id == *id {
+                    m.set_state(state);
+                    e.rows.set((0, 0));
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     pub fn entries(&self) -> &VecDeque<Entry> {
@@ -621,6 +722,8 @@ mod tests {
                 own: false,
                 mention: false,
                 synced: false,
+                state: None,
+                base: text.len(),
             },
             n * 1000,
         )

@@ -200,6 +200,22 @@ where
     Ok(())
 }
 
+/// A DM as the room view shows messages (under the conversation's name).
+fn dm_as_message(d: meshchat_node::DmView, room: &str) -> meshchat_node::MessageView {
+    meshchat_node::MessageView {
+        id: d.id,
+        room: room.to_owned(),
+        author: d.from,
+        fingerprint: d.fingerprint,
+        nick: d.nick,
+        timestamp_ms: d.timestamp_ms,
+        text: d.text,
+        own: d.own,
+        synced: false,
+        seq: d.seq,
+    }
+}
+
 /// Aborts a task when dropped, so a worker never outlives its interface.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -262,16 +278,44 @@ async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mp
                 limit,
                 purpose,
             } => {
-                let result = handle
-                    .history(&room, limit, before)
-                    .await
-                    .map_err(|e| e.to_string());
+                let (result, states) = match room.strip_prefix('@') {
+                    // A conversation: its DMs, shown like a room's messages.
+                    Some(peer) => match handle.dm_history(peer, limit, before).await {
+                        Ok(dms) => {
+                            let states =
+                                dms.iter().filter_map(|d| Some((d.id, d.state?))).collect();
+                            let msgs = dms.into_iter().map(|d| dm_as_message(d, &room)).collect();
+                            (Ok(msgs), states)
+                        }
+                        Err(e) => (Err(e.to_string()), Vec::new()),
+                    },
+                    None => (
+                        handle
+                            .history(&room, limit, before)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Vec::new(),
+                    ),
+                };
                 Reply::History {
                     room,
                     limit,
                     purpose,
                     result,
+                    states,
                 }
+            }
+            Action::Dm { to, text } => {
+                let result = handle.dm(&to, &text).await.map_err(|e| e.to_string());
+                Reply::DmSent { to, text, result }
+            }
+            Action::Conversations => {
+                Reply::Conversations(handle.conversations().await.map_err(|e| e.to_string()))
+            }
+            Action::Routes => Reply::Routes(handle.routes().await.map_err(|e| e.to_string())),
+            Action::Profiles { query } => {
+                let result = handle.whois(&query).await.map_err(|e| e.to_string());
+                Reply::Profiles { query, result }
             }
         };
         if replies.send(reply).await.is_err() {

@@ -47,6 +47,7 @@ pub mod fixtures {
                     limit,
                     purpose: HistoryFor::Initial,
                     result: Ok(Vec::new()),
+                    states: Vec::new(),
                 });
             }
         }
@@ -459,6 +460,7 @@ fn missed_updates_are_reloaded() {
                 limit,
                 purpose,
                 result,
+                states: Vec::new(),
             });
         }
     }
@@ -498,4 +500,59 @@ fn screen_text(t: &Terminal<TestBackend>) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[test]
+fn a_conversation_with_states_and_the_routes_panel() {
+    use meshchat_node::{DmState, DmView, RouteView};
+    let mut app = app(&["lobby"]);
+    let dm = |n: u64, from: u8, text: &str, state: Option<DmState>| {
+        let mut id = [0xd0u8; 32];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        DmView {
+            id: MessageId(id),
+            peer: peer(2),
+            from: peer(from),
+            to: peer(if from == 1 { 2 } else { 1 }),
+            fingerprint: key(from).public().fingerprint(),
+            nick: if from == 1 { "alice" } else { "bob" }.into(),
+            timestamp_ms: NOW_MS - 600_000 + n * 60_000,
+            text: text.into(),
+            own: from == 1,
+            state,
+            seq: n,
+        }
+    };
+    app.on_node_event(Event::Dm(dm(1, 2, "are you coming to the meeting?", None)));
+    app.on_node_event(Event::Dm(dm(
+        2,
+        1,
+        "yes, on my way",
+        Some(DmState::Delivered),
+    )));
+    app.on_node_event(Event::Dm(dm(
+        3,
+        1,
+        "bringing the radio",
+        Some(DmState::Queued),
+    )));
+    app.switch_to(1);
+    insta::assert_snapshot!(render(&app, 70, 12).backend());
+    app.on_reply(super::app::Reply::Routes(Ok(vec![
+        RouteView {
+            dest: peer(2),
+            next_hop: peer(3),
+            hops: 2,
+            age_ms: 4_000,
+            nick: Some("bob".into()),
+        },
+        RouteView {
+            dest: peer(3),
+            next_hop: peer(3),
+            hops: 1,
+            age_ms: 1_000,
+            nick: None,
+        },
+    ])));
+    insta::assert_snapshot!(render(&app, 70, 12).backend());
 }

@@ -83,6 +83,21 @@ impl App {
     }
 
     fn send(&mut self, text: String) {
+        if let Some(peer) = self
+            .rooms
+            .get(self.current)
+            .and_then(|r| r.dm.as_ref())
+            .map(|d| d.peer)
+        {
+            if self.room().scroll > 0 {
+                self.scroll(isize::MIN / 2);
+            }
+            self.actions.push(Action::Dm {
+                to: peer.to_string(),
+                text,
+            });
+            return;
+        }
         let Some(room) = self.rooms.get(self.current).map(|r| r.name.clone()) else {
             self.notice("you are in no room: /join ROOM first", Level::Error);
             self.input.set(&text);
@@ -104,6 +119,19 @@ impl App {
                 },
                 Err(e) => self.notice(&e.to_string(), Level::Error),
             },
+            Command::Leave(None) if self.room().dm.is_some() => {
+                // Closing a conversation: its messages stay in the database (`/msg` reopens it).
+                let shown = self.room().shown();
+                self.rooms.remove(self.current);
+                if self.current >= self.rooms.len() {
+                    self.current = self.rooms.len().saturating_sub(1);
+                }
+                if let Some(r) = self.rooms.get_mut(self.current) {
+                    r.unread = 0;
+                    r.mentions = 0;
+                }
+                self.notice(&format!("closed {shown}"), Level::Info);
+            }
             Command::Leave(arg) => {
                 let room = match arg {
                     Some(a) => normalize_room(a).map_err(|e| e.to_string()),
@@ -130,7 +158,7 @@ impl App {
                             String::new()
                         };
                         let here = if i == self.current { " (here)" } else { "" };
-                        format!("{} #{}{unread}{here}", i + 1, r.name)
+                        format!("{} {}{unread}{here}", i + 1, r.shown())
                     })
                     .collect();
                 let text = if list.is_empty() {
@@ -157,10 +185,10 @@ impl App {
             }
             Command::Whois(query) => {
                 if self.book.find(query).is_empty() {
-                    self.notice(
-                        &format!("nobody known as {query} (nicks are learnt from messages)"),
-                        Level::Error,
-                    );
+                    // Never wrote where we saw it: its profile may still have reached the node.
+                    self.actions.push(Action::Profiles {
+                        query: query.to_owned(),
+                    });
                 } else {
                     self.actions.push(Action::Peers {
                         purpose: PeersFor::Whois(query.to_owned()),
@@ -182,6 +210,13 @@ impl App {
                 };
                 self.actions.push(action);
             }
+            Command::Msg(who, text) => {
+                self.actions.push(Action::Dm {
+                    to: who.to_owned(),
+                    text: text.to_owned(),
+                });
+            }
+            Command::Routes => self.actions.push(Action::Routes),
             Command::Id => self.open(Overlay::Id),
             Command::Help => self.open(Overlay::Help),
             Command::Quit => self.quit = true,

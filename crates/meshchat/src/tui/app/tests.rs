@@ -248,6 +248,7 @@ fn scrolling_loads_older_pages_on_demand() {
         limit: PAGE,
         purpose: HistoryFor::Initial,
         result: Ok(page),
+        states: Vec::new(),
     });
     assert!(app.take_actions().is_empty());
     press(&mut app, KeyCode::PageUp);
@@ -275,6 +276,7 @@ fn scrolling_loads_older_pages_on_demand() {
         result: Ok((900..1000)
             .map(|n| msg(n, "lobby", 2, "bob", "x"))
             .collect()),
+        states: Vec::new(),
     });
     // The view did not move; the room's beginning is known now.
     assert_eq!(app.room().scroll, top);
@@ -318,6 +320,7 @@ fn history_command_loads_and_announces() {
         limit: 20,
         purpose: HistoryFor::Older { announce: true },
         result: Ok((30..50).map(|n| msg(n, "lobby", 2, "bob", "x")).collect()),
+        states: Vec::new(),
     });
     assert!(texts(&app)
         .iter()
@@ -376,9 +379,21 @@ fn quitting_and_panels() {
     assert!(matches!(app.overlay, Some(Overlay::Help)));
     press(&mut app, KeyCode::Esc);
     assert!(app.overlay.is_none());
+    // Nobody who wrote where we saw it: the node's profiles are asked, and it says who is not
+    // known.
     type_str(&mut app, "/whois nobody");
     press(&mut app, KeyCode::Enter);
-    assert!(app.take_actions().is_empty());
+    assert_eq!(
+        app.take_actions(),
+        [Action::Profiles {
+            query: "nobody".into()
+        }]
+    );
+    app.on_reply(Reply::Profiles {
+        query: "nobody".into(),
+        result: Err("nobody known as \"nobody\"".into()),
+    });
+    assert!(app.overlay.is_none());
     type_str(&mut app, "/peers");
     press(&mut app, KeyCode::Enter);
     assert_eq!(
@@ -422,4 +437,164 @@ fn no_room_means_no_send() {
     press(&mut app, KeyCode::Enter);
     assert!(sends(&mut app).is_empty());
     assert_eq!(app.input.text(), "into the void");
+}
+
+fn dm(n: u64, from: u8, to: u8, nick: &str, text: &str, state: Option<DmState>) -> DmView {
+    let mut id = [0xd0u8; 32];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    let own = from == 1;
+    DmView {
+        id: MessageId(id),
+        peer: peer(if own { to } else { from }),
+        from: peer(from),
+        to: peer(to),
+        fingerprint: key(from).public().fingerprint(),
+        nick: nick.into(),
+        timestamp_ms: NOW_MS - 3_600_000 + n * 60_000,
+        text: text.into(),
+        own,
+        state,
+        seq: n,
+    }
+}
+
+#[test]
+fn a_dm_opens_a_conversation_beside_the_rooms_with_unread_and_states() {
+    let mut app = app(&["lobby"]);
+    app.on_node_event(Event::Dm(dm(1, 2, 1, "bob", "psst, alice", None)));
+    // A conversation entry appeared, named after bob, with one unread (counted as a mention),
+    // and its history was asked for.
+    assert_eq!(app.rooms.len(), 2);
+    let conv = &app.rooms[1];
+    assert_eq!(conv.shown(), "@bob");
+    assert_eq!((conv.unread, conv.mentions), (1, 1));
+    let actions = app.take_actions();
+    assert!(actions.iter().any(
+        |a| matches!(a, Action::History { room, .. } if *room == conversation_name(&peer(2)))
+    ));
+    assert_eq!(app.current, 0, "a DM does not steal the screen");
+    // Switching to it clears the count; typing there sends a DM to bob's peer id.
+    app.switch_to(1);
+    assert_eq!(app.rooms[1].unread, 0);
+    type_str(&mut app, "hi bob");
+    press(&mut app, KeyCode::Enter);
+    let to_bob = peer(2).to_string();
+    assert!(app
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::Dm { to, text } if *to == to_bob && text == "hi bob")));
+    // Our own DM comes back as an event with its state, which then moves on.
+    let mine = dm(2, 1, 2, "alice", "hi bob", Some(DmState::Queued));
+    let id = mine.id;
+    app.on_node_event(Event::Dm(mine));
+    assert_eq!(app.rooms[1].unread, 0, "own messages are not unread");
+    let last = |app: &App| app.room().entries().back().unwrap().text().to_owned();
+    assert_eq!(last(&app), "hi bob  · queued");
+    for (state, shown) in [
+        (DmState::Sent, "hi bob  · sent"),
+        (DmState::Delivered, "hi bob  · delivered ✓"),
+    ] {
+        app.on_node_event(Event::DmStatus {
+            id,
+            to: peer(2),
+            state,
+        });
+        assert_eq!(last(&app), shown);
+    }
+    // The same DM again (a history page racing the event) is shown once.
+    app.on_node_event(Event::Dm(dm(
+        2,
+        1,
+        2,
+        "alice",
+        "hi bob",
+        Some(DmState::Sent),
+    )));
+    assert_eq!(app.room().entries().len(), 2);
+    // /leave closes the conversation, not a room.
+    type_str(&mut app, "/leave");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.rooms.len(), 1);
+    assert!(app
+        .take_actions()
+        .iter()
+        .all(|a| !matches!(a, Action::Leave { .. })));
+}
+
+#[test]
+fn msg_command_opens_the_conversation_and_refusals_say_why() {
+    let mut app = app(&["lobby"]);
+    type_str(&mut app, "/msg carol are you there?");
+    press(&mut app, KeyCode::Enter);
+    let actions = app.take_actions();
+    assert!(actions.iter().any(
+        |a| matches!(a, Action::Dm { to, text } if to == "carol" && text == "are you there?")
+    ));
+    // Two keys use "carol": the node refuses with both fingerprints; the text comes back.
+    let refusal = "\"carol\" is used by several keys; name one by fingerprint: \
+                   aaaa bbbb cccc dddd eeee ffff 0000 1111, 2222 3333 4444 5555 6666 7777 8888 9999";
+    app.on_reply(Reply::DmSent {
+        to: "carol".into(),
+        text: "are you there?".into(),
+        result: Err(refusal.into()),
+    });
+    let notice = app.room().entries().back().unwrap().text().to_owned();
+    assert!(
+        notice.contains("aaaa bbbb") && notice.contains("2222 3333"),
+        "{notice}"
+    );
+    assert_eq!(app.input.text(), "are you there?");
+    // Accepted: the conversation opens and is shown.
+    app.on_reply(Reply::DmSent {
+        to: "carol".into(),
+        text: "are you there?".into(),
+        result: Ok(DmSent {
+            id: MessageId([7; 32]),
+            to: peer(3),
+            state: DmState::Sent,
+        }),
+    });
+    assert_eq!(app.room().shown(), "@carol");
+    // /msg without a text is refused by the parser.
+    ctrl(&mut app, 'u');
+    type_str(&mut app, "/msg carol");
+    press(&mut app, KeyCode::Enter);
+    assert!(app
+        .take_actions()
+        .iter()
+        .all(|a| !matches!(a, Action::Dm { .. })));
+}
+
+#[test]
+fn conversations_are_listed_at_start_and_whois_falls_back_to_profiles() {
+    let mut app = app(&["lobby"]);
+    app.on_reply(Reply::Conversations(Ok(vec![Conversation {
+        peer: peer(4),
+        nick: "dave".into(),
+        fingerprint: key(4).public().fingerprint(),
+        last_ms: NOW_MS - 1000,
+        count: 3,
+    }])));
+    assert_eq!(app.rooms[1].shown(), "@dave");
+    assert_eq!(app.current, 0);
+    // dave never wrote in a room: /whois asks the node for profiles.
+    let _ = app.take_actions();
+    type_str(&mut app, "/whois erin");
+    press(&mut app, KeyCode::Enter);
+    assert!(app
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::Profiles { query } if query == "erin")));
+    app.on_reply(Reply::Profiles {
+        query: "erin".into(),
+        result: Ok(vec![ProfileView {
+            peer_id: peer(5),
+            fingerprint: key(5).public().fingerprint(),
+            nick: "erin".into(),
+            version: 1,
+            hops: Some(3),
+            connected: false,
+        }]),
+    });
+    assert!(matches!(&app.overlay, Some(Overlay::Whois { rows, .. }) if rows[0].nick == "erin"));
 }
