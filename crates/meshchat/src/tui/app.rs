@@ -4,7 +4,7 @@
 //! tested without a terminal and without a node.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{FixedOffset, Local, TimeZone};
 use crossterm::event::{
@@ -20,14 +20,21 @@ use meshchat_node::{
 use ratatui::layout::Rect;
 
 use super::input::Input;
-use super::people::{self, describe, NickBook, PeerRow, WhoisRow};
+use super::people::{self, describe, NickBook, PeerRow, Reach, WhoisRow};
 use super::room::{
     conversation_name, Entry, Geometry, Inserted, Level, Msg, Need, Room, FP_COLS, PAGE,
 };
 use super::wrap;
 
-/// Conversations listed at start (the newest); older ones open again with `/msg`.
+/// Conversations open at most (the newest are listed at start; opening one more closes the
+/// quietest). A closed one opens again with `/msg`; its messages stay in the database.
 pub const MAX_CONVERSATIONS: usize = 50;
+/// Candidates named in the refusal of a nick that several keys use.
+const MAX_CANDIDATES_SHOWN: usize = 8;
+/// Keys the `/whois` panel lists at most.
+const MAX_WHOIS_ROWS: usize = 50;
+/// Widest nick in a conversation's name when a fingerprint follows it.
+const TAGGED_NICK_COLS: usize = 12;
 
 /// Rows one wheel notch scrolls.
 const WHEEL_ROWS: isize = 3;
@@ -122,9 +129,20 @@ pub enum HistoryFor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeersFor {
     Panel,
-    Whois(String),
     /// Re-learn who is connected after events were missed.
     Refresh,
+}
+
+/// Why the node refused a direct message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Several keys use the nick: their fingerprints.
+    Ambiguous {
+        nick: String,
+        candidates: Vec<String>,
+    },
+    /// Anything else, as the node says it.
+    Other(String),
 }
 
 /// A node call the interface wants made. The event loop runs them off the interface's task.
@@ -162,10 +180,14 @@ pub enum Action {
         to: String,
         text: String,
     },
+    /// `/msg WHO` without a text: find who that is, to open the conversation.
+    OpenDm {
+        who: String,
+    },
     Conversations,
     Routes,
-    /// Profiles of `query`, for `/whois` of someone who never wrote in a room.
-    Profiles {
+    /// `/whois`: the connected peers (for addresses) and the profiles matching `query`.
+    Whois {
         query: String,
     },
 }
@@ -209,13 +231,21 @@ pub enum Reply {
     DmSent {
         to: String,
         text: String,
-        result: Result<DmSent, String>,
+        /// The recipient's nick from their profile, when the DM was accepted.
+        nick: Option<String>,
+        result: Result<DmSent, Refusal>,
+    },
+    OpenDm {
+        who: String,
+        result: Result<Vec<ProfileView>, String>,
     },
     Conversations(Result<Vec<Conversation>, String>),
     Routes(Result<Vec<RouteView>, String>),
-    Profiles {
+    Whois {
         query: String,
-        result: Result<Vec<ProfileView>, String>,
+        peers: Result<Vec<PeerInfo>, String>,
+        /// Profiles that reached the node (none, not an error, for someone without one).
+        profiles: Result<Vec<ProfileView>, String>,
     },
 }
 
@@ -328,6 +358,27 @@ impl App {
         self.rooms.iter().position(|r| r.name == name)
     }
 
+    /// How a room is named on screen: `#room`, `@nick`, or `@nick 1a2b3c4d` for a conversation
+    /// with someone whose nick another key uses too (or one that looks the same).
+    pub fn title(&self, room: &Room) -> String {
+        let Some(d) = &room.dm else {
+            return room.shown();
+        };
+        let shared = self.book.collides(&d.nick)
+            || self.rooms.iter().any(|r| {
+                r.dm.as_ref()
+                    .is_some_and(|o| o.peer != d.peer && o.nick.eq_ignore_ascii_case(&d.nick))
+            });
+        match d.fingerprint {
+            Some(fp) if shared && d.nick != fp.short() => format!(
+                "@{} {}",
+                wrap::ellipsize(&d.nick, TAGGED_NICK_COLS),
+                fp.short()
+            ),
+            _ => room.shown(),
+        }
+    }
+
     fn geometry(&self, room: &Room) -> Geometry {
         let (w, h) = self.pane.get();
         room.geometry(w, h)
@@ -389,7 +440,8 @@ impl App {
             Event::Dm(d) => self.on_dm(d),
             Event::DmStatus { id, to, state } => {
                 if let Some(i) = self.room_index(&conversation_name(&to)) {
-                    self.rooms[i].set_state(&id, state);
+                    let geo = self.geometry(&self.rooms[i]);
+                    self.rooms[i].set_state(&id, state, geo);
                 }
             }
             Event::Lagged { missed } => {
@@ -407,6 +459,8 @@ impl App {
                 self.actions.push(Action::Peers {
                     purpose: PeersFor::Refresh,
                 });
+                // A DM from someone new may have been among the missed updates.
+                self.actions.push(Action::Conversations);
             }
         }
     }
@@ -451,37 +505,91 @@ impl App {
         room.trim();
     }
 
-    /// The conversation with `peer`, opened (and its history asked for) if it is not listed.
-    fn conversation(&mut self, peer: PeerId, nick: &str) -> usize {
+    /// The conversation with `peer`, opened (and its first page asked for) if it is not. A
+    /// `nick` (the latest known) relabels it; `last_ms` is when its newest DM was written.
+    /// Opening one past [`MAX_CONVERSATIONS`] closes the quietest other one.
+    fn conversation(&mut self, peer: PeerId, nick: Option<&str>, last_ms: u64) -> usize {
+        let nick = nick
+            .filter(|n| !n.trim().is_empty())
+            .map(wrap::sanitize_name);
         if let Some(i) = self.room_index(&conversation_name(&peer)) {
+            if let Some(d) = self.rooms[i].dm.as_mut() {
+                if let Some(nick) = nick {
+                    d.nick = nick;
+                }
+                d.last_ms = d.last_ms.max(last_ms);
+            }
             return i;
         }
-        self.rooms.push(Room::conversation(peer, nick));
+        if self.conversation_count() >= MAX_CONVERSATIONS {
+            self.close_quietest_conversation();
+        }
+        let fingerprint = people::fingerprint_of(&peer);
+        let nick = nick.unwrap_or_else(|| self.nick_of(&peer));
+        self.rooms
+            .push(Room::conversation(peer, &nick, fingerprint, last_ms));
         let i = self.rooms.len() - 1;
         self.load_first_page(i);
         i
     }
 
-    /// The nick to label a conversation with `peer`: the last one seen, else the peer id's end.
+    fn conversation_count(&self) -> usize {
+        self.rooms.iter().filter(|r| r.dm.is_some()).count()
+    }
+
+    /// Closes the conversation (not the one on screen) with nothing unread and the oldest DM, or
+    /// failing that the one with the oldest DM.
+    fn close_quietest_conversation(&mut self) {
+        let quietest = self
+            .rooms
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.current)
+            .filter_map(|(i, r)| r.dm.as_ref().map(|d| (i, (r.unread > 0, d.last_ms))))
+            .min_by_key(|(_, k)| *k)
+            .map(|(i, _)| i);
+        let Some(i) = quietest else {
+            return;
+        };
+        let title = self.title(&self.rooms[i]);
+        self.rooms.remove(i);
+        if self.current > i {
+            self.current -= 1;
+        }
+        self.notice(
+            &format!(
+                "closed {title}: at most {MAX_CONVERSATIONS} conversations stay open \
+                 (its messages are kept; /msg reopens it)"
+            ),
+            Level::Info,
+        );
+    }
+
+    /// A label for `peer` while no nick of theirs is known: the nick book's, else the short
+    /// fingerprint (read from the peer id), else the peer id's end.
     fn nick_of(&self, peer: &PeerId) -> String {
-        self.book.get(peer).map_or_else(
-            || {
+        if let Some(k) = self.book.get(peer) {
+            return k.nick.clone();
+        }
+        match people::fingerprint_of(peer) {
+            Some(fp) => fp.short(),
+            None => {
                 let s = peer.to_string();
                 s[s.len().saturating_sub(8)..].to_owned()
-            },
-            |k| k.nick.clone(),
-        )
+            }
+        }
     }
 
     fn on_dm(&mut self, d: DmView) {
         self.book
             .learn(d.from, d.fingerprint, &d.nick, d.timestamp_ms);
+        // Our own DM says our nick: theirs is whatever is known (the send's answer tells it).
         let nick = if d.own {
-            self.nick_of(&d.peer)
+            self.book.get(&d.peer).map(|k| k.nick.clone())
         } else {
-            d.nick.clone()
+            Some(d.nick.clone())
         };
-        let i = self.conversation(d.peer, &nick);
+        let i = self.conversation(d.peer, nick.as_deref(), d.timestamp_ms);
         let msg = Msg::from_dm(&d);
         let own = msg.own;
         let label = self.label_width(&msg);
@@ -489,7 +597,13 @@ impl App {
         let shown = i == self.current;
         let room = &mut self.rooms[i];
         let below = match room.insert(Entry::message(msg, d.timestamp_ms), label, geo) {
-            Inserted::Duplicate => return,
+            Inserted::Duplicate => {
+                // A page raced the event: the event's state is the newer.
+                if let Some(state) = d.state {
+                    room.set_state(&d.id, state, geo);
+                }
+                return;
+            }
             Inserted::Added { below } => below,
             Inserted::Beyond => true,
             Inserted::Earlier => false,
@@ -504,6 +618,28 @@ impl App {
             }
         }
         room.trim();
+    }
+
+    /// Says that `nick` names several keys, with a fingerprint prefix to type for each.
+    fn refuse_ambiguous(&mut self, nick: &str, fingerprints: &[String]) {
+        let typed = people::distinct_prefixes(fingerprints, 8);
+        let mut list: Vec<String> = typed
+            .iter()
+            .take(MAX_CANDIDATES_SHOWN)
+            .map(|p| format!("/msg {p}"))
+            .collect();
+        if typed.len() > MAX_CANDIDATES_SHOWN {
+            list.push(format!("{} more", typed.len() - MAX_CANDIDATES_SHOWN));
+        }
+        self.notice(
+            &format!(
+                "{nick} names {} keys: name one by fingerprint — {} \
+                 (/whois {nick} compares them)",
+                fingerprints.len(),
+                list.join(", ")
+            ),
+            Level::Error,
+        );
     }
 
     // ---- answers from the node ----
@@ -533,8 +669,16 @@ impl App {
                     let i = match self.room_index(&room) {
                         Some(i) => i,
                         None => {
-                            self.rooms.push(Room::new(room.clone()));
-                            let i = self.rooms.len() - 1;
+                            // Rooms first, then conversations.
+                            let i = self
+                                .rooms
+                                .iter()
+                                .position(|r| r.dm.is_some())
+                                .unwrap_or(self.rooms.len());
+                            self.rooms.insert(i, Room::new(room.clone()));
+                            if self.current >= i && self.rooms.len() > 1 {
+                                self.current += 1;
+                            }
                             self.load_first_page(i);
                             i
                         }
@@ -592,75 +736,109 @@ impl App {
                 purpose,
                 result,
                 states,
-            } => {
-                self.on_history(&room, limit, purpose, result);
-                if let Some(i) = self.room_index(&room) {
-                    for (id, state) in states {
-                        self.rooms[i].set_state(&id, state);
-                    }
-                }
-            }
-            Reply::DmSent { to, text, result } => match result {
+            } => self.on_history(&room, limit, purpose, result, states),
+            Reply::DmSent {
+                to,
+                text,
+                nick,
+                result,
+            } => match result {
                 Ok(sent) => {
-                    let nick = if sent.to.to_string() == to {
-                        self.nick_of(&sent.to)
-                    } else {
-                        wrap::sanitize_name(&to)
-                    };
-                    let i = self.conversation(sent.to, &nick);
+                    if let Some(n) = &nick {
+                        if let Some(fp) = people::fingerprint_of(&sent.to) {
+                            let now = self.clock.now_ms();
+                            self.book.learn(sent.to, fp, n, now);
+                        }
+                    }
+                    let now = self.clock.now_ms();
+                    let i = self.conversation(sent.to, nick.as_deref(), now);
                     if i != self.current {
                         self.switch_to(i);
                     }
                 }
-                Err(e) => {
-                    self.notice(&format!("direct message not sent: {e}"), Level::Error);
-                    if self.input.is_empty() {
-                        self.input.set(&text);
+                Err(refusal) => {
+                    match refusal {
+                        Refusal::Ambiguous { nick, candidates } => {
+                            self.refuse_ambiguous(&nick, &candidates)
+                        }
+                        Refusal::Other(e) => {
+                            // Typed in a conversation, `to` is a peer id: name it as shown.
+                            let whom = self
+                                .rooms
+                                .iter()
+                                .find(|r| r.dm.as_ref().is_some_and(|d| d.peer.to_string() == to))
+                                .map_or_else(|| to.clone(), |r| self.title(r));
+                            self.notice(
+                                &format!("direct message to {whom} not sent: {e}"),
+                                Level::Error,
+                            );
+                        }
+                    }
+                    self.give_back_dm(&to, text);
+                }
+            },
+            Reply::OpenDm { who, result } => match result {
+                Ok(found) => {
+                    let mine = self.me.peer_id;
+                    match found.as_slice() {
+                        [] => self.notice(&format!("nobody known as {who}"), Level::Error),
+                        [p] if p.peer_id == mine => {
+                            self.notice("that is you: a DM goes to someone else", Level::Error)
+                        }
+                        [p] => {
+                            let (peer, nick) = (p.peer_id, p.nick.clone());
+                            let now = self.clock.now_ms();
+                            let i = self.conversation(peer, Some(&nick), now);
+                            self.switch_to(i);
+                        }
+                        many => {
+                            let fps: Vec<String> =
+                                many.iter().map(|p| p.fingerprint.to_string()).collect();
+                            self.refuse_ambiguous(&who, &fps);
+                        }
                     }
                 }
+                Err(e) => self.notice(&e, Level::Error),
             },
             Reply::Conversations(result) => match result {
                 Ok(list) => {
-                    for c in list.into_iter().take(MAX_CONVERSATIONS) {
-                        let now = self.clock.now_ms();
+                    let now = self.clock.now_ms();
+                    for c in list {
+                        if c.peer == self.me.peer_id {
+                            continue;
+                        }
+                        let open = self.room_index(&conversation_name(&c.peer)).is_some();
+                        if !open && self.conversation_count() >= MAX_CONVERSATIONS {
+                            // The newest come first: the rest wait for `/msg`.
+                            break;
+                        }
                         if !c.nick.is_empty() {
                             self.book
                                 .learn(c.peer, c.fingerprint, &c.nick, c.last_ms.min(now));
                         }
-                        let nick = if c.nick.is_empty() {
-                            self.nick_of(&c.peer)
-                        } else {
-                            c.nick
-                        };
-                        self.conversation(c.peer, &nick);
+                        let nick = Some(c.nick.as_str()).filter(|n| !n.is_empty());
+                        self.conversation(c.peer, nick, c.last_ms);
                     }
                 }
                 Err(e) => self.notice(&format!("conversations unavailable: {e}"), Level::Error),
             },
             Reply::Routes(result) => match result {
-                Ok(routes) => self.open(Overlay::Routes(routes)),
+                Ok(mut routes) => {
+                    routes.sort_by(|a, b| {
+                        a.hops
+                            .cmp(&b.hops)
+                            .then_with(|| a.nick.cmp(&b.nick))
+                            .then_with(|| a.dest.to_bytes().cmp(&b.dest.to_bytes()))
+                    });
+                    self.open(Overlay::Routes(routes));
+                }
                 Err(e) => self.notice(&format!("routes unavailable: {e}"), Level::Error),
             },
-            Reply::Profiles { query, result } => match result {
-                Ok(profiles) => {
-                    let rows = profiles
-                        .into_iter()
-                        .map(|p| {
-                            let own = p.peer_id == self.me.peer_id;
-                            WhoisRow {
-                                nick: wrap::sanitize_name(&p.nick),
-                                peer_id: p.peer_id,
-                                fingerprint: p.fingerprint,
-                                last_seen_ms: None,
-                                addrs: own.then(|| self.me.listen.clone()),
-                                own,
-                            }
-                        })
-                        .collect();
-                    self.open(Overlay::Whois { query, rows });
-                }
-                Err(e) => self.notice(&e, Level::Error),
-            },
+            Reply::Whois {
+                query,
+                peers,
+                profiles,
+            } => self.show_whois(query, peers, profiles),
         }
     }
 
@@ -670,6 +848,7 @@ impl App {
         limit: usize,
         purpose: HistoryFor,
         result: Result<Vec<MessageView>, String>,
+        states: Vec<(MessageId, DmState)>,
     ) {
         let Some(i) = self.room_index(room) else {
             return;
@@ -680,20 +859,31 @@ impl App {
                 let r = &mut self.rooms[i];
                 r.older = super::room::Older::Unknown;
                 r.reloading = false;
+                let title = self.title(&self.rooms[i]);
                 self.notice(
-                    &format!("history of #{room} unavailable: {e}"),
+                    &format!("history of {title} unavailable: {e}"),
                     Level::Error,
                 );
                 return;
             }
         };
         let my_nick = self.me.nick.clone();
+        let conversation = self.rooms[i].dm.is_some();
+        let states: HashMap<MessageId, DmState> = states.into_iter().collect();
         let mut page = Vec::with_capacity(msgs.len());
         for m in msgs {
             self.book
                 .learn(m.author, m.fingerprint, &m.nick, m.timestamp_ms);
             let ts = m.timestamp_ms;
-            page.push((Msg::from_view(m, &my_nick), ts));
+            let mut msg = Msg::from_view(m, &my_nick);
+            if conversation {
+                // Every DM is for the user: none is singled out as naming them.
+                msg.mention = false;
+            }
+            if let Some(state) = states.get(&msg.id) {
+                msg.set_state(*state);
+            }
+            page.push((msg, ts));
         }
         let geo = self.geometry(&self.rooms[i]);
         let book = &self.book;
@@ -743,7 +933,11 @@ impl App {
                             .get(&p.peer_id)
                             .map(|k| k.fingerprint)
                             .or_else(|| people::fingerprint_of(&p.peer_id)),
-                        nick: self.book.get(&p.peer_id).map(|k| k.nick.clone()),
+                        nick: self
+                            .book
+                            .get(&p.peer_id)
+                            .map(|k| k.nick.clone())
+                            .or_else(|| p.nick.as_deref().map(wrap::sanitize_name)),
                         peer_id: p.peer_id,
                         addrs: p.addrs,
                         chat: p.chat,
@@ -751,36 +945,103 @@ impl App {
                     .collect();
                 self.open(Overlay::Peers(rows));
             }
-            PeersFor::Whois(query) => {
-                let rows: Vec<WhoisRow> = self
-                    .book
-                    .find(&query)
-                    .into_iter()
-                    .map(|(peer, k)| {
-                        let own = peer == self.me.peer_id;
-                        WhoisRow {
-                            nick: k.nick.clone(),
-                            peer_id: peer,
-                            fingerprint: k.fingerprint,
-                            last_seen_ms: (!own).then_some(k.last_seen_ms),
-                            addrs: if own {
-                                Some(self.me.listen.clone())
-                            } else {
-                                peers
-                                    .iter()
-                                    .find(|p| p.peer_id == peer)
-                                    .map(|p| p.addrs.clone())
-                            },
-                            own,
-                        }
-                    })
-                    .collect();
-                if rows.is_empty() {
-                    self.notice(&format!("nobody known as {query}"), Level::Error);
-                } else {
-                    self.open(Overlay::Whois { query, rows });
-                }
+        }
+    }
+
+    /// `/whois`: everyone the nick book or the node's profiles know as `query`.
+    fn show_whois(
+        &mut self,
+        query: String,
+        peers: Result<Vec<PeerInfo>, String>,
+        profiles: Result<Vec<ProfileView>, String>,
+    ) {
+        let peers = peers.unwrap_or_default();
+        let addrs_of = |peer: &PeerId, own: bool, me: &Me| {
+            if own {
+                Some(me.listen.clone())
+            } else {
+                peers
+                    .iter()
+                    .find(|p| p.peer_id == *peer)
+                    .map(|p| p.addrs.clone())
             }
+        };
+        let reach_of = |peer: &PeerId| match &profiles {
+            Ok(found) => found
+                .iter()
+                .find(|p| p.peer_id == *peer)
+                .map_or(Reach::NoProfile, |p| Reach::Hops(p.hops)),
+            Err(_) => Reach::Unknown,
+        };
+        let mut rows: Vec<WhoisRow> = self
+            .book
+            .find(&query)
+            .into_iter()
+            .map(|(peer, k)| {
+                let own = peer == self.me.peer_id;
+                WhoisRow {
+                    nick: k.nick.clone(),
+                    peer_id: peer,
+                    fingerprint: k.fingerprint,
+                    last_seen_ms: (!own).then_some(k.last_seen_ms),
+                    addrs: addrs_of(&peer, own, &self.me),
+                    reach: reach_of(&peer),
+                    own,
+                }
+            })
+            .collect();
+        // People whose profile reached the node but who never wrote where this interface saw.
+        for p in profiles.iter().flatten() {
+            if rows.iter().any(|r| r.peer_id == p.peer_id) {
+                continue;
+            }
+            let own = p.peer_id == self.me.peer_id;
+            rows.push(WhoisRow {
+                nick: wrap::sanitize_name(&p.nick),
+                peer_id: p.peer_id,
+                fingerprint: p.fingerprint,
+                last_seen_ms: None,
+                addrs: addrs_of(&p.peer_id, own, &self.me),
+                reach: Reach::Hops(p.hops),
+                own,
+            });
+        }
+        if rows.len() > MAX_WHOIS_ROWS {
+            self.notice(
+                &format!(
+                    "{} keys match {query}: the panel lists {MAX_WHOIS_ROWS}",
+                    rows.len()
+                ),
+                Level::Info,
+            );
+            rows.truncate(MAX_WHOIS_ROWS);
+        }
+        if rows.is_empty() {
+            let why = match profiles {
+                Err(e) => e,
+                Ok(_) => format!("nobody known as {query} (from messages or profiles)"),
+            };
+            self.notice(&why, Level::Error);
+        } else {
+            self.open(Overlay::Whois { query, rows });
+        }
+    }
+
+    /// Puts an unsent DM back in an empty input line: as it was typed in its conversation, or
+    /// as the `/msg` command, so Enter tries again.
+    fn give_back_dm(&mut self, to: &str, text: String) {
+        if !self.input.is_empty() {
+            return;
+        }
+        let here = self
+            .room()
+            .dm
+            .as_ref()
+            .is_some_and(|d| d.peer.to_string() == to);
+        if here {
+            self.input.set(&text);
+        } else {
+            self.input.set(&format!("/msg {to} {text}"));
         }
     }
 
@@ -791,6 +1052,10 @@ impl App {
                 if self.input.is_empty() {
                     self.input.set(&text);
                 }
+                self.notice("busy: not sent, press Enter again", Level::Error);
+            }
+            Action::Dm { to, text } => {
+                self.give_back_dm(&to, text);
                 self.notice("busy: not sent, press Enter again", Level::Error);
             }
             Action::History { room, .. } => {

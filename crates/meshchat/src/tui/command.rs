@@ -63,8 +63,8 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "msg",
-        args: "WHO TEXT",
-        help: "direct message (nick, fingerprint or peer id): sealed, held until they are back",
+        args: "WHO [TEXT]",
+        help: "send a DM to a nick, fingerprint or peer id (no TEXT: open)",
         arg: Arg::Nick,
     },
     Spec {
@@ -125,8 +125,8 @@ pub enum Command<'a> {
     Peers,
     Connect(&'a str),
     Whois(&'a str),
-    /// `/msg WHO TEXT`.
-    Msg(&'a str, &'a str),
+    /// `/msg WHO [TEXT]`: without a text, opens the conversation.
+    Msg(&'a str, Option<&'a str>),
     Routes,
     History(Option<usize>),
     Id,
@@ -163,9 +163,12 @@ pub fn parse(line: &str) -> Parsed<'_> {
         "connect" => Command::Connect(arg),
         "whois" if arg.is_empty() => return needs("a nick"),
         "whois" => Command::Whois(arg),
+        "msg" | "m" | "query" if arg.is_empty() => {
+            return needs("a nick, fingerprint or peer id (/msg WHO TEXT)")
+        }
         "msg" | "m" | "query" => match arg.split_once(char::is_whitespace) {
-            Some((who, text)) if !text.trim().is_empty() => Command::Msg(who, text.trim_start()),
-            _ => return needs("a person and a text (/msg WHO TEXT)"),
+            Some((who, text)) => Command::Msg(who, Some(text.trim_start())),
+            None => Command::Msg(arg, None),
         },
         "routes" => Command::Routes,
         "history" if arg.is_empty() => Command::History(None),
@@ -206,6 +209,15 @@ mod tests {
             Parsed::Command(Command::History(Some(50)))
         );
         assert_eq!(parse("/quit"), Parsed::Command(Command::Quit));
+        assert_eq!(
+            parse("/msg bob  hi there\nsecond line"),
+            Parsed::Command(Command::Msg("bob", Some("hi there\nsecond line")))
+        );
+        assert_eq!(
+            parse("/query 1a2b3c4d"),
+            Parsed::Command(Command::Msg("1a2b3c4d", None))
+        );
+        assert!(matches!(parse("/msg"), Parsed::Error(_)));
         assert!(matches!(parse("/join"), Parsed::Error(_)));
         assert!(matches!(parse("/history x"), Parsed::Error(_)));
         assert!(matches!(parse("/frobnicate"), Parsed::Error(e) if e.contains("/frobnicate")));
@@ -216,8 +228,6 @@ mod tests {
         for s in COMMANDS {
             let line = if s.args.is_empty() {
                 format!("/{}", s.name)
-            } else if s.name == "msg" {
-                format!("/{} 5 5", s.name)
             } else {
                 format!("/{} 5", s.name)
             };

@@ -209,7 +209,49 @@ pub struct WhoisRow {
     pub last_seen_ms: Option<u64>,
     /// Addresses of the open connections, if the peer is connected directly.
     pub addrs: Option<Vec<Multiaddr>>,
+    /// What the node knows of reaching them (for direct messages).
+    pub reach: Reach,
     pub own: bool,
+}
+
+/// Whether a direct message can reach someone, as `/whois` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The node could not say.
+    Unknown,
+    /// No profile of theirs reached the node: a DM cannot be sealed to them yet.
+    NoProfile,
+    /// Their profile is here; hops away, if a route to them is known now.
+    Hops(Option<u16>),
+}
+
+/// For each fingerprint (as shown, spaces or not), the shortest start of its hex digits, at
+/// least `min` long, that no other of them shares: what to type to name it.
+pub fn distinct_prefixes(fingerprints: &[String], min: usize) -> Vec<String> {
+    let hex: Vec<String> = fingerprints
+        .iter()
+        .map(|f| {
+            f.chars()
+                .filter(char::is_ascii_hexdigit)
+                .collect::<String>()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    hex.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut n = min.min(h.len());
+            while n < h.len()
+                && hex
+                    .iter()
+                    .enumerate()
+                    .any(|(j, o)| j != i && o != h && o.starts_with(&h[..n]))
+            {
+                n += 1;
+            }
+            h[..n].to_owned()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -290,6 +332,19 @@ mod tests {
         assert!(!b.collides("alice") && !b.collides("mallory"));
         b.learn(m, fm, "\u{430}lice", 40);
         assert!(b.collides("alice"));
+    }
+
+    #[test]
+    fn fingerprint_prefixes_tell_keys_apart() {
+        let fps = [
+            "aaaa bbbb cccc dddd".to_owned(),
+            "aaaa bbbb ccc0 0000".to_owned(),
+            "1234 5678 9abc def0".to_owned(),
+        ];
+        assert_eq!(
+            distinct_prefixes(&fps, 8),
+            ["aaaabbbbcccc", "aaaabbbbccc0", "12345678"]
+        );
     }
 
     #[test]

@@ -10,8 +10,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 use ratatui::Frame;
 
+use std::collections::HashMap;
+
+use meshchat_node::{DmState, PeerId};
+
 use super::app::{App, Overlay};
 use super::command::{COMMANDS, KEYS};
+use super::people::{self, Reach};
 use super::room::{
     Body, Entry, Geometry, Level, Older, FP_COLS, SEPARATOR_COLS, SYNCED_MARK, TIME_COLS,
 };
@@ -19,6 +24,8 @@ use super::wrap::{self, ellipsize, width};
 
 /// Most rows the input line grows to.
 const MAX_INPUT_ROWS: usize = 5;
+/// Routes the `/routes` panel lists at most (the nearest).
+const MAX_ROUTES_SHOWN: usize = 500;
 /// Narrower than this, the room list is one row on top instead of a column.
 const SIDEBAR_MIN_WIDTH: u16 = 60;
 
@@ -112,7 +119,7 @@ fn sidebar_width(app: &App, total: u16) -> u16 {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            width(&room_label(i, &r.shown())) + 1 + count_label(r.unread, r.mentions).len()
+            width(&room_label(i, &app.title(r))) + 1 + count_label(r.unread, r.mentions).len()
         })
         .max()
         .unwrap_or(0);
@@ -141,7 +148,7 @@ fn room_list(buf: &mut Buffer, area: Rect, app: &App) {
         let count = count_label(room.unread, room.mentions);
         let cols = area.width as usize;
         let label = ellipsize(
-            &room_label(i, &room.shown()),
+            &room_label(i, &app.title(room)),
             cols.saturating_sub(count.len() + 2),
         );
         buf.set_stringn(area.x + 1, y, &label, cols.saturating_sub(1), style);
@@ -163,10 +170,11 @@ fn room_bar(buf: &mut Buffer, area: Rect, app: &App) {
         .enumerate()
         .map(|(i, r)| {
             let count = count_label(r.unread, r.mentions);
+            let label = room_label(i, &app.title(r));
             let text = if count.is_empty() {
-                format!(" {} ", room_label(i, &r.shown()))
+                format!(" {label} ")
             } else {
-                format!(" {} ({count}) ", room_label(i, &r.shown()))
+                format!(" {label} ({count}) ")
             };
             let style = if i == app.current {
                 CURRENT_ROOM
@@ -222,7 +230,7 @@ fn messages(buf: &mut Buffer, area: Rect, app: &App) {
     let view = room.visible(geo);
     let mut y = area.y + view.pad as u16;
     if view.pad > 0 && room.older == Older::Exhausted && !room.name.is_empty() {
-        let text = format!("· beginning of {} ·", wrap::sanitize_name(&room.shown()));
+        let text = format!("· beginning of {} ·", wrap::sanitize_name(&app.title(room)));
         let x = area.x + (area.width.saturating_sub(width(&text) as u16)) / 2;
         buf.set_stringn(x, y - 1, &text, area.width as usize, DIM);
     }
@@ -295,6 +303,18 @@ fn draw_entry(
         Body::Message(m) if m.synced => SYNCED_MARK,
         _ => "│",
     };
+    // A DM's state mark, after its text: dimmed, red when it failed.
+    let mark = match &entry.body {
+        Body::Message(m) => m.mark_start().map(|at| {
+            let style = if m.state == Some(DmState::Failed) {
+                ERROR
+            } else {
+                DIM
+            };
+            (at, style)
+        }),
+        Body::Notice { .. } => None,
+    };
     let text = entry.text();
     let mut drawn = 0;
     for (k, range) in wrap::wrap(text, text_cols)
@@ -321,7 +341,17 @@ fn draw_entry(
             buf.set_stringn(sep_x, row, separator, 1, DIM);
         }
         if text_x < area.right() {
-            buf.set_stringn(text_x, row, &text[range], text_cols, text_style);
+            match mark {
+                Some((at, style)) if range.end > at => {
+                    let body = range.start..at.max(range.start);
+                    let (x, _) = buf.set_stringn(text_x, row, &text[body], text_cols, text_style);
+                    let left = text_cols.saturating_sub((x - text_x) as usize);
+                    buf.set_stringn(x, row, &text[at.max(range.start)..range.end], left, style);
+                }
+                _ => {
+                    buf.set_stringn(text_x, row, &text[range], text_cols, text_style);
+                }
+            }
         }
         drawn += 1;
     }
@@ -341,8 +371,8 @@ fn status_bar(buf: &mut Buffer, area: Rect, app: &App) {
         app.me.fingerprint.short(),
         if room.name.is_empty() {
             "no room".to_owned()
-        } else if let Some(d) = &room.dm {
-            format!("@{} (direct, sealed)", d.nick)
+        } else if room.dm.is_some() {
+            format!("{} (direct, sealed)", app.title(room))
         } else {
             format!("#{}", room.name)
         }
@@ -396,7 +426,7 @@ struct InputLayout<'a> {
 impl<'a> InputLayout<'a> {
     fn new(app: &'a App, total_width: u16, max_rows: usize) -> Self {
         let prompt = match app.rooms.get(app.current) {
-            Some(r) => format!("[{}] ", wrap::sanitize_name(&r.shown())),
+            Some(r) => format!("[{}] ", wrap::sanitize_name(&app.title(r))),
             None => "[no room] ".to_owned(),
         };
         let prompt = ellipsize(&prompt, total_width as usize / 3);
@@ -454,10 +484,44 @@ impl<'a> InputLayout<'a> {
     }
 }
 
-/// The last eight characters of a peer id.
-fn short_peer(p: &meshchat_node::PeerId) -> String {
-    let s = p.to_string();
-    format!("…{}", &s[s.len().saturating_sub(8)..])
+/// A peer as the routes panel names it: its short fingerprint (read from the peer id), else the
+/// peer id's end.
+fn short_peer(p: &PeerId) -> String {
+    match people::fingerprint_of(p) {
+        Some(fp) => fp.short(),
+        None => {
+            let s = p.to_string();
+            format!("…{}", &s[s.len().saturating_sub(8)..])
+        }
+    }
+}
+
+/// `text` cut or padded to `cols` cells.
+fn pad(text: &str, cols: usize) -> String {
+    let mut s = ellipsize(text, cols);
+    let w = width(&s);
+    s.push_str(&" ".repeat(cols.saturating_sub(w)));
+    s
+}
+
+/// A duration as `12s`, `5m`, `3h`, `2d`.
+fn age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7_199 => format!("{}m", s / 60),
+        7_200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// Who a route leads to or through: the nick their profile gave (or the nick book's), else
+/// nothing known.
+fn route_nick(app: &App, nicks: &HashMap<PeerId, &str>, p: &PeerId) -> Option<String> {
+    nicks
+        .get(p)
+        .map(|n| wrap::sanitize_name(n))
+        .or_else(|| app.book.get(p).map(|k| k.nick.clone()))
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -514,6 +578,11 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
                 format!(
                     "{SYNCED_MARK} instead of │ marks a message that came late, by history sync."
                 ),
+                DIM,
+            ));
+            lines.push(Line::styled(
+                "@nick in the room list is a direct conversation; your DMs there are marked \
+                 queued (no route yet), sent, delivered ✓ or failed (expired undelivered).",
                 DIM,
             ));
             " help — Esc closes "
@@ -589,6 +658,22 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
                 lines.push(heading(&format!("{}{you}", w.nick)));
                 lines.push(field("fingerprint", w.fingerprint.to_string()));
                 lines.push(field("peer id", w.peer_id.to_string()));
+                match w.reach {
+                    _ if w.own => {}
+                    Reach::Unknown => {}
+                    Reach::NoProfile => lines.push(field(
+                        "profile",
+                        "none reached this node yet: a DM cannot be sealed to them".into(),
+                    )),
+                    Reach::Hops(Some(1)) => {
+                        lines.push(field("route", "1 hop (a neighbour)".into()))
+                    }
+                    Reach::Hops(Some(h)) => lines.push(field("route", format!("{h} hops"))),
+                    Reach::Hops(None) => lines.push(field(
+                        "route",
+                        "none now: DMs to them wait here until one is found".into(),
+                    )),
+                }
                 if let Some(ts) = w.last_seen_ms {
                     lines.push(field("last message", app.clock.hhmm(ts)));
                 }
@@ -614,29 +699,46 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
                 1 => "1 node reachable".to_owned(),
                 n => format!("{n} nodes reachable"),
             }));
-            lines.push(Line::styled(
+            let row = |who: &str, key: &str, via: &str, hops: &str, age: &str| {
                 format!(
-                    "  {:<20} {:<12} {:>4} {:>6}",
-                    "who", "next hop", "hops", "age"
-                ),
+                    "  {} {}  {}  {hops:>4} {age:>5}",
+                    pad(who, 16),
+                    pad(key, 8),
+                    pad(via, 25)
+                )
+            };
+            lines.push(Line::styled(
+                row("who", "key", "next hop", "hops", "age"),
                 DIM,
             ));
-            for r in routes {
-                let who = match &r.nick {
-                    Some(n) => wrap::sanitize_name(n),
-                    None => short_peer(&r.dest),
+            let nicks: HashMap<PeerId, &str> = routes
+                .iter()
+                .filter_map(|r| Some((r.dest, r.nick.as_deref()?)))
+                .collect();
+            for r in routes.iter().take(MAX_ROUTES_SHOWN) {
+                let who =
+                    route_nick(app, &nicks, &r.dest).unwrap_or_else(|| "(no profile)".to_owned());
+                let via = if r.next_hop == r.dest {
+                    "(direct)".to_owned()
+                } else {
+                    match route_nick(app, &nicks, &r.next_hop) {
+                        Some(n) => format!("{} {}", ellipsize(&n, 16), short_peer(&r.next_hop)),
+                        None => short_peer(&r.next_hop),
+                    }
                 };
-                let via = app
-                    .book
-                    .get(&r.next_hop)
-                    .map_or_else(|| short_peer(&r.next_hop), |k| k.nick.clone());
-                lines.push(Line::raw(format!(
-                    "  {:<20} {:<12} {:>4} {:>5}s",
-                    ellipsize(&who, 20),
-                    ellipsize(&via, 12),
-                    r.hops,
-                    r.age_ms / 1000
+                lines.push(Line::raw(row(
+                    &who,
+                    &short_peer(&r.dest),
+                    &via,
+                    &r.hops.to_string(),
+                    &age(r.age_ms),
                 )));
+            }
+            if routes.len() > MAX_ROUTES_SHOWN {
+                lines.push(Line::styled(
+                    format!("  … and {} more", routes.len() - MAX_ROUTES_SHOWN),
+                    DIM,
+                ));
             }
             " routes — Esc closes "
         }

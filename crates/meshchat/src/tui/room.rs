@@ -133,6 +133,11 @@ impl Msg {
         &self.text[..self.base]
     }
 
+    /// Where the state mark starts in `text`, if there is one.
+    pub fn mark_start(&self) -> Option<usize> {
+        self.state.map(|_| self.base)
+    }
+
     /// Shows `state` after the text.
     pub fn set_state(&mut self, state: DmState) {
         self.text.truncate(self.base);
@@ -147,7 +152,7 @@ pub fn state_mark(state: DmState) -> &'static str {
         DmState::Queued => "· queued",
         DmState::Sent => "· sent",
         DmState::Delivered => "· delivered ✓",
-        DmState::Failed => "· failed (expired undelivered)",
+        DmState::Failed => "· failed",
     }
 }
 
@@ -155,8 +160,14 @@ pub fn state_mark(state: DmState) -> &'static str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DmPeer {
     pub peer: PeerId,
-    /// Sanitized.
+    /// Sanitized: the nick their profile or latest DM gave, or their short fingerprint while none
+    /// is known.
     pub nick: String,
+    /// Read from the peer id (shown beside the nick when nicks look alike).
+    pub fingerprint: Option<Fingerprint>,
+    /// The newest DM of the conversation known here (which conversation to close first when too
+    /// many are open).
+    pub last_ms: u64,
 }
 
 /// The room name a conversation with `peer` is kept under: no room name has an `@`.
@@ -369,12 +380,19 @@ impl Room {
         }
     }
 
-    /// A direct-message conversation with `peer`.
-    pub fn conversation(peer: PeerId, nick: &str) -> Self {
+    /// A direct-message conversation with `peer` (`fingerprint` read from its peer id).
+    pub fn conversation(
+        peer: PeerId,
+        nick: &str,
+        fingerprint: Option<Fingerprint>,
+        last_ms: u64,
+    ) -> Self {
         let mut r = Self::new(conversation_name(&peer));
         r.dm = Some(DmPeer {
             peer,
             nick: wrap::sanitize_name(nick),
+            fingerprint,
+            last_ms,
         });
         r
     }
@@ -387,21 +405,32 @@ impl Room {
         }
     }
 
-    /// Shows `state` on our DM `id`, if it is in the window; true if it was.
-    pub fn set_state(&mut self, id: &MessageId, state: DmState) -> bool {
+    /// Shows `state` on our DM `id`, if it is in the window (true if it was). A view scrolled
+    /// above it stays on the same rows.
+    pub fn set_state(&mut self, id: &MessageId, state: DmState, geo: Geometry) -> bool {
         if !self.ids.contains(id) {
             return false;
         }
-        for e in self.entries.iter_mut() {
-            if let Body::Message(m) = &mut e.body {
-                if m.id == *id {
-                    m.set_state(state);
-                    e.rows.set((0, 0));
-                    return true;
-                }
-            }
+        // Own DMs being re-marked are nearly always among the newest: look from the end.
+        let Some(idx) = self
+            .entries
+            .iter()
+            .rposition(|e| matches!(&e.body, Body::Message(m) if m.id == *id))
+        else {
+            return false;
+        };
+        let below = self.scroll > 0 && self.rows_after(idx + 1, geo, self.scroll) < self.scroll;
+        let entry = &mut self.entries[idx];
+        let before = entry.rows(geo);
+        if let Body::Message(m) = &mut entry.body {
+            m.set_state(state);
         }
-        false
+        entry.rows.set((0, 0));
+        let after = entry.rows(geo);
+        if below {
+            self.scroll = (self.scroll + after).saturating_sub(before);
+        }
+        true
     }
 
     pub fn entries(&self) -> &VecDeque<Entry> {

@@ -29,7 +29,7 @@ use ratatui::Terminal;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
-use super::app::{Action, App, Reply};
+use super::app::{Action, App, Refusal, Reply};
 use super::render;
 
 /// Node calls waiting for the worker; when full, the interface says "busy" instead of waiting.
@@ -305,17 +305,60 @@ async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mp
                     states,
                 }
             }
-            Action::Dm { to, text } => {
-                let result = handle.dm(&to, &text).await.map_err(|e| e.to_string());
-                Reply::DmSent { to, text, result }
+            Action::Dm { to, text } => match handle.dm(&to, &text).await {
+                Ok(sent) => {
+                    // Their nick, to name the conversation (the DM itself carries ours).
+                    let nick = handle
+                        .whois(&sent.to.to_string())
+                        .await
+                        .ok()
+                        .and_then(|found| found.into_iter().next())
+                        .map(|p| p.nick);
+                    Reply::DmSent {
+                        to,
+                        text,
+                        nick,
+                        result: Ok(sent),
+                    }
+                }
+                Err(e) => {
+                    let refusal = match e {
+                        meshchat_node::Error::AmbiguousNick { nick, candidates } => {
+                            Refusal::Ambiguous { nick, candidates }
+                        }
+                        e => Refusal::Other(e.to_string()),
+                    };
+                    Reply::DmSent {
+                        to,
+                        text,
+                        nick: None,
+                        result: Err(refusal),
+                    }
+                }
+            },
+            Action::OpenDm { who } => {
+                let result = handle.whois(&who).await.map_err(|e| e.to_string());
+                Reply::OpenDm { who, result }
             }
             Action::Conversations => {
                 Reply::Conversations(handle.conversations().await.map_err(|e| e.to_string()))
             }
             Action::Routes => Reply::Routes(handle.routes().await.map_err(|e| e.to_string())),
-            Action::Profiles { query } => {
-                let result = handle.whois(&query).await.map_err(|e| e.to_string());
-                Reply::Profiles { query, result }
+            Action::Whois { query } => {
+                let peers = handle.peers().await.map_err(|e| e.to_string());
+                let profiles = match handle.whois(&query).await {
+                    Ok(found) => Ok(found),
+                    // Nobody, or nobody with a profile: the nick book may still know them.
+                    Err(
+                        meshchat_node::Error::UnknownPerson(_) | meshchat_node::Error::NoProfile(_),
+                    ) => Ok(Vec::new()),
+                    Err(e) => Err(e.to_string()),
+                };
+                Reply::Whois {
+                    query,
+                    peers,
+                    profiles,
+                }
             }
         };
         if replies.send(reply).await.is_err() {

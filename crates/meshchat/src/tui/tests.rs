@@ -257,13 +257,22 @@ fn peers_and_whois_panels() {
     press(&mut app, KeyCode::Enter);
     assert_eq!(
         app.take_actions(),
-        [Action::Peers {
-            purpose: PeersFor::Whois("bob".into())
+        [Action::Whois {
+            query: "bob".into()
         }]
     );
-    app.on_reply(Reply::Peers {
-        purpose: PeersFor::Whois("bob".into()),
-        result: Ok(peers),
+    // One bob's profile reached the node (a neighbour), the other's did not.
+    app.on_reply(Reply::Whois {
+        query: "bob".into(),
+        peers: Ok(peers),
+        profiles: Ok(vec![meshchat_node::ProfileView {
+            peer_id: peer(2),
+            fingerprint: key(2).public().fingerprint(),
+            nick: "bob".into(),
+            version: 3,
+            hops: Some(1),
+            connected: true,
+        }]),
     });
     insta::assert_snapshot!("whois_panel", render(&app, 90, 24).backend());
     press(&mut app, KeyCode::Esc);
@@ -416,6 +425,120 @@ async fn event_loop_sends_and_shows() {
     handle.shutdown().await;
 }
 
+/// The real event loop and two real nodes: `/msg` opens the conversation, the DM is marked
+/// until its receipt comes back, and the answer appears in the same conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_loop_direct_messages_between_real_nodes() {
+    use std::time::Duration;
+
+    let node = |dir: &std::path::Path, nick: &str, peers: Vec<meshchat_node::Multiaddr>| {
+        let mut config = meshchat_node::Config::loopback(dir);
+        config.in_memory_store = true;
+        config.nick = Some(nick.to_owned());
+        config.peers = peers;
+        config.target_peers = 0;
+        config.dht = false;
+        config
+    };
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let (alice, alice_events) = meshchat_node::spawn(node(dir_a.path(), "alice", Vec::new()))
+        .await
+        .expect("node starts");
+    let info = alice.info().await.expect("info");
+    let addr: meshchat_node::Multiaddr = format!("{}/p2p/{}", info.listen[0], info.peer_id)
+        .parse()
+        .expect("address");
+    let (bob, mut bob_events) = meshchat_node::spawn(node(dir_b.path(), "bob", vec![addr]))
+        .await
+        .expect("node starts");
+    let bob_id = bob.info().await.expect("info").peer_id;
+    // Alice's node knows bob's profile and a route to him.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while alice.whois(&bob_id.to_string()).await.is_err()
+        || !alice
+            .routes()
+            .await
+            .expect("routes")
+            .iter()
+            .any(|r| r.dest == bob_id)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no route to bob");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Bob answers the first DM he gets.
+    let answer = {
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = bob_events.recv().await {
+                if let Event::Dm(d) = ev {
+                    if !d.own {
+                        bob.dm("alice", "hi alice").await.expect("bob answers");
+                        break;
+                    }
+                }
+            }
+            bob_events
+        })
+    };
+    let mut app = App::new(&info, Clock::fixed(utc(), NOW_MS));
+    let (key_tx, mut key_rx) = tokio::sync::mpsc::channel::<std::io::Result<TermEvent>>(64);
+    let keys = futures::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
+    for c in "/msg bob hello bob".chars() {
+        key_tx
+            .send(Ok(TermEvent::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            ))))
+            .await
+            .expect("queue key");
+    }
+    key_tx
+        .send(Ok(TermEvent::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        ))))
+        .await
+        .expect("queue key");
+    let mut terminal = Terminal::new(TestBackend::new(80, 12)).expect("test backend");
+    let quit_tx = key_tx.clone();
+    let mut done = false;
+    let run = super::term::event_loop(
+        &mut terminal,
+        &mut app,
+        keys,
+        alice.clone(),
+        alice_events,
+        |app| {
+            let room = app.room();
+            let texts: Vec<&str> = room.entries().iter().map(|e| e.text()).collect();
+            if !done
+                && room.dm.as_ref().is_some_and(|d| d.peer == bob_id)
+                && texts.contains(&"hello bob  · delivered ✓")
+                && texts.contains(&"hi alice")
+            {
+                done = true;
+                let _ = quit_tx.try_send(Ok(TermEvent::Key(KeyEvent::new(
+                    KeyCode::Char('c'),
+                    KeyModifiers::CONTROL,
+                ))));
+            }
+        },
+    );
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the conversation completes and the loop ends after Ctrl+C")
+        .expect("the loop runs without error");
+    let screen = terminal.backend().to_string();
+    assert!(screen.contains("[@bob]"), "{screen}");
+    assert!(screen.contains("delivered ✓"), "{screen}");
+    drop(answer.await);
+    bob.shutdown().await;
+    alice.shutdown().await;
+}
+
 /// Updates the node dropped while the interface was not reading are recovered from the database:
 /// each room's newest page and the peer list are asked for again, and what was missed appears.
 #[test]
@@ -505,7 +628,7 @@ fn screen_text(t: &Terminal<TestBackend>) -> String {
 #[test]
 fn a_conversation_with_states_and_the_routes_panel() {
     use meshchat_node::{DmState, DmView, RouteView};
-    let mut app = app(&["lobby"]);
+    let mut app = app(&["lobby", "dev"]);
     let dm = |n: u64, from: u8, text: &str, state: Option<DmState>| {
         let mut id = [0xd0u8; 32];
         id[..8].copy_from_slice(&n.to_be_bytes());
@@ -523,22 +646,63 @@ fn a_conversation_with_states_and_the_routes_panel() {
             seq: n,
         }
     };
-    app.on_node_event(Event::Dm(dm(1, 2, "are you coming to the meeting?", None)));
-    app.on_node_event(Event::Dm(dm(
-        2,
-        1,
-        "yes, on my way",
-        Some(DmState::Delivered),
-    )));
-    app.on_node_event(Event::Dm(dm(
-        3,
-        1,
-        "bringing the radio",
-        Some(DmState::Queued),
-    )));
-    app.switch_to(1);
-    insta::assert_snapshot!(render(&app, 70, 12).backend());
-    app.on_reply(super::app::Reply::Routes(Ok(vec![
+    let events = [
+        dm(1, 2, "are you coming to the meeting?", None),
+        dm(2, 1, "yes, on my way", Some(DmState::Queued)),
+        dm(
+            3,
+            1,
+            "bringing the radio and the spare batteries for it",
+            Some(DmState::Queued),
+        ),
+        dm(4, 1, "is the north road open?", Some(DmState::Queued)),
+        dm(5, 1, "call me when you read this", Some(DmState::Queued)),
+    ];
+    let ids: Vec<MessageId> = events.iter().map(|d| d.id).collect();
+    for d in events {
+        app.on_node_event(Event::Dm(d));
+    }
+    // Unread beside the rooms while another room is shown.
+    assert_eq!(app.rooms[2].unread, 1);
+    for (id, state) in [
+        (ids[1], DmState::Delivered),
+        (ids[2], DmState::Sent),
+        (ids[4], DmState::Failed),
+    ] {
+        app.on_node_event(Event::DmStatus {
+            id,
+            to: peer(2),
+            state,
+        });
+    }
+    app.switch_to(2);
+    insta::assert_snapshot!(render(&app, 72, 14).backend());
+    // Marks are dim, a failure red.
+    let t = render(&app, 72, 14);
+    let screen = screen_text(&t);
+    let row = screen
+        .lines()
+        .position(|l| l.contains("call me"))
+        .expect("the failed DM is shown");
+    let col = screen
+        .lines()
+        .nth(row)
+        .unwrap()
+        .chars()
+        .position(|c| c == 'f')
+        .unwrap();
+    assert_eq!(
+        t.backend().buffer()[(col as u16, row as u16)].fg,
+        Color::Red
+    );
+    app.on_reply(Reply::Routes(Ok(vec![
+        RouteView {
+            dest: peer(4),
+            next_hop: peer(3),
+            hops: 3,
+            age_ms: 300_000,
+            nick: None,
+        },
         RouteView {
             dest: peer(2),
             next_hop: peer(3),
@@ -551,8 +715,8 @@ fn a_conversation_with_states_and_the_routes_panel() {
             next_hop: peer(3),
             hops: 1,
             age_ms: 1_000,
-            nick: None,
+            nick: Some("carol".into()),
         },
     ])));
-    insta::assert_snapshot!(render(&app, 70, 12).backend());
+    insta::assert_snapshot!(render(&app, 72, 14).backend());
 }

@@ -46,7 +46,7 @@ impl App {
                 let prefix = word.prefix.trim_start_matches('#').to_lowercase();
                 self.rooms
                     .iter()
-                    .filter(|r| r.name.starts_with(&prefix))
+                    .filter(|r| r.dm.is_none() && r.name.starts_with(&prefix))
                     .map(|r| format!("{} ", r.name))
                     .collect()
             }
@@ -121,7 +121,7 @@ impl App {
             },
             Command::Leave(None) if self.room().dm.is_some() => {
                 // Closing a conversation: its messages stay in the database (`/msg` reopens it).
-                let shown = self.room().shown();
+                let shown = self.title(self.room());
                 self.rooms.remove(self.current);
                 if self.current >= self.rooms.len() {
                     self.current = self.rooms.len().saturating_sub(1);
@@ -158,7 +158,7 @@ impl App {
                             String::new()
                         };
                         let here = if i == self.current { " (here)" } else { "" };
-                        format!("{} {}{unread}{here}", i + 1, r.shown())
+                        format!("{} {}{unread}{here}", i + 1, self.title(r))
                     })
                     .collect();
                 let text = if list.is_empty() {
@@ -183,18 +183,9 @@ impl App {
                     addr: addr.to_owned(),
                 });
             }
-            Command::Whois(query) => {
-                if self.book.find(query).is_empty() {
-                    // Never wrote where we saw it: its profile may still have reached the node.
-                    self.actions.push(Action::Profiles {
-                        query: query.to_owned(),
-                    });
-                } else {
-                    self.actions.push(Action::Peers {
-                        purpose: PeersFor::Whois(query.to_owned()),
-                    });
-                }
-            }
+            Command::Whois(query) => self.actions.push(Action::Whois {
+                query: query.to_owned(),
+            }),
             Command::History(n) => {
                 let Some(room) = self.rooms.get_mut(self.current) else {
                     self.notice("you are in no room", Level::Error);
@@ -210,12 +201,13 @@ impl App {
                 };
                 self.actions.push(action);
             }
-            Command::Msg(who, text) => {
-                self.actions.push(Action::Dm {
-                    to: who.to_owned(),
-                    text: text.to_owned(),
-                });
-            }
+            Command::Msg(who, Some(text)) => self.actions.push(Action::Dm {
+                to: who.to_owned(),
+                text: text.to_owned(),
+            }),
+            Command::Msg(who, None) => self.actions.push(Action::OpenDm {
+                who: who.to_owned(),
+            }),
             Command::Routes => self.actions.push(Action::Routes),
             Command::Id => self.open(Overlay::Id),
             Command::Help => self.open(Overlay::Help),

@@ -379,21 +379,25 @@ fn quitting_and_panels() {
     assert!(matches!(app.overlay, Some(Overlay::Help)));
     press(&mut app, KeyCode::Esc);
     assert!(app.overlay.is_none());
-    // Nobody who wrote where we saw it: the node's profiles are asked, and it says who is not
-    // known.
+    // Nobody known to the nick book or to the node's profiles: said, no panel.
     type_str(&mut app, "/whois nobody");
     press(&mut app, KeyCode::Enter);
     assert_eq!(
         app.take_actions(),
-        [Action::Profiles {
+        [Action::Whois {
             query: "nobody".into()
         }]
     );
-    app.on_reply(Reply::Profiles {
+    app.on_reply(Reply::Whois {
         query: "nobody".into(),
-        result: Err("nobody known as \"nobody\"".into()),
+        peers: Ok(Vec::new()),
+        profiles: Ok(Vec::new()),
     });
     assert!(app.overlay.is_none());
+    assert!(texts(&app)
+        .last()
+        .unwrap()
+        .contains("nobody known as nobody"));
     type_str(&mut app, "/peers");
     press(&mut app, KeyCode::Enter);
     assert_eq!(
@@ -439,162 +443,473 @@ fn no_room_means_no_send() {
     assert_eq!(app.input.text(), "into the void");
 }
 
-fn dm(n: u64, from: u8, to: u8, nick: &str, text: &str, state: Option<DmState>) -> DmView {
+// ---- direct messages ----
+
+/// DM number `n` between alice (key 1, us) and `other`; `from_us` decides its direction.
+fn dm(n: u64, other: u8, from_us: bool, nick: &str, text: &str) -> DmView {
     let mut id = [0xd0u8; 32];
     id[..8].copy_from_slice(&n.to_be_bytes());
-    let own = from == 1;
+    let (from, to) = if from_us { (1, other) } else { (other, 1) };
     DmView {
         id: MessageId(id),
-        peer: peer(if own { to } else { from }),
+        peer: peer(other),
         from: peer(from),
         to: peer(to),
         fingerprint: key(from).public().fingerprint(),
         nick: nick.into(),
         timestamp_ms: NOW_MS - 3_600_000 + n * 60_000,
         text: text.into(),
-        own,
-        state,
+        own: from_us,
+        state: from_us.then_some(DmState::Queued),
         seq: n,
     }
 }
 
+fn last_text(app: &App) -> String {
+    texts(app).last().cloned().unwrap_or_default()
+}
+
+/// Answers the history requests queued so far with empty pages.
+fn empty_pages(app: &mut App) {
+    for a in app.take_actions() {
+        if let Action::History {
+            room,
+            limit,
+            purpose,
+            ..
+        } = a
+        {
+            app.on_reply(Reply::History {
+                room,
+                limit,
+                purpose,
+                result: Ok(Vec::new()),
+                states: Vec::new(),
+            });
+        }
+    }
+}
+
 #[test]
-fn a_dm_opens_a_conversation_beside_the_rooms_with_unread_and_states() {
+fn receiving_a_dm_creates_the_conversation_with_an_unread_count() {
     let mut app = app(&["lobby"]);
-    app.on_node_event(Event::Dm(dm(1, 2, 1, "bob", "psst, alice", None)));
-    // A conversation entry appeared, named after bob, with one unread (counted as a mention),
-    // and its history was asked for.
+    app.on_node_event(Event::Dm(dm(1, 2, false, "bob", "psst, alice")));
     assert_eq!(app.rooms.len(), 2);
     let conv = &app.rooms[1];
-    assert_eq!(conv.shown(), "@bob");
+    assert_eq!(app.title(conv), "@bob");
+    assert_eq!(
+        conv.dm.as_ref().map(|d| d.peer),
+        Some(peer(2)),
+        "kept under bob's peer id"
+    );
+    // Counted as a mention: a DM is addressed to the user.
     assert_eq!((conv.unread, conv.mentions), (1, 1));
+    assert_eq!(app.current, 0, "a DM does not take the screen");
+    // Its history is asked for under the conversation's name (the worker asks dm_history).
     let actions = app.take_actions();
-    assert!(actions.iter().any(
-        |a| matches!(a, Action::History { room, .. } if *room == conversation_name(&peer(2)))
-    ));
-    assert_eq!(app.current, 0, "a DM does not steal the screen");
-    // Switching to it clears the count; typing there sends a DM to bob's peer id.
-    app.switch_to(1);
-    assert_eq!(app.rooms[1].unread, 0);
+    assert!(
+        actions.iter().any(|a| matches!(a,
+            Action::History { room, before: None, .. } if *room == conversation_name(&peer(2)))),
+        "{actions:?}"
+    );
+    app.on_node_event(Event::Dm(dm(2, 2, false, "bob", "are you there?")));
+    assert_eq!(app.rooms.len(), 2, "one conversation per person");
+    assert_eq!(app.rooms[1].unread, 2);
+    // The room list shows it beside the rooms, with its count.
+    let screen = render(&app, 70, 8).backend().to_string();
+    assert!(screen.contains("2 @bob"), "{screen}");
+    // What bob sends cannot act on the terminal.
+    app.on_node_event(Event::Dm(dm(
+        3,
+        2,
+        false,
+        "b\u{1b}[2Job",
+        "x\u{1b}]0;pwned\u{7}y",
+    )));
+    let shown = app.rooms[1].entries().back().unwrap();
+    let Body::Message(m) = &shown.body else {
+        panic!("a message")
+    };
+    assert!(!m.nick.contains('\u{1b}') && !m.text.contains('\u{1b}'));
+    assert!(!app.title(&app.rooms[1]).contains('\u{1b}'));
+}
+
+#[test]
+fn switching_to_the_conversation_clears_unread_and_typing_there_sends_a_dm() {
+    let mut app = app(&["lobby"]);
+    app.on_node_event(Event::Dm(dm(1, 2, false, "bob", "psst")));
+    empty_pages(&mut app);
+    alt(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.current, 1);
+    assert_eq!((app.rooms[1].unread, app.rooms[1].mentions), (0, 0));
     type_str(&mut app, "hi bob");
     press(&mut app, KeyCode::Enter);
-    let to_bob = peer(2).to_string();
-    assert!(app
-        .take_actions()
-        .iter()
-        .any(|a| matches!(a, Action::Dm { to, text } if *to == to_bob && text == "hi bob")));
-    // Our own DM comes back as an event with its state, which then moves on.
-    let mine = dm(2, 1, 2, "alice", "hi bob", Some(DmState::Queued));
+    assert_eq!(
+        app.take_actions(),
+        [Action::Dm {
+            to: peer(2).to_string(),
+            text: "hi bob".into()
+        }]
+    );
+    assert!(sends(&mut app).is_empty(), "nothing goes to a room");
+    // While shown, bob's next DM is not unread.
+    app.on_node_event(Event::Dm(dm(2, 2, false, "bob", "hi!")));
+    assert_eq!(app.rooms[1].unread, 0);
+    // Refused (the node stopped, say): the text comes back as typed.
+    app.on_reply(Reply::DmSent {
+        to: peer(2).to_string(),
+        text: "hi bob".into(),
+        nick: None,
+        result: Err(Refusal::Other("the node has stopped".into())),
+    });
+    assert_eq!(app.input.text(), "hi bob");
+    assert!(last_text(&app).contains("direct message to @bob not sent: the node has stopped"));
+    // The worker queue full: the same.
+    ctrl(&mut app, 'u');
+    app.refused(Action::Dm {
+        to: peer(2).to_string(),
+        text: "again".into(),
+    });
+    assert_eq!(app.input.text(), "again");
+}
+
+#[test]
+fn status_events_update_the_mark_of_own_dms() {
+    let mut app = app(&["lobby"]);
+    let mine = dm(1, 2, true, "alice", "on my way");
     let id = mine.id;
     app.on_node_event(Event::Dm(mine));
     assert_eq!(app.rooms[1].unread, 0, "own messages are not unread");
-    let last = |app: &App| app.room().entries().back().unwrap().text().to_owned();
-    assert_eq!(last(&app), "hi bob  · queued");
+    empty_pages(&mut app);
+    app.switch_to(1);
+    assert_eq!(last_text(&app), "on my way  · queued");
     for (state, shown) in [
-        (DmState::Sent, "hi bob  · sent"),
-        (DmState::Delivered, "hi bob  · delivered ✓"),
+        (DmState::Sent, "on my way  · sent"),
+        (DmState::Delivered, "on my way  · delivered ✓"),
+        (DmState::Failed, "on my way  · failed"),
     ] {
         app.on_node_event(Event::DmStatus {
             id,
             to: peer(2),
             state,
         });
-        assert_eq!(last(&app), shown);
+        assert_eq!(last_text(&app), shown);
     }
-    // The same DM again (a history page racing the event) is shown once.
-    app.on_node_event(Event::Dm(dm(
-        2,
-        1,
-        2,
-        "alice",
-        "hi bob",
-        Some(DmState::Sent),
-    )));
-    assert_eq!(app.room().entries().len(), 2);
-    // /leave closes the conversation, not a room.
-    type_str(&mut app, "/leave");
-    press(&mut app, KeyCode::Enter);
-    assert_eq!(app.rooms.len(), 1);
-    assert!(app
-        .take_actions()
-        .iter()
-        .all(|a| !matches!(a, Action::Leave { .. })));
+    let Body::Message(m) = &app.room().entries().back().unwrap().body else {
+        panic!("a message")
+    };
+    assert_eq!(m.body(), "on my way");
+    assert_eq!(m.state, Some(DmState::Failed));
+    // A state for a conversation not open, or a DM not in the window: nothing happens.
+    app.on_node_event(Event::DmStatus {
+        id,
+        to: peer(9),
+        state: DmState::Sent,
+    });
+    app.on_node_event(Event::DmStatus {
+        id: MessageId([0x55; 32]),
+        to: peer(2),
+        state: DmState::Sent,
+    });
+    assert_eq!(app.room().len(), 1);
+    // The same DM again (a page racing the event) is shown once, with the newer state.
+    let mut again = dm(1, 2, true, "alice", "on my way");
+    again.state = Some(DmState::Delivered);
+    app.on_node_event(Event::Dm(again));
+    assert_eq!(app.room().len(), 1);
+    assert_eq!(last_text(&app), "on my way  · delivered ✓");
 }
 
 #[test]
-fn msg_command_opens_the_conversation_and_refusals_say_why() {
+fn a_conversation_opens_with_its_history_and_pages_back_like_a_room() {
+    let mut app = app(&["lobby"]);
+    app.on_reply(Reply::Conversations(Ok(vec![Conversation {
+        peer: peer(2),
+        nick: "bob".into(),
+        fingerprint: key(2).public().fingerprint(),
+        last_ms: NOW_MS - 1000,
+        count: 900,
+    }])));
+    assert_eq!(app.title(&app.rooms[1]), "@bob");
+    let name = conversation_name(&peer(2));
+    let actions = app.take_actions();
+    assert_eq!(
+        actions,
+        [Action::History {
+            room: name.clone(),
+            before: None,
+            limit: PAGE,
+            purpose: HistoryFor::Initial
+        }]
+    );
+    // A full page of DMs, as the worker turns them into message views, with our states.
+    let page: Vec<MessageView> = (0..PAGE as u64)
+        .map(|n| {
+            let d = dm(
+                1000 + n,
+                2,
+                n % 2 == 0,
+                if n % 2 == 0 { "alice" } else { "bob" },
+                "x",
+            );
+            MessageView {
+                id: d.id,
+                room: name.clone(),
+                author: d.from,
+                fingerprint: d.fingerprint,
+                nick: d.nick,
+                timestamp_ms: d.timestamp_ms,
+                text: format!("dm {n}"),
+                own: d.own,
+                synced: false,
+                seq: d.seq,
+            }
+        })
+        .collect();
+    let newest = page.last().unwrap().id;
+    let states = vec![(page[PAGE - 2].id, DmState::Delivered)];
+    app.on_reply(Reply::History {
+        room: name.clone(),
+        limit: PAGE,
+        purpose: HistoryFor::Initial,
+        result: Ok(page),
+        states,
+    });
+    app.switch_to(1);
+    assert_eq!(app.room().len(), PAGE);
+    let texts = texts(&app);
+    assert_eq!(texts[PAGE - 2], "dm 498  · delivered ✓");
+    assert_eq!(texts[PAGE - 1], "dm 499", "bob's DMs have no mark");
+    assert!(app.room().entries().iter().any(|e| matches!(&e.body,
+        Body::Message(m) if m.id == newest)));
+    // Scrolling up reaches the top of the window: the page before it is asked for.
+    let _ = app.take_actions();
+    for _ in 0..200 {
+        press(&mut app, KeyCode::PageUp);
+    }
+    let actions = app.take_actions();
+    assert!(
+        actions.iter().any(|a| matches!(a,
+            Action::History { room, before: Some(_), purpose: HistoryFor::Older { .. }, .. }
+                if *room == name)),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn msg_with_an_ambiguous_nick_shows_the_candidates() {
     let mut app = app(&["lobby"]);
     type_str(&mut app, "/msg carol are you there?");
     press(&mut app, KeyCode::Enter);
-    let actions = app.take_actions();
-    assert!(actions.iter().any(
-        |a| matches!(a, Action::Dm { to, text } if to == "carol" && text == "are you there?")
-    ));
-    // Two keys use "carol": the node refuses with both fingerprints; the text comes back.
-    let refusal = "\"carol\" is used by several keys; name one by fingerprint: \
-                   aaaa bbbb cccc dddd eeee ffff 0000 1111, 2222 3333 4444 5555 6666 7777 8888 9999";
+    assert_eq!(
+        app.take_actions(),
+        [Action::Dm {
+            to: "carol".into(),
+            text: "are you there?".into()
+        }]
+    );
+    let (f3, f4) = (key(3).public().fingerprint(), key(4).public().fingerprint());
     app.on_reply(Reply::DmSent {
         to: "carol".into(),
         text: "are you there?".into(),
-        result: Err(refusal.into()),
+        nick: None,
+        result: Err(Refusal::Ambiguous {
+            nick: "carol".into(),
+            candidates: vec![f3.to_string(), f4.to_string()],
+        }),
     });
-    let notice = app.room().entries().back().unwrap().text().to_owned();
+    let notice = last_text(&app);
     assert!(
-        notice.contains("aaaa bbbb") && notice.contains("2222 3333"),
+        notice.contains("carol names 2 keys")
+            && notice.contains(&format!("/msg {}", f3.short()))
+            && notice.contains(&format!("/msg {}", f4.short())),
         "{notice}"
     );
-    assert_eq!(app.input.text(), "are you there?");
-    // Accepted: the conversation opens and is shown.
+    assert_eq!(app.rooms.len(), 1, "no conversation opened");
+    // The command comes back, to name one and press Enter again.
+    assert_eq!(app.input.text(), "/msg carol are you there?");
+    // Named by fingerprint: accepted; the conversation opens, named by the profile's nick.
+    ctrl(&mut app, 'u');
+    type_str(&mut app, &format!("/msg {} are you there?", f3.short()));
+    press(&mut app, KeyCode::Enter);
+    let _ = app.take_actions();
     app.on_reply(Reply::DmSent {
-        to: "carol".into(),
+        to: f3.short(),
         text: "are you there?".into(),
+        nick: Some("carol".into()),
         result: Ok(DmSent {
             id: MessageId([7; 32]),
             to: peer(3),
-            state: DmState::Sent,
+            state: DmState::Queued,
         }),
     });
-    assert_eq!(app.room().shown(), "@carol");
-    // /msg without a text is refused by the parser.
+    assert_eq!(app.current, 1);
+    assert_eq!(app.room().dm.as_ref().map(|d| d.peer), Some(peer(3)));
+    // The other carol is known too now: the names tell them apart by fingerprint.
+    app.on_node_event(Event::Dm(dm(1, 4, false, "carol", "I am the other carol")));
+    assert_eq!(app.title(&app.rooms[1]), format!("@carol {}", f3.short()));
+    assert_eq!(app.title(&app.rooms[2]), format!("@carol {}", f4.short()));
+    // Unknown people and missing profiles are said as the node says them.
+    app.on_reply(Reply::DmSent {
+        to: "zed".into(),
+        text: "hi".into(),
+        nick: None,
+        result: Err(Refusal::Other(
+            meshchat_node::Error::UnknownPerson("zed".into()).to_string(),
+        )),
+    });
+    assert!(last_text(&app).contains("nobody known as \"zed\""));
+    assert_eq!(app.input.text(), "/msg zed hi");
     ctrl(&mut app, 'u');
-    type_str(&mut app, "/msg carol");
+    // /msg without a text opens the conversation (several matches: the candidates again).
+    let _ = app.take_actions();
+    type_str(&mut app, "/msg dave");
     press(&mut app, KeyCode::Enter);
-    assert!(app
-        .take_actions()
-        .iter()
-        .all(|a| !matches!(a, Action::Dm { .. })));
+    assert_eq!(app.take_actions(), [Action::OpenDm { who: "dave".into() }]);
+    let profile = |n: u8| ProfileView {
+        peer_id: peer(n),
+        fingerprint: key(n).public().fingerprint(),
+        nick: "dave".into(),
+        version: 1,
+        hops: Some(2),
+        connected: false,
+    };
+    app.on_reply(Reply::OpenDm {
+        who: "dave".into(),
+        result: Ok(vec![profile(5), profile(6)]),
+    });
+    assert!(last_text(&app).contains("dave names 2 keys"));
+    app.on_reply(Reply::OpenDm {
+        who: "dave".into(),
+        result: Ok(vec![profile(5)]),
+    });
+    assert_eq!(app.title(app.room()), "@dave");
+    assert_eq!(app.room().dm.as_ref().map(|d| d.peer), Some(peer(5)));
 }
 
 #[test]
-fn conversations_are_listed_at_start_and_whois_falls_back_to_profiles() {
+fn conversations_are_listed_at_start_and_bounded() {
     let mut app = app(&["lobby"]);
-    app.on_reply(Reply::Conversations(Ok(vec![Conversation {
-        peer: peer(4),
-        nick: "dave".into(),
-        fingerprint: key(4).public().fingerprint(),
-        last_ms: NOW_MS - 1000,
-        count: 3,
-    }])));
-    assert_eq!(app.rooms[1].shown(), "@dave");
+    let list: Vec<Conversation> = (0..MAX_CONVERSATIONS as u64 + 10)
+        .map(|n| {
+            let k = key(100 + n as u8);
+            Conversation {
+                peer: meshchat_node::peer_id_of(&k.public()),
+                nick: format!("p{n}"),
+                fingerprint: k.public().fingerprint(),
+                last_ms: NOW_MS - 1000 * n,
+                count: 1,
+            }
+        })
+        .collect();
+    app.on_reply(Reply::Conversations(Ok(list)));
+    assert_eq!(app.rooms.len(), 1 + MAX_CONVERSATIONS);
+    assert_eq!(app.title(&app.rooms[1]), "@p0", "the newest first");
     assert_eq!(app.current, 0);
-    // dave never wrote in a room: /whois asks the node for profiles.
+    // Listing again (after missed updates) opens none twice.
+    app.on_node_event(Event::Lagged { missed: 1 });
+    assert!(app.take_actions().contains(&Action::Conversations));
+    // A DM from someone new: the quietest conversation closes to make room.
+    app.on_node_event(Event::Dm(dm(1, 2, false, "bob", "hi")));
+    assert_eq!(app.rooms.len(), 1 + MAX_CONVERSATIONS);
+    assert_eq!(app.title(app.rooms.last().unwrap()), "@bob");
+    let last = format!("@p{}", MAX_CONVERSATIONS - 1);
+    assert!(app.rooms.iter().all(|r| app.title(r) != last));
+    assert!(last_text(&app).contains(&format!("closed {last}")));
+}
+
+#[test]
+fn rooms_stay_before_conversations_and_leave_closes_a_conversation() {
+    let mut app = app(&["lobby"]);
+    app.on_node_event(Event::Dm(dm(1, 2, false, "bob", "hi")));
+    empty_pages(&mut app);
+    app.switch_to(1);
+    app.on_reply(Reply::Joined {
+        room: "dev".into(),
+        result: Ok(true),
+    });
+    let names: Vec<String> = app.rooms.iter().map(|r| app.title(r)).collect();
+    assert_eq!(names, ["#lobby", "#dev", "@bob"]);
+    assert_eq!(app.current, 1);
+    // Room completion does not offer conversations.
+    type_str(&mut app, "/join ");
+    assert_eq!(app.candidates(), ["lobby ", "dev "]);
+    ctrl(&mut app, 'u');
+    // /leave in a conversation closes it, asking the node nothing.
+    app.switch_to(2);
     let _ = app.take_actions();
+    type_str(&mut app, "/leave");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.rooms.len(), 2);
+    assert!(app.take_actions().is_empty());
+    assert!(last_text(&app).contains("closed @bob"));
+}
+
+#[test]
+fn whois_shows_profiles_of_people_who_never_wrote_in_a_room() {
+    let mut app = app(&["lobby"]);
+    deliver(&mut app, msg(1, "lobby", 2, "bob", "hello"));
     type_str(&mut app, "/whois erin");
     press(&mut app, KeyCode::Enter);
-    assert!(app
-        .take_actions()
-        .iter()
-        .any(|a| matches!(a, Action::Profiles { query } if query == "erin")));
-    app.on_reply(Reply::Profiles {
+    assert_eq!(
+        app.take_actions(),
+        [Action::Whois {
+            query: "erin".into()
+        }]
+    );
+    let profile = |n: u8, nick: &str, hops| ProfileView {
+        peer_id: peer(n),
+        fingerprint: key(n).public().fingerprint(),
+        nick: nick.into(),
+        version: 1,
+        hops,
+        connected: false,
+    };
+    app.on_reply(Reply::Whois {
         query: "erin".into(),
-        result: Ok(vec![ProfileView {
-            peer_id: peer(5),
-            fingerprint: key(5).public().fingerprint(),
-            nick: "erin".into(),
-            version: 1,
-            hops: Some(3),
-            connected: false,
-        }]),
+        peers: Ok(Vec::new()),
+        profiles: Ok(vec![profile(5, "erin", Some(3))]),
     });
-    assert!(matches!(&app.overlay, Some(Overlay::Whois { rows, .. }) if rows[0].nick == "erin"));
+    let Some(Overlay::Whois { rows, .. }) = &app.overlay else {
+        panic!("the whois panel")
+    };
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].nick.as_str(), rows[0].reach),
+        ("erin", Reach::Hops(Some(3)))
+    );
+    // Someone known from a room and by profile is one row, with both.
+    app.on_reply(Reply::Whois {
+        query: "bob".into(),
+        peers: Ok(Vec::new()),
+        profiles: Ok(vec![profile(2, "bob", None)]),
+    });
+    let Some(Overlay::Whois { rows, .. }) = &app.overlay else {
+        panic!("the whois panel")
+    };
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].reach, Reach::Hops(None));
+    assert!(rows[0].last_seen_ms.is_some());
+    // Known from a room only: no profile reached the node.
+    app.on_reply(Reply::Whois {
+        query: "bob".into(),
+        peers: Ok(Vec::new()),
+        profiles: Ok(Vec::new()),
+    });
+    let Some(Overlay::Whois { rows, .. }) = &app.overlay else {
+        panic!("the whois panel")
+    };
+    assert_eq!(rows[0].reach, Reach::NoProfile);
+}
+
+#[test]
+fn routes_open_a_panel() {
+    let mut app = app(&["lobby"]);
+    type_str(&mut app, "/routes");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.take_actions(), [Action::Routes]);
+    app.on_reply(Reply::Routes(Err("the node has stopped".into())));
+    assert!(app.overlay.is_none());
+    app.on_reply(Reply::Routes(Ok(Vec::new())));
+    assert!(matches!(&app.overlay, Some(Overlay::Routes(r)) if r.is_empty()));
 }
