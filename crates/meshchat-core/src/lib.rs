@@ -19,6 +19,7 @@
 //!   machines: latency, loss, cut links, crashed nodes, seeded randomness, virtual time.
 //! - [`routing`]: the direct-message routing table: a distance vector with per-destination
 //!   sequence numbers (Babel's feasibility condition), its adverts and their wire format.
+//! - [`election`]: the tracker's Bully election (ranks, epochs, heartbeats) and its roster.
 //! - [`routed`]: a signed envelope routed hop by hop to one node, best effort (tracker messages).
 //! - [`dm`]: direct messages: profiles with the encryption key, DMs sealed with HPKE, signed
 //!   receipts, and the outbox (retries, custody for offline recipients, delivery at most once).
@@ -26,6 +27,7 @@
 pub mod broadcast;
 pub mod dedup;
 pub mod dm;
+pub mod election;
 pub mod envelope;
 pub mod guard;
 pub mod identity;

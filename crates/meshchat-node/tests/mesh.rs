@@ -284,6 +284,23 @@ async fn a_peer_flooding_forged_envelopes_is_blocked() {
     assert_eq!(stats.rejected.bad_signature, limit, "{stats:?}");
     assert_eq!(stats.accepted, 0);
 
+    // B's side of the closed connection is gone (B may see the close after the attacker does,
+    // on a loaded machine: found by a CI run).
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while b
+        .handle
+        .peers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.peer_id == attacker_id)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B still lists the blocked peer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Coming back is refused: the connection never becomes a B peer.
     attacker.redial_refused(b.addr.clone(), b_id).await;
     let peers = b.handle.peers().await.unwrap();
