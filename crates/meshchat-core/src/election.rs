@@ -1,138 +1,235 @@
 //! The tracker: one node per connected component keeps the network's roster (who is online, at
-//! which addresses), chosen by a Bully election over the mesh (issue 12).
+//! which addresses), chosen by a Bully election over the mesh (issue 12). [`Election`] is the
+//! whole state machine of one node: inputs ([`Input`]) and the time in, outputs ([`Output`]:
+//! messages to route or flood, the tracker followed, the roster, a wake-up time) out; no I/O,
+//! no clock, generic over the peer id `P` (tests use `u32`). Messages and their bytes: [`wire`].
 //!
 //! # The election
 //!
-//! Every node has a *rank* `(priority, id)`, compared in that order; a node started with
-//! `--no-tracker` has none and never becomes tracker, but follows everything else. The tracker
-//! floods a [`Msg::Heartbeat`] every [`Limits::heartbeat_interval`]. A node starts an election
-//! when it has heard no heartbeat for [`Limits::missed_heartbeats`] intervals, or at once when
-//! the routing table says the tracker is unreachable ([`Input::Reachable`]), or when it is not
-//! following anyone after its start-up grace:
+//! Every node has a *rank* `(priority, id)`, compared in that order, the higher winning; a node
+//! without a priority (`--no-tracker`) is not eligible: it never serves, but it follows,
+//! registers and prompts elections like any other. A node starts an election when the tracker
+//! it follows has been silent for [`Limits::missed_heartbeats`] heartbeat intervals, at once
+//! when the routing table loses the route to it ([`Input::Reachability`]), when it has found no
+//! tracker by the end of its start-up grace, when it hears a claim (heartbeat or coordinator)
+//! of lower rank than its own, and when a lower node's election reaches it. Then:
 //!
-//! - it floods [`Msg::Election`]; every eligible node of higher rank that hears it answers
-//!   [`Msg::Alive`] (routed to it) and runs its own election;
-//! - a node that hears no `Alive` within [`Limits::election_timeout`] becomes tracker: it floods
-//!   [`Msg::Coordinator`] with a new *epoch* (one more than the highest it has seen) and starts
-//!   serving; a node that heard `Alive` waits [`Limits::coordinator_timeout`] for the
-//!   coordinator and starts over if none comes;
-//! - a node that knows of no reachable node of higher rank does not wait at all.
+//! - it routes [`Msg::Election`] to the [`Limits::election_fanout`] highest *live* candidates
+//!   above it (known eligible, reachable, not suspected); those that do not answer within
+//!   [`Limits::election_timeout`] are *suspected* (skipped, and not counted as alive, until
+//!   heard from again) and the next ones are asked. Asking all higher nodes at once, as in the
+//!   textbook, costs O(N²) messages when every node notices a dead tracker at the same moment;
+//!   asking the highest few costs O(N).
+//! - if it knows no live candidate above it but some reachable node's eligibility is unknown
+//!   to it, it floods the election once (a flooded one is answered only by the few highest
+//!   nodes, those that know fewer than `election_fanout` live ones above them);
+//! - a candidate of higher rank that gets it answers [`Msg::Alive`] (Bully's OK) and runs its
+//!   own election, unless it follows a live tracker of higher rank than itself at an epoch the
+//!   asker has not passed (that tracker's heartbeats will reach the asker), or it is still in
+//!   its start-up grace (its election starts when the grace ends). The serving tracker answers
+//!   with its [`Msg::Coordinator`] instead (and claims a newer epoch if the asker saw one);
+//! - an asker that hears `Alive` waits [`Limits::coordinator_timeout`] for a coordinator, and
+//!   starts over if none comes; one that is left with nobody to ask *wins*: it takes the epoch
+//!   one above the highest it has seen, floods its coordinator, starts serving
+//!   ([`Output::Serving`]) and heartbeats ([`Msg::Heartbeat`] every
+//!   [`Limits::heartbeat_interval`]). A node that is not eligible never wins: it waits for a
+//!   coordinator, longer each time none comes (a component without an eligible node does not
+//!   flood elections forever).
 //!
-//! A node adopts a coordinator (or the sender of a heartbeat) whose `(epoch, rank)` is newer
-//! than what it follows: a higher epoch, or the same epoch and a higher rank. An older epoch is
-//! stale and ignored (*fencing*: a tracker that was cut off and comes back with an old epoch is
-//! not followed). Whatever the epoch, an eligible node that hears a coordinator or a heartbeat
-//! of lower rank than its own runs an election, which it wins with a newer epoch: this is how a
-//! returning higher-ranked node takes over, and how two components that each elected a tracker
-//! converge on one when a partition heals (the higher tracker hears the lower one's heartbeats).
-//! A tracker that adopts another steps down.
+//! The start-up grace is `missed_heartbeats` intervals plus an id-derived fraction of
+//! [`Limits::start_spread`]: a network started all at once does not flood an election from
+//! every node at the same instant; the later ones have heard of a candidate and ask it.
+//!
+//! # Following, fencing, converging
+//!
+//! A claim (coordinator or heartbeat) from `from` at `epoch` is handled in this order:
+//!
+//! 1. a claimant of lower rank than this (eligible) node is taken over, whatever its epoch, by
+//!    an election this node then wins: how a returning higher node takes over. Unless this node
+//!    follows a live tracker that outranks the claimant too: that tracker will. A serving node
+//!    only needs to act if the claim's epoch is newer than its own (it claims above it, at most
+//!    once per heartbeat interval, so nobody can make it flood faster); otherwise its next
+//!    heartbeat brings the claimant's followers over, and the claimant itself.
+//! 2. a claim older than the tracker followed is *stale*, ignored and counted: a lower epoch, or
+//!    the same epoch and a lower rank. With no tracker followed, anything below the highest
+//!    epoch ever seen is stale. This fences a tracker that was cut off and comes back.
+//! 3. a claim from a node outranked by a live candidate this node knows (other than the
+//!    claimant) is refused and counted: that one should take over; the node waits for it, and
+//!    elects if it does not come.
+//! 4. otherwise it is adopted: [`Output::TrackerChanged`], a registration, and a serving node
+//!    steps down ([`Output::Serving`]`(false)`).
+//!
+//! When a partition heals, each side hears the other's heartbeats within a heartbeat interval:
+//! the lower tracker adopts the higher one (same epoch, higher rank; or a newer epoch), or the
+//! higher one claims above the lower one's newer epoch; every node that followed the loser
+//! adopts the winner and registers with it, so the rosters merge within a round trip.
+//!
+//! What a node knows of the others: reachability from the routing table; priorities from their
+//! own messages (every message but a roster carries its sender's) and from the rosters its
+//! tracker sends (which do not override what a node said itself); suspicion from its own
+//! elections. All bounded: [`Limits::max_known`] priorities (an unreachable one is forgotten
+//! for a new one), [`Limits::max_reachable`] routes.
 //!
 //! # The roster
 //!
-//! Every node registers with its tracker ([`Msg::Register`]: nick, addresses, priority, routed)
-//! when it adopts it and every [`Limits::register_interval`]; the tracker answers with the
-//! [`Msg::Roster`] and drops an entry [`Limits::entry_ttl`] after its last registration. A node
-//! registers only itself (the sender is the envelope's author, checked by the node), once per
-//! [`Limits::min_register_gap`] (more are refused and counted), and the roster is bounded
-//! ([`Limits::max_roster`]; when full, newcomers are refused rather than anyone evicted).
-//! After a partition heals, the nodes that followed the losing tracker register with the winner
-//! as they adopt it, so the rosters merge within a round trip.
+//! A node registers with its tracker ([`Msg::Register`]: nick, addresses, priority) when it
+//! adopts it (or the tracker claims a new epoch), every [`Limits::register_interval`], when its
+//! own entry changes ([`Input::Me`]), and again after [`Limits::register_retry`] (doubling) while
+//! unanswered, or at once when a route to the tracker appears. The tracker keys the entry by the
+//! authenticated sender (one entry per node, the last registration wins), accepts one
+//! registration per node per [`Limits::min_register_gap`] (one more per new epoch), refuses
+//! newcomers when [`Limits::max_roster`] are registered (nobody is evicted), drops an entry
+//! [`Limits::entry_ttl`] after its last registration, and answers each accepted registration
+//! with its roster ([`Msg::Roster`]), cut to one message of at most [`MAX_BODY`] bytes (about
+//! 470 typical entries with 32-byte ids) and flagged `truncated` when cut; the cut answer starts
+//! at the registrant and wraps around, so that different nodes see different parts of a big
+//! roster. The roster is shown and dialed through [`Output::Roster`].
+//!
+//! # Trust
+//!
+//! The node authenticates every message (the sender is the envelope's author, signature
+//! checked) before it gets here, and drops replays (envelope ids, timestamps). So no message
+//! names its sender: a registration can only be for its sender (one for another id is refused
+//! and counted in [`Stats::forged`], as is anything claiming to come from this node itself).
+//! Priorities and epochs are what nodes say: a node can claim a high priority and become
+//! tracker, as the issue intends (the operator's `--tracker-priority`); a malicious node can
+//! raise epochs (up to `u64::MAX`, after which equal epochs go by rank), and can make others
+//! elect, but not faster than its messages arrive, and a tracker does not claim faster than
+//! once per heartbeat interval.
+//!
+//! # Wiring it into the node
+//!
+//! - `Election::new(own id, priority, persisted epoch, Limits::default(), now)`: priority
+//!   `None` with `--no-tracker`, else `--tracker-priority` (a bare `--tracker` 1000); the epoch
+//!   persisted from [`Election::max_epoch`] (on every [`Output::TrackerChanged`]), 0 at first.
+//!   Then [`Input::Me`] (nick and listen/external multiaddrs as text; again when they change),
+//!   [`Input::Reachability`] with every destination the routing table has a route to, and
+//!   [`Input::Tick`].
+//! - routing table `Changed(dests)`: `Input::Reachability(dests.map(|d| (d,
+//!   table.next_hop(&d).is_some())))`.
+//! - a tracker envelope (kind 4), flooded or routed to us, checked by the inbound path:
+//!   [`Msg::decode`] of its body (an error: drop and count), then
+//!   `Input::Received { from: author, msg }`; not our own (the trees may echo it: drop it).
+//! - [`Output::Send`]: sign the body ([`Msg::encode`]) as a kind-4 envelope and route it
+//!   ([`crate::routed`], dropped without a route); [`Output::Flood`]: sign it and publish it on
+//!   the broadcast trees (relayed, not stored); [`Output::WakeAt`]: the timer (it replaces the
+//!   previous one); the others go to the front-end (status, `/who`) and to dialing (roster
+//!   addresses).
 //!
 //! # What it costs (simulated)
 //!
-//! `election/tests.rs` runs the state machines in a discrete-event harness of its own:
-//! components (partitions) and crashes decide who reaches whom, floods reach every node of the
-//! component in 5-60 ms, routed messages in 5-120 ms, routing reports reachability changes
-//! 20-80 ms after they happen. 300 seeded runs in CI (`cargo test -p meshchat-core`), 5 000
-//! ignored ones of up to 20 nodes (`cargo test --release -p meshchat-core -- election
-//! --ignored`): a start, then 3-20 partitions, heals, crashes and restarts (a restarted node
-//! keeps its highest epoch) under 5 % loss, then 75 s of quiet; after it, in every component,
-//! exactly one tracker, the highest-ranked eligible live node, followed at one epoch by every
-//! node, with every node in its roster; and no node's epoch ever went down.
+//! `election/simulation.rs` runs every node's election over `crate::sim` with the real
+//! routing table routing the unicasts and feeding reachability, and a plain flood (every node
+//! relays each flood once to its other neighbours; the broadcast trees cost less); random
+//! meshes (a random tree plus n/3 links), links of 2-20 ms plus up to 5 ms of jitter, a crash
+//! noticed by the neighbours 100 ms later (or, "silent", after 30 s, like a ping timeout).
+//! Messages count an output once (a flood once), frames count link transmissions. Election
+//! messages are ELECTION, ALIVE and COORDINATOR; heartbeats are not counted.
 //!
-//! Failover when the tracker crashes, all nodes priority 100 (messages sent: a flood counts
-//! once; heartbeats not counted): N = 6: 18 messages, every node following the new tracker
-//! 110 ms after the crash; N = 20: 145, 130 ms; N = 50: 841, 130 ms; N = 1 000: 260 213,
-//! 620 ms. The messages grow about as N²/3: every node that learns the tracker is gone floods
-//! an ELECTION and every higher one answers it. The first election of a network that starts
-//! together costs 80 (N = 10), 255 (20), 530 (30), 905 (40) messages. Heartbeats cost one flood
-//! every 500 ms.
+//! | the tracker crashes   | N = 6    | N = 20    | N = 50     | N = 1 000       |
+//! |-----------------------|----------|-----------|------------|-----------------|
+//! | election messages     | 15       | 71        | 191        | 3 991           |
+//! | their frames          | 28       | 288       | 1 006      | 31 154          |
+//! | all follow the new one| 180 ms   | 235 ms    | 265 ms     | 345 ms          |
+//! | all in its roster     | 215 ms   | 310 ms    | 370 ms     | 505 ms          |
+//! | silent crash: follow  | 1.79 s   | 1.80 s    | 1.82 s     | 1.76 s          |
 //!
-//! # Transport
+//! (A network that has run a minute, so every node holds a recent roster. Within its first
+//! minute a candidate may hold the partial roster of its first registration, see nodes it knows
+//! nothing of, and flood its election first: N = 50 then follows in 565 ms, N = 1 000 in
+//! 645 ms. After a silent crash, registrations whose route goes through the dead node wait for
+//! routing to notice it: N = 50, 30.1 s.) About four routed messages per node: an ELECTION to
+//! each of the two highest candidates and their answers.
 //!
-//! Messages are the bodies of signed envelopes of kind [`crate::envelope::Kind::Tracker`].
-//! [`Output::Flood`] goes on the broadcast trees to every node of the component;
-//! [`Output::Send`] is routed hop by hop ([`crate::routed`]). Both are best effort: heartbeats
-//! repeat, registrations are refreshed, elections time out and start over.
+//! A network started all at once (N = 6, 20, 50, 1 000): 18, 97, 186, 14 941 election messages
+//! (61, 487, 1 367, 245 807 frames), everyone registered with the best node after 2.7, 2.9,
+//! 2.0, 2.5 s. Two halves of a mesh that each elected, healed: one tracker and every node in
+//! its roster after 495, 160, 440 ms (N = 6, 20, 50). The far end of a 10-node line (the best
+//! candidate) crashing: the other end serves after 595 ms; returning: it serves again after
+//! 840 ms. Standing cost: one heartbeat flood per 500 ms (2 floods per second), and a
+//! registration and a roster answer per node per minute (N = 1 000: 33 messages per second,
+//! the roster answers up to 60 KiB each).
+//!
+//! Correctness: 300 seeded runs in CI (`cargo test -p meshchat-core election`, up to 12 nodes,
+//! ~4 s in a debug build) and 10 000 ignored ones of up to 30 nodes (`cargo test --release -p
+//! meshchat-core election -- --ignored`, ~1 min): lines (the best candidate at the far end),
+//! rings, meshes and grids start together, then 3-15 crashes (trackers, and the likely winner in
+//! the middle of the election that follows), restarts (with the persisted epoch: returning
+//! higher nodes), cut links, partitions and heals under 0-8 % loss, then 65 s of quiet, healed
+//! half of the time. After the start and after the quiet, in every connected component: exactly
+//! one node serves, the highest-ranked eligible one (none where no node is eligible, and then
+//! nobody follows anyone), every node follows it at its epoch, and every node is in its roster;
+//! at every step, no node's highest epoch or followed epoch ever goes down.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use crate::routing::wire::PeerBytes;
 
-mod wire;
+mod peers;
+mod roster;
+pub mod wire;
 
-pub use wire::{fit_roster, Error, MAX_ADDRS, MAX_ADDR_LEN, MAX_BODY};
+use peers::{Peers, Route};
+use roster::{Refused, Roster};
 
-/// A node's rank; higher wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub use wire::{sanitize, Entry, Error, Msg, MAX_ADDRS, MAX_ADDR_LEN, MAX_BODY, MAX_NICK_LEN};
+
+/// A candidate's rank: priority first, then peer id; the higher wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rank<P> {
     pub priority: u32,
     pub id: P,
 }
 
-/// One roster entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry<P> {
-    pub id: P,
-    pub nick: String,
-    pub addrs: Vec<String>,
-    /// `None`: not tracker-eligible.
-    pub priority: Option<u32>,
-}
-
-/// What travels between nodes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Msg<P> {
-    Heartbeat {
-        epoch: u64,
-        priority: u32,
-    },
-    Election {
-        epoch: u64,
-        priority: Option<u32>,
-    },
-    Alive {
-        priority: u32,
-    },
-    Coordinator {
-        epoch: u64,
-        priority: u32,
-    },
-    Register(Entry<P>),
-    Roster {
-        epoch: u64,
-        entries: Vec<Entry<P>>,
-        truncated: bool,
-    },
-}
-
 /// Timers and bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// How often the tracker floods a heartbeat. Default 500 ms: one flood every 500 ms is
+    /// the standing cost of the election (2 per second, each crossing every link of the
+    /// component about once).
     pub heartbeat_interval: Duration,
-    /// Heartbeats missed before an election (3 × 500 ms: 1.5 s).
+    /// Heartbeats missed before an election (3: 1.5 s of silence); also the start-up grace, for
+    /// which a new node listens for a tracker before it runs an election.
     pub missed_heartbeats: u32,
-    /// How long an electing node waits for an `Alive` from a higher one.
+    /// How long an electing node waits for an [`Msg::Alive`] (or the tracker's
+    /// [`Msg::Coordinator`]) from the candidates it asked before it asks the next ones, or
+    /// wins. A round trip across the mesh; default 300 ms. Too short costs an extra epoch (a
+    /// lower node wins, the higher one takes over), not correctness.
     pub election_timeout: Duration,
-    /// How long, after an `Alive`, it waits for the coordinator before starting over.
+    /// How long a node that heard `Alive` waits for a coordinator before it starts over.
+    /// Default 1 s.
     pub coordinator_timeout: Duration,
+    /// Higher-ranked candidates asked at once, highest first (default 2). Classic Bully asks
+    /// every higher one, which costs O(N²) messages when everyone notices a dead tracker at
+    /// once; asking the few highest costs O(N), and a node asks the next ones only if those
+    /// stay silent for `election_timeout`.
+    pub election_fanout: usize,
+    /// The start-up grace is longer by a fraction of this, derived from the node's id (a hash
+    /// of its bytes): nodes started together then do not all flood an election at the same
+    /// instant; those that start later have heard of a candidate and ask it by unicast.
+    /// Default 1 s.
+    pub start_spread: Duration,
+    /// How often a node registers again with its tracker (60 s).
     pub register_interval: Duration,
+    /// A registration without a roster answer is sent again after this long, doubled each
+    /// time up to `register_interval` (default 6 s, more than `min_register_gap` so that a
+    /// retry after a lost answer is not refused).
+    pub register_retry: Duration,
+    /// A roster entry not refreshed for this long is dropped (120 s: two missed refreshes).
     pub entry_ttl: Duration,
+    /// One registration per peer is accepted per this interval (5 s); more are refused and
+    /// counted, except the first one at a newer epoch (a node re-registers when its tracker
+    /// claims a new epoch).
     pub min_register_gap: Duration,
+    /// Roster entries (1 024). When full, a newcomer is refused rather than anyone evicted.
     pub max_roster: usize,
-    /// Priorities remembered of other nodes.
+    /// Other nodes whose priority (or ineligibility) is remembered (4 096); when full, one that
+    /// is unreachable is forgotten for a new one.
     pub max_known: usize,
+    /// Reachable nodes remembered (10 000, the routing table's bound).
+    pub max_reachable: usize,
 }
 
 impl Default for Limits {
@@ -141,141 +238,244 @@ impl Default for Limits {
             heartbeat_interval: Duration::from_millis(500),
             missed_heartbeats: 3,
             election_timeout: Duration::from_millis(300),
-            coordinator_timeout: Duration::from_millis(1000),
+            coordinator_timeout: Duration::from_secs(1),
+            election_fanout: 2,
+            start_spread: Duration::from_secs(1),
             register_interval: Duration::from_secs(60),
+            register_retry: Duration::from_secs(6),
             entry_ttl: Duration::from_secs(120),
             min_register_gap: Duration::from_secs(5),
             max_roster: 1024,
             max_known: 4096,
+            max_reachable: 10_000,
         }
+    }
+}
+
+impl Limits {
+    /// Silence after which the tracker is taken for gone.
+    fn silence(&self) -> Duration {
+        self.heartbeat_interval * self.missed_heartbeats
+    }
+
+    /// # Panics
+    /// On a configuration no election can work with.
+    fn check(&self) {
+        assert!(
+            !self.heartbeat_interval.is_zero() && self.missed_heartbeats > 0,
+            "heartbeats must be expected"
+        );
+        assert!(
+            !self.election_timeout.is_zero() && !self.coordinator_timeout.is_zero(),
+            "election timeouts must not be zero"
+        );
+        assert!(self.election_fanout > 0, "an election asks somebody");
+        assert!(
+            !self.register_retry.is_zero()
+                && self.register_retry <= self.register_interval
+                && self.entry_ttl > self.register_interval,
+            "entries must outlive a registration interval"
+        );
+        assert!(
+            self.max_roster > 0 && self.max_known > 0 && self.max_reachable > 0,
+            "tables need room for one entry"
+        );
     }
 }
 
 /// What the node hands the election.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input<P> {
-    /// A message whose envelope `from` signed.
-    Received {
-        from: P,
-        msg: Msg<P>,
-    },
-    /// The nodes the routing table reaches now (this node excluded).
-    Reachable(Vec<P>),
-    /// What this node registers: its nick and addresses (at start and on a change).
-    Me {
-        nick: String,
-        addrs: Vec<String>,
-    },
+    /// A message in a tracker envelope that `from` signed (flooded or routed to us). Never our
+    /// own (one from this node is dropped and counted in [`Stats::forged`]).
+    Received { from: P, msg: Msg<P> },
+    /// Routes that appeared (`true`) or were lost (`false`), from the routing table: for each
+    /// destination of its `Changed` output, whether it now has a next hop. Repeating a state is
+    /// harmless. Losing the route to the tracker starts an election at once.
+    Reachability(Vec<(P, bool)>),
+    /// What this node registers about itself: at start and whenever it changes.
+    Me { nick: String, addrs: Vec<String> },
+    /// The time of the last [`Output::WakeAt`] has come (early or extra ticks are harmless).
+    /// Call it once at start to get the first wake-up.
     Tick,
 }
 
 /// What the election asks of the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output<P> {
-    /// Route this message to `to`.
-    Send {
-        to: P,
-        msg: Msg<P>,
-    },
-    /// Flood it to the component.
+    /// Route this message to `to` (best effort: drop it when there is no route).
+    Send { to: P, msg: Msg<P> },
+    /// Flood it to every node of the component (best effort).
     Flood(Msg<P>),
-    /// The tracker this node follows changed.
-    TrackerChanged {
-        tracker: Option<P>,
-        epoch: u64,
-    },
-    /// This node started (true) or stopped serving as tracker.
+    /// The tracker this node follows (itself, when serving) changed, or its epoch did. `None`:
+    /// the tracker is gone and an election is running. A good moment to persist
+    /// [`Election::max_epoch`].
+    TrackerChanged { tracker: Option<P>, epoch: u64 },
+    /// This node started (`true`) or stopped serving as tracker.
     Serving(bool),
-    /// The roster, from the tracker (or ours, when serving), to show and to dial.
-    Roster(Vec<Entry<P>>),
+    /// The roster to show (and whose addresses to dial): the tracker's answer to our
+    /// registration, or, when serving, our own after each change.
+    Roster {
+        entries: Vec<Entry<P>>,
+        truncated: bool,
+    },
+    /// Call [`Election::handle`] with [`Input::Tick`] at this time (replaces earlier wake-ups).
     WakeAt(Instant),
 }
 
-/// Counters.
+/// Counters, for the node's stats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Elections started (including the ones a lower node's election or claim prompted).
     pub elections: u64,
+    /// Elections won (coordinators flooded, re-claims above a newer epoch included).
     pub won: u64,
-    pub messages_sent: u64,
-    /// Coordinators and heartbeats with an epoch older than the one followed.
+    /// Times this node stopped serving because it adopted a better tracker.
+    pub stepped_down: u64,
+    /// Routed messages sent ([`Output::Send`]).
+    pub sent: u64,
+    /// Messages flooded ([`Output::Flood`]), heartbeats included.
+    pub flooded: u64,
+    /// Heartbeats and coordinators whose epoch (or same epoch and rank) is older than the
+    /// tracker followed, and rosters or registrations for an older or unknown epoch: ignored.
     pub stale: u64,
-    /// Coordinators refused because a live node of higher rank is known.
+    /// Claims (coordinators or heartbeats) refused because a live candidate of higher rank than
+    /// the claimant is known.
     pub outranked: u64,
+    /// Messages that speak for another node: a registration of another id, or anything from
+    /// this node itself.
+    pub forged: u64,
+    /// Candidates that did not answer an election in time, skipped until heard from again.
+    pub suspected: u64,
     pub registrations: u64,
+    /// Registrations refused: within [`Limits::min_register_gap`] of the last one accepted.
     pub registrations_refused: u64,
+    /// Newcomers refused because the roster was full.
     pub roster_full: u64,
-    /// Messages that make no sense from their sender (an `Alive` from a lower rank, a roster
-    /// from a node that is not our tracker, a registration to a node that does not serve).
+    /// Roster entries received beyond [`Limits::max_roster`] or repeated, dropped.
+    pub roster_cut: u64,
+    /// Nodes not remembered because [`Limits::max_known`] were known and all reachable.
+    pub known_full: u64,
+    /// Routes not remembered because [`Limits::max_reachable`] were.
+    pub reachable_full: u64,
+    /// Messages that make no sense from their sender: an `Alive` from a lower rank, a roster
+    /// from a node that is not our tracker, a registration to a node that does not serve.
     pub unexpected: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Following a tracker, or waiting to hear one (until the deadline).
+    /// Following `tracker` (if any), or listening for one until `grace_until` (at start).
     Follower {
         grace_until: Option<Instant>,
     },
+    /// Asked `pending` (or flooded); waits for an answer until `until`.
     Electing {
         until: Instant,
     },
-    AwaitCoordinator {
+    /// Heard `Alive` (or refused an outranked claim): waits for a coordinator until `until`.
+    Awaiting {
         until: Instant,
     },
     Leader,
 }
 
-#[derive(Debug, Clone)]
-struct Registered<P> {
-    entry: Entry<P>,
-    expires: Instant,
-    accepted: Instant,
+/// Why an election starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// The tracker fell silent or unreachable: it is forgotten.
+    TrackerGone,
+    /// Anything else (no tracker after the grace, a lower claim, a lower node's election, a
+    /// coordinator that never came): the tracker followed, if any, is kept meanwhile.
+    Other,
 }
 
-/// One node's election and (when serving) roster.
+/// The tracker followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tracker<P> {
+    id: P,
+    priority: u32,
+    epoch: u64,
+}
+
+impl<P: Copy> Tracker<P> {
+    fn rank(&self) -> Rank<P> {
+        Rank {
+            priority: self.priority,
+            id: self.id,
+        }
+    }
+}
+
+/// One node's election and, when it serves, its roster.
 #[derive(Debug)]
 pub struct Election<P> {
     me: P,
     priority: Option<u32>,
     limits: Limits,
     phase: Phase,
-    /// The tracker followed and its epoch.
-    tracker: Option<(P, u32, u64)>,
-    /// Highest epoch seen anywhere.
+    tracker: Option<Tracker<P>>,
+    /// The highest epoch seen anywhere (persisted by the node across restarts).
     max_epoch: u64,
+    /// Last heartbeat (or coordinator, or roster) from the tracker followed.
     last_heard: Instant,
+    /// Leader: the next heartbeat.
     next_heartbeat: Instant,
+    /// Leader: when the last coordinator went out (a re-claim waits a heartbeat interval).
+    last_claim: Option<Instant>,
+    /// Follower: the next registration, and the retry delay after it.
     next_register: Option<Instant>,
-    known: BTreeMap<P, u32>,
-    reachable: BTreeSet<P>,
-    roster: BTreeMap<P, Registered<P>>,
+    register_backoff: Duration,
+    /// The tracker answered our registration at its current epoch.
+    registered: bool,
+    /// Not eligible: how long to wait for a coordinator when there is nobody to ask.
+    backoff: Duration,
+    peers: Peers<P>,
+    /// The current election: everyone asked, those of the last round, whether we flooded.
+    asked: BTreeSet<P>,
+    pending: Vec<P>,
+    /// When those of `pending` that have not answered are suspected.
+    pending_until: Instant,
+    flooded: bool,
+    roster: Roster<P>,
     me_entry: Entry<P>,
+    /// The wake-up time last handed out.
     wake: Option<Instant>,
-    /// When we last flooded our coordinator again in answer to a lower claim.
-    last_reassert: Option<Instant>,
     stats: Stats,
 }
 
-impl<P: Copy + Ord + std::fmt::Debug + PeerBytes> Election<P> {
+impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
     /// A node that has just started: it listens for a tracker for the start-up grace
-    /// (`missed_heartbeats` intervals) before it runs an election. `epoch` is the highest it
-    /// saw in an earlier run (0 if none).
+    /// (`missed_heartbeats` intervals) before it runs an election. `priority` is `None` for a
+    /// node that is not eligible; `epoch` the highest it saw in an earlier run (0 if none).
+    ///
+    /// # Panics
+    /// If `limits` are inconsistent (see [`Limits`]).
     pub fn new(me: P, priority: Option<u32>, epoch: u64, limits: Limits, now: Instant) -> Self {
-        let grace = now + limits.heartbeat_interval * limits.missed_heartbeats;
+        limits.check();
+        let grace = limits.silence() + limits.start_spread.mul_f64(spread(&me));
         Self {
             me,
             priority,
             limits,
             phase: Phase::Follower {
-                grace_until: Some(grace),
+                grace_until: Some(now + grace),
             },
             tracker: None,
             max_epoch: epoch,
             last_heard: now,
             next_heartbeat: now,
+            last_claim: None,
             next_register: None,
-            known: BTreeMap::new(),
-            reachable: BTreeSet::new(),
-            roster: BTreeMap::new(),
+            register_backoff: limits.register_retry,
+            registered: false,
+            backoff: limits.coordinator_timeout,
+            peers: Peers::new(me, limits.max_known, limits.max_reachable),
+            asked: BTreeSet::new(),
+            pending: Vec::new(),
+            pending_until: now,
+            flooded: false,
+            roster: Roster::new(me),
             me_entry: Entry {
                 id: me,
                 nick: String::new(),
@@ -283,77 +483,66 @@ impl<P: Copy + Ord + std::fmt::Debug + PeerBytes> Election<P> {
                 priority,
             },
             wake: None,
-            last_reassert: None,
             stats: Stats::default(),
         }
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn me(&self) -> P {
+        self.me
     }
 
-    /// The tracker followed (this node when serving) and the epoch.
-    pub fn tracker(&self) -> Option<(P, u64)> {
-        self.tracker.map(|(p, _, e)| (p, e))
-    }
-
-    pub fn is_serving(&self) -> bool {
-        self.phase == Phase::Leader
-    }
-
-    /// The highest epoch seen (to persist across restarts).
-    pub fn max_epoch(&self) -> u64 {
-        self.max_epoch
-    }
-
-    /// The roster this node serves (empty unless serving).
-    pub fn served_roster(&self) -> Vec<Entry<P>> {
-        self.roster.values().map(|r| r.entry.clone()).collect()
-    }
-
-    fn my_rank(&self) -> Option<Rank<P>> {
+    /// This node's rank, `None` if it is not eligible.
+    pub fn rank(&self) -> Option<Rank<P>> {
         self.priority.map(|priority| Rank {
             priority,
             id: self.me,
         })
     }
 
-    fn learn(&mut self, p: P, priority: u32) {
-        if self.known.len() < self.limits.max_known || self.known.contains_key(&p) {
-            self.known.insert(p, priority);
-        }
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
-    /// Reachable nodes known to outrank us.
-    fn higher_alive(&self) -> bool {
-        let Some(mine) = self.my_rank() else {
-            return true;
-        };
-        self.known
-            .iter()
-            .any(|(p, &priority)| self.reachable.contains(p) && Rank { priority, id: *p } > mine)
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
+    /// The tracker followed (this node, when serving) and its epoch.
+    pub fn tracker(&self) -> Option<(P, u64)> {
+        self.tracker.map(|t| (t.id, t.epoch))
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.phase == Phase::Leader
+    }
+
+    /// The highest epoch seen: persist it and pass it to [`Election::new`] after a restart.
+    pub fn max_epoch(&self) -> u64 {
+        self.max_epoch
+    }
+
+    /// The roster this node serves, sorted by id (empty unless serving).
+    pub fn served_roster(&self) -> Vec<Entry<P>> {
+        self.roster.entries()
+    }
+
+    /// Feeds one input; returns what to do about it.
     pub fn handle(&mut self, input: Input<P>, now: Instant) -> Vec<Output<P>> {
         let mut out = Vec::new();
         match input {
-            Input::Received { from, msg } if from != self.me => {
-                self.on_msg(from, msg, now, &mut out)
-            }
-            Input::Received { .. } => {}
-            Input::Reachable(nodes) => {
-                self.reachable = nodes.into_iter().filter(|p| *p != self.me).collect();
-                if let Some((t, _, _)) = self.tracker {
-                    if t != self.me && !self.reachable.contains(&t) && self.phase_is_follower() {
-                        self.start_election(now, &mut out);
-                    }
-                }
-            }
+            Input::Received { from, .. } if from == self.me => self.stats.forged += 1,
+            Input::Received { from, msg } => self.on_msg(from, msg, now, &mut out),
+            Input::Reachability(changes) => self.on_reachability(changes, now, &mut out),
             Input::Me { nick, addrs } => {
-                self.me_entry.nick = nick;
-                self.me_entry.addrs = addrs;
+                self.me_entry = sanitize(Entry {
+                    id: self.me,
+                    nick,
+                    addrs,
+                    priority: self.priority,
+                });
                 if self.phase == Phase::Leader {
                     self.register_self(now);
+                    out.push(self.roster_output());
                 } else if self.tracker.is_some() {
                     self.next_register = Some(now);
                 }
@@ -361,10 +550,13 @@ impl<P: Copy + Ord + std::fmt::Debug + PeerBytes> Election<P> {
             Input::Tick => {}
         }
         self.tick(now, &mut out);
-        self.stats.messages_sent += out
-            .iter()
-            .filter(|o| matches!(o, Output::Send { .. } | Output::Flood(_)))
-            .count() as u64;
+        for o in &out {
+            match o {
+                Output::Send { .. } => self.stats.sent += 1,
+                Output::Flood(_) => self.stats.flooded += 1,
+                _ => {}
+            }
+        }
         let next = self.next_wake();
         if next != self.wake {
             self.wake = next;
@@ -375,235 +567,363 @@ impl<P: Copy + Ord + std::fmt::Debug + PeerBytes> Election<P> {
         out
     }
 
-    fn phase_is_follower(&self) -> bool {
+    fn is_follower(&self) -> bool {
         matches!(self.phase, Phase::Follower { .. })
     }
 
     fn next_wake(&self) -> Option<Instant> {
         let phase = match self.phase {
-            Phase::Follower { grace_until } => match (self.tracker, grace_until) {
-                (Some(_), _) => Some(
-                    self.last_heard
-                        + self.limits.heartbeat_interval * self.limits.missed_heartbeats,
-                ),
-                (None, g) => g,
+            Phase::Follower { grace_until } => match self.tracker {
+                Some(t) if t.id != self.me => Some(self.last_heard + self.limits.silence()),
+                _ => grace_until,
             },
-            Phase::Electing { until } | Phase::AwaitCoordinator { until } => Some(until),
+            Phase::Electing { until } | Phase::Awaiting { until } => Some(until),
             Phase::Leader => Some(self.next_heartbeat),
         };
-        let expiry = self.roster.values().map(|r| r.expires).min();
-        [phase, self.next_register, expiry]
+        let register = self.next_register.filter(|_| {
+            self.tracker.is_some_and(|t| t.id != self.me) && self.phase != Phase::Leader
+        });
+        let expiry = self.roster.next_expiry();
+        let suspect = (!self.pending.is_empty()).then_some(self.pending_until);
+        [phase, register, expiry, suspect]
             .into_iter()
             .flatten()
             .min()
     }
 
+    /// Those asked that have not answered within the election timeout (even if another one
+    /// did) are skipped, and not counted as alive, until they are heard from again.
+    fn suspect_silent(&mut self, now: Instant) {
+        if now < self.pending_until {
+            return;
+        }
+        for p in std::mem::take(&mut self.pending) {
+            if self.peers.suspect(p) {
+                self.stats.suspected += 1;
+            }
+        }
+    }
+
     fn tick(&mut self, now: Instant, out: &mut Vec<Output<P>>) {
+        self.suspect_silent(now);
         match self.phase {
             Phase::Follower { grace_until } => {
-                let silent = match self.tracker {
-                    Some((t, _, _)) if t != self.me => {
-                        now >= self.last_heard
-                            + self.limits.heartbeat_interval * self.limits.missed_heartbeats
-                    }
-                    Some(_) => false,
-                    None => grace_until.is_none_or(|g| now >= g),
+                let start = match self.tracker {
+                    Some(t) if t.id != self.me => (now >= self.last_heard + self.limits.silence())
+                        .then_some(Reason::TrackerGone),
+                    _ => grace_until
+                        .is_none_or(|g| now >= g)
+                        .then_some(Reason::Other),
                 };
-                if silent {
-                    self.start_election(now, out);
+                if let Some(reason) = start {
+                    self.start_election(reason, now, out);
                 }
             }
-            Phase::Electing { until } if now >= until => self.win(now, out),
-            Phase::AwaitCoordinator { until } if now >= until => self.start_election(now, out),
+            Phase::Electing { until } if now >= until => {
+                self.suspect_silent(now);
+                self.round(now, out);
+            }
+            Phase::Awaiting { until } if now >= until => {
+                self.start_election(Reason::Other, now, out)
+            }
             Phase::Leader if now >= self.next_heartbeat => {
-                self.next_heartbeat = now + self.limits.heartbeat_interval;
-                if let (Some(priority), Some((_, _, epoch))) = (self.priority, self.tracker) {
-                    out.push(Output::Flood(Msg::Heartbeat { epoch, priority }));
+                let t = self.tracker.expect("a leader follows itself");
+                if self.max_epoch > t.epoch {
+                    // A newer epoch turned up meanwhile: claim above it.
+                    self.win(now, out);
+                } else {
+                    self.next_heartbeat = now + self.limits.heartbeat_interval;
+                    out.push(Output::Flood(Msg::Heartbeat {
+                        epoch: t.epoch,
+                        priority: t.priority,
+                    }));
                 }
             }
             _ => {}
         }
         if self.phase == Phase::Leader {
-            let before = self.roster.len();
-            self.roster.retain(|_, r| r.expires > now);
-            if self.roster.len() != before {
-                out.push(Output::Roster(self.served_roster()));
+            if self.roster.expire(now) {
+                out.push(self.roster_output());
             }
-            if self.next_register.is_some_and(|t| now >= t) {
-                self.register_self(now);
-            }
-        } else if let (Some((t, _, _)), Some(at)) = (self.tracker, self.next_register) {
-            if now >= at && t != self.me {
-                self.next_register = Some(now + self.limits.register_interval);
+        } else if let (Some(t), Some(at)) = (self.tracker, self.next_register) {
+            if now >= at && t.id != self.me {
+                self.next_register = Some(now + self.register_backoff);
+                self.register_backoff =
+                    (self.register_backoff * 2).min(self.limits.register_interval);
                 out.push(Output::Send {
-                    to: t,
-                    msg: Msg::Register(self.me_entry.clone()),
+                    to: t.id,
+                    msg: Msg::Register {
+                        epoch: t.epoch,
+                        entry: self.me_entry.clone(),
+                    },
                 });
             }
         }
     }
 
-    fn register_self(&mut self, now: Instant) {
-        let entry = self.me_entry.clone();
-        self.roster.insert(
-            self.me,
-            Registered {
-                entry,
-                expires: now + self.limits.entry_ttl,
-                accepted: now,
-            },
-        );
-        self.next_register = Some(now + self.limits.register_interval);
+    fn on_reachability(&mut self, changes: Vec<(P, bool)>, now: Instant, out: &mut Vec<Output<P>>) {
+        let mut tracker_lost = false;
+        let mut pending_lost = false;
+        for (p, up) in changes {
+            let tracker = self.tracker.is_some_and(|t| t.id == p && t.id != self.me);
+            match self.peers.route(p, up) {
+                Route::Up if tracker && !self.registered => {
+                    // A new (or moved) route to the tracker: a registration that was dropped
+                    // for want of one, or on a dead route, goes again now.
+                    self.next_register = Some(now);
+                }
+                Route::Lost => {
+                    tracker_lost |= tracker;
+                    pending_lost |= self.pending.contains(&p);
+                }
+                Route::Full => self.stats.reachable_full += 1,
+                Route::Up | Route::Same => {}
+            }
+        }
+        if tracker_lost {
+            if self.is_follower() {
+                self.start_election(Reason::TrackerGone, now, out);
+                return;
+            }
+            self.forget_tracker(out);
+        }
+        if pending_lost
+            && matches!(self.phase, Phase::Electing { .. })
+            && self.pending.iter().all(|p| !self.peers.is_reachable(p))
+        {
+            // Everyone asked is gone: no use waiting for their answers.
+            self.pending.clear();
+            self.round(now, out);
+        }
     }
 
-    /// Whether every reachable node's priority is known (then whether anyone outranks us is
-    /// known without asking).
-    fn know_everyone(&self) -> bool {
-        self.reachable.iter().all(|p| self.known.contains_key(p))
-    }
-
-    fn start_election(&mut self, now: Instant, out: &mut Vec<Output<P>>) {
-        // The tracker we followed is gone (silent or unreachable): forget it, so whoever wins
-        // at the same epoch is followed (it could not know that epoch was taken).
-        if self.tracker.is_some_and(|(t, _, _)| t != self.me) {
+    fn forget_tracker(&mut self, out: &mut Vec<Output<P>>) {
+        if self.tracker.is_some_and(|t| t.id != self.me) {
             self.tracker = None;
+            self.next_register = None;
             out.push(Output::TrackerChanged {
                 tracker: None,
                 epoch: self.max_epoch,
             });
         }
-        self.stats.elections += 1;
-        if self.my_rank().is_some() && self.know_everyone() && !self.higher_alive() {
-            self.win(now, out);
-            return;
+    }
+
+    fn learn(&mut self, p: P, priority: Option<u32>) {
+        let keep = self.tracker.map(|t| t.id);
+        if !self.peers.learn(p, priority, false, keep) {
+            self.stats.known_full += 1;
         }
-        out.push(Output::Flood(Msg::Election {
+    }
+
+    /// Heard from `p` itself: it is alive (and, if asked, has answered).
+    fn heard(&mut self, p: P, priority: Option<u32>) {
+        let keep = self.tracker.map(|t| t.id);
+        if !self.peers.heard(p, priority, keep) {
+            self.stats.known_full += 1;
+        }
+        self.pending.retain(|q| *q != p);
+    }
+
+    fn start_election(&mut self, reason: Reason, now: Instant, out: &mut Vec<Output<P>>) {
+        if reason == Reason::TrackerGone {
+            // Forget it, so that whoever wins at the same epoch is followed (it could not know
+            // that epoch was taken).
+            self.forget_tracker(out);
+        }
+        self.stats.elections += 1;
+        self.asked.clear();
+        self.pending.clear();
+        self.flooded = false;
+        self.round(now, out);
+    }
+
+    /// Asks the next higher candidates; floods when it knows of none but some reachable nodes
+    /// are unknown; wins when nobody is left to ask.
+    fn round(&mut self, now: Instant, out: &mut Vec<Output<P>>) {
+        let mine = self.rank();
+        let mut ask = self.peers.higher(mine, &self.asked);
+        ask.truncate(self.limits.election_fanout);
+        let msg = |flooded| Msg::Election {
             epoch: self.max_epoch,
             priority: self.priority,
-        }));
-        self.phase = if self.priority.is_some() {
-            Phase::Electing {
-                until: now + self.limits.election_timeout,
-            }
-        } else {
-            // Not a candidate: it only prompts the others, and waits for their coordinator.
-            Phase::AwaitCoordinator {
-                until: now + self.limits.election_timeout + self.limits.coordinator_timeout,
-            }
+            flooded,
         };
+        let until = now + self.limits.election_timeout;
+        if !ask.is_empty() {
+            for c in &ask {
+                self.asked.insert(c.id);
+                out.push(Output::Send {
+                    to: c.id,
+                    msg: msg(false),
+                });
+            }
+            self.pending = ask.iter().map(|c| c.id).collect();
+            self.pending_until = until;
+            self.phase = Phase::Electing { until };
+            return;
+        }
+        if self.peers.any_unknown() && !self.flooded {
+            out.push(Output::Flood(msg(true)));
+            self.flooded = true;
+            self.phase = Phase::Electing { until };
+            return;
+        }
+        if mine.is_some() {
+            self.win(now, out);
+        } else {
+            // Not a candidate, nobody left to ask: wait for a coordinator, longer each time
+            // (a component without an eligible node must not flood elections forever).
+            self.phase = Phase::Awaiting {
+                until: now + self.backoff,
+            };
+            self.backoff = (self.backoff * 2).min(self.limits.register_interval);
+        }
     }
 
     fn win(&mut self, now: Instant, out: &mut Vec<Output<P>>) {
         let Some(priority) = self.priority else {
-            self.phase = Phase::AwaitCoordinator {
-                until: now + self.limits.coordinator_timeout,
-            };
             return;
         };
         self.stats.won += 1;
-        self.max_epoch += 1;
+        self.max_epoch = self.max_epoch.saturating_add(1);
         let was_leader = self.phase == Phase::Leader;
         self.phase = Phase::Leader;
-        self.tracker = Some((self.me, priority, self.max_epoch));
+        self.tracker = Some(Tracker {
+            id: self.me,
+            priority,
+            epoch: self.max_epoch,
+        });
+        self.pending.clear();
+        self.backoff = self.limits.coordinator_timeout;
+        self.next_register = None;
+        self.last_claim = Some(now);
+        self.next_heartbeat = now + self.limits.heartbeat_interval;
         out.push(Output::Flood(Msg::Coordinator {
             epoch: self.max_epoch,
             priority,
         }));
-        self.next_heartbeat = now + self.limits.heartbeat_interval;
         if !was_leader {
             out.push(Output::Serving(true));
+            self.roster.clear();
             self.register_self(now);
         }
         out.push(Output::TrackerChanged {
             tracker: Some(self.me),
             epoch: self.max_epoch,
         });
-        out.push(Output::Roster(self.served_roster()));
+        out.push(self.roster_output());
     }
 
-    /// Whether we follow a live tracker (not us) that outranks `other`: it deals with them.
-    fn covered(&self, other: Rank<P>) -> bool {
-        self.phase_is_follower()
-            && self.tracker.is_some_and(|(t, pr, _)| {
-                Rank {
-                    priority: pr,
-                    id: t,
-                } > other
-                    && t != self.me
-                    && (self.reachable.contains(&t) || self.reachable.is_empty())
-            })
+    /// Serving, we learnt of a newer epoch than ours: claim above it, at once unless we
+    /// claimed within the last heartbeat interval (then at the next heartbeat), so that
+    /// nobody can make us flood coordinators faster than heartbeats.
+    fn claim_above(&mut self, now: Instant, out: &mut Vec<Output<P>>) {
+        let recent = self
+            .last_claim
+            .is_some_and(|t| now < t + self.limits.heartbeat_interval);
+        if !recent {
+            self.win(now, out);
+        }
     }
 
-    /// `from` claims to be tracker at `epoch` (a coordinator or a heartbeat).
+    fn register_self(&mut self, now: Instant) {
+        let epoch = self.tracker.map_or(self.max_epoch, |t| t.epoch);
+        self.roster.set_own(self.me_entry.clone(), epoch, now);
+    }
+
+    fn roster_output(&self) -> Output<P> {
+        Output::Roster {
+            entries: self.served_roster(),
+            truncated: false,
+        }
+    }
+
+    fn on_msg(&mut self, from: P, msg: Msg<P>, now: Instant, out: &mut Vec<Output<P>>) {
+        match msg {
+            Msg::Heartbeat { epoch, priority } | Msg::Coordinator { epoch, priority } => {
+                self.on_claim(from, epoch, priority, now, out)
+            }
+            Msg::Election {
+                epoch,
+                priority,
+                flooded,
+            } => self.on_election(from, epoch, priority, flooded, now, out),
+            Msg::Alive { epoch, priority } => {
+                self.heard(from, Some(priority));
+                self.max_epoch = self.max_epoch.max(epoch);
+                let higher = self
+                    .rank()
+                    .is_none_or(|mine| Rank { priority, id: from } > mine);
+                if !higher {
+                    self.stats.unexpected += 1;
+                    return;
+                }
+                if let Phase::Electing { .. } = self.phase {
+                    self.backoff = self.limits.coordinator_timeout;
+                    self.phase = Phase::Awaiting {
+                        until: now + self.limits.coordinator_timeout,
+                    };
+                }
+            }
+            Msg::Register { epoch, entry } => self.on_register(from, epoch, entry, now, out),
+            Msg::Roster {
+                epoch,
+                entries,
+                truncated,
+            } => self.on_roster(from, epoch, entries, truncated, now, out),
+        }
+    }
+
+    /// Whether we follow a live tracker (not us) that outranks `r`: it deals with `r`.
+    fn covered(&self, r: Rank<P>) -> bool {
+        self.is_follower()
+            && self
+                .tracker
+                .is_some_and(|t| t.id != self.me && t.rank() > r)
+    }
+
+    /// `from` claims to be the tracker at `epoch` (a coordinator or a heartbeat).
     fn on_claim(
         &mut self,
         from: P,
         epoch: u64,
         priority: u32,
-        heartbeat: bool,
         now: Instant,
         out: &mut Vec<Output<P>>,
     ) {
-        self.learn(from, priority);
+        self.heard(from, Some(priority));
         let theirs = Rank { priority, id: from };
-        // A lower-ranked tracker while we are a candidate: take over (a returning node, or a
-        // healed partition), whatever its epoch.
-        let covered = self.covered(theirs);
-        if let Some(mine) = self.my_rank().filter(|mine| *mine > theirs && !covered) {
+        // A claimant of lower rank than ours: take over (a returning node, a healed
+        // partition), whatever its epoch, unless the tracker we follow outranks it too.
+        if self.rank().is_some_and(|mine| mine > theirs) && !self.covered(theirs) {
             self.max_epoch = self.max_epoch.max(epoch);
-            match (self.phase, self.tracker) {
-                // Serving at an epoch at least as new: say so again (at most once a
-                // heartbeat interval; the heartbeats say it anyway), which it adopts.
-                (Phase::Leader, Some((_, _, e))) if e >= epoch => {
-                    let due = self
-                        .last_reassert
-                        .is_none_or(|t| now >= t + self.limits.heartbeat_interval);
-                    if !heartbeat && due {
-                        self.last_reassert = Some(now);
-                        out.push(Output::Flood(Msg::Coordinator {
-                            epoch: e,
-                            priority: mine.priority,
-                        }));
+            match self.phase {
+                // At an epoch not older than ours, our next heartbeat brings its followers
+                // over (and the claimant itself); at a newer one we must claim above it.
+                Phase::Leader => {
+                    if self.tracker.is_some_and(|t| t.epoch < epoch) {
+                        self.claim_above(now, out);
                     }
                 }
-                // Serving at an older epoch: claim above it.
-                (Phase::Leader, _) => self.win(now, out),
-                (Phase::Electing { .. }, _) => {}
-                _ => self.start_election(now, out),
+                Phase::Electing { .. } | Phase::Awaiting { .. } => {}
+                Phase::Follower { .. } => self.start_election(Reason::Other, now, out),
             }
             return;
         }
-        let current = self.tracker.map(|(p, pr, e)| {
-            (
-                e,
-                Rank {
-                    priority: pr,
-                    id: p,
-                },
-            )
-        });
-        let newer = match current {
+        let newer = match self.tracker {
             None => epoch >= self.max_epoch,
-            Some((e, r)) => epoch > e || (epoch == e && theirs >= r),
+            Some(t) => epoch > t.epoch || (epoch == t.epoch && theirs >= t.rank()),
         };
         if !newer {
             self.stats.stale += 1;
             return;
         }
-        // A live node of higher rank than the claimant is known: it will take over; do not
-        // follow the claimant meanwhile (a heartbeat of the tracker we follow is still taken).
-        let following = current.is_some_and(|(_, r)| r == theirs);
-        let outranked = self.known.iter().any(|(p, &pr)| {
-            self.reachable.contains(p)
-                && Rank {
-                    priority: pr,
-                    id: *p,
-                } > theirs
-        });
-        if outranked && !following && !heartbeat {
+        let following = self.tracker.is_some_and(|t| t.id == from);
+        if !following && self.peers.outranked(theirs, from) {
+            // That higher one should take over: wait for it (and elect, if it does not).
             self.stats.outranked += 1;
-            if self.phase_is_follower() || self.phase == Phase::Leader {
-                self.phase = Phase::AwaitCoordinator {
+            if self.is_follower() && self.tracker.is_none() {
+                self.phase = Phase::Awaiting {
                     until: now + self.limits.coordinator_timeout,
                 };
             }
@@ -611,171 +931,218 @@ impl<P: Copy + Ord + std::fmt::Debug + PeerBytes> Election<P> {
         }
         self.max_epoch = self.max_epoch.max(epoch);
         self.last_heard = now;
-        if following && current.is_some_and(|(e, _)| e == epoch) {
-            if !self.phase_is_follower() {
+        if following {
+            let t = self.tracker.as_mut().expect("following");
+            let renewed = epoch > t.epoch;
+            t.epoch = epoch;
+            t.priority = priority;
+            if !self.is_follower() {
                 self.phase = Phase::Follower { grace_until: None };
+            }
+            if renewed {
+                self.registered = false;
+                self.next_register = Some(now);
+                self.register_backoff = self.limits.register_retry;
+                out.push(Output::TrackerChanged {
+                    tracker: Some(from),
+                    epoch,
+                });
             }
             return;
         }
         if self.phase == Phase::Leader {
-            out.push(Output::Serving(false));
+            self.stats.stepped_down += 1;
             self.roster.clear();
+            out.push(Output::Serving(false));
         }
         self.phase = Phase::Follower { grace_until: None };
-        self.tracker = Some((from, priority, epoch));
+        self.tracker = Some(Tracker {
+            id: from,
+            priority,
+            epoch,
+        });
+        self.pending.clear();
+        self.backoff = self.limits.coordinator_timeout;
+        self.registered = false;
         self.next_register = Some(now);
+        self.register_backoff = self.limits.register_retry;
         out.push(Output::TrackerChanged {
             tracker: Some(from),
             epoch,
         });
     }
 
-    fn on_msg(&mut self, from: P, msg: Msg<P>, now: Instant, out: &mut Vec<Output<P>>) {
-        match msg {
-            Msg::Heartbeat { epoch, priority } => {
-                self.on_claim(from, epoch, priority, true, now, out)
+    fn on_election(
+        &mut self,
+        from: P,
+        epoch: u64,
+        priority: Option<u32>,
+        flooded: bool,
+        now: Instant,
+        out: &mut Vec<Output<P>>,
+    ) {
+        self.heard(from, priority);
+        self.max_epoch = self.max_epoch.max(epoch);
+        let Some(mine) = self.rank() else {
+            return; // not a candidate: nothing to answer
+        };
+        // An ineligible sender ranks below everyone.
+        let theirs = priority.map(|priority| Rank { priority, id: from });
+        if theirs.is_some_and(|t| t > mine) {
+            return; // it asks its betters, not us (we heard its flood)
+        }
+        if flooded
+            && self.phase != Phase::Leader
+            && self.peers.above(mine, self.limits.election_fanout)
+        {
+            return; // everyone heard it: the few highest answer, and run their elections
+        }
+        if self.phase == Phase::Leader {
+            let ours = self.tracker.expect("a leader follows itself").epoch;
+            if epoch > ours {
+                // Claim above it: now (the flood answers it too) or at the next heartbeat.
+                self.claim_above(now, out);
             }
-            Msg::Coordinator { epoch, priority } => {
-                self.on_claim(from, epoch, priority, false, now, out)
-            }
-            Msg::Election { epoch, priority } => {
-                if let Some(p) = priority {
-                    self.learn(from, p);
-                }
-                self.max_epoch = self.max_epoch.max(epoch);
-                let Some(mine) = self.my_rank() else { return };
-                // An ineligible sender ranks below everyone.
-                let theirs = priority.map(|p| Rank {
-                    priority: p,
-                    id: from,
-                });
-                if theirs.is_some_and(|t| t > mine) {
-                    return;
-                }
-                if self.phase == Phase::Leader {
-                    let current = self.tracker.map_or(0, |t| t.2);
-                    out.push(Output::Send {
-                        to: from,
-                        msg: Msg::Alive {
-                            priority: mine.priority,
-                        },
-                    });
-                    if epoch > current {
-                        // Its epoch is ahead of ours: claim again above it.
-                        self.win(now, out);
-                    } else {
-                        out.push(Output::Send {
-                            to: from,
-                            msg: Msg::Coordinator {
-                                epoch: current,
-                                priority: mine.priority,
-                            },
-                        });
-                    }
-                    return;
-                }
-                if self.covered(theirs.unwrap_or(mine)) {
-                    // Our tracker outranks it and answers it.
-                    return;
-                }
+            if self.tracker.is_some_and(|t| t.epoch == ours) {
+                // The answer: here is the tracker.
                 out.push(Output::Send {
                     to: from,
-                    msg: Msg::Alive {
+                    msg: Msg::Coordinator {
+                        epoch: ours,
                         priority: mine.priority,
                     },
                 });
-                if !matches!(
-                    self.phase,
-                    Phase::Electing { .. } | Phase::AwaitCoordinator { .. }
-                ) {
-                    self.start_election(now, out);
-                }
             }
-            Msg::Alive { priority } => {
-                self.learn(from, priority);
-                let higher = self
-                    .my_rank()
-                    .is_none_or(|mine| Rank { priority, id: from } > mine);
-                if !higher {
-                    self.stats.unexpected += 1;
-                    return;
-                }
-                if let Phase::Electing { .. } = self.phase {
-                    self.phase = Phase::AwaitCoordinator {
-                        until: now + self.limits.coordinator_timeout,
-                    };
-                }
-            }
-            Msg::Register(entry) => self.on_register(from, entry, now, out),
-            Msg::Roster { epoch, entries, .. } => {
-                if self.tracker.is_none_or(|(t, _, e)| t != from || e != epoch) {
-                    self.stats.unexpected += 1;
-                    return;
-                }
-                for e in &entries {
-                    if let Some(p) = e.priority {
-                        self.learn(e.id, p);
-                    }
-                }
-                out.push(Output::Roster(entries));
-            }
+            return;
+        }
+        out.push(Output::Send {
+            to: from,
+            msg: Msg::Alive {
+                epoch: self.max_epoch,
+                priority: mine.priority,
+            },
+        });
+        let grace = match self.phase {
+            Phase::Follower { grace_until } => grace_until.is_some_and(|g| now < g),
+            _ => return, // already electing or waiting for a coordinator
+        };
+        if grace && self.tracker.is_none() {
+            // Starting: our own election starts when the grace ends, asking by unicast the
+            // candidates we will have heard of by then (an election at every flood heard
+            // would make a whole network started together flood at once).
+            return;
+        }
+        // Following a live tracker that outranks us, at an epoch the sender has not passed:
+        // its heartbeats will reach the sender; an election here would only ask it again.
+        let covered = self
+            .tracker
+            .is_some_and(|t| t.id != self.me && t.rank() > mine && epoch <= t.epoch);
+        if !covered {
+            self.start_election(Reason::Other, now, out);
         }
     }
 
-    fn on_register(&mut self, from: P, entry: Entry<P>, now: Instant, out: &mut Vec<Output<P>>) {
+    fn on_register(
+        &mut self,
+        from: P,
+        epoch: u64,
+        entry: Entry<P>,
+        now: Instant,
+        out: &mut Vec<Output<P>>,
+    ) {
+        if entry.id != from {
+            self.stats.forged += 1;
+            return;
+        }
         if self.phase != Phase::Leader {
             self.stats.unexpected += 1;
             return;
         }
-        if entry.id != from {
-            // Registering someone else.
-            self.stats.registrations_refused += 1;
+        self.heard(from, entry.priority);
+        let ours = self.tracker.expect("a leader follows itself").epoch;
+        if epoch > ours {
+            self.stats.stale += 1;
             return;
         }
-        if let Some(p) = entry.priority {
-            self.learn(from, p);
-        }
-        let full = self.roster.len() >= self.limits.max_roster;
-        let (gap, ttl) = (self.limits.min_register_gap, self.limits.entry_ttl);
-        match self.roster.get_mut(&from) {
-            Some(r) if now < r.accepted + gap => {
-                self.stats.registrations_refused += 1;
-                return;
-            }
-            Some(r) => {
-                r.entry = entry;
-                r.expires = now + ttl;
-                r.accepted = now;
-            }
-            None if full => {
-                self.stats.roster_full += 1;
-                return;
-            }
-            None => {
-                self.roster.insert(
-                    from,
-                    Registered {
-                        entry,
-                        expires: now + self.limits.entry_ttl,
-                        accepted: now,
+        match self
+            .roster
+            .register(sanitize(entry), epoch, &self.limits, now)
+        {
+            Err(Refused::TooSoon) => self.stats.registrations_refused += 1,
+            Err(Refused::Full) => self.stats.roster_full += 1,
+            Ok(changed) => {
+                self.stats.registrations += 1;
+                if changed {
+                    out.push(self.roster_output());
+                }
+                let (entries, truncated) = self.roster.answer_for(from);
+                out.push(Output::Send {
+                    to: from,
+                    msg: Msg::Roster {
+                        epoch: ours,
+                        entries,
+                        truncated,
                     },
-                );
-                out.push(Output::Roster(self.served_roster()));
+                });
             }
         }
-        self.stats.registrations += 1;
-        let (entries, truncated) = wire::fit_roster(self.served_roster());
-        let epoch = self.tracker.map_or(self.max_epoch, |t| t.2);
-        out.push(Output::Send {
-            to: from,
-            msg: Msg::Roster {
-                epoch,
-                entries,
-                truncated,
-            },
+    }
+
+    fn on_roster(
+        &mut self,
+        from: P,
+        epoch: u64,
+        mut entries: Vec<Entry<P>>,
+        truncated: bool,
+        now: Instant,
+        out: &mut Vec<Output<P>>,
+    ) {
+        let Some(t) = self.tracker.filter(|t| t.id == from && t.id != self.me) else {
+            self.stats.unexpected += 1;
+            return;
+        };
+        if epoch < t.epoch {
+            self.stats.stale += 1;
+            return;
+        }
+        self.last_heard = self.last_heard.max(now);
+        self.registered = true;
+        self.next_register = Some(now + self.limits.register_interval);
+        self.register_backoff = self.limits.register_retry;
+        let before = entries.len();
+        entries.truncate(self.limits.max_roster);
+        let mut seen = BTreeSet::new();
+        entries.retain(|e| seen.insert(e.id));
+        self.stats.roster_cut += (before - entries.len()) as u64;
+        for e in &entries {
+            self.learn(e.id, e.priority);
+        }
+        out.push(Output::Roster {
+            truncated: truncated || entries.len() < before,
+            entries,
         });
     }
 }
 
+/// A fraction in `0.0..1.0` from the id's bytes (FNV-1a, then MurmurHash3's finalizer so
+/// that ids differing in one byte land far apart): fixed per node, spread evenly.
+fn spread<P: PeerBytes>(id: &P) -> f64 {
+    let mut bytes = Vec::with_capacity(P::LEN);
+    id.put(&mut bytes);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod simulation;

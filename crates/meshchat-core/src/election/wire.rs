@@ -1,28 +1,97 @@
 //! The bytes of election messages: the body of a [`crate::envelope::Kind::Tracker`] envelope.
+//! The sender is the envelope's author, so no message names its sender.
 //!
 //! ```text
-//! 1 heartbeat    | epoch u64 | priority u32
-//! 2 election     | epoch u64 | eligible u8 (0/1) | priority u32
-//! 3 alive        | priority u32
-//! 4 coordinator  | epoch u64 | priority u32
-//! 5 register     | entry
-//! 6 roster       | epoch u64 | truncated u8 | count u16 | entry * count
-//! entry = id [ID] | eligible u8 | priority u32 | nick_len u8 | nick | addr_count u8
-//!         | (addr_len u8 | addr) * addr_count
+//! 1 heartbeat    | epoch u64 | priority u32                                  13 bytes
+//! 2 election     | epoch u64 | flags u8 | priority u32                       14 bytes
+//!                  flags: 1 eligible, 2 flooded (other bits refused)
+//! 3 alive        | epoch u64 | priority u32                                  13 bytes
+//! 4 coordinator  | epoch u64 | priority u32                                  13 bytes
+//! 5 register     | epoch u64 | entry
+//! 6 roster       | epoch u64 | truncated u8 (0/1) | count u16 | entry * count
+//!
+//! entry = id [ID] | eligible u8 (0/1) | priority u32 | nick_len u8 | nick
+//!         | addr_count u8 | (addr_len u8 | addr) * addr_count
 //! ```
 //!
-//! Integers big-endian; nicks 0..=32 bytes of UTF-8 (no control characters), at most
-//! [`MAX_ADDRS`] addresses of at most [`MAX_ADDR_LEN`] bytes. The whole body is at most
-//! [`MAX_BODY`]; a roster that would not fit is cut ([`fit_roster`]) and says so.
+//! Integers are big-endian; `[ID]` is the peer id's fixed-length encoding
+//! ([`PeerBytes`]: 32 bytes for the node's key). A node that is not eligible sends priority 0
+//! with `eligible` 0. Nicks are 0..=[`MAX_NICK_LEN`] bytes of UTF-8 without control
+//! characters; an entry has at most [`MAX_ADDRS`] addresses of 1..=[`MAX_ADDR_LEN`] bytes of
+//! the same kind of text (multiaddrs in their string form). The whole body is at most
+//! [`MAX_BODY`] bytes. [`Msg::decode`] refuses anything else (an unknown tag or flag, a
+//! priority without `eligible`, a length or count over its bound, bad UTF-8, a control
+//! character, trailing bytes) with an [`Error`], and never panics; [`Msg::encode`] never
+//! produces what `decode` refuses: it clips nicks, drops addresses that do not fit and cuts a
+//! roster that would not fit, setting its `truncated` flag ([`sanitize`] and [`fit_roster`],
+//! which the state machine applies before it sends).
+//!
+//! An entry with 32-byte ids, an 8-byte nick and two 40-byte addresses is 129 bytes, so a
+//! roster message holds about 470 of those; a worst-case entry is 1 103 bytes (at least 55).
 
-use super::{Entry, Msg};
 use crate::routing::wire::PeerBytes;
 
+/// One roster entry: what a node registers about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<P> {
+    pub id: P,
+    pub nick: String,
+    /// Where to dial it (multiaddrs as text), at most [`MAX_ADDRS`].
+    pub addrs: Vec<String>,
+    /// `None`: not tracker-eligible.
+    pub priority: Option<u32>,
+}
+
+/// What travels between nodes: the body of a tracker envelope (bytes: the module docs). None
+/// names its sender: that is the envelope's (authenticated) author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg<P> {
+    /// Flooded by the tracker every [`super::Limits::heartbeat_interval`].
+    Heartbeat { epoch: u64, priority: u32 },
+    /// "I am running an election": routed to the higher-ranked candidates the sender knows,
+    /// flooded (`flooded`) when it knows none. `epoch` is the highest the sender has seen;
+    /// `priority` is `None` from a node that is not eligible. A flooded one is answered only by
+    /// the few highest candidates (those that know fewer than
+    /// [`super::Limits::election_fanout`] live ones above them), not by every higher node.
+    Election {
+        epoch: u64,
+        priority: Option<u32>,
+        flooded: bool,
+    },
+    /// Bully's OK, routed back to an electing node by a higher-ranked candidate, which then runs
+    /// its own election.
+    Alive { epoch: u64, priority: u32 },
+    /// "I am the tracker from `epoch` on": flooded by the winner; also routed to a lower node
+    /// whose election reaches the serving tracker, as its answer.
+    Coordinator { epoch: u64, priority: u32 },
+    /// Routed to the tracker the sender follows, at that tracker's `epoch`.
+    Register { epoch: u64, entry: Entry<P> },
+    /// The tracker's answer to a registration: its roster (cut to one message, see
+    /// [`super::Limits::max_roster`] and [`MAX_BODY`]).
+    Roster {
+        epoch: u64,
+        entries: Vec<Entry<P>>,
+        truncated: bool,
+    },
+}
+
+/// Addresses in one roster entry.
 pub const MAX_ADDRS: usize = 8;
+/// Bytes of one address.
 pub const MAX_ADDR_LEN: usize = 128;
+/// Bytes of a nick.
 pub const MAX_NICK_LEN: usize = 32;
-/// Within an envelope's body limit, with room to spare.
+/// Bytes of a message: within the envelope's body limit ([`crate::envelope::MAX_BODY_LEN`]).
 pub const MAX_BODY: usize = 60 * 1024;
+
+const TAG_HEARTBEAT: u8 = 1;
+const TAG_ELECTION: u8 = 2;
+const TAG_ALIVE: u8 = 3;
+const TAG_COORDINATOR: u8 = 4;
+const TAG_REGISTER: u8 = 5;
+const TAG_ROSTER: u8 = 6;
+/// Tag, epoch, flag and count before a roster's entries.
+const ROSTER_HEADER: usize = 1 + 8 + 1 + 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -32,25 +101,18 @@ pub enum Error {
     Malformed(&'static str),
 }
 
-fn put_entry<P: PeerBytes>(e: &Entry<P>, out: &mut Vec<u8>) {
-    e.id.put(out);
-    out.push(u8::from(e.priority.is_some()));
-    out.extend_from_slice(&e.priority.unwrap_or(0).to_be_bytes());
-    let nick = clip(&e.nick, MAX_NICK_LEN);
-    out.push(nick.len() as u8);
-    out.extend_from_slice(nick.as_bytes());
-    let addrs: Vec<&str> = e
-        .addrs
-        .iter()
-        .filter(|a| a.len() <= MAX_ADDR_LEN)
-        .take(MAX_ADDRS)
-        .map(String::as_str)
-        .collect();
-    out.push(addrs.len() as u8);
-    for a in addrs {
-        out.push(a.len() as u8);
-        out.extend_from_slice(a.as_bytes());
+/// The entry as it goes on the wire: the nick clipped to [`MAX_NICK_LEN`] bytes (on a character
+/// boundary) with control characters removed, the empty, oversized or control-character
+/// addresses dropped and at most [`MAX_ADDRS`] kept.
+pub fn sanitize<P>(mut e: Entry<P>) -> Entry<P> {
+    if e.nick.len() > MAX_NICK_LEN || e.nick.contains(char::is_control) {
+        let clean: String = e.nick.chars().filter(|c| !c.is_control()).collect();
+        e.nick = clip(&clean, MAX_NICK_LEN).to_owned();
     }
+    e.addrs
+        .retain(|a| !a.is_empty() && a.len() <= MAX_ADDR_LEN && !a.contains(char::is_control));
+    e.addrs.truncate(MAX_ADDRS);
+    e
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -62,20 +124,21 @@ fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn entry_len<P: PeerBytes>(e: &Entry<P>) -> usize {
-    let mut v = Vec::new();
-    put_entry(e, &mut v);
-    v.len()
+/// Bytes of a (sanitized) entry on the wire.
+pub fn entry_len<P: PeerBytes>(e: &Entry<P>) -> usize {
+    P::LEN + 1 + 4 + 1 + e.nick.len() + 1 + e.addrs.iter().map(|a| 1 + a.len()).sum::<usize>()
 }
 
-/// Cuts a roster to what fits in one message; true if something was left out.
+/// The longest prefix of `entries` (sanitized) that fits in one roster message, and whether
+/// anything was left out.
 pub fn fit_roster<P: PeerBytes>(entries: Vec<Entry<P>>) -> (Vec<Entry<P>>, bool) {
-    let mut room = MAX_BODY - (1 + 8 + 1 + 2);
+    let mut room = MAX_BODY - ROSTER_HEADER;
     let total = entries.len();
     let mut kept = Vec::new();
     for e in entries {
+        let e = sanitize(e);
         let n = entry_len(&e);
-        if n > room || kept.len() >= u16::MAX as usize {
+        if n > room || kept.len() >= usize::from(u16::MAX) {
             break;
         }
         room -= n;
@@ -85,33 +148,54 @@ pub fn fit_roster<P: PeerBytes>(entries: Vec<Entry<P>>) -> (Vec<Entry<P>>, bool)
     (kept, cut)
 }
 
+fn put_entry<P: PeerBytes>(e: &Entry<P>, out: &mut Vec<u8>) {
+    e.id.put(out);
+    out.push(u8::from(e.priority.is_some()));
+    out.extend_from_slice(&e.priority.unwrap_or(0).to_be_bytes());
+    out.push(e.nick.len() as u8);
+    out.extend_from_slice(e.nick.as_bytes());
+    out.push(e.addrs.len() as u8);
+    for a in &e.addrs {
+        out.push(a.len() as u8);
+        out.extend_from_slice(a.as_bytes());
+    }
+}
+
 impl<P: PeerBytes + Clone> Msg<P> {
+    /// The body bytes. Entries are sanitized and a roster cut to [`MAX_BODY`] on the way (see
+    /// the module docs), so the result always decodes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(16);
         match self {
             Msg::Heartbeat { epoch, priority } => {
-                out.push(1);
+                out.push(TAG_HEARTBEAT);
                 out.extend_from_slice(&epoch.to_be_bytes());
                 out.extend_from_slice(&priority.to_be_bytes());
             }
-            Msg::Election { epoch, priority } => {
-                out.push(2);
+            Msg::Election {
+                epoch,
+                priority,
+                flooded,
+            } => {
+                out.push(TAG_ELECTION);
                 out.extend_from_slice(&epoch.to_be_bytes());
-                out.push(u8::from(priority.is_some()));
+                out.push(u8::from(priority.is_some()) | u8::from(*flooded) << 1);
                 out.extend_from_slice(&priority.unwrap_or(0).to_be_bytes());
             }
-            Msg::Alive { priority } => {
-                out.push(3);
+            Msg::Alive { epoch, priority } => {
+                out.push(TAG_ALIVE);
+                out.extend_from_slice(&epoch.to_be_bytes());
                 out.extend_from_slice(&priority.to_be_bytes());
             }
             Msg::Coordinator { epoch, priority } => {
-                out.push(4);
+                out.push(TAG_COORDINATOR);
                 out.extend_from_slice(&epoch.to_be_bytes());
                 out.extend_from_slice(&priority.to_be_bytes());
             }
-            Msg::Register(e) => {
-                out.push(5);
-                put_entry(e, &mut out);
+            Msg::Register { epoch, entry } => {
+                out.push(TAG_REGISTER);
+                out.extend_from_slice(&epoch.to_be_bytes());
+                put_entry(&sanitize(entry.clone()), &mut out);
             }
             Msg::Roster {
                 epoch,
@@ -119,7 +203,7 @@ impl<P: PeerBytes + Clone> Msg<P> {
                 truncated,
             } => {
                 let (entries, cut) = fit_roster(entries.clone());
-                out.push(6);
+                out.push(TAG_ROSTER);
                 out.extend_from_slice(&epoch.to_be_bytes());
                 out.push(u8::from(*truncated || cut));
                 out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
@@ -131,37 +215,57 @@ impl<P: PeerBytes + Clone> Msg<P> {
         out
     }
 
-    /// Decodes a body; anything malformed is an error, never a panic.
+    /// Decodes a body; anything malformed or oversized is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_BODY {
             return Err(Error::TooLarge(bytes.len()));
         }
         let mut r = Reader { buf: bytes, pos: 0 };
         let msg = match r.u8()? {
-            1 => Msg::Heartbeat {
+            TAG_HEARTBEAT => Msg::Heartbeat {
                 epoch: r.u64()?,
                 priority: r.u32()?,
             },
-            2 => {
+            TAG_ELECTION => {
                 let epoch = r.u64()?;
-                let eligible = r.flag()?;
+                let flags = r.u8()?;
+                if flags > 3 {
+                    return Err(Error::Malformed("flags"));
+                }
+                let eligible = flags & 1 != 0;
                 let p = r.u32()?;
+                if !eligible && p != 0 {
+                    return Err(Error::Malformed("priority of an ineligible node"));
+                }
                 Msg::Election {
                     epoch,
                     priority: eligible.then_some(p),
+                    flooded: flags & 2 != 0,
                 }
             }
-            3 => Msg::Alive { priority: r.u32()? },
-            4 => Msg::Coordinator {
+            TAG_ALIVE => Msg::Alive {
                 epoch: r.u64()?,
                 priority: r.u32()?,
             },
-            5 => Msg::Register(r.entry()?),
-            6 => {
+            TAG_COORDINATOR => Msg::Coordinator {
+                epoch: r.u64()?,
+                priority: r.u32()?,
+            },
+            TAG_REGISTER => Msg::Register {
+                epoch: r.u64()?,
+                entry: r.entry()?,
+            },
+            TAG_ROSTER => {
                 let epoch = r.u64()?;
                 let truncated = r.flag()?;
-                let n = u16::from_be_bytes(r.array()?) as usize;
-                let mut entries = Vec::with_capacity(n.min(1024));
+                let n = usize::from(u16::from_be_bytes(r.array()?));
+                // Each entry takes at least this much, so a count the bytes cannot hold is
+                // refused before anything is allocated for it.
+                let min = P::LEN + 1 + 4 + 1 + 1;
+                if n.saturating_mul(min) > bytes.len() - r.pos {
+                    return Err(Error::Malformed("roster count"));
+                }
+                let mut entries = Vec::with_capacity(n);
                 for _ in 0..n {
                     entries.push(r.entry()?);
                 }
@@ -194,7 +298,9 @@ impl Reader<'_> {
         Ok(s)
     }
     fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
-        Ok(self.take(N)?.try_into().expect("N bytes"))
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
     }
     fn u8(&mut self) -> Result<u8, Error> {
         Ok(self.take(1)?[0])
@@ -212,9 +318,9 @@ impl Reader<'_> {
     fn u64(&mut self) -> Result<u64, Error> {
         Ok(u64::from_be_bytes(self.array()?))
     }
-    fn text(&mut self, max: usize) -> Result<String, Error> {
-        let n = self.u8()? as usize;
-        if n > max {
+    fn text(&mut self, min: usize, max: usize) -> Result<String, Error> {
+        let n = usize::from(self.u8()?);
+        if n < min || n > max {
             return Err(Error::Malformed("text length"));
         }
         let s = std::str::from_utf8(self.take(n)?).map_err(|_| Error::Malformed("utf-8"))?;
@@ -227,14 +333,17 @@ impl Reader<'_> {
         let id = P::get(self.take(P::LEN)?).ok_or(Error::Malformed("id"))?;
         let eligible = self.flag()?;
         let p = self.u32()?;
-        let nick = self.text(MAX_NICK_LEN)?;
-        let n = self.u8()? as usize;
+        if !eligible && p != 0 {
+            return Err(Error::Malformed("priority of an ineligible node"));
+        }
+        let nick = self.text(0, MAX_NICK_LEN)?;
+        let n = usize::from(self.u8()?);
         if n > MAX_ADDRS {
             return Err(Error::Malformed("too many addresses"));
         }
         let mut addrs = Vec::with_capacity(n);
         for _ in 0..n {
-            addrs.push(self.text(MAX_ADDR_LEN)?);
+            addrs.push(self.text(1, MAX_ADDR_LEN)?);
         }
         Ok(Entry {
             id,

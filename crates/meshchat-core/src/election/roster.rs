@@ -1,0 +1,121 @@
+//! The roster a tracker serves: one entry per registered node, keyed by the authenticated
+//! sender, refreshed by its registrations, dropped after [`Limits::entry_ttl`] without one.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::{wire, Entry, Limits};
+use crate::routing::wire::PeerBytes;
+
+#[derive(Debug, Clone)]
+struct Registered<P> {
+    entry: Entry<P>,
+    expires: Instant,
+    /// When the last registration was accepted, and at which epoch of ours.
+    accepted: Instant,
+    epoch: u64,
+}
+
+/// Why a registration was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// Within [`Limits::min_register_gap`] of the last one, at no newer epoch.
+    TooSoon,
+    /// [`Limits::max_roster`] entries already, and this is a newcomer.
+    Full,
+}
+
+#[derive(Debug)]
+pub(super) struct Roster<P> {
+    /// The tracker itself: its entry never expires.
+    me: P,
+    entries: BTreeMap<P, Registered<P>>,
+}
+
+impl<P: Copy + Ord + PeerBytes> Roster<P> {
+    pub(super) fn new(me: P) -> Self {
+        Self {
+            me,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Our own entry (when we start serving, and when it changes).
+    pub(super) fn set_own(&mut self, entry: Entry<P>, epoch: u64, now: Instant) {
+        let r = Registered {
+            entry,
+            expires: now,
+            accepted: now,
+            epoch,
+        };
+        self.entries.insert(self.me, r);
+    }
+
+    /// Takes a registration: `entry` is the sender's own (checked by the caller) and `epoch`
+    /// not newer than ours. `Ok(true)` if the roster changed (a newcomer, or a new nick or
+    /// address); `Ok(false)` for a plain refresh.
+    pub(super) fn register(
+        &mut self,
+        entry: Entry<P>,
+        epoch: u64,
+        limits: &Limits,
+        now: Instant,
+    ) -> Result<bool, Refused> {
+        let fresh = Registered {
+            expires: now + limits.entry_ttl,
+            accepted: now,
+            epoch,
+            entry,
+        };
+        let full = self.entries.len() >= limits.max_roster;
+        match self.entries.get_mut(&fresh.entry.id) {
+            Some(r) if now < r.accepted + limits.min_register_gap && epoch <= r.epoch => {
+                Err(Refused::TooSoon)
+            }
+            Some(r) => {
+                let changed = r.entry != fresh.entry;
+                *r = fresh;
+                Ok(changed)
+            }
+            None if full => Err(Refused::Full),
+            None => {
+                self.entries.insert(fresh.entry.id, fresh);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Drops the entries not refreshed in time; true if any was.
+    pub(super) fn expire(&mut self, now: Instant) -> bool {
+        let me = self.me;
+        let before = self.entries.len();
+        self.entries.retain(|p, r| *p == me || r.expires > now);
+        self.entries.len() != before
+    }
+
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
+        self.entries
+            .iter()
+            .filter(|(p, _)| **p != self.me)
+            .map(|(_, r)| r.expires)
+            .min()
+    }
+
+    /// Every entry, sorted by id.
+    pub(super) fn entries(&self) -> Vec<Entry<P>> {
+        self.entries.values().map(|r| r.entry.clone()).collect()
+    }
+
+    /// The answer to `to`'s registration: the entries from `to` on in id order, wrapping, cut
+    /// to one message ([`wire::fit_roster`]), and whether something was left out. When the
+    /// roster is too big for one message, different nodes see different parts of it.
+    pub(super) fn answer_for(&self, to: P) -> (Vec<Entry<P>>, bool) {
+        let after = self.entries.range(to..).map(|(_, r)| r.entry.clone());
+        let before = self.entries.range(..to).map(|(_, r)| r.entry.clone());
+        wire::fit_roster(after.chain(before).collect())
+    }
+}
