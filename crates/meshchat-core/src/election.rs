@@ -223,6 +223,10 @@ pub struct Limits {
     /// counted, except the first one at a newer epoch (a node re-registers when its tracker
     /// claims a new epoch).
     pub min_register_gap: Duration,
+    /// A follower whose roster is out of date (a heartbeat shows another version) registers
+    /// again at most this often, and the tracker sends an unchanged registrant its roster
+    /// again at most this often, even within `min_register_gap` (1 s).
+    pub min_answer_gap: Duration,
     /// Roster entries (1 024). When full, a newcomer is refused rather than anyone evicted.
     pub max_roster: usize,
     /// Other nodes whose priority (or ineligibility) is remembered (4 096); when full, one that
@@ -245,6 +249,7 @@ impl Default for Limits {
             register_retry: Duration::from_secs(6),
             entry_ttl: Duration::from_secs(120),
             min_register_gap: Duration::from_secs(5),
+            min_answer_gap: Duration::from_secs(1),
             max_roster: 1024,
             max_known: 4096,
             max_reachable: 10_000,
@@ -348,8 +353,14 @@ pub struct Stats {
     /// Candidates that did not answer an election in time, skipped until heard from again.
     pub suspected: u64,
     pub registrations: u64,
-    /// Registrations refused: within [`Limits::min_register_gap`] of the last one accepted.
+    /// Registrations refused: within [`Limits::min_register_gap`] of the last one accepted
+    /// (and not answered either).
     pub registrations_refused: u64,
+    /// Registrations sent again because a heartbeat showed a newer roster than ours.
+    pub roster_queries: u64,
+    /// Rosters sent again to an unchanged registrant within `min_register_gap` (at most one per
+    /// [`Limits::min_answer_gap`]).
+    pub roster_resent: u64,
     /// Newcomers refused because the roster was full.
     pub roster_full: u64,
     /// Roster entries received beyond [`Limits::max_roster`] or repeated, dropped.
@@ -428,6 +439,9 @@ pub struct Election<P> {
     register_backoff: Duration,
     /// The tracker answered our registration at its current epoch.
     registered: bool,
+    /// The version of the roster it answered with, and when we last asked again for a newer one.
+    roster_version: Option<u32>,
+    last_query: Option<Instant>,
     /// Not eligible: how long to wait for a coordinator when there is nobody to ask.
     backoff: Duration,
     peers: Peers<P>,
@@ -469,6 +483,8 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             next_register: None,
             register_backoff: limits.register_retry,
             registered: false,
+            roster_version: None,
+            last_query: None,
             backoff: limits.coordinator_timeout,
             peers: Peers::new(me, limits.max_known, limits.max_reachable),
             asked: BTreeSet::new(),
@@ -510,6 +526,17 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
     /// The tracker followed (this node, when serving) and its epoch.
     pub fn tracker(&self) -> Option<(P, u64)> {
         self.tracker.map(|t| (t.id, t.epoch))
+    }
+
+    /// The priority of the tracker followed (this node's, when serving).
+    pub fn tracker_priority(&self) -> Option<u32> {
+        self.tracker.map(|t| t.priority)
+    }
+
+    /// The tracker followed answered this node's registration at its current epoch (always
+    /// true of a serving node).
+    pub fn is_registered(&self) -> bool {
+        self.phase == Phase::Leader || (self.tracker.is_some() && self.registered)
     }
 
     pub fn is_serving(&self) -> bool {
@@ -636,6 +663,7 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
                     out.push(Output::Flood(Msg::Heartbeat {
                         epoch: t.epoch,
                         priority: t.priority,
+                        roster: self.roster.version(),
                     }));
                 }
             }
@@ -840,8 +868,13 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
 
     fn on_msg(&mut self, from: P, msg: Msg<P>, now: Instant, out: &mut Vec<Output<P>>) {
         match msg {
-            Msg::Heartbeat { epoch, priority } | Msg::Coordinator { epoch, priority } => {
-                self.on_claim(from, epoch, priority, now, out)
+            Msg::Heartbeat {
+                epoch,
+                priority,
+                roster,
+            } => self.on_claim(from, epoch, priority, Some(roster), now, out),
+            Msg::Coordinator { epoch, priority } => {
+                self.on_claim(from, epoch, priority, None, now, out)
             }
             Msg::Election {
                 epoch,
@@ -868,9 +901,10 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             Msg::Register { epoch, entry } => self.on_register(from, epoch, entry, now, out),
             Msg::Roster {
                 epoch,
+                version,
                 entries,
                 truncated,
-            } => self.on_roster(from, epoch, entries, truncated, now, out),
+            } => self.on_roster(from, epoch, version, entries, truncated, now, out),
         }
     }
 
@@ -882,12 +916,14 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
                 .is_some_and(|t| t.id != self.me && t.rank() > r)
     }
 
-    /// `from` claims to be the tracker at `epoch` (a coordinator or a heartbeat).
+    /// `from` claims to be the tracker at `epoch` (a coordinator or a heartbeat, which carries
+    /// its roster's version).
     fn on_claim(
         &mut self,
         from: P,
         epoch: u64,
         priority: u32,
+        roster: Option<u32>,
         now: Instant,
         out: &mut Vec<Output<P>>,
     ) {
@@ -947,6 +983,22 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
                     tracker: Some(from),
                     epoch,
                 });
+            } else if self.registered
+                && roster.is_some_and(|v| self.roster_version != Some(v))
+                && self
+                    .last_query
+                    .is_none_or(|t| now >= t + self.limits.min_answer_gap)
+            {
+                // Our copy of the roster is out of date: ask again.
+                self.last_query = Some(now);
+                self.stats.roster_queries += 1;
+                out.push(Output::Send {
+                    to: from,
+                    msg: Msg::Register {
+                        epoch,
+                        entry: self.me_entry.clone(),
+                    },
+                });
             }
             return;
         }
@@ -964,6 +1016,7 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
         self.pending.clear();
         self.backoff = self.limits.coordinator_timeout;
         self.registered = false;
+        self.roster_version = None;
         self.next_register = Some(now);
         self.register_backoff = self.limits.register_retry;
         out.push(Output::TrackerChanged {
@@ -1064,10 +1117,21 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             self.stats.stale += 1;
             return;
         }
+        let entry = sanitize(entry);
         match self
             .roster
-            .register(sanitize(entry), epoch, &self.limits, now)
+            .register(entry.clone(), epoch, &self.limits, now)
         {
+            Err(Refused::TooSoon)
+                if self
+                    .roster
+                    .may_answer(&entry, self.limits.min_answer_gap, now) =>
+            {
+                // A follower whose roster is out of date asks again: the roster, once per
+                // `min_answer_gap`, and nothing else changes.
+                self.stats.roster_resent += 1;
+                self.answer(from, ours, out);
+            }
             Err(Refused::TooSoon) => self.stats.registrations_refused += 1,
             Err(Refused::Full) => self.stats.roster_full += 1,
             Ok(changed) => {
@@ -1075,23 +1139,31 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
                 if changed {
                     out.push(self.roster_output());
                 }
-                let (entries, truncated) = self.roster.answer_for(from);
-                out.push(Output::Send {
-                    to: from,
-                    msg: Msg::Roster {
-                        epoch: ours,
-                        entries,
-                        truncated,
-                    },
-                });
+                self.answer(from, ours, out);
             }
         }
     }
 
+    /// Our roster, sent to `to`.
+    fn answer(&self, to: P, epoch: u64, out: &mut Vec<Output<P>>) {
+        let (entries, truncated) = self.roster.answer_for(to);
+        out.push(Output::Send {
+            to,
+            msg: Msg::Roster {
+                epoch,
+                version: self.roster.version(),
+                entries,
+                truncated,
+            },
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn on_roster(
         &mut self,
         from: P,
         epoch: u64,
+        version: u32,
         mut entries: Vec<Entry<P>>,
         truncated: bool,
         now: Instant,
@@ -1107,6 +1179,7 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
         }
         self.last_heard = self.last_heard.max(now);
         self.registered = true;
+        self.roster_version = Some(version);
         self.next_register = Some(now + self.limits.register_interval);
         self.register_backoff = self.limits.register_retry;
         let before = entries.len();

@@ -56,8 +56,12 @@ pub struct Config {
     /// Rank in tracker elections (issue 12): the highest-priority reachable node is the
     /// network's tracker; `None` never becomes it.
     pub tracker_priority: Option<u32>,
-    /// Trackers to register with (besides the elected one).
+    /// Trackers to register with (`--tracker ADDR`): dialed at start and whenever not
+    /// connected, so the preferred trackers they are stay in this node's component and win its
+    /// election (the node registers with the elected tracker, see ARCHITECTURE).
     pub trackers: Vec<Multiaddr>,
+    /// Election timers and roster bounds.
+    pub election: meshchat_core::election::Limits,
     /// Routing table timers and bounds (direct messages).
     pub routing: meshchat_core::routing::Limits,
     /// Outbox and custody bounds (direct messages).
@@ -103,6 +107,7 @@ impl Config {
             },
             tracker_priority: Some(DEFAULT_TRACKER_PRIORITY),
             trackers: Vec::new(),
+            election: meshchat_core::election::Limits::default(),
             routing: meshchat_core::routing::Limits::default(),
             dm: meshchat_core::dm::Limits::default(),
             fail_writes: None,

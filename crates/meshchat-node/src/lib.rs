@@ -25,5 +25,5 @@ pub use config::Config;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{
     key_of_peer_id, peer_id_of, spawn, Conversation, DmSent, DmState, DmView, Error, Event, Handle,
-    MessageView, NodeInfo, PeerInfo, ProfileView, RouteView, Sent, Stats,
+    MessageView, NodeInfo, OnlinePeer, PeerInfo, ProfileView, RouteView, Sent, Stats, TrackerView,
 };

@@ -82,6 +82,53 @@ pub enum Event {
         to: PeerId,
         state: DmState,
     },
+    /// The tracker this node follows changed, or its epoch did. `None`: it is gone and an
+    /// election is running. `is_self`: this node is the tracker now.
+    TrackerChanged {
+        tracker: Option<PeerId>,
+        epoch: u64,
+        is_self: bool,
+    },
+}
+
+/// The network's tracker as this node sees it, for `/tracker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerView {
+    /// The tracker followed (this node, when serving); `None` while an election runs.
+    pub tracker: Option<PeerId>,
+    /// Its nick, from its roster entry or its profile.
+    pub nick: Option<String>,
+    /// The election epoch: the tracker's, or the highest seen while there is none.
+    pub epoch: u64,
+    /// The tracker's rank: its priority (ties go to the higher peer id).
+    pub priority: Option<u32>,
+    /// This node is the tracker.
+    pub is_self: bool,
+    /// The tracker answered this node's registration at this epoch.
+    pub registered: bool,
+    /// This node's own priority (`None`: `--no-tracker`).
+    pub own_priority: Option<u32>,
+    /// Entries in the last roster, and whether it was cut to fit one message.
+    pub online: usize,
+    pub truncated: bool,
+}
+
+/// Someone online in the network, from the tracker's roster, for `/who`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlinePeer {
+    pub peer_id: PeerId,
+    pub nick: String,
+    pub fingerprint: Fingerprint,
+    /// Where it says it can be dialed (multiaddrs as text).
+    pub addrs: Vec<String>,
+    /// Its tracker priority (`None`: not eligible).
+    pub priority: Option<u32>,
+    /// This node itself.
+    pub is_self: bool,
+    /// Directly connected now.
+    pub connected: bool,
+    /// Hops on the route to it, if there is one (0: this node).
+    pub hops: Option<u16>,
 }
 
 /// Where one of our DMs is.
@@ -341,6 +388,16 @@ pub struct Stats {
     /// Items held in the outbox: ours awaiting a receipt, others' in custody, receipts.
     pub dm_own_held: u64,
     pub dm_custody_held: u64,
+    /// The election's counters (elections, wins, messages, stale and forged claims,
+    /// registrations, ...).
+    pub tracker: meshchat_core::election::Stats,
+    /// Tracker envelopes checked on the broadcast trees (first copies; not in `verified` or
+    /// `accepted`, which count messages).
+    pub tracker_checked: u64,
+    /// Tracker envelopes dropped before the election: replays, too old, undecodable bodies.
+    pub tracker_dropped: u64,
+    /// Tracker messages that could not be routed (no route to the node they were for).
+    pub tracker_unroutable: u64,
 }
 
 /// What [`Handle::send`] reports.
@@ -413,6 +470,12 @@ enum Command {
     Whois {
         who: String,
         reply: Reply<Vec<ProfileView>>,
+    },
+    Who {
+        reply: Reply<Vec<OnlinePeer>>,
+    },
+    Tracker {
+        reply: Reply<TrackerView>,
     },
     Stats {
         reply: Reply<Stats>,
@@ -549,6 +612,16 @@ impl Handle {
     pub async fn whois(&self, who: &str) -> Result<Vec<ProfileView>, Error> {
         let who = who.to_owned();
         self.call(|reply| Command::Whois { who, reply }).await
+    }
+
+    /// Everyone online in the network, from the tracker's roster (sorted by nick).
+    pub async fn who(&self) -> Result<Vec<OnlinePeer>, Error> {
+        self.call(|reply| Command::Who { reply }).await
+    }
+
+    /// The tracker this node follows, its rank and epoch.
+    pub async fn tracker(&self) -> Result<TrackerView, Error> {
+        self.call(|reply| Command::Tracker { reply }).await
     }
 
     pub async fn info(&self) -> Result<NodeInfo, Error> {

@@ -5,6 +5,7 @@ mod dm;
 mod hostile;
 mod support;
 mod sync;
+mod tracker;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! sender, refreshed by its registrations, dropped after [`Limits::entry_ttl`] without one.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{wire, Entry, Limits};
 use crate::routing::wire::PeerBytes;
@@ -14,6 +14,8 @@ struct Registered<P> {
     /// When the last registration was accepted, and at which epoch of ours.
     accepted: Instant,
     epoch: u64,
+    /// When the roster was last sent to it again (within the register gap).
+    resent: Option<Instant>,
 }
 
 /// Why a registration was not taken.
@@ -30,6 +32,9 @@ pub(super) struct Roster<P> {
     /// The tracker itself: its entry never expires.
     me: P,
     entries: BTreeMap<P, Registered<P>>,
+    /// Changes with every change of the entries (wrapping): heartbeats carry it, so followers
+    /// know when their copy is out of date.
+    version: u32,
 }
 
 impl<P: Copy + Ord + PeerBytes> Roster<P> {
@@ -37,22 +42,50 @@ impl<P: Copy + Ord + PeerBytes> Roster<P> {
         Self {
             me,
             entries: BTreeMap::new(),
+            version: 0,
         }
     }
 
     pub(super) fn clear(&mut self) {
         self.entries.clear();
+        self.bump();
+    }
+
+    pub(super) fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn bump(&mut self) {
+        self.version = self.version.wrapping_add(1);
+    }
+
+    /// Whether `id`, registered and unchanged (`entry` is what it sent again too soon), may
+    /// have the roster sent again: at most once per `gap`. A follower asks again when a
+    /// heartbeat shows a roster version it does not have.
+    pub(super) fn may_answer(&mut self, entry: &Entry<P>, gap: Duration, now: Instant) -> bool {
+        match self.entries.get_mut(&entry.id) {
+            Some(r) if r.entry == *entry && r.resent.is_none_or(|t| now >= t + gap) => {
+                r.resent = Some(now);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Our own entry (when we start serving, and when it changes).
     pub(super) fn set_own(&mut self, entry: Entry<P>, epoch: u64, now: Instant) {
+        if self.entries.get(&self.me).is_some_and(|r| r.entry == entry) {
+            return;
+        }
         let r = Registered {
             entry,
             expires: now,
             accepted: now,
             epoch,
+            resent: None,
         };
         self.entries.insert(self.me, r);
+        self.bump();
     }
 
     /// Takes a registration: `entry` is the sender's own (checked by the caller) and `epoch`
@@ -70,6 +103,7 @@ impl<P: Copy + Ord + PeerBytes> Roster<P> {
             accepted: now,
             epoch,
             entry,
+            resent: None,
         };
         let full = self.entries.len() >= limits.max_roster;
         match self.entries.get_mut(&fresh.entry.id) {
@@ -79,11 +113,15 @@ impl<P: Copy + Ord + PeerBytes> Roster<P> {
             Some(r) => {
                 let changed = r.entry != fresh.entry;
                 *r = fresh;
+                if changed {
+                    self.bump();
+                }
                 Ok(changed)
             }
             None if full => Err(Refused::Full),
             None => {
                 self.entries.insert(fresh.entry.id, fresh);
+                self.bump();
                 Ok(true)
             }
         }
@@ -94,7 +132,11 @@ impl<P: Copy + Ord + PeerBytes> Roster<P> {
         let me = self.me;
         let before = self.entries.len();
         self.entries.retain(|p, r| *p == me || r.expires > now);
-        self.entries.len() != before
+        let changed = self.entries.len() != before;
+        if changed {
+            self.bump();
+        }
+        changed
     }
 
     pub(super) fn next_expiry(&self) -> Option<Instant> {

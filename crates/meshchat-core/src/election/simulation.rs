@@ -120,6 +120,8 @@ struct Peer {
     wake_e: Option<Instant>,
     wake_r: Option<Instant>,
     world: Rc<RefCell<World>>,
+    /// The ids of the last roster shown (what `/who` lists).
+    shown: BTreeSet<NodeId>,
 }
 
 impl Peer {
@@ -143,6 +145,7 @@ impl Peer {
             wake_e: None,
             wake_r: None,
             world,
+            shown: BTreeSet::new(),
         }
     }
 
@@ -206,7 +209,10 @@ impl Peer {
                     self.wake_e = Some(t);
                     ctx.wake_at(t);
                 }
-                Output::TrackerChanged { .. } | Output::Serving(_) | Output::Roster { .. } => {}
+                Output::Roster { entries, .. } => {
+                    self.shown = entries.iter().map(|e| e.id).collect();
+                }
+                Output::TrackerChanged { .. } | Output::Serving(_) => {}
             }
         }
     }
@@ -573,6 +579,10 @@ impl Net {
         self.sim.node(i).map(|p| &p.e)
     }
 
+    fn peer(&self, i: NodeId) -> &Peer {
+        self.sim.node(i).expect("a live node")
+    }
+
     fn rank(&self, i: NodeId) -> Option<Rank<NodeId>> {
         self.priorities[i as usize].map(|priority| Rank { priority, id: i })
     }
@@ -642,6 +652,12 @@ impl Net {
                 }
                 if rosters && !roster.contains(&i) {
                     return Err(format!("{members:?}: {i} not in the roster {roster:?}"));
+                }
+                // What every node shows (`/who`) lists the whole component: a follower's copy
+                // is brought up to date by the roster version in the heartbeats.
+                let shown = &self.peer(i).shown;
+                if rosters && !members.iter().all(|m| shown.contains(m)) {
+                    return Err(format!("{members:?}: {i} shows the roster {shown:?}"));
                 }
             }
         }

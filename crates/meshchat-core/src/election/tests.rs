@@ -55,7 +55,19 @@ fn floods(out: &[Output<Id>]) -> Vec<Msg<Id>> {
 }
 
 fn hb(epoch: u64, priority: u32) -> Msg<Id> {
-    Msg::Heartbeat { epoch, priority }
+    Msg::Heartbeat {
+        epoch,
+        priority,
+        roster: 0,
+    }
+}
+
+fn hbv(epoch: u64, priority: u32, roster: u32) -> Msg<Id> {
+    Msg::Heartbeat {
+        epoch,
+        priority,
+        roster,
+    }
 }
 
 fn elect(epoch: u64, priority: Option<u32>) -> Msg<Id> {
@@ -99,6 +111,7 @@ fn follower(t0: Instant) -> Election<Id> {
         9,
         Msg::Roster {
             epoch: 3,
+            version: 1,
             entries,
             truncated: false,
         },
@@ -124,7 +137,17 @@ fn a_lone_node_serves_after_the_grace_and_heartbeats() {
         epoch: 1
     }));
     let out = e.handle(Input::Tick, t0 + ms(2000));
-    assert_eq!(floods(&out), [hb(1, 100)]);
+    assert!(
+        matches!(
+            &floods(&out)[..],
+            [Msg::Heartbeat {
+                epoch: 1,
+                priority: 100,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
     assert!(out.contains(&Output::WakeAt(t0 + ms(2500))));
 }
 
@@ -391,6 +414,7 @@ fn stale_epochs_are_fenced() {
     let mut e = follower(t0);
     let roster = |epoch| Msg::Roster {
         epoch,
+        version: 1,
         entries: vec![entry(5, Some(1))],
         truncated: false,
     };
@@ -455,15 +479,19 @@ fn registrations_only_for_oneself_once_per_gap_bounded_and_expiring() {
     let out = recv(&mut t, 1, reg(1, 1), now);
     let answer = sends(&out);
     assert!(
-        matches!(&answer[..], [(1, Msg::Roster { epoch: 1, entries, truncated: false })]
+        matches!(&answer[..], [(1, Msg::Roster { epoch: 1, entries, truncated: false, .. })]
             if entries.iter().map(|e| e.id).collect::<Vec<_>>() == [1, 9]),
         "{answer:?}"
     );
-    // A flood of registrations: one accepted per 5 s, the rest refused without an answer.
-    for i in 0..100 {
-        assert!(sends(&recv(&mut t, 1, reg(1, 1), now + ms(i * 10))).is_empty());
-    }
-    assert_eq!(t.stats().registrations_refused, 100);
+    // A flood of registrations: one accepted per 5 s; the roster sent again at most once per
+    // second (an unchanged registrant whose copy is out of date asks again); the rest refused
+    // without an answer.
+    let answered = (0..100)
+        .filter(|i| !sends(&recv(&mut t, 1, reg(1, 1), now + ms(i * 10))).is_empty())
+        .count();
+    assert_eq!(answered, 1);
+    assert_eq!(t.stats().roster_resent, 1);
+    assert_eq!(t.stats().registrations_refused, 99);
     assert_eq!(t.stats().registrations, 1);
     assert_eq!(sends(&recv(&mut t, 1, reg(1, 1), now + ms(5000))).len(), 1);
     // An epoch the tracker never had is refused.
@@ -510,6 +538,7 @@ fn registration_is_retried_until_answered_then_refreshed() {
         9,
         Msg::Roster {
             epoch: 3,
+            version: 1,
             entries: vec![entry(9, Some(100)), entry(1, Some(100))],
             truncated: false,
         },
@@ -519,7 +548,7 @@ fn registration_is_retried_until_answered_then_refreshed() {
     let mut at = Vec::new();
     while now < answered + Duration::from_secs(70) {
         now += ms(400);
-        let mut out = recv(&mut e, 9, hb(3, 100), now);
+        let mut out = recv(&mut e, 9, hbv(3, 100, 1), now);
         out.extend(e.handle(Input::Tick, now));
         if !sends(&out).is_empty() {
             at.push((now - answered).as_millis());
@@ -540,6 +569,7 @@ fn an_oversized_roster_is_cut_and_says_so() {
         .collect();
     let m = Msg::Roster {
         epoch: 1,
+        version: 1,
         entries: entries.clone(),
         truncated: false,
     };
@@ -584,6 +614,7 @@ fn an_oversized_roster_is_cut_and_says_so() {
         9,
         Msg::Roster {
             epoch: 3,
+            version: 1,
             entries: list,
             truncated: false,
         },
@@ -679,7 +710,15 @@ fn golden_bytes() {
     let cases: Vec<(Msg<Id>, Vec<u8>)> = vec![
         (
             hb(0x0102, 0x0a0b),
-            vec![1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0x0a, 0x0b],
+            vec![1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0x0a, 0x0b, 0, 0, 0, 0],
+        ),
+        (
+            Msg::Heartbeat {
+                epoch: 1,
+                priority: 2,
+                roster: 0x0304,
+            },
+            vec![1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 3, 4],
         ),
         (
             elect(1, Some(3)),
@@ -723,11 +762,13 @@ fn golden_bytes() {
         (
             Msg::Roster {
                 epoch: 3,
+                version: 9,
                 entries: vec![entry(6, None)],
                 truncated: true,
             },
             vec![
-                6, 0, 0, 0, 0, 0, 0, 0, 3, 1, 0, 1, // tag, epoch, truncated, count
+                6, 0, 0, 0, 0, 0, 0, 0, 3, // tag, epoch
+                0, 0, 0, 9, 1, 0, 1, // version, truncated, count
                 0, 0, 0, 6, 0, 0, 0, 0, 0, 2, b'n', b'6', 0,
             ],
         ),
@@ -739,7 +780,7 @@ fn golden_bytes() {
             assert_eq!(wire::entry_len(entry), bytes.len() - 9);
         }
     }
-    // With the node's 32-byte ids, a heartbeat is 13 bytes and a typical entry 129.
+    // With the node's 32-byte ids, a heartbeat is 17 bytes and a typical entry 129.
     let e = Entry {
         id: [7u8; 32],
         nick: "12345678".into(),
@@ -750,11 +791,12 @@ fn golden_bytes() {
     assert_eq!(
         Msg::<[u8; 32]>::Heartbeat {
             epoch: 1,
-            priority: 1
+            priority: 1,
+            roster: 1
         }
         .encode()
         .len(),
-        13
+        17
     );
 }
 
@@ -764,9 +806,9 @@ fn malformed_bodies_are_errors() {
         &[],
         &[9],
         &[1, 0, 0],
-        &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0], // trailing byte
-        &[2, 0, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0, 1], // unknown flag
-        &[2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], // ineligible with a priority
+        &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0], // trailing byte
+        &[2, 0, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0, 1],             // unknown flag
+        &[2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1],             // ineligible with a priority
         &[5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 33], // nick of 33
         &[
             5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0xff, 0,
@@ -818,11 +860,13 @@ fn arb_msg() -> impl Strategy<Value = Msg<Id>> {
         (any::<u64>(), arb_entry()).prop_map(|(epoch, entry)| Msg::Register { epoch, entry }),
         (
             any::<u64>(),
+            any::<u32>(),
             proptest::collection::vec(arb_entry(), 0..20),
             any::<bool>()
         )
-            .prop_map(|(epoch, entries, truncated)| Msg::Roster {
+            .prop_map(|(epoch, version, entries, truncated)| Msg::Roster {
                 epoch,
+                version,
                 entries,
                 truncated
             }),
@@ -838,12 +882,14 @@ fn sanitized(m: Msg<Id>) -> Msg<Id> {
         },
         Msg::Roster {
             epoch,
+            version,
             entries,
             truncated,
         } => {
             let (entries, cut) = wire::fit_roster(entries);
             Msg::Roster {
                 epoch,
+                version,
                 entries,
                 truncated: truncated || cut,
             }
@@ -881,4 +927,66 @@ proptest! {
         let _ = Msg::<Id>::decode(&bytes);
         let _ = Msg::<Id>::decode(&bytes[..keep]);
     }
+}
+
+#[test]
+fn a_follower_with_an_old_roster_asks_again_and_is_answered_at_most_once_a_gap() {
+    let t0 = Instant::now();
+    // The follower: registered with 9, holding roster version 1.
+    let mut f = node(1, Some(100), t0);
+    reach(&mut f, &[9], true, t0);
+    recv(&mut f, 9, hbv(3, 100, 1), t0);
+    recv(
+        &mut f,
+        9,
+        Msg::Roster {
+            epoch: 3,
+            version: 1,
+            entries: vec![entry(9, Some(100)), entry(1, Some(100))],
+            truncated: false,
+        },
+        t0,
+    );
+    // The same version: nothing to ask.
+    assert!(sends(&recv(&mut f, 9, hbv(3, 100, 1), t0 + ms(500))).is_empty());
+    // A newer one: asks at once, then not again within the answer gap.
+    let out = recv(&mut f, 9, hbv(3, 100, 2), t0 + ms(1000));
+    assert!(
+        matches!(&sends(&out)[..], [(9, Msg::Register { epoch: 3, .. })]),
+        "{out:?}"
+    );
+    assert!(sends(&recv(&mut f, 9, hbv(3, 100, 2), t0 + ms(1500))).is_empty());
+    assert_eq!(
+        sends(&recv(&mut f, 9, hbv(3, 100, 2), t0 + ms(2000))).len(),
+        1
+    );
+    assert_eq!(f.stats().roster_queries, 2);
+
+    // The tracker: an unchanged registrant asking again within the register gap gets the
+    // roster at most once per answer gap; a changed one is refused until the gap.
+    let mut t = node(9, Some(100), t0);
+    t.handle(Input::Tick, t0 + ms(2500));
+    assert!(t.is_serving());
+    let epoch = t.tracker().unwrap().1;
+    let me = entry(1, Some(100));
+    let reg = |e: Entry<Id>| Msg::Register { epoch, entry: e };
+    let t1 = t0 + ms(3000);
+    assert_eq!(sends(&recv(&mut t, 1, reg(me.clone()), t1)).len(), 1);
+    let again = recv(&mut t, 1, reg(me.clone()), t1 + ms(300));
+    assert!(
+        matches!(&sends(&again)[..], [(1, Msg::Roster { entries, .. })] if entries.len() == 2),
+        "{again:?}"
+    );
+    assert!(sends(&recv(&mut t, 1, reg(me.clone()), t1 + ms(800))).is_empty());
+    assert_eq!(
+        sends(&recv(&mut t, 1, reg(me.clone()), t1 + ms(1300))).len(),
+        1
+    );
+    let renamed = Entry {
+        nick: "other".into(),
+        ..me.clone()
+    };
+    assert!(sends(&recv(&mut t, 1, reg(renamed), t1 + ms(2500))).is_empty());
+    assert_eq!(t.stats().roster_resent, 2);
+    assert_eq!(t.stats().registrations_refused, 2);
 }

@@ -2,13 +2,13 @@
 //! The sender is the envelope's author, so no message names its sender.
 //!
 //! ```text
-//! 1 heartbeat    | epoch u64 | priority u32                                  13 bytes
+//! 1 heartbeat    | epoch u64 | priority u32 | roster u32                     17 bytes
 //! 2 election     | epoch u64 | flags u8 | priority u32                       14 bytes
 //!                  flags: 1 eligible, 2 flooded (other bits refused)
 //! 3 alive        | epoch u64 | priority u32                                  13 bytes
 //! 4 coordinator  | epoch u64 | priority u32                                  13 bytes
 //! 5 register     | epoch u64 | entry
-//! 6 roster       | epoch u64 | truncated u8 (0/1) | count u16 | entry * count
+//! 6 roster       | epoch u64 | version u32 | truncated u8 (0/1) | count u16 | entry * count
 //!
 //! entry = id [ID] | eligible u8 (0/1) | priority u32 | nick_len u8 | nick
 //!         | addr_count u8 | (addr_len u8 | addr) * addr_count
@@ -46,8 +46,14 @@ pub struct Entry<P> {
 /// names its sender: that is the envelope's (authenticated) author.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg<P> {
-    /// Flooded by the tracker every [`super::Limits::heartbeat_interval`].
-    Heartbeat { epoch: u64, priority: u32 },
+    /// Flooded by the tracker every [`super::Limits::heartbeat_interval`]. `roster` is the
+    /// version of its roster (it changes with every change of the roster): a follower whose
+    /// copy is of another version asks for the roster again.
+    Heartbeat {
+        epoch: u64,
+        priority: u32,
+        roster: u32,
+    },
     /// "I am running an election": routed to the higher-ranked candidates the sender knows,
     /// flooded (`flooded`) when it knows none. `epoch` is the highest the sender has seen;
     /// `priority` is `None` from a node that is not eligible. A flooded one is answered only by
@@ -70,6 +76,8 @@ pub enum Msg<P> {
     /// [`super::Limits::max_roster`] and [`MAX_BODY`]).
     Roster {
         epoch: u64,
+        /// The roster's version (see [`Msg::Heartbeat`]).
+        version: u32,
         entries: Vec<Entry<P>>,
         truncated: bool,
     },
@@ -90,8 +98,8 @@ const TAG_ALIVE: u8 = 3;
 const TAG_COORDINATOR: u8 = 4;
 const TAG_REGISTER: u8 = 5;
 const TAG_ROSTER: u8 = 6;
-/// Tag, epoch, flag and count before a roster's entries.
-const ROSTER_HEADER: usize = 1 + 8 + 1 + 2;
+/// Tag, epoch, version, flag and count before a roster's entries.
+const ROSTER_HEADER: usize = 1 + 8 + 4 + 1 + 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -167,10 +175,15 @@ impl<P: PeerBytes + Clone> Msg<P> {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16);
         match self {
-            Msg::Heartbeat { epoch, priority } => {
+            Msg::Heartbeat {
+                epoch,
+                priority,
+                roster,
+            } => {
                 out.push(TAG_HEARTBEAT);
                 out.extend_from_slice(&epoch.to_be_bytes());
                 out.extend_from_slice(&priority.to_be_bytes());
+                out.extend_from_slice(&roster.to_be_bytes());
             }
             Msg::Election {
                 epoch,
@@ -199,12 +212,14 @@ impl<P: PeerBytes + Clone> Msg<P> {
             }
             Msg::Roster {
                 epoch,
+                version,
                 entries,
                 truncated,
             } => {
                 let (entries, cut) = fit_roster(entries.clone());
                 out.push(TAG_ROSTER);
                 out.extend_from_slice(&epoch.to_be_bytes());
+                out.extend_from_slice(&version.to_be_bytes());
                 out.push(u8::from(*truncated || cut));
                 out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
                 for e in &entries {
@@ -225,6 +240,7 @@ impl<P: PeerBytes + Clone> Msg<P> {
             TAG_HEARTBEAT => Msg::Heartbeat {
                 epoch: r.u64()?,
                 priority: r.u32()?,
+                roster: r.u32()?,
             },
             TAG_ELECTION => {
                 let epoch = r.u64()?;
@@ -257,6 +273,7 @@ impl<P: PeerBytes + Clone> Msg<P> {
             },
             TAG_ROSTER => {
                 let epoch = r.u64()?;
+                let version = r.u32()?;
                 let truncated = r.flag()?;
                 let n = usize::from(u16::from_be_bytes(r.array()?));
                 // Each entry takes at least this much, so a count the bytes cannot hold is
@@ -271,6 +288,7 @@ impl<P: PeerBytes + Clone> Msg<P> {
                 }
                 Msg::Roster {
                     epoch,
+                    version,
                     entries,
                     truncated,
                 }

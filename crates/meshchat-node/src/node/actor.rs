@@ -102,6 +102,8 @@ pub(super) struct Actor {
     route: route::State,
     /// Reports of the route stream tasks; taken by [`Actor::run`].
     route_rx: Option<mpsc::Receiver<TreeInbound>>,
+    /// The tracker election and the roster.
+    tracker: tracker::State,
     /// Peers announced to the front-end as chat peers (connected, broadcast stream open).
     chat_peers: HashSet<PeerId>,
     /// `/connect` calls waiting for their dial's outcome.
@@ -193,6 +195,17 @@ impl Actor {
             route_links,
             version,
         );
+        let epoch = store
+            .setting("tracker_epoch")?
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        let tracker = tracker::State::new(meshchat_core::election::Election::new(
+            me,
+            config.tracker_priority,
+            epoch,
+            config.election,
+            Instant::now(),
+        ));
         let guard_limits = config.guard;
         let sync_limits = config.sync;
         let mut store = store;
@@ -222,6 +235,7 @@ impl Actor {
             trees_rx: Some(trees_rx),
             route,
             route_rx: Some(route_rx),
+            tracker,
             chat_peers: HashSet::new(),
             pending_dials: HashMap::new(),
             listen_addrs: Vec::new(),
@@ -309,9 +323,11 @@ impl Actor {
         }
 
         self.route_start()?;
+        self.tracker_start();
         for addr in self.config.peers.clone() {
             self.dial_addr(addr, None);
         }
+        self.dial_trackers();
         for peer in self.store.known_peers(START_DIALS)? {
             let Ok(peer_id) = peer.peer_id.parse::<PeerId>() else {
                 continue;
@@ -338,6 +354,7 @@ impl Actor {
                 .map(|t| tokio::time::Instant::from_std(t + FLUSH_DELAY));
             let tree_due = self.trees.wake.map(tokio::time::Instant::from_std);
             let route_due = tokio::time::Instant::from_std(self.route.due());
+            let tracker_due = self.tracker.wake.map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -352,6 +369,7 @@ impl Actor {
                 () = sleep_until_opt(flush_due) => self.flush(),
                 () = sleep_until_opt(tree_due) => self.broadcast_tick(),
                 () = tokio::time::sleep_until(route_due) => self.route_tick(),
+                () = sleep_until_opt(tracker_due) => self.tracker_tick(),
                 Some(report) = recv_opt(&mut route_rx) => self.on_route(report),
                 Some(report) = recv_opt(&mut trees_rx) => {
                     self.on_broadcast(report);
@@ -435,6 +453,7 @@ impl Actor {
                     .map(|()| self.nick = nick);
                 if result.is_ok() {
                     self.publish_profile();
+                    self.tracker_me_changed();
                 }
                 let _ = reply.send(result);
             }
@@ -457,6 +476,12 @@ impl Actor {
             }
             Command::Whois { who, reply } => {
                 let _ = reply.send(self.whois(&who));
+            }
+            Command::Who { reply } => {
+                let _ = reply.send(Ok(self.who()));
+            }
+            Command::Tracker { reply } => {
+                let _ = reply.send(Ok(self.tracker_view()));
             }
             Command::Connect { addr, reply } => self.dial_addr(addr, Some(reply)),
             Command::Peers { reply } => {
@@ -528,6 +553,7 @@ impl Actor {
                 stats.routing = *self.route.table.stats();
                 stats.routes = self.route.table.len() as u64;
                 stats.dm = *self.route.outbox.stats();
+                stats.tracker = *self.tracker.election.stats();
                 stats.dm_own_held = self.route.outbox.held(meshchat_core::dm::Role::Own) as u64;
                 stats.dm_custody_held =
                     self.route.outbox.held(meshchat_core::dm::Role::Custody) as u64;
@@ -675,9 +701,11 @@ impl Actor {
                 tracing::info!(%address, "listening");
                 self.listen_addrs.push(address.clone());
                 self.emit(Event::ListenAddr(address));
+                self.tracker_me_changed();
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);
+                self.tracker_me_changed();
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,

@@ -19,9 +19,9 @@ use crate::unix_ms;
 
 /// A raw peer with a meshchat key, connected to `target` with a route stream open both ways
 /// (what the node sends it is read and kept).
-struct RawRoute {
-    key: Keypair,
-    id: PeerId,
+pub(crate) struct RawRoute {
+    pub(crate) key: Keypair,
+    pub(crate) id: PeerId,
     stream: libp2p::Stream,
     received: tokio::sync::mpsc::Receiver<Vec<u8>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -35,7 +35,7 @@ impl Drop for RawRoute {
     }
 }
 
-async fn raw_route_peer(target: &TestNode, seed: u8) -> RawRoute {
+pub(crate) async fn raw_route_peer(target: &TestNode, seed: u8) -> RawRoute {
     let key = Keypair::from_secret_bytes(&[seed; 32]);
     let mut secret = key.secret_bytes();
     let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret[..]).unwrap();
@@ -91,7 +91,7 @@ async fn raw_route_peer(target: &TestNode, seed: u8) -> RawRoute {
 }
 
 impl RawRoute {
-    async fn send(&mut self, frame: &[u8]) {
+    pub(crate) async fn send(&mut self, frame: &[u8]) {
         let mut out = (frame.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(frame);
         self.stream.write_all(&out).await.unwrap();
@@ -99,7 +99,7 @@ impl RawRoute {
     }
 
     /// Waits for a frame from the node matching `pred`.
-    async fn wait_frame(&mut self, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    pub(crate) async fn wait_frame(&mut self, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             let f = tokio::time::timeout_at(deadline, self.received.recv())
@@ -119,7 +119,7 @@ fn seal_key_of(node: &TestNode) -> dm::SealKey {
     EncryptionKey::derive(&identity).public()
 }
 
-fn key_of(node: &TestNode) -> [u8; 32] {
+pub(crate) fn key_of(node: &TestNode) -> [u8; 32] {
     meshchat_node::key_of_peer_id(&node.peer_id).unwrap()
 }
 

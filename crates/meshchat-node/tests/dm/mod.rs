@@ -1,7 +1,7 @@
 //! Direct messages between real nodes on loopback: routed over a chain, sealed, acknowledged;
 //! held by a relay for a recipient that is offline while the sender is gone too.
 
-mod hostile;
+pub(crate) mod hostile;
 
 use std::time::Duration;
 

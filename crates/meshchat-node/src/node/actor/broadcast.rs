@@ -239,10 +239,12 @@ impl Actor {
                 false
             }
             Ok(checked) => {
-                // Profiles are counted apart, so `verified` and `accepted` stay the counts of
-                // messages.
+                // Profiles and tracker messages are counted apart, so `verified` and
+                // `accepted` stay the counts of messages.
                 if matches!(checked, Checked::Profile(..)) {
                     self.stats.profiles_checked += 1;
+                } else if matches!(checked, Checked::Tracker(..)) {
+                    self.stats.tracker_checked += 1;
                 } else {
                     self.stats.verified += 1;
                     self.stats.accepted += 1;

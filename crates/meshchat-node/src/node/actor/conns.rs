@@ -256,6 +256,7 @@ impl Actor {
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }
         self.sync_maintain();
+        self.dial_trackers();
         if self.connections.len() >= self.config.target_peers {
             return;
         }

@@ -39,7 +39,6 @@ use crate::store::{DmRow, ItemRow, ProfileRow};
 pub(super) type Key = [u8; 32];
 
 /// Hop limit of the routed envelopes we originate: more than any mesh's diameter.
-#[allow(dead_code)] // The tracker's registrations use it; being wired.
 const ROUTED_HOP_LIMIT: u16 = 64;
 
 /// Profiles kept (about 150 bytes each in memory).
@@ -357,7 +356,6 @@ impl Actor {
     }
 
     /// Sends a signed envelope to `to` along our route; false if there is none.
-    #[allow(dead_code)] // The tracker's registrations use it; being wired.
     pub(super) fn send_routed(&mut self, to: Key, envelope: &Envelope) -> bool {
         let Some((via, _)) = self.route.table.next_hop(&to) else {
             return false;
@@ -396,7 +394,10 @@ impl Actor {
                     self.route_send(&to, message.encode());
                 }
                 routing::Output::WakeAt(at) => self.route.table_wake = Some(at),
-                routing::Output::Changed(dests) => self.feed_outbox(Input::RoutesChanged(dests)),
+                routing::Output::Changed(dests) => {
+                    self.tracker_reachability(&dests);
+                    self.feed_outbox(Input::RoutesChanged(dests));
+                }
             }
         }
         let seqno = self.route.table.seqno();

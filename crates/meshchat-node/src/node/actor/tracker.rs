@@ -1,16 +1,336 @@
 //! The tracker (issue 12): wires [`meshchat_core::election`] to the broadcast trees (flooded
-//! election messages and heartbeats), routed envelopes (registrations, rosters, replies), the
-//! routing table (who is reachable) and the front-end. Being built: until it is, tracker
-//! envelopes are relayed and counted, not acted on.
+//! election messages and heartbeats), routed envelopes (registrations, rosters, answers), the
+//! routing table (who is reachable), the known-peer store and dialing (roster addresses), and
+//! the front-end (`/who`, `/tracker`, [`Event::TrackerChanged`]). The state machine decides;
+//! this module signs, sends, persists and shows what it asks.
+//!
+//! Every election message is the body of a kind-4 envelope signed by its sender (target
+//! [`TARGET`]): the inbound path has checked the signature before [`Actor::on_tracker_envelope`]
+//! sees it, so the state machine's `from` is authenticated. Flooded ones are deduplicated by the
+//! broadcast trees' seen-cache, routed ones by the same cache here; an envelope older than
+//! [`MAX_AGE`] is dropped (a replay after the cache forgot it).
 
-use meshchat_core::Envelope;
+use std::time::{Duration, Instant};
 
+use libp2p::multiaddr::Protocol;
+use libp2p::Multiaddr;
+use meshchat_core::election::{self, Election, Entry, Input, Msg, Output};
+use meshchat_core::envelope::{Draft, Kind};
+use meshchat_core::{Envelope, Fingerprint};
+
+use super::route::Key;
 use super::Actor;
+use crate::node::{now_ms, peer_id_of_bytes, Event, OnlinePeer, TrackerView};
+
+/// The target of tracker envelopes.
+pub(super) const TARGET: &str = "tracker";
+/// Tracker envelopes older than this (by their author's clock) are dropped: within the
+/// seen-cache's memory ([`super::SEEN_TTL`]), so a replay is caught one way or the other.
+const MAX_AGE: Duration = Duration::from_secs(10 * 60);
+/// Roster peers dialed per roster answer when the node has fewer peers than it wants.
+const ROSTER_DIALS: usize = 4;
+
+/// Tracker state in the actor.
+pub(super) struct State {
+    pub(super) election: Election<Key>,
+    /// The election's next wake-up.
+    pub(super) wake: Option<Instant>,
+    /// The last roster: our tracker's answer, or our own when serving.
+    roster: Vec<Entry<Key>>,
+    truncated: bool,
+    /// The epoch last written to the store.
+    saved_epoch: u64,
+    /// What we last registered about ourselves (nick, addresses).
+    me: Option<(String, Vec<String>)>,
+}
+
+impl State {
+    pub(super) fn new(election: Election<Key>) -> Self {
+        let saved_epoch = election.max_epoch();
+        Self {
+            election,
+            wake: None,
+            roster: Vec::new(),
+            truncated: false,
+            saved_epoch,
+            me: None,
+        }
+    }
+}
 
 impl Actor {
+    /// At start, once listening: what we register about ourselves, and the first wake-up.
+    pub(super) fn tracker_start(&mut self) {
+        self.tracker_me_changed();
+        self.feed_election(Input::Tick);
+    }
+
+    /// Our nick or addresses may have changed: registered again if they did.
+    pub(super) fn tracker_me_changed(&mut self) {
+        let me = (self.nick.clone(), self.own_addrs());
+        if self.tracker.me.as_ref() == Some(&me) {
+            return;
+        }
+        self.tracker.me = Some(me.clone());
+        self.feed_election(Input::Me {
+            nick: me.0,
+            addrs: me.1,
+        });
+    }
+
+    /// The addresses others can dial us at: listen addresses, loopback ones only when there is
+    /// nothing else (a node on one machine), at most [`election::MAX_ADDRS`].
+    fn own_addrs(&self) -> Vec<String> {
+        let loopback = |a: &Multiaddr| {
+            a.iter().any(|p| match p {
+                Protocol::Ip4(ip) => ip.is_loopback(),
+                Protocol::Ip6(ip) => ip.is_loopback(),
+                _ => false,
+            })
+        };
+        let mut addrs: Vec<&Multiaddr> =
+            self.listen_addrs.iter().filter(|a| !loopback(a)).collect();
+        if addrs.is_empty() {
+            addrs = self.listen_addrs.iter().collect();
+        }
+        addrs
+            .into_iter()
+            .map(|a| a.to_string())
+            .filter(|a| a.len() <= election::MAX_ADDR_LEN)
+            .take(election::MAX_ADDRS)
+            .collect()
+    }
+
+    /// The routing table's reachability changed for `dests`.
+    pub(super) fn tracker_reachability(&mut self, dests: &[Key]) {
+        let changes = dests
+            .iter()
+            .map(|d| (*d, self.route.table.next_hop(d).is_some()))
+            .collect();
+        self.feed_election(Input::Reachability(changes));
+    }
+
+    /// The election's timer fired.
+    pub(super) fn tracker_tick(&mut self) {
+        self.tracker.wake = None;
+        self.feed_election(Input::Tick);
+    }
+
     /// A checked tracker envelope, flooded on the trees or routed to us.
     pub(super) fn on_tracker_envelope(&mut self, env: Envelope, flooded: bool) {
-        let _ = (env, flooded);
-        self.stats.relayed_unknown += 1;
+        let now = Instant::now();
+        let author = *env.author().as_bytes();
+        if author == *self.key.public().as_bytes() {
+            // Our own, echoed by the trees.
+            return;
+        }
+        // Flooded ones were deduplicated by the trees; a routed one may be a replay.
+        if !flooded && !self.seen.insert(env.id(), now) {
+            self.stats.tracker_dropped += 1;
+            return;
+        }
+        if env.timestamp_ms() + (MAX_AGE.as_millis() as u64) < now_ms() {
+            self.stats.tracker_dropped += 1;
+            return;
+        }
+        match Msg::<Key>::decode(env.body()) {
+            Ok(msg) => self.feed_election(Input::Received { from: author, msg }),
+            Err(e) => {
+                tracing::debug!("undecodable tracker message from {author:?}: {e}");
+                self.stats.tracker_dropped += 1;
+            }
+        }
+    }
+
+    /// Hands one input to the election and carries out what it asks.
+    pub(super) fn feed_election(&mut self, input: Input<Key>) {
+        let outs = self.tracker.election.handle(input, Instant::now());
+        for out in outs {
+            match out {
+                Output::Send { to, msg } => {
+                    let sent = self
+                        .sign_tracker(&msg)
+                        .is_some_and(|env| self.send_routed(to, &env));
+                    if !sent {
+                        self.stats.tracker_unroutable += 1;
+                    }
+                }
+                Output::Flood(msg) => {
+                    if let Some(env) = self.sign_tracker(&msg) {
+                        let id = env.id();
+                        self.seen.insert(id, Instant::now());
+                        self.broadcast_publish(id, env.as_bytes());
+                    }
+                }
+                Output::TrackerChanged { tracker, epoch } => {
+                    let tracker = tracker.map(|t| peer_id_of_bytes(&t));
+                    match tracker {
+                        Some(t) => tracing::info!(%t, epoch, "tracker"),
+                        None => tracing::info!(epoch, "tracker gone: electing"),
+                    }
+                    self.emit(Event::TrackerChanged {
+                        tracker,
+                        epoch,
+                        is_self: self.tracker.election.is_serving(),
+                    });
+                }
+                Output::Serving(on) => {
+                    tracing::info!(serving = on, "tracker role");
+                    if !on {
+                        self.tracker.roster.clear();
+                    }
+                }
+                Output::Roster { entries, truncated } => self.on_roster(entries, truncated),
+                Output::WakeAt(at) => self.tracker.wake = Some(at),
+            }
+        }
+        let epoch = self.tracker.election.max_epoch();
+        if epoch != self.tracker.saved_epoch {
+            self.tracker.saved_epoch = epoch;
+            if let Err(e) = self.store.set_setting("tracker_epoch", &epoch.to_string()) {
+                tracing::warn!("saving the tracker epoch: {e}");
+            }
+        }
+    }
+
+    fn sign_tracker(&mut self, msg: &Msg<Key>) -> Option<Envelope> {
+        let body = msg.encode();
+        match Envelope::sign(
+            &self.key,
+            Draft {
+                kind: Kind::Tracker,
+                target: TARGET,
+                timestamp_ms: now_ms(),
+                nonce: rand::random(),
+                body: &body,
+            },
+        ) {
+            Ok(env) => Some(env),
+            Err(e) => {
+                tracing::warn!("cannot sign a tracker message: {e}");
+                None
+            }
+        }
+    }
+
+    /// A roster: kept for `/who`; its addresses remembered (peer exchange) and, while we have
+    /// fewer peers than we want, a few of the unconnected ones dialed.
+    fn on_roster(&mut self, entries: Vec<Entry<Key>>, truncated: bool) {
+        let me = *self.key.public().as_bytes();
+        let serving = self.tracker.election.is_serving();
+        let mut dials = 0;
+        for e in &entries {
+            if e.id == me || serving {
+                // A serving node's roster is what others told it: it dials nobody for it, and
+                // what it remembers comes from the connections themselves.
+                continue;
+            }
+            let peer = peer_id_of_bytes(&e.id);
+            let addrs: Vec<Multiaddr> = e
+                .addrs
+                .iter()
+                .filter_map(|a| a.parse::<Multiaddr>().ok())
+                .filter(super::is_dialable)
+                .map(|a| super::strip_p2p(&a))
+                .collect();
+            if addrs.is_empty() {
+                continue;
+            }
+            let texts: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+            if let Err(err) = self.store.upsert_peer(&peer.to_string(), &texts, now_ms()) {
+                tracing::warn!("remembering peer {peer}: {err}");
+            }
+            if dials < ROSTER_DIALS
+                && self.connections.len() < self.config.target_peers
+                && !self.connections.contains_key(&peer)
+            {
+                dials += 1;
+                self.dial_peer(peer, addrs);
+            }
+        }
+        self.tracker.roster = entries;
+        self.tracker.truncated = truncated;
+    }
+
+    /// `/who`: everyone in the last roster (ours when serving), sorted by nick.
+    pub(super) fn who(&self) -> Vec<OnlinePeer> {
+        let me = *self.key.public().as_bytes();
+        let mut out: Vec<OnlinePeer> = self
+            .tracker
+            .roster
+            .iter()
+            .map(|e| {
+                let peer_id = peer_id_of_bytes(&e.id);
+                OnlinePeer {
+                    peer_id,
+                    nick: e.nick.clone(),
+                    fingerprint: Fingerprint::of_key_bytes(&e.id),
+                    addrs: e.addrs.clone(),
+                    priority: e.priority,
+                    is_self: e.id == me,
+                    connected: self.connections.contains_key(&peer_id),
+                    hops: if e.id == me {
+                        Some(0)
+                    } else {
+                        self.route.table.next_hop(&e.id).map(|(_, h)| h)
+                    },
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.nick
+                .to_lowercase()
+                .cmp(&b.nick.to_lowercase())
+                .then(a.peer_id.to_bytes().cmp(&b.peer_id.to_bytes()))
+        });
+        out
+    }
+
+    /// `/tracker`: who it is, at which epoch, and where we stand.
+    pub(super) fn tracker_view(&self) -> TrackerView {
+        let e = &self.tracker.election;
+        let tracker = e.tracker();
+        TrackerView {
+            tracker: tracker.map(|(t, _)| peer_id_of_bytes(&t)),
+            nick: tracker.and_then(|(t, _)| {
+                self.tracker
+                    .roster
+                    .iter()
+                    .find(|x| x.id == t)
+                    .map(|x| x.nick.clone())
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| self.route.directory.get(&t).map(|p| p.nick.clone()))
+            }),
+            epoch: tracker.map_or(e.max_epoch(), |(_, epoch)| epoch),
+            priority: e.tracker_priority(),
+            is_self: e.is_serving(),
+            registered: e.is_registered(),
+            own_priority: e.rank().map(|r| r.priority),
+            online: self.tracker.roster.len(),
+            truncated: self.tracker.truncated,
+        }
+    }
+
+    /// `--tracker ADDR` trackers not connected: dialed (at start and by maintenance).
+    pub(super) fn dial_trackers(&mut self) {
+        for addr in self.config.trackers.clone() {
+            let peer = addr.iter().find_map(|p| match p {
+                Protocol::P2p(id) => Some(id),
+                _ => None,
+            });
+            let connected = match peer {
+                Some(p) => self.connections.contains_key(&p),
+                None => self
+                    .connections
+                    .values()
+                    .flatten()
+                    .any(|(_, a, _)| super::strip_p2p(a) == super::strip_p2p(&addr)),
+            };
+            match (connected, peer) {
+                (true, _) => {}
+                (false, Some(p)) => self.dial_peer(p, vec![super::strip_p2p(&addr)]),
+                (false, None) => self.dial_addr(addr, None),
+            }
+        }
     }
 }
