@@ -8,7 +8,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::catchup::Catchup;
-use crate::output::{dm_json, event_json, message_json, peers_json, profiles_json, routes_json};
+use crate::output::{
+    dm_json, election_stats_json, event_json, message_json, peers_json, profiles_json, routes_json,
+    tracker_json, who_json,
+};
 
 /// Longest accepted input line; longer lines are answered with an error and skipped.
 pub const MAX_LINE: usize = 256 * 1024;
@@ -245,7 +248,10 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
                        "dm_cannot_open": s.dm.cannot_open, "dm_replays": s.dm.replays,
                        "dm_refused": s.dm.refused_total + s.dm.refused_bytes
                            + s.dm.refused_per_recipient + s.dm.refused_per_neighbour,
-                       "routing_from_strangers": s.routing.from_strangers})
+                       "routing_from_strangers": s.routing.from_strangers,
+                       "tracker": election_stats_json(&s.tracker),
+                       "tracker_dropped": s.tracker_dropped,
+                       "tracker_unroutable": s.tracker_unroutable})
             })
             .map_err(|e| e.to_string()),
         "dm" => match (str_field(&cmd, "to"), str_field(&cmd, "text")) {
@@ -290,10 +296,24 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         },
+        "who" => handle
+            .who()
+            .await
+            .map(|p| json!({"event": "who", "peers": who_json(&p)}))
+            .map_err(|e| e.to_string()),
+        "tracker" => handle
+            .tracker()
+            .await
+            .map(|t| {
+                let mut v = tracker_json(&t);
+                v["event"] = "tracker".into();
+                v
+            })
+            .map_err(|e| e.to_string()),
         "quit" => return Ok(false),
         "" => Err("missing string field \"cmd\"".into()),
         other => Err(format!(
-            "unknown command {other:?} (known: send, join, leave, nick, connect, peers, history, dm, dm_history, routes, whois, info, stats, quit)"
+            "unknown command {other:?} (known: send, join, leave, nick, connect, peers, history, dm, dm_history, routes, whois, who, tracker, info, stats, quit)"
         )),
     };
     out.send(reply.unwrap_or_else(error))

@@ -9,7 +9,10 @@ use tokio::sync::mpsc;
 
 use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
-use crate::output::{addrs, dm_line, message_line, short_peer, visible_name, visible_text};
+use crate::output::{
+    addrs, dm_line, message_line, short_peer, tracker_changed_line, tracker_summary, visible_name,
+    visible_text, who_line,
+};
 
 const HELP: &str = "\
 commands:
@@ -25,6 +28,9 @@ commands:
   /dms [WHO]         list conversations, or show the last DMs with WHO
   /routes            the routing table: destination, next hop, hops, age
   /whois WHO         someone's profile: nick, fingerprint, peer id, route
+  /who               everyone online in the network (the tracker's roster)
+  /tracker           the network's tracker: who, its priority and epoch, and
+                     whether this node is registered with it
   /id                show your peer id, fingerprint and addresses
   /help              this list
   /quit              leave meshchat
@@ -32,7 +38,8 @@ anything else is sent to the current room
 messages print as [room] nick (fingerprint): text; one that arrived late, by
 history sync (written while you were away), as [room] (synced HH:MM) nick ...
 direct messages as [dm] nick (fingerprint): text; yours as [dm -> PEER] and
-their state as * dm ID to PEER: queued|sent|delivered|failed";
+their state as * dm ID to PEER: queued|sent|delivered|failed; a change of
+the network's tracker as [tracker] now NICK (fingerprint) (epoch N)";
 
 pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
     let info = handle.info().await?;
@@ -75,6 +82,27 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     short_peer(&to.to_string()),
                     state.as_str()
                 ),
+                Event::TrackerChanged {
+                    tracker,
+                    epoch,
+                    is_self,
+                } => {
+                    // The event names the tracker by peer id; its nick is in the node's view.
+                    let nick = match tracker {
+                        Some(_) if !is_self => printer_handle
+                            .tracker()
+                            .await
+                            .ok()
+                            .filter(|v| v.tracker == tracker)
+                            .and_then(|v| v.nick),
+                        _ => None,
+                    };
+                    let nick = nick.as_deref().map(visible_name);
+                    println!(
+                        "{}",
+                        tracker_changed_line(tracker, epoch, is_self, nick.as_deref())
+                    );
+                }
                 Event::Lagged { missed } => {
                     println!(
                         "* output was blocked: {missed} updates were not printed; catching up"
@@ -287,6 +315,38 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 }
                 Err(e) => println!("* {}", visible_text(&e.to_string())),
             },
+            "who" => {
+                let peers = handle.who().await?;
+                let tracker = handle.tracker().await?;
+                match (peers.len(), tracker.tracker) {
+                    (0, None) => println!(
+                        "* nobody listed: there is no tracker now (electing, epoch {})",
+                        tracker.epoch
+                    ),
+                    (0, Some(_)) => {
+                        println!("* nobody listed yet: the tracker's roster has not come")
+                    }
+                    (n, _) => println!(
+                        "* {n} online{}",
+                        if tracker.truncated {
+                            " (the roster was cut to fit: more are)"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
+                for p in &peers {
+                    println!("* {}", who_line(p, tracker.tracker));
+                }
+            }
+            "tracker" => {
+                let t = handle.tracker().await?;
+                let name = t
+                    .tracker
+                    .zip(t.nick.as_deref())
+                    .map(|(peer, nick)| format!("{} {peer}", visible_name(nick)));
+                println!("* {}", tracker_summary(&t, name.as_deref()));
+            }
             "join" | "nick" | "connect" | "whois" => {
                 println!("* /{cmd} needs an argument; see /help")
             }

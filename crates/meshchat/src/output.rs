@@ -9,7 +9,10 @@ use std::borrow::Cow;
 use chrono::TimeZone;
 
 use meshchat_core::room::{is_bidi_control, is_format, is_invisible};
-use meshchat_node::{DmView, Event, MessageView, Multiaddr, PeerInfo, ProfileView, RouteView};
+use meshchat_node::{
+    DmView, Event, MessageView, Multiaddr, OnlinePeer, PeerId, PeerInfo, ProfileView, RouteView,
+    TrackerView,
+};
 use serde_json::{json, Value};
 
 pub fn addrs(addrs: &[Multiaddr]) -> String {
@@ -80,6 +83,14 @@ pub fn event_json(event: &Event) -> Value {
             "event": "dm_status", "id": id.to_string(), "to": to.to_string(),
             "state": state.as_str(),
         }),
+        Event::TrackerChanged {
+            tracker,
+            epoch,
+            is_self,
+        } => json!({
+            "event": "tracker_changed", "tracker": tracker.map(|t| t.to_string()),
+            "epoch": epoch, "self": is_self,
+        }),
     }
 }
 
@@ -133,6 +144,141 @@ pub fn profiles_json(profiles: &[ProfileView]) -> Value {
                 })
             })
             .collect(),
+    )
+}
+
+/// The `peers` of the `who` answer: everyone in the tracker's roster.
+pub fn who_json(peers: &[OnlinePeer]) -> Value {
+    Value::Array(
+        peers
+            .iter()
+            .map(|p| {
+                json!({
+                    "peer_id": p.peer_id.to_string(),
+                    "nick": p.nick,
+                    "fingerprint": p.fingerprint.to_string(),
+                    "addrs": p.addrs,
+                    "priority": p.priority,
+                    "self": p.is_self,
+                    "connected": p.connected,
+                    "hops": p.hops,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The `tracker` answer, without its `"event"`.
+pub fn tracker_json(t: &TrackerView) -> Value {
+    json!({
+        "tracker": t.tracker.map(|p| p.to_string()),
+        "nick": t.nick,
+        "epoch": t.epoch,
+        "self": t.is_self,
+        "priority": t.priority,
+        "registered": t.registered,
+        "own_priority": t.own_priority,
+        "online": t.online,
+        "truncated": t.truncated,
+    })
+}
+
+/// The election's counters, the `tracker` object of the `stats` answer.
+pub fn election_stats_json(s: &meshchat_core::election::Stats) -> Value {
+    json!({
+        "elections": s.elections,
+        "won": s.won,
+        "stepped_down": s.stepped_down,
+        "sent": s.sent,
+        "flooded": s.flooded,
+        "stale": s.stale,
+        "outranked": s.outranked,
+        "forged": s.forged,
+        "suspected": s.suspected,
+        "registrations": s.registrations,
+        "registrations_refused": s.registrations_refused,
+        "roster_full": s.roster_full,
+        "roster_cut": s.roster_cut,
+        "known_full": s.known_full,
+        "reachable_full": s.reachable_full,
+        "unexpected": s.unexpected,
+    })
+}
+
+/// What `/tracker` says (line mode after `* `, the interface as a notice and in `/who`):
+/// `tracker: NAME — priority 100, epoch 7; registered, 3 online; your priority 100`. `name`
+/// calls the tracker, already made safe for where it is shown (`None`: its peer id).
+pub fn tracker_summary(t: &TrackerView, name: Option<&str>) -> String {
+    let me = match t.own_priority {
+        Some(p) => format!("your priority {p}"),
+        None => "you never become it (--no-tracker)".to_owned(),
+    };
+    let rank = match t.priority {
+        Some(p) => format!("priority {p}, epoch {}", t.epoch),
+        None => format!("epoch {}", t.epoch),
+    };
+    let online = match (t.online, t.truncated) {
+        (n, true) => format!("{n} online listed (the list was cut: more are)"),
+        (n, false) => format!("{n} online"),
+    };
+    match t.tracker {
+        None => format!("tracker: none, electing (epoch {}); {me}", t.epoch),
+        Some(_) if t.is_self => format!("tracker: this node — {rank}; {online}"),
+        Some(peer) => {
+            let registered = if t.registered {
+                "registered"
+            } else {
+                "not registered yet"
+            };
+            let name = name.map_or_else(|| peer.to_string(), str::to_owned);
+            format!("tracker: {name} — {rank}; {registered}, {online}; {me}")
+        }
+    }
+}
+
+/// The `[tracker]` line of a [`Event::TrackerChanged`] in line mode; `nick` (already made
+/// safe) names the new tracker when known, with its short fingerprint as messages show it.
+pub fn tracker_changed_line(
+    tracker: Option<PeerId>,
+    epoch: u64,
+    is_self: bool,
+    nick: Option<&str>,
+) -> String {
+    let fingerprint = |peer: &PeerId| {
+        meshchat_node::key_of_peer_id(peer)
+            .map(|k| meshchat_core::Fingerprint::of_key_bytes(&k).short())
+    };
+    match tracker {
+        _ if is_self => format!("[tracker] this node is the tracker (epoch {epoch})"),
+        None => format!("[tracker] none: electing (epoch {epoch})"),
+        Some(peer) => match (nick, fingerprint(&peer)) {
+            (Some(n), Some(fp)) => format!("[tracker] now {n} ({fp}) (epoch {epoch})"),
+            _ => format!("[tracker] now {peer} (epoch {epoch})"),
+        },
+    }
+}
+
+/// One line of `/who` in line mode (after `* `): nick, short fingerprint, how far, and marks
+/// for this node and the tracker.
+pub fn who_line(p: &OnlinePeer, tracker: Option<PeerId>) -> String {
+    let reach = match (p.is_self, p.hops, p.connected) {
+        (true, _, _) => "this node".to_owned(),
+        (_, Some(1), _) | (_, None, true) => "connected".to_owned(),
+        (_, Some(h), true) => format!("connected, {h} hops"),
+        (_, Some(h), false) => format!("{h} hops"),
+        (_, None, false) => "no route now".to_owned(),
+    };
+    let mut marks = String::new();
+    if p.is_self {
+        marks.push_str(" (you)");
+    }
+    if tracker == Some(p.peer_id) {
+        marks.push_str(" (tracker)");
+    }
+    format!(
+        "{} ({}) {reach}{marks}",
+        visible_name(&p.nick),
+        p.fingerprint.short()
     )
 }
 
@@ -368,6 +514,165 @@ mod tests {
         assert_eq!(visible_name("al\u{200D}ice"), "al\\u{200d}ice");
         assert_eq!(visible_name("ali\u{202E}ecila"), "ali\\u{202e}ecila");
         assert_eq!(visible_name("a\nb\tc"), "a\\u{a}b\\u{9}c");
+    }
+
+    fn online(n: u8, nick: &str, hops: Option<u16>, connected: bool) -> OnlinePeer {
+        let key = meshchat_core::Keypair::from_secret_bytes(&[n; 32]);
+        OnlinePeer {
+            peer_id: meshchat_node::peer_id_of(&key.public()),
+            nick: nick.into(),
+            fingerprint: key.public().fingerprint(),
+            addrs: vec!["/ip4/192.0.2.7/tcp/7447".into()],
+            priority: (n != 3).then_some(100),
+            is_self: n == 1,
+            connected,
+            hops,
+        }
+    }
+
+    fn tracker_view(tracker: Option<&OnlinePeer>) -> TrackerView {
+        TrackerView {
+            tracker: tracker.map(|p| p.peer_id),
+            nick: tracker.map(|p| p.nick.clone()),
+            epoch: 4,
+            priority: tracker.and_then(|p| p.priority),
+            is_self: tracker.is_some_and(|p| p.is_self),
+            registered: tracker.is_some(),
+            own_priority: Some(100),
+            online: 3,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn who_and_tracker_json() {
+        let (me, bob) = (
+            online(1, "alice", Some(0), false),
+            online(2, "bob", Some(1), true),
+        );
+        let carol = online(3, "carol", None, false);
+        let v = who_json(&[me.clone(), bob.clone(), carol]);
+        assert_eq!(
+            v[0],
+            json!({"peer_id": me.peer_id.to_string(), "nick": "alice",
+                   "fingerprint": me.fingerprint.to_string(), "addrs": ["/ip4/192.0.2.7/tcp/7447"],
+                   "priority": 100, "self": true, "connected": false, "hops": 0})
+        );
+        assert_eq!(
+            (v[1]["self"].clone(), v[1]["connected"].clone()),
+            (json!(false), json!(true))
+        );
+        assert_eq!(
+            (v[2]["hops"].clone(), v[2]["priority"].clone()),
+            (Value::Null, Value::Null)
+        );
+        assert_eq!(
+            tracker_json(&tracker_view(Some(&bob))),
+            json!({"tracker": bob.peer_id.to_string(), "nick": "bob", "epoch": 4, "self": false,
+                   "priority": 100, "registered": true, "own_priority": 100, "online": 3,
+                   "truncated": false})
+        );
+        let none = tracker_json(&tracker_view(None));
+        assert_eq!(
+            (none["tracker"].clone(), none["nick"].clone()),
+            (Value::Null, Value::Null)
+        );
+        assert_eq!(
+            event_json(&Event::TrackerChanged {
+                tracker: Some(bob.peer_id),
+                epoch: 4,
+                is_self: false
+            }),
+            json!({"event": "tracker_changed", "tracker": bob.peer_id.to_string(), "epoch": 4,
+                   "self": false})
+        );
+        assert_eq!(
+            event_json(&Event::TrackerChanged {
+                tracker: None,
+                epoch: 5,
+                is_self: false
+            })["tracker"],
+            Value::Null
+        );
+        let stats = election_stats_json(&meshchat_core::election::Stats {
+            won: 2,
+            roster_cut: 7,
+            ..Default::default()
+        });
+        assert_eq!(
+            (stats["won"].clone(), stats["roster_cut"].clone()),
+            (json!(2), json!(7))
+        );
+        assert_eq!(stats.as_object().unwrap().len(), 16);
+    }
+
+    #[test]
+    fn who_and_tracker_lines() {
+        let me = online(1, "alice", Some(0), false);
+        let bob = online(2, "bob\u{1b}[2J", Some(1), true);
+        let carol = online(3, "carol", Some(3), false);
+        let dave = online(4, "dave", None, false);
+        let fp = |p: &OnlinePeer| p.fingerprint.short();
+        assert_eq!(
+            who_line(&me, Some(me.peer_id)),
+            format!("alice ({}) this node (you) (tracker)", fp(&me))
+        );
+        assert_eq!(
+            who_line(&bob, Some(me.peer_id)),
+            format!("bob\\u{{1b}}[2J ({}) connected", fp(&bob))
+        );
+        assert_eq!(
+            who_line(&carol, Some(carol.peer_id)),
+            format!("carol ({}) 3 hops (tracker)", fp(&carol))
+        );
+        assert_eq!(
+            who_line(&dave, None),
+            format!("dave ({}) no route now", fp(&dave))
+        );
+
+        let t = tracker_view(Some(&carol));
+        assert_eq!(
+            tracker_summary(&t, Some("carol")),
+            "tracker: carol — epoch 4; registered, 3 online; your priority 100"
+        );
+        let t = tracker_view(Some(&bob));
+        assert_eq!(
+            tracker_summary(&t, None),
+            format!(
+                "tracker: {} — priority 100, epoch 4; registered, 3 online; your priority 100",
+                bob.peer_id
+            )
+        );
+        let mut t = tracker_view(Some(&me));
+        t.truncated = true;
+        assert_eq!(
+            tracker_summary(&t, None),
+            "tracker: this node — priority 100, epoch 4; 3 online listed (the list was cut: more are)"
+        );
+        let mut t = tracker_view(None);
+        t.own_priority = None;
+        assert_eq!(
+            tracker_summary(&t, None),
+            "tracker: none, electing (epoch 4); you never become it (--no-tracker)"
+        );
+
+        assert_eq!(
+            tracker_changed_line(None, 3, false, None),
+            "[tracker] none: electing (epoch 3)"
+        );
+        assert_eq!(
+            tracker_changed_line(Some(me.peer_id), 4, true, None),
+            "[tracker] this node is the tracker (epoch 4)"
+        );
+        let id = carol.peer_id.to_string();
+        assert_eq!(
+            tracker_changed_line(Some(carol.peer_id), 5, false, Some("carol")),
+            format!("[tracker] now carol ({}) (epoch 5)", fp(&carol))
+        );
+        assert_eq!(
+            tracker_changed_line(Some(carol.peer_id), 5, false, None),
+            format!("[tracker] now {id} (epoch 5)")
+        );
     }
 
     fn has_no_controls(s: &str) -> bool {

@@ -2,7 +2,8 @@
 //! terminal without `--plain` or `--json`.
 //!
 //! - [`app`]: the state and its updates (keys, node events, answers to node calls; slash
-//!   commands and completion in `app/commands.rs`); no I/O.
+//!   commands and completion in `app/commands.rs`, the tracker and `/who` in
+//!   [`app::tracker`]); no I/O.
 //! - [`room`]: one room's bounded window of messages, ordering, unread counts, scrolling.
 //! - [`input`]: the input line editor, its history and Tab completion.
 //! - [`command`]: slash commands and keys, for the parser, the help and completion.
@@ -30,6 +31,10 @@ use tokio::sync::mpsc;
 pub async fn run(handle: Handle, events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
     let info = handle.info().await?;
     let mut app = app::App::new(&info, app::Clock::local());
+    // The status bar's tracker; events keep it current from here on.
+    if let Ok(view) = handle.tracker().await {
+        app.tracker = Some(app::tracker::Status::from_view(&view));
+    }
     let mut guard = term::Guard::enter()?;
     let input = crossterm::event::EventStream::new();
     term::event_loop(&mut guard.terminal, &mut app, input, handle, events, |_| {}).await

@@ -367,6 +367,109 @@ fn json_direct_messages_across_a_relay_with_states_and_history() {
     drop(d);
 }
 
+/// Issue 12 between real processes: alice - bob - carol in a line elect one tracker, each
+/// registers with it, `who` on each lists all three, and the change was announced as a
+/// `tracker_changed` event (with `self` on the tracker itself).
+#[test]
+fn json_three_nodes_in_a_line_agree_on_a_tracker_and_list_who_is_online() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = Proc::start("alice", dirs[0].path(), &[]);
+    let a_addr = a.addr.clone();
+    let mut b = Proc::start("bob", dirs[1].path(), &[&a_addr]);
+    let b_addr = b.addr.clone();
+    let mut c = Proc::start("carol", dirs[2].path(), &[&b_addr]);
+    a.wait_peers(1);
+    b.wait_peers(2);
+    c.wait_peers(1);
+    let mut procs = [a, b, c];
+
+    // Everyone follows the same tracker and is registered with it.
+    let deadline = Instant::now() + DEADLINE;
+    let tracker = loop {
+        let views: Vec<Value> = procs
+            .iter_mut()
+            .map(|p| {
+                p.cmd(json!({"cmd": "tracker"}));
+                p.wait_event("tracker", |_| true)
+            })
+            .collect();
+        let (first, epoch) = (&views[0]["tracker"], &views[0]["epoch"]);
+        if first.is_string()
+            && views
+                .iter()
+                .all(|v| v["tracker"] == *first && v["epoch"] == *epoch && v["registered"] == true)
+        {
+            let serving = views.iter().filter(|v| v["self"] == true).count();
+            assert_eq!(serving, 1, "{views:?}");
+            break first.as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no agreed tracker: {views:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ids: Vec<String> = procs.iter().map(|p| p.peer_id.clone()).collect();
+    assert!(ids.contains(&tracker), "{tracker} is none of {ids:?}");
+
+    // Every node's roster lists all three, itself marked.
+    for p in procs.iter_mut() {
+        let deadline = Instant::now() + DEADLINE;
+        let peers = loop {
+            p.cmd(json!({"cmd": "who"}));
+            let who = p.wait_event("who", |_| true);
+            let peers = who["peers"].as_array().unwrap().clone();
+            if peers.len() == 3 {
+                break peers;
+            }
+            assert!(Instant::now() < deadline, "{}: who = {who}", p.name);
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut listed: Vec<(&str, &str)> = peers
+            .iter()
+            .map(|e| (e["nick"].as_str().unwrap(), e["peer_id"].as_str().unwrap()))
+            .collect();
+        listed.sort();
+        let mut want: Vec<(&str, &str)> = vec![
+            ("alice", ids[0].as_str()),
+            ("bob", ids[1].as_str()),
+            ("carol", ids[2].as_str()),
+        ];
+        want.sort();
+        assert_eq!(listed, want, "{}", p.name);
+        let me: Vec<&Value> = peers.iter().filter(|e| e["self"] == true).collect();
+        assert_eq!(me.len(), 1, "{}: {peers:?}", p.name);
+        assert_eq!(me[0]["peer_id"], p.peer_id.as_str());
+        assert_eq!(me[0]["hops"], 0);
+        for e in &peers {
+            assert!(e["fingerprint"].is_string() && e["addrs"].is_array(), "{e}");
+            if e["self"] == false {
+                assert!(
+                    e["hops"].as_u64().is_some_and(|h| (1..=2).contains(&h)),
+                    "{e}"
+                );
+            }
+        }
+
+        // The change of tracker was announced; the tracker's own event says `self`.
+        let changed = p.wait_event("tracker_changed", |v| v["tracker"] == tracker.as_str());
+        assert_eq!(changed["self"], p.peer_id == tracker, "{changed}");
+        assert!(changed["epoch"].is_u64());
+        p.cmd(json!({"cmd": "stats"}));
+        let stats = p.wait_event("stats", |_| true);
+        assert!(stats["tracker"].is_object(), "{stats}");
+        assert!(stats["tracker_dropped"].is_u64() && stats["tracker_unroutable"].is_u64());
+        if p.peer_id == tracker {
+            assert!(stats["tracker"]["won"].as_u64() >= Some(1), "{stats}");
+            assert!(
+                stats["tracker"]["registrations"].as_u64() >= Some(2),
+                "{stats}"
+            );
+        }
+    }
+    for p in procs {
+        let name = p.name.clone();
+        assert!(p.quit().success(), "{name} exit status");
+    }
+}
+
 #[test]
 fn bad_commands_get_error_events_and_the_node_keeps_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -805,6 +908,48 @@ fn line_mode_direct_messages() {
     b.wait_line("alice via");
     b.line("/msg nobody-here hi");
     b.wait_line("* not sent: nobody known");
+    drop(b);
+    assert!(a.quit().success());
+}
+
+/// Line mode's `/tracker` and `/who`, and its `[tracker]` line when the tracker changes.
+#[test]
+fn line_mode_who_and_tracker() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = Proc::start("alice", dirs[0].path(), &[]);
+    let mut b = PlainProc::start("bob", dirs[1].path(), &a.addr.clone());
+    a.wait_peers(1);
+    b.wait_line("* peer connected");
+    // Bob follows a tracker and is registered with it (or is the tracker).
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        b.line("/tracker");
+        if b.try_wait_line("; registered,", Duration::from_millis(200))
+            || b.seen
+                .iter()
+                .any(|l| String::from_utf8_lossy(l).contains("* tracker: this node"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no tracker:\n{}", b.output());
+    }
+    b.wait_line("[tracker] ");
+    // Both are listed once the roster has come.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        b.line("/who");
+        if b.try_wait_line("* 2 online", Duration::from_millis(200)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "who never listed both:\n{}",
+            b.output()
+        );
+    }
+    b.wait_line(") this node (you)");
+    b.wait_line("alice (");
+    b.wait_line(" (tracker)");
     drop(b);
     assert!(a.quit().success());
 }

@@ -14,8 +14,8 @@ use crossterm::event::{
 use meshchat_core::room::MAX_TEXT_LEN;
 use meshchat_core::{Fingerprint, MessageId};
 use meshchat_node::{
-    Conversation, DmSent, DmState, DmView, Event, MessageView, Multiaddr, NodeInfo, PeerId,
-    PeerInfo, ProfileView, RouteView, Sent,
+    Conversation, DmSent, DmState, DmView, Event, MessageView, Multiaddr, NodeInfo, OnlinePeer,
+    PeerId, PeerInfo, ProfileView, RouteView, Sent, TrackerView,
 };
 use ratatui::layout::Rect;
 
@@ -109,6 +109,8 @@ pub enum Overlay {
     },
     /// The routing table (`/routes`).
     Routes(Vec<RouteView>),
+    /// Everyone online (`/who`).
+    Who(tracker::WhoPanel),
 }
 
 /// Why a history page was asked for.
@@ -186,6 +188,12 @@ pub enum Action {
     },
     Conversations,
     Routes,
+    /// `/who`: the tracker's roster and the tracker.
+    Who,
+    /// The node's view of the tracker: for `/tracker` (`announce`), or to learn its nick.
+    Tracker {
+        announce: bool,
+    },
     /// `/whois`: the connected peers (for addresses) and the profiles matching `query`.
     Whois {
         query: String,
@@ -241,6 +249,14 @@ pub enum Reply {
     },
     Conversations(Result<Vec<Conversation>, String>),
     Routes(Result<Vec<RouteView>, String>),
+    Who {
+        peers: Result<Vec<OnlinePeer>, String>,
+        tracker: Result<TrackerView, String>,
+    },
+    Tracker {
+        announce: bool,
+        result: Result<TrackerView, String>,
+    },
     Whois {
         query: String,
         peers: Result<Vec<PeerInfo>, String>,
@@ -267,6 +283,8 @@ pub struct App {
     /// Connected meshchat peers.
     pub peers: BTreeSet<PeerId>,
     pub book: NickBook,
+    /// The network's tracker, for the status bar; `None` until the node said.
+    pub tracker: Option<tracker::Status>,
     /// Show the listening addresses in the status bar (F2).
     pub show_addrs: bool,
     pub clock: Clock,
@@ -305,6 +323,7 @@ impl App {
             overlay_max: Cell::new(0),
             peers: BTreeSet::new(),
             book: NickBook::default(),
+            tracker: None,
             show_addrs: false,
             clock,
             quit: false,
@@ -444,6 +463,11 @@ impl App {
                     self.rooms[i].set_state(&id, state, geo);
                 }
             }
+            Event::TrackerChanged {
+                tracker,
+                epoch,
+                is_self,
+            } => self.on_tracker_changed(tracker, epoch, is_self),
             Event::Lagged { missed } => {
                 // The node dropped updates while this interface was not reading: everything is
                 // in the database, so each room's window restarts from its newest page (older
@@ -459,8 +483,9 @@ impl App {
                 self.actions.push(Action::Peers {
                     purpose: PeersFor::Refresh,
                 });
-                // A DM from someone new may have been among the missed updates.
+                // A DM from someone new may have been among the missed updates, or a new tracker.
                 self.actions.push(Action::Conversations);
+                self.actions.push(Action::Tracker { announce: false });
             }
         }
     }
@@ -839,6 +864,8 @@ impl App {
                 peers,
                 profiles,
             } => self.show_whois(query, peers, profiles),
+            Reply::Who { peers, tracker } => self.show_who(peers, tracker),
+            Reply::Tracker { announce, result } => self.on_tracker_reply(announce, result),
         }
     }
 
@@ -1299,3 +1326,4 @@ impl App {
 mod commands;
 #[cfg(test)]
 mod tests;
+pub mod tracker;

@@ -74,6 +74,18 @@ pub const COMMANDS: &[Spec] = &[
         arg: Arg::None,
     },
     Spec {
+        name: "who",
+        args: "",
+        help: "everyone online in the network (the tracker's list)",
+        arg: Arg::None,
+    },
+    Spec {
+        name: "tracker",
+        args: "",
+        help: "the network's tracker, its epoch, your registration",
+        arg: Arg::None,
+    },
+    Spec {
         name: "history",
         args: "[N]",
         help: "load N older messages of this room (default 500)",
@@ -128,6 +140,8 @@ pub enum Command<'a> {
     /// `/msg WHO [TEXT]`: without a text, opens the conversation.
     Msg(&'a str, Option<&'a str>),
     Routes,
+    Who,
+    Tracker,
     History(Option<usize>),
     Id,
     Help,
@@ -171,6 +185,8 @@ pub fn parse(line: &str) -> Parsed<'_> {
             None => Command::Msg(arg, None),
         },
         "routes" => Command::Routes,
+        "who" => Command::Who,
+        "tracker" => Command::Tracker,
         "history" if arg.is_empty() => Command::History(None),
         "history" => match arg.parse() {
             Ok(n) => Command::History(Some(n)),

@@ -384,6 +384,10 @@ fn status_bar(buf: &mut Buffer, area: Rect, app: &App) {
             left.push_str(" │ ↑ scrolled, End");
         }
     }
+    if let Some(tracker) = app.tracker_label() {
+        left.push_str(" │ ");
+        left.push_str(&tracker);
+    }
     if app.show_addrs {
         left.push_str(" │ ");
         left.push_str(&crate::output::addrs(&app.me.listen));
@@ -742,6 +746,7 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
             }
             " routes — Esc closes "
         }
+        Overlay::Who(panel) => who::lines(panel, &mut lines),
     };
     (title.to_owned(), lines)
 }
@@ -773,3 +778,5 @@ fn draw_overlay(frame: &mut Frame<'_>, area: Rect, app: &App, overlay: &Overlay)
         )
         .render(rect, frame.buffer_mut());
 }
+
+mod who;

@@ -344,6 +344,14 @@ async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mp
                 Reply::Conversations(handle.conversations().await.map_err(|e| e.to_string()))
             }
             Action::Routes => Reply::Routes(handle.routes().await.map_err(|e| e.to_string())),
+            Action::Who => Reply::Who {
+                peers: handle.who().await.map_err(|e| e.to_string()),
+                tracker: handle.tracker().await.map_err(|e| e.to_string()),
+            },
+            Action::Tracker { announce } => Reply::Tracker {
+                announce,
+                result: handle.tracker().await.map_err(|e| e.to_string()),
+            },
             Action::Whois { query } => {
                 let peers = handle.peers().await.map_err(|e| e.to_string());
                 let profiles = match handle.whois(&query).await {

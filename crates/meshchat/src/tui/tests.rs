@@ -720,3 +720,70 @@ fn a_conversation_with_states_and_the_routes_panel() {
     ])));
     insta::assert_snapshot!(render(&app, 72, 14).backend());
 }
+
+/// The tracker in the status bar, and the `/who` panel with marks for this node and the tracker.
+#[test]
+fn the_tracker_in_the_status_bar_and_the_who_panel() {
+    use meshchat_node::{OnlinePeer, TrackerView};
+    let mut app = app(&["lobby", "dev"]);
+    deliver(&mut app, msg(1, "lobby", 2, "bob", "morning all"));
+    app.on_node_event(Event::TrackerChanged {
+        tracker: None,
+        epoch: 2,
+        is_self: false,
+    });
+    let status = |app: &App| {
+        screen_text(&render(app, 90, 12))
+            .lines()
+            .nth(10)
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        status(&app).contains("│ tracker: electing…"),
+        "{}",
+        status(&app)
+    );
+    app.on_node_event(Event::TrackerChanged {
+        tracker: Some(peer(3)),
+        epoch: 3,
+        is_self: false,
+    });
+    let online = |n: u8, nick: &str, hops: Option<u16>, connected: bool| OnlinePeer {
+        peer_id: peer(n),
+        nick: nick.into(),
+        fingerprint: key(n).public().fingerprint(),
+        addrs: Vec::new(),
+        priority: Some(100),
+        is_self: n == 1,
+        connected,
+        hops,
+    };
+    let tracker = TrackerView {
+        tracker: Some(peer(3)),
+        nick: Some("carol".into()),
+        epoch: 3,
+        priority: Some(100),
+        is_self: false,
+        registered: true,
+        own_priority: Some(100),
+        online: 4,
+        truncated: false,
+    };
+    app.on_reply(Reply::Who {
+        peers: Ok(vec![
+            online(1, "alice", Some(0), false),
+            online(2, "bob", Some(1), true),
+            online(3, "carol", Some(2), false),
+            online(4, "dave", None, false),
+        ]),
+        tracker: Ok(tracker),
+    });
+    insta::assert_snapshot!(render(&app, 90, 14).backend());
+    press(&mut app, KeyCode::Esc);
+    assert!(
+        status(&app).contains("│ tracker: carol"),
+        "{}",
+        status(&app)
+    );
+}

@@ -209,6 +209,8 @@ impl App {
                 who: who.to_owned(),
             }),
             Command::Routes => self.actions.push(Action::Routes),
+            Command::Who => self.actions.push(Action::Who),
+            Command::Tracker => self.actions.push(Action::Tracker { announce: true }),
             Command::Id => self.open(Overlay::Id),
             Command::Help => self.open(Overlay::Help),
             Command::Quit => self.quit = true,
