@@ -675,6 +675,7 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             }
         } else if let (Some(t), Some(at)) = (self.tracker, self.next_register) {
             if now >= at && t.id != self.me {
+                self.last_query = Some(now);
                 self.next_register = Some(now + self.register_backoff);
                 self.register_backoff =
                     (self.register_backoff * 2).min(self.limits.register_interval);
@@ -983,13 +984,14 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
                     tracker: Some(from),
                     epoch,
                 });
-            } else if self.registered
-                && roster.is_some_and(|v| self.roster_version != Some(v))
+            } else if roster.is_some_and(|v| !self.registered || self.roster_version != Some(v))
                 && self
                     .last_query
                     .is_none_or(|t| now >= t + self.limits.min_answer_gap)
             {
-                // Our copy of the roster is out of date: ask again.
+                // Our copy of the roster is out of date, or our registration went unanswered
+                // although the tracker is alive (its answers had no route to us, say): ask
+                // again, at most once per `min_answer_gap` while its heartbeats arrive.
                 self.last_query = Some(now);
                 self.stats.roster_queries += 1;
                 out.push(Output::Send {

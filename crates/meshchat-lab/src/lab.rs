@@ -288,6 +288,26 @@ impl Lab {
         Ok(())
     }
 
+    /// Adds `args` to host `i`'s command line, for every later start of it.
+    pub fn add_args(&mut self, i: usize, args: &[String]) {
+        self.specs[i].extra_args.extend(args.iter().cloned());
+    }
+
+    /// Starts `nodes` only (no `--peer`) and waits until they are ready; with `connect`, then
+    /// dials the topology's links between running nodes and waits until they are up.
+    pub fn start_only(&mut self, nodes: &[usize], connect: bool) -> Result<()> {
+        for &i in nodes {
+            self.procs[i] = Some(Proc::spawn(&self.hub, i, &self.specs[i], &[])?);
+        }
+        self.wait_ready(nodes, self.deadline(30 + nodes.len() as u64))?;
+        if connect {
+            self.connect_topology()?;
+            self.wait_connected(self.deadline(30 + self.n() as u64))?;
+        }
+        self.log(format!("started {nodes:?}"));
+        Ok(())
+    }
+
     /// Whether host `i` printed `ready` and a TCP port is known for each of its addresses.
     fn is_ready(&self, st: &HubState, i: usize) -> bool {
         let n = &st.nodes[i];

@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 mod dm;
 mod partition_sync;
 pub mod routes;
+pub mod tracker;
 pub use dm::{dm_line, dm_offline, dm_profiles};
 pub use partition_sync::partition_sync;
 pub use routes::routes30;
+pub use tracker::{tracker_line, tracker_named, tracker_partition};
 
 /// A named scenario.
 pub struct Scenario {
@@ -94,7 +96,28 @@ pub const ALL: &[Scenario] = &[
         run: routes30,
         real_only: Some(NO_DMS_IN_FAKE),
     },
+    Scenario {
+        name: "tracker-line",
+        about: "line of 6 (+1 joining later): the far end, ranked highest, is the tracker; kill -9 it: one new tracker, all registered, who complete; a node knowing one address joins and gets the roster; the old tracker returns and takes over: still one",
+        run: tracker_line,
+        real_only: Some(NO_TRACKER_IN_FAKE),
+    },
+    Scenario {
+        name: "tracker-partition",
+        about: "line of 6 cut in two halves: one tracker each; healed: one tracker, who complete everywhere",
+        run: tracker_partition,
+        real_only: Some(NO_TRACKER_IN_FAKE),
+    },
+    Scenario {
+        name: "tracker-named",
+        about: "LAN of 6, no mDNS: two preferred trackers named with --tracker ADDR; the elected one dies: the other takes over, nothing stalls",
+        run: tracker_named,
+        real_only: Some(NO_TRACKER_IN_FAKE),
+    },
 ];
+
+/// Why the tracker scenarios need the real node.
+const NO_TRACKER_IN_FAKE: &str = "the stand-in node has no tracker (tracker, who)";
 
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static Scenario> {

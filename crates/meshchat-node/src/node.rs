@@ -396,6 +396,11 @@ pub struct Stats {
     pub tracker_checked: u64,
     /// Tracker envelopes dropped before the election: replays, too old, undecodable bodies.
     pub tracker_dropped: u64,
+    /// Tracker messages this node sent (routed or flooded): heartbeats; election messages
+    /// (ELECTION, ALIVE, COORDINATOR); registrations and roster answers.
+    pub tracker_heartbeats: u64,
+    pub tracker_election_msgs: u64,
+    pub tracker_roster_msgs: u64,
     /// Tracker messages that could not be routed (no route to the node they were for).
     pub tracker_unroutable: u64,
 }

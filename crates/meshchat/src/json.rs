@@ -251,7 +251,11 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
                        "routing_from_strangers": s.routing.from_strangers,
                        "tracker": election_stats_json(&s.tracker),
                        "tracker_dropped": s.tracker_dropped,
-                       "tracker_unroutable": s.tracker_unroutable})
+                       "tracker_unroutable": s.tracker_unroutable,
+                       "tracker_checked": s.tracker_checked,
+                       "tracker_heartbeats": s.tracker_heartbeats,
+                       "tracker_election_msgs": s.tracker_election_msgs,
+                       "tracker_roster_msgs": s.tracker_roster_msgs})
             })
             .map_err(|e| e.to_string()),
         "dm" => match (str_field(&cmd, "to"), str_field(&cmd, "text")) {

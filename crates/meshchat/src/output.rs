@@ -197,6 +197,8 @@ pub fn election_stats_json(s: &meshchat_core::election::Stats) -> Value {
         "suspected": s.suspected,
         "registrations": s.registrations,
         "registrations_refused": s.registrations_refused,
+        "roster_queries": s.roster_queries,
+        "roster_resent": s.roster_resent,
         "roster_full": s.roster_full,
         "roster_cut": s.roster_cut,
         "known_full": s.known_full,

@@ -72,3 +72,21 @@ fn routes30() {
 fn dm_profiles() {
     run("dm-profiles");
 }
+
+/// Tracker failover on a line, a newcomer via one address, the old tracker's return.
+#[test]
+fn tracker_line() {
+    run("tracker-line");
+}
+
+/// One tracker per half of a partition, one again after the heal.
+#[test]
+fn tracker_partition() {
+    run("tracker-partition");
+}
+
+/// Two preferred trackers named with `--tracker ADDR`; the elected one dies.
+#[test]
+fn tracker_named() {
+    run("tracker-named");
+}

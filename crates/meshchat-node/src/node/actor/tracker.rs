@@ -145,6 +145,18 @@ impl Actor {
     /// Hands one input to the election and carries out what it asks.
     pub(super) fn feed_election(&mut self, input: Input<Key>) {
         let outs = self.tracker.election.handle(input, Instant::now());
+        for out in &outs {
+            let (Output::Send { msg, .. } | Output::Flood(msg)) = out else {
+                continue;
+            };
+            match msg {
+                Msg::Heartbeat { .. } => self.stats.tracker_heartbeats += 1,
+                Msg::Election { .. } | Msg::Alive { .. } | Msg::Coordinator { .. } => {
+                    self.stats.tracker_election_msgs += 1
+                }
+                Msg::Register { .. } | Msg::Roster { .. } => self.stats.tracker_roster_msgs += 1,
+            }
+        }
         for out in outs {
             match out {
                 Output::Send { to, msg } => {
