@@ -225,8 +225,11 @@ pub struct Limits {
     pub min_register_gap: Duration,
     /// A follower whose roster is out of date (a heartbeat shows another version) registers
     /// again at most this often, and the tracker sends an unchanged registrant its roster
-    /// again at most this often, even within `min_register_gap` (1 s).
+    /// again at most this often, even within `min_register_gap` (500 ms).
     pub min_answer_gap: Duration,
+    /// After a change of its roster, the tracker heartbeats within this long (100 ms), so that
+    /// followers learn of the change before the next regular heartbeat.
+    pub roster_heartbeat: Duration,
     /// Roster entries (1 024). When full, a newcomer is refused rather than anyone evicted.
     pub max_roster: usize,
     /// Other nodes whose priority (or ineligibility) is remembered (4 096); when full, one that
@@ -249,7 +252,8 @@ impl Default for Limits {
             register_retry: Duration::from_secs(6),
             entry_ttl: Duration::from_secs(120),
             min_register_gap: Duration::from_secs(5),
-            min_answer_gap: Duration::from_secs(1),
+            min_answer_gap: Duration::from_millis(500),
+            roster_heartbeat: Duration::from_millis(100),
             max_roster: 1024,
             max_known: 4096,
             max_reachable: 10_000,
@@ -569,6 +573,7 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
                 });
                 if self.phase == Phase::Leader {
                     self.register_self(now);
+                    self.roster_changed(now);
                     out.push(self.roster_output());
                 } else if self.tracker.is_some() {
                     self.next_register = Some(now);
@@ -671,6 +676,7 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
         }
         if self.phase == Phase::Leader {
             if self.roster.expire(now) {
+                self.roster_changed(now);
                 out.push(self.roster_output());
             }
         } else if let (Some(t), Some(at)) = (self.tracker, self.next_register) {
@@ -858,6 +864,13 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
     fn register_self(&mut self, now: Instant) {
         let epoch = self.tracker.map_or(self.max_epoch, |t| t.epoch);
         self.roster.set_own(self.me_entry.clone(), epoch, now);
+    }
+
+    /// Serving, our roster changed: the next heartbeat (which carries its version) goes within
+    /// [`Limits::roster_heartbeat`], so followers learn of the change soon; a burst of changes
+    /// is one early heartbeat per that interval.
+    fn roster_changed(&mut self, now: Instant) {
+        self.next_heartbeat = self.next_heartbeat.min(now + self.limits.roster_heartbeat);
     }
 
     fn roster_output(&self) -> Output<P> {
@@ -1139,6 +1152,7 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             Ok(changed) => {
                 self.stats.registrations += 1;
                 if changed {
+                    self.roster_changed(now);
                     out.push(self.roster_output());
                 }
                 self.answer(from, ours, out);
@@ -1182,6 +1196,8 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
         self.last_heard = self.last_heard.max(now);
         self.registered = true;
         self.roster_version = Some(version);
+        // Answered: a heartbeat showing a newer version may be asked about at once.
+        self.last_query = None;
         self.next_register = Some(now + self.limits.register_interval);
         self.register_backoff = self.limits.register_retry;
         let before = entries.len();

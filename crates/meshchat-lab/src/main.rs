@@ -4,15 +4,17 @@
 //! meshchat-lab setup                      check / install ip, tc, nft, ping
 //! meshchat-lab cleanup [--all]            remove namespaces left by dead lab runs
 //! meshchat-lab list                       list scenarios
-//! meshchat-lab run chain5|mesh12|ring6-kill|lan-mdns|partition-sync|dm-line|dm-offline|routes30|all
+//! meshchat-lab run chain5|mesh12|ring6-kill|lan-mdns|partition-sync|dm-line|dm-offline|routes30|
+//!                  tracker-line|tracker-partition|tracker-named|all
 //! meshchat-lab bench --nodes 30 --degree 4 [--rate 20] [--bandwidth 1mbit] [--json out.json]
 //! meshchat-lab routes [--topology random:30:3:30] [--links 1] [--json out.json]
+//! meshchat-lab tracker [--sizes 6,20,50] [--degree 3] [--rounds 3] [--json out.json]
 //! meshchat-lab net --topology ring:6      build a network, check reachability, remove it
 //! ```
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use meshchat_lab::scenarios::routes;
+use meshchat_lab::scenarios::{routes, tracker};
 use meshchat_lab::{bench, cleanup, scenarios, sys, LabOptions, Net, Topology};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,6 +102,24 @@ enum Cmd {
         /// first; only links whose loss leaves the graph connected).
         #[arg(long, default_value_t = 1)]
         links: usize,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Measure tracker failover: kill -9 the tracker of a random graph of N hosts, time until
+    /// everyone follows and is registered with the new one, and count the messages.
+    Tracker {
+        /// Host counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "6,20,50")]
+        sizes: Vec<usize>,
+        /// Degree of the random graphs.
+        #[arg(long, default_value_t = 3)]
+        degree: usize,
+        /// Failovers per size (the killed tracker returns and takes over between them).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// Write the result as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -270,6 +290,33 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             if json.is_none() {
                 println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+        Cmd::Tracker {
+            sizes,
+            degree,
+            rounds,
+            seed,
+            json,
+        } => {
+            if cli.fake {
+                anyhow::bail!("tracker needs the real node: the stand-in has no tracker");
+            }
+            let opts = options(&cli)?;
+            let args = tracker::FailoverArgs {
+                sizes: sizes.clone(),
+                degree: *degree,
+                rounds: *rounds,
+                seed: *seed,
+            };
+            let (r, report) = tracker::measure(&args, &opts)?;
+            for n in &report.notes {
+                println!("  - {n}");
+            }
+            let out = serde_json::to_string(&r)?;
+            match json {
+                Some(path) => std::fs::write(path, out)?,
+                None => println!("{out}"),
             }
         }
         Cmd::Net { topology, hold } => {

@@ -44,8 +44,40 @@ struct View {
     registered: bool,
 }
 
-fn view(lab: &Lab, i: usize) -> Result<View> {
-    let v = lab.node(i).ask_raw(&json!({"cmd": "tracker"}), "tracker")?;
+/// Asks every one of `nodes` at once (all commands written before any answer is awaited, so
+/// a round over 50 nodes takes about one round trip, not 50) and returns their answers.
+fn ask_all(lab: &Lab, nodes: &[usize], cmd: &Value, answer: &str) -> Result<Vec<Value>> {
+    let asked = Instant::now();
+    for &i in nodes {
+        lab.node(i).raw(cmd)?;
+    }
+    let deadline = lab.deadline(20);
+    let mut out = Vec::with_capacity(nodes.len());
+    for &i in nodes {
+        let mut found = None;
+        lab.hub.wait_until(deadline, |st| {
+            found = st.nodes[i]
+                .other_events
+                .iter()
+                .rev()
+                .take_while(|(at, _)| *at >= asked)
+                .find(|(_, v)| v["event"] == answer)
+                .map(|(_, v)| v.clone());
+            found.is_some()
+        });
+        out.push(found.with_context(|| format!("n{i}: no {answer} before the deadline"))?);
+    }
+    Ok(out)
+}
+
+fn views(lab: &Lab, nodes: &[usize]) -> Result<Vec<View>> {
+    ask_all(lab, nodes, &json!({"cmd": "tracker"}), "tracker")?
+        .into_iter()
+        .map(|v| view_of(&v))
+        .collect()
+}
+
+fn view_of(v: &Value) -> Result<View> {
     Ok(View {
         tracker: v["tracker"].as_str().map(str::to_owned),
         epoch: v["epoch"]
@@ -56,14 +88,18 @@ fn view(lab: &Lab, i: usize) -> Result<View> {
     })
 }
 
-/// The peer ids in a node's `who`.
-fn who(lab: &Lab, i: usize) -> Result<BTreeSet<String>> {
-    let v = lab.node(i).ask_raw(&json!({"cmd": "who"}), "who")?;
-    let peers = v["peers"].as_array().context("who answer without peers")?;
-    Ok(peers
+/// The peer ids in each node's `who`.
+fn whos(lab: &Lab, nodes: &[usize]) -> Result<Vec<BTreeSet<String>>> {
+    ask_all(lab, nodes, &json!({"cmd": "who"}), "who")?
         .iter()
-        .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
-        .collect())
+        .map(|v| {
+            let peers = v["peers"].as_array().context("who answer without peers")?;
+            Ok(peers
+                .iter()
+                .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
+                .collect())
+        })
+        .collect()
 }
 
 fn peer(lab: &Lab, i: usize) -> Result<String> {
@@ -82,7 +118,7 @@ fn agreed_with(
 ) -> Result<std::result::Result<(usize, u64), String>> {
     let peers: Vec<String> = nodes.iter().map(|&i| peer(lab, i)).collect::<Result<_>>()?;
     let want: BTreeSet<String> = peers.iter().cloned().collect();
-    let views: Vec<View> = nodes.iter().map(|&i| view(lab, i)).collect::<Result<_>>()?;
+    let views = views(lab, nodes)?;
     let first = &views[0];
     let Some(t) = &first.tracker else {
         return Ok(Err(format!("n{} follows no tracker", nodes[0])));
@@ -109,8 +145,7 @@ fn agreed_with(
     if serving != [host] {
         return Ok(Err(format!("serving: {serving:?}, followed: n{host}")));
     }
-    for &i in nodes {
-        let w = who(lab, i)?;
+    for (&i, w) in nodes.iter().zip(whos(lab, nodes)?) {
         if (exact && w != want) || !want.is_subset(&w) {
             let names = |s: &BTreeSet<String>| -> Vec<String> {
                 s.iter()
@@ -147,7 +182,7 @@ fn wait_agreed(lab: &Lab, nodes: &[usize], deadline: Instant) -> Result<(usize, 
 /// registered yet); returns when.
 fn wait_followed_other(lab: &Lab, nodes: &[usize], old: &str, deadline: Instant) -> Result<()> {
     loop {
-        let views: Vec<View> = nodes.iter().map(|&i| view(lab, i)).collect::<Result<_>>()?;
+        let views = views(lab, nodes)?;
         let t = views[0].tracker.clone();
         if t.as_deref().is_some_and(|t| t != old) && views.iter().all(|v| v.tracker == t) {
             return Ok(());
@@ -157,6 +192,26 @@ fn wait_followed_other(lab: &Lab, nodes: &[usize], old: &str, deadline: Instant)
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// When the last of `nodes` printed `tracker_changed` naming `tracker` (the first such event of
+/// each node after `since`), by the lab's arrival stamps: exact, unlike polling.
+fn adopted_at(lab: &Lab, nodes: &[usize], tracker: &str, since: Instant) -> Option<Instant> {
+    let st = lab.hub.lock();
+    nodes
+        .iter()
+        .map(|&i| {
+            st.nodes[i]
+                .other_events
+                .iter()
+                .find(|(at, v)| {
+                    *at >= since && v["event"] == "tracker_changed" && v["tracker"] == tracker
+                })
+                .map(|(at, _)| *at)
+        })
+        .collect::<Option<Vec<Instant>>>()?
+        .into_iter()
+        .max()
 }
 
 fn priority(p: u32) -> Vec<String> {
@@ -448,8 +503,10 @@ pub fn measure(args: &FailoverArgs, opts: &LabOptions) -> Result<(Vec<Failover>,
             let killed = Instant::now();
             lab.kill(host)?;
             wait_followed_other(&lab, &rest, &old, lab.deadline(60))?;
-            let followed = killed.elapsed();
+            let polled = killed.elapsed();
             let (next, _, at) = wait_agreed(&lab, &rest, lab.deadline(60))?;
+            let followed =
+                adopted_at(&lab, &rest, &peer(&lab, next)?, killed).map_or(polled, |t| t - killed);
             let after = (
                 sum_stat(&lab, &rest, "tracker_election_msgs")?,
                 sum_stat(&lab, &rest, "tracker_roster_msgs")?,
