@@ -85,6 +85,14 @@
 //! at the registrant and wraps around, so that different nodes see different parts of a big
 //! roster. The roster is shown and dialed through [`Output::Roster`].
 //!
+//! Every change of the roster changes its *version*, which rides in every heartbeat; the
+//! tracker heartbeats within [`Limits::roster_heartbeat`] of a change. A follower whose copy is
+//! of another version, or whose registration is unanswered while heartbeats arrive, registers
+//! again (at once after its last answer, else at most every [`Limits::min_answer_gap`]); the
+//! tracker answers an unchanged registrant with the roster even within `min_register_gap`, at
+//! most every `min_answer_gap` (a sooner ask is answered when the gap has passed). So every node's roster (its `/who`) follows the tracker's
+//! within a round trip of a change, not a registration interval.
+//!
 //! # Trust
 //!
 //! The node authenticates every message (the sender is the envelope's author, signature
@@ -126,13 +134,14 @@
 //! Messages count an output once (a flood once), frames count link transmissions. Election
 //! messages are ELECTION, ALIVE and COORDINATOR; heartbeats are not counted.
 //!
-//! | the tracker crashes   | N = 6    | N = 20    | N = 50     | N = 1 000       |
-//! |-----------------------|----------|-----------|------------|-----------------|
-//! | election messages     | 15       | 71        | 191        | 3 991           |
-//! | their frames          | 28       | 288       | 1 006      | 31 154          |
-//! | all follow the new one| 180 ms   | 235 ms    | 265 ms     | 345 ms          |
-//! | all in its roster     | 215 ms   | 310 ms    | 370 ms     | 505 ms          |
-//! | silent crash: follow  | 1.79 s   | 1.80 s    | 1.82 s     | 1.76 s          |
+//! | the tracker crashes           | N = 6    | N = 20    | N = 50     | N = 1 000       |
+//! |-------------------------------|----------|-----------|------------|-----------------|
+//! | election messages             | 15       | 71        | 191        | 3 991           |
+//! | their frames                  | 28       | 288       | 1 006      | 31 156          |
+//! | registrations and rosters     | 14       | 74        | 206        | 4 080           |
+//! | all follow the new one        | 180 ms   | 230 ms    | 265 ms     | 350 ms          |
+//! | all show its whole roster     | 315 ms   | 590 ms    | 680 ms     | 970 ms          |
+//! | silent crash: all follow      | 1.75 s   | 1.75 s    | 1.76 s     | 1.61 s          |
 //!
 //! (A network that has run a minute, so every node holds a recent roster. Within its first
 //! minute a candidate may hold the partial roster of its first registration, see nodes it knows
@@ -142,11 +151,11 @@
 //! each of the two highest candidates and their answers.
 //!
 //! A network started all at once (N = 6, 20, 50, 1 000): 18, 97, 186, 14 941 election messages
-//! (61, 487, 1 367, 245 807 frames), everyone registered with the best node after 2.7, 2.9,
-//! 2.0, 2.5 s. Two halves of a mesh that each elected, healed: one tracker and every node in
-//! its roster after 495, 160, 440 ms (N = 6, 20, 50). The far end of a 10-node line (the best
-//! candidate) crashing: the other end serves after 595 ms; returning: it serves again after
-//! 840 ms. Standing cost: one heartbeat flood per 500 ms (2 floods per second), and a
+//! (61, 491, 1 369, 245 848 frames), everyone showing the best node's whole roster after 2.9,
+//! 3.1, 2.3, 3.0 s. Two halves of a mesh that each elected, healed: one tracker and every node
+//! showing the merged roster after 195, 260, 745 ms (N = 6, 20, 50). The far end of a 10-node
+//! line (the best candidate) crashing: everyone follows the other end after 300 ms (whole
+//! roster shown after 700 ms); returning: after 785 ms (1.25 s). Standing cost: one heartbeat flood per 500 ms (2 floods per second), and a
 //! registration and a roster answer per node per minute (N = 1 000: 33 messages per second,
 //! the roster answers up to 60 KiB each).
 //!
@@ -158,8 +167,11 @@
 //! higher nodes), cut links, partitions and heals under 0-8 % loss, then 65 s of quiet, healed
 //! half of the time. After the start and after the quiet, in every connected component: exactly
 //! one node serves, the highest-ranked eligible one (none where no node is eligible, and then
-//! nobody follows anyone), every node follows it at its epoch, and every node is in its roster;
-//! at every step, no node's highest epoch or followed epoch ever goes down.
+//! nobody follows anyone), every node follows it at its epoch, every node is in its roster and
+//! every node's last roster shown lists the whole component; at every step, no node's highest
+//! epoch or followed epoch ever goes down. `replay_one_seed` (ignored) replays one run with a
+//! trace of every input: `ELECTION_SEED=N ELECTION_TRACE=N cargo test -p meshchat-core
+//! replay_one_seed -- --ignored --nocapture`.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -172,7 +184,7 @@ mod roster;
 pub mod wire;
 
 use peers::{Peers, Route};
-use roster::{Refused, Roster};
+use roster::{Refused, Resend, Roster};
 
 pub use wire::{sanitize, Entry, Error, Msg, MAX_ADDRS, MAX_ADDR_LEN, MAX_BODY, MAX_NICK_LEN};
 
@@ -225,7 +237,8 @@ pub struct Limits {
     pub min_register_gap: Duration,
     /// A follower whose roster is out of date (a heartbeat shows another version) registers
     /// again at most this often, and the tracker sends an unchanged registrant its roster
-    /// again at most this often, even within `min_register_gap` (500 ms).
+    /// again at most this often, even within `min_register_gap`; one asking sooner is answered
+    /// when the gap has passed (250 ms).
     pub min_answer_gap: Duration,
     /// After a change of its roster, the tracker heartbeats within this long (100 ms), so that
     /// followers learn of the change before the next regular heartbeat.
@@ -252,7 +265,7 @@ impl Default for Limits {
             register_retry: Duration::from_secs(6),
             entry_ttl: Duration::from_secs(120),
             min_register_gap: Duration::from_secs(5),
-            min_answer_gap: Duration::from_millis(500),
+            min_answer_gap: Duration::from_millis(250),
             roster_heartbeat: Duration::from_millis(100),
             max_roster: 1024,
             max_known: 4096,
@@ -616,8 +629,11 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             self.tracker.is_some_and(|t| t.id != self.me) && self.phase != Phase::Leader
         });
         let expiry = self.roster.next_expiry();
+        let resend = (self.phase == Phase::Leader)
+            .then(|| self.roster.next_resend(self.limits.min_answer_gap))
+            .flatten();
         let suspect = (!self.pending.is_empty()).then_some(self.pending_until);
-        [phase, register, expiry, suspect]
+        [phase, register, expiry, resend, suspect]
             .into_iter()
             .flatten()
             .min()
@@ -678,6 +694,11 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             if self.roster.expire(now) {
                 self.roster_changed(now);
                 out.push(self.roster_output());
+            }
+            let epoch = self.tracker.map_or(self.max_epoch, |t| t.epoch);
+            for p in self.roster.due_resends(self.limits.min_answer_gap, now) {
+                self.stats.roster_resent += 1;
+                self.answer(p, epoch, out);
             }
         } else if let (Some(t), Some(at)) = (self.tracker, self.next_register) {
             if now >= at && t.id != self.me {
@@ -1137,17 +1158,22 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             .roster
             .register(entry.clone(), epoch, &self.limits, now)
         {
-            Err(Refused::TooSoon)
-                if self
+            // A follower whose roster is out of date asks again: the roster, at most once per
+            // `min_answer_gap` (sooner asks are answered when it has passed), and nothing else
+            // changes.
+            Err(Refused::TooSoon) => {
+                match self
                     .roster
-                    .may_answer(&entry, self.limits.min_answer_gap, now) =>
-            {
-                // A follower whose roster is out of date asks again: the roster, once per
-                // `min_answer_gap`, and nothing else changes.
-                self.stats.roster_resent += 1;
-                self.answer(from, ours, out);
+                    .may_answer(&entry, self.limits.min_answer_gap, now)
+                {
+                    Resend::Now => {
+                        self.stats.roster_resent += 1;
+                        self.answer(from, ours, out);
+                    }
+                    Resend::Later => {}
+                    Resend::No => self.stats.registrations_refused += 1,
+                }
             }
-            Err(Refused::TooSoon) => self.stats.registrations_refused += 1,
             Err(Refused::Full) => self.stats.roster_full += 1,
             Ok(changed) => {
                 self.stats.registrations += 1;

@@ -135,6 +135,13 @@ pub fn run(name: &str, opts: &LabOptions) -> Result<Report> {
     Ok(report)
 }
 
+/// Host `i`'s peer id (known once it has been ready).
+pub(crate) fn peer(lab: &Lab, i: usize) -> Result<String> {
+    lab.node(i)
+        .peer_id()
+        .ok_or_else(|| anyhow::anyhow!("n{i} has no peer id yet"))
+}
+
 /// Sleeps until `start + k / rate` (pacing only, never used to wait for an outcome).
 pub(crate) fn pace(start: Instant, k: usize, rate: f64) {
     let due = start + Duration::from_secs_f64(k as f64 / rate);

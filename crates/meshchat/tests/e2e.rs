@@ -215,9 +215,8 @@ impl Drop for Proc {
     }
 }
 
-#[test]
-fn three_processes_chat_and_a_killed_one_comes_back_intact() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+/// alice - bob - carol in a line (each dials the one before), connected.
+fn line_of_three(dirs: &[tempfile::TempDir]) -> (Proc, Proc, Proc) {
     let mut a = Proc::start("alice", dirs[0].path(), &[]);
     let a_addr = a.addr.clone();
     let mut b = Proc::start("bob", dirs[1].path(), &[&a_addr]);
@@ -226,6 +225,13 @@ fn three_processes_chat_and_a_killed_one_comes_back_intact() {
     a.wait_peers(1);
     b.wait_peers(2);
     c.wait_peers(1);
+    (a, b, c)
+}
+
+#[test]
+fn three_processes_chat_and_a_killed_one_comes_back_intact() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut a, mut b, mut c) = line_of_three(&dirs);
 
     let m1 = a.send("lobby", "hi from alice");
     let m2 = c.send("lobby", "hi from carol");
@@ -276,14 +282,7 @@ fn three_processes_chat_and_a_killed_one_comes_back_intact() {
 #[test]
 fn json_direct_messages_across_a_relay_with_states_and_history() {
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut a = Proc::start("alice", dirs[0].path(), &[]);
-    let a_addr = a.addr.clone();
-    let mut b = Proc::start("bob", dirs[1].path(), &[&a_addr]);
-    let b_addr = b.addr.clone();
-    let mut c = Proc::start("carol", dirs[2].path(), &[&b_addr]);
-    a.wait_peers(1);
-    b.wait_peers(2);
-    c.wait_peers(1);
+    let (mut a, b, mut c) = line_of_three(&dirs);
 
     // Carol's profile and a 2-hop route reach alice.
     let deadline = Instant::now() + DEADLINE;
@@ -338,6 +337,7 @@ fn json_direct_messages_across_a_relay_with_states_and_history() {
     assert_eq!(h["messages"][0]["state"], "delivered");
 
     // A second key that calls itself carol: the nick no longer names one person.
+    let b_addr = b.addr.clone();
     let mut d = Proc::start("carol", dirs[3].path(), &[&b_addr]);
     d.wait_peers(1);
     let deadline = Instant::now() + DEADLINE;
@@ -373,14 +373,7 @@ fn json_direct_messages_across_a_relay_with_states_and_history() {
 #[test]
 fn json_three_nodes_in_a_line_agree_on_a_tracker_and_list_who_is_online() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut a = Proc::start("alice", dirs[0].path(), &[]);
-    let a_addr = a.addr.clone();
-    let mut b = Proc::start("bob", dirs[1].path(), &[&a_addr]);
-    let b_addr = b.addr.clone();
-    let mut c = Proc::start("carol", dirs[2].path(), &[&b_addr]);
-    a.wait_peers(1);
-    b.wait_peers(2);
-    c.wait_peers(1);
+    let (a, b, c) = line_of_three(&dirs);
     let mut procs = [a, b, c];
 
     // Everyone follows the same tracker and is registered with it.

@@ -14,8 +14,21 @@ struct Registered<P> {
     /// When the last registration was accepted, and at which epoch of ours.
     accepted: Instant,
     epoch: u64,
-    /// When the roster was last sent to it again (within the register gap).
+    /// When the roster was last sent to it again (within the register gap), and whether it
+    /// asked again since, too soon: then it is sent when the gap has passed.
     resent: Option<Instant>,
+    deferred: bool,
+}
+
+/// What a registrant that asks again too soon gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Resend {
+    /// The roster, now.
+    Now,
+    /// The roster, when the answer gap has passed.
+    Later,
+    /// Nothing: its entry changed (a registration, refused within the register gap).
+    No,
 }
 
 /// Why a registration was not taken.
@@ -60,16 +73,43 @@ impl<P: Copy + Ord + PeerBytes> Roster<P> {
     }
 
     /// Whether `id`, registered and unchanged (`entry` is what it sent again too soon), may
-    /// have the roster sent again: at most once per `gap`. A follower asks again when a
-    /// heartbeat shows a roster version it does not have.
-    pub(super) fn may_answer(&mut self, entry: &Entry<P>, gap: Duration, now: Instant) -> bool {
+    /// have the roster sent again: at most once per `gap`; one asking sooner is answered when
+    /// the gap has passed ([`Roster::due_resends`]). A follower asks again when a heartbeat
+    /// shows a roster version it does not have.
+    pub(super) fn may_answer(&mut self, entry: &Entry<P>, gap: Duration, now: Instant) -> Resend {
         match self.entries.get_mut(&entry.id) {
             Some(r) if r.entry == *entry && r.resent.is_none_or(|t| now >= t + gap) => {
                 r.resent = Some(now);
-                true
+                Resend::Now
             }
-            _ => false,
+            Some(r) if r.entry == *entry => {
+                r.deferred = true;
+                Resend::Later
+            }
+            _ => Resend::No,
         }
+    }
+
+    /// The registrants whose deferred resend is due now (marked sent).
+    pub(super) fn due_resends(&mut self, gap: Duration, now: Instant) -> Vec<P> {
+        let mut due = Vec::new();
+        for (p, r) in &mut self.entries {
+            if r.deferred && r.resent.is_none_or(|t| now >= t + gap) {
+                r.deferred = false;
+                r.resent = Some(now);
+                due.push(*p);
+            }
+        }
+        due
+    }
+
+    /// When the next deferred resend is due.
+    pub(super) fn next_resend(&self, gap: Duration) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|r| r.deferred)
+            .filter_map(|r| r.resent.map(|t| t + gap))
+            .min()
     }
 
     /// Our own entry (when we start serving, and when it changes).
@@ -83,6 +123,7 @@ impl<P: Copy + Ord + PeerBytes> Roster<P> {
             accepted: now,
             epoch,
             resent: None,
+            deferred: false,
         };
         self.entries.insert(self.me, r);
         self.bump();
@@ -104,6 +145,7 @@ impl<P: Copy + Ord + PeerBytes> Roster<P> {
             epoch,
             entry,
             resent: None,
+            deferred: false,
         };
         let full = self.entries.len() >= limits.max_roster;
         match self.entries.get_mut(&fresh.entry.id) {

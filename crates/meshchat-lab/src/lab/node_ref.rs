@@ -181,8 +181,19 @@ impl NodeRef<'_> {
     pub fn ask_raw(&self, cmd: &serde_json::Value, answer: &str) -> Result<serde_json::Value> {
         let asked = Instant::now();
         self.raw(cmd)?;
+        self.answer_since(asked, answer, self.lab.deadline(20))
+    }
+
+    /// Waits for the first event of kind `answer` (one the lab does not model) that arrived at
+    /// or after `asked`: the answer to a raw command written then.
+    pub fn answer_since(
+        &self,
+        asked: Instant,
+        answer: &str,
+        deadline: Instant,
+    ) -> Result<serde_json::Value> {
         let mut found = None;
-        self.lab.hub.wait_until(self.lab.deadline(20), |st| {
+        self.lab.hub.wait_until(deadline, |st| {
             found = st.nodes[self.i]
                 .other_events
                 .iter()

@@ -18,6 +18,7 @@
 //!
 //! Neither runs on the stand-in node (`--fake`), which has no DMs or routes.
 
+use super::peer;
 use crate::event::{DmSent, RouteInfo};
 use crate::lab::{Lab, LabOptions, Report};
 use crate::topology::Topology;
@@ -59,12 +60,6 @@ fn ms(d: Duration) -> String {
 
 fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
-}
-
-fn peer(lab: &Lab, i: usize) -> Result<String> {
-    lab.node(i)
-        .peer_id()
-        .with_context(|| format!("n{i} has no peer id"))
 }
 
 /// Polls host `from`'s routes until `to` is listed at `hops` hops; returns that route.

@@ -20,6 +20,7 @@
 //! same epoch, is registered with it, that node (and no other) reports itself as the tracker,
 //! and every node's `who` lists exactly the set.
 
+use super::peer;
 use crate::lab::{Lab, LabOptions, Report, LOBBY};
 use crate::topology::Topology;
 use anyhow::{bail, Context as _, Result};
@@ -52,22 +53,10 @@ fn ask_all(lab: &Lab, nodes: &[usize], cmd: &Value, answer: &str) -> Result<Vec<
         lab.node(i).raw(cmd)?;
     }
     let deadline = lab.deadline(20);
-    let mut out = Vec::with_capacity(nodes.len());
-    for &i in nodes {
-        let mut found = None;
-        lab.hub.wait_until(deadline, |st| {
-            found = st.nodes[i]
-                .other_events
-                .iter()
-                .rev()
-                .take_while(|(at, _)| *at >= asked)
-                .find(|(_, v)| v["event"] == answer)
-                .map(|(_, v)| v.clone());
-            found.is_some()
-        });
-        out.push(found.with_context(|| format!("n{i}: no {answer} before the deadline"))?);
-    }
-    Ok(out)
+    nodes
+        .iter()
+        .map(|&i| lab.node(i).answer_since(asked, answer, deadline))
+        .collect()
 }
 
 fn views(lab: &Lab, nodes: &[usize]) -> Result<Vec<View>> {
@@ -100,12 +89,6 @@ fn whos(lab: &Lab, nodes: &[usize]) -> Result<Vec<BTreeSet<String>>> {
                 .collect())
         })
         .collect()
-}
-
-fn peer(lab: &Lab, i: usize) -> Result<String> {
-    lab.node(i)
-        .peer_id()
-        .with_context(|| format!("n{i} has no peer id yet"))
 }
 
 /// Whether `nodes` agree (see the module docs); `Err` says how they do not. With `exact`
