@@ -310,3 +310,34 @@ async fn forged_stale_and_outranked_claims_and_bad_registrations_change_nothing(
     assert!(who.iter().all(|p| p.nick != "not-b"), "{who:?}");
     assert!(who.iter().any(|p| p.peer_id == pb && p.nick == "b"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_from_the_roster_let_a_node_rejoin_without_its_only_neighbour() {
+    // A - B - C: C has only ever connected to B; the roster teaches it A's address.
+    let mut a = TestNode::start("a", &[]).await;
+    let b = TestNode::start("b", &[&a]).await;
+    let c = TestNode::start("c", &[&b]).await;
+    let (pa, pb, pc) = (a.peer_id, b.peer_id, c.peer_id);
+    wait_agreed(
+        &[&a, &b, &c],
+        *[pa, pb, pc].iter().max().unwrap(),
+        &[pa, pb, pc],
+    )
+    .await;
+    assert!(!c
+        .handle
+        .peers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.peer_id == pa));
+
+    // B is gone; C restarts knowing no address but what it stored.
+    let c_dir = c.stop().await;
+    b.stop().await;
+    let c = TestNode::start_in_with_nick(c_dir, Some("c"), &[]).await;
+    a.wait_for(|e| matches!(e, Event::PeerConnected { peer_id } if *peer_id == pc))
+        .await;
+    let peers = c.handle.peers().await.unwrap();
+    assert!(peers.iter().any(|p| p.peer_id == pa), "{peers:?}");
+}
