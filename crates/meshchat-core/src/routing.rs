@@ -27,19 +27,24 @@
 //! The price is *starvation*: after a link fails, a node may hold routes that exist but are
 //! unfeasible. It then sends a *seqno request* `(destination, fd.seqno + 1)` to the neighbours that
 //! have a route. A node that holds a route with that seqno or newer answers with an advert; one
-//! that does not forwards the request along its route (hop limit [`Limits::request_hops`], one copy
-//! per `(destination, seqno)` per [`Limits::request_timeout`]); the destination itself raises its
-//! seqno to the one asked for and announces it. A newer seqno is feasible everywhere, so the new
-//! route spreads. A node also asks when an unfeasible route is strictly shorter than its selected
-//! one, so the tables settle on shortest paths rather than on whatever was feasible first. A
-//! request is retried [`Limits::request_retries`] times at most. Seqnos are 16-bit and compared
-//! modulo 2^16 (RFC 8966 §3.2.1); a node raises its own only when asked, or when a neighbour
-//! advertises the node itself with a newer seqno than its own (an earlier run of the node, after
-//! a restart that lost its seqno), to one past that. A seqno exactly half the space away from
-//! the one a neighbour remembers is neither newer nor older, so no request can fix it; such
-//! starvation ends when the neighbour forgets its feasibility distance, a hold time
-//! ([`Limits::route_expiry`]) after it lost its last selected route (RFC 8966 §3.7.3 bounds it
-//! the same way). The node is to persist its seqno, so that it takes a lost or corrupt store.
+//! that does not forwards the request along its route (hop limit [`Limits::request_hops`]); the
+//! destination itself raises its seqno to the one asked for and announces it. A newer seqno is
+//! feasible everywhere, so the new route spreads. A node also asks when an unfeasible route is
+//! strictly shorter than its selected one, so the tables settle on shortest paths rather than on
+//! whatever was feasible first. A request is retried every [`Limits::request_timeout`],
+//! [`Limits::request_retries`] times at most, then once more every [`Limits::update_interval`] for
+//! as long as the route starves. Copies of a request on its way are dropped (RFC 8966 §3.8.1.2): of
+//! one the node itself will retry, for a request timeout; of one it forwarded, for half of one
+//! only, so the requester's retry, which may reach it a little sooner after the request than the
+//! retry interval, is not taken for a copy (that left a node without a route for up to a minute
+//! after a request was lost; see `Table::request`). Seqnos are 16-bit and compared modulo 2^16
+//! (RFC 8966 §3.2.1); a node raises its own only when asked, or when a neighbour advertises the
+//! node itself with a newer seqno than its own (an earlier run of the node, after a restart that
+//! lost its seqno), to one past that. A seqno exactly half the space away from the one a neighbour
+//! remembers is neither newer nor older, so no request can fix it; such starvation ends when the
+//! neighbour forgets its feasibility distance, a hold time ([`Limits::route_expiry`]) after it lost
+//! its last selected route (RFC 8966 §3.7.3 bounds it the same way). The node is to persist its
+//! seqno, so that it takes a lost or corrupt store.
 //!
 //! Hold-down is not needed: a lost route is retracted at once (an advert with metric
 //! [`INFINITY`]), and the feasibility distance is kept for [`Limits::route_expiry`] after the last
@@ -98,8 +103,9 @@
 //!   687 ms (simulated; 166 ms without batching); up again: 113 ms (63 ms). Line of 30, middle
 //!   link: 133 ms down, 155 ms up. Where every route must be retracted or re-requested end to
 //!   end the diameter dominates: a 1 000-node line 5.3 s (as before batching), a 1 000-node
-//!   ring 27.3 s (20.7 s before: requests travel ~500 hops and back, and the new seqno waits
-//!   up to a batch interval at some hops). First convergence of the 1 000-node graph of
+//!   ring 26.7 s (20.7 s before batching: requests travel ~500 hops and back, and the new seqno
+//!   waits up to a batch interval at some hops; 27.3 s while a retried request could be dropped
+//!   as a copy of itself). First convergence of the 1 000-node graph of
 //!   `random_graph_of_1000_nodes_fails_and_recovers`: 56 866 messages, 371 ms.
 //! - the cost of triggered updates, and what batching them ([`Limits::triggered_delay`]) did:
 //!   that link change on the 1 000-node graph (measured with dumps pushed out of the window, so
@@ -277,7 +283,8 @@ pub struct Limits {
     /// feasibility distance is kept. More than `update_interval` (3.5 times, as in Babel: two lost
     /// dumps in a row do not lose a route).
     pub route_expiry: Duration,
-    /// A seqno request is resent (or a forwarded duplicate dropped) within this time.
+    /// A seqno request is resent after this time (and copies of it dropped within it; copies of
+    /// one we forwarded within half of it).
     pub request_timeout: Duration,
     /// Times a request for the same seqno is sent before the node gives up on it.
     pub request_retries: u8,

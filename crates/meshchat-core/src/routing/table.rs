@@ -400,7 +400,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
                 }
                 continue;
             }
-            let timeout = self.limits.request_timeout;
+            let (timeout, retries) = (self.limits.request_timeout, self.limits.request_retries);
             let Some(d) = self.dests.get_mut(&r.dest) else {
                 continue;
             };
@@ -419,8 +419,20 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
                 continue;
             }
             if let Some(a) = d.asked {
-                if !seqno_newer(r.seqno, a.seqno) && now < a.at + timeout {
-                    continue; // the same request is already on its way
+                // The same request is already on its way: a copy is dropped while we retry ours
+                // ourselves, but after one we forwarded only for half a request timeout (RFC 8966
+                // §3.8.1.2 drops redundant copies; babeld counts a forwarded request as recent for
+                // a second at most, shorter than its resend). Its requester retries a whole timeout
+                // after its first try, and the retry, taking the same path, reaches us a few
+                // milliseconds sooner as often as later: held for a whole timeout, a retry was
+                // taken for a copy of the request it repeats about half the time, so a request lost
+                // beyond us left the requester starving until its next round, 30 to 60 s later
+                // (seed 2334 of the election simulator; see
+                // `a_restart_during_churn_leaves_no_node_without_a_route`).
+                let ours = a.tries > 0 && a.tries < retries;
+                let hold = if ours { timeout } else { timeout / 2 };
+                if !seqno_newer(r.seqno, a.seqno) && now < a.at + hold {
+                    continue;
                 }
             }
             // Along the selected route if it does not lead back, else the best other one.
@@ -593,7 +605,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         };
         let seqno = fd_seqno.wrapping_add(1);
         // Retries every `request_timeout`; after `request_retries` of them, a fresh round every
-        // update interval (the dump timer wakes us), so a starving route is never given up on.
+        // update interval (`next_deadline` wakes us), so a starving route is never given up on.
         let l = &self.limits;
         let tries = match d.asked {
             Some(a) if a.seqno == seqno || seqno_newer(a.seqno, seqno) => {
@@ -788,9 +800,15 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
             }
             // Our own requests' retries, and forwarded ones (`tries == 0`) timing out: a lost
             // answer to a forwarded request must not hold our own back until the next dump.
+            // Retries spent, the fresh round an update interval after the last one (waiting
+            // for our next dump instead made that gap up to two intervals).
             if let Some(a) = d.asked {
-                let due = a.at + l.request_timeout;
-                if a.tries < l.request_retries && due > now {
+                let due = if a.tries < l.request_retries {
+                    a.at + l.request_timeout
+                } else {
+                    a.at + l.update_interval
+                };
+                if due > now {
                     at = at.min(due);
                 }
             }

@@ -255,6 +255,68 @@ fn a_request_is_answered_or_forwarded_towards_the_destination() {
 }
 
 #[test]
+fn a_retry_of_a_forwarded_request_is_not_taken_for_a_copy() {
+    let t0 = Instant::now();
+    let mut t = node(&[1, 2, 3], t0);
+    t.handle(Input::Update(2, vec![adv(9, 4, 1, 1)]), t0);
+    assert_eq!(
+        requests_to(&t.handle(Input::Request(1, vec![req(9, 5, 5)]), t0), 2).len(),
+        1
+    );
+    // A copy within half a timeout is dropped...
+    let half = limits().request_timeout / 2;
+    let out = t.handle(Input::Request(3, vec![req(9, 5, 5)]), t0 + half / 2);
+    assert!(requests_to(&out, 2).is_empty());
+    // ...but the requester's retry, a timeout after its request and arriving a little sooner
+    // after ours than that, goes on.
+    let retry = t0 + limits().request_timeout - Duration::from_millis(3);
+    assert_eq!(
+        requests_to(&t.handle(Input::Request(1, vec![req(9, 5, 5)]), retry), 2),
+        vec![req(9, 5, 4)]
+    );
+    assert_eq!(t.stats().requests_forwarded, 2);
+}
+
+#[test]
+fn our_own_request_holds_copies_back_and_starts_a_fresh_round_after_its_retries() {
+    let t0 = Instant::now();
+    let l = limits();
+    let mut t = node(&[1, 2, 3], t0);
+    // Starving from a little before our first dump (at t0 + 10 s, then every 10 s).
+    let start = t0 + l.update_interval - l.request_timeout;
+    t.handle(Input::Update(1, vec![adv(9, 1, 1, 1)]), start);
+    t.handle(Input::Update(2, vec![adv(9, 1, 2, 2)]), start);
+    let out = t.handle(Input::Update(1, vec![adv(9, 1, INFINITY, 0)]), start);
+    assert_eq!(requests_to(&out, 2), vec![req(9, 2, 16)]);
+    // We retry it ourselves: a copy from a neighbour is dropped for the whole timeout.
+    let late = start + l.request_timeout - Duration::from_millis(3);
+    let out = t.handle(Input::Request(3, vec![req(9, 2, 5)]), late);
+    assert!(requests_to(&out, 2).is_empty());
+    // The retries, a timeout apart...
+    let mut last = start;
+    for _ in 1..l.request_retries {
+        last += l.request_timeout;
+        let out = t.handle(Input::Tick, last);
+        assert_eq!(requests_to(&out, 2), vec![req(9, 2, 16)]);
+    }
+    // ...then a fresh round an update interval after the last one: the table wakes for it
+    // rather than waiting for a dump at least that late (here a whole interval later).
+    let mut now = last + l.request_timeout;
+    let mut out = t.handle(Input::Tick, now);
+    while requests_to(&out, 2).is_empty() {
+        now = wake(&out).expect("a wake-up");
+        assert!(
+            now <= last + l.update_interval,
+            "no request by {:?}",
+            now - last
+        );
+        out = t.handle(Input::Tick, now);
+    }
+    assert_eq!(now, last + l.update_interval);
+    assert_eq!(requests_to(&out, 2), vec![req(9, 2, 16)]);
+}
+
+#[test]
 fn a_lost_destination_is_retracted_and_forgotten_after_its_hold() {
     let t0 = Instant::now();
     let mut t = node(&[1, 2], t0);

@@ -75,6 +75,9 @@ pub struct Net {
     seq: u64,
     rng: StdRng,
     pub loss: f64,
+    /// Further loss of seqno requests only (updates get through): requests lost on the way
+    /// without the routes going stale that lost updates would leave.
+    pub request_loss: f64,
     pub latency: Duration,
     pub jitter: Duration,
     /// Last delivery time scheduled per direction, for FIFO order.
@@ -112,6 +115,7 @@ impl Net {
             seq: 0,
             rng: StdRng::seed_from_u64(seed),
             loss: 0.0,
+            request_loss: 0.0,
             latency: Duration::from_millis(10),
             jitter: Duration::from_millis(2),
             last_on: BTreeMap::new(),
@@ -285,6 +289,12 @@ impl Net {
             msg
         };
         if self.loss > 0.0 && self.rng.gen_bool(self.loss) {
+            return;
+        }
+        if matches!(msg, Message::Request(_))
+            && self.request_loss > 0.0
+            && self.rng.gen_bool(self.request_loss)
+        {
             return;
         }
         let jitter = self.rng.gen_range(Duration::ZERO..=self.jitter * 2);
