@@ -605,7 +605,7 @@ mod tests {
             (stats["won"].clone(), stats["roster_cut"].clone()),
             (json!(2), json!(7))
         );
-        assert_eq!(stats.as_object().unwrap().len(), 16);
+        assert_eq!(stats.as_object().unwrap().len(), 18);
     }
 
     #[test]
