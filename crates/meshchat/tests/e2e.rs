@@ -215,6 +215,15 @@ impl Drop for Proc {
     }
 }
 
+/// alice in JSON mode and bob in line mode dialing her, connected.
+fn json_and_plain(dirs: &[tempfile::TempDir]) -> (Proc, PlainProc) {
+    let mut a = Proc::start("alice", dirs[0].path(), &[]);
+    let mut b = PlainProc::start("bob", dirs[1].path(), &a.addr.clone());
+    a.wait_peers(1);
+    b.wait_line("* peer connected");
+    (a, b)
+}
+
 /// alice - bob - carol in a line (each dials the one before), connected.
 fn line_of_three(dirs: &[tempfile::TempDir]) -> (Proc, Proc, Proc) {
     let mut a = Proc::start("alice", dirs[0].path(), &[]);
@@ -819,10 +828,7 @@ impl Drop for PlainProc {
 #[test]
 fn line_mode_shows_terminal_escapes_in_texts_instead_of_running_them() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut a = Proc::start("alice", dirs[0].path(), &[]);
-    let mut b = PlainProc::start("bob", dirs[1].path(), &a.addr.clone());
-    a.wait_peers(1);
-    b.wait_line("* peer connected");
+    let (mut a, mut b) = json_and_plain(&dirs);
 
     let hostile = "hello\x1b[2J\x1b]0;pwned title\x07\u{9b}31m\u{202E}desrever\r\
                    [lobby] alice (1a2b 3c4d): FAKE after CR\n\
@@ -877,10 +883,7 @@ fn line_mode_shows_terminal_escapes_in_texts_instead_of_running_them() {
 #[test]
 fn line_mode_direct_messages() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut a = Proc::start("alice", dirs[0].path(), &[]);
-    let mut b = PlainProc::start("bob", dirs[1].path(), &a.addr.clone());
-    a.wait_peers(1);
-    b.wait_line("* peer connected");
+    let (mut a, mut b) = json_and_plain(&dirs);
     // Alice's profile reaches bob (it is published when she gets her first neighbour).
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -909,10 +912,7 @@ fn line_mode_direct_messages() {
 #[test]
 fn line_mode_who_and_tracker() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut a = Proc::start("alice", dirs[0].path(), &[]);
-    let mut b = PlainProc::start("bob", dirs[1].path(), &a.addr.clone());
-    a.wait_peers(1);
-    b.wait_line("* peer connected");
+    let (a, mut b) = json_and_plain(&dirs);
     // Bob follows a tracker and is registered with it (or is the tracker).
     let deadline = Instant::now() + DEADLINE;
     loop {
