@@ -114,6 +114,12 @@ impl Actor {
     pub(super) fn tracker_tick(&mut self) {
         self.tracker.wake = None;
         self.feed_election(Input::Tick);
+        if self.tracker.wake.is_none() {
+            // The election hands out a wake-up only when it changes; should a tick leave it
+            // unchanged, tick again a heartbeat interval later (extra ticks are harmless).
+            let interval = self.tracker.election.limits().heartbeat_interval;
+            self.tracker.wake = Some(Instant::now() + interval);
+        }
     }
 
     /// A checked tracker envelope, flooded on the trees or routed to us.
