@@ -363,6 +363,26 @@ fn tiny_terminal_does_not_panic() {
 }
 
 /// The real event loop against a real node: type a line, see it come back as a message, quit.
+/// A key queue for the event loop with `line` typed and Enter pressed; the sender stays open
+/// for more keys.
+async fn typed_line(
+    line: &str,
+) -> (
+    tokio::sync::mpsc::Sender<std::io::Result<TermEvent>>,
+    impl futures::Stream<Item = std::io::Result<TermEvent>>,
+) {
+    let (key_tx, mut key_rx) = tokio::sync::mpsc::channel::<std::io::Result<TermEvent>>(64);
+    let keys = futures::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
+    let enter = std::iter::once(KeyCode::Enter);
+    for code in line.chars().map(KeyCode::Char).chain(enter) {
+        key_tx
+            .send(Ok(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))))
+            .await
+            .expect("queue key");
+    }
+    (key_tx, keys)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_loop_sends_and_shows() {
     use std::time::Duration;
@@ -373,24 +393,7 @@ async fn event_loop_sends_and_shows() {
     let (handle, events) = meshchat_node::spawn(config).await.expect("node starts");
     let info = handle.info().await.expect("info");
     let mut app = App::new(&info, Clock::fixed(utc(), NOW_MS));
-    let (key_tx, mut key_rx) = tokio::sync::mpsc::channel::<std::io::Result<TermEvent>>(64);
-    let keys = futures::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
-    for c in "hello loop".chars() {
-        key_tx
-            .send(Ok(TermEvent::Key(KeyEvent::new(
-                KeyCode::Char(c),
-                KeyModifiers::NONE,
-            ))))
-            .await
-            .expect("queue key");
-    }
-    key_tx
-        .send(Ok(TermEvent::Key(KeyEvent::new(
-            KeyCode::Enter,
-            KeyModifiers::NONE,
-        ))))
-        .await
-        .expect("queue key");
+    let (key_tx, keys) = typed_line("hello loop").await;
     let mut terminal = Terminal::new(TestBackend::new(80, 12)).expect("test backend");
     let mut seen = false;
     let quit_tx = key_tx.clone();
@@ -484,24 +487,7 @@ async fn event_loop_direct_messages_between_real_nodes() {
         })
     };
     let mut app = App::new(&info, Clock::fixed(utc(), NOW_MS));
-    let (key_tx, mut key_rx) = tokio::sync::mpsc::channel::<std::io::Result<TermEvent>>(64);
-    let keys = futures::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
-    for c in "/msg bob hello bob".chars() {
-        key_tx
-            .send(Ok(TermEvent::Key(KeyEvent::new(
-                KeyCode::Char(c),
-                KeyModifiers::NONE,
-            ))))
-            .await
-            .expect("queue key");
-    }
-    key_tx
-        .send(Ok(TermEvent::Key(KeyEvent::new(
-            KeyCode::Enter,
-            KeyModifiers::NONE,
-        ))))
-        .await
-        .expect("queue key");
+    let (key_tx, keys) = typed_line("/msg bob hello bob").await;
     let mut terminal = Terminal::new(TestBackend::new(80, 12)).expect("test backend");
     let quit_tx = key_tx.clone();
     let mut done = false;
