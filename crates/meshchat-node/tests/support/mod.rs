@@ -29,6 +29,17 @@ pub struct TestNode {
     backlog: Vec<Event>,
 }
 
+/// With `MESHCHAT_TEST_LOG` set (an env-filter such as `meshchat_node=debug`), the nodes' logs
+/// go to the test's output: what a failing test did, without a rebuild.
+fn init_log() {
+    if let Ok(filter) = std::env::var("MESHCHAT_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 impl TestNode {
     pub async fn start(name: &str, peers: &[&TestNode]) -> Self {
         Self::start_in(tempfile::tempdir().unwrap(), name, peers).await
@@ -53,6 +64,7 @@ impl TestNode {
         peers: &[&TestNode],
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
+        init_log();
         let mut config = Config::loopback(dir.path());
         config.nick = nick.map(str::to_owned);
         config.peers = peers.iter().map(|p| p.addr.clone()).collect();

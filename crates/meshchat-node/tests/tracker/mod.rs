@@ -311,19 +311,29 @@ async fn forged_stale_and_outranked_claims_and_bad_registrations_change_nothing(
     assert!(who.iter().any(|p| p.peer_id == pb && p.nick == "b"));
 }
 
+/// A - B - C: C has only ever connected to B; the roster teaches it A's address, and after B
+/// is gone C rejoins A from what it stored. C follows A here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn addresses_from_the_roster_let_a_node_rejoin_without_its_only_neighbour() {
-    // A - B - C: C has only ever connected to B; the roster teaches it A's address.
-    let mut a = TestNode::start("a", &[]).await;
-    let b = TestNode::start("b", &[&a]).await;
-    let c = TestNode::start("c", &[&b]).await;
+    rejoin_from_the_roster(false).await;
+}
+
+/// The same when C is the tracker: its roster is the registrations it took, and it remembers
+/// their addresses too (it used to remember only its connections', and found nobody).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracker_remembers_its_registrants_addresses() {
+    rejoin_from_the_roster(true).await;
+}
+
+async fn rejoin_from_the_roster(c_serves: bool) {
+    let (a_rank, c_rank) = if c_serves { (100, 300) } else { (300, 100) };
+    let dir = || tempfile::tempdir().unwrap();
+    let mut a = TestNode::start_with(dir(), Some("a"), &[], with_priority(a_rank)).await;
+    let b = TestNode::start_with(dir(), Some("b"), &[&a], with_priority(1)).await;
+    let c = TestNode::start_with(dir(), Some("c"), &[&b], with_priority(c_rank)).await;
     let (pa, pb, pc) = (a.peer_id, b.peer_id, c.peer_id);
-    wait_agreed(
-        &[&a, &b, &c],
-        *[pa, pb, pc].iter().max().unwrap(),
-        &[pa, pb, pc],
-    )
-    .await;
+    let tracker = if c_serves { pc } else { pa };
+    wait_agreed(&[&a, &b, &c], tracker, &[pa, pb, pc]).await;
     assert!(!c
         .handle
         .peers()

@@ -10,6 +10,7 @@
 //! broadcast trees' seen-cache, routed ones by the same cache here; an envelope older than
 //! [`MAX_AGE`] is dropped (a replay after the cache forgot it).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
@@ -29,6 +30,9 @@ pub(super) const TARGET: &str = "tracker";
 const MAX_AGE: Duration = Duration::from_secs(10 * 60);
 /// Roster peers dialed per roster answer when the node has fewer peers than it wants.
 const ROSTER_DIALS: usize = 4;
+/// A roster entry's addresses are written to the known-peer store again (its `last_seen`
+/// refreshed) at most this often while they stay the same.
+const REMEMBER_EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// Tracker state in the actor.
 pub(super) struct State {
@@ -42,6 +46,10 @@ pub(super) struct State {
     saved_epoch: u64,
     /// What we last registered about ourselves (nick, addresses).
     me: Option<(String, Vec<String>)>,
+    /// The addresses last written to the known-peer store for each roster entry, and when:
+    /// a roster comes with every registration, and most of it is unchanged. Only entries of
+    /// the current roster are kept, so this is bounded by it.
+    remembered: HashMap<Key, (Vec<String>, Instant)>,
 }
 
 impl State {
@@ -54,6 +62,7 @@ impl State {
             truncated: false,
             saved_epoch,
             me: None,
+            remembered: HashMap::new(),
         }
     }
 }
@@ -231,16 +240,21 @@ impl Actor {
         }
     }
 
-    /// A roster: kept for `/who`; its addresses remembered (peer exchange) and, while we have
-    /// fewer peers than we want, a few of the unconnected ones dialed.
+    /// A roster: kept for `/who`, and its addresses remembered (peer exchange: they let the
+    /// node rejoin when its neighbours are gone). A follower also dials a few of the
+    /// unconnected ones while it has fewer peers than it wants; a serving node's roster is what
+    /// others told it, and it dials nobody for it (everyone dials the tracker).
+    ///
+    /// The tracker remembers too: registrations are signed by the peer they describe, so their
+    /// addresses are as good as identify's, and a tracker that restarts alone has only them.
     fn on_roster(&mut self, entries: Vec<Entry<Key>>, truncated: bool) {
         let me = *self.key.public().as_bytes();
         let serving = self.tracker.election.is_serving();
+        let now = Instant::now();
         let mut dials = 0;
+        let mut remembered = HashMap::with_capacity(entries.len());
         for e in &entries {
-            if e.id == me || serving {
-                // A serving node's roster is what others told it: it dials nobody for it, and
-                // what it remembers comes from the connections themselves.
+            if e.id == me {
                 continue;
             }
             let peer = peer_id_of_bytes(&e.id);
@@ -255,10 +269,21 @@ impl Actor {
                 continue;
             }
             let texts: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-            if let Err(err) = self.store.upsert_peer(&peer.to_string(), &texts, now_ms()) {
-                tracing::warn!("remembering peer {peer}: {err}");
-            }
-            if dials < ROSTER_DIALS
+            let fresh = self.tracker.remembered.remove(&e.id).filter(|(old, at)| {
+                *old == texts && now.saturating_duration_since(*at) < REMEMBER_EVERY
+            });
+            let at = match fresh {
+                Some((_, at)) => at,
+                None => {
+                    if let Err(err) = self.store.upsert_peer(&peer.to_string(), &texts, now_ms()) {
+                        tracing::warn!("remembering peer {peer}: {err}");
+                    }
+                    now
+                }
+            };
+            remembered.insert(e.id, (texts, at));
+            if !serving
+                && dials < ROSTER_DIALS
                 && self.connections.len() < self.config.target_peers
                 && !self.connections.contains_key(&peer)
             {
@@ -266,6 +291,7 @@ impl Actor {
                 self.dial_peer(peer, addrs);
             }
         }
+        self.tracker.remembered = remembered;
         self.tracker.roster = entries;
         self.tracker.truncated = truncated;
     }
