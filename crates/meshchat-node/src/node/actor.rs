@@ -741,8 +741,10 @@ impl Actor {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
+                cause,
                 ..
             } => {
+                tracing::debug!(%peer_id, ?cause, "connection closed");
                 if self.forget_connection(peer_id, connection_id) {
                     self.emit(Event::PeerDisconnected { peer_id });
                 }

@@ -77,7 +77,11 @@ pub(super) async fn raw_peer(target: &TestNode, reading: Reading) -> Raw {
             tokio::select! {
                 ev = swarm.select_next_some() => {
                     let ev = match ev {
-                        SwarmEvent::ConnectionClosed { peer_id, .. } => RawEvent::Closed(peer_id),
+                        SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                            // Shown with a failing test's output: who closed it, and why.
+                            eprintln!("raw peer: the connection to {peer_id} closed: {cause:?}");
+                            RawEvent::Closed(peer_id)
+                        }
                         SwarmEvent::OutgoingConnectionError { .. } => RawEvent::DialFailed,
                         _ => continue,
                     };
@@ -343,7 +347,10 @@ async fn unshowable_room_targets_are_refused_and_not_relayed() {
         .enumerate()
     {
         let env = envelope(&key, target, i as u64, &format!("to {target}"));
-        raw.publish(env).await.unwrap();
+        if let Err(e) = raw.publish(env).await {
+            let s = b.handle.stats().await.unwrap();
+            panic!("publishing to {target}: {e}; b: {s:?}");
+        }
     }
     let got = c.collect_messages(1).await;
     assert_eq!(got[0].text, "to lobby");
