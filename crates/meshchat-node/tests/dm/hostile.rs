@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::{noise, tcp, yamux, PeerId, Swarm};
+use libp2p::PeerId;
 use meshchat_core::dm::{self, Dm, DmId, EncryptionKey, Frame, Receipt, RoutedReceipt};
 use meshchat_core::room::Text;
 use meshchat_core::routing::{Advert, Message};
@@ -14,6 +14,7 @@ use meshchat_core::Keypair;
 use meshchat_node::behaviour::route::PROTOCOL;
 use meshchat_node::Event;
 
+use crate::support::raw;
 use crate::support::*;
 use crate::unix_ms;
 
@@ -39,26 +40,17 @@ pub(crate) async fn raw_route_peer(target: &TestNode, seed: u8) -> RawRoute {
     let key = Keypair::from_secret_bytes(&[seed; 32]);
     let mut secret = key.secret_bytes();
     let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret[..]).unwrap();
-    let mut swarm: Swarm<libp2p_stream::Behaviour> =
-        libp2p::SwarmBuilder::with_existing_identity(identity)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+    let mut swarm = raw::swarm(identity);
     let id = *swarm.local_peer_id();
-    let mut control = swarm.behaviour().new_control();
+    let mut control = swarm.behaviour().stream.new_control();
     let mut incoming = control.accept(PROTOCOL).unwrap();
     swarm.dial(target.addr.clone()).unwrap();
+    let (pong_tx, mut pongs) = tokio::sync::watch::channel(0);
     let driver = tokio::spawn(async move {
         loop {
-            swarm.select_next_some().await;
+            if let libp2p::swarm::SwarmEvent::Behaviour(e) = swarm.select_next_some().await {
+                raw::count_pong(&e, &pong_tx);
+            }
         }
     });
     let (tx, received) = tokio::sync::mpsc::channel(1024);
@@ -77,10 +69,7 @@ pub(crate) async fn raw_route_peer(target: &TestNode, seed: u8) -> RawRoute {
             });
         }
     });
-    let stream = tokio::time::timeout(DEADLINE, control.open_stream(target.peer_id, PROTOCOL))
-        .await
-        .expect("the raw peer's route stream opens in time")
-        .expect("the node takes the raw peer's route stream");
+    let stream = raw::open_accepted(&mut control, target.peer_id, PROTOCOL, &mut pongs).await;
     RawRoute {
         key,
         id,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{Multiaddr, PeerId};
 use meshchat_core::broadcast::wire::{self, Message};
 use meshchat_core::envelope::{Draft, Kind};
 use meshchat_core::{Envelope, Keypair, MessageId};
@@ -14,6 +14,7 @@ use meshchat_node::behaviour::broadcast::PROTOCOL;
 use meshchat_node::Event;
 use tokio::sync::mpsc;
 
+use super::support::raw;
 use super::support::*;
 use super::unix_ms;
 
@@ -54,23 +55,13 @@ impl Drop for Raw {
 /// A raw peer connected to `target`, returned once both broadcast streams are open (so the node
 /// counts it as a neighbour).
 pub(super) async fn raw_peer(target: &TestNode, reading: Reading) -> Raw {
-    let mut swarm: Swarm<libp2p_stream::Behaviour> = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = raw::swarm(libp2p::identity::Keypair::generate_ed25519());
     let id = *swarm.local_peer_id();
-    let mut control = swarm.behaviour().new_control();
+    let mut control = swarm.behaviour().stream.new_control();
     let mut incoming = control.accept(PROTOCOL).unwrap();
     swarm.dial(target.addr.clone()).unwrap();
     let (ev_tx, events) = mpsc::channel(64);
+    let (pong_tx, mut pongs) = tokio::sync::watch::channel(0);
     let (dial, mut dial_rx) = mpsc::channel::<Multiaddr>(4);
     let driver = tokio::spawn(async move {
         loop {
@@ -83,6 +74,10 @@ pub(super) async fn raw_peer(target: &TestNode, reading: Reading) -> Raw {
                             RawEvent::Closed(peer_id)
                         }
                         SwarmEvent::OutgoingConnectionError { .. } => RawEvent::DialFailed,
+                        SwarmEvent::Behaviour(e) => {
+                            raw::count_pong(&e, &pong_tx);
+                            continue;
+                        }
                         _ => continue,
                     };
                     let _ = ev_tx.try_send(ev);
@@ -108,10 +103,7 @@ pub(super) async fn raw_peer(target: &TestNode, reading: Reading) -> Raw {
         }
     });
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    let stream = tokio::time::timeout_at(deadline, control.open_stream(target.peer_id, PROTOCOL))
-        .await
-        .expect("the raw peer's stream opens in time")
-        .expect("the node takes the raw peer's stream");
+    let stream = raw::open_accepted(&mut control, target.peer_id, PROTOCOL, &mut pongs).await;
     tokio::time::timeout_at(deadline, opened.recv())
         .await
         .expect("the node opens its stream to the raw peer");

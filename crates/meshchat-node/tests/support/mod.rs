@@ -1,6 +1,8 @@
 //! Test harness: a node on loopback with a temporary data dir, and deadline-bounded waits.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
