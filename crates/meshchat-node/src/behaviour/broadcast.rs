@@ -244,7 +244,28 @@ async fn write_frames(
         return;
     }
     let mut out = Vec::with_capacity(WRITE_BATCH);
-    while let Some(frame) = queue.recv().await {
+    // Whether the peer's side of our stream may still end (see `peer_dropped`).
+    let mut watching = true;
+    let mut scratch = [0u8; 64];
+    loop {
+        let frame = tokio::select! {
+            frame = queue.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+            read = stream.read(&mut scratch), if watching => match read {
+                // No honest peer writes on a stream we opened: whatever comes is dropped.
+                Ok(n) if n > 0 => continue,
+                _ => {
+                    if peer_dropped(&mut stream).await {
+                        tracing::debug!(%peer, "the peer dropped our stream");
+                        break;
+                    }
+                    watching = false;
+                    continue;
+                }
+            },
+        };
         out.clear();
         push_frame(&mut out, &frame);
         while out.len() < WRITE_BATCH {
@@ -260,6 +281,20 @@ async fn write_frames(
     }
     let _ = stream.close().await;
     let _ = tx.send(Inbound::Down { peer, link }).await;
+}
+
+/// Our stream's read side ended: the peer dropped the stream (a reset: it will read nothing
+/// more), or only closed its own side. Only a reset makes a write fail, so an empty write tells
+/// them apart.
+///
+/// Noticing a reset here, rather than at the next frame, matters when the link is idle: a peer
+/// drops a stream it cannot take at once (libp2p-stream hands a node its incoming streams one
+/// at a time, and one that arrives before the previous was taken is dropped), and what we wrote
+/// into it meanwhile (a routing table's full dump, say) is lost. The node opens a new stream
+/// when this writer ends, instead of at its next write, which for routing is the next periodic
+/// update, up to 30 s later.
+async fn peer_dropped(stream: &mut Stream) -> bool {
+    stream.write(&[]).await.is_err()
 }
 
 fn push_frame(out: &mut Vec<u8>, frame: &[u8]) {

@@ -25,6 +25,8 @@ pub(crate) struct RawRoute {
     pub(crate) id: PeerId,
     stream: libp2p::Stream,
     received: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    /// The readers of the streams the node opened to us, one per stream, in order.
+    node_streams: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -54,10 +56,12 @@ pub(crate) async fn raw_route_peer(target: &TestNode, seed: u8) -> RawRoute {
         }
     });
     let (tx, received) = tokio::sync::mpsc::channel(1024);
+    let node_streams = std::sync::Arc::<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>::default();
+    let readers = node_streams.clone();
     let reader = tokio::spawn(async move {
         while let Some((_, mut stream)) = incoming.next().await {
             let tx = tx.clone();
-            tokio::spawn(async move {
+            let read = tokio::spawn(async move {
                 let mut len = [0u8; 4];
                 while stream.read_exact(&mut len).await.is_ok() {
                     let mut frame = vec![0; u32::from_be_bytes(len) as usize];
@@ -67,6 +71,7 @@ pub(crate) async fn raw_route_peer(target: &TestNode, seed: u8) -> RawRoute {
                     let _ = tx.try_send(frame);
                 }
             });
+            readers.lock().unwrap().push(read.abort_handle());
         }
     });
     let stream = raw::open_accepted(&mut control, target.peer_id, PROTOCOL, &mut pongs).await;
@@ -75,11 +80,25 @@ pub(crate) async fn raw_route_peer(target: &TestNode, seed: u8) -> RawRoute {
         id,
         stream,
         received,
+        node_streams,
         tasks: vec![driver, reader],
     }
 }
 
 impl RawRoute {
+    /// Streams the node has opened to us so far.
+    pub(crate) fn node_streams(&self) -> usize {
+        self.node_streams.lock().unwrap().len()
+    }
+
+    /// Drops every stream the node opened to us (each is reset), as a peer does with a stream
+    /// it cannot take.
+    pub(crate) fn drop_node_streams(&self) {
+        for reader in self.node_streams.lock().unwrap().iter() {
+            reader.abort();
+        }
+    }
+
     pub(crate) async fn send(&mut self, frame: &[u8]) {
         let mut out = (frame.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(frame);
@@ -134,6 +153,23 @@ fn sealed_dm(from: &Keypair, to: [u8; 32], seal_to: dm::SealKey, text: &str) -> 
         &mut rand::thread_rng(),
     )
     .unwrap()
+}
+
+/// A neighbour that drops the node's route stream (as libp2p-stream does with an incoming
+/// stream that arrives before the previous one was taken) gets a new one at once, with the
+/// whole table: not at the node's next write, which on an idle link is the periodic update,
+/// 30 s later (the dump written into the dropped stream was lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_stream_the_neighbour_dropped_is_opened_again_with_a_full_dump() {
+    let b = TestNode::start("b", &[]).await;
+    let mut raw = raw_route_peer(&b, 76).await;
+    let me = key_of(&b);
+    let dump = |f: &[u8]| matches!(Message::<[u8; 32]>::decode(f), Ok(Message::Update(ads)) if ads.iter().any(|a| a.dest == me));
+    raw.wait_frame(dump).await;
+    assert_eq!(raw.node_streams(), 1);
+    raw.drop_node_streams();
+    raw.wait_frame(dump).await;
+    assert_eq!(raw.node_streams(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
