@@ -17,13 +17,15 @@ pub mod sync;
 pub const PROTOCOL_VERSION: &str = "/meshchat/1.0.0";
 /// Kademlia protocol name: our own DHT, separate from other libp2p networks.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/kad/1.0.0");
-/// How often each connection is pinged, and how long an answer may take. A ping that fails
-/// closes the connection (`Actor::on_ping`): over a link that died silently (a cable pulled, a
-/// radio out of range) TCP keeps a connection for about 15 minutes by default, and while it
-/// stands no new connection forms when the link comes back, so neither the broadcast nor the
-/// sync round on contact resume (found by the lab's partition scenario). With these values every
-/// connection over a cut link was gone 30 s after the cut (lab, `partition-sync`).
-pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How often each connection is pinged, and how long an answer may take. A connection whose
+/// pings stop coming back for 8 s is closed (`Actor::check_liveness`), as is one whose ping
+/// fails (`Actor::on_ping`): over a link that died silently (a cable pulled, a radio out of
+/// range) TCP keeps a connection for about 15 minutes by default, and while it stands no new
+/// connection forms when the link comes back, so neither the broadcast nor the sync round on
+/// contact resume (found by the lab's partition scenario). Pinging every 5 s and closing on
+/// libp2p-ping's reported failures alone, every connection over a cut link was gone 30 s after
+/// the cut (lab, `partition-sync`); libp2p-ping keeps a connection's first failure to itself.
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes one IP address may have in progress towards us (of 32 in all).
 pub const PENDING_PER_IP: usize = 8;

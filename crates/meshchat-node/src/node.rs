@@ -355,6 +355,8 @@ pub struct Stats {
     pub store_failures: u64,
     /// Links closed (and redialed) because the neighbour stopped taking broadcast frames.
     pub broken_links: u64,
+    /// Connections closed because their pings stopped coming back: the link died silently.
+    pub silent_links: u64,
     /// Connections closed to make room for a newcomer when every slot was taken.
     pub evicted_peers: u64,
     /// Broadcast frames dropped because a neighbour's send queue was full (the tree repairs

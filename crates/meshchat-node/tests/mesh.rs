@@ -453,6 +453,34 @@ async fn a_stalled_front_end_does_not_stall_relaying() {
 }
 
 /// Two nodes that listen on QUIC only find each other and chat over it.
+/// A link that dies without a word (no FIN, no reset: a cable pulled) is closed at both ends
+/// from their pings within seconds, not when TCP gives up minutes later, nor at libp2p-ping's
+/// second reported failure (up to 30 s: longer than this test's deadline); counted in
+/// `silent_links`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_dies_silently_is_closed_at_both_ends() {
+    let mut a = TestNode::start("a", &[]).await;
+    let relay = support::relay::Relay::to(&a).await;
+    let via_relay = relay.addr.clone();
+    let mut b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[], move |c| {
+        c.peers = vec![via_relay]
+    })
+    .await;
+    a.wait_peers(1).await;
+    b.wait_peers(1).await;
+    let (pa, pb) = (a.peer_id, b.peer_id);
+
+    relay.go_silent();
+    a.wait_for(|e| matches!(e, Event::PeerDisconnected { peer_id } if *peer_id == pb))
+        .await;
+    b.wait_for(|e| matches!(e, Event::PeerDisconnected { peer_id } if *peer_id == pa))
+        .await;
+    for n in [&a, &b] {
+        let s = n.handle.stats().await.unwrap();
+        assert_eq!(s.silent_links, 1, "{}: {s:?}", n.name);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_only_nodes_chat() {
     use meshchat_node::Config;

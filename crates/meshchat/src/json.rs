@@ -223,40 +223,7 @@ async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyh
         "stats" => handle
             .stats()
             .await
-            .map(|s| {
-                let rejected: serde_json::Map<String, serde_json::Value> = s
-                    .rejected
-                    .nonzero()
-                    .map(|(r, n)| (r.as_str().to_owned(), n.into()))
-                    .collect();
-                json!({"event": "stats", "accepted": s.accepted, "verified": s.verified, "duplicates": s.duplicates,
-                       "rejected": rejected, "stored": s.stored, "published": s.published,
-                       "copies_received": s.copies_received, "blocked_peers": s.blocked_peers,
-                       "relayed_unknown": s.relayed_unknown, "broken_links": s.broken_links,
-                       "evicted_peers": s.evicted_peers, "synced": s.synced,
-                       "sync_rounds": s.sync_rounds, "sync_bytes_sent": s.sync_bytes_sent,
-                       "sync_bytes_received": s.sync_bytes_received,
-                       "sync_strikes": s.sync_strikes, "store_failures": s.store_failures,
-                       "broadcast_dropped": s.broadcast_dropped,
-                       "routes": s.routes, "route_refused": s.route_refused,
-                       "profiles_taken": s.profiles_taken, "dm_frames_sent": s.dm_frames_sent,
-                       "dm_flooded_relayed": s.dm_flooded_relayed,
-                       "dm_delivered": s.dm.delivered, "dm_forwarded": s.dm.forwarded,
-                       "dm_custody_held": s.dm_custody_held, "dm_own_held": s.dm_own_held,
-                       "dm_custody_taken": s.dm.custody_taken,
-                       "dm_forged_receipts": s.dm.forged_receipts,
-                       "dm_cannot_open": s.dm.cannot_open, "dm_replays": s.dm.replays,
-                       "dm_refused": s.dm.refused_total + s.dm.refused_bytes
-                           + s.dm.refused_per_recipient + s.dm.refused_per_neighbour,
-                       "routing_from_strangers": s.routing.from_strangers,
-                       "tracker": election_stats_json(&s.tracker),
-                       "tracker_dropped": s.tracker_dropped,
-                       "tracker_unroutable": s.tracker_unroutable,
-                       "tracker_checked": s.tracker_checked,
-                       "tracker_heartbeats": s.tracker_heartbeats,
-                       "tracker_election_msgs": s.tracker_election_msgs,
-                       "tracker_roster_msgs": s.tracker_roster_msgs})
-            })
+            .map(|s| stats_json(&s))
             .map_err(|e| e.to_string()),
         "dm" => match (str_field(&cmd, "to"), str_field(&cmd, "text")) {
             (Ok(to), Ok(text)) => handle
@@ -375,6 +342,53 @@ pub async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
+/// The `stats` event: the node's counters, flat (the election's under `tracker`).
+fn stats_json(s: &meshchat_node::Stats) -> Value {
+    let rejected: serde_json::Map<String, Value> = s
+        .rejected
+        .nonzero()
+        .map(|(r, n)| (r.as_str().to_owned(), n.into()))
+        .collect();
+    // In parts: one `json!` with every field outgrows the macro's recursion limit.
+    let parts = [
+        json!({"event": "stats", "accepted": s.accepted, "verified": s.verified,
+               "duplicates": s.duplicates, "rejected": rejected, "stored": s.stored,
+               "published": s.published, "copies_received": s.copies_received,
+               "blocked_peers": s.blocked_peers, "relayed_unknown": s.relayed_unknown,
+               "broken_links": s.broken_links, "silent_links": s.silent_links,
+               "evicted_peers": s.evicted_peers, "broadcast_dropped": s.broadcast_dropped,
+               "store_failures": s.store_failures}),
+        json!({"synced": s.synced, "sync_rounds": s.sync_rounds,
+               "sync_bytes_sent": s.sync_bytes_sent,
+               "sync_bytes_received": s.sync_bytes_received, "sync_strikes": s.sync_strikes}),
+        json!({"routes": s.routes, "route_refused": s.route_refused,
+               "profiles_taken": s.profiles_taken, "dm_frames_sent": s.dm_frames_sent,
+               "dm_flooded_relayed": s.dm_flooded_relayed,
+               "dm_delivered": s.dm.delivered, "dm_forwarded": s.dm.forwarded,
+               "dm_custody_held": s.dm_custody_held, "dm_own_held": s.dm_own_held,
+               "dm_custody_taken": s.dm.custody_taken,
+               "dm_forged_receipts": s.dm.forged_receipts,
+               "dm_cannot_open": s.dm.cannot_open, "dm_replays": s.dm.replays,
+               "dm_refused": s.dm.refused_total + s.dm.refused_bytes
+                   + s.dm.refused_per_recipient + s.dm.refused_per_neighbour,
+               "routing_from_strangers": s.routing.from_strangers}),
+        json!({"tracker": election_stats_json(&s.tracker),
+               "tracker_dropped": s.tracker_dropped,
+               "tracker_unroutable": s.tracker_unroutable,
+               "tracker_checked": s.tracker_checked,
+               "tracker_heartbeats": s.tracker_heartbeats,
+               "tracker_election_msgs": s.tracker_election_msgs,
+               "tracker_roster_msgs": s.tracker_roster_msgs}),
+    ];
+    let mut all = serde_json::Map::new();
+    for part in parts {
+        if let Value::Object(fields) = part {
+            all.extend(fields);
+        }
+    }
+    Value::Object(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +405,32 @@ mod tests {
                 LineRead::Line => out.push(String::from_utf8(buf.clone()).unwrap()),
             }
         }
+    }
+
+    #[test]
+    fn stats_carry_every_counter_once() {
+        let s = meshchat_node::Stats {
+            silent_links: 3,
+            broken_links: 2,
+            ..Default::default()
+        };
+        let v = stats_json(&s);
+        assert_eq!(v["event"], "stats");
+        assert_eq!(
+            (v["silent_links"].as_u64(), v["broken_links"].as_u64()),
+            (Some(3), Some(2))
+        );
+        for key in [
+            "sync_rounds",
+            "dm_delivered",
+            "routing_from_strangers",
+            "tracker_roster_msgs",
+        ] {
+            assert!(v[key].is_u64(), "{key} in {v}");
+        }
+        assert!(v["tracker"].is_object() && v["rejected"].is_object(), "{v}");
+        // Every part's fields, none lost to another part's of the same name.
+        assert_eq!(v.as_object().unwrap().len(), 42, "{v}");
     }
 
     #[tokio::test]

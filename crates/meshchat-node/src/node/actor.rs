@@ -92,6 +92,9 @@ pub(super) struct Actor {
     redial: HashMap<PeerId, Vec<Multiaddr>>,
     /// When the user was last told a peer's link failed (bounded, one warning a minute).
     failure_warned: HashMap<PeerId, Instant>,
+    /// Each open connection's peer and when its last ping came back (or it opened); a
+    /// connection whose peer does not speak ping is left out (see `Actor::check_liveness`).
+    pongs: HashMap<ConnectionId, (PeerId, Instant)>,
     /// History sync: sessions, what to fetch, the item snapshot.
     sync: sync::State,
     /// Room broadcast on the trees.
@@ -230,6 +233,7 @@ impl Actor {
             evicting: HashSet::new(),
             redial: HashMap::new(),
             failure_warned: HashMap::new(),
+            pongs: HashMap::new(),
             sync: sync::State::new(sync_limits),
             trees,
             trees_rx: Some(trees_rx),
@@ -344,6 +348,8 @@ impl Actor {
     pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut liveness = tokio::time::interval(conns::LIVENESS_CHECK);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A second handle on the event queue, so waiting for room does not borrow `self`.
         let lag_notice = self.events.clone();
         let mut trees_rx = self.trees_rx.take();
@@ -384,6 +390,9 @@ impl Actor {
                     }
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                // After the swarm (the select is biased): a check runs only when no swarm
+                // event, and so no ping answer, is waiting to be read.
+                _ = liveness.tick() => self.check_liveness(),
                 _ = maintenance.tick() => self.maintain(),
                 () = std::future::ready(()), if !self.pending.is_empty() => self.flush(),
             }
@@ -725,6 +734,7 @@ impl Actor {
                     self.add_dht_address(&peer_id, addr);
                 }
                 tracing::debug!(%peer_id, %remote, "connected");
+                self.pongs.insert(connection_id, (peer_id, Instant::now()));
                 let dialed = endpoint.is_dialer();
                 self.connections
                     .entry(peer_id)
