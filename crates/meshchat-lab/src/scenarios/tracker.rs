@@ -4,8 +4,9 @@
 //! - `tracker-line`: a line n0 … n5 plus n6 hanging off n2 (started later). n0, at one end,
 //!   has the highest priority: everyone follows it, registered, `who` complete everywhere. n0 is
 //!   killed: one new tracker, every live node registered with it, `who` complete (the failover
-//!   time is measured). n6, which knows only n2's address, joins and gets the whole roster. n0
-//!   returns on its data dir: it takes over at a newer epoch, still exactly one tracker.
+//!   time is measured). n6, which knows only n2's address (priority 50, below the rest), joins
+//!   and gets the whole roster. n0 returns on its data dir: it takes over at a newer epoch,
+//!   still exactly one tracker.
 //! - `tracker-partition`: a line of 6 agrees on one tracker, is cut in two halves (one
 //!   tracker each, each half's `who` lists that half), and healed (one tracker again, `who`
 //!   complete, measured).
@@ -207,6 +208,9 @@ pub fn tracker_line(opts: &LabOptions) -> Result<Report> {
     let topo = Topology::from_edges(7, &edges, "line:6+1")?;
     let mut lab = Lab::new(topo, opts.clone())?;
     lab.add_args(0, &priority(500));
+    // The newcomer ranks below everyone: with the default priority it would outrank the new
+    // tracker whenever its peer id were the largest (one run in six), and rightly take over.
+    lab.add_args(6, &priority(50));
     let line: Vec<usize> = (0..6).collect();
     let started = Instant::now();
     lab.start_only(&line, true)?;
@@ -244,7 +248,7 @@ pub fn tracker_line(opts: &LabOptions) -> Result<Report> {
         bail!("n1's tracker_changed event names another tracker: {changed}");
     }
 
-    // A newcomer that knows only n2's address.
+    // A newcomer that knows only n2's address (and ranks below the tracker).
     let joined = Instant::now();
     lab.restart(6)?;
     let joiners: Vec<usize> = (1..7).collect();
