@@ -246,7 +246,7 @@ async fn write_frames(
     let mut out = Vec::with_capacity(WRITE_BATCH);
     // Whether the peer's side of our stream may still end (see `peer_dropped`).
     let mut watching = true;
-    let mut scratch = [0u8; 64];
+    let mut scratch = [0u8; 1];
     loop {
         let frame = tokio::select! {
             frame = queue.recv() => match frame {
@@ -254,8 +254,13 @@ async fn write_frames(
                 None => break,
             },
             read = stream.read(&mut scratch), if watching => match read {
-                // No honest peer writes on a stream we opened: whatever comes is dropped.
-                Ok(n) if n > 0 => continue,
+                // No honest peer writes on a stream we opened. One that does is not read
+                // any further (flow control then holds it back) rather than read and dropped
+                // for as long as it cares to send.
+                Ok(n) if n > 0 => {
+                    watching = false;
+                    continue;
+                }
                 _ => {
                     if peer_dropped(&mut stream).await {
                         tracing::debug!(%peer, "the peer dropped our stream");
