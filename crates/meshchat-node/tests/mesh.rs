@@ -67,9 +67,12 @@ async fn chain_of_four_relays_through_non_members() {
     // to serve it to members that were away (history sync).
     b.assert_no_more_messages().await;
     c.assert_no_more_messages().await;
-    let held = b.handle.history("x", 10, None).await.unwrap();
-    assert_eq!(held.len(), 2, "{held:?}");
-    assert!(c.handle.stats().await.unwrap().accepted >= 2);
+    // (A copy may reach them by a repair or a sync round rather than the first push, under
+    // load: what they hold is what counts, not how it came.)
+    for relay in [&b, &c] {
+        let held = relay.handle.history("x", 10, None).await.unwrap();
+        assert_eq!(held.len(), 2, "{}: {held:?}", relay.name);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
