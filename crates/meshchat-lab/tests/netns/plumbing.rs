@@ -195,6 +195,18 @@ fn stale_namespaces_are_cleaned_up() {
         .args(["netns", "exec", stale, "sleep", "60"])
         .spawn()
         .unwrap();
+    // Only once the process is inside: cleaning up before it entered would leave it running.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sys::output("ip", &["netns", "pids", stale])
+        .map(|o| o.stdout.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the sleeper never entered {stale}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let removed = cleanup::remove_stale(false).unwrap();
     assert!(removed.iter().any(|n| n == stale), "{removed:?}");
     assert!(!ns_exists(stale));
