@@ -12,20 +12,20 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use meshchat_core::dedup::SeenCache;
-use meshchat_core::envelope::{Draft, Kind};
 use meshchat_core::guard::Guard;
-use meshchat_core::room::{self, Text};
+use meshchat_core::room;
 use meshchat_core::{Envelope, KeyCache, Keypair, MessageId};
 use tokio::sync::mpsc;
 
 mod broadcast;
 mod conns;
 mod inbound;
+mod rooms;
 mod route;
 mod sync;
 mod tracker;
 
-use super::{now_ms, Command, Error, Event, MessageView, NodeInfo, PeerInfo, Reply, Sent, Stats};
+use super::{now_ms, Command, Error, Event, NodeInfo, Reply, Stats};
 use crate::behaviour::broadcast::{Inbound as TreeInbound, Links};
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION};
 use crate::config::DEFAULT_PORT;
@@ -456,15 +456,7 @@ impl Actor {
                 let _ = reply.send(self.leave(&room));
             }
             Command::SetNick { nick, reply } => {
-                let result = room::validate_nick(&nick)
-                    .map_err(Error::from)
-                    .and_then(|()| Ok(self.store.set_setting("nick", &nick)?))
-                    .map(|()| self.nick = nick);
-                if result.is_ok() {
-                    self.publish_profile();
-                    self.tracker_me_changed();
-                }
-                let _ = reply.send(result);
+                let _ = reply.send(self.set_nick(nick));
             }
             Command::Dm { to, text, reply } => {
                 let _ = reply.send(self.send_dm(&to, text));
@@ -494,18 +486,7 @@ impl Actor {
             }
             Command::Connect { addr, reply } => self.dial_addr(addr, Some(reply)),
             Command::Peers { reply } => {
-                let mut peers: Vec<PeerInfo> = self
-                    .connections
-                    .iter()
-                    .map(|(p, conns)| PeerInfo {
-                        peer_id: *p,
-                        addrs: conns.iter().map(|(_, a, _)| a.clone()).collect(),
-                        chat: self.chat_peers.contains(p),
-                        nick: self.nick_of(p),
-                    })
-                    .collect();
-                peers.sort_by_key(|p| p.peer_id.to_string());
-                let _ = reply.send(Ok(peers));
+                let _ = reply.send(Ok(self.peers()));
             }
             Command::History {
                 room,
@@ -513,36 +494,14 @@ impl Actor {
                 before,
                 reply,
             } => {
-                // Whatever is waiting to be written belongs in the answer.
-                self.flush();
-                let me = self.key.public();
-                let result = room::normalize_room(&room)
-                    .map_err(Error::from)
-                    .and_then(|room| Ok(self.store.history(&room, limit, before)?))
-                    .map(|msgs| {
-                        msgs.into_iter()
-                            .map(|m| MessageView::from_stored(m, &me))
-                            .collect()
-                    });
-                let _ = reply.send(result);
+                let _ = reply.send(self.history(&room, limit, before));
             }
             Command::ArrivedAfter {
                 after,
                 limit,
                 reply,
             } => {
-                self.flush();
-                let me = self.key.public();
-                let result = self
-                    .store
-                    .arrived_after(after, limit)
-                    .map_err(Error::from)
-                    .map(|msgs| {
-                        msgs.into_iter()
-                            .map(|m| MessageView::from_stored(m, &me))
-                            .collect()
-                    });
-                let _ = reply.send(result);
+                let _ = reply.send(self.arrived_after(after, limit));
             }
             Command::Info { reply } => {
                 let _ = reply.send(Ok(NodeInfo {
@@ -570,63 +529,6 @@ impl Actor {
             }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
         }
-    }
-
-    fn send(&mut self, room: &str, text: String) -> Result<Sent, Error> {
-        let room = room::normalize_room(room)?;
-        if !self.rooms.contains(&room) {
-            return Err(Error::NotInRoom(room));
-        }
-        let message = Text {
-            nick: self.nick.clone(),
-            text,
-        };
-        let body = message.encode()?;
-        let env = Envelope::sign(
-            &self.key,
-            Draft {
-                kind: Kind::RoomText,
-                target: &room,
-                timestamp_ms: now_ms(),
-                nonce: rand::random(),
-                body: &body,
-            },
-        )?;
-        let id = env.id();
-        // On disk before it leaves: a message the user was told is sent survives a crash (or
-        // was never sent).
-        let stored = StoredMessage::new(&env, message);
-        self.pending.push((env.clone(), stored));
-        self.try_flush()?;
-        self.seen.insert(id, Instant::now());
-        let relayed = self.broadcast_publish(id, env.as_bytes());
-        self.stats.published += 1;
-        Ok(Sent { id, relayed })
-    }
-
-    fn join(&mut self, room: &str) -> Result<bool, Error> {
-        let room = room::normalize_room(room)?;
-        if self.rooms.contains(&room) {
-            return Ok(false);
-        }
-        self.store.join_room(&room, now_ms())?;
-        self.rooms.push(room);
-        self.sync.rooms_changed();
-        // What the mesh said in the room while we were not in it: held here already if we
-        // relayed it, else fetched from the peers now.
-        self.sync_all();
-        Ok(true)
-    }
-
-    fn leave(&mut self, room: &str) -> Result<bool, Error> {
-        let room = room::normalize_room(room)?;
-        let Some(pos) = self.rooms.iter().position(|r| *r == room) else {
-            return Ok(false);
-        };
-        self.store.leave_room(&room)?;
-        self.rooms.remove(pos);
-        self.sync.rooms_changed();
-        Ok(true)
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

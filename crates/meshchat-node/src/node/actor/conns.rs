@@ -13,7 +13,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 
 use super::{dial_error_reason, Actor, MAX_PENDING_DIALS, START_DIALS};
-use crate::node::{Error, Event, Reply};
+use crate::node::{Error, Event, PeerInfo, Reply};
 
 /// A connection none of whose pings has come back for this long is closed (pings go every
 /// [`crate::behaviour::PING_INTERVAL`]; see [`Actor::check_liveness`]).
@@ -171,6 +171,22 @@ impl Actor {
             self.stats.silent_links += 1;
             self.swarm.close_connection(conn);
         }
+    }
+
+    /// Everyone connected now, sorted by peer id, with the addresses of their connections.
+    pub(super) fn peers(&self) -> Vec<PeerInfo> {
+        let mut peers: Vec<PeerInfo> = self
+            .connections
+            .iter()
+            .map(|(p, conns)| PeerInfo {
+                peer_id: *p,
+                addrs: conns.iter().map(|(_, a, _)| a.clone()).collect(),
+                chat: self.chat_peers.contains(p),
+                nick: self.nick_of(p),
+            })
+            .collect();
+        peers.sort_by_key(|p| p.peer_id.to_string());
+        peers
     }
 
     /// The addresses `peer` announced (identify), from the known-peer table.
