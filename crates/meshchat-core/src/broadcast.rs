@@ -97,6 +97,7 @@ use std::time::{Duration, Instant};
 
 use crate::dedup::SeenCache;
 use crate::envelope::MessageId;
+use crate::rate::{Buckets, Rate};
 
 pub mod wire;
 
@@ -148,6 +149,23 @@ pub struct Config {
     pub max_missing: usize,
     /// Most announcers remembered per missing id.
     pub max_sources: usize,
+    /// Most missing ids one neighbour's announcements may hold (of [`Config::max_missing`]), so
+    /// a neighbour announcing ids it never sends cannot crowd out the others' repairs.
+    pub max_missing_per_peer: usize,
+    /// How long a grafted id answered to a neighbour is not answered to it again: the same id
+    /// listed many times in one frame is answered once. Shorter than [`Config::graft_retry`], so
+    /// an honest retry after a lost answer is answered.
+    pub graft_answer_window: Duration,
+    /// How long a grafted id refused for the byte budget is remembered as refused to that
+    /// neighbour: asking for it again is no new offence (an honest node retries a missing id up
+    /// to [`Config::max_graft_attempts`] times).
+    pub graft_refusal_window: Duration,
+    /// Payload bytes a neighbour's grafts may make this node send: the work a Graft causes is
+    /// bounded by this, whatever it lists. Kept per peer id, across reconnects.
+    pub graft_bytes: Rate,
+    /// Ids a neighbour may announce: an honest one announces each message once per link, so
+    /// this matches the node's per-neighbour message rate. Beyond it, entries are dropped.
+    pub ihave_entries: Rate,
 }
 
 impl Default for Config {
@@ -170,6 +188,13 @@ impl Default for Config {
             max_pending: 1024,
             max_missing: 4096,
             max_sources: 8,
+            max_missing_per_peer: 1024,
+            graft_answer_window: Duration::from_millis(50),
+            graft_refusal_window: Duration::from_secs(10),
+            // 128 largest envelopes at once, 32 a second after that.
+            graft_bytes: Rate::new(2 * 1024 * 1024, 8 * 1024 * 1024),
+            // The node's per-neighbour message rate (`guard::Limits`).
+            ihave_entries: Rate::new(4000, 20_000),
         }
     }
 }
@@ -192,6 +217,7 @@ impl Config {
             ("max_pending", self.max_pending),
             ("max_missing", self.max_missing),
             ("max_sources", self.max_sources),
+            ("max_missing_per_peer", self.max_missing_per_peer),
         ] {
             assert!(v > 0, "broadcast {name} must be positive");
         }
@@ -244,6 +270,15 @@ pub enum Out<P> {
     },
     /// Pass [`In::Tick`] at this time; replaces any earlier `WakeAt`.
     WakeAt(Instant),
+    /// `peer` did what no honest node does (the node counts a strike against it).
+    Misbehaved { peer: P, offence: Offence },
+}
+
+/// What a neighbour did that no honest node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offence {
+    /// Grafted more new ids than its byte budget ([`Config::graft_bytes`]) answers.
+    GraftOverBudget,
 }
 
 /// Counters, for the node's stats and the simulator.
@@ -285,6 +320,16 @@ pub struct Stats {
     pub peers_full: u64,
     /// Messages from peers that are not neighbours, ignored.
     pub unknown_peer: u64,
+    /// Grafted ids ignored because they were answered to that neighbour within
+    /// [`Config::graft_answer_window`].
+    pub graft_repeats: u64,
+    /// Grafted ids not answered because the neighbour's byte budget was spent.
+    pub graft_over_budget: u64,
+    /// Announced ids dropped because the neighbour was over [`Config::ihave_entries`].
+    pub ihave_over_rate: u64,
+    /// Announcements refused because the announcer held [`Config::max_missing_per_peer`]
+    /// missing ids already.
+    pub missing_peer_full: u64,
 }
 
 /// A neighbour.
@@ -304,6 +349,18 @@ struct Cached<P> {
     hops: u16,
     /// The neighbour it came from (none: published here); for the tree optimisation.
     from: Option<P>,
+    /// Neighbours whose graft of it was answered or refused for the budget, and when. At most
+    /// one entry per neighbour.
+    answered: Vec<Answer<P>>,
+}
+
+/// What a neighbour's last graft of a cached id got.
+#[derive(Debug, Clone, Copy)]
+struct Answer<P> {
+    peer: P,
+    at: Instant,
+    /// Refused for the byte budget (else answered).
+    refused: bool,
 }
 
 /// A first copy awaiting validation.
@@ -322,6 +379,9 @@ struct Pending<P> {
 struct Missing<P> {
     /// Announcers with their hop counts, in the order heard.
     sources: Vec<(P, u16)>,
+    /// The neighbour whose share ([`Config::max_missing_per_peer`]) this entry counts in: the
+    /// first announcer.
+    owner: P,
     /// The source to graft next (round robin).
     next: usize,
     /// Grafts sent so far.
@@ -348,6 +408,12 @@ pub struct Broadcast<P> {
     missing: HashMap<MessageId, Missing<P>>,
     /// `(deadline, id)` of every entry in `missing`.
     deadlines: BTreeSet<(Instant, MessageId)>,
+    /// Entries of `missing` per owner.
+    missing_owned: BTreeMap<P, usize>,
+    /// Per neighbour: payload bytes its grafts may still make us send.
+    graft_budget: Buckets<P>,
+    /// Per neighbour: ids it may still announce.
+    ihave_budget: Buckets<P>,
     /// When the queued announcements are due.
     flush_at: Option<Instant>,
     /// The last [`Out::WakeAt`] emitted.
@@ -371,6 +437,9 @@ impl<P: Ord + Copy> Broadcast<P> {
             pending: HashMap::new(),
             missing: HashMap::new(),
             deadlines: BTreeSet::new(),
+            missing_owned: BTreeMap::new(),
+            graft_budget: Buckets::new(config.graft_bytes, config.max_peers),
+            ihave_budget: Buckets::new(config.ihave_entries, config.max_peers),
             flush_at: None,
             wake: None,
             stats: Stats::default(),
@@ -439,7 +508,7 @@ impl<P: Ord + Copy> Broadcast<P> {
                             self.on_gossip(from, id, hops, payload, now)
                         }
                         Message::IHave(entries) => self.on_ihave(from, entries, now),
-                        Message::Graft(ids) => self.on_graft(from, ids),
+                        Message::Graft(ids) => self.on_graft(from, ids, now),
                         Message::Prune => self.set_eager(from, false),
                     }
                 }
@@ -559,18 +628,11 @@ impl<P: Ord + Copy> Broadcast<P> {
             // others that offered it.
             self.stats.rejected += 1;
             self.seen.remove(&id);
-            if !p.others.is_empty() && self.missing.len() < self.config.max_missing {
-                let sources = p.others.iter().map(|o| (*o, p.hops)).collect();
-                self.missing.insert(
-                    id,
-                    Missing {
-                        sources,
-                        next: 0,
-                        attempts: 0,
-                        deadline: now,
-                    },
-                );
-                self.deadlines.insert((now, id));
+            if let Some(&owner) = p.others.first() {
+                if self.missing.len() < self.config.max_missing {
+                    let sources = p.others.iter().map(|o| (*o, p.hops)).collect();
+                    self.insert_missing(id, owner, sources, now);
+                }
             }
             return;
         }
@@ -654,7 +716,14 @@ impl<P: Ord + Copy> Broadcast<P> {
         self.send(p, Message::IHave(entries));
     }
 
-    fn on_ihave(&mut self, from: P, entries: Vec<(MessageId, u16)>, now: Instant) {
+    fn on_ihave(&mut self, from: P, mut entries: Vec<(MessageId, u16)>, now: Instant) {
+        let allowed = self
+            .ihave_budget
+            .take_up_to(from, entries.len() as f64, now) as usize;
+        if allowed < entries.len() {
+            self.stats.ihave_over_rate += (entries.len() - allowed) as u64;
+            entries.truncate(allowed);
+        }
         for (id, hops) in entries {
             if self.seen.contains(&id) {
                 self.maybe_optimise(from, &id, hops);
@@ -699,40 +768,100 @@ impl<P: Ord + Copy> Broadcast<P> {
             self.stats.missing_full += 1;
             return;
         }
+        if self.missing_owned.get(&from).copied().unwrap_or(0) >= self.config.max_missing_per_peer {
+            self.stats.missing_peer_full += 1;
+            return;
+        }
         let deadline = now + self.config.graft_timeout;
-        self.missing.insert(
+        self.insert_missing(id, from, vec![(from, hops)], deadline);
+    }
+
+    fn insert_missing(&mut self, id: MessageId, owner: P, sources: Vec<(P, u16)>, at: Instant) {
+        let old = self.missing.insert(
             id,
             Missing {
-                sources: vec![(from, hops)],
+                sources,
+                owner,
                 next: 0,
                 attempts: 0,
-                deadline,
+                deadline: at,
             },
         );
-        self.deadlines.insert((deadline, id));
+        if let Some(old) = old {
+            self.deadlines.remove(&(old.deadline, id));
+            self.disown(old.owner);
+        }
+        *self.missing_owned.entry(owner).or_default() += 1;
+        self.deadlines.insert((at, id));
     }
 
     fn remove_missing(&mut self, id: &MessageId) {
         if let Some(m) = self.missing.remove(id) {
             self.deadlines.remove(&(m.deadline, *id));
+            self.disown(m.owner);
         }
     }
 
-    fn on_graft(&mut self, from: P, ids: Vec<MessageId>) {
-        self.set_eager(from, true);
-        for id in ids {
-            match self.cache.get(&id) {
-                Some(c) => {
-                    let message = Message::Gossip {
-                        id,
-                        hops: c.hops,
-                        payload: c.payload.clone(),
-                    };
-                    self.stats.gossip_sent += 1;
-                    self.send(from, message);
-                }
-                None => self.stats.graft_misses += 1,
+    fn disown(&mut self, owner: P) {
+        if let Some(n) = self.missing_owned.get_mut(&owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.missing_owned.remove(&owner);
             }
+        }
+    }
+
+    /// Answers a graft: each listed id still cached, at most once per neighbour within
+    /// [`Config::graft_answer_window`], within the neighbour's byte budget. An id beyond the
+    /// budget is not answered, and makes the Graft one offence unless it was refused to that
+    /// neighbour within [`Config::graft_refusal_window`] already (an honest retry).
+    fn on_graft(&mut self, from: P, ids: Vec<MessageId>, now: Instant) {
+        self.set_eager(from, true);
+        let (answer_window, refusal_window) = (
+            self.config.graft_answer_window,
+            self.config.graft_refusal_window,
+        );
+        let mut offence = false;
+        for id in ids {
+            let Some(c) = self.cache.get_mut(&id) else {
+                self.stats.graft_misses += 1;
+                continue;
+            };
+            let mut refused_before = false;
+            if let Some(i) = c.answered.iter().position(|a| a.peer == from) {
+                let last = c.answered.swap_remove(i);
+                let age = now.saturating_duration_since(last.at);
+                if !last.refused && age < answer_window {
+                    c.answered.push(last);
+                    self.stats.graft_repeats += 1;
+                    continue;
+                }
+                refused_before = last.refused && age < refusal_window;
+            }
+            let answered = self.graft_budget.take(from, c.payload.len() as f64, now);
+            c.answered.push(Answer {
+                peer: from,
+                at: now,
+                refused: !answered,
+            });
+            if !answered {
+                self.stats.graft_over_budget += 1;
+                offence |= !refused_before;
+                continue;
+            }
+            let message = Message::Gossip {
+                id,
+                hops: c.hops,
+                payload: c.payload.clone(),
+            };
+            self.stats.gossip_sent += 1;
+            self.out.push_back(Out::Send { to: from, message });
+        }
+        if offence {
+            self.out.push_back(Out::Misbehaved {
+                peer: from,
+                offence: Offence::GraftOverBudget,
+            });
         }
     }
 
@@ -760,7 +889,9 @@ impl<P: Ord + Copy> Broadcast<P> {
                 continue;
             };
             if m.attempts >= self.config.max_graft_attempts {
+                let owner = m.owner;
                 self.missing.remove(&id);
+                self.disown(owner);
                 self.stats.given_up += 1;
                 continue;
             }
@@ -784,7 +915,9 @@ impl<P: Ord + Copy> Broadcast<P> {
                     0
                 }
                 None => {
+                    let owner = m.owner;
                     self.missing.remove(&id);
+                    self.disown(owner);
                     self.stats.given_up += 1;
                     continue;
                 }
@@ -832,6 +965,7 @@ impl<P: Ord + Copy> Broadcast<P> {
                     payload,
                     hops,
                     from,
+                    answered: Vec::new(),
                 },
             )
             .is_none()

@@ -188,6 +188,12 @@ use roster::{Refused, Resend, Roster};
 
 pub use wire::{sanitize, Entry, Error, Msg, MAX_ADDRS, MAX_ADDR_LEN, MAX_BODY, MAX_NICK_LEN};
 
+/// The target of every tracker envelope (kind 4).
+pub const TARGET: &str = "tracker";
+/// Tracker envelopes signed longer ago than this (by their author's clock) are refused as stale:
+/// within the nodes' seen-cache memory, so a replay is caught one way or the other.
+pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// A candidate's rank: priority first, then peer id; the higher wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rank<P> {

@@ -112,6 +112,17 @@ impl Kind {
 /// envelope it is too old to read from junk (see [`looks_like_newer_version`]).
 pub const FUTURE_VERSIONS: std::ops::RangeInclusive<u8> = 2..=15;
 
+/// The author key of a version-1 encoding, read without checking anything else: for limits
+/// applied before the signature is checked (a forgery gets no further than that check). `None`
+/// if the bytes are too short or not version 1.
+pub fn peek_author(bytes: &[u8]) -> Option<[u8; 32]> {
+    if bytes.first() != Some(&VERSION) {
+        return None;
+    }
+    let start = 3 + usize::from(*bytes.get(2)?);
+    bytes.get(start..start + 32)?.try_into().ok()
+}
+
 /// Whether `bytes`, refused as [`Error::BadVersion`], are plausibly a newer node's envelope rather
 /// than junk: a version in [`FUTURE_VERSIONS`], a kind other than 0, a target length of
 /// 1..=[`MAX_TARGET_LEN`], and room for this version's fixed fields and that target. Random bytes

@@ -30,10 +30,19 @@ pub enum Reason {
     BlockedPeer,
     /// The neighbour is over its message rate: dropped without a check.
     OverRate,
+    /// The neighbour's grafts asked for more than its byte budget (`broadcast::Config::graft_bytes`).
+    OverBudget,
+    /// The author is over its rate (`authors::Limits::per_author`): dropped without a check.
+    AuthorOverRate,
+    /// A new author, and the neighbour introduced too many lately
+    /// (`authors::Limits::new_authors`): dropped without a check.
+    NewAuthorOverRate,
+    /// A tracker envelope signed longer ago than `election::MAX_AGE`.
+    Stale,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 12] = [
         Reason::TooLarge,
         Reason::Malformed,
         Reason::BadSignature,
@@ -42,6 +51,10 @@ impl Reason {
         Reason::NewerVersion,
         Reason::BlockedPeer,
         Reason::OverRate,
+        Reason::OverBudget,
+        Reason::AuthorOverRate,
+        Reason::NewAuthorOverRate,
+        Reason::Stale,
     ];
 
     /// The name used in stats and the JSON interface.
@@ -55,16 +68,26 @@ impl Reason {
             Reason::NewerVersion => "newer_version",
             Reason::BlockedPeer => "blocked_peer",
             Reason::OverRate => "over_rate",
+            Reason::OverBudget => "over_budget",
+            Reason::AuthorOverRate => "author_over_rate",
+            Reason::NewAuthorOverRate => "new_author_over_rate",
+            Reason::Stale => "stale",
         }
     }
 
     /// Whether the refusal proves the neighbour misbehaves. A timestamp ahead of our clock (the
-    /// relay's clock may be ahead too) and a newer version can come from an honest relay; the
-    /// drops for a block or a rate are not the message's fault.
+    /// relay's clock may be ahead too), a stale one (the relay's clock may be behind) and a
+    /// newer version can come from an honest relay; the drops for a block or a rate are not the
+    /// message's fault (honest relays apply the same rates, on other clocks). Grafts beyond the
+    /// byte budget are the neighbour's own doing.
     pub fn is_strike(self) -> bool {
         matches!(
             self,
-            Reason::TooLarge | Reason::Malformed | Reason::BadSignature | Reason::BadTarget
+            Reason::TooLarge
+                | Reason::Malformed
+                | Reason::BadSignature
+                | Reason::BadTarget
+                | Reason::OverBudget
         )
     }
 }
@@ -80,6 +103,10 @@ pub struct Rejected {
     pub newer_version: u64,
     pub blocked_peer: u64,
     pub over_rate: u64,
+    pub over_budget: u64,
+    pub author_over_rate: u64,
+    pub new_author_over_rate: u64,
+    pub stale: u64,
 }
 
 impl Rejected {
@@ -93,6 +120,10 @@ impl Rejected {
             Reason::NewerVersion => &mut self.newer_version,
             Reason::BlockedPeer => &mut self.blocked_peer,
             Reason::OverRate => &mut self.over_rate,
+            Reason::OverBudget => &mut self.over_budget,
+            Reason::AuthorOverRate => &mut self.author_over_rate,
+            Reason::NewAuthorOverRate => &mut self.new_author_over_rate,
+            Reason::Stale => &mut self.stale,
         }
     }
 
@@ -126,8 +157,8 @@ pub enum Checked {
     Room(Envelope, Text),
     /// A profile (nick, DM seal key): relay it; keep it if it is the author's newest.
     Profile(Envelope, crate::dm::Profile),
-    /// A tracker election or roster message: relay it, hand its body to the election; not
-    /// stored.
+    /// A tracker election or roster message (target `tracker`, a body that decodes, not stale):
+    /// relay it, hand its body to the election; not stored.
     Tracker(Envelope),
     /// A kind this version does not know, with a valid signature: a newer node's. Relayed so the
     /// mesh carries it to the nodes that can read it; not stored or shown here.
@@ -163,6 +194,10 @@ pub enum Refused {
     /// a sealed frame), so no honest node puts one in the clear on the broadcast path.
     #[error("a direct message in the clear")]
     Unsealed,
+    #[error("tracker body: {0}")]
+    Tracker(#[source] crate::election::Error),
+    #[error("tracker message signed more than {} s ago", crate::election::MAX_AGE.as_secs())]
+    Stale,
 }
 
 impl Refused {
@@ -175,6 +210,7 @@ impl Refused {
                 | Refused::BadTarget
                 | Refused::Profile(_)
                 | Refused::Unsealed
+                | Refused::Tracker(_)
         )
     }
 
@@ -184,9 +220,12 @@ impl Refused {
             Refused::Envelope(E::TooLarge(_)) => Reason::TooLarge,
             Refused::Envelope(E::BadSignature | E::BadAuthor) => Reason::BadSignature,
             Refused::Envelope(E::FromFuture(_)) => Reason::FromFuture,
-            Refused::Envelope(_) | Refused::Body(_) | Refused::Profile(_) | Refused::Unsealed => {
-                Reason::Malformed
-            }
+            Refused::Envelope(_)
+            | Refused::Body(_)
+            | Refused::Profile(_)
+            | Refused::Unsealed
+            | Refused::Tracker(_) => Reason::Malformed,
+            Refused::Stale => Reason::Stale,
             Refused::NewerVersion(_) => Reason::NewerVersion,
             Refused::BadTarget => Reason::BadTarget,
         }
@@ -223,7 +262,19 @@ pub fn check(bytes: Vec<u8>, now_ms: u64, keys: &mut KeyCache) -> Result<Checked
             Ok(Checked::Profile(env, profile))
         }
         Kind::Direct => Err(Refused::Unsealed),
-        Kind::Tracker => Ok(Checked::Tracker(env)),
+        Kind::Tracker => {
+            // Checked here, before relay, so a refused one travels no further (issue 24: they
+            // were counted as dropped and relayed on).
+            if env.target() != crate::election::TARGET {
+                return Err(Refused::BadTarget);
+            }
+            crate::election::Msg::<[u8; 32]>::decode(env.body()).map_err(Refused::Tracker)?;
+            let max_age = crate::election::MAX_AGE.as_millis() as u64;
+            if env.timestamp_ms().saturating_add(max_age) < now_ms {
+                return Err(Refused::Stale);
+            }
+            Ok(Checked::Tracker(env))
+        }
         Kind::Other(_) => Ok(Checked::Other(env)),
     }
 }
@@ -315,6 +366,46 @@ mod tests {
     }
 
     #[test]
+    fn tracker_envelopes_are_checked_before_relay() {
+        let key = Keypair::from_secret_bytes(&[6; 32]);
+        let heartbeat = |target: &str, body: &[u8], at: u64| {
+            Envelope::sign(
+                &key,
+                Draft {
+                    kind: Kind::Tracker,
+                    target,
+                    timestamp_ms: at,
+                    nonce: 1,
+                    body,
+                },
+            )
+            .unwrap()
+            .into_bytes()
+        };
+        let body = crate::election::Msg::<[u8; 32]>::Heartbeat {
+            epoch: 1,
+            priority: 100,
+            roster: 0,
+        }
+        .encode();
+        let ok = heartbeat("tracker", &body, NOW);
+        assert!(matches!(
+            check(ok, NOW, &mut KeyCache::new(8)),
+            Ok(Checked::Tracker(_))
+        ));
+        let r = reason(heartbeat("tracker", b"\xffgarbage", NOW));
+        assert_eq!(r, Reason::Malformed);
+        assert!(r.is_strike());
+        let r = reason(heartbeat("lobby", &body, NOW));
+        assert_eq!(r, Reason::BadTarget);
+        assert!(r.is_strike());
+        let eleven_minutes = 11 * 60 * 1000;
+        let r = reason(heartbeat("tracker", &body, NOW - eleven_minutes));
+        assert_eq!(r, Reason::Stale);
+        assert!(!r.is_strike(), "a relay with a slow clock took it honestly");
+    }
+
+    #[test]
     fn counters_count_each_reason() {
         let mut c = Rejected::default();
         for (i, r) in Reason::ALL.into_iter().enumerate() {
@@ -325,10 +416,10 @@ mod tests {
         for (i, r) in Reason::ALL.into_iter().enumerate() {
             assert_eq!(c.get(r), i as u64 + 1);
         }
-        assert_eq!(c.total(), 36);
-        assert_eq!(c.nonzero().count(), 8);
+        assert_eq!(c.total(), 78);
+        assert_eq!(c.nonzero().count(), 12);
         let names: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 12);
     }
 
     proptest! {

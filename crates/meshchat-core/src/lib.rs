@@ -24,6 +24,7 @@
 //! - [`dm`]: direct messages: profiles with the encryption key, DMs sealed with HPKE, signed
 //!   receipts, and the outbox (retries, custody for offline recipients, delivery at most once).
 
+pub mod authors;
 pub mod broadcast;
 pub mod dedup;
 pub mod dm;
@@ -32,6 +33,7 @@ pub mod envelope;
 pub mod guard;
 pub mod identity;
 pub mod inbound;
+pub mod rate;
 pub mod room;
 pub mod routed;
 pub mod routing;

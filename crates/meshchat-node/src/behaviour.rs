@@ -9,7 +9,7 @@ use libp2p::{
 };
 
 pub mod broadcast;
-pub mod gate;
+pub mod handshakes;
 pub mod route;
 pub mod sync;
 
@@ -27,8 +27,11 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/kad/1.0.
 /// the cut (lab, `partition-sync`); libp2p-ping keeps a connection's first failure to itself.
 pub const PING_INTERVAL: Duration = Duration::from_secs(2);
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes one IP address may have in progress towards us (of 32 in all).
-pub const PENDING_PER_IP: usize = 8;
+/// The swarm's own bound on incoming connections still in their handshake: only a backstop.
+/// [`handshakes`] bounds them in the transport, and this stays well above its
+/// [`handshakes::MAX_PENDING`] so it never binds first: handshakes the transport refused or
+/// aborted still count here until the swarm has heard that they ended.
+pub const PENDING_INCOMING: u32 = 4 * handshakes::MAX_PENDING as u32;
 /// Connections accepted beyond `Config::max_connections` while the node evicts one.
 pub const EVICTION_ROOM: u32 = 16;
 
@@ -37,8 +40,6 @@ pub struct Behaviour {
     /// Peers blocked for sending envelopes no honest node forwards (see `meshchat_core::guard`):
     /// their connections are closed and new ones refused.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    /// Per-IP bounds on handshakes in progress, before the global limits.
-    pub gate: gate::Behaviour,
     pub limits: connection_limits::Behaviour,
     /// Room broadcast streams (`/meshchat/broadcast/1`, see [`broadcast`]) and DM routing
     /// streams (`/meshchat/route/1`, see [`route`]).
@@ -89,14 +90,13 @@ impl Behaviour {
 
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
-            gate: gate::Behaviour::new(PENDING_PER_IP),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     // Beyond `max_connections` the node evicts the least useful peer (see
                     // `Actor::evict_if_full`); the hard limit only leaves room to do so.
                     .with_max_established(Some(max_connections + EVICTION_ROOM))
                     .with_max_established_per_peer(Some(2))
-                    .with_max_pending_incoming(Some(32))
+                    .with_max_pending_incoming(Some(PENDING_INCOMING))
                     .with_max_pending_outgoing(Some(32)),
             ),
             broadcast: libp2p_stream::Behaviour::new(),

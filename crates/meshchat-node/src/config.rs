@@ -32,6 +32,10 @@ pub struct Config {
     pub in_memory_store: bool,
     /// Most established connections at once.
     pub max_connections: u32,
+    /// Longest a new connection may take to finish its handshake (TCP or QUIC, Noise, Yamux),
+    /// in either direction: see [`DEFAULT_HANDSHAKE_TIMEOUT`]. Tests lengthen it to show that
+    /// something else frees a slot.
+    pub handshake_timeout: Duration,
     /// Below this many connected peers, the node dials known and DHT-discovered peers; 0 means
     /// it dials only what it is told to (start-up peers, known peers at start, `connect`), which
     /// keeps a test or benchmark topology exactly as built.
@@ -53,6 +57,8 @@ pub struct Config {
     pub sync: meshchat_core::sync::Limits,
     /// Timers and bounds of the broadcast trees.
     pub broadcast: meshchat_core::broadcast::Config,
+    /// Per-author limits on what the node takes from the trees and relays.
+    pub authors: meshchat_core::authors::Limits,
     /// Rank in tracker elections (issue 12): the highest-priority reachable node is the
     /// network's tracker; `None` never becomes it.
     pub tracker_priority: Option<u32>,
@@ -70,6 +76,11 @@ pub struct Config {
     #[doc(hidden)]
     pub fail_writes: Option<Arc<AtomicBool>>,
 }
+
+/// Default [`Config::handshake_timeout`]: sockets that never finish a handshake free their slot
+/// soon (libp2p's default is 10 s), while a slow honest link still has time for its few round
+/// trips.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default [`Config::tracker_priority`].
 pub const DEFAULT_TRACKER_PRIORITY: u32 = 100;
@@ -90,6 +101,7 @@ impl Config {
             dht: true,
             in_memory_store: false,
             max_connections: 128,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             target_peers: 8,
             guard: meshchat_core::guard::Limits::default(),
             event_queue: crate::node::EVENT_QUEUE,
@@ -105,6 +117,7 @@ impl Config {
                 ihave_interval: Duration::from_millis(50),
                 ..meshchat_core::broadcast::Config::default()
             },
+            authors: meshchat_core::authors::Limits::default(),
             tracker_priority: Some(DEFAULT_TRACKER_PRIORITY),
             trackers: Vec::new(),
             election: meshchat_core::election::Limits::default(),

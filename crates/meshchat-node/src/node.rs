@@ -359,6 +359,8 @@ pub struct Stats {
     pub silent_links: u64,
     /// Connections closed to make room for a newcomer when every slot was taken.
     pub evicted_peers: u64,
+    /// Incoming handshakes aborted to make room, or refused for their source's limit.
+    pub handshakes: crate::behaviour::handshakes::Stats,
     /// Broadcast frames dropped because a neighbour's send queue was full (the tree repairs
     /// what they carried).
     pub broadcast_dropped: u64,

@@ -66,6 +66,9 @@ impl Peer {
                         assert!(self.delivered.insert(id, hops).is_none(), "delivered twice");
                     }
                     Out::WakeAt(t) => ctx.wake_at(t),
+                    Out::Misbehaved { peer, offence } => {
+                        panic!("an honest neighbour {peer:?} was found misbehaving: {offence:?}")
+                    }
                 }
             }
         }

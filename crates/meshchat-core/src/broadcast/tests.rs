@@ -592,6 +592,137 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// A node holding `n` cached messages of `len` bytes each, published here, with neighbours 1
+/// and 2.
+fn holding(config: Config, n: u8, len: usize, t0: Instant) -> (Broadcast<u32>, Vec<MessageId>) {
+    let mut b = node(config, &[1, 2], t0);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let payload: Payload = vec![i; len].into();
+        let id = MessageId::of(&payload);
+        run(&mut b, In::Publish { id, payload }, t0);
+        ids.push(id);
+    }
+    (b, ids)
+}
+
+fn gossip_count(out: &[Out<u32>], to: u32) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, Out::Send { to: t, message: Message::Gossip { .. } } if *t == to))
+        .count()
+}
+
+/// Issue 24, finding 1: the same id grafted again (in one Graft or in the next ones of a frame)
+/// is answered once per neighbour within the window; another neighbour still gets its answer,
+/// and after the window (an honest retry after a lost answer) the id is answered again.
+#[test]
+fn a_grafted_id_is_answered_once_per_neighbour_within_the_window() {
+    let t0 = Instant::now();
+    let (mut b, ids) = holding(Config::default(), 1, 1000, t0);
+    let m = ids[0];
+    let once = run(&mut b, from(1, Message::Graft(vec![m, m, m])), t0);
+    assert_eq!(gossip_count(&once, 1), 1, "{once:?}");
+    for _ in 0..62 {
+        assert_eq!(
+            run(&mut b, from(1, Message::Graft(vec![m])), t0 + ms(5)),
+            []
+        );
+    }
+    assert_eq!(b.stats().graft_repeats, 64);
+    assert_eq!(
+        gossip_count(&run(&mut b, from(2, Message::Graft(vec![m])), t0), 2),
+        1
+    );
+    let later = t0 + Config::default().graft_answer_window;
+    assert_eq!(
+        gossip_count(&run(&mut b, from(1, Message::Graft(vec![m])), later), 1),
+        1
+    );
+}
+
+/// Issue 24, finding 1: the bytes a neighbour's grafts make the node send are bounded by its
+/// budget, across reconnects; going over it is an offence (once per Graft), and what was refused
+/// is not asked again within the window for free.
+#[test]
+fn grafts_are_answered_within_a_byte_budget_per_neighbour() {
+    let t0 = Instant::now();
+    let config = Config {
+        graft_bytes: Rate::new(1000, 5000),
+        graft_answer_window: ms(50),
+        ..Config::default()
+    };
+    let offences = |out: &[Out<u32>]| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Out::Misbehaved {
+                        peer: 1,
+                        offence: Offence::GraftOverBudget
+                    }
+                )
+            })
+            .count()
+    };
+    let (mut b, ids) = holding(config, 20, 1000, t0);
+    let out = run(&mut b, from(1, Message::Graft(ids.clone())), t0);
+    assert_eq!(gossip_count(&out, 1), 5, "{out:?}");
+    assert_eq!(offences(&out), 1);
+    assert_eq!(b.stats().graft_over_budget, 15);
+    // Asking again for the same ids within the window: ignored, no offence.
+    let again = run(&mut b, from(1, Message::Graft(ids.clone())), t0 + ms(10));
+    assert!(again.is_empty(), "{again:?}");
+    // Reconnecting does not refill the budget.
+    run(&mut b, In::NeighborDown(1), t0 + ms(100));
+    run(&mut b, In::NeighborUp(1), t0 + ms(100));
+    let out = run(&mut b, from(1, Message::Graft(ids.clone())), t0 + ms(100));
+    assert_eq!((gossip_count(&out, 1), offences(&out)), (0, 1), "{out:?}");
+    // Two seconds on, the refill answers two more; the rest were refused lately already, so
+    // asking again is no new offence (an honest node retries what it misses).
+    let out = run(&mut b, from(1, Message::Graft(ids.clone())), t0 + ms(2100));
+    assert_eq!((gossip_count(&out, 1), offences(&out)), (2, 0), "{out:?}");
+    // Another neighbour has its own budget.
+    let out = run(
+        &mut b,
+        from(2, Message::Graft(ids[..3].to_vec())),
+        t0 + ms(2100),
+    );
+    assert_eq!(gossip_count(&out, 2), 3);
+    assert!(!out.iter().any(|o| matches!(o, Out::Misbehaved { .. })));
+}
+
+/// Issue 24, finding 2: announcements beyond a neighbour's rate are dropped, and one neighbour's
+/// announcements hold at most its share of the missing table, so another's still get in.
+#[test]
+fn announcements_are_rate_limited_and_one_neighbour_cannot_fill_the_missing_table() {
+    let t0 = Instant::now();
+    let config = Config {
+        ihave_entries: Rate::new(10, 100),
+        max_missing: 64,
+        max_missing_per_peer: 16,
+        ..Config::default()
+    };
+    let mut b = node(config, &[1, 2], t0);
+    let bogus: Vec<(MessageId, u16)> = (0..200u32)
+        .map(|i| (MessageId::of(&i.to_be_bytes()), 0))
+        .collect();
+    for chunk in bogus.chunks(50) {
+        run(&mut b, from(1, Message::IHave(chunk.to_vec())), t0);
+    }
+    assert_eq!(b.stats().ihave_over_rate, 100);
+    assert_eq!(b.table_sizes().3, 16);
+    assert_eq!(b.stats().missing_peer_full, 84);
+    let real = msg(7);
+    run(&mut b, from(2, Message::IHave(vec![(real.0, 0)])), t0);
+    assert_eq!(b.table_sizes().3, 17);
+    // The honest announcer's id is grafted from it when due.
+    let out = run(&mut b, In::Tick, t0 + Config::default().graft_timeout);
+    assert!(
+        out.contains(&send(2, Message::Graft(vec![real.0]))),
+        "{out:?}"
+    );
+}
+
 proptest! {
     /// Random inputs: no panic, bounds hold, an invalid message (ids 16..24 carry bad payloads) is
     /// never relayed, announced or delivered, a message is delivered at most once and only after
@@ -657,6 +788,7 @@ proptest! {
                         prop_assert!(delivered.insert(id), "delivered twice");
                     }
                     Out::WakeAt(t) => prop_assert!(t >= now),
+                    Out::Misbehaved { .. } => {}
                 }
             }
             let (cached, bytes, pending, missing) = b.table_sizes();
@@ -664,6 +796,8 @@ proptest! {
             prop_assert!(b.peers.len() <= 4);
             prop_assert!(b.peers.values().all(|p| p.ihave.len() <= 3));
             prop_assert_eq!(b.deadlines.len(), b.missing.len());
+            prop_assert_eq!(b.missing_owned.values().sum::<usize>(), b.missing.len());
+            prop_assert!(b.missing_owned.values().all(|n| (1..=b.config.max_missing_per_peer).contains(n)));
             prop_assert!(b.missing.values().all(|m| m.sources.len() <= 2));
         }
     }

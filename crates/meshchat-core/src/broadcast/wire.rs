@@ -73,6 +73,11 @@ pub enum Error {
     BadGraftCount(usize),
     #[error("gossip payload of {0} bytes exceeds the {MAX_PAYLOAD_LEN}-byte limit")]
     PayloadTooLarge(usize),
+    /// An id listed twice in one IHave or one Graft: an honest node lists each once, and a
+    /// repeated id in a Graft would ask for the same payload again (issue 24: one 16 KB Graft
+    /// naming one 60 KB message 512 times made a node send 30 MB).
+    #[error("id listed twice in one {0}")]
+    RepeatedId(&'static str),
 }
 
 impl Message {
@@ -161,6 +166,9 @@ impl Message {
                     entries.push((id, hops));
                     rest = r;
                 }
+                if has_repeats(entries.iter().map(|(id, _)| id)) {
+                    return Err(Error::RepeatedId("ihave"));
+                }
                 Ok((Message::IHave(entries), rest))
             }
             TAG_GRAFT => {
@@ -173,16 +181,27 @@ impl Message {
                     return Err(Error::Truncated);
                 }
                 let (ids, rest) = rest.split_at(32 * count);
-                let ids = ids
+                let ids: Vec<MessageId> = ids
                     .chunks_exact(32)
                     .map(|c| MessageId(c.try_into().expect("chunks of 32")))
                     .collect();
+                if has_repeats(ids.iter()) {
+                    return Err(Error::RepeatedId("graft"));
+                }
                 Ok((Message::Graft(ids), rest))
             }
             TAG_PRUNE => Ok((Message::Prune, rest)),
             other => Err(Error::UnknownTag(other)),
         }
     }
+}
+
+/// Whether an id occurs twice (at most [`MAX_IHAVE`] ids: sorting a copy of their references
+/// costs less than hashing them).
+fn has_repeats<'a>(ids: impl Iterator<Item = &'a MessageId>) -> bool {
+    let mut sorted: Vec<&MessageId> = ids.collect();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|w| w[0] == w[1])
 }
 
 fn read_id(bytes: &[u8]) -> Result<(MessageId, &[u8]), Error> {
@@ -306,6 +325,23 @@ mod tests {
     }
 
     #[test]
+    fn an_id_listed_twice_in_one_message_is_malformed() {
+        let twice = encode(&[Message::Graft(vec![id(1), id(2), id(1)])]);
+        assert_eq!(decode(&twice), Err(Error::RepeatedId("graft")));
+        let twice = encode(&[Message::IHave(vec![(id(3), 1), (id(3), 2)])]);
+        assert_eq!(decode(&twice), Err(Error::RepeatedId("ihave")));
+        // The same id in two messages of one frame is not a repeat (grafts are split in chunks
+        // of MAX_GRAFT, and announcements queued in two batches may share a frame).
+        let apart = encode(&[
+            Message::Graft(vec![id(1)]),
+            Message::Graft(vec![id(1)]),
+            Message::IHave(vec![(id(1), 0)]),
+            Message::IHave(vec![(id(1), 0)]),
+        ]);
+        assert_eq!(decode(&apart).unwrap().len(), 4);
+    }
+
+    #[test]
     fn limits_are_enforced() {
         assert_eq!(decode(&[]), Err(Error::Truncated));
         assert_eq!(decode(&[0]), Err(Error::BadMessageCount(0)));
@@ -338,8 +374,9 @@ mod tests {
         short.extend_from_slice(&[0, 0, 0, 2, 9]);
         assert_eq!(decode(&short), Err(Error::Truncated));
         // The largest legal counts decode.
-        let ihave = Message::IHave(vec![(id(1), 1); MAX_IHAVE]);
-        let graft = Message::Graft(vec![id(2); MAX_GRAFT]);
+        let distinct = |i: usize| MessageId::of(&i.to_be_bytes());
+        let ihave = Message::IHave((0..MAX_IHAVE).map(|i| (distinct(i), 1)).collect());
+        let graft = Message::Graft((0..MAX_GRAFT).map(distinct).collect());
         let gossip = Message::Gossip {
             id: id(3),
             hops: u16::MAX,

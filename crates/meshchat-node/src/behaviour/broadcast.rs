@@ -8,8 +8,8 @@
 //! the swarm, so a slow peer never holds up the swarm's event loop, and everything between the
 //! tasks and the actor goes through bounded queues:
 //!
-//! - **Out**: one writer task per peer, fed by a queue of [`SEND_QUEUE`] frames. When the queue is
-//!   full the frame is dropped (the tree repairs a lost push: announcements also go to eager
+//! - **Out**: one writer task per peer, fed by a queue of [`SEND_QUEUE`] frames and at most
+//!   [`SEND_QUEUE_BYTES`] bytes. When the queue is full the frame is dropped (the tree repairs a lost push: announcements also go to eager
 //!   peers, and a miss is grafted from another announcer) and [`Links::send`] says so; a queue
 //!   that stays full for [`STALL`] marks the peer as stalled, and the node closes and redials the
 //!   link.
@@ -20,6 +20,7 @@
 //!   than what has arrived: a frame's buffer grows with its bytes, not with its announced length.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,10 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/broadcast/1"
 /// Frames queued for one peer's writer before further ones are dropped. A frame holds up to 64
 /// messages, so this is thousands of messages: seconds of the fastest sending we measured.
 pub const SEND_QUEUE: usize = 256;
+/// Bytes queued for one peer's writer before further frames are dropped: 256 frames of up to
+/// 1 MiB each would be 256 MiB for one peer (a peer that grafted everything it could saw a node
+/// at 1.9 GB, issue 24). 16 MiB is seconds of the fastest link we measured.
+pub const SEND_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Frames from every peer waiting for the actor.
 pub const INBOUND_QUEUE: usize = 1024;
 /// How long a peer's queue may stay full before the link counts as stalled.
@@ -73,6 +78,8 @@ struct Writer {
     /// Tells this writer's reports from those of an earlier one to the same peer.
     link: u64,
     frames: mpsc::Sender<Vec<u8>>,
+    /// Bytes in `frames` (added here, taken off by the writer task).
+    queued: Arc<AtomicUsize>,
     /// The stream is open.
     up: bool,
     /// Since when the queue has been full, if it is.
@@ -133,11 +140,13 @@ impl Links {
         self.next_link += 1;
         let link = self.next_link;
         let (frames, queue) = mpsc::channel(SEND_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         self.writers.insert(
             peer,
             Writer {
                 link,
                 frames,
+                queued: queued.clone(),
                 up: false,
                 full_since: None,
             },
@@ -147,7 +156,10 @@ impl Links {
             self.protocol.clone(),
             peer,
             link,
-            queue,
+            Queue {
+                frames: queue,
+                bytes: queued,
+            },
             self.tx.clone(),
         ));
     }
@@ -197,8 +209,15 @@ impl Links {
         let Some(w) = self.writers.get_mut(peer) else {
             return Err(SendError::NoLink);
         };
-        match w.frames.try_send(frame) {
+        let len = frame.len();
+        let sent = if w.queued.load(Ordering::Relaxed) + len > SEND_QUEUE_BYTES {
+            Err(mpsc::error::TrySendError::Full(frame))
+        } else {
+            w.frames.try_send(frame)
+        };
+        match sent {
             Ok(()) => {
+                w.queued.fetch_add(len, Ordering::Relaxed);
                 w.full_since = None;
                 Ok(())
             }
@@ -216,6 +235,27 @@ impl Links {
     }
 }
 
+/// A writer's end of its queue.
+struct Queue {
+    frames: mpsc::Receiver<Vec<u8>>,
+    /// Bytes in `frames`, shared with [`Writer::queued`].
+    bytes: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        let frame = self.frames.recv().await?;
+        self.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
+
+    fn try_recv(&mut self) -> Option<Vec<u8>> {
+        let frame = self.frames.try_recv().ok()?;
+        self.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
+}
+
 /// Opens the stream to `peer` and writes what is queued for it until the queue's sender is
 /// dropped or a write fails.
 async fn write_frames(
@@ -223,7 +263,7 @@ async fn write_frames(
     protocol: StreamProtocol,
     peer: PeerId,
     link: u64,
-    mut queue: mpsc::Receiver<Vec<u8>>,
+    mut queue: Queue,
     tx: mpsc::Sender<Inbound>,
 ) {
     let opened = tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, protocol)).await;
@@ -275,8 +315,8 @@ async fn write_frames(
         push_frame(&mut out, &frame);
         while out.len() < WRITE_BATCH {
             match queue.try_recv() {
-                Ok(frame) => push_frame(&mut out, &frame),
-                Err(_) => break,
+                Some(frame) => push_frame(&mut out, &frame),
+                None => break,
             }
         }
         if let Err(e) = write(&mut stream, &out).await {

@@ -7,10 +7,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::core::upgrade::Version;
 use libp2p::core::ConnectedPoint;
+use libp2p::core::Transport as _;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
-use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, kad, mdns, noise, quic, tcp, yamux, Multiaddr, PeerId, Swarm};
 use meshchat_core::dedup::SeenCache;
 use meshchat_core::guard::Guard;
 use meshchat_core::room;
@@ -27,6 +31,7 @@ mod tracker;
 
 use super::{now_ms, Command, Error, Event, NodeInfo, Reply, Stats};
 use crate::behaviour::broadcast::{Inbound as TreeInbound, Links};
+use crate::behaviour::handshakes::{self, Handshakes};
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION};
 use crate::config::DEFAULT_PORT;
 use crate::store::{Store, StoredMessage};
@@ -35,9 +40,6 @@ use crate::{keyfile, Config};
 /// A connection nothing keeps alive closes after this long. The broadcast streams keep a
 /// connection alive while they are open (libp2p counts open streams).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest a new connection may take to finish its handshake (TCP or QUIC, Noise, Yamux), so
-/// sockets that never finish one free their slot soon (libp2p's default is 10 s).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most envelopes in one database transaction.
 const MAX_BATCH: usize = 512;
 /// Longest an envelope waits for its batch to be written (and shown).
@@ -116,6 +118,8 @@ pub(super) struct Actor {
     /// mDNS reports a peer only once and a first dial can fail.
     lan_peers: HashMap<PeerId, Vec<Multiaddr>>,
     stats: Stats,
+    /// Incoming handshakes' slots (see `behaviour::handshakes`): its counters, for `Stats`.
+    handshakes: Handshakes,
     events: mpsc::Sender<Event>,
     /// Events dropped since the front-end's queue was last found full (0: none pending).
     lagged: u64,
@@ -134,15 +138,14 @@ impl Actor {
             .map_err(|e| Error::Network(format!("identity: {e}")))?;
         let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
         let (mdns, dht, max_conn) = (config.mdns, config.dht, config.max_connections);
+        let handshakes = Handshakes::new(handshakes::MAX_PENDING, handshakes::PER_ADDRESS);
         let swarm = libp2p::SwarmBuilder::with_existing_identity(libp2p_key)
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
+            .with_other_transport(|k| {
+                transport(k, &handshakes)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            })
             .map_err(|e| net(&e))?
-            .with_quic()
             .with_dns()
             .map_err(|e| net(&e))?
             .with_behaviour(|k| {
@@ -151,7 +154,7 @@ impl Actor {
             })
             .map_err(|e| net(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
-            .with_connection_timeout(HANDSHAKE_TIMEOUT)
+            .with_connection_timeout(config.handshake_timeout)
             .build();
 
         let nick = match &config.nick {
@@ -171,10 +174,14 @@ impl Actor {
         }
         let rooms = store.joined_rooms()?;
         let (links, trees_rx) = Links::new(&swarm.behaviour().broadcast);
-        let trees = broadcast::State::new(
+        let mut trees = broadcast::State::new(
             meshchat_core::broadcast::Broadcast::new(config.broadcast),
+            meshchat_core::authors::Authors::new(config.authors),
             links,
         );
+        trees
+            .authors
+            .know(*key.public().as_bytes(), std::time::Instant::now());
         let (route_links, route_rx) = Links::with_protocol(
             &swarm.behaviour().broadcast,
             crate::behaviour::route::PROTOCOL,
@@ -245,6 +252,7 @@ impl Actor {
             listen_addrs: Vec::new(),
             lan_peers: HashMap::new(),
             stats: Stats::default(),
+            handshakes,
             events,
             lagged: 0,
         })
@@ -518,6 +526,7 @@ impl Actor {
                 stats.copies_received = self.trees.core.stats().gossip_received;
                 stats.trees = self.trees.core.stats().clone();
                 stats.blocked_peers = self.guard.blocked_count(Instant::now()) as u64;
+                stats.handshakes = self.handshakes.stats();
                 stats.routing = *self.route.table.stats();
                 stats.routes = self.route.table.len() as u64;
                 stats.dm = *self.route.outbox.stats();
@@ -702,6 +711,25 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 
 const ADDR_IN_USE: &str =
     "address already in use (another program, or another meshchat, has that port)";
+
+/// TCP (nodelay, Noise, Yamux) or QUIC, as `SwarmBuilder::with_tcp(..).with_quic()` builds them,
+/// with their incoming handshakes bounded by `handshakes`: the builder has no way to wrap the
+/// transports it builds itself. Boxed, because the builder needs the wrapped transport's
+/// associated types to be `Send`, which an `impl Transport` return type would hide.
+fn transport(
+    key: &libp2p::identity::Keypair,
+    handshakes: &Handshakes,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let quic = quic::tokio::Transport::new(quic::Config::new(key))
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let either = tcp.or_transport(quic).map(|either, _| either.into_inner());
+    Ok(handshakes.wrap(either).boxed())
+}
 
 /// Whether a TCP listen address names a port some other socket holds. libp2p's TCP transport
 /// sets `SO_REUSEPORT` on its listeners (so dials can reuse the port), which lets a second

@@ -2,6 +2,10 @@
 //! meshchat node with a raw libp2p peer that speaks the node's broadcast protocol directly
 //! (`/meshchat/broadcast/1` frames written by hand), as that client did.
 
+mod round2;
+mod slots;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -21,8 +25,10 @@ use super::unix_ms;
 /// What the raw peer does with the stream the node opens to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Reading {
-    /// Reads and discards everything, as a live peer would.
+    /// Reads and discards everything, as a live peer would (counting the bytes).
     Drain,
+    /// Reads everything and hands the decoded messages to [`Raw::messages`].
+    Decode,
     /// Takes the stream and never reads it: a link that stopped carrying anything.
     Never,
 }
@@ -41,6 +47,10 @@ pub(super) struct Raw {
     /// Connection closes and failed dials, as the swarm reports them.
     events: mpsc::Receiver<RawEvent>,
     dial: mpsc::Sender<Multiaddr>,
+    /// Bytes read from the node's streams (in [`Reading::Drain`] and [`Reading::Decode`]).
+    pub received: Arc<AtomicU64>,
+    /// Messages the node sent, decoded ([`Reading::Decode`]; dropped when nobody reads them).
+    pub messages: mpsc::Receiver<Message>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -87,15 +97,42 @@ pub(super) async fn raw_peer(target: &TestNode, reading: Reading) -> Raw {
         }
     });
     let (opened_tx, mut opened) = mpsc::channel::<()>(4);
+    let received = Arc::new(AtomicU64::new(0));
+    let (messages_tx, messages) = mpsc::channel::<Message>(4096);
+    let counter = received.clone();
     let reader = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Some((_, mut stream)) = incoming.next().await {
             let _ = opened_tx.try_send(());
+            let counter = counter.clone();
+            let messages_tx = messages_tx.clone();
             match reading {
                 Reading::Drain => {
                     tokio::spawn(async move {
-                        let mut sink = Vec::new();
-                        let _ = stream.read_to_end(&mut sink).await;
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = stream.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            counter.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                    });
+                }
+                Reading::Decode => {
+                    tokio::spawn(async move {
+                        let mut len = [0u8; 4];
+                        while stream.read_exact(&mut len).await.is_ok() {
+                            let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+                            if stream.read_exact(&mut frame).await.is_err() {
+                                break;
+                            }
+                            counter.fetch_add(4 + frame.len() as u64, Ordering::Relaxed);
+                            for m in
+                                wire::decode(&frame).expect("the node sends well-formed frames")
+                            {
+                                let _ = messages_tx.try_send(m);
+                            }
+                        }
                     });
                 }
                 Reading::Never => held.push(stream),
@@ -112,6 +149,8 @@ pub(super) async fn raw_peer(target: &TestNode, reading: Reading) -> Raw {
         stream,
         events,
         dial,
+        received,
+        messages,
         tasks: vec![driver, reader],
     }
 }

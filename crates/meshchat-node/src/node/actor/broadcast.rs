@@ -5,17 +5,21 @@
 //! the frame is decoded (a malformed one is a strike); each `Gossip` in it passes the guard's
 //! rate before the state machine sees it (over the rate: dropped unchecked, no strike);
 //! the state machine drops duplicates (and prunes the link they came by) and asks for the first
-//! copy of each message to be checked ([`Out::Validate`]), which is the one signature check per
-//! unique message; only then is the message relayed, announced, stored and shown.
+//! copy of each message to be checked ([`Out::Validate`]); its author's limits
+//! ([`meshchat_core::authors`]) are looked at before the one signature check per unique
+//! message, and spent after it; only then is the message relayed, announced, stored and shown.
+//! What the state machine itself bounds per neighbour (graft bytes, announced ids) it reports
+//! as [`Out::Misbehaved`] when a neighbour goes over, a strike.
 
 use std::time::Instant;
 
 use libp2p::PeerId;
-use meshchat_core::broadcast::{wire, Broadcast, In, Message, Out, Payload};
+use meshchat_core::authors::{Authors, Limited};
+use meshchat_core::broadcast::{wire, Broadcast, In, Message, Offence, Out, Payload};
 use meshchat_core::dm;
 use meshchat_core::guard::Admit;
 use meshchat_core::inbound::{self, Checked, Reason};
-use meshchat_core::MessageId;
+use meshchat_core::{envelope, MessageId};
 
 use super::Actor;
 use crate::behaviour::broadcast::{Inbound, Links, SendError};
@@ -30,6 +34,8 @@ pub(super) const REPORT_BATCH: usize = 64;
 /// The broadcast trees' state in the actor.
 pub(super) struct State {
     pub(super) core: Broadcast<PeerId>,
+    /// Per-author rates and new-author introductions, by author key.
+    pub(super) authors: Authors<PeerId, [u8; 32]>,
     pub(super) links: Links,
     /// When the state machine next wants [`In::Tick`].
     pub(super) wake: Option<Instant>,
@@ -39,9 +45,14 @@ pub(super) struct State {
 }
 
 impl State {
-    pub(super) fn new(core: Broadcast<PeerId>, links: Links) -> Self {
+    pub(super) fn new(
+        core: Broadcast<PeerId>,
+        authors: Authors<PeerId, [u8; 32]>,
+        links: Links,
+    ) -> Self {
         Self {
             core,
+            authors,
             links,
             wake: None,
             outbox: Vec::new(),
@@ -178,6 +189,12 @@ impl Actor {
                 }
                 Out::Deliver { .. } => {}
                 Out::WakeAt(at) => self.trees.wake = Some(at),
+                Out::Misbehaved { peer, offence } => match offence {
+                    Offence::GraftOverBudget => {
+                        tracing::debug!(%peer, "grafts over the byte budget");
+                        self.refuse(peer, Reason::OverBudget, now);
+                    }
+                },
             }
         }
         for (id, ok) in verdicts {
@@ -220,7 +237,7 @@ impl Actor {
         if let Some(flooded) = dm::parse_flooded::<[u8; 32]>(payload) {
             return self.check_flooded_dm(from, id, flooded, now);
         }
-        if !self.seen.insert(id, now) {
+        if self.seen.contains(&id) {
             // Already taken another way (history sync): valid, stored, shown; relayed on only if
             // the payload is that message and not something else under its id.
             if MessageId::of(payload) != id {
@@ -230,6 +247,19 @@ impl Actor {
             self.stats.duplicates += 1;
             return true;
         }
+        // The author's limits, before the signature check: over them, the envelope costs no
+        // verification and is left to a later push or to history sync.
+        let author = envelope::peek_author(payload);
+        if let Some(a) = &author {
+            if let Err(limited) = self.trees.authors.check(from, a, now) {
+                self.stats.rejected.count(match limited {
+                    Limited::AuthorOverRate => Reason::AuthorOverRate,
+                    Limited::NewAuthorOverRate => Reason::NewAuthorOverRate,
+                });
+                return false;
+            }
+        }
+        self.seen.insert(id, now);
         match inbound::check(payload.to_vec(), now_ms(), &mut self.author_keys) {
             Ok(checked) if checked.envelope().id() != id => {
                 // A valid envelope under another message's id: forged by the neighbour itself.
@@ -239,6 +269,9 @@ impl Actor {
                 false
             }
             Ok(checked) => {
+                if let Some(a) = author {
+                    self.trees.authors.accepted(Some(from), a, now);
+                }
                 // Profiles and tracker messages are counted apart, so `verified` and
                 // `accepted` stay the counts of messages.
                 if matches!(checked, Checked::Profile(..)) {

@@ -529,6 +529,8 @@ impl Actor {
                 Ok(Checked::Room(env, text)) => {
                     self.stats.verified += 1;
                     self.seen.insert(id, now);
+                    // Known from now on: its later messages on the trees need no introduction.
+                    self.trees.authors.know(*env.author().as_bytes(), now);
                     let mut stored = StoredMessage::new(&env, text);
                     stored.synced = true;
                     self.queue_for_store(env, stored);
@@ -536,6 +538,7 @@ impl Actor {
                 Ok(Checked::Profile(env, profile)) => {
                     self.stats.profiles_checked += 1;
                     self.seen.insert(id, now);
+                    self.trees.authors.know(*env.author().as_bytes(), now);
                     if self.take_profile(&env, profile) {
                         // New here, so maybe new to the neighbours that synced with us before
                         // we had it: on the trees it reaches them now, not at their next round

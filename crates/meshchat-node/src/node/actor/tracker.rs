@@ -6,9 +6,10 @@
 //!
 //! Every election message is the body of a kind-4 envelope signed by its sender (target
 //! [`TARGET`]): the inbound path has checked the signature before [`Actor::on_tracker_envelope`]
-//! sees it, so the state machine's `from` is authenticated. Flooded ones are deduplicated by the
-//! broadcast trees' seen-cache, routed ones by the same cache here; an envelope older than
-//! [`MAX_AGE`] is dropped (a replay after the cache forgot it).
+//! sees it, so the state machine's `from` is authenticated, its target is [`TARGET`], its body
+//! decodes and it is no older than [`MAX_AGE`] (refused otherwise, and never relayed: see
+//! [`meshchat_core::inbound`]). Flooded ones are deduplicated by the broadcast trees'
+//! seen-cache, routed ones by the same cache here.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,11 +24,7 @@ use super::route::Key;
 use super::Actor;
 use crate::node::{now_ms, peer_id_of_bytes, Event, OnlinePeer, TrackerView};
 
-/// The target of tracker envelopes.
-pub(super) const TARGET: &str = "tracker";
-/// Tracker envelopes older than this (by their author's clock) are dropped: within the
-/// seen-cache's memory ([`super::SEEN_TTL`]), so a replay is caught one way or the other.
-const MAX_AGE: Duration = Duration::from_secs(10 * 60);
+use meshchat_core::election::{MAX_AGE, TARGET};
 /// Roster peers dialed per roster answer when the node has fewer peers than it wants.
 const ROSTER_DIALS: usize = 4;
 /// A roster entry's addresses are written to the known-peer store again (its `last_seen`
@@ -145,6 +142,7 @@ impl Actor {
             return;
         }
         if env.timestamp_ms() + (MAX_AGE.as_millis() as u64) < now_ms() {
+            // Checked by the inbound path already; the clock moved on since.
             self.stats.tracker_dropped += 1;
             return;
         }
