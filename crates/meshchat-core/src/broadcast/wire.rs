@@ -414,7 +414,7 @@ mod tests {
             payload: vec![0u8; MAX_PAYLOAD_LEN].into(),
         };
         let frames = pack(std::iter::repeat_n(big.clone(), 40));
-        // 17 largest gossips (61 672 bytes each) fit in 1 MiB, the 18th does not.
+        // 17 largest gossips (61 662 bytes each) fit in 1 MiB, the 18th does not.
         assert_eq!(
             frames.iter().map(|f| f[0] as usize).collect::<Vec<_>>(),
             [17, 17, 6]
