@@ -55,6 +55,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "MIB", value_parser = parse_mib)]
     pub relay_budget: Option<u64>,
 
+    /// Events held for a front-end that does not keep up (a script that stops reading) before
+    /// it is told it lagged and catches up from the database [default: 4096]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub event_queue: Option<u32>,
+
     /// A tracker to register with, e.g. /ip4/192.0.2.7/tcp/7447/p2p/12D3… (repeatable). Alone,
     /// with no address (`meshchat daemon --tracker`): this node is a preferred tracker (priority
     /// 1000 unless --tracker-priority says otherwise)
@@ -145,6 +150,9 @@ impl Cli {
         }
         if let Some(budget) = self.relay_budget {
             config.relay_budget = budget;
+        }
+        if let Some(n) = self.event_queue {
+            config.event_queue = n as usize;
         }
         let serve = self.tracker.iter().any(|t| matches!(t, TrackerArg::Serve));
         if serve && self.no_tracker {

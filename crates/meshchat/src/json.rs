@@ -15,13 +15,14 @@ use crate::output::{
 
 /// Longest accepted input line; longer lines are answered with an error and skipped.
 pub const MAX_LINE: usize = 256 * 1024;
-/// Lines waiting to be written to stdout.
+/// Lines waiting to be written to stdout (fewer with a smaller `--event-queue`: a reader that
+/// does not keep up is told it lagged as soon).
 const OUT_QUEUE: usize = 1024;
 /// Most messages one `history` command returns.
 const MAX_HISTORY_LIMIT: usize = 10_000;
 
 pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
-    let (out_tx, mut out_rx) = mpsc::channel::<Value>(OUT_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Value>(OUT_QUEUE.min(events.max_capacity()));
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
         while let Some(v) = out_rx.recv().await {

@@ -27,15 +27,17 @@ struct Proc {
 
 impl Proc {
     fn start(name: &str, data_dir: &Path, peers: &[&str]) -> Proc {
-        Self::start_gated(name, data_dir, peers, None)
+        Self::start_gated(name, data_dir, peers, &[], None)
     }
 
     /// With a `gate`, stdout is read up to the `ready` line and then not at all (the pipe fills
     /// and the process blocks writing) until the gate's sender is dropped.
+    /// `args`: more command-line arguments.
     fn start_gated(
         name: &str,
         data_dir: &Path,
         peers: &[&str],
+        args: &[&str],
         gate: Option<Receiver<()>>,
     ) -> Proc {
         let mut cmd = Command::new(BIN);
@@ -52,6 +54,7 @@ impl Proc {
         for p in peers {
             cmd.args(["--peer", p]);
         }
+        cmd.args(args);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -658,18 +661,27 @@ fn a_second_node_cannot_share_the_first_ones_port() {
 /// lagged and then gets every message it missed, each once.
 #[test]
 fn a_process_whose_output_is_not_read_keeps_relaying_and_catches_up() {
-    // More than fit in the stdout pipe, the writer's queue and the node's event queue together.
-    const SENT: usize = 6500;
+    // More than fit in B's stdout pipe (~55 lines of these), its writer's queue and its event
+    // queue (64 each with `--event-queue 64`) together, and fewer than one author may send at
+    // once (300: the per-author burst every relay enforces).
+    const SENT: usize = 280;
+    let long = "x".repeat(1000);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut a = Proc::start("a", dirs[0].path(), &[]);
     let (gate, gate_rx) = sync_channel::<()>(0);
-    let mut b = Proc::start_gated("b", dirs[1].path(), &[&a.addr.clone()], Some(gate_rx));
+    let mut b = Proc::start_gated(
+        "b",
+        dirs[1].path(),
+        &[&a.addr.clone()],
+        &["--event-queue", "64"],
+        Some(gate_rx),
+    );
     let mut c = Proc::start("c", dirs[2].path(), &[&b.addr.clone()]);
     a.wait_peers(1);
     c.wait_peers(1);
 
     for i in 0..SENT {
-        a.raw(&json!({"cmd": "send", "room": "lobby", "text": format!("m{i}")}).to_string());
+        a.raw(&json!({"cmd": "send", "room": "lobby", "text": format!("m{i} {long}")}).to_string());
     }
     let at_c: std::collections::HashSet<String> = c.messages(SENT).into_iter().collect();
     assert_eq!(at_c.len(), SENT, "C got every message once, through B");
