@@ -39,15 +39,15 @@ use meshchat_node::Event;
 use support::{raw, TestNode};
 
 fn main() {
-    let only = std::env::args()
-        .skip_while(|a| a != "--only")
-        .nth(1);
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    println!("| attack | peak RSS +MiB | CPU s | honest p50 / p99 / max ms | probes lost | result |");
+    println!(
+        "| attack | peak RSS +MiB | CPU s | honest p50 / p99 / max ms | probes lost | result |"
+    );
     println!("|---|---|---|---|---|---|");
     for name in [
         "graft-repeat",
