@@ -45,9 +45,10 @@ impl Default for Limits {
             // A person who pastes 200 lines sends 200 messages at once; a person types well under
             // one a second; a bot may post up to 10 a second.
             per_author: Rate::new(10, 300),
-            // A LAN meeting of 50 people all speaking at once through one neighbour passes; more
-            // arrive by history sync. One new identity a second after that.
-            new_authors: Rate::new(1, 50),
+            // A node joining a mesh of 200 people hears from each of them (profiles, first
+            // messages) through one neighbour; more arrive by history sync. At mesh start every
+            // node's profile is new to every other. One new identity a second after that.
+            new_authors: Rate::new(1, 200),
             // ~100 bytes each: ~6.5 MB.
             max_authors: 65_536,
             max_peers: 1024,
