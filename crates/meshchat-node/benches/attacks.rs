@@ -6,10 +6,12 @@
 //! ```
 //!
 //! Three nodes in this process on loopback, B - A - C, and a raw libp2p peer G (no meshchat
-//! node: frames written by hand) connected to A. B posts a probe every 20 ms; C's arrival time
-//! minus B's send time is the honest latency through A. Memory is this process's peak resident
+//! node: frames written by hand) connected to A. B posts a probe every 125 ms (8 a second,
+//! under the per-author rate every relay enforces); C's arrival time minus B's send time is the
+//! honest latency through A, for the probes sent while the attack runs. Memory is this process's peak resident
 //! set during the attack (`VmHWM`, reset through `/proc/self/clear_refs` before it) minus what it
-//! held before; CPU is this process's (all three nodes and G). Attacks:
+//! held before; CPU is this process's (all three nodes and G). Attacks (`none` is the same run
+//! without one):
 //!
 //! - `graft-repeat`: G's own ~60 KB message, then one frame of 63 Grafts naming it 512 times.
 //! - `graft-all`: 200 of G's ~60 KB messages, then 4 frames of 63 Grafts naming all of them.
@@ -50,6 +52,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|");
     for name in [
+        "none",
         "graft-repeat",
         "graft-all",
         "ihave-flood",
@@ -196,7 +199,7 @@ impl Attacker {
 #[derive(Default)]
 struct Probes {
     sent: Mutex<HashMap<String, Instant>>,
-    latencies: Mutex<Vec<Duration>>,
+    latencies: Mutex<Vec<(Instant, Duration)>>,
 }
 
 async fn run(name: &str) -> String {
@@ -213,7 +216,7 @@ async fn run(name: &str) -> String {
             if let Event::Message(m) = e {
                 let sent = at_c.sent.lock().unwrap().get(&m.text).copied();
                 if let Some(t) = sent {
-                    at_c.latencies.lock().unwrap().push(t.elapsed());
+                    at_c.latencies.lock().unwrap().push((t, t.elapsed()));
                 }
             }
         }
@@ -236,7 +239,7 @@ async fn run(name: &str) -> String {
         g.settled().await;
     }
 
-    // The honest probe: B posts every 20 ms while the attack runs.
+    // The honest probe: B posts every 125 ms from before the attack to its end.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (probe_stop, probe_sent) = (stop.clone(), probes.clone());
     let b_handle = b.handle.clone();
@@ -251,11 +254,10 @@ async fn run(name: &str) -> String {
                 .insert(text.clone(), Instant::now());
             let _ = b_handle.send("lobby", &text).await;
             n += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(125)).await;
         }
-        n
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss0 = status_kib("VmRSS:");
@@ -265,6 +267,10 @@ async fn run(name: &str) -> String {
     let c0 = c.handle.stats().await.unwrap();
     let start = Instant::now();
     let result = match name {
+        "none" => {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            String::new()
+        }
         "graft-repeat" => {
             g.frame(&wire::encode(&vec![Message::Graft(vec![ids[0]; 512]); 63]))
                 .await;
@@ -361,11 +367,29 @@ async fn run(name: &str) -> String {
     };
     let cpu = cpu_secs() - cpu0;
     let peak = status_kib("VmHWM:").saturating_sub(rss0);
+    let end = Instant::now();
+    // The probes sent during the attack (at least the last second's, for the short ones).
+    let from = start.min(end - Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(250)).await;
     stop.store(true, Ordering::Relaxed);
-    let sent_probes = prober.await.unwrap();
+    prober.await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     c_task.abort();
-    let mut l = probes.latencies.lock().unwrap().clone();
+    let sent_probes = probes
+        .sent
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|t| **t >= from && **t < end)
+        .count() as u64;
+    let mut l: Vec<Duration> = probes
+        .latencies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| *t >= from && *t < end)
+        .map(|(_, d)| *d)
+        .collect();
     l.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let pick = |q: f64| l.get(((l.len() as f64 - 1.0) * q) as usize).copied();

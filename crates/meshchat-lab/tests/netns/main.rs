@@ -1,7 +1,9 @@
 //! Lab tests, one test binary: `plumbing` (namespaces, links, faults, cleanup), `selftest` (the
 //! lab's checks against the stand-in node, including deliberately buggy ones) and `scenarios`
-//! (the real `meshchat` binary). Every test needs root; without it each prints a notice and
-//! passes. Tests that run nodes take a shared lock so they do not compete for the 2 cores.
+//! (the real `meshchat` binary). Every test needs root and fails without it (a test that cannot
+//! run must not pass: a non-root run would be green without testing mDNS, kill -9, partitions,
+//! custody or failover). Tests that run nodes take a shared lock so they do not compete for the
+//! 2 cores.
 
 mod plumbing;
 mod scenarios;
@@ -11,13 +13,16 @@ use meshchat_lab::{sys, LabOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-/// Whether we can run: root. Prints the skip notice otherwise.
+/// Whether we can run: root (always true: without root the test fails, it does not skip).
+///
+/// # Panics
+/// When not root.
 pub fn root_or_skip(test: &str) -> bool {
-    if sys::euid() == Some(0) {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces)");
-    false
+    assert!(
+        sys::euid() == Some(0),
+        "{test} needs root (network namespaces): run the tests as root, as .ci/run does"
+    );
+    true
 }
 
 /// Serializes tests that run node processes.
