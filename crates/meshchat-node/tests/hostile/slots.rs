@@ -64,6 +64,8 @@ async fn silent_sockets_from_four_addresses_do_not_lock_a_newcomer_out() {
         silent.extend(silent_sockets(&b, Ipv4Addr::new(127, 0, 0, last), 8).await);
     }
     newcomer_gets_in(&b).await;
+    b.wait_stats("4 refused per address", |s| s.handshakes.refused >= 16)
+        .await;
     drop(silent);
 }
 
@@ -77,5 +79,9 @@ async fn a_newcomer_takes_a_slot_back_when_silent_sockets_hold_them_all() {
         silent.extend(silent_sockets(&b, Ipv4Addr::new(127, 0, 0, last), 4).await);
     }
     newcomer_gets_in(&b).await;
+    let s = b
+        .wait_stats("a handshake evicted", |s| s.handshakes.evicted >= 1)
+        .await;
+    assert_eq!(s.handshakes.refused, 0, "{s:?}");
     drop(silent);
 }
