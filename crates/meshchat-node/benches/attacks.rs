@@ -195,6 +195,13 @@ impl Attacker {
     }
 }
 
+/// How long A takes to answer a `stats` request (its actor loop is busy meanwhile).
+async fn answers_after(a: &TestNode) -> Duration {
+    let t = Instant::now();
+    let _ = a.handle.stats().await;
+    t.elapsed()
+}
+
 /// Probe send times by text, and latencies at C.
 #[derive(Default)]
 struct Probes {
@@ -274,16 +281,24 @@ async fn run(name: &str) -> String {
         "graft-repeat" => {
             g.frame(&wire::encode(&vec![Message::Graft(vec![ids[0]; 512]); 63]))
                 .await;
+            let stalled = answers_after(&a).await;
             let got = g.settled().await - got0;
-            format!("A sent G {} KiB", got >> 10)
+            format!(
+                "A answered stats after {stalled:.2?}; sent G {} KiB",
+                got >> 10
+            )
         }
         "graft-all" => {
             let frame = wire::encode(&vec![Message::Graft(ids.clone()); 63]);
             for _ in 0..4 {
                 g.frame(&frame).await;
             }
+            let stalled = answers_after(&a).await;
             let got = g.settled().await - got0;
-            format!("A sent G {} KiB", got >> 10)
+            format!(
+                "A answered stats after {stalled:.2?}; sent G {} KiB",
+                got >> 10
+            )
         }
         "ihave-flood" => {
             let mut n = 0u64;
