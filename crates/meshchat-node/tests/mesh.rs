@@ -3,6 +3,7 @@
 
 mod dm;
 mod hostile;
+mod storage;
 mod support;
 mod sync;
 mod tracker;

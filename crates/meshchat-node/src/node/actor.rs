@@ -82,6 +82,8 @@ pub(super) struct Actor {
     /// Verified room envelopes to store and show, each with its decoded form.
     pending: Vec<(Envelope, StoredMessage)>,
     pending_since: Option<Instant>,
+    /// Whether room-message writes work, for one warning per outage rather than one per batch.
+    store_health: inbound::StoreHealth,
     /// Open connections per peer, with their remote address and whether we dialed them.
     connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr, bool)>>,
     /// When each connected peer last handed over a new valid message (or connected): the
@@ -235,6 +237,7 @@ impl Actor {
             author_keys: KeyCache::new(AUTHOR_KEY_CACHE),
             pending: Vec::new(),
             pending_since: None,
+            store_health: inbound::StoreHealth::default(),
             connections: HashMap::new(),
             useful: HashMap::new(),
             evicting: HashSet::new(),

@@ -209,6 +209,20 @@ impl TestNode {
         }
     }
 
+    /// The warnings read so far (while waiting for something else) and those queued now.
+    pub fn warnings(&mut self) -> Vec<String> {
+        while let Ok(e) = self.events.try_recv() {
+            self.backlog.push(e);
+        }
+        self.backlog
+            .iter()
+            .filter_map(|e| match e {
+                Event::Warning(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Asserts that no further message event arrives within [`QUIET`].
     pub async fn assert_no_more_messages(&mut self) {
         if let Some(Event::Message(m)) =
