@@ -26,6 +26,7 @@
 
 pub mod authors;
 pub mod broadcast;
+pub mod clock;
 pub mod dedup;
 pub mod dm;
 pub mod election;
