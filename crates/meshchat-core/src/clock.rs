@@ -129,9 +129,9 @@ pub fn describe(offset_ms: i64) -> String {
     let s = offset_ms.unsigned_abs() / 1000;
     let (n, unit) = match s {
         0..=119 => (s, "s"),
-        120..=7_199 => (s / 60, "min"),
-        7_200..=172_799 => (s / 3600, "h"),
-        172_800..=31_535_999 => (s / 86_400, "days"),
+        120..=7_199 => ((s + 30) / 60, "min"),
+        7_200..=172_799 => ((s + 1_800) / 3600, "h"),
+        172_800..=31_535_999 => ((s + 43_200) / 86_400, "days"),
         31_536_000..=63_071_999 => (1, "year"),
         _ => (s / 31_536_000, "years"),
     };
@@ -219,6 +219,7 @@ mod tests {
     #[test]
     fn offsets_read_for_people() {
         assert_eq!(describe(10 * MIN), "10 min ahead");
+        assert_eq!(describe(10 * MIN - 20), "10 min ahead", "rounded, not cut");
         assert_eq!(describe(-90_000), "90 s behind");
         assert_eq!(describe(-3 * 3600 * 1000), "3 h behind");
         assert_eq!(describe(3 * 86_400 * 1000), "3 days ahead");

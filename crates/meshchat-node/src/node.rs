@@ -70,6 +70,14 @@ pub enum Event {
     ListenAddr(Multiaddr),
     /// Something went wrong that the user should see; the node keeps running.
     Warning(String),
+    /// This node's clock against its peers' (the median of the authors heard lately): off by
+    /// `offset_ms` (positive: ours is ahead) when `off`, or agreeing again. Said once when it
+    /// passes a minute, and when it is fixed ([`meshchat_core::clock`]).
+    Clock {
+        offset_ms: i64,
+        authors: usize,
+        off: bool,
+    },
     /// The front-end fell behind: `missed` events were dropped while its queue was full. The node
     /// kept relaying and storing meanwhile; messages are in the history, peers in `peers`.
     Lagged { missed: u64 },

@@ -1,6 +1,7 @@
 //! In-process multi-node tests: real swarms on loopback TCP, each with its own temporary data dir.
 //! Every wait has a deadline; nothing sleeps for a fixed time.
 
+mod clock;
 mod dm;
 mod hostile;
 mod storage;

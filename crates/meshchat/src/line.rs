@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
 use crate::output::{
-    addrs, dm_line, message_line, short_peer, tracker_changed_line, tracker_summary, visible_name,
-    visible_text, who_line,
+    addrs, clock_text, dm_line, message_line, short_peer, tracker_changed_line, tracker_summary,
+    visible_name, visible_text, who_line,
 };
 
 const HELP: &str = "\
@@ -75,6 +75,11 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 Event::PeerDisconnected { peer_id } => println!("* peer disconnected: {peer_id}"),
                 Event::ListenAddr(a) => tracing::info!("listening on {a}"),
                 Event::Warning(w) => println!("* warning: {}", visible_text(&w)),
+                Event::Clock {
+                    offset_ms,
+                    authors,
+                    off,
+                } => println!("* warning: {}", clock_text(offset_ms, authors, off)),
                 Event::Dm(d) => println!("{}", dm_line(&d)),
                 Event::DmStatus { id, to, state } => println!(
                     "* dm {} to {}: {}",

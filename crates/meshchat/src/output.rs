@@ -73,6 +73,13 @@ pub fn event_json(event: &Event) -> Value {
         }
         Event::ListenAddr(addr) => json!({"event": "listening", "addr": addr.to_string()}),
         Event::Warning(message) => json!({"event": "warning", "message": message}),
+        Event::Clock {
+            offset_ms,
+            authors,
+            off,
+        } => json!({"event": "warning", "kind": "clock", "offset_ms": offset_ms,
+                    "authors": authors, "off": off,
+                    "message": clock_text(*offset_ms, *authors, *off)}),
         Event::Lagged { missed } => json!({"event": "lagged", "missed": missed}),
         Event::Dm(d) => {
             let mut v = dm_json(d);
@@ -705,4 +712,22 @@ mod tests {
             prop_assert_eq!(visible_name(&s), s.as_str());
         }
     }
+}
+
+/// What to tell a person about this computer's clock ([`Event::Clock`]): every interface says
+/// the same.
+pub fn clock_text(offset_ms: i64, authors: usize, off: bool) -> String {
+    if !off {
+        return format!("this computer's clock agrees with its peers' again ({authors} heard)");
+    }
+    let how = meshchat_core::clock::describe(offset_ms);
+    let effect = if offset_ms > 0 {
+        "peers refuse your messages when they are more than 5 min ahead of their clocks"
+    } else {
+        "peers' messages look like they come from the future and are refused beyond 5 min"
+    };
+    format!(
+        "this computer's clock is {how} of its peers' (the median of {authors}): {effect}; set \
+         the clock (or turn on network time)"
+    )
 }

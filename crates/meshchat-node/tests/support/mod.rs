@@ -209,6 +209,14 @@ impl TestNode {
         }
     }
 
+    /// Every event read so far (while waiting for something else) and those queued now, taken.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        while let Ok(e) = self.events.try_recv() {
+            self.backlog.push(e);
+        }
+        std::mem::take(&mut self.backlog)
+    }
+
     /// The warnings read so far (while waiting for something else) and those queued now.
     pub fn warnings(&mut self) -> Vec<String> {
         while let Ok(e) = self.events.try_recv() {

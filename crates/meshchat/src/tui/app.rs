@@ -287,6 +287,8 @@ pub struct App {
     pub tracker: Option<tracker::Status>,
     /// Show the listening addresses in the status bar (F2).
     pub show_addrs: bool,
+    /// How far this computer's clock is off its peers' (ms, positive: ahead), while it is.
+    pub clock_off: Option<i64>,
     pub clock: Clock,
     pub quit: bool,
     /// Ctrl+L: repaint the whole screen at the next frame.
@@ -325,6 +327,7 @@ impl App {
             book: NickBook::default(),
             tracker: None,
             show_addrs: false,
+            clock_off: None,
             clock,
             quit: false,
             repaint: false,
@@ -456,6 +459,15 @@ impl App {
                 }
             }
             Event::Warning(w) => self.notice(&w, Level::Error),
+            Event::Clock {
+                offset_ms,
+                authors,
+                off,
+            } => {
+                let level = if off { Level::Error } else { Level::Info };
+                self.notice(&crate::output::clock_text(offset_ms, authors, off), level);
+                self.clock_off = off.then_some(offset_ms);
+            }
             Event::Dm(d) => self.on_dm(d),
             Event::DmStatus { id, to, state } => {
                 if let Some(i) = self.room_index(&conversation_name(&to)) {

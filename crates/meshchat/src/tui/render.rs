@@ -388,6 +388,10 @@ fn status_bar(buf: &mut Buffer, area: Rect, app: &App) {
         left.push_str(" │ ");
         left.push_str(&tracker);
     }
+    if let Some(off) = app.clock_off {
+        left.push_str(" │ clock ");
+        left.push_str(&meshchat_core::clock::describe(off));
+    }
     if app.show_addrs {
         left.push_str(" │ ");
         left.push_str(&crate::output::addrs(&app.me.listen));

@@ -11,11 +11,13 @@
 //! What the state machine itself bounds per neighbour (graft bytes, announced ids) it reports
 //! as [`Out::Misbehaved`] when a neighbour goes over, a strike.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use meshchat_core::authors::{Authors, Limited};
 use meshchat_core::broadcast::{wire, Broadcast, In, Message, Offence, Out, Payload};
+use meshchat_core::clock::{self, Clock, Notice};
 use meshchat_core::dm;
 use meshchat_core::guard::Admit;
 use meshchat_core::inbound::{self, Checked, Reason};
@@ -30,12 +32,21 @@ use crate::store::StoredMessage;
 /// the messages for one neighbour then share frames (fewer frames, wake-ups and writes per
 /// message), and when idle nothing waits.
 pub(super) const REPORT_BATCH: usize = 64;
+/// A neighbour handing over envelopes dated ahead of our clock is named at most this often.
+const FUTURE_TELL_EVERY: Duration = Duration::from_secs(10 * 60);
+/// Neighbours remembered as named for envelopes from the future.
+const FUTURE_WARNINGS: usize = 256;
 
 /// The broadcast trees' state in the actor.
 pub(super) struct State {
     pub(super) core: Broadcast<PeerId>,
     /// Per-author rates and new-author introductions, by author key.
     pub(super) authors: Authors<PeerId, [u8; 32]>,
+    /// Our clock against the authors heard fresh on the trees.
+    clock: Clock<[u8; 32]>,
+    /// When each neighbour was last named for handing over envelopes dated ahead of our clock
+    /// (at most [`FUTURE_WARNINGS`] remembered).
+    future_told: HashMap<PeerId, Instant>,
     pub(super) links: Links,
     /// When the state machine next wants [`In::Tick`].
     pub(super) wake: Option<Instant>,
@@ -53,6 +64,8 @@ impl State {
         Self {
             core,
             authors,
+            clock: Clock::default(),
+            future_told: HashMap::new(),
             links,
             wake: None,
             outbox: Vec::new(),
@@ -272,6 +285,11 @@ impl Actor {
                 if let Some(a) = author {
                     self.trees.authors.accepted(Some(from), a, now);
                 }
+                self.clock_sample(
+                    checked.envelope().author().as_bytes(),
+                    checked.envelope().timestamp_ms(),
+                    now,
+                );
                 // Profiles and tracker messages are counted apart, so `verified` and
                 // `accepted` stay the counts of messages.
                 if matches!(checked, Checked::Profile(..)) {
@@ -301,6 +319,9 @@ impl Actor {
             Err(refused) => {
                 // Forgotten, so the real message under this id is taken if it comes.
                 self.seen.remove(&id);
+                if let inbound::Refused::Envelope(envelope::Error::FromFuture(ahead_ms)) = refused {
+                    self.from_future(from, author, ahead_ms, now);
+                }
                 if refused.signature_checked() {
                     self.stats.verified += 1;
                 }
@@ -335,6 +356,62 @@ impl Actor {
                 false
             }
         }
+    }
+
+    /// A fresh envelope by `author` dated `timestamp_ms`: a sample of our clock's offset from
+    /// the mesh's; tells the user when it says our clock is off (or fixed).
+    fn clock_sample(&mut self, author: &[u8; 32], timestamp_ms: u64, now: Instant) {
+        if author == self.key.public().as_bytes() {
+            return;
+        }
+        self.trees
+            .clock
+            .sample(*author, timestamp_ms, now_ms(), now);
+        match self.trees.clock.notice(now) {
+            Some(Notice::Off { offset_ms, authors }) => {
+                tracing::warn!(offset_ms, authors, "this node's clock is off its peers'");
+                self.emit(Event::Clock {
+                    offset_ms,
+                    authors,
+                    off: true,
+                });
+            }
+            Some(Notice::Agrees { authors }) => self.emit(Event::Clock {
+                offset_ms: self.trees.clock.offset(now).map_or(0, |(o, _)| o),
+                authors,
+                off: false,
+            }),
+            None => {}
+        }
+    }
+
+    /// `peer` handed over an envelope dated `ahead_ms` ahead of our clock (refused beyond
+    /// [`envelope::MAX_CLOCK_SKEW_MS`]): counted as a clock sample, and the user is told which
+    /// neighbour and how far (at most every [`FUTURE_TELL_EVERY`] per neighbour).
+    fn from_future(&mut self, peer: PeerId, author: Option<[u8; 32]>, ahead_ms: u64, now: Instant) {
+        if let Some(a) = author {
+            self.clock_sample(&a, now_ms().saturating_add(ahead_ms), now);
+        }
+        let told = &mut self.trees.future_told;
+        if told
+            .get(&peer)
+            .is_some_and(|t| now.saturating_duration_since(*t) < FUTURE_TELL_EVERY)
+        {
+            return;
+        }
+        if !told.contains_key(&peer) && told.len() >= FUTURE_WARNINGS {
+            told.retain(|_, t| now.saturating_duration_since(*t) < FUTURE_TELL_EVERY);
+            if told.len() >= FUTURE_WARNINGS {
+                return;
+            }
+        }
+        told.insert(peer, now);
+        let ahead = clock::describe(i64::try_from(ahead_ms).unwrap_or(i64::MAX));
+        self.emit(Event::Warning(format!(
+            "refused messages from {peer} dated {ahead} of this computer's clock (more than {} min \
+             ahead is refused): its author's clock, or this one, is wrong",
+            envelope::MAX_CLOCK_SKEW_MS / 60_000
+        )));
     }
 
     /// Counts a refusal and gives `peer` a strike if it is one, blocking it at the limit.
