@@ -60,11 +60,6 @@ pub fn load_or_create(dir: &Path) -> Result<(Keypair, bool), Error> {
                 path: path.clone(),
                 source,
             })?;
-            if let Ok(meta) = fs::metadata(&path) {
-                if meta.permissions().mode() & 0o077 != 0 {
-                    tracing::warn!(path = %path.display(), "key file is readable by others; consider chmod 600");
-                }
-            }
             Ok((key, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -74,6 +69,44 @@ pub fn load_or_create(dir: &Path) -> Result<(Keypair, bool), Error> {
         }
         Err(source) => Err(Error::Read { path, source }),
     }
+}
+
+/// Makes the data directory 0700 and the key file 0600 if they are looser (someone or something
+/// changed them, or the directory came from elsewhere), and says what it did: fixed and said,
+/// rather than refusing to start, since the owner can always tighten them and a refusal would
+/// only leave the node off. A key file others could read may have been copied: the notice says
+/// so. Returns one line per change (or per change that failed), for the user.
+pub fn tighten(dir: &Path) -> Vec<String> {
+    let mut said = Vec::new();
+    for (path, want, what) in [
+        (dir.to_owned(), 0o700, "data directory"),
+        (dir.join(KEY_FILE), 0o600, "key file"),
+    ] {
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            continue;
+        }
+        let copied = if what == "key file" {
+            "; others may have copied the key: if that matters, move it away to get a new identity"
+        } else {
+            ""
+        };
+        match fs::set_permissions(&path, fs::Permissions::from_mode(want)) {
+            Ok(()) => said.push(format!(
+                "{what} {} was open to others (mode {mode:o}); set to {want:o}{copied}",
+                path.display()
+            )),
+            Err(e) => said.push(format!(
+                "{what} {} is open to others (mode {mode:o}) and could not be set to {want:o}: \
+                 {e}{copied}",
+                path.display()
+            )),
+        }
+    }
+    said
 }
 
 /// Writes the key to a temporary file with mode 0600, syncs it, and links it into place only if
@@ -115,6 +148,24 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);
         assert_eq!(mode(&data.join(KEY_FILE)), 0o600);
+    }
+
+    #[test]
+    fn loose_modes_are_tightened_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        load_or_create(&data).unwrap();
+        assert!(tighten(&data).is_empty(), "nothing to say when they are right");
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(data.join(KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+        let said = tighten(&data);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].contains("mode 755") && said[0].contains("set to 700"), "{said:?}");
+        assert!(said[1].contains("mode 644") && said[1].contains("copied"), "{said:?}");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join(KEY_FILE)), 0o600);
+        assert!(tighten(&data).is_empty());
     }
 
     #[test]

@@ -130,6 +130,7 @@ pub(super) struct Actor {
 impl Actor {
     pub(super) fn new(config: Config, events: mpsc::Sender<Event>) -> Result<Self, Error> {
         let (key, new_identity) = keyfile::load_or_create(&config.data_dir)?;
+        let tightened = keyfile::tighten(&config.data_dir);
         let store = if config.in_memory_store {
             Store::open_in_memory()?
         } else {
@@ -224,7 +225,7 @@ impl Actor {
         if let Some(flag) = &config.fail_writes {
             store.fail_writes_when(flag.clone());
         }
-        Ok(Self {
+        let mut actor = Self {
             swarm,
             store,
             key,
@@ -258,7 +259,12 @@ impl Actor {
             handshakes,
             events,
             lagged: 0,
-        })
+        };
+        for notice in tightened {
+            tracing::warn!("{notice}");
+            actor.emit(Event::Warning(notice));
+        }
+        Ok(actor)
     }
 
     /// Listens, subscribes, dials; returns once every listener has an address.

@@ -53,3 +53,30 @@ async fn a_full_disk_is_one_warning_and_one_notice_when_it_clears() {
         .collect();
     assert_eq!(told.len(), 1, "{warnings:?}");
 }
+
+/// A data dir and key file open to others are set to 0700 and 0600 at start, and the user is
+/// told (the README promises those modes; only a log line said anything before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loose_permissions_are_fixed_and_said() {
+    use std::os::unix::fs::PermissionsExt;
+    let first = TestNode::start("a", &[]).await;
+    let dir = first.stop().await;
+    let set = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(dir.path(), 0o755);
+    set(&dir.path().join(meshchat_node::keyfile::KEY_FILE), 0o644);
+    let mut a = TestNode::start_in(dir, "a", &[]).await;
+    a.wait_for(|e| matches!(e, Event::Warning(w) if w.contains("data directory") && w.contains("set to 700")))
+        .await;
+    a.wait_for(
+        |e| matches!(e, Event::Warning(w) if w.contains("key file") && w.contains("set to 600")),
+    )
+    .await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(a.dir.path()), 0o700);
+    assert_eq!(
+        mode(&a.dir.path().join(meshchat_node::keyfile::KEY_FILE)),
+        0o600
+    );
+}
