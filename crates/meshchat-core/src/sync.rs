@@ -4,15 +4,18 @@
 //! When two nodes connect, and periodically while connected, one of them (the *initiator*) opens a
 //! reconciliation session with the other (the *responder*) over the `(timestamp_ms, MessageId)` of
 //! the envelopes each holds from a lower bound `since_ms` on. Frames go back and forth until the
-//! initiator knows `have` (ids it holds that the peer lacks: it sends those envelopes) and `need`
-//! (ids the peer holds that it lacks: it requests them). Only the initiator learns the difference;
-//! both peers start sessions of their own, so each side pushes and pulls.
+//! initiator knows `have` (ids it holds that the peer lacks: it offers those, see [`Offers`]) and
+//! `need` (ids the peer holds that it lacks: it requests them). Only the initiator learns the
+//! difference; both peers start sessions of their own, and each fetches only what it lacks.
 //!
 //! - [`ItemSet`]: a sorted, deduplicated, bounded snapshot of the items in the window, built once
 //!   and shared (it is an `Arc`) by every session until the node rebuilds it.
 //! - [`Initiator`] and [`Responder`]: the two sides of one session, driven by frames.
 //! - [`Peers`]: the per-peer table the node keeps: at most one session in flight per peer in each
 //!   direction, a cap on sessions, idle sessions expire. Time is passed in.
+//! - [`Offers`]: telling neighbours at once what a node took that they may lack (ids, or a
+//!   request for a round), paced and bounded per peer; how a healed partition converges in
+//!   seconds instead of a periodic round per hop.
 //!
 //! # Why the `negentropy` crate
 //!
@@ -102,10 +105,12 @@ use negentropy::{Id, Item};
 
 use crate::envelope::MessageId;
 
+mod offers;
 mod peers;
 mod session;
 pub mod wire;
 
+pub use offers::{Offers, BUSY_BACKOFF, OFFER_GAP, OFFER_RATE};
 pub use peers::Peers;
 pub use session::{Initiator, Next, Responder, Step, Stop};
 

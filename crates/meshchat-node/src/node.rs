@@ -359,6 +359,12 @@ pub struct Stats {
     pub sync_bytes_received: u64,
     /// Sync messages no honest node sends (each a strike against its sender).
     pub sync_strikes: u64,
+    /// Envelopes received in answer to our fetches, copies of ones already held included (a
+    /// heal's copies per message: this over `synced`).
+    pub sync_envelopes_received: u64,
+    /// Offers sent to neighbours: ids we hold that they may lack, or a request to reconcile
+    /// (PROTOCOL.md §6).
+    pub sync_offers_sent: u64,
     /// Batches of messages whose database write failed (each reported with a warning).
     pub store_failures: u64,
     /// Links closed (and redialed) because the neighbour stopped taking broadcast frames.

@@ -360,6 +360,8 @@ fn stats_json(s: &meshchat_node::Stats) -> Value {
                "evicted_peers": s.evicted_peers, "broadcast_dropped": s.broadcast_dropped,
                "store_failures": s.store_failures}),
         json!({"synced": s.synced, "sync_rounds": s.sync_rounds,
+               "sync_envelopes_received": s.sync_envelopes_received,
+               "sync_offers_sent": s.sync_offers_sent,
                "sync_bytes_sent": s.sync_bytes_sent,
                "sync_bytes_received": s.sync_bytes_received, "sync_strikes": s.sync_strikes}),
         json!({"routes": s.routes, "route_refused": s.route_refused,
@@ -438,7 +440,7 @@ mod tests {
         }
         assert!(v["tracker"].is_object() && v["rejected"].is_object(), "{v}");
         // Every part's fields, none lost to another part's of the same name.
-        assert_eq!(v.as_object().unwrap().len(), 48, "{v}");
+        assert_eq!(v.as_object().unwrap().len(), 50, "{v}");
     }
 
     #[tokio::test]

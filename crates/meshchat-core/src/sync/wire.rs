@@ -1,23 +1,31 @@
 //! The request/response messages of `/meshchat/sync/1`: reconciliation frames one way, the
-//! envelopes a node found it lacks the other. One request and one response per stream; each is
-//! read to the end of the stream, at most [`MAX_REQUEST_LEN`] or [`MAX_RESPONSE_LEN`] bytes.
+//! envelopes a node found it lacks the other, and offers that tell a neighbour to fetch. One
+//! request and one response per stream; each is read to the end of the stream, at most
+//! [`MAX_REQUEST_LEN`] or [`MAX_RESPONSE_LEN`] bytes.
 //!
 //! ```text
 //! request  = 0x01 | sync frame                  (see the module docs of `sync`)
 //!          | 0x02 | count u16 | id [32] * count  (Fetch: 1..=MAX_FETCH ids)
+//!          | 0x03 | count u16 | id [32] * count  (Offer: 0..=MAX_OFFER ids; 0: reconcile with me)
 //! response = 0x01 | sync frame                  (the Reply to an Open or Query)
 //!          | 0x02 | flags u8 | count u16 | (len u32 | envelope [len]) * count
 //!                   flags bit 0: more of the asked-for envelopes exist than fit
 //!          | 0x03 | reason u8                     (refused; 1 busy, 2 no session, 3 version)
+//!          | 0x04                                (Noted: the answer to an Offer)
 //! ```
 //!
 //! Integers are big-endian. A node answers a Fetch with the envelopes it holds among the ids, in
 //! the order asked, as many as fit in [`MAX_RESPONSE_LEN`]; ids it does not hold are left out.
+//! An Offer names envelopes the sender holds and the receiver may lack (it fetches those it
+//! does lack); one with no ids asks the receiver to start a round with the sender. Why offers
+//! exist and how they are bounded: [`super::Offers`].
 
 use crate::envelope::MessageId;
 
 /// Most ids in one Fetch.
 pub const MAX_FETCH: usize = 512;
+/// Most ids in one Offer: one Fetch's worth, so an offer is fetched in one request.
+pub const MAX_OFFER: usize = MAX_FETCH;
 /// Largest request: a sync frame with its tag, or a full Fetch.
 pub const MAX_REQUEST_LEN: usize = 1 + super::MAX_FRAME_LEN;
 /// Largest response: envelopes up to 1 MiB (at least one largest envelope fits).
@@ -25,9 +33,11 @@ pub const MAX_RESPONSE_LEN: usize = 1024 * 1024;
 
 const REQ_SYNC: u8 = 1;
 const REQ_FETCH: u8 = 2;
+const REQ_OFFER: u8 = 3;
 const RES_SYNC: u8 = 1;
 const RES_ENVELOPES: u8 = 2;
 const RES_REFUSED: u8 = 3;
+const RES_NOTED: u8 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -35,6 +45,10 @@ pub enum Request {
     Sync(Vec<u8>),
     /// Envelopes the sender learnt it lacks.
     Fetch(Vec<MessageId>),
+    /// Envelopes the sender holds and the receiver may lack: the receiver fetches those it
+    /// lacks. No ids: the sender holds more than an offer lists, and asks the receiver to start
+    /// a round with it.
+    Offer(Vec<MessageId>),
 }
 
 /// Why a request was refused without a strike.
@@ -58,6 +72,8 @@ pub enum Response {
         more: bool,
     },
     Refused(Refusal),
+    /// The answer to an Offer taken (whether or not anything is fetched).
+    Noted,
 }
 
 /// A request or response no honest node sends (a strike).
@@ -71,6 +87,8 @@ pub enum Error {
     UnknownTag(u8),
     #[error("fetch of {0} ids (1..={MAX_FETCH} allowed)")]
     BadCount(usize),
+    #[error("offer of {0} ids (0..={MAX_OFFER} allowed)")]
+    BadOfferCount(usize),
 }
 
 impl Request {
@@ -78,7 +96,7 @@ impl Request {
     pub fn encoded_len(&self) -> usize {
         match self {
             Request::Sync(frame) => 1 + frame.len(),
-            Request::Fetch(ids) => 3 + 32 * ids.len(),
+            Request::Fetch(ids) | Request::Offer(ids) => 3 + 32 * ids.len(),
         }
     }
 
@@ -90,15 +108,8 @@ impl Request {
                 out.extend_from_slice(frame);
                 out
             }
-            Request::Fetch(ids) => {
-                let mut out = Vec::with_capacity(3 + 32 * ids.len());
-                out.push(REQ_FETCH);
-                out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
-                for id in ids {
-                    out.extend_from_slice(&id.0);
-                }
-                out
-            }
+            Request::Fetch(ids) => encode_ids(REQ_FETCH, ids),
+            Request::Offer(ids) => encode_ids(REQ_OFFER, ids),
         }
     }
 
@@ -109,24 +120,51 @@ impl Request {
         let (&tag, rest) = bytes.split_first().ok_or(Error::Malformed)?;
         match tag {
             REQ_SYNC => Ok(Request::Sync(rest.to_vec())),
-            REQ_FETCH => {
-                let (count, ids) = rest.split_first_chunk::<2>().ok_or(Error::Malformed)?;
-                let count = u16::from_be_bytes(*count) as usize;
-                if count == 0 || count > MAX_FETCH {
-                    return Err(Error::BadCount(count));
-                }
-                if ids.len() != 32 * count {
-                    return Err(Error::Malformed);
-                }
-                Ok(Request::Fetch(
-                    ids.chunks_exact(32)
-                        .map(|c| MessageId(c.try_into().expect("chunks of 32")))
-                        .collect(),
-                ))
-            }
+            REQ_FETCH => Ok(Request::Fetch(decode_ids(
+                rest,
+                1..=MAX_FETCH,
+                Error::BadCount,
+            )?)),
+            REQ_OFFER => Ok(Request::Offer(decode_ids(
+                rest,
+                0..=MAX_OFFER,
+                Error::BadOfferCount,
+            )?)),
             other => Err(Error::UnknownTag(other)),
         }
     }
+}
+
+/// `tag | count u16 | id [32] * count`.
+fn encode_ids(tag: u8, ids: &[MessageId]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + 32 * ids.len());
+    out.push(tag);
+    out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.0);
+    }
+    out
+}
+
+/// `count u16 | id [32] * count` with `count` in `counts` (else `bad(count)`) and nothing
+/// after the ids.
+fn decode_ids(
+    rest: &[u8],
+    counts: std::ops::RangeInclusive<usize>,
+    bad: fn(usize) -> Error,
+) -> Result<Vec<MessageId>, Error> {
+    let (count, ids) = rest.split_first_chunk::<2>().ok_or(Error::Malformed)?;
+    let count = u16::from_be_bytes(*count) as usize;
+    if !counts.contains(&count) {
+        return Err(bad(count));
+    }
+    if ids.len() != 32 * count {
+        return Err(Error::Malformed);
+    }
+    Ok(ids
+        .chunks_exact(32)
+        .map(|c| MessageId(c.try_into().expect("chunks of 32")))
+        .collect())
 }
 
 impl Response {
@@ -138,6 +176,7 @@ impl Response {
                 4 + envelopes.iter().map(|e| 4 + e.len()).sum::<usize>()
             }
             Response::Refused(_) => 2,
+            Response::Noted => 1,
         }
     }
 
@@ -169,6 +208,7 @@ impl Response {
                     Refusal::Version => 3,
                 },
             ],
+            Response::Noted => vec![RES_NOTED],
         }
     }
 
@@ -216,6 +256,8 @@ impl Response {
                 [3] => Ok(Response::Refused(Refusal::Version)),
                 _ => Err(Error::Malformed),
             },
+            RES_NOTED if rest.is_empty() => Ok(Response::Noted),
+            RES_NOTED => Err(Error::Malformed),
             other => Err(Error::UnknownTag(other)),
         }
     }
@@ -262,6 +304,48 @@ mod tests {
         assert_eq!(r.encode(), [2, 1, 0, 1, 0, 0, 0, 3, 7, 7, 7]);
         assert_eq!(Response::decode(&r.encode()).unwrap(), r);
         assert_eq!(Response::Refused(Refusal::NoSession).encode(), [3, 2]);
+    }
+
+    #[test]
+    fn offer_golden_bytes() {
+        // Two ids: tag 3, count 2, the ids.
+        let ids = vec![MessageId([0x11; 32]), MessageId([0x22; 32])];
+        let mut want = vec![3, 0, 2];
+        want.extend_from_slice(&[0x11; 32]);
+        want.extend_from_slice(&[0x22; 32]);
+        let offer = Request::Offer(ids);
+        assert_eq!(offer.encode(), want);
+        assert_eq!(offer.encoded_len(), 67);
+        assert_eq!(Request::decode(&want).unwrap(), offer);
+        // No ids: "start a round with me".
+        assert_eq!(Request::Offer(Vec::new()).encode(), [3, 0, 0]);
+        assert_eq!(
+            Request::decode(&[3, 0, 0]).unwrap(),
+            Request::Offer(Vec::new())
+        );
+        assert_eq!(Response::Noted.encode(), [4]);
+        assert_eq!(Response::Noted.encoded_len(), 1);
+        assert_eq!(Response::decode(&[4]).unwrap(), Response::Noted);
+    }
+
+    #[test]
+    fn offer_limits_are_enforced() {
+        // 513 ids: one more than an offer may list.
+        assert_eq!(
+            Request::decode(&[3, 0x02, 0x01]),
+            Err(Error::BadOfferCount(513))
+        );
+        let mut full = vec![3, 0x02, 0x00];
+        full.extend(std::iter::repeat_n(7u8, 32 * MAX_OFFER));
+        assert!(matches!(Request::decode(&full), Ok(Request::Offer(ids)) if ids.len() == 512));
+        assert!(full.len() <= MAX_REQUEST_LEN);
+        // A count that disagrees with the bytes, and a missing count.
+        assert_eq!(Request::decode(&[3, 0, 1, 5]), Err(Error::Malformed));
+        assert_eq!(Request::decode(&[3, 0, 0, 0]), Err(Error::Malformed));
+        assert_eq!(Request::decode(&[3, 0]), Err(Error::Malformed));
+        assert_eq!(Request::decode(&[3]), Err(Error::Malformed));
+        // Noted carries nothing.
+        assert_eq!(Response::decode(&[4, 0]), Err(Error::Malformed));
     }
 
     #[test]
@@ -313,6 +397,18 @@ mod tests {
             prop_assert_eq!(req.encode().len(), req.encoded_len());
             prop_assert_eq!(Request::decode(&req.encode()).unwrap(), req);
             let res = Response::Envelopes { envelopes: envs, more };
+            prop_assert_eq!(res.encode().len(), res.encoded_len());
+            prop_assert_eq!(Response::decode(&res.encode()).unwrap(), res);
+        }
+
+        #[test]
+        fn offers_round_trip(ids in proptest::collection::vec(any::<[u8; 32]>(), 0..=MAX_OFFER)) {
+            let req = Request::Offer(ids.into_iter().map(MessageId).collect());
+            let bytes = req.encode();
+            prop_assert_eq!(bytes.len(), req.encoded_len());
+            prop_assert!(bytes.len() <= MAX_REQUEST_LEN);
+            prop_assert_eq!(Request::decode(&bytes).unwrap(), req);
+            let res = Response::Noted;
             prop_assert_eq!(res.encode().len(), res.encoded_len());
             prop_assert_eq!(Response::decode(&res.encode()).unwrap(), res);
         }

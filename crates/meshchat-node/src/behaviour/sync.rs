@@ -10,6 +10,10 @@ use libp2p::StreamProtocol;
 use meshchat_core::sync::wire::{self, Request, Response};
 
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/sync/1");
+/// Listed in identify by nodes that take Offers (PROTOCOL.md §6); never negotiated (it is taken
+/// inbound only, and we open every stream on [`SYNC_PROTOCOL`]). A node of an earlier version
+/// would refuse the unknown request as a strike, so offers go only to peers that list this.
+pub const SYNC_OFFERS: StreamProtocol = StreamProtocol::new("/meshchat/sync/1/offers");
 /// Longest a request waits for its response.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Streams of this protocol open at once on one connection, each way.
@@ -20,7 +24,10 @@ pub type Behaviour = request_response::Behaviour<Codec>;
 pub fn behaviour() -> Behaviour {
     request_response::Behaviour::with_codec(
         Codec,
-        [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+        [
+            (SYNC_PROTOCOL, ProtocolSupport::Full),
+            (SYNC_OFFERS, ProtocolSupport::Inbound),
+        ],
         request_response::Config::default()
             .with_request_timeout(REQUEST_TIMEOUT)
             .with_max_concurrent_streams(MAX_STREAMS),

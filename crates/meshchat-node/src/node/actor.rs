@@ -378,6 +378,7 @@ impl Actor {
             let tree_due = self.trees.wake.map(tokio::time::Instant::from_std);
             let route_due = tokio::time::Instant::from_std(self.route.due());
             let tracker_due = self.tracker.wake.map(tokio::time::Instant::from_std);
+            let sync_due = self.sync.wake.map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -393,6 +394,7 @@ impl Actor {
                 () = sleep_until_opt(tree_due) => self.broadcast_tick(),
                 () = tokio::time::sleep_until(route_due) => self.route_tick(),
                 () = sleep_until_opt(tracker_due) => self.tracker_tick(),
+                () = sleep_until_opt(sync_due) => self.sync_tick(),
                 Some(report) = recv_opt(&mut route_rx) => self.on_route(report),
                 Some(report) = recv_opt(&mut trees_rx) => {
                     self.on_broadcast(report);

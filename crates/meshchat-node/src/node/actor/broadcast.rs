@@ -320,7 +320,7 @@ impl Actor {
                 // Forgotten, so the real message under this id is taken if it comes.
                 self.seen.remove(&id);
                 if let inbound::Refused::Envelope(envelope::Error::FromFuture(ahead_ms)) = refused {
-                    self.from_future(from, author, ahead_ms, now);
+                    self.dated_ahead(from, author, ahead_ms, now);
                 }
                 if refused.signature_checked() {
                     self.stats.verified += 1;
@@ -388,7 +388,7 @@ impl Actor {
     /// `peer` handed over an envelope dated `ahead_ms` ahead of our clock (refused beyond
     /// [`envelope::MAX_CLOCK_SKEW_MS`]): counted as a clock sample, and the user is told which
     /// neighbour and how far (at most every [`FUTURE_TELL_EVERY`] per neighbour).
-    fn from_future(&mut self, peer: PeerId, author: Option<[u8; 32]>, ahead_ms: u64, now: Instant) {
+    fn dated_ahead(&mut self, peer: PeerId, author: Option<[u8; 32]>, ahead_ms: u64, now: Instant) {
         if let Some(a) = author {
             self.clock_sample(&a, now_ms().saturating_add(ahead_ms), now);
         }

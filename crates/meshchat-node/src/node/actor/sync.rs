@@ -6,6 +6,11 @@
 //! Pull only: each node starts its own sessions (on contact, every `sync_interval`, after a
 //! join) and fetches its own `need`; what it has that the peer lacks, the peer fetches in its
 //! session. So a node only ever receives envelopes it asked for, and an unasked one is a strike.
+//!
+//! Offers make it fast ([`meshchat_core::sync::Offers`]): what a node took by sync that was new
+//! to it, it offers to its other neighbours at once, and the `have` of its rounds to that peer;
+//! a neighbour fetches what it lacks of an offer (or starts a round, when the offer names no
+//! ids). So a healed partition converges at a fetch per hop, not a periodic round per hop.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
@@ -18,7 +23,7 @@ use meshchat_core::sync::{self, ItemSet, Next, Step};
 use meshchat_core::MessageId;
 
 use super::Actor;
-use crate::behaviour::sync::{is_malformed, SYNC_PROTOCOL};
+use crate::behaviour::sync::{is_malformed, SYNC_OFFERS, SYNC_PROTOCOL};
 use crate::node::now_ms;
 use crate::store::StoredMessage;
 
@@ -31,6 +36,13 @@ const OPEN_BURST: f64 = 4.0;
 const OPENS_PER_SEC: f64 = 1.0;
 /// How often the relay's share of the store is bounded (window and budget).
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// A round a peer asked for (an offer with no ids) starts no sooner than this after our last
+/// round with it began: within the peer's bucket of opens ([`OPENS_PER_SEC`]), so it is not
+/// refused as busy.
+const ROUND_REQUEST_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+/// Neighbours whose offers (to them and from them) are tracked; entries go when a peer
+/// disconnects, so this is a bound the connection limit keeps us far under.
+const OFFER_PEERS: usize = 1024;
 
 /// What a request in flight was for.
 #[derive(Debug)]
@@ -38,6 +50,8 @@ enum Pending {
     Sync,
     /// The ids asked for.
     Fetch(Vec<MessageId>),
+    /// The ids offered (none: a request for a round).
+    Offer(Vec<MessageId>),
 }
 
 /// The node's history-sync state. Every table is bounded by the connected peers: sessions by
@@ -67,6 +81,15 @@ pub(super) struct State {
     relayed: Option<u64>,
     /// Each peer's bucket of rounds it may open with us ([`OPEN_BURST`], [`OPENS_PER_SEC`]).
     opened: HashMap<PeerId, (f64, Instant)>,
+    /// Offers to neighbours (paced) and from them (bounded).
+    offers: sync::Offers<PeerId>,
+    /// Capable peers that take offers (they list [`SYNC_OFFERS`]).
+    takes_offers: HashSet<PeerId>,
+    /// Peers that asked us for a round (an offer with no ids): it starts once nothing else of
+    /// ours with them is in flight and [`ROUND_REQUEST_GAP`] has passed since our last.
+    requested: HashSet<PeerId>,
+    /// When [`Actor::sync_tick`] next has work (an offer waiting for its gap, a round asked for).
+    pub(super) wake: Option<Instant>,
 }
 
 impl State {
@@ -83,6 +106,10 @@ impl State {
             last_prune: None,
             relayed: None,
             opened: HashMap::new(),
+            offers: sync::Offers::new(OFFER_PEERS),
+            takes_offers: HashSet::new(),
+            requested: HashSet::new(),
+            wake: None,
         }
     }
 
@@ -121,6 +148,33 @@ impl State {
         self.requests
             .values()
             .any(|(p, what)| p == peer && matches!(what, Pending::Fetch(_)))
+    }
+
+    /// The ids asked of `peer` in fetches in flight.
+    fn fetching(&self, peer: &PeerId) -> HashSet<MessageId> {
+        self.fetches(|p| p == peer)
+    }
+
+    /// The ids asked of peers other than `peer` in fetches in flight.
+    fn fetching_elsewhere(&self, peer: &PeerId) -> HashSet<MessageId> {
+        self.fetches(|p| p != peer)
+    }
+
+    fn fetches(&self, of: impl Fn(&PeerId) -> bool) -> HashSet<MessageId> {
+        self.requests
+            .values()
+            .filter(|(p, _)| of(p))
+            .filter_map(|(_, what)| match what {
+                Pending::Fetch(ids) => Some(ids.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Whether anything of ours with `peer` is under way: a round, a fetch, ids to fetch.
+    fn busy_with(&self, peer: &PeerId) -> bool {
+        self.peers.in_flight(peer) || self.wanted.contains_key(peer) || self.fetch_in_flight(peer)
     }
 }
 
@@ -169,6 +223,9 @@ impl Actor {
             return;
         }
         self.sync.capable.entry(peer).or_insert(None);
+        if protocols.contains(&SYNC_OFFERS) {
+            self.sync.takes_offers.insert(peer);
+        }
         self.start_sync(peer);
     }
 
@@ -232,6 +289,47 @@ impl Actor {
                 Err(e) => tracing::warn!("bounding relayed messages: {e}"),
             }
         }
+        self.sync_tick();
+    }
+
+    /// Sends the offers that are due and starts the rounds peers asked for that may start now;
+    /// sets the next wake-up for what must wait.
+    pub(super) fn sync_tick(&mut self) {
+        let now = Instant::now();
+        for (peer, ids) in self.sync.offers.due(now) {
+            self.stats.sync_offers_sent += 1;
+            self.sync_send(peer, Request::Offer(ids.clone()), Pending::Offer(ids));
+        }
+        let mut wake = self.sync.offers.wake();
+        let requested: Vec<PeerId> = self.sync.requested.iter().copied().collect();
+        for peer in requested {
+            let Some(last) = self.sync.capable.get(&peer).copied() else {
+                self.sync.requested.remove(&peer);
+                continue;
+            };
+            if self.sync.busy_with(&peer) {
+                // Whatever ends it is a sync event, and each is followed by a tick.
+                continue;
+            }
+            let due = last.map_or(now, |t| t + ROUND_REQUEST_GAP);
+            if due <= now {
+                self.sync.requested.remove(&peer);
+                // Asked for, so due whatever the gap since the last round; if it cannot start
+                // now (too many sessions), the maintenance tick starts it.
+                self.sync.capable.insert(peer, None);
+                self.start_sync(peer);
+            } else {
+                wake = Some(wake.map_or(due, |w| w.min(due)));
+            }
+        }
+        self.sync.wake = wake;
+    }
+
+    /// Offers `ids` to `peer` if it takes offers.
+    fn sync_offer(&mut self, peer: PeerId, ids: impl IntoIterator<Item = MessageId>) {
+        if self.sync.takes_offers.contains(&peer) {
+            self.sync.offers.offer(peer, ids);
+        }
     }
 
     /// Reconciles with every capable peer now (after joining a room).
@@ -254,6 +352,11 @@ impl Actor {
         self.sync.unfinished.remove(peer);
         self.sync.opened.remove(peer);
         self.sync.requests.retain(|_, (p, _)| p != peer);
+        self.sync.offers.forget(peer);
+        self.sync.takes_offers.remove(peer);
+        self.sync.requested.remove(peer);
+        // Its fetches in flight are gone with it.
+        self.fetch_deferred(*peer);
     }
 
     fn sync_send(&mut self, peer: PeerId, request: Request, what: Pending) {
@@ -282,6 +385,12 @@ impl Actor {
     }
 
     pub(super) fn on_sync_event(&mut self, event: request_response::Event<Request, Response>) {
+        self.on_sync_event_inner(event);
+        // An answer may free an offer, the end of a round may let one asked for start.
+        self.sync_tick();
+    }
+
+    fn on_sync_event_inner(&mut self, event: request_response::Event<Request, Response>) {
         use request_response::{Event as E, Message as M};
         match event {
             E::Message {
@@ -313,7 +422,11 @@ impl Actor {
                 debug_assert_eq!(from, peer);
                 match what {
                     Pending::Sync => self.on_sync_reply(peer, response),
-                    Pending::Fetch(asked) => self.on_envelopes(peer, asked, response),
+                    Pending::Fetch(asked) => {
+                        self.on_envelopes(peer, asked, response);
+                        self.fetch_deferred(peer);
+                    }
+                    Pending::Offer(offered) => self.on_offer_answer(peer, offered, response),
                 }
             }
             E::OutboundFailure {
@@ -324,8 +437,19 @@ impl Actor {
             } => {
                 if let Some((_, what)) = self.sync.requests.remove(&request_id) {
                     tracing::debug!(%peer, "sync request failed: {error}");
-                    if matches!(what, Pending::Sync) {
-                        self.sync.peers.forget(&peer);
+                    match what {
+                        Pending::Sync => self.sync.peers.forget(&peer),
+                        // What it named is left to rounds.
+                        Pending::Offer(_) => self.sync.offers.noted(peer),
+                        Pending::Fetch(_) => {
+                            // What was still to fetch from it is found again by a round, a
+                            // second on (not left to the periodic one).
+                            self.sync.wanted.remove(&peer);
+                            if self.sync.capable.contains_key(&peer) {
+                                self.sync.requested.insert(peer);
+                            }
+                            self.fetch_deferred(peer);
+                        }
                     }
                     if let request_response::OutboundFailure::Io(e) = &error {
                         if is_malformed(e) {
@@ -386,8 +510,76 @@ impl Actor {
                     }
                 }
             }
+            // Over its rate: busy, no strike (an honest sender offers again later).
+            Request::Offer(_) if !self.sync.offers.take(peer, Instant::now()) => {
+                Response::Refused(Refusal::Busy)
+            }
+            Request::Offer(ids) => {
+                self.on_offer(peer, ids);
+                Response::Noted
+            }
         };
         self.sync_respond(channel, response);
+    }
+
+    /// `peer` holds `ids` and tells us we may lack them: we fetch from it those we lack. With no
+    /// ids, it holds more than an offer lists: we start a round with it (see [`Actor::sync_tick`]).
+    fn on_offer(&mut self, peer: PeerId, ids: Vec<MessageId>) {
+        if ids.is_empty() {
+            if self.sync.capable.contains_key(&peer) {
+                self.sync.requested.insert(peer);
+            }
+            return;
+        }
+        self.flush();
+        let missing = match self.store.missing(&ids) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("checking an offer: {e}");
+                return;
+            }
+        };
+        // Neither what is on its way (from this peer: asked already) nor what is waiting to
+        // be written.
+        let fetching = self.sync.fetching(&peer);
+        let budget = self.sync.peers.limits().max_need;
+        let queue = self.sync.wanted.entry(peer).or_default();
+        let mut queued: HashSet<MessageId> = queue.iter().copied().collect();
+        let mut overflow = false;
+        for id in missing {
+            if self.seen.contains(&id) || fetching.contains(&id) || !queued.insert(id) {
+                continue;
+            }
+            if queue.len() >= budget {
+                overflow = true;
+                break;
+            }
+            queue.push_back(id);
+        }
+        if queue.is_empty() {
+            self.sync.wanted.remove(&peer);
+        }
+        if overflow {
+            // More than a round's budget waits: a round follows what is queued.
+            self.sync.unfinished.insert(peer);
+        }
+        self.fetch_next(peer);
+    }
+
+    /// `peer` answered our offer of `offered`.
+    fn on_offer_answer(&mut self, peer: PeerId, offered: Vec<MessageId>, response: Response) {
+        match response {
+            Response::Noted => self.sync.offers.noted(peer),
+            Response::Refused(Refusal::Busy) => {
+                self.sync.offers.busy(peer, offered, Instant::now());
+            }
+            // A refusal an offer does not get: nothing to do again, no strike.
+            Response::Refused(_) => self.sync.offers.noted(peer),
+            Response::Sync(_) | Response::Envelopes { .. } => {
+                self.sync.offers.noted(peer);
+                self.sync_strike(peer, &"a sync frame or envelopes in answer to an offer");
+            }
+        }
     }
 
     /// Takes a token from `peer`'s bucket of rounds; true if it has none left.
@@ -420,14 +612,18 @@ impl Actor {
                 }
                 return;
             }
-            Response::Envelopes { .. } => {
+            Response::Envelopes { .. } | Response::Noted => {
                 self.sync.peers.forget(&peer);
-                self.sync_strike(peer, &"envelopes in answer to a sync frame");
+                self.sync_strike(peer, &"envelopes or an offer's answer to a sync frame");
                 return;
             }
         };
         match self.sync.peers.on_reply(peer, &frame, Instant::now()) {
-            Ok(Step { need, next, .. }) => {
+            Ok(Step { have, need, next }) => {
+                if !have.is_empty() {
+                    // The peer lacks these: it fetches them now, not at its next round.
+                    self.sync_offer(peer, have);
+                }
                 if !need.is_empty() {
                     let budget = self.sync.peers.limits().max_need;
                     let queue = self.sync.wanted.entry(peer).or_default();
@@ -462,6 +658,9 @@ impl Actor {
         if self.sync.fetch_in_flight(&peer) {
             return;
         }
+        // Asked of another peer already: those wait for its answer, and are asked of this one
+        // only if it does not bring them (several neighbours offer what they all took at once).
+        let elsewhere = self.sync.fetching_elsewhere(&peer);
         let Some(queue) = self.sync.wanted.get_mut(&peer) else {
             if self.sync.unfinished.remove(&peer) && !self.sync.peers.in_flight(&peer) {
                 if let Some(last) = self.sync.capable.get_mut(&peer) {
@@ -471,7 +670,22 @@ impl Actor {
             }
             return;
         };
-        let batch: Vec<MessageId> = queue.drain(..queue.len().min(wire::MAX_FETCH)).collect();
+        // No id twice in a Fetch: the answer would hold it twice, and the second copy would be
+        // "not asked for" (a round's `need` and an offer may both queue it).
+        let (mut batch, mut picked, mut waiting) = (Vec::new(), HashSet::new(), Vec::new());
+        while batch.len() < wire::MAX_FETCH {
+            let Some(id) = queue.pop_front() else {
+                break;
+            };
+            if elsewhere.contains(&id) {
+                waiting.push(id);
+            } else if picked.insert(id) {
+                batch.push(id);
+            }
+        }
+        for id in waiting.into_iter().rev() {
+            queue.push_front(id);
+        }
         if queue.is_empty() {
             self.sync.wanted.remove(&peer);
         }
@@ -493,6 +707,21 @@ impl Actor {
         self.sync_send(peer, Request::Fetch(batch.clone()), Pending::Fetch(batch));
     }
 
+    /// A fetch from `done` ended (answered, refused, failed, or the peer left): what other
+    /// peers' queues held back for it is fetched now if it did not come.
+    fn fetch_deferred(&mut self, done: PeerId) {
+        let waiting: Vec<PeerId> = self
+            .sync
+            .wanted
+            .keys()
+            .filter(|p| **p != done)
+            .copied()
+            .collect();
+        for peer in waiting {
+            self.fetch_next(peer);
+        }
+    }
+
     /// Envelopes `peer` sent for our Fetch of `asked`: each is checked like a broadcast one and,
     /// if valid, stored (and shown where the room is joined) marked as synced.
     fn on_envelopes(&mut self, peer: PeerId, asked: Vec<MessageId>, response: Response) {
@@ -502,8 +731,8 @@ impl Actor {
                 self.sync.wanted.remove(&peer);
                 return;
             }
-            Response::Sync(_) => {
-                self.sync_strike(peer, &"a sync frame in answer to a fetch");
+            Response::Sync(_) | Response::Noted => {
+                self.sync_strike(peer, &"a sync frame or an offer's answer to a fetch");
                 return;
             }
         };
@@ -512,7 +741,10 @@ impl Actor {
             self.sync_strike(peer, &"an empty answer that claims more");
             return;
         }
+        self.stats.sync_envelopes_received += envelopes.len() as u64;
         let mut open: HashSet<MessageId> = asked.iter().copied().collect();
+        // Room messages new here: offered to the other neighbours, which may lack them too.
+        let mut fresh = Vec::new();
         let now = Instant::now();
         for bytes in envelopes {
             let id = MessageId::of(&bytes);
@@ -533,6 +765,7 @@ impl Actor {
                     self.trees.authors.know(*env.author().as_bytes(), now);
                     let mut stored = StoredMessage::new(&env, text);
                     stored.synced = true;
+                    fresh.push(id);
                     self.queue_for_store(env, stored);
                 }
                 Ok(Checked::Profile(env, profile)) => {
@@ -559,6 +792,19 @@ impl Actor {
                         return;
                     }
                 }
+            }
+        }
+        if !fresh.is_empty() {
+            // Not to `peer`, which has them. (Profiles go on the trees, above.)
+            let others: Vec<PeerId> = self
+                .sync
+                .takes_offers
+                .iter()
+                .filter(|p| **p != peer)
+                .copied()
+                .collect();
+            for other in others {
+                self.sync.offers.offer(other, fresh.iter().copied());
             }
         }
         if more {
