@@ -1,8 +1,12 @@
 //! Broadcast benchmark: N in-process meshchat nodes on loopback TCP, side by side with a baseline
 //! of plain gossipsub using Strict signing (what libp2p's chat example does), on the same random
 //! topology (each node dials 3 random earlier nodes: about 6 connections per node). Systems:
-//! `meshchat` (rooms on the broadcast trees) and `baseline`. (Meshchat on gossipsub, the room path
-//! before the trees, was measured side by side in the last run that had it: BENCHMARKS.md §1.)
+//! `meshchat` (rooms on the broadcast trees), `baseline` (gossipsub, `Strict`: every copy's
+//! signature verified) and `gossipsub-best` (gossipsub at its best: each payload a signed
+//! meshchat envelope, verified once by the application after gossipsub's duplicate filter, with
+//! `validate_messages` and `report_message_validation_result`, content-addressed ids). (Meshchat
+//! on gossipsub, the room path before the trees, was measured side by side in the last run that
+//! had it: BENCHMARKS.md §1.)
 //!
 //! ```text
 //! cargo bench -p meshchat-node --bench mesh -- [--nodes 10,50,100] [--step-secs 5] [--json FILE]
@@ -89,7 +93,7 @@ fn main() {
         "system", "N", "p50 ms", "p99 ms", "copies/msg", "max msg/s", "RSS/node KiB"
     );
     for &n in &nodes {
-        for system in ["meshchat", "baseline"] {
+        for system in ["meshchat", "baseline", "gossipsub-best"] {
             let out = std::process::Command::new(&exe)
                 .args([
                     "--one",
@@ -325,7 +329,8 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
         } else {
             let counter = Arc::new(AtomicU64::new(0));
             copies.push(counter.clone());
-            let (addr, tx) = spawn_baseline(i, dials, counter, rec, connected).await;
+            let best = system == "gossipsub-best";
+            let (addr, tx) = spawn_baseline(i, dials, counter, rec, connected, best).await;
             addrs.push(addr);
             senders.push(tx);
         }
@@ -449,14 +454,19 @@ async fn step(
     )
 }
 
-/// A plain gossipsub node with Strict signing: every copy's signature is verified.
+/// A plain gossipsub node with Strict signing: every copy's signature is verified. With `best`,
+/// gossipsub at its best instead: no gossipsub signature, content-addressed ids, and each
+/// payload a signed meshchat envelope that the application verifies once, after gossipsub's
+/// duplicate filter (`validate_messages`, `report_message_validation_result`).
 async fn spawn_baseline(
     i: usize,
     dials: Vec<Multiaddr>,
     copies: Arc<AtomicU64>,
     rec: Arc<Recorder>,
     connected: Arc<Vec<AtomicUsize>>,
+    best: bool,
 ) -> (Multiaddr, mpsc::Sender<Vec<u8>>) {
+    let author = meshchat_core::Keypair::generate(&mut rand::rngs::OsRng);
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -466,22 +476,39 @@ async fn spawn_baseline(
         )
         .unwrap()
         .with_behaviour(|key| {
-            let config = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Strict)
+            let mut config = gossipsub::ConfigBuilder::default();
+            config
                 .heartbeat_interval(Duration::from_secs(1))
                 .message_id_fn(move |m: &gossipsub::Message| {
                     copies.fetch_add(1, Ordering::Relaxed);
+                    if best {
+                        return gossipsub::MessageId::from(
+                            meshchat_core::MessageId::of(&m.data).0.to_vec(),
+                        );
+                    }
                     let mut id = m.source.map(|p: PeerId| p.to_string()).unwrap_or_default();
                     id.push_str(&m.sequence_number.unwrap_or_default().to_string());
                     gossipsub::MessageId::from(id)
-                })
-                .build()
-                .unwrap();
-            let b: gossipsub::Behaviour = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                config,
-            )
-            .unwrap();
+                });
+            let (config, authenticity) = if best {
+                (
+                    config
+                        .validation_mode(gossipsub::ValidationMode::Anonymous)
+                        .validate_messages()
+                        .build()
+                        .unwrap(),
+                    gossipsub::MessageAuthenticity::Anonymous,
+                )
+            } else {
+                (
+                    config
+                        .validation_mode(gossipsub::ValidationMode::Strict)
+                        .build()
+                        .unwrap(),
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                )
+            };
+            let b: gossipsub::Behaviour = gossipsub::Behaviour::new(authenticity, config).unwrap();
             b
         })
         .unwrap()
@@ -507,11 +534,34 @@ async fn spawn_baseline(
         loop {
             tokio::select! {
                 Some(data) = rx.recv() => {
+                    let data = if best { sign_text(&author, &data) } else { data };
                     let _ = swarm.behaviour_mut().publish(topic.clone(), data);
                 }
                 ev = swarm.select_next_some() => match ev {
-                    libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) => {
-                        rec.deliver(&message.data);
+                    libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Message {
+                        propagation_source,
+                        message_id,
+                        message,
+                    }) => {
+                        if !best {
+                            rec.deliver(&message.data);
+                            continue;
+                        }
+                        // The one check per unique message, as meshchat's.
+                        let text = open_text(message.data);
+                        let verdict = if text.is_some() {
+                            gossipsub::MessageAcceptance::Accept
+                        } else {
+                            gossipsub::MessageAcceptance::Reject
+                        };
+                        swarm.behaviour_mut().report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            verdict,
+                        );
+                        if let Some(text) = text {
+                            rec.deliver(text.as_bytes());
+                        }
                     }
                     libp2p::swarm::SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) => {
                         connected[i].fetch_add(1, Ordering::Relaxed);
@@ -522,6 +572,49 @@ async fn spawn_baseline(
         }
     });
     (addr, tx)
+}
+
+/// `text` (the baseline's payload, `b{seq}.` padded) as a signed room envelope, as a meshchat
+/// node publishes it.
+fn sign_text(author: &meshchat_core::Keypair, text: &[u8]) -> Vec<u8> {
+    let seq = String::from_utf8_lossy(text)
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let body = meshchat_core::room::Text {
+        nick: "bench".into(),
+        text: seq,
+    }
+    .encode()
+    .unwrap();
+    meshchat_core::Envelope::sign(
+        author,
+        meshchat_core::envelope::Draft {
+            kind: meshchat_core::envelope::Kind::RoomText,
+            target: "lobby",
+            timestamp_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+            nonce: rand::random(),
+            body: &body,
+        },
+    )
+    .unwrap()
+    .into_bytes()
+}
+
+/// The text of a valid signed room envelope (signature checked), or `None`.
+fn open_text(data: Vec<u8>) -> Option<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let env = meshchat_core::Envelope::open(data, now).ok()?;
+    meshchat_core::room::Text::decode(env.body())
+        .ok()
+        .map(|t| t.text)
 }
 
 /// Just enough parsing of our own one-line JSON result for the summary table.
