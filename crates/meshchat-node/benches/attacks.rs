@@ -34,8 +34,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
 use libp2p::PeerId;
 use meshchat_core::broadcast::wire::{self, Message};
-use meshchat_core::envelope::{Draft, Kind};
-use meshchat_core::{Envelope, Keypair, MessageId};
+use meshchat_core::{Keypair, MessageId};
 use meshchat_node::behaviour::broadcast::PROTOCOL;
 use meshchat_node::Event;
 use support::{raw, TestNode};
@@ -95,24 +94,7 @@ fn cpu_secs() -> f64 {
 }
 
 fn room_text(key: &Keypair, target: &str, text: &str) -> Vec<u8> {
-    let body = meshchat_core::room::Text {
-        nick: "g".into(),
-        text: text.into(),
-    }
-    .encode()
-    .unwrap();
-    Envelope::sign(
-        key,
-        Draft {
-            kind: Kind::RoomText,
-            target,
-            timestamp_ms: unix_ms(),
-            nonce: rand::random(),
-            body: &body,
-        },
-    )
-    .unwrap()
-    .into_bytes()
+    support::room_envelope(key, target, unix_ms(), rand::random(), text)
 }
 
 /// The attacker: a raw peer with its own broadcast stream to A, counting what A sends it.

@@ -225,25 +225,7 @@ async fn attacker_joined(target: &TestNode) -> hostile::Raw {
 
 /// A room-text envelope signed by `key` at `ts`.
 fn signed_text(key: &meshchat_core::Keypair, ts: u64, nonce: u64, text: &str) -> Vec<u8> {
-    use meshchat_core::envelope::{Draft, Kind};
-    let body = meshchat_core::room::Text {
-        nick: "mallory".into(),
-        text: text.into(),
-    }
-    .encode()
-    .unwrap();
-    meshchat_core::Envelope::sign(
-        key,
-        Draft {
-            kind: Kind::RoomText,
-            target: "lobby",
-            timestamp_ms: ts,
-            nonce,
-            body: &body,
-        },
-    )
-    .unwrap()
-    .into_bytes()
+    support::room_envelope(key, "lobby", ts, nonce, text)
 }
 
 pub(crate) fn unix_ms() -> u64 {

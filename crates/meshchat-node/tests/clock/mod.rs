@@ -1,8 +1,7 @@
 //! Wrong clocks (issue 18): a node whose clock is off its peers' is told so, and one handed
 //! envelopes dated ahead of its clock names the neighbour and how far, instead of silence.
 
-use meshchat_core::envelope::{Draft, Kind};
-use meshchat_core::{Envelope, Keypair};
+use meshchat_core::Keypair;
 use meshchat_node::Event;
 
 use crate::hostile::{raw_peer, Reading};
@@ -12,24 +11,7 @@ use crate::unix_ms;
 const MIN: u64 = 60_000;
 
 fn dated(key: &Keypair, timestamp_ms: u64, text: &str) -> Vec<u8> {
-    let body = meshchat_core::room::Text {
-        nick: "g".into(),
-        text: text.into(),
-    }
-    .encode()
-    .unwrap();
-    Envelope::sign(
-        key,
-        Draft {
-            kind: Kind::RoomText,
-            target: "lobby",
-            timestamp_ms,
-            nonce: rand::random(),
-            body: &body,
-        },
-    )
-    .unwrap()
-    .into_bytes()
+    room_envelope(key, "lobby", timestamp_ms, rand::random(), text)
 }
 
 /// Three authors whose clocks agree, 10 minutes behind A's: A's clock is the odd one out,

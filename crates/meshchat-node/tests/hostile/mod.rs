@@ -12,8 +12,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 use meshchat_core::broadcast::wire::{self, Message};
-use meshchat_core::envelope::{Draft, Kind};
-use meshchat_core::{Envelope, Keypair, MessageId};
+use meshchat_core::{Keypair, MessageId};
 use meshchat_node::behaviour::broadcast::PROTOCOL;
 use meshchat_node::Event;
 use tokio::sync::mpsc;
@@ -223,24 +222,7 @@ impl Raw {
 }
 
 pub(super) fn envelope(key: &Keypair, target: &str, nonce: u64, text: &str) -> Vec<u8> {
-    let body = meshchat_core::room::Text {
-        nick: "raw".into(),
-        text: text.into(),
-    }
-    .encode()
-    .unwrap();
-    Envelope::sign(
-        key,
-        Draft {
-            kind: Kind::RoomText,
-            target,
-            timestamp_ms: unix_ms(),
-            nonce,
-            body: &body,
-        },
-    )
-    .unwrap()
-    .into_bytes()
+    room_envelope(key, target, unix_ms(), nonce, text)
 }
 
 /// Finding 1: envelopes of the largest size, back to back, all arrive, and the link keeps working.

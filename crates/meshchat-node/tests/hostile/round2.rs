@@ -197,15 +197,7 @@ async fn fresh_identities_and_one_loud_author_are_bounded() {
     // One loud author (a new one: it spends one introduction), then a fresh key per message.
     let loud_key = Keypair::from_secret_bytes(&[73; 32]);
     let loud: Vec<Vec<u8>> = (0..LOUD)
-        .map(|i| {
-            let body = meshchat_core::room::Text {
-                nick: "loud".into(),
-                text: format!("loud {i}"),
-            }
-            .encode()
-            .unwrap();
-            signed(&loud_key, Kind::RoomText, "nowhere", now, &body)
-        })
+        .map(|i| room_envelope(&loud_key, "nowhere", now, i as u64, &format!("loud {i}")))
         .collect();
     g.publish_all(loud).await.unwrap();
     let fresh: Vec<Vec<u8>> = (0..FRESH)

@@ -11,6 +11,35 @@ use meshchat_core::MessageId;
 use meshchat_node::{Config, Event, Handle, MessageView, Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
+/// A room text by `key` (nick `nick`) to `target`, dated `timestamp_ms`: the envelope a node
+/// would publish, for tests and benches that write frames by hand.
+pub fn room_envelope(
+    key: &meshchat_core::Keypair,
+    target: &str,
+    timestamp_ms: u64,
+    nonce: u64,
+    text: &str,
+) -> Vec<u8> {
+    let body = meshchat_core::room::Text {
+        nick: "raw".into(),
+        text: text.into(),
+    }
+    .encode()
+    .unwrap();
+    meshchat_core::Envelope::sign(
+        key,
+        meshchat_core::envelope::Draft {
+            kind: meshchat_core::envelope::Kind::RoomText,
+            target,
+            timestamp_ms,
+            nonce,
+            body: &body,
+        },
+    )
+    .unwrap()
+    .into_bytes()
+}
+
 /// Longest any single condition is waited for before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 /// How long "nothing more arrives" is watched for. Only ever shortens a passing test's
