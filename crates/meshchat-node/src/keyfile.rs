@@ -155,13 +155,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         load_or_create(&data).unwrap();
-        assert!(tighten(&data).is_empty(), "nothing to say when they are right");
+        assert!(
+            tighten(&data).is_empty(),
+            "nothing to say when they are right"
+        );
         fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(data.join(KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
         let said = tighten(&data);
         assert_eq!(said.len(), 2, "{said:?}");
-        assert!(said[0].contains("mode 755") && said[0].contains("set to 700"), "{said:?}");
-        assert!(said[1].contains("mode 644") && said[1].contains("copied"), "{said:?}");
+        assert!(
+            said[0].contains("mode 755") && said[0].contains("set to 700"),
+            "{said:?}"
+        );
+        assert!(
+            said[1].contains("mode 644") && said[1].contains("copied"),
+            "{said:?}"
+        );
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);
         assert_eq!(mode(&data.join(KEY_FILE)), 0o600);
