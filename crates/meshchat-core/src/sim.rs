@@ -10,6 +10,12 @@
 //! and its neighbours are told after [`Sim::set_detect_delay`] (a closed connection is noticed
 //! late).
 //!
+//! Nodes can also take time to handle a message ([`Sim::set_processing`]): each node then handles
+//! its arrivals one at a time, in arrival order, each occupying it for the time the cost function
+//! gives, as a process's one actor loop does; arrivals meanwhile wait in the node's inbox. That is
+//! the per-hop processing delay of a real node (checks, store, frame handling) and its queueing
+//! under load. By default handling is instant.
+//!
 //! Time is virtual: a priority queue of events ordered by `(time, sequence)`, processed one at a
 //! time; nothing reads a clock and all randomness comes from one seeded RNG, so a run is fully
 //! determined by its seed. [`Instant`]s are a fixed base plus the virtual elapsed time (the base is
@@ -136,7 +142,21 @@ enum Event<M> {
         node: NodeId,
         peer: NodeId,
     },
+    /// The node is done handling the first message of its inbox (with [`Sim::set_processing`]):
+    /// it takes effect now.
+    Process {
+        node: NodeId,
+    },
 }
+
+/// A message that arrived at a node with a processing cost, waiting to be handled.
+struct Arrived<M> {
+    from: NodeId,
+    message: M,
+}
+
+/// How long a node takes to handle a message (see [`Sim::set_processing`]).
+type Cost<M> = Box<dyn Fn(&M) -> Duration>;
 
 struct Scheduled<M> {
     at: Instant,
@@ -179,6 +199,13 @@ pub struct Sim<N: Node> {
     rng: StdRng,
     detect_delay: Duration,
     stats: Stats,
+    /// Handling time per message; `None`: instant.
+    processing: Option<Cost<N::Message>>,
+    /// Per node: messages that arrived and wait to be handled, in arrival order.
+    inbox: Vec<VecDeque<Arrived<N::Message>>>,
+    /// Per node: when it finished the last message it handled, and whether a `Process` event is
+    /// scheduled for the first of its inbox.
+    busy: Vec<(Instant, bool)>,
 }
 
 impl<N: Node> Sim<N> {
@@ -196,7 +223,25 @@ impl<N: Node> Sim<N> {
             rng: StdRng::seed_from_u64(seed),
             detect_delay: Duration::ZERO,
             stats: Stats::default(),
+            processing: None,
+            inbox: Vec::new(),
+            busy: Vec::new(),
         }
+    }
+
+    /// Makes every node take `cost(message)` to handle each message it receives: a node handles
+    /// one at a time, in arrival order; a message takes effect (the node's callback runs, and
+    /// what it sends leaves) when its handling ends, and what arrives meanwhile waits. A message
+    /// that waited while its link went down is still handled (it had arrived). Timers and link
+    /// events are not delayed. Set before the first message is sent.
+    pub fn set_processing(&mut self, cost: impl Fn(&N::Message) -> Duration + 'static) {
+        self.processing = Some(Box::new(cost));
+    }
+
+    /// Messages that arrived at `n` and have not taken effect yet, the one being handled
+    /// included (with [`Sim::set_processing`]).
+    pub fn backlog(&self, n: NodeId) -> usize {
+        self.inbox.get(n as usize).map_or(0, VecDeque::len)
     }
 
     /// How long after a crash its neighbours get [`Node::on_link_down`].
@@ -208,6 +253,8 @@ impl<N: Node> Sim<N> {
         self.nodes.push(Some(node));
         self.adjacency.push(BTreeSet::new());
         self.wake.push(None);
+        self.inbox.push(VecDeque::new());
+        self.busy.push((self.now, false));
         (self.nodes.len() - 1) as NodeId
     }
 
@@ -305,6 +352,8 @@ impl<N: Node> Sim<N> {
             return;
         }
         self.wake[n as usize] = None;
+        self.stats.dropped += self.inbox[n as usize].len() as u64;
+        self.inbox[n as usize].clear();
         let neighbors: Vec<NodeId> = std::mem::take(&mut self.adjacency[n as usize])
             .into_iter()
             .collect();
@@ -408,6 +457,59 @@ impl<N: Node> Sim<N> {
         }
     }
 
+    /// Links the nodes into a random `d`-regular graph (every node has `d` links; one node has
+    /// `d - 1` when `n * d` is odd), each link's config drawn by `config`: the lab's
+    /// `--degree D` topology. Drawn by pairing link ends at random and retrying a draw that pairs a
+    /// node with itself or twice with one node; links that already exist are kept. Check
+    /// connectivity with [`Sim::component`].
+    ///
+    /// # Panics
+    /// If `d >= n`, or no simple pairing is found in 1 000 draws.
+    pub fn connect_regular(&mut self, d: usize, mut config: impl FnMut(&mut StdRng) -> LinkConfig) {
+        let n = self.nodes.len();
+        assert!(d < n, "degree {d} needs more than {n} nodes");
+        let edges = (0..1000)
+            .find_map(|_| {
+                let mut ends: Vec<NodeId> = (0..n as NodeId)
+                    .flat_map(|a| std::iter::repeat_n(a, d))
+                    .collect();
+                if ends.len() % 2 == 1 {
+                    ends.pop();
+                }
+                // Fisher-Yates with the simulation's RNG.
+                for i in (1..ends.len()).rev() {
+                    let j = self.rng.gen_range(0..=i);
+                    ends.swap(i, j);
+                }
+                let mut edges = BTreeSet::new();
+                for pair in ends.chunks_exact(2) {
+                    let (a, b) = (pair[0], pair[1]);
+                    if a == b || !edges.insert(key(a, b)) {
+                        return None;
+                    }
+                }
+                Some(edges)
+            })
+            .expect("a simple random regular graph");
+        for (a, b) in edges {
+            if !self.has_link(a, b) {
+                let c = config(&mut self.rng);
+                self.connect(a, b, c);
+            }
+        }
+    }
+
+    /// Schedules the end of handling the first message of `n`'s inbox, started at `start`.
+    fn schedule_process(&mut self, n: NodeId, start: Instant) {
+        let t = n as usize;
+        let cost = match (&self.processing, self.inbox[t].front()) {
+            (Some(cost), Some(a)) => cost(&a.message),
+            _ => Duration::ZERO,
+        };
+        self.busy[t].1 = true;
+        self.schedule(start + cost, Event::Process { node: n });
+    }
+
     fn schedule(&mut self, at: Instant, event: Event<N::Message>) {
         self.seq += 1;
         self.queue.push(Scheduled {
@@ -438,8 +540,32 @@ impl<N: Node> Sim<N> {
                     self.stats.dropped += 1;
                     return;
                 }
+                if self.processing.is_none() {
+                    self.stats.delivered += 1;
+                    self.call(to, |n, ctx| n.on_message(from, message, ctx));
+                    return;
+                }
+                let t = to as usize;
+                self.inbox[t].push_back(Arrived { from, message });
+                if !self.busy[t].1 {
+                    self.schedule_process(to, self.busy[t].0.max(at));
+                }
+            }
+            Event::Process { node } => {
+                let t = node as usize;
+                self.busy[t] = (at, false);
+                let Some(Arrived { from, message }) = self.inbox[t].pop_front() else {
+                    return;
+                };
+                if !self.is_alive(node) {
+                    self.stats.dropped += 1;
+                    return;
+                }
                 self.stats.delivered += 1;
-                self.call(to, |n, ctx| n.on_message(from, message, ctx));
+                self.call(node, |n, ctx| n.on_message(from, message, ctx));
+                if !self.inbox[t].is_empty() {
+                    self.schedule_process(node, at);
+                }
             }
             Event::Timer { node } => {
                 if self.wake[node as usize] != Some(at) {
@@ -663,6 +789,62 @@ mod tests {
         assert!(s.node(2).unwrap().got.is_empty());
         assert_eq!(s.node(2).unwrap().downs, [1, 0]);
         assert_eq!(s.stats().dropped, 3);
+    }
+
+    #[test]
+    fn a_busy_node_handles_messages_one_at_a_time_in_arrival_order() {
+        let mut s = sim(5, 3);
+        s.set_processing(|m: &&str| if *m == "slow" { ms(4) } else { ms(1) });
+        s.connect(0, 2, LinkConfig::fixed(ms(10)));
+        s.connect(1, 2, LinkConfig::fixed(ms(10)));
+        let t0 = s.now();
+        s.act(0, |_, ctx| {
+            ctx.send(2, "slow");
+            ctx.send(2, "a");
+        });
+        s.act(1, |_, ctx| ctx.send(2, "b"));
+        s.run_for(ms(11));
+        assert_eq!(s.backlog(2), 3, "one being handled, two waiting");
+        s.run_for(ms(100));
+        let got: Vec<(Duration, NodeId, &str)> = s
+            .node(2)
+            .unwrap()
+            .got
+            .iter()
+            .map(|(t, f, m)| (*t - t0, *f, *m))
+            .collect();
+        // Arrivals at 10 ms; each takes effect when its handling ends.
+        assert_eq!(
+            got,
+            [(ms(14), 0, "slow"), (ms(15), 0, "a"), (ms(16), 1, "b")]
+        );
+        // Idle again: the next one waits only for its own handling.
+        s.act(0, |_, ctx| ctx.send(2, "c"));
+        s.run_for(ms(50));
+        assert_eq!(s.node(2).unwrap().got[3].0 - t0, ms(111 + 10 + 1));
+        // A crash drops the inbox.
+        s.act(0, |_, ctx| {
+            ctx.send(2, "x");
+            ctx.send(2, "y");
+        });
+        s.run_for(ms(10));
+        s.crash(2);
+        s.run_for(ms(10));
+        assert_eq!(s.backlog(2), 0);
+        assert_eq!(s.stats().dropped, 2);
+    }
+
+    #[test]
+    fn a_regular_graph_has_the_degree_everywhere() {
+        for (n, d) in [(30, 4), (31, 3), (1000, 4)] {
+            let mut s = sim(6, n);
+            s.connect_regular(d, |_| LinkConfig::fixed(ms(1)));
+            let short = (0..n as NodeId)
+                .filter(|&a| s.neighbors(a).count() != d)
+                .count();
+            assert_eq!(short, (n * d) % 2, "{n} {d}");
+            assert!(s.neighbors(0).all(|b| b != 0));
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! - delivery latency: event arrival at the lab minus the time the `send` command was written
 //!   (one machine, one clock), per (message, receiving node) and per message until the last node;
 //! - sustained throughput: messages shown on every node per second of sending;
-//! - CPU seconds (`/proc/<pid>/stat` utime + stime) and RSS (`VmRSS`) of every node process.
+//! - CPU seconds (`/proc/<pid>/stat` utime + stime) and RSS (`VmRSS`) of every node process;
+//! - how each delivery came, from the nodes' `stats` after the run: by eager push, after a
+//!   graft (the trees' lazy path), or by history sync (issue 25).
 //!
 //! Output: a JSON document (to a file with `--json`) and a short table on stdout.
 
@@ -111,6 +113,32 @@ pub struct BenchResult {
     pub rss_max_kib: u64,
     /// Per-process numbers.
     pub procs: Vec<ProcStats>,
+    /// How the deliveries came, summed over the nodes (the whole run, warm-up probes included).
+    pub paths: Paths,
+}
+
+/// How deliveries came, from the nodes' counters.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Paths {
+    /// First copies that came by a push nobody asked for (the eager path).
+    pub pushed: u64,
+    /// First copies that came after this node grafted the id (the lazy path).
+    pub grafted: u64,
+    /// Messages taken by history sync.
+    pub synced: u64,
+    /// Nodes whose counters could not be read.
+    pub unread: usize,
+}
+
+impl Paths {
+    /// The share of deliveries that did not come by eager push.
+    pub fn lazy_share(&self) -> f64 {
+        let all = self.pushed + self.grafted + self.synced;
+        if all == 0 {
+            return 0.0;
+        }
+        (self.grafted + self.synced) as f64 / all as f64
+    }
 }
 
 /// Runs the benchmark.
@@ -203,6 +231,17 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
     let window = last_full
         .map(|l| l.saturating_duration_since(start).as_secs_f64())
         .unwrap_or(0.0);
+    let mut paths = Paths::default();
+    for i in 0..lab.n() {
+        match lab.node(i).stats() {
+            Ok(s) => {
+                paths.pushed += s["delivered_pushed"].as_u64().unwrap_or(0);
+                paths.grafted += s["delivered_grafted"].as_u64().unwrap_or(0);
+                paths.synced += s["synced"].as_u64().unwrap_or(0);
+            }
+            Err(_) => paths.unread += 1,
+        }
+    }
     let rss: Vec<u64> = procs.iter().map(|p| p.rss_kib).collect();
     let result = BenchResult {
         nodes: args.nodes,
@@ -224,6 +263,7 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
         rss_mean_kib: rss.iter().sum::<u64>() / rss.len().max(1) as u64,
         rss_max_kib: rss.iter().copied().max().unwrap_or(0),
         procs,
+        paths,
     };
     lab.finish()?;
     if let Some(path) = &args.json {
@@ -266,6 +306,18 @@ pub fn table(r: &BenchResult) -> String {
         r.cpu_total_s / r.nodes.max(1) as f64,
         r.rss_mean_kib,
         r.rss_max_kib
+    ));
+    s.push_str(&format!(
+        "  deliveries        {} by eager push, {} after a graft, {} by sync ({:.2} % not pushed{})\n",
+        r.paths.pushed,
+        r.paths.grafted,
+        r.paths.synced,
+        r.paths.lazy_share() * 100.0,
+        if r.paths.unread > 0 {
+            format!("; {} nodes unread", r.paths.unread)
+        } else {
+            String::new()
+        }
     ));
     s
 }

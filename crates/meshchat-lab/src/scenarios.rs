@@ -18,6 +18,7 @@ mod dm;
 mod partition_sync;
 pub mod routes;
 pub mod tracker;
+mod trees_load;
 pub use dm::{dm_line, dm_offline, dm_profiles};
 pub use partition_sync::partition_sync;
 pub use routes::routes30;
@@ -95,6 +96,12 @@ pub const ALL: &[Scenario] = &[
         about: "random graph of 30, degree 3: time until every routing table is right after a link fails and after it comes back (measured, and asserted within 120 s)",
         run: routes30,
         real_only: Some(NO_DMS_IN_FAKE),
+    },
+    Scenario {
+        name: "trees-load",
+        about: "random graph of 30, degree 4, random senders at 20 msg/s for 10 s: every message reaches every node, and at most 5 % of deliveries come other than by eager push (issue 25)",
+        run: trees_load::trees_load,
+        real_only: Some("the stand-in node has no broadcast trees to count"),
     },
     Scenario {
         name: "tracker-line",

@@ -383,7 +383,9 @@ fn stats_json(s: &meshchat_node::Stats) -> Value {
                "tracker_election_msgs": s.tracker_election_msgs,
                "tracker_roster_msgs": s.tracker_roster_msgs}),
         // What the trees and the transport refused a neighbour (issue 24).
-        json!({"graft_over_budget": s.trees.graft_over_budget,
+        json!({"delivered_pushed": s.trees.delivered_pushed,
+               "delivered_grafted": s.trees.delivered_grafted,
+               "graft_over_budget": s.trees.graft_over_budget,
                "graft_repeats": s.trees.graft_repeats,
                "ihave_over_rate": s.trees.ihave_over_rate,
                "missing_peer_full": s.trees.missing_peer_full,
@@ -440,7 +442,7 @@ mod tests {
         }
         assert!(v["tracker"].is_object() && v["rejected"].is_object(), "{v}");
         // Every part's fields, none lost to another part's of the same name.
-        assert_eq!(v.as_object().unwrap().len(), 50, "{v}");
+        assert_eq!(v.as_object().unwrap().len(), 52, "{v}");
     }
 
     #[tokio::test]

@@ -1,26 +1,108 @@
 //! Whole-network tests: the state machine on every node of a simulated mesh ([`crate::sim`]).
+//! The harness is here; the seeded runs are in `simulation/runs.rs`.
 //!
-//! Topology: every node links to 3 others at random (mean degree ~6), each link with a one-way
-//! latency drawn from 1..=20 ms plus up to 2 ms of jitter per message. Messages are published
-//! every 20 ms by one node or by random nodes, and the run then settles for 5 s of virtual time.
-//! Validation accepts everything (the rejection rules are tested in `tests.rs`).
+//! Two settings. **Wide-area** (the first runs): every node links to 3 others at random (mean
+//! degree ~6), one-way latency 1..=20 ms plus up to 2 ms of jitter, handling instant, a message
+//! every 20 ms from one node or from random nodes. **The lab's** (issue 25, [`Scenario::lab`]):
+//! a random 4-regular graph (`meshchat-lab bench --degree 4`), one-way latency 0.1..=2 ms plus up
+//! to 0.1 ms of jitter, each node handling its arrivals one at a time (150 µs a `Gossip`: check,
+//! store, relay; 30 µs anything else), the node's timers (announcements every 50 ms, graft after
+//! 150 ms then every 75 ms), random senders at 20-100 messages a second, the first 2 s left out
+//! as warm-up. Runs settle for 5 s of virtual time. Validation accepts everything (the rejection
+//! rules are tested in `tests.rs`); payloads are shaped as envelopes of their sender, so the
+//! state machine reads their origin.
 //!
-//! Figures (release, seed 1; debug builds take ~4x the wall time): at N = 1 000, one sender: RMR
-//! 0.03, last-delivery hop 11 (max 12), ~70 ms of wall time per simulated message (~8 500
-//! events); with 1% loss and 20% crashes 0.30 and 17 (max 27). Many senders (a message every
-//! 20 ms from random nodes): RMR 0.54, last hop 25 (max 37); with loss and crashes 0.51 and 22.
-//! Many senders at one message per 100 ms: RMR 0.00, last hop 16. The shared tree settles only
-//! while messages do not overlap: pushes from different senders at once meet at different
-//! nodes, which prune different links of the same cycle, the tree splits, grafts join it again
-//! (often by two links, a new cycle), and so on: ~290 grafts per message at 50 messages/s
-//! (measured with `by_hand`; a longer graft timeout does not change it). Per-sender trees (or
-//! prune hysteresis) are the next step if that rate matters.
+//! Measured, per message after the warm-up: **RMR** (relative message redundancy: `Gossip`
+//! copies received by all nodes / (nodes that delivered it - 1) - 1; copies per node and message
+//! = 1 + RMR; 0 is a perfect tree, a flood of degree 6 is ~4.5), the **last-delivery hop**, how
+//! each delivery's first copy came (**eager** push, or after a **graft**: the lazy path,
+//! [`Stats::delivered_grafted`]), latency from publish to each delivery and to the last node's
+//! (**to all**), and grafts per message.
 //!
-//! Measured per message: **RMR** (relative message redundancy: `Gossip` copies received by all
-//! nodes / (nodes that delivered it - 1) - 1; 0 is a perfect tree, a flood of degree 6 is ~4.5)
-//! and the **last-delivery hop** (the largest hop count at delivery). Figures print with
-//! `cargo test -p meshchat-core broadcast::simulation -- --nocapture`; the 10 000-node run is
-//! ignored (`-- --ignored`, best in release: `cargo test --release`).
+//! # Issue 25: the collapse, its cause, and the anchor
+//!
+//! The lab's setting reproduces the lab's collapse (`the_paper_rule_collapses_with_many_senders`,
+//! `lab_table`): with the rules before issue 25, 10 messages a second are all pushed (p99 to all
+//! 15 ms), and from 20 a second on a fifth to a third of the deliveries take the lazy path and
+//! p99 to all nodes is 410-810 ms (the lab: 420-553 ms), at every size:
+//!
+//! | N | msg/s | before eager | RMR | to all p50/p99 | grafts/msg | after eager | RMR | to all |
+//! |---|---|---|---|---|---|---|---|---|
+//! | 30 | 20 | 79.8 | 0.24 | 208/408 ms | 6.1 | 100.0 | 0.00 | 7.5/9.6 ms |
+//! | 30 | 100 | 67.4 | 0.32 | 352/554 ms | 9.7 | 100.0 | 0.00 | 7.4/9.6 ms |
+//! | 100 | 50 | 69.2 | 0.29 | 398/608 ms | 31 | 100.0 | 0.00 | 11.0/13.1 ms |
+//! | 1 000 | 20 | 80.4 | 0.17 | 419/757 ms | 199 | 100.0 | 0.00 | 15.6/17.6 ms |
+//! | 1 000 | 100 | 65.1 | 0.38 | 725/814 ms | 384 | 100.0 | 0.00 | 15.7/18.0 ms |
+//!
+//! Two causes, found by switching them off one at a time (`by_hand`):
+//!
+//! - **The tree optimisation, fed by many senders.** A node moved its tree link to a lazy
+//!   neighbour that had a message 7 hops sooner; with random senders, what is shorter for one is
+//!   longer for another, so the tree kept moving (241 moves in 400 messages at 15 messages a
+//!   second), and each move (a graft to one side and a prune to the other, crossing messages in
+//!   flight) left nodes without a push. Off, the lab's setting stays on the tree at every size
+//!   and rate above (LAN links carry a message across 1 000 nodes in ~16 ms, so messages rarely
+//!   overlap).
+//! - **Overlapping messages from different senders.** On wide-area links a message is in flight
+//!   for ~100-300 ms, so several overlap. Each prunes the links that close cycles *for it*: two
+//!   messages meet at different points of one cycle and cut it twice, the tree splits, the parts
+//!   graft the next messages back, often by several links (new cycles), and so on. With the
+//!   optimisation off, 1 000 wide-area nodes at 20-100 messages a second still deliver 19-27 % by
+//!   graft, RMR 0.3-0.65, ~100-200 components in the eager graph at any time and ~200-290 grafts
+//!   per message.
+//!
+//! The fix (`broadcast/anchor.rs`): only duplicates of the **anchor**'s messages prune, the anchor
+//! being the smallest origin key heard within [`Config::anchor_window`]; the optimisation, when
+//! on, follows the anchor's messages only, and is off by default. After (`big_runs`): every
+//! delivery by eager push (>= 99.99 %) and RMR <= 0.02 on the lab's setting and the wide-area
+//! one, at 100 and 1 000 nodes and 20-100 messages a second; at 1 000 wide-area nodes p99 to
+//! all is 116-197 ms (before: 720-890 ms).
+//!
+//! Routes measured against it (`by_hand`, 15 lossless runs: LAN 30/100/1 000 and WAN 100/1 000
+//! at 20/50/100 messages a second; and 4 runs with 1 % loss and 20 % crashes at 50 a second):
+//!
+//! | rule (the node's timers) | lossless: worst eager %, RMR | lossy: eager %, RMR, missed |
+//! |---|---|---|
+//! | paper, optimisation on (before) | 65.1, 0.65 | 68-72 %, 0.22-0.50, 2 |
+//! | paper, optimisation off | 71.1, 0.65 | 72-77 %, 0.20-0.46, 2 |
+//! | paper, announcements to lazy links only | 66.2, 0.65 | 68-73 %, 0.22-0.51, 70 |
+//! | paper, prune on 3 duplicates in a row, no optimisation | 95.3, 0.30 | 96-99 %, 0.10-0.23, 2 |
+//! | anchor, optimisation on | 99.9, 0.11 | 99 %, 0.33-0.36, 0 |
+//! | anchor, links grafted since it spoke pruned by any | 97.6, 0.09 | 95-98 %, 0.06-0.2, 1 |
+//! | **anchor, optimisation off (chosen)** | 100.0, 0.02 | 99 %, 0.29-0.64, 1 |
+//!
+//! Hysteresis slows the splitting but not the cause: any link of a cycle is redundant for some
+//! senders, so each is pruned sooner or later. Per-origin trees (riak_core's per-root
+//! eager/lazy sets) were not built: with random senders few origins repeat within a window (at
+//! 20 messages a second over 1 000 nodes, 1 - 0.999^200 = 18 % of the messages come from a
+//! sender heard in the 10 s before), so most messages would run on the default tree, whose stability is the
+//! problem; with it stable, they would add shorter per-sender paths for the price of an origin
+//! in `Prune` and `Graft` (a wire change) and eager/lazy state per origin and neighbour.
+//!
+//! The price of the anchor is repair cycles: a graft from a lazy link (after a crash, or below
+//! a lost push) adds an eager link that only the anchor's next message prunes, so under 1 %
+//! loss and 20 % crashes RMR is 0.3-0.6 where the paper's rule had 0.2-0.5 (with a third of the
+//! deliveries by graft). Grafting a lost push first from the eager neighbour that announced it
+//! (no new link) cut it by up to 45 % (0.65 to 0.36 on 100 wide-area nodes); a node waiting longer before grafting from a lazy link (letting its
+//! parent repair first) was tried and dropped (slower repairs, mixed RMR). On 1 000 wide-area
+//! nodes of degree 4 (instead of ~6) the anchor's tree is long for some sender pairs (a path
+//! 150 ms slower than a lazy neighbour's announcement), those nodes graft a shortcut, and RMR is
+//! 0.07-0.36 with >= 99.8 % pushed (`WAN=1 lab_table`).
+//!
+//! A fix to this harness came with it: the node keeps one timer, replaced by each `WakeAt`, but
+//! [`crate::sim`] keeps the earliest wake-up asked for, and the adapter did not ask again when
+//! an early one fired; a node whose deadline moved later slept until its next message, and its
+//! grafts waited. Some "missed" figures of earlier runs were that.
+//!
+//! The older figures, wide-area (seed 1): at N = 1 000, one sender: RMR 0.00, last-delivery hop
+//! 11 (max 11), ~8 ms of wall time per simulated message in release (~5 000 events; debug ~7x);
+//! with 1 % loss and 20 % crashes 0.20 and 19 (max 33). Many senders (a message every 20 ms from
+//! random nodes, 10 messages of warm-up): RMR 0.10, last hop 21 (max 27), 99 % pushed (before:
+//! 0.54 and 25); with loss and crashes 0.26 and 20. 10 000 nodes: one sender RMR 0.001, nothing
+//! missed; many senders with loss and crashes RMR 0.24, 98 % pushed, nothing missed (before: 9
+//! of ~7.3 million missed).
+//! Figures print with `cargo test -p meshchat-core broadcast::simulation -- --nocapture`; the
+//! runs marked `#[ignore]` say how to run them.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -31,14 +113,25 @@ use rand::Rng;
 use super::*;
 use crate::sim::{Ctx, LinkConfig, Node, NodeId, Sim};
 
+/// A delivery at a node.
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    /// Links crossed (0 at the author).
+    hops: u16,
+    at: Instant,
+    /// The first copy came after this node grafted the id (the lazy path).
+    grafted: bool,
+}
+
 /// A node: the state machine and what it delivered.
 struct Peer {
     bc: Broadcast<NodeId>,
-    /// Hop count of each message delivered (0 for its own).
-    delivered: HashMap<MessageId, u16>,
+    delivered: HashMap<MessageId, Delivery>,
     /// `Gossip` copies received per message.
     copies: HashMap<MessageId, u32>,
     bytes_sent: u64,
+    /// The state machine's last [`Out::WakeAt`].
+    wake: Option<Instant>,
 }
 
 impl Peer {
@@ -48,6 +141,7 @@ impl Peer {
             delivered: HashMap::new(),
             copies: HashMap::new(),
             bytes_sent: 0,
+            wake: None,
         }
     }
 
@@ -55,7 +149,11 @@ impl Peer {
     fn apply(&mut self, input: In<NodeId>, ctx: &mut Ctx<'_, Message>) {
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            for out in self.bc.handle(input, ctx.now) {
+            let grafted_before = self.bc.stats().delivered_grafted;
+            let outs: Vec<Out<NodeId>> = self.bc.handle(input, ctx.now).collect();
+            // One input delivers at most one message (a validation answer).
+            let grafted = self.bc.stats().delivered_grafted > grafted_before;
+            for out in outs {
                 match out {
                     Out::Send { to, message } => {
                         self.bytes_sent += message.encoded_len() as u64;
@@ -63,9 +161,17 @@ impl Peer {
                     }
                     Out::Validate { id, .. } => inputs.push_back(In::Validated { id, ok: true }),
                     Out::Deliver { id, hops, .. } => {
-                        assert!(self.delivered.insert(id, hops).is_none(), "delivered twice");
+                        let d = Delivery {
+                            hops,
+                            at: ctx.now,
+                            grafted,
+                        };
+                        assert!(self.delivered.insert(id, d).is_none(), "delivered twice");
                     }
-                    Out::WakeAt(t) => ctx.wake_at(t),
+                    Out::WakeAt(t) => {
+                        self.wake = Some(t);
+                        ctx.wake_at(t);
+                    }
                     Out::Misbehaved { peer, offence } => {
                         panic!("an honest neighbour {peer:?} was found misbehaving: {offence:?}")
                     }
@@ -91,6 +197,13 @@ impl Node for Peer {
     }
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Message>) {
         self.apply(In::Tick, ctx);
+        // A `WakeAt` replaces the one before (the node keeps one timer), but the simulator keeps
+        // the earliest asked for: when that one fires early, ask again for the state machine's.
+        // (Before issue 25 this adapter forgot it: a node whose timer was moved later slept
+        // until its next message, and its repairs waited; some "missed" figures were that.)
+        if let Some(t) = self.wake.filter(|t| *t > ctx.now) {
+            ctx.wake_at(t);
+        }
     }
 }
 
@@ -100,6 +213,31 @@ enum Senders {
     One,
     /// Each message comes from a random live node.
     Many,
+}
+
+/// The links' latencies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Links {
+    /// One-way 1..=20 ms plus up to 2 ms of jitter: a wide-area mesh. Handling is instant.
+    Wan,
+    /// One-way 0.1..=2 ms plus up to 0.1 ms of jitter, and each node takes
+    /// [`GOSSIP_COST`] to handle a `Gossip` and [`CONTROL_COST`] for anything else, one at a
+    /// time: the lab's veth links between real processes, or loopback.
+    Lan,
+}
+
+/// Handling a pushed message at a node: decode, signature check (~55 µs), store (~20 µs), relay.
+const GOSSIP_COST: Duration = Duration::from_micros(150);
+/// Handling an announcement, graft or prune.
+const CONTROL_COST: Duration = Duration::from_micros(30);
+
+/// The graph.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Topology {
+    /// Every node links to 3 others at random (mean degree ~6).
+    Random3,
+    /// A random `d`-regular graph (the lab's `--degree d`).
+    Regular(usize),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,10 +250,12 @@ struct Scenario {
     crash: f64,
     /// Time between two messages.
     interval: Duration,
-    /// Messages left out of the RMR figures (the first ones flood while the tree forms).
+    /// Messages left out of the steady-state figures (the first ones flood while the tree forms).
     warmup: usize,
     seed: u64,
     config: Config,
+    links: Links,
+    topology: Topology,
 }
 
 impl Scenario {
@@ -130,7 +270,46 @@ impl Scenario {
             warmup: 10,
             seed: 1,
             config: Config::default(),
+            links: Links::Wan,
+            topology: Topology::Random3,
         }
+    }
+
+    /// The lab's setting (issue 25): random senders at `rate` messages a second for `secs`
+    /// seconds (the first 2 s are warm-up), a `degree`-regular graph of LAN links with handling
+    /// times, and the node's timers (announcements every 50 ms).
+    fn lab(nodes: usize, degree: usize, rate: u32, secs: u32) -> Self {
+        Self {
+            interval: Duration::from_secs(1) / rate,
+            warmup: 2 * rate as usize,
+            links: Links::Lan,
+            topology: Topology::Regular(degree),
+            config: node_config(),
+            ..Self::new(nodes, (rate * secs) as usize, Senders::Many)
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        1.0 / self.interval.as_secs_f64()
+    }
+}
+
+/// The node's configuration of the state machine (`meshchat-node`'s `config.rs`): the defaults
+/// but for announcements every 50 ms.
+fn node_config() -> Config {
+    Config {
+        ihave_interval: ms(50),
+        ..Config::default()
+    }
+}
+
+/// The node's configuration before issue 25: every duplicate prunes (the paper's rule) and the
+/// tree moves to paths 7 hops shorter.
+fn before_issue_25() -> Config {
+    Config {
+        anchor_window: None,
+        optimize_threshold: Some(7),
+        ..node_config()
     }
 }
 
@@ -144,12 +323,32 @@ struct Outcome {
     rmr: Vec<f64>,
     /// Per message after the warm-up: the largest hop count at delivery.
     last_hop: Vec<u16>,
+    /// After the warm-up, deliveries at nodes other than the author: all, and those whose first
+    /// copy came after a graft (the lazy path).
+    deliveries: u64,
+    grafted: u64,
+    /// After the warm-up: publish to delivery, per delivery at nodes other than the author, and
+    /// publish to the last live node's delivery, per message (sorted).
+    latency: Vec<Duration>,
+    latency_all: Vec<Duration>,
+    /// Ids grafted by all nodes from the warm-up's end to the end of the run.
+    steady_grafts: u64,
+    /// Messages published after the warm-up.
+    steady_messages: usize,
     /// Wall-clock time of the whole run.
     wall: Duration,
     /// Protocol bytes sent per node and message (frames' contents, every kind).
     bytes_per_node_msg: f64,
     events: u64,
     stats: Stats,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
 }
 
 impl Outcome {
@@ -165,14 +364,31 @@ impl Outcome {
     fn max_last_hop(&self) -> u16 {
         self.last_hop.iter().copied().max().unwrap_or(0)
     }
+    /// Share of steady-state deliveries whose first copy came by eager push, in percent.
+    fn eager_pct(&self) -> f64 {
+        100.0 * (self.deliveries - self.grafted) as f64 / self.deliveries.max(1) as f64
+    }
+    fn grafts_per_message(&self) -> f64 {
+        self.steady_grafts as f64 / self.steady_messages.max(1) as f64
+    }
+    fn p(&self, p: f64) -> Duration {
+        percentile(&self.latency, p)
+    }
+    fn p_all(&self, p: f64) -> Duration {
+        percentile(&self.latency_all, p)
+    }
 
     fn report(&self, name: &str, s: &Scenario) {
         println!(
-            "{name}: N={} msgs={} loss={} crash={}: missed {} of {} checked; RMR mean {:.3} max {:.3}; \
-             last-delivery hop mean {:.1} max {}; {:.0} B/node/msg; {} events; wall {:.2?} \
+            "{name}: N={} msgs={} ({:.0}/s, {:?} links) loss={} crash={}: missed {} of {} checked; \
+             RMR mean {:.3} max {:.3}; last-delivery hop mean {:.1} max {}; eager {:.2}% \
+             grafted {:.2}% of {} deliveries; latency p50 {:.1?} p99 {:.1?}, to all p50 {:.1?} \
+             p99 {:.1?}; {:.2} grafts per message; {:.0} B/node/msg; {} events; wall {:.2?} \
              ({:.1} ms per message); grafts {} prunes {} optimisations {} fallback {} given up {}",
             s.nodes,
             s.messages,
+            s.rate(),
+            s.links,
             s.loss,
             s.crash,
             self.missed,
@@ -181,6 +397,14 @@ impl Outcome {
             self.max_rmr(),
             self.mean_last_hop(),
             self.max_last_hop(),
+            self.eager_pct(),
+            100.0 - self.eager_pct(),
+            self.deliveries,
+            self.p(0.5),
+            self.p(0.99),
+            self.p_all(0.5),
+            self.p_all(0.99),
+            self.grafts_per_message(),
             self.bytes_per_node_msg,
             self.events,
             self.wall,
@@ -192,10 +416,49 @@ impl Outcome {
             self.stats.given_up,
         );
     }
+
+    /// One row of the tables in the module docs and BENCHMARKS §5.
+    fn row(&self, s: &Scenario) -> String {
+        format!(
+            "| {} | {:.0} | {:.1} | {:.1} | {:.3} | {:.1?} | {:.1?} | {:.1?} | {:.1?} | {:.2} | {} \
+             |",
+            s.nodes,
+            s.rate(),
+            self.eager_pct(),
+            100.0 - self.eager_pct(),
+            self.mean_rmr(),
+            self.p(0.5),
+            self.p(0.99),
+            self.p_all(0.5),
+            self.p_all(0.99),
+            self.grafts_per_message(),
+            self.missed,
+        )
+    }
+}
+
+/// A 150-byte payload shaped as a version-1 envelope of author `sender` (the state machine reads
+/// the author as the message's origin), message `i`.
+fn envelope_like(sender: NodeId, i: usize) -> Payload {
+    let mut p = vec![crate::envelope::VERSION, 1, 4];
+    p.extend_from_slice(b"room");
+    let mut author = [0u8; 32];
+    author[..8].copy_from_slice(&MessageId::of(&sender.to_be_bytes()).0[..8]);
+    p.extend_from_slice(&author);
+    p.extend_from_slice(format!("message {i} from {sender} ").as_bytes());
+    p.resize(150, b'.');
+    Payload::from(p)
 }
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
+}
+
+fn grafts_sent(sim: &Sim<Peer>, nodes: usize) -> u64 {
+    (0..nodes as NodeId)
+        .filter_map(|n| sim.node(n))
+        .map(|p| p.bc.stats().grafts_sent)
+        .sum()
 }
 
 fn run(s: Scenario) -> Outcome {
@@ -206,19 +469,40 @@ fn run(s: Scenario) -> Outcome {
         sim.add_node(Peer::new(s.config));
     }
     let loss = s.loss;
-    sim.connect_random(3, |rng| LinkConfig {
-        latency: ms(rng.gen_range(1..=20)),
-        jitter: ms(2),
-        loss,
-    });
+    let links = move |rng: &mut rand::rngs::StdRng| match s.links {
+        Links::Wan => LinkConfig {
+            latency: ms(rng.gen_range(1..=20)),
+            jitter: ms(2),
+            loss,
+        },
+        Links::Lan => LinkConfig {
+            latency: Duration::from_micros(rng.gen_range(100..=2000)),
+            jitter: Duration::from_micros(100),
+            loss,
+        },
+    };
+    if s.links == Links::Lan {
+        sim.set_processing(|m: &Message| match m {
+            Message::Gossip { .. } => GOSSIP_COST,
+            _ => CONTROL_COST,
+        });
+    }
+    match s.topology {
+        Topology::Random3 => sim.connect_random(3, links),
+        Topology::Regular(d) => sim.connect_regular(d, links),
+    }
     assert!(
         sim.component(0).iter().all(|r| *r),
         "the graph is connected"
     );
     sim.run_for(ms(100));
 
-    let mut published: Vec<(MessageId, NodeId)> = Vec::new();
+    let mut published: Vec<(MessageId, NodeId, Instant)> = Vec::new();
+    let mut warm_grafts = 0;
     for i in 0..s.messages {
+        if i == s.warmup {
+            warm_grafts = grafts_sent(&sim, s.nodes);
+        }
         let sender = match s.senders {
             Senders::One => 0,
             Senders::Many => loop {
@@ -228,15 +512,19 @@ fn run(s: Scenario) -> Outcome {
                 }
             },
         };
-        let mut payload = format!("message {i} from {sender} ").into_bytes();
-        payload.resize(150, b'.');
-        let payload = Payload::from(payload);
+        let payload = envelope_like(sender, i);
         let id = MessageId::of(&payload);
+        let now = sim.now();
         sim.act(sender, |p, ctx| {
-            p.delivered.insert(id, 0);
+            let d = Delivery {
+                hops: 0,
+                at: now,
+                grafted: false,
+            };
+            p.delivered.insert(id, d);
             p.apply(In::Publish { id, payload }, ctx);
         });
-        published.push((id, sender));
+        published.push((id, sender, now));
         if i == s.messages / 2 && s.crash > 0.0 {
             let mut candidates: Vec<NodeId> = (1..s.nodes as NodeId).collect();
             candidates.shuffle(sim.rng());
@@ -254,13 +542,19 @@ fn run(s: Scenario) -> Outcome {
         missed: 0,
         rmr: Vec::new(),
         last_hop: Vec::new(),
+        deliveries: 0,
+        grafted: 0,
+        latency: Vec::new(),
+        latency_all: Vec::new(),
+        steady_grafts: grafts_sent(&sim, s.nodes).saturating_sub(warm_grafts),
+        steady_messages: s.messages.saturating_sub(s.warmup),
         wall: Duration::ZERO,
         bytes_per_node_msg: live.iter().map(|p| p.bytes_sent).sum::<u64>() as f64
             / (s.nodes * s.messages) as f64,
         events: sim.stats().events,
         stats: Stats::default(),
     };
-    for (i, (id, sender)) in published.iter().enumerate() {
+    for (i, (id, sender, at)) in published.iter().enumerate() {
         if sim.is_alive(*sender) {
             out.checked += 1;
             let reach = sim.component(*sender);
@@ -278,14 +572,22 @@ fn run(s: Scenario) -> Outcome {
         if got > 1 {
             out.rmr.push(copies as f64 / (got - 1) as f64 - 1.0);
         }
-        out.last_hop.push(
-            live.iter()
-                .filter_map(|p| p.delivered.get(id))
-                .copied()
-                .max()
-                .unwrap_or(0),
-        );
+        let deliveries: Vec<&Delivery> = live
+            .iter()
+            .filter_map(|p| p.delivered.get(id))
+            .filter(|d| d.hops > 0)
+            .collect();
+        out.last_hop
+            .push(deliveries.iter().map(|d| d.hops).max().unwrap_or(0));
+        out.deliveries += deliveries.len() as u64;
+        out.grafted += deliveries.iter().filter(|d| d.grafted).count() as u64;
+        out.latency.extend(deliveries.iter().map(|d| d.at - *at));
+        if let Some(last) = deliveries.iter().map(|d| d.at - *at).max() {
+            out.latency_all.push(last);
+        }
     }
+    out.latency.sort_unstable();
+    out.latency_all.sort_unstable();
     for p in &live {
         let st = p.bc.stats();
         out.stats.grafts_sent += st.grafts_sent;
@@ -298,131 +600,4 @@ fn run(s: Scenario) -> Outcome {
     out
 }
 
-#[test]
-fn single_sender_100_nodes_builds_a_tree() {
-    let s = Scenario::new(100, 100, Senders::One);
-    let o = run(s);
-    o.report("single_sender_100", &s);
-    assert_eq!(o.missed, 0);
-    assert!(o.mean_rmr() <= 0.2, "steady-state RMR {}", o.mean_rmr());
-}
-
-#[test]
-fn single_sender_1000_nodes_builds_a_tree() {
-    let s = Scenario::new(1000, 60, Senders::One);
-    let o = run(s);
-    o.report("single_sender_1000", &s);
-    assert_eq!(o.missed, 0);
-    assert!(o.mean_rmr() <= 0.2, "steady-state RMR {}", o.mean_rmr());
-    assert!(
-        o.max_last_hop() <= 16,
-        "last-delivery hop {}",
-        o.max_last_hop()
-    );
-}
-
-/// One shared tree for every sender: pushes from many senders at once prune different links of
-/// the same cycle, so the tree keeps breaking and being grafted back (see the module docs).
-#[test]
-fn many_senders_1000_nodes_share_the_tree() {
-    let s = Scenario::new(1000, 60, Senders::Many);
-    let o = run(s);
-    o.report("many_senders_1000", &s);
-    assert_eq!(o.missed, 0);
-    assert!(o.mean_rmr() <= 0.75, "steady-state RMR {}", o.mean_rmr());
-    assert!(
-        o.max_last_hop() <= 50,
-        "last-delivery hop {}",
-        o.max_last_hop()
-    );
-}
-
-fn lossy(nodes: usize, messages: usize, senders: Senders) -> Scenario {
-    Scenario {
-        loss: 0.01,
-        crash: 0.2,
-        ..Scenario::new(nodes, messages, senders)
-    }
-}
-
-#[test]
-fn loss_and_crashes_100_nodes_miss_nothing() {
-    for senders in [Senders::One, Senders::Many] {
-        let s = lossy(100, 100, senders);
-        let o = run(s);
-        o.report(&format!("loss_and_crashes_100 {senders:?}"), &s);
-        assert_eq!(o.missed, 0);
-        assert!(o.mean_rmr() <= 0.75, "RMR {}", o.mean_rmr());
-    }
-}
-
-#[test]
-fn loss_and_crashes_1000_nodes_single_sender_miss_nothing() {
-    let s = lossy(1000, 60, Senders::One);
-    let o = run(s);
-    o.report("loss_and_crashes_1000 One", &s);
-    assert_eq!(o.missed, 0);
-    assert!(o.mean_rmr() <= 0.6, "RMR {}", o.mean_rmr());
-}
-
-#[test]
-fn loss_and_crashes_1000_nodes_many_senders_miss_nothing() {
-    let s = lossy(1000, 60, Senders::Many);
-    let o = run(s);
-    o.report("loss_and_crashes_1000 Many", &s);
-    assert_eq!(o.missed, 0);
-    assert!(o.mean_rmr() <= 0.75, "RMR {}", o.mean_rmr());
-}
-
-/// 10 000 nodes. Measured (release, seed 1): one sender, no loss: 0 missed, RMR 0.047, last hop
-/// 13.6 mean / 15 max, 1.1 s per message. Many senders with 1% loss and 20% crashes: 9 (node,
-/// message) pairs missed of ~7.3 million, RMR 0.52, last hop 36 / 47: a node whose only
-/// remaining link loses the push and the announcement of the same message never hears of it
-/// (Plumtree assumes links that lose nothing; history sync is the backstop). So only the lossless
-/// run asserts zero misses.
-#[test]
-#[ignore = "10 000 nodes: run by hand, in release (cargo test --release ... -- --ignored)"]
-fn ten_thousand_nodes() {
-    for (senders, loss, crash) in [(Senders::One, 0.0, 0.0), (Senders::Many, 0.01, 0.2)] {
-        let s = Scenario {
-            loss,
-            crash,
-            ..Scenario::new(10_000, 100, senders)
-        };
-        let o = run(s);
-        o.report(&format!("ten_thousand {senders:?}"), &s);
-        if loss == 0.0 {
-            assert_eq!(o.missed, 0);
-        }
-    }
-}
-
-/// One scenario with its knobs from the environment, for exploring by hand: N, M (messages),
-/// MANY (1: random senders), IV (ms between messages), LOSS and CRASH (percent), WARM, GT (graft
-/// timeout, ms), TH (optimisation threshold), ATT (graft attempts). For example
-/// `N=1000 IV=100 cargo test --release -p meshchat-core by_hand -- --ignored --nocapture`.
-#[test]
-#[ignore = "run by hand"]
-fn by_hand() {
-    let env = |k: &str, d: u64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let senders = if env("MANY", 1) == 1 {
-        Senders::Many
-    } else {
-        Senders::One
-    };
-    let mut s = Scenario::new(env("N", 1000) as usize, env("M", 60) as usize, senders);
-    s.interval = ms(env("IV", 20));
-    s.warmup = env("WARM", 10) as usize;
-    s.loss = env("LOSS", 0) as f64 / 100.0;
-    s.crash = env("CRASH", 0) as f64 / 100.0;
-    s.config.graft_timeout = ms(env("GT", 150));
-    s.config.optimize_threshold = env("TH", 7) as u16;
-    s.config.max_graft_attempts = env("ATT", 8) as u32;
-    let o = run(s);
-    o.report("by_hand", &s);
-}
+mod runs;

@@ -6,14 +6,35 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 
 use super::*;
+use crate::rate::Rate;
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
+/// Message `n` with no readable origin (not an envelope).
 fn msg(n: u8) -> (MessageId, Payload) {
     let payload: Payload = vec![n; 10].into();
     (MessageId::of(&payload), payload)
+}
+
+/// Message `n` by author key `[author; 32]`: a payload shaped as a version-1 envelope, whose
+/// author the state machine reads as the message's origin (for the anchor).
+fn by(author: u8, n: u8) -> (MessageId, Payload) {
+    let mut p = vec![crate::envelope::VERSION, 1, 4];
+    p.extend_from_slice(b"room");
+    p.extend_from_slice(&[author; 32]);
+    p.extend_from_slice(&[n; 8]);
+    assert_eq!(crate::envelope::peek_author(&p), Some([author; 32]));
+    let payload: Payload = p.into();
+    (MessageId::of(&payload), payload)
+}
+
+fn publish((id, payload): &(MessageId, Payload)) -> In<u32> {
+    In::Publish {
+        id: *id,
+        payload: payload.clone(),
+    }
 }
 
 /// A node with neighbours `peers`, all eager.
@@ -388,10 +409,18 @@ fn grafts_cycle_through_announcers_then_give_up() {
     assert_eq!(b.next_deadline(), None);
 }
 
+/// A node with the tree optimisation on (off by default).
+fn optimising() -> Config {
+    Config {
+        optimize_threshold: Some(7),
+        ..Config::default()
+    }
+}
+
 #[test]
 fn the_tree_moves_to_a_much_shorter_lazy_path() {
     let t0 = Instant::now();
-    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let mut b = node(optimising(), &[1, 2, 3], t0);
     run(&mut b, from(2, Message::Prune), t0);
     run(&mut b, from(3, Message::Prune), t0);
     let m = msg(1);
@@ -419,6 +448,134 @@ fn the_tree_moves_to_a_much_shorter_lazy_path() {
         t0,
     );
     assert_eq!(run(&mut b, from(3, Message::IHave(vec![(n.0, 0)])), t0), []);
+}
+
+/// Issue 25: only duplicates of the anchor's messages (the smallest author key heard within the
+/// window) prune; another sender's duplicate is counted and leaves the link eager.
+#[test]
+fn only_the_anchors_duplicates_prune() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let (a1, b1, b2) = (by(0x10, 1), by(0x20, 1), by(0x20, 2));
+    // The first author heard is the anchor at once, before its duplicates are judged.
+    receive(&mut b, 1, &b1, 0, t0);
+    assert_eq!(
+        run(&mut b, gossip(2, &b1, 3), t0),
+        [send(2, Message::Prune)]
+    );
+    // A smaller key takes over: now 0x20's duplicates leave the links alone.
+    receive(&mut b, 1, &a1, 0, t0);
+    assert_eq!(
+        run(&mut b, gossip(3, &a1, 3), t0),
+        [send(3, Message::Prune)]
+    );
+    run(&mut b, In::NeighborUp(2), t0);
+    run(&mut b, In::NeighborUp(3), t0);
+    receive(&mut b, 1, &b2, 0, t0);
+    assert_eq!(run(&mut b, gossip(2, &b2, 3), t0), []);
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(b.stats().duplicates_kept, 1);
+    // Duplicates that came while the first copy was checked: the same rule once it is accepted.
+    let b3 = by(0x20, 3);
+    run(&mut b, gossip(1, &b3, 0), t0);
+    run(&mut b, gossip(2, &b3, 0), t0);
+    let out = run(&mut b, In::Validated { id: b3.0, ok: true }, t0);
+    assert!(!out.contains(&send(2, Message::Prune)), "{out:?}");
+    assert_eq!(b.stats().duplicates_kept, 2);
+    // Once 0x10 has been silent for the window, 0x20 is the anchor again.
+    let later = t0 + Config::default().anchor_window.unwrap();
+    let b4 = by(0x20, 4);
+    receive(&mut b, 1, &b4, 0, later);
+    assert_eq!(
+        run(&mut b, gossip(3, &b4, 3), later),
+        [send(3, Message::Prune)]
+    );
+    // Our own message counts as heard too: its duplicate prunes only if we are the anchor.
+    let mine = by(0x30, 1);
+    run(&mut b, publish(&mine), later);
+    assert_eq!(run(&mut b, gossip(2, &mine, 1), later), []);
+}
+
+/// A payload with no readable origin (a flooded DM, a newer envelope) sorts after every key:
+/// its duplicates prune only while no author was heard within the window. Without the window
+/// (`anchor_window: None`) every duplicate prunes, the paper's rule.
+#[test]
+fn keyless_messages_prune_only_while_no_author_is_heard() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let (k1, k2, a) = (msg(1), msg(2), by(0x10, 1));
+    receive(&mut b, 1, &k1, 0, t0);
+    assert_eq!(
+        run(&mut b, gossip(2, &k1, 3), t0),
+        [send(2, Message::Prune)]
+    );
+    receive(&mut b, 1, &a, 0, t0);
+    receive(&mut b, 1, &k2, 0, t0);
+    assert_eq!(run(&mut b, gossip(3, &k2, 3), t0), []);
+
+    let paper = Config {
+        anchor_window: None,
+        ..Config::default()
+    };
+    let mut b = node(paper, &[1, 2, 3], t0);
+    let (a, z) = (by(0x10, 1), by(0x20, 1));
+    receive(&mut b, 1, &a, 0, t0);
+    receive(&mut b, 1, &z, 0, t0);
+    assert_eq!(run(&mut b, gossip(2, &z, 3), t0), [send(2, Message::Prune)]);
+}
+
+/// With the optimisation on, only the anchor's messages move the tree: hop counts of different
+/// senders disagree on which path is shorter.
+#[test]
+fn only_the_anchors_messages_move_the_tree() {
+    let t0 = Instant::now();
+    let mut b = node(optimising(), &[1, 2], t0);
+    run(&mut b, from(2, Message::Prune), t0);
+    let (a, z) = (by(0x10, 1), by(0x20, 1));
+    receive(&mut b, 1, &a, 0, t0);
+    receive(&mut b, 1, &z, 9, t0); // our hop count: 10
+    assert_eq!(run(&mut b, from(2, Message::IHave(vec![(z.0, 0)])), t0), []);
+    assert_eq!(b.stats().optimisations, 0);
+    let a2 = by(0x10, 2);
+    receive(&mut b, 1, &a2, 9, t0);
+    let out = run(&mut b, from(2, Message::IHave(vec![(a2.0, 0)])), t0);
+    assert_eq!(
+        out,
+        [send(2, Message::Graft(vec![])), send(1, Message::Prune)]
+    );
+    // Off by default.
+    let mut b = node(Config::default(), &[1, 2], t0);
+    run(&mut b, from(2, Message::Prune), t0);
+    receive(&mut b, 1, &a, 20, t0);
+    assert_eq!(run(&mut b, from(2, Message::IHave(vec![(a.0, 0)])), t0), []);
+}
+
+/// A missing message is first grafted from an announcer whose link is eager (its push was lost:
+/// asking it again adds no eager link, so no cycle), then from the others in turn.
+#[test]
+fn a_lost_push_is_grafted_from_the_eager_announcer_first() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    run(&mut b, from(1, Message::Prune), t0);
+    run(&mut b, from(2, Message::Prune), t0);
+    let m = msg(1);
+    run(&mut b, from(1, Message::IHave(vec![(m.0, 2)])), t0);
+    run(&mut b, from(2, Message::IHave(vec![(m.0, 2)])), t0);
+    run(&mut b, from(3, Message::IHave(vec![(m.0, 2)])), t0 + ms(20));
+    let out = run(&mut b, In::Tick, t0 + ms(150));
+    assert_eq!(out[0], send(3, Message::Graft(vec![m.0])));
+    assert_eq!(
+        b.eager_peers().collect::<Vec<_>>(),
+        [3],
+        "no new eager link"
+    );
+    let out = run(&mut b, In::Tick, t0 + ms(225));
+    assert_eq!(out[0], send(1, Message::Graft(vec![m.0])));
+    // The answer came after a graft: a delivery by the lazy path.
+    receive(&mut b, 1, &m, 2, t0 + ms(230));
+    receive(&mut b, 3, &msg(2), 2, t0 + ms(230));
+    let st = b.stats();
+    assert_eq!((st.delivered_pushed, st.delivered_grafted), (1, 1));
 }
 
 #[test]
@@ -738,10 +895,16 @@ proptest! {
             max_pending: 3,
             max_missing: 5,
             max_sources: 2,
+            max_anchor_candidates: 2,
+            anchor_window: Some(ms(500)),
+            optimize_threshold: Some(3),
             ..Config::default()
         };
         let bad = |i: u8| i >= 16;
-        let ids: Vec<(MessageId, Payload)> = (0..24).map(msg).collect();
+        // Half the messages have an author (five of them, for the anchor), half none.
+        let ids: Vec<(MessageId, Payload)> = (0..24)
+            .map(|i| if i % 2 == 0 { by(i % 5, i) } else { msg(i) })
+            .collect();
         let bad_ids: HashSet<MessageId> = (16..24).map(|i| ids[i as usize].0).collect();
         let mut b = Broadcast::new(config);
         let mut now = Instant::now();
@@ -795,6 +958,7 @@ proptest! {
             prop_assert!(cached <= 8 && bytes <= 60 && pending <= 3 && missing <= 5);
             prop_assert!(b.peers.len() <= 4);
             prop_assert!(b.peers.values().all(|p| p.ihave.len() <= 3));
+            prop_assert!(b.anchor.len() <= b.config.max_anchor_candidates);
             prop_assert_eq!(b.deadlines.len(), b.missing.len());
             prop_assert_eq!(b.missing_owned.values().sum::<usize>(), b.missing.len());
             prop_assert!(b.missing_owned.values().all(|n| (1..=b.config.max_missing_per_peer).contains(n)));

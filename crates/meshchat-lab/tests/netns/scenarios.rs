@@ -90,3 +90,8 @@ fn tracker_partition() {
 fn tracker_named() {
     run("tracker-named");
 }
+
+#[test]
+fn trees_load() {
+    run("trees-load");
+}
