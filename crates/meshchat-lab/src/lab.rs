@@ -290,6 +290,13 @@ impl Lab {
         Ok(())
     }
 
+    /// Sets environment variables for host `i`'s node, for every later start of it.
+    pub fn add_env(&mut self, i: usize, vars: &[(&str, &str)]) {
+        self.specs[i]
+            .env
+            .extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+
     /// Adds `args` to host `i`'s command line, for every later start of it.
     pub fn add_args(&mut self, i: usize, args: &[String]) {
         self.specs[i].extra_args.extend(args.iter().cloned());

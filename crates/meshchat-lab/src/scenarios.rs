@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+mod clock_skew;
 mod dm;
 mod partition_sync;
 pub mod routes;
@@ -96,6 +97,12 @@ pub const ALL: &[Scenario] = &[
         about: "random graph of 30, degree 3: time until every routing table is right after a link fails and after it comes back (measured, and asserted within 120 s)",
         run: routes30,
         real_only: Some(NO_DMS_IN_FAKE),
+    },
+    Scenario {
+        name: "clock-skew",
+        about: "line of 5 under libfaketime, n0 10 min ahead and n4 a year behind: both are told, each refusal names the neighbour, and what they send and receive follows PROTOCOL §1 (issue 18)",
+        run: clock_skew::clock_skew,
+        real_only: Some("the stand-in node has no clock measurement"),
     },
     Scenario {
         name: "trees-load",

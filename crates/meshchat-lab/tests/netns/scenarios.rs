@@ -95,3 +95,8 @@ fn tracker_named() {
 fn trees_load() {
     run("trees-load");
 }
+
+#[test]
+fn clock_skew() {
+    run("clock-skew");
+}
