@@ -290,6 +290,11 @@ impl Lab {
         Ok(())
     }
 
+    /// Host `i`'s data directory (kept across restarts).
+    pub fn data_dir(&self, i: usize) -> &std::path::Path {
+        &self.specs[i].data_dir
+    }
+
     /// Sets environment variables for host `i`'s node, for every later start of it.
     pub fn add_env(&mut self, i: usize, vars: &[(&str, &str)]) {
         self.specs[i]

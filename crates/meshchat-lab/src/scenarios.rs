@@ -15,6 +15,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 mod clock_skew;
+mod disk_full;
 mod dm;
 mod partition_sync;
 pub mod routes;
@@ -103,6 +104,12 @@ pub const ALL: &[Scenario] = &[
         about: "line of 5 under libfaketime, n0 10 min ahead and n4 a year behind: both are told, each refusal names the neighbour, and what they send and receive follows PROTOCOL §1 (issue 18)",
         run: clock_skew::clock_skew,
         real_only: Some("the stand-in node has no clock measurement"),
+    },
+    Scenario {
+        name: "disk-full",
+        about: "line of 3, n1's data dir a 4 MiB tmpfs filled up: n1 keeps relaying (messages and a DM), warns once, says when it stores again and catches up at once; a restart keeps what it stored (issue 18)",
+        run: disk_full::disk_full,
+        real_only: Some("the stand-in node has no store to fill"),
     },
     Scenario {
         name: "trees-load",

@@ -100,3 +100,8 @@ fn trees_load() {
 fn clock_skew() {
     run("clock-skew");
 }
+
+#[test]
+fn disk_full() {
+    run("disk-full");
+}

@@ -90,6 +90,8 @@ impl Actor {
                 if let Some(notice) = self.store_health.succeeded() {
                     tracing::info!("{notice}");
                     self.emit(Event::Warning(notice));
+                    // What could not be stored meanwhile is fetched now, not at the next round.
+                    self.sync_all();
                 }
                 let me = self.key.public();
                 for ((env, mut m), seq) in batch.into_iter().zip(fresh) {
