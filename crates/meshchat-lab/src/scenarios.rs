@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 mod clock_skew;
 mod disk_full;
 mod dm;
+mod heal30;
 mod partition_sync;
 pub mod routes;
 pub mod tracker;
@@ -110,6 +111,12 @@ pub const ALL: &[Scenario] = &[
         about: "line of 3, n1's data dir a 4 MiB tmpfs filled up: n1 keeps relaying (messages and a DM), warns once, says when it stores again and catches up at once; a restart keeps what it stored (issue 18)",
         run: disk_full::disk_full,
         real_only: Some("the stand-in node has no store to fill"),
+    },
+    Scenario {
+        name: "heal30",
+        about: "two random graphs of 15 joined by 4 links, split, 1000 messages per side, healed: every node has all 2000 within 20 s (a measurement, not run by cargo test; issue 18)",
+        run: heal30::heal30,
+        real_only: Some("the stand-in node's sync has no offers"),
     },
     Scenario {
         name: "trees-load",
