@@ -210,9 +210,24 @@ impl Store {
         Ok(())
     }
 
-    /// Tests: makes message writes fail (as on a full disk) while `flag` is set.
+    /// Tests: makes message and DM writes fail (as on a full disk) while `flag` is set.
     pub fn fail_writes_when(&mut self, flag: Arc<AtomicBool>) {
         self.fail_writes = Some(flag);
+    }
+
+    /// The failure [`Store::fail_writes_when`] injects, while its flag is set.
+    pub(crate) fn injected_failure(&self) -> Result<(), Error> {
+        if self
+            .fail_writes
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            return Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full (injected by a test)".into()),
+            )));
+        }
+        Ok(())
     }
 
     /// Inserts a batch in one transaction. For each envelope, true if it was new (and so should be
@@ -241,16 +256,7 @@ impl Store {
         rows: &[(&Envelope, &StoredMessage)],
         now_ms: u64,
     ) -> Result<Vec<Option<u64>>, Error> {
-        if self
-            .fail_writes
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::Relaxed))
-        {
-            return Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-                Some("database or disk is full (injected by a test)".into()),
-            )));
-        }
+        self.injected_failure()?;
         let tx = self.conn.transaction()?;
         let mut fresh = Vec::with_capacity(rows.len());
         let mut seq = self.next_seq;

@@ -119,6 +119,9 @@ pub enum Refusal {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     pub delivered: u64,
+    /// DMs delivered here that the node could not store ([`Input::NotStored`]): taken again
+    /// from the sender's next try.
+    pub not_stored: u64,
     /// Copies of a DM already delivered here (its receipt is sent again).
     pub duplicates: u64,
     pub forwarded: u64,
@@ -178,6 +181,11 @@ pub enum Input<P> {
     RoutesChanged(Vec<P>),
     /// A [`Output::Forward`] that could not be handed over: it is taken back.
     SendFailed(Frame<P>),
+    /// The node could not store the DM `dm` (envelope `envelope`) that an [`Output::Deliver`]
+    /// handed it (a full disk): it is forgotten as delivered and its receipt withdrawn (the node
+    /// drops the receipt of the same call), so the sender's next try delivers it again instead
+    /// of a receipt telling the sender it arrived.
+    NotStored { dm: DmId, envelope: MessageId },
     /// The time of the last [`Output::WakeAt`] came.
     Tick,
 }
@@ -388,6 +396,19 @@ impl<P: Address> Outbox<P> {
             }
             Input::RoutesChanged(dests) => self.routes_changed(&dests, routes, now_ms, &mut out),
             Input::SendFailed(frame) => self.send_failed(frame, now_ms, &mut out),
+            Input::NotStored { dm, envelope } => {
+                self.delivered.set.remove(&dm);
+                self.delivered_envelopes.set.remove(&envelope);
+                self.receipts.remove(&dm);
+                self.stats.not_stored += 1;
+                let slot = Slot {
+                    role: Role::Receipt,
+                    id: dm,
+                };
+                if self.items.contains_key(&slot) {
+                    self.drop_item(slot, &mut out);
+                }
+            }
             Input::Tick => self.tick(routes, now_ms, &mut out),
         }
         let next = self.next_wake();

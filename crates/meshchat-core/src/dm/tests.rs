@@ -521,6 +521,68 @@ fn a_dm_is_queued_handed_to_a_custodian_then_sent_then_delivered() {
     assert_eq!(ob.status(&id), None);
 }
 
+/// A DM the recipient's node could not store (a full disk) is forgotten as delivered: its
+/// receipt is withdrawn, and the sender's next try delivers it again, with a receipt then.
+#[test]
+fn a_dm_that_could_not_be_stored_is_taken_again_from_the_next_try() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let (a, b, relay) = (node(1), node(2), node(3));
+    let dm = dm_from(&a, &b, "kept", NOW + HOUR, &mut rng);
+    let mut bo = outbox(&b, Limits::default());
+    // No route back: the receipt waits in custody, which the withdrawal must drop too.
+    let nowhere = Fixed {
+        neighbours: vec![addr(&relay)],
+        ..Fixed::default()
+    };
+    let out = bo.handle(
+        Input::Frame(addr(&relay), Frame::Dm(dm.clone())),
+        &nowhere,
+        NOW,
+    );
+    assert_eq!(delivered(&out), vec!["kept".to_string()]);
+    let envelope = match out.iter().find_map(|o| match o {
+        Output::Deliver(d) => Some(d.envelope.id()),
+        _ => None,
+    }) {
+        Some(e) => e,
+        None => unreachable!(),
+    };
+    let held = Slot {
+        role: Role::Receipt,
+        id: dm.id(),
+    };
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Persist(s) if s.role == Role::Receipt)));
+    let out = bo.handle(
+        Input::NotStored {
+            dm: dm.id(),
+            envelope,
+        },
+        &nowhere,
+        NOW + 1,
+    );
+    assert!(out.contains(&Output::Remove(held)), "{out:?}");
+    assert_eq!(bo.stats().not_stored, 1);
+    // The sender's retry: delivered again (not a duplicate), and answered.
+    let back = Fixed {
+        next: BTreeMap::from([(addr(&a), addr(&relay))]),
+        neighbours: vec![addr(&relay)],
+    };
+    let out = bo.handle(
+        Input::Frame(addr(&relay), Frame::Dm(dm.clone())),
+        &back,
+        NOW + 30_000,
+    );
+    assert_eq!(delivered(&out), vec!["kept".to_string()]);
+    assert!(
+        matches!(&forwards(&out)[..], [(_, Frame::Receipt(_))]),
+        "{out:?}"
+    );
+    assert_eq!(bo.stats().duplicates, 0);
+    bo.check_invariants(NOW + 30_000);
+}
+
 #[test]
 fn an_unacknowledged_dm_fails_at_its_expiry() {
     let mut rng = StdRng::seed_from_u64(3);

@@ -157,6 +157,7 @@ impl Store {
     /// Stores a DM; its arrival number if it was new, `None` if that envelope id was stored
     /// already (so it is shown at most once, across restarts too).
     pub fn insert_dm(&mut self, dm: &DmRow) -> Result<Option<u64>, Error> {
+        self.injected_failure()?;
         let seq: i64 =
             self.conn
                 .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM dms", [], |r| {

@@ -184,3 +184,47 @@ async fn a_relay_holds_a_dm_for_an_offline_recipient_after_the_sender_left() {
     let b_dir = b.stop().await;
     assert!(!contains(&dir_bytes(b_dir.path()), secret.as_bytes()));
 }
+
+/// A DM that reaches a node whose disk is full is not acknowledged (a receipt would tell the
+/// sender it arrived, and it would be lost): the recipient says so, the sender keeps it as sent
+/// and tries again, and once the disk has room it is stored, shown and acknowledged (issue 18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_to_a_full_disk_is_not_acknowledged_until_it_is_stored() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let quick_retry = |c: &mut meshchat_node::Config| c.dm.retry_initial_ms = 300;
+    let mut a =
+        TestNode::start_with(tempfile::tempdir().unwrap(), Some("a"), &[], quick_retry).await;
+    let full = Arc::new(AtomicBool::new(false));
+    let flag = full.clone();
+    let mut b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[&a], move |c| {
+        c.fail_writes = Some(flag)
+    })
+    .await;
+    a.wait_peers(1).await;
+    b.wait_peers(1).await;
+    wait_route(&a, &b, 1).await;
+    wait_route(&b, &a, 1).await;
+
+    full.store(true, Ordering::Relaxed);
+    let sent = a.handle.dm("b", "kept for later").await.unwrap();
+    b.wait_for(
+        |e| matches!(e, Event::Warning(w) if w.contains("could not store a direct message")),
+    )
+    .await;
+    // The sender tries again (at least once more) and is never told it arrived.
+    b.wait_stats("a second try refused", |s| s.dm.not_stored >= 2)
+        .await;
+    assert!(!a.take_events().iter().any(|e| matches!(
+        e,
+        Event::DmStatus {
+            state: DmState::Delivered,
+            ..
+        }
+    )));
+
+    full.store(false, Ordering::Relaxed);
+    let got = wait_dm(&mut b, "kept for later").await;
+    assert_eq!(got.id, sent.id);
+    wait_state(&mut a, sent.id, DmState::Delivered).await;
+}

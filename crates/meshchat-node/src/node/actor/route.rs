@@ -432,7 +432,25 @@ impl Actor {
         let now = now_ms();
         let outs = self.route.outbox.handle(input, &self.route.table, now);
         let mut failed = Vec::new();
+        // A DM for us that could not be stored (its envelope id): the receipt the outbox sends
+        // for it in the same call is withheld and withdrawn, so that the sender tries again
+        // rather than hearing it arrived.
+        let mut unstored: Option<MessageId> = None;
+        let mut withdrawn = None;
         for out in outs {
+            let receipt_of = match &out {
+                Output::Forward(_, Frame::Receipt(r)) => Some(r.receipt.dm),
+                Output::Persist(s) => match &s.frame {
+                    Frame::Receipt(r) => Some(r.receipt.dm),
+                    Frame::Dm(_) => None,
+                },
+                _ => None,
+            };
+            if let (Some(envelope), Some(dm)) = (unstored, receipt_of) {
+                unstored = None;
+                withdrawn = Some((dm, envelope));
+                continue;
+            }
             match out {
                 Output::Forward(to, frame) => {
                     if self.route_send(&to, frame.encode()) {
@@ -473,7 +491,12 @@ impl Actor {
                         tracing::warn!("removing a DM item: {e}");
                     }
                 }
-                Output::Deliver(opened) => self.deliver_dm(*opened),
+                Output::Deliver(opened) => {
+                    let envelope = opened.envelope.id();
+                    if !self.deliver_dm(*opened) {
+                        unstored = Some(envelope);
+                    }
+                }
                 Output::Status(id, status) => self.dm_status(id.0, status.into()),
                 Output::WakeAt(at) => {
                     let wait = Duration::from_millis(at.saturating_sub(now_ms()));
@@ -484,10 +507,14 @@ impl Actor {
         for frame in failed {
             self.feed_outbox(Input::SendFailed(frame));
         }
+        if let Some((dm, envelope)) = withdrawn {
+            self.feed_outbox(Input::NotStored { dm, envelope });
+        }
     }
 
-    /// A DM for us, opened and checked: stored, and shown if it was new.
-    fn deliver_dm(&mut self, opened: dm::Opened) {
+    /// A DM for us, opened and checked: stored, and shown if it was new. False if it could not
+    /// be stored.
+    fn deliver_dm(&mut self, opened: dm::Opened) -> bool {
         let env = &opened.envelope;
         let author = *env.author().as_bytes();
         let row = DmRow {
@@ -507,13 +534,16 @@ impl Actor {
             Ok(Some(seq)) => {
                 let view = self.dm_view(DmRow { seq, ..row });
                 self.emit(Event::Dm(view));
+                true
             }
-            Ok(None) => {}
+            Ok(None) => true,
             Err(e) => {
                 tracing::warn!("storing a DM: {e}");
                 self.emit(Event::Warning(format!(
-                    "could not store a direct message ({e}); its sender will send it again"
+                    "could not store a direct message ({e}); no receipt was sent, so its sender \
+                     will send it again"
                 )));
+                false
             }
         }
     }
