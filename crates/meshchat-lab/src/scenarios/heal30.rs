@@ -37,6 +37,18 @@ fn topology() -> Result<Topology> {
     )
 }
 
+/// Sync bytes `nodes` received so far, together.
+fn sync_received(lab: &Lab, nodes: &[usize]) -> u64 {
+    nodes
+        .iter()
+        .map(|&i| {
+            lab.node(i)
+                .stats()
+                .map_or(0, |s| s["sync_bytes_received"].as_u64().unwrap_or(0))
+        })
+        .sum()
+}
+
 pub fn heal30(opts: &LabOptions) -> Result<Report> {
     let mut lab = Lab::new(topology()?, opts.clone())?;
     lab.start_all()?;
@@ -63,14 +75,7 @@ pub fn heal30(opts: &LabOptions) -> Result<Report> {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let sync0: u64 = all
-        .iter()
-        .map(|&i| {
-            lab.node(i)
-                .stats()
-                .map_or(0, |s| s["sync_bytes_received"].as_u64().unwrap_or(0))
-        })
-        .sum();
+    let sync0 = sync_received(&lab, &all);
     let t = Instant::now();
     for k in 0..PER_HALF {
         pace(t, k, RATE_PER_HALF);
@@ -102,14 +107,7 @@ pub fn heal30(opts: &LabOptions) -> Result<Report> {
         .context("every node within 20 s of the heal")?;
     let all_took = t.elapsed();
     lab.check_no_duplicates()?;
-    let sync1: u64 = all
-        .iter()
-        .map(|&i| {
-            lab.node(i)
-                .stats()
-                .map_or(0, |s| s["sync_bytes_received"].as_u64().unwrap_or(0))
-        })
-        .sum();
+    let sync1 = sync_received(&lab, &all);
     let healed = (PER_HALF * 2 * HALF) as u64;
     lab.notes.push(format!(
         "30 hosts, {PER_HALF} messages per half: the cross links' ends had all {} {ends_took:.1?} after the heal, every node {all_took:.1?}; {} sync bytes received, {:.0} per healed message and node",

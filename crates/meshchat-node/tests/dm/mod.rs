@@ -190,17 +190,11 @@ async fn a_relay_holds_a_dm_for_an_offline_recipient_after_the_sender_left() {
 /// and tries again, and once the disk has room it is stored, shown and acknowledged (issue 18).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dm_to_a_full_disk_is_not_acknowledged_until_it_is_stored() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     let quick_retry = |c: &mut meshchat_node::Config| c.dm.retry_initial_ms = 300;
     let mut a =
         TestNode::start_with(tempfile::tempdir().unwrap(), Some("a"), &[], quick_retry).await;
-    let full = Arc::new(AtomicBool::new(false));
-    let flag = full.clone();
-    let mut b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[&a], move |c| {
-        c.fail_writes = Some(flag)
-    })
-    .await;
+    let (mut b, full) = TestNode::start_with_failing_disk("b", &[&a]).await;
     a.wait_peers(1).await;
     b.wait_peers(1).await;
     wait_route(&a, &b, 1).await;

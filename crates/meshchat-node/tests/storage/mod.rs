@@ -1,8 +1,7 @@
 //! Storage faults (issue 18, disks): a node whose database stops taking writes keeps relaying,
 //! says so once (not once per message), and says so again when writes work.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use meshchat_node::Event;
 
@@ -13,12 +12,7 @@ use crate::support::*;
 async fn a_full_disk_is_one_warning_and_one_notice_when_it_clears() {
     const SENT: usize = 60;
     let mut a = TestNode::start("a", &[]).await;
-    let full = Arc::new(AtomicBool::new(false));
-    let flag = full.clone();
-    let mut b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[&a], move |c| {
-        c.fail_writes = Some(flag)
-    })
-    .await;
+    let (mut b, full) = TestNode::start_with_failing_disk("b", &[&a]).await;
     let mut c = TestNode::start("c", &[&b]).await;
     a.wait_peers(1).await;
     c.wait_peers(1).await;

@@ -122,6 +122,21 @@ impl TestNode {
         }
     }
 
+    /// A node named `name` dialing `peers` whose database writes fail (as on a full disk)
+    /// while the returned flag is set.
+    pub async fn start_with_failing_disk(
+        name: &str,
+        peers: &[&TestNode],
+    ) -> (Self, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let full = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = full.clone();
+        let node = Self::start_with(tempfile::tempdir().unwrap(), Some(name), peers, move |c| {
+            c.fail_writes = Some(flag)
+        })
+        .await;
+        (node, full)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_owned()
     }

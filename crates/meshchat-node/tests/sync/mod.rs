@@ -2,8 +2,7 @@
 //! off or not yet in a room, it gets from its peers when it (re)connects, each message once.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -205,12 +204,7 @@ async fn malformed_sync_frames_get_the_peer_blocked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_is_reported_and_healed_by_sync() {
     let mut a = TestNode::start("a", &[]).await;
-    let full = Arc::new(AtomicBool::new(false));
-    let flag = full.clone();
-    let mut b = TestNode::start_with(tempfile::tempdir().unwrap(), Some("b"), &[&a], move |c| {
-        c.fail_writes = Some(flag)
-    })
-    .await;
+    let (mut b, full) = TestNode::start_with_failing_disk("b", &[&a]).await;
     a.wait_peers(1).await;
     b.wait_peers(1).await;
 
