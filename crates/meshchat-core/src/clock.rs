@@ -25,6 +25,8 @@ pub const MIN_AUTHORS: usize = 3;
 pub const SAMPLE_TTL: Duration = Duration::from_secs(30 * 60);
 /// A median offset beyond this is worth telling the user about.
 pub const TELL_BEYOND_MS: i64 = 60_000;
+/// [`Clock::poll`] looks at the median at most this often, unless a new author was heard.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// The offset tracker, generic over the author key.
 #[derive(Debug)]
@@ -33,6 +35,9 @@ pub struct Clock<A> {
     samples: HashMap<A, (i64, Instant)>,
     /// The offset the user was last told of (`None`: told nothing, or told it is fine again).
     told: Option<i64>,
+    /// When [`Clock::poll`] last looked, and whether an author was added since.
+    polled: Option<Instant>,
+    new_author: bool,
 }
 
 impl<A> Default for Clock<A> {
@@ -40,6 +45,8 @@ impl<A> Default for Clock<A> {
         Self {
             samples: HashMap::new(),
             told: None,
+            polled: None,
+            new_author: false,
         }
     }
 }
@@ -68,7 +75,24 @@ impl<A: Eq + Hash + Copy> Clock<A> {
                 self.samples.remove(&oldest);
             }
         }
-        self.samples.insert(author, (offset, now));
+        if self.samples.insert(author, (offset, now)).is_none() {
+            self.new_author = true;
+        }
+    }
+
+    /// [`Clock::notice`], for a hot path: the median (a sort of up to [`MAX_AUTHORS`] samples) is
+    /// looked at only when an author was added since the last look, or [`POLL_EVERY`] later.
+    pub fn poll(&mut self, now: Instant) -> Option<Notice> {
+        let due = self.new_author
+            || self
+                .polled
+                .is_none_or(|t| now.saturating_duration_since(t) >= POLL_EVERY);
+        if !due {
+            return None;
+        }
+        self.new_author = false;
+        self.polled = Some(now);
+        self.notice(now)
     }
 
     /// Our clock's offset from the median of the authors heard within [`SAMPLE_TTL`] (positive:
@@ -214,6 +238,22 @@ mod tests {
         }
         assert_eq!(c.samples.len(), MAX_AUTHORS);
         assert!(!c.samples.contains_key(&0));
+    }
+
+    #[test]
+    fn polling_looks_when_an_author_is_new_or_a_second_passed() {
+        let t0 = Instant::now();
+        let mut c = Clock::default();
+        for a in 1..=3 {
+            at(&mut c, a, -10 * MIN, t0);
+        }
+        assert!(matches!(c.poll(t0), Some(Notice::Off { .. })));
+        // The clock is fixed, but the same authors within the second: not looked at yet.
+        for a in 1..=3 {
+            at(&mut c, a, 0, t0);
+        }
+        assert_eq!(c.poll(t0 + Duration::from_millis(10)), None);
+        assert_eq!(c.poll(t0 + POLL_EVERY), Some(Notice::Agrees { authors: 3 }));
     }
 
     #[test]

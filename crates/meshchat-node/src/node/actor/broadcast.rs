@@ -367,7 +367,7 @@ impl Actor {
         self.trees
             .clock
             .sample(*author, timestamp_ms, now_ms(), now);
-        match self.trees.clock.notice(now) {
+        match self.trees.clock.poll(now) {
             Some(Notice::Off { offset_ms, authors }) => {
                 tracing::warn!(offset_ms, authors, "this node's clock is off its peers'");
                 self.emit(Event::Clock {
