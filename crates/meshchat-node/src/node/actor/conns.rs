@@ -1,25 +1,62 @@
-//! Connections: dialing and redialing peers, keeping connection slots for peers that are useful
+//! Connections: the swarm's own events (connections, identify, mDNS, the DHT, ping, listen
+//! addresses), dialing and redialing peers, keeping connection slots for peers that are useful
 //! (evicting the least useful peer when every slot is taken), and replacing connections whose
-//! broadcast stream stalls.
+//! broadcast stream stalls. The protocols hear of peers through [`Note::PeerUp`],
+//! [`Note::PeerDown`] and [`Note::Identified`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use libp2p::swarm::ConnectionId;
-use libp2p::{Multiaddr, PeerId};
-
+use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::{identify, kad, mdns, Multiaddr, PeerId};
 
-use super::{dial_error_reason, Actor, MAX_PENDING_DIALS, START_DIALS};
-use crate::node::{Error, Event, PeerInfo, Reply};
+use crate::behaviour::{BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION};
+
+use super::context::{Ctx, Note};
+use crate::node::{now_ms, Error, Event, PeerInfo, Reply};
 
 /// A connection none of whose pings has come back for this long is closed (pings go every
-/// [`crate::behaviour::PING_INTERVAL`]; see [`Actor::check_liveness`]).
+/// [`crate::behaviour::PING_INTERVAL`]; see [`Conns::check_liveness`]).
 pub(super) const SILENCE_LIMIT: Duration = Duration::from_secs(8);
 /// How often connections are checked for silence.
 pub(super) const LIVENESS_CHECK: Duration = Duration::from_secs(1);
+
+/// Known peers dialed at start and by maintenance.
+const START_DIALS: usize = 16;
+/// Pending `/connect` replies kept at most; beyond that, the oldest is answered with an error.
+const MAX_PENDING_DIALS: usize = 64;
+/// Peers found on the LAN remembered for redialing, and addresses kept per peer.
+const MAX_LAN_PEERS: usize = 256;
+const MAX_LAN_ADDRS: usize = 8;
+
+/// The connections' handler.
+#[derive(Default)]
+pub(super) struct Conns {
+    /// Open connections per peer, with their remote address and whether we dialed them.
+    connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr, bool)>>,
+    /// When each connected peer last handed over a new valid message (or connected): the
+    /// least useful peer is evicted when every connection slot is taken.
+    useful: HashMap<PeerId, Instant>,
+    /// Peers closed to make room, until their connections are gone (bounded by `connections`).
+    evicting: HashSet<PeerId>,
+    /// Peers whose failing connection the watchdog closed, with addresses to dial them again
+    /// once it is gone.
+    redial: HashMap<PeerId, Vec<Multiaddr>>,
+    /// When the user was last told a peer's link failed (bounded, one warning a minute).
+    failure_warned: HashMap<PeerId, Instant>,
+    /// Each open connection's peer and when its last ping came back (or it opened); a
+    /// connection whose peer does not speak ping is left out (see `Conns::check_liveness`).
+    pongs: HashMap<ConnectionId, (PeerId, Instant)>,
+    /// `/connect` calls waiting for their dial's outcome.
+    pending_dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
+    /// Peers mDNS found and has not expired: redialed by maintenance while unconnected, because
+    /// mDNS reports a peer only once and a first dial can fail.
+    lan_peers: HashMap<PeerId, Vec<Multiaddr>>,
+}
 
 /// What the eviction policy knows of a connected peer.
 #[derive(Debug, Clone, Copy)]
@@ -48,10 +85,216 @@ pub(super) fn choose_victim<P: Copy + Eq + Hash>(
         .map(|c| c.peer)
 }
 
-impl Actor {
+impl Conns {
+    /// Whether connections stand to peers other than those being closed.
+    pub(super) fn is_empty(&self) -> bool {
+        self.connections.is_empty()
+    }
+
+    /// At start: the configured peers, the trackers and known peers are dialed.
+    pub(super) fn start(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+        for addr in ctx.io.config.peers.clone() {
+            self.dial_addr(addr, None, ctx);
+        }
+        self.dial_trackers(ctx);
+        for peer in ctx.io.store.known_peers(START_DIALS)? {
+            let Ok(peer_id) = peer.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            let addrs: Vec<Multiaddr> = peer.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            for a in &addrs {
+                self.add_dht_address(&peer_id, a.clone(), ctx);
+            }
+            self.dial_peer(peer_id, addrs, ctx);
+        }
+        Ok(())
+    }
+
+    /// `peer` handed over a new valid message.
+    pub(super) fn useful(&mut self, peer: PeerId) {
+        if let Some(t) = self.useful.get_mut(&peer) {
+            *t = Instant::now();
+        }
+    }
+
+    /// The swarm's events that are not a protocol's.
+    pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>, ctx: &mut Ctx<'_>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.on_ping(ev, ctx),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocol_version != PROTOCOL_VERSION {
+                    return;
+                }
+                let addrs: Vec<Multiaddr> =
+                    info.listen_addrs.into_iter().filter(is_dialable).collect();
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for a in &addrs {
+                        self.add_dht_address(&peer_id, a.clone(), ctx);
+                    }
+                }
+                let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                if let Err(e) = ctx
+                    .io
+                    .store
+                    .upsert_peer(&peer_id.to_string(), &addrs, now_ms())
+                {
+                    tracing::warn!("remembering peer {peer_id}: {e}");
+                }
+                ctx.notes.push(Note::Identified {
+                    peer: peer_id,
+                    protocols: info.protocols,
+                });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in found {
+                    by_peer.entry(peer).or_default().push(addr);
+                }
+                for (peer, addrs) in by_peer {
+                    tracing::debug!(%peer, "found on the LAN");
+                    if self.lan_peers.len() < MAX_LAN_PEERS || self.lan_peers.contains_key(&peer) {
+                        let known = self.lan_peers.entry(peer).or_default();
+                        for a in &addrs {
+                            if !known.contains(a) && known.len() < MAX_LAN_ADDRS {
+                                known.push(a.clone());
+                            }
+                        }
+                    }
+                    self.dial_peer(peer, addrs, ctx);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
+                for (peer, addr) in gone {
+                    if let Some(addrs) = self.lan_peers.get_mut(&peer) {
+                        addrs.retain(|a| *a != addr);
+                        if addrs.is_empty() {
+                            self.lan_peers.remove(&peer);
+                        }
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer,
+                addresses,
+                ..
+            })) => {
+                // Peer exchange: what the DHT teaches is kept for later starts too.
+                let addrs: Vec<String> = addresses
+                    .iter()
+                    .filter(|a| is_dialable(a))
+                    .map(|a| strip_p2p(a).to_string())
+                    .collect();
+                if !addrs.is_empty() {
+                    if let Err(e) = ctx
+                        .io
+                        .store
+                        .upsert_peer(&peer.to_string(), &addrs, now_ms())
+                    {
+                        tracing::warn!("remembering peer {peer}: {e}");
+                    }
+                }
+                if self.connections.len() < ctx.io.config.target_peers {
+                    self.dial_peer(peer, addresses.into_vec(), ctx);
+                }
+            }
+            SwarmEvent::Behaviour(_) => {}
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                ctx.io.listen_addrs.push(address.clone());
+                ctx.io.emit(Event::ListenAddr(address));
+                ctx.notes.push(Note::MeChanged);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                ctx.io.listen_addrs.retain(|a| *a != address);
+                ctx.notes.push(Note::MeChanged);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                let remote = endpoint.get_remote_address().clone();
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    let addr = strip_p2p(address);
+                    if let Err(e) = ctx.io.store.upsert_peer(
+                        &peer_id.to_string(),
+                        &[addr.to_string()],
+                        now_ms(),
+                    ) {
+                        tracing::warn!("remembering peer {peer_id}: {e}");
+                    }
+                    self.add_dht_address(&peer_id, addr, ctx);
+                }
+                tracing::debug!(%peer_id, %remote, "connected");
+                self.pongs.insert(connection_id, (peer_id, Instant::now()));
+                let dialed = endpoint.is_dialer();
+                self.connections
+                    .entry(peer_id)
+                    .or_default()
+                    .push((connection_id, remote, dialed));
+                self.useful.entry(peer_id).or_insert_with(Instant::now);
+                self.evict_if_full(peer_id, ctx);
+                if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                ctx.notes.push(Note::PeerUp(peer_id));
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => {
+                tracing::debug!(%peer_id, ?cause, "connection closed");
+                self.forget_connection(peer_id, connection_id, ctx);
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                tracing::debug!(?peer_id, "dial failed: {error}");
+                if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(Error::Dial {
+                        addr: addr.to_string(),
+                        reason: dial_error_reason(&error),
+                    }));
+                }
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                ctx.io
+                    .emit(Event::Warning(format!("listener failed: {error}")));
+            }
+            _ => {}
+        }
+    }
+
+    /// At shutdown: every peer is told goodbye.
+    pub(super) fn disconnect_all(&mut self, ctx: &mut Ctx<'_>) {
+        let peers: Vec<PeerId> = self.connections.keys().copied().collect();
+        for p in peers {
+            let _ = ctx.io.swarm.disconnect_peer_id(p);
+        }
+    }
+
+    /// At shutdown: a connection closed (nobody is told).
+    pub(super) fn closed(&mut self, peer: PeerId, conn: ConnectionId) {
+        if let Some(conns) = self.connections.get_mut(&peer) {
+            conns.retain(|(c, _, _)| *c != conn);
+            if conns.is_empty() {
+                self.connections.remove(&peer);
+            }
+        }
+    }
+
     /// Over the connection limit (the hard limit in `connection_limits` leaves some room above
     /// it), closes the least useful peer, or the newcomer if nobody may be evicted.
-    pub(super) fn evict_if_full(&mut self, newcomer: PeerId) {
+    pub(super) fn evict_if_full(&mut self, newcomer: PeerId, ctx: &mut Ctx<'_>) {
         // Peers already being closed still hold their connections until the close completes:
         // they neither count nor are chosen again.
         let open: usize = self
@@ -60,7 +303,7 @@ impl Actor {
             .filter(|(p, _)| !self.evicting.contains(*p))
             .map(|(_, c)| c.len())
             .sum();
-        if open <= self.config.max_connections as usize {
+        if open <= ctx.io.config.max_connections as usize {
             return;
         }
         let now = Instant::now();
@@ -76,9 +319,9 @@ impl Actor {
             });
         let victim = choose_victim(newcomer, candidates).unwrap_or(newcomer);
         tracing::debug!(%victim, open, "every connection slot is taken: closing the least useful");
-        self.stats.evicted_peers += 1;
+        ctx.io.stats.evicted_peers += 1;
         self.evicting.insert(victim);
-        let _ = self.swarm.disconnect_peer_id(victim);
+        let _ = ctx.io.swarm.disconnect_peer_id(victim);
     }
 
     /// `peer` has taken no broadcast frames for a while (its send queue stayed full): it takes
@@ -89,9 +332,9 @@ impl Actor {
     /// Counted in `broken_links`; the user is warned at most once a minute per peer, and the
     /// peer is dialed again once its connections are gone (at addresses we dialed it at, else
     /// at those it announced).
-    pub(super) fn on_stalled(&mut self, peer: PeerId) {
+    pub(super) fn on_stalled(&mut self, peer: PeerId, ctx: &mut Ctx<'_>) {
         tracing::warn!(%peer, "this peer has taken no messages for seconds: reconnecting");
-        self.stats.broken_links += 1;
+        ctx.io.stats.broken_links += 1;
         let mut addrs: Vec<Multiaddr> = self
             .connections
             .get(&peer)
@@ -101,7 +344,7 @@ impl Actor {
             .map(|(_, a, _)| a.clone())
             .collect();
         if addrs.is_empty() {
-            addrs = self.announced_addrs(&peer);
+            addrs = self.announced_addrs(&peer, ctx);
         }
         // One warning per peer and minute at most reaches the user (a hostile peer could make
         // its own link stall on purpose, again and again).
@@ -112,21 +355,21 @@ impl Actor {
             .is_some_and(|t| now.saturating_duration_since(*t).as_secs() < 60);
         if !recent {
             bounded_insert(&mut self.failure_warned, peer, now, 256);
-            self.emit(Event::Warning(format!(
+            ctx.io.emit(Event::Warning(format!(
                 "the link to peer {peer} stopped carrying messages; reconnecting"
             )));
         }
         if !addrs.is_empty() && self.redial.len() < 256 {
             self.redial.insert(peer, addrs);
         }
-        let _ = self.swarm.disconnect_peer_id(peer);
+        let _ = ctx.io.swarm.disconnect_peer_id(peer);
     }
 
-    /// A ping that came back keeps its connection alive (see [`Actor::check_liveness`]). One
+    /// A ping that came back keeps its connection alive (see [`Conns::check_liveness`]). One
     /// that failed means the link under this connection is gone (or too slow to chat over): the
     /// connection is closed, so the peer is redialed (known peers, LAN peers) and a new
     /// connection forms when the link is back. A peer that does not speak ping is left alone.
-    pub(super) fn on_ping(&mut self, event: libp2p::ping::Event) {
+    pub(super) fn on_ping(&mut self, event: libp2p::ping::Event, ctx: &mut Ctx<'_>) {
         match event.result {
             Ok(_) => {
                 if let Some((_, at)) = self.pongs.get_mut(&event.connection) {
@@ -139,7 +382,7 @@ impl Actor {
             Err(e) => {
                 tracing::info!(peer = %event.peer, "ping failed ({e}): closing the connection");
                 self.pongs.remove(&event.connection);
-                self.swarm.close_connection(event.connection);
+                ctx.io.swarm.close_connection(event.connection);
             }
         }
     }
@@ -153,7 +396,7 @@ impl Actor {
     /// routing benchmark measured 29 s). Watching for answers instead: pings go every 2 s, so a
     /// live link answers several times within the limit, and a dead one is closed 8-9 s after
     /// its last answer.
-    pub(super) fn check_liveness(&mut self) {
+    pub(super) fn check_liveness(&mut self, ctx: &mut Ctx<'_>) {
         let now = Instant::now();
         let silent: Vec<(ConnectionId, PeerId)> = self
             .pongs
@@ -168,21 +411,25 @@ impl Actor {
                 SILENCE_LIMIT.as_secs()
             );
             self.pongs.remove(&conn);
-            self.stats.silent_links += 1;
-            self.swarm.close_connection(conn);
+            ctx.io.stats.silent_links += 1;
+            ctx.io.swarm.close_connection(conn);
         }
     }
 
     /// Everyone connected now, sorted by peer id, with the addresses of their connections.
-    pub(super) fn peers(&self) -> Vec<PeerInfo> {
+    pub(super) fn peers(
+        &self,
+        is_chat: impl Fn(&PeerId) -> bool,
+        nick_of: impl Fn(&PeerId) -> Option<String>,
+    ) -> Vec<PeerInfo> {
         let mut peers: Vec<PeerInfo> = self
             .connections
             .iter()
             .map(|(p, conns)| PeerInfo {
                 peer_id: *p,
                 addrs: conns.iter().map(|(_, a, _)| a.clone()).collect(),
-                chat: self.chat_peers.contains(p),
-                nick: self.nick_of(p),
+                chat: is_chat(p),
+                nick: nick_of(p),
             })
             .collect();
         peers.sort_by_key(|p| p.peer_id.to_string());
@@ -190,9 +437,9 @@ impl Actor {
     }
 
     /// The addresses `peer` announced (identify), from the known-peer table.
-    fn announced_addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
+    fn announced_addrs(&self, peer: &PeerId, ctx: &Ctx<'_>) -> Vec<Multiaddr> {
         let id = peer.to_string();
-        match self.store.known_peers(256) {
+        match ctx.io.store.known_peers(256) {
             Ok(known) => known
                 .into_iter()
                 .filter(|k| k.peer_id == id)
@@ -207,9 +454,9 @@ impl Actor {
     }
 }
 
-impl Actor {
-    /// Drops a closed connection; true if that was the peer's last and it had been announced.
-    pub(super) fn forget_connection(&mut self, peer: PeerId, conn: ConnectionId) -> bool {
+impl Conns {
+    /// Drops a closed connection; tells the protocols when it was the peer's last.
+    fn forget_connection(&mut self, peer: PeerId, conn: ConnectionId, ctx: &mut Ctx<'_>) {
         self.pongs.remove(&conn);
         if let Some(conns) = self.connections.get_mut(&peer) {
             conns.retain(|(c, _, _)| *c != conn);
@@ -217,23 +464,26 @@ impl Actor {
                 self.connections.remove(&peer);
                 self.useful.remove(&peer);
                 self.evicting.remove(&peer);
-                self.sync_forget(&peer);
-                self.guard.forget_rate(&peer);
+                ctx.io.guard.forget_rate(&peer);
+                ctx.notes.push(Note::PeerDown(peer));
                 if let Some(addrs) = self.redial.remove(&peer) {
-                    self.dial_peer(peer, addrs);
+                    self.dial_peer(peer, addrs, ctx);
                 }
-                return self.chat_peers.remove(&peer);
             }
         }
-        false
     }
 
-    pub(super) fn dial_addr(&mut self, addr: Multiaddr, reply: Option<Reply<PeerId>>) {
+    pub(super) fn dial_addr(
+        &mut self,
+        addr: Multiaddr,
+        reply: Option<Reply<PeerId>>,
+        ctx: &mut Ctx<'_>,
+    ) {
         let peer = addr.iter().find_map(|p| match p {
             Protocol::P2p(id) => Some(id),
             _ => None,
         });
-        if peer == Some(*self.swarm.local_peer_id()) {
+        if peer == Some(*ctx.io.swarm.local_peer_id()) {
             if let Some(reply) = reply {
                 let _ = reply.send(Err(Error::Dial {
                     addr: addr.to_string(),
@@ -254,7 +504,7 @@ impl Actor {
                 .build(),
         };
         let conn = opts.connection_id();
-        match self.swarm.dial(opts) {
+        match ctx.io.swarm.dial(opts) {
             Ok(()) => {
                 if let Some(reply) = reply {
                     if self.pending_dials.len() >= MAX_PENDING_DIALS {
@@ -283,14 +533,14 @@ impl Actor {
         }
     }
 
-    pub(super) fn add_dht_address(&mut self, peer: &PeerId, addr: Multiaddr) {
-        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+    pub(super) fn add_dht_address(&mut self, peer: &PeerId, addr: Multiaddr, ctx: &mut Ctx<'_>) {
+        if let Some(kad) = ctx.io.swarm.behaviour_mut().kad.as_mut() {
             kad.add_address(peer, addr);
         }
     }
 
-    pub(super) fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        if peer == *self.swarm.local_peer_id() || self.connections.contains_key(&peer) {
+    pub(super) fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, ctx: &mut Ctx<'_>) {
+        if peer == *ctx.io.swarm.local_peer_id() || self.connections.contains_key(&peer) {
             return;
         }
         // A fresh source port, not the listening one: when two nodes dial each other at the same
@@ -301,23 +551,22 @@ impl Actor {
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .allocate_new_port()
             .build();
-        if let Err(e) = self.swarm.dial(opts) {
+        if let Err(e) = ctx.io.swarm.dial(opts) {
             tracing::debug!(%peer, "dial refused: {e}");
         }
     }
 
     /// Keeps the node connected: below the target, dial LAN and known peers we are not
     /// connected to.
-    pub(super) fn maintain(&mut self) {
+    pub(super) fn maintain(&mut self, ctx: &mut Ctx<'_>) {
         let now = Instant::now();
-        self.seen.expire(now);
-        for peer in self.guard.expire(now) {
+        ctx.inbound.expire(now);
+        for peer in ctx.io.guard.expire(now) {
             tracing::info!(%peer, "block lifted");
-            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            ctx.io.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }
-        self.sync_maintain();
-        self.dial_trackers();
-        if self.connections.len() >= self.config.target_peers {
+        self.dial_trackers(ctx);
+        if self.connections.len() >= ctx.io.config.target_peers {
             return;
         }
         let lan: Vec<(PeerId, Vec<Multiaddr>)> = self
@@ -327,9 +576,9 @@ impl Actor {
             .map(|(p, a)| (*p, a.clone()))
             .collect();
         for (peer, addrs) in lan {
-            self.dial_peer(peer, addrs);
+            self.dial_peer(peer, addrs, ctx);
         }
-        let known = match self.store.known_peers(START_DIALS) {
+        let known = match ctx.io.store.known_peers(START_DIALS) {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!("reading known peers: {e}");
@@ -341,8 +590,63 @@ impl Actor {
                 continue;
             };
             let addrs = peer.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-            self.dial_peer(peer_id, addrs);
+            self.dial_peer(peer_id, addrs, ctx);
         }
+    }
+}
+
+impl Conns {
+    /// `--tracker ADDR` trackers not connected: dialed (at start and by maintenance).
+    fn dial_trackers(&mut self, ctx: &mut Ctx<'_>) {
+        for addr in ctx.io.config.trackers.clone() {
+            let peer = addr.iter().find_map(|p| match p {
+                Protocol::P2p(id) => Some(id),
+                _ => None,
+            });
+            let connected = match peer {
+                Some(p) => self.connections.contains_key(&p),
+                None => self
+                    .connections
+                    .values()
+                    .flatten()
+                    .any(|(_, a, _)| strip_p2p(a) == strip_p2p(&addr)),
+            };
+            match (connected, peer) {
+                (true, _) => {}
+                (false, Some(p)) => self.dial_peer(p, vec![strip_p2p(&addr)], ctx),
+                (false, None) => self.dial_addr(addr, None, ctx),
+            }
+        }
+    }
+}
+
+pub(super) fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
+}
+
+/// Addresses worth remembering and announcing: not unspecified (0.0.0.0, ::).
+pub(super) fn is_dialable(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+fn dial_error_reason(e: &DialError) -> String {
+    match e {
+        DialError::Transport(errs) => errs
+            .iter()
+            .map(|(addr, err)| format!("{addr}: {err}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        DialError::WrongPeerId { obtained, .. } => {
+            format!("the peer there is {obtained}, not the one in the address")
+        }
+        DialError::NoAddresses => "no address to dial".into(),
+        other => other.to_string(),
     }
 }
 

@@ -20,23 +20,21 @@ use meshchat_core::dm::{
     self, Directory, EncryptionKey, Frame, Input, Outbox, Output, Profile, ProfileVerdict, Role,
     Stored,
 };
-use meshchat_core::guard::Admit;
-use meshchat_core::inbound::{self, Checked, Reason};
+use meshchat_core::inbound::Reason;
 use meshchat_core::room::Text;
 use meshchat_core::routed::{self, Routed};
 use meshchat_core::routing::{self, Table};
 use meshchat_core::{Envelope, Fingerprint, MessageId, PublicKey};
+use tokio::sync::mpsc;
 
-use super::Actor;
+use super::context::{Ctx, Key, Note};
+use super::inbound::{Verdict, Via};
 use crate::behaviour::broadcast::{Inbound, Links};
 use crate::node::{
     key_of_peer_id, now_ms, peer_id_of_bytes, Conversation, DmSent, DmState, DmView, Error, Event,
     ProfileView, RouteView,
 };
 use crate::store::{DmRow, ItemRow, ProfileRow};
-
-/// A node's routing id: its Ed25519 public key.
-pub(super) type Key = [u8; 32];
 
 /// Hop limit of the routed envelopes we originate: more than any mesh's diameter.
 const ROUTED_HOP_LIMIT: u16 = 64;
@@ -47,15 +45,17 @@ pub(super) const DIRECTORY_CAPACITY: usize = 10_000;
 /// so it stays inside every node's sync window and late joiners get it on the trees too.
 pub(super) const PROFILE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// DM state in the actor.
-pub(super) struct State {
-    pub(super) table: Table<Key>,
-    pub(super) outbox: Outbox<Key>,
-    pub(super) directory: Directory,
-    pub(super) links: Links,
-    pub(super) table_wake: Option<Instant>,
-    pub(super) outbox_wake: Option<Instant>,
-    pub(super) next_profile: Instant,
+/// The direct-message handler: routing table, outbox, profiles, route streams.
+pub(super) struct Direct {
+    table: Table<Key>,
+    outbox: Outbox<Key>,
+    directory: Directory,
+    links: Links,
+    /// Reports of the route stream tasks; taken by the loop.
+    reports: Option<mpsc::Receiver<Inbound>>,
+    table_wake: Option<Instant>,
+    outbox_wake: Option<Instant>,
+    next_profile: Instant,
     enc: EncryptionKey,
     /// Our profile's version (its signing time, strictly increasing).
     version: u64,
@@ -63,12 +63,12 @@ pub(super) struct State {
     saved_seqno: u16,
 }
 
-impl State {
+impl Direct {
     pub(super) fn new(
         table: Table<Key>,
         outbox: Outbox<Key>,
         enc: EncryptionKey,
-        links: Links,
+        (links, reports): (Links, mpsc::Receiver<Inbound>),
         version: u64,
     ) -> Self {
         let saved_seqno = table.seqno();
@@ -77,6 +77,7 @@ impl State {
             outbox,
             directory: Directory::new(DIRECTORY_CAPACITY),
             links,
+            reports: Some(reports),
             table_wake: None,
             outbox_wake: None,
             next_profile: Instant::now(),
@@ -84,6 +85,34 @@ impl State {
             version,
             saved_seqno,
         }
+    }
+
+    /// The route stream tasks' reports, for the loop to wait on.
+    pub(super) fn take_reports(&mut self) -> Option<mpsc::Receiver<Inbound>> {
+        self.reports.take()
+    }
+
+    /// The table's and the outbox's counters, into the node's.
+    pub(super) fn stats(&self, stats: &mut crate::node::Stats) {
+        stats.routing = *self.table.stats();
+        stats.routes = self.table.len() as u64;
+        stats.dm = *self.outbox.stats();
+        stats.dm_own_held = self.outbox.held(Role::Own) as u64;
+        stats.dm_custody_held = self.outbox.held(Role::Custody) as u64;
+    }
+
+    /// How many hops away `key` is (0: us), if it is reachable.
+    pub(super) fn hops(&self, key: &Key, me: &Key) -> Option<u16> {
+        if key == me {
+            Some(0)
+        } else {
+            self.table.next_hop(key).map(|(_, h)| h)
+        }
+    }
+
+    /// `key`'s nick, from its profile.
+    pub(super) fn nick(&self, key: &Key) -> Option<String> {
+        self.directory.get(key).map(|p| p.nick.clone())
     }
 
     /// The earliest of the timers.
@@ -112,11 +141,11 @@ fn role_of(c: u8) -> Option<Role> {
     }
 }
 
-impl Actor {
+impl Direct {
     /// At start, before the first event: the directory from the store, the outbox's items,
     /// our profile published.
-    pub(super) fn route_start(&mut self) -> Result<(), Error> {
-        for (row, _) in self.store.profiles(DIRECTORY_CAPACITY)? {
+    pub(super) fn start(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+        for (row, _) in ctx.io.store.profiles(DIRECTORY_CAPACITY)? {
             let Ok(author) = PublicKey::from_bytes(&row.author) else {
                 continue;
             };
@@ -125,17 +154,17 @@ impl Actor {
                 seal_key: dm::SealKey(row.seal_key),
                 version: row.version,
             };
-            self.route.directory.offer(&author, p);
+            self.directory.offer(&author, p);
         }
         let now = now_ms();
-        for item in self.store.items()? {
+        for item in ctx.io.store.items()? {
             let (Some(role), Ok(frame)) = (role_of(item.role), Frame::<Key>::decode(&item.frame))
             else {
                 tracing::warn!("dropping an unreadable stored DM item");
-                let _ = self.store.remove_item(item.role, &item.id);
+                let _ = ctx.io.store.remove_item(item.role, &item.id);
                 continue;
             };
-            self.route.outbox.restore(
+            self.outbox.restore(
                 Stored {
                     role,
                     frame,
@@ -146,45 +175,65 @@ impl Actor {
                 now,
             );
         }
-        self.route.links.start();
-        self.feed_table(routing::Input::Tick);
-        self.feed_outbox(Input::Tick);
-        self.publish_profile();
+        self.links.start();
+        self.feed_table(routing::Input::Tick, ctx);
+        self.feed_outbox(Input::Tick, ctx);
+        self.publish_profile(ctx);
         Ok(())
     }
 
     /// Signs our profile with a new version and publishes it.
-    pub(super) fn publish_profile(&mut self) {
+    pub(super) fn publish_profile(&mut self, ctx: &mut Ctx<'_>) {
         let now = now_ms();
-        self.route.version = self.route.version.saturating_add(1).max(now);
-        self.route.next_profile = Instant::now() + PROFILE_INTERVAL;
+        self.version = self.version.saturating_add(1).max(now);
+        self.next_profile = Instant::now() + PROFILE_INTERVAL;
         let profile = Profile {
-            nick: self.nick.clone(),
-            seal_key: self.route.enc.public(),
-            version: self.route.version,
+            nick: ctx.io.nick.clone(),
+            seal_key: self.enc.public(),
+            version: self.version,
         };
-        let env = match profile.sign(&self.key, now, rand::random()) {
+        let env = match profile.sign(&ctx.io.key, now, rand::random()) {
             Ok(env) => env,
             Err(e) => {
                 tracing::warn!("cannot sign our profile: {e}");
                 return;
             }
         };
-        if let Err(e) = self
+        if let Err(e) = ctx
+            .io
             .store
-            .set_setting("profile_version", &self.route.version.to_string())
+            .set_setting("profile_version", &self.version.to_string())
         {
             tracing::warn!("saving the profile version: {e}");
         }
         let id = env.id();
-        let _ = self.take_profile(&env, profile);
-        self.seen.insert(id, Instant::now());
-        self.broadcast_publish(id, env.as_bytes());
+        let _ = self.take_profile(&env, profile, ctx);
+        ctx.notes.push(Note::Publish {
+            id,
+            payload: env.as_bytes().to_vec(),
+        });
+    }
+
+    /// A checked profile from the one way in; `republish`: pushed on the trees if it was new
+    /// here.
+    pub(super) fn on_profile(
+        &mut self,
+        env: Envelope,
+        p: Profile,
+        republish: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if self.take_profile(&env, p, ctx) && republish {
+            ctx.notes.push(Note::Publish {
+                id: env.id(),
+                payload: env.as_bytes().to_vec(),
+            });
+        }
     }
 
     /// A checked profile envelope (from the trees, sync, or our own): kept if it is its
     /// author's newest (then true).
-    pub(super) fn take_profile(&mut self, env: &Envelope, p: Profile) -> bool {
+    fn take_profile(&mut self, env: &Envelope, p: Profile, ctx: &mut Ctx<'_>) -> bool {
         let row = ProfileRow {
             author: *env.author().as_bytes(),
             version: p.version,
@@ -193,49 +242,52 @@ impl Actor {
             id: env.id(),
             timestamp_ms: env.timestamp_ms(),
         };
-        let replaces = self.route.directory.get(&row.author).is_some();
-        match self.route.directory.offer(env.author(), p) {
+        let replaces = self.directory.get(&row.author).is_some();
+        match self.directory.offer(env.author(), p) {
             ProfileVerdict::Taken => {
-                self.stats.profiles_taken += 1;
-                match self.store.put_profile(&row, env.as_bytes()) {
+                ctx.io.stats.profiles_taken += 1;
+                match ctx.io.store.put_profile(&row, env.as_bytes()) {
                     // The older version left the store: history sync reads its items anew.
-                    Ok(_) if replaces => self.sync.changed(),
-                    Ok(_) => self.sync.added(row.timestamp_ms, row.id),
+                    Ok(_) if replaces => ctx.notes.push(Note::ItemsChanged),
+                    Ok(_) => ctx.notes.push(Note::Stored {
+                        timestamp_ms: row.timestamp_ms,
+                        id: row.id,
+                    }),
                     Err(e) => tracing::warn!("storing a profile: {e}"),
                 }
                 true
             }
             ProfileVerdict::Stale => false,
             ProfileVerdict::Full => {
-                self.stats.profiles_refused += 1;
+                ctx.io.stats.profiles_refused += 1;
                 false
             }
         }
     }
 
     /// A report from the route stream tasks.
-    pub(super) fn on_route(&mut self, event: Inbound) {
+    pub(super) fn on_report(&mut self, event: Inbound, ctx: &mut Ctx<'_>) {
         match event {
             Inbound::Up { peer, link } => {
-                self.route.links.on_up(&peer, link);
+                self.links.on_up(&peer, link);
             }
             Inbound::Down { peer, link } => {
-                let Some(was_open) = self.route.links.on_down(&peer, link) else {
+                let Some(was_open) = self.links.on_down(&peer, link) else {
                     return;
                 };
                 if let Some(k) = key_of_peer_id(&peer) {
-                    self.feed_table(routing::Input::NeighborDown(k));
+                    self.feed_table(routing::Input::NeighborDown(k), ctx);
                 }
-                if was_open && self.connections.contains_key(&peer) {
+                if was_open && ctx.io.connected(&peer) {
                     // The stream broke under a standing connection: a new one, and a full dump.
-                    self.route_connected(peer);
+                    self.connected(peer, ctx);
                 }
             }
-            Inbound::Frame { peer, bytes } => self.on_route_frame(peer, &bytes),
+            Inbound::Frame { peer, bytes } => self.on_frame(peer, &bytes, ctx),
             Inbound::BadLength { peer, len } => {
                 tracing::debug!(%peer, "route frame length {len} refused");
-                self.stats.route_refused += 1;
-                self.refuse(peer, Reason::TooLarge, Instant::now());
+                ctx.io.stats.route_refused += 1;
+                ctx.io.refuse(peer, Reason::TooLarge, Instant::now());
             }
         }
     }
@@ -245,71 +297,55 @@ impl Actor {
     /// Waiting for the stream instead would drop the peer's first dump, which can arrive
     /// before our stream is open, as coming from a stranger. A peer that does not speak the
     /// protocol is a neighbour until its stream fails to open.
-    pub(super) fn route_connected(&mut self, peer: PeerId) {
-        if self.route.links.has(&peer) {
+    pub(super) fn connected(&mut self, peer: PeerId, ctx: &mut Ctx<'_>) {
+        if self.links.has(&peer) {
             return;
         }
-        self.route.links.connect(peer);
+        self.links.connect(peer);
         if let Some(k) = key_of_peer_id(&peer) {
-            self.feed_table(routing::Input::NeighborUp(k, 1));
+            self.feed_table(routing::Input::NeighborUp(k, 1), ctx);
         }
     }
 
     /// The last connection to `peer` closed.
-    pub(super) fn route_disconnected(&mut self, peer: PeerId) {
-        if self.route.links.has(&peer) {
-            self.route.links.disconnect(&peer);
+    pub(super) fn disconnected(&mut self, peer: PeerId, ctx: &mut Ctx<'_>) {
+        if self.links.has(&peer) {
+            self.links.disconnect(&peer);
             if let Some(k) = key_of_peer_id(&peer) {
-                self.feed_table(routing::Input::NeighborDown(k));
+                self.feed_table(routing::Input::NeighborDown(k), ctx);
             }
         }
     }
 
-    fn on_route_frame(&mut self, peer: PeerId, bytes: &[u8]) {
+    fn on_frame(&mut self, peer: PeerId, bytes: &[u8], ctx: &mut Ctx<'_>) {
         let now = Instant::now();
         let Some(from) = key_of_peer_id(&peer) else {
             return;
         };
-        if !self.route.links.has(&peer) && self.connections.contains_key(&peer) {
-            self.route_connected(peer);
+        if !self.links.has(&peer) && ctx.io.connected(&peer) {
+            self.connected(peer, ctx);
         }
-        match self.guard.admit(peer, now) {
-            Admit::Yes => {}
-            Admit::OverRate => {
-                self.stats.route_refused += 1;
-                self.stats.rejected.count(Reason::OverRate);
-                return;
-            }
-            Admit::Blocked => {
-                self.stats.route_refused += 1;
-                self.stats.rejected.count(Reason::BlockedPeer);
-                return;
-            }
-            Admit::Flooding => {
-                self.stats.route_refused += 1;
-                self.stats.rejected.count(Reason::OverRate);
-                self.block(peer, Reason::OverRate);
-                return;
-            }
+        if !ctx.io.admit(peer, now, |s| s.route_refused += 1) {
+            return;
         }
         let malformed = match bytes.first() {
             Some(1 | 2) => match routing::Message::<Key>::decode(bytes) {
                 Ok(m) => {
-                    self.feed_table(routing::Input::received(from, m));
+                    self.feed_table(routing::Input::received(from, m), ctx);
                     return;
                 }
                 Err(e) => e.to_string(),
             },
             Some(3 | 4) => match Frame::<Key>::decode(bytes) {
                 Ok(f) => {
-                    self.feed_outbox(Input::Frame(from, f));
+                    self.feed_outbox(Input::Frame(from, f), ctx);
                     return;
                 }
                 Err(e) => e.to_string(),
             },
             Some(&routed::TAG_ROUTED) => match Routed::<Key>::decode(bytes) {
                 Ok(r) => {
-                    self.on_routed(r);
+                    self.on_routed(r, ctx);
                     return;
                 }
                 Err(e) => e.to_string(),
@@ -317,19 +353,19 @@ impl Actor {
             _ => "unknown tag".to_owned(),
         };
         tracing::debug!(%peer, "malformed route frame: {malformed}");
-        self.stats.route_refused += 1;
-        self.refuse(peer, Reason::Malformed, now);
+        ctx.io.stats.route_refused += 1;
+        ctx.io.refuse(peer, Reason::Malformed, now);
     }
 
     /// A routed envelope: ours to check and hand on by kind, or forwarded along our route.
-    fn on_routed(&mut self, r: Routed<Key>) {
-        if r.to != *self.key.public().as_bytes() {
+    fn on_routed(&mut self, r: Routed<Key>, ctx: &mut Ctx<'_>) {
+        if r.to != *ctx.io.key.public().as_bytes() {
             if r.hop_limit == 0 {
-                self.stats.routed_dropped += 1;
+                ctx.io.stats.routed_dropped += 1;
                 return;
             }
-            let Some((via, _)) = self.route.table.next_hop(&r.to) else {
-                self.stats.routed_dropped += 1;
+            let Some((via, _)) = self.table.next_hop(&r.to) else {
+                ctx.io.stats.routed_dropped += 1;
                 return;
             };
             let frame = Routed {
@@ -337,28 +373,33 @@ impl Actor {
                 ..r
             }
             .encode();
-            if self.route_send(&via, frame) {
-                self.stats.routed_forwarded += 1;
+            if self.route_send(&via, frame, ctx) {
+                ctx.io.stats.routed_forwarded += 1;
             } else {
-                self.stats.routed_dropped += 1;
+                ctx.io.stats.routed_dropped += 1;
             }
             return;
         }
         // Relays do not check what they forward, so a bad envelope here is its author's doing,
-        // not the neighbour's: counted, no strike.
-        match inbound::check(r.envelope, now_ms(), &mut self.author_keys) {
-            Ok(Checked::Tracker(env)) => {
-                self.stats.routed_received += 1;
-                self.on_tracker_envelope(env, false);
-            }
-            Ok(_) | Err(_) => self.stats.routed_refused += 1,
+        // not the neighbour's: counted, no strike. Only tracker messages are routed.
+        let id = MessageId::of(&r.envelope);
+        let via = Via::Routed;
+        match ctx
+            .inbound
+            .accept(ctx.io, ctx.notes, via, id, &r.envelope, Instant::now())
+        {
+            Verdict::Taken { .. } => ctx.io.stats.routed_received += 1,
+            // A replay.
+            Verdict::Known => ctx.io.stats.tracker_dropped += 1,
+            Verdict::Dropped | Verdict::Refused(_) => ctx.io.stats.routed_refused += 1,
         }
     }
 
-    /// Sends a signed envelope to `to` along our route; false if there is none.
-    pub(super) fn send_routed(&mut self, to: Key, envelope: &Envelope) -> bool {
-        let Some((via, _)) = self.route.table.next_hop(&to) else {
-            return false;
+    /// Sends a signed tracker envelope to `to` along our route (counted if there is none).
+    pub(super) fn send_routed(&mut self, to: Key, envelope: &Envelope, ctx: &mut Ctx<'_>) {
+        let Some((via, _)) = self.table.next_hop(&to) else {
+            ctx.io.stats.tracker_unroutable += 1;
+            return;
         };
         let frame = Routed {
             hop_limit: ROUTED_HOP_LIMIT,
@@ -366,60 +407,70 @@ impl Actor {
             envelope: envelope.as_bytes().to_vec(),
         }
         .encode();
-        self.route_send(&via, frame)
+        if !self.route_send(&via, frame, ctx) {
+            ctx.io.stats.tracker_unroutable += 1;
+        }
     }
 
     /// The timers: the table's, the outbox's, the profile's.
-    pub(super) fn route_tick(&mut self) {
+    pub(super) fn tick(&mut self, ctx: &mut Ctx<'_>) {
         let now = Instant::now();
-        if self.route.table_wake.is_some_and(|t| t <= now) {
-            self.route.table_wake = None;
-            self.feed_table(routing::Input::Tick);
+        if self.table_wake.is_some_and(|t| t <= now) {
+            self.table_wake = None;
+            self.feed_table(routing::Input::Tick, ctx);
         }
-        if self.route.outbox_wake.is_some_and(|t| t <= now) {
-            self.route.outbox_wake = None;
-            self.feed_outbox(Input::Tick);
+        if self.outbox_wake.is_some_and(|t| t <= now) {
+            self.outbox_wake = None;
+            self.feed_outbox(Input::Tick, ctx);
         }
-        if self.route.next_profile <= now {
-            self.publish_profile();
+        if self.next_profile <= now {
+            self.publish_profile(ctx);
         }
     }
 
     /// Hands one input to the routing table and carries out what it asks.
-    pub(super) fn feed_table(&mut self, input: routing::Input<Key>) {
-        let outs = self.route.table.handle(input, Instant::now());
+    pub(super) fn feed_table(&mut self, input: routing::Input<Key>, ctx: &mut Ctx<'_>) {
+        let outs = self.table.handle(input, Instant::now());
         for out in outs {
             match out {
                 routing::Output::Send(to, message) => {
-                    self.route_send(&to, message.encode());
+                    self.route_send(&to, message.encode(), ctx);
                 }
-                routing::Output::WakeAt(at) => self.route.table_wake = Some(at),
+                routing::Output::WakeAt(at) => self.table_wake = Some(at),
                 routing::Output::Changed(dests) => {
-                    self.tracker_reachability(&dests);
-                    self.feed_outbox(Input::RoutesChanged(dests));
+                    let changes = dests
+                        .iter()
+                        .map(|d| (*d, self.table.next_hop(d).is_some()))
+                        .collect();
+                    ctx.notes.push(Note::Reachability(changes));
+                    self.feed_outbox(Input::RoutesChanged(dests), ctx);
                 }
             }
         }
-        let seqno = self.route.table.seqno();
-        if seqno != self.route.saved_seqno {
-            self.route.saved_seqno = seqno;
-            if let Err(e) = self.store.set_setting("routing_seqno", &seqno.to_string()) {
+        let seqno = self.table.seqno();
+        if seqno != self.saved_seqno {
+            self.saved_seqno = seqno;
+            if let Err(e) = ctx
+                .io
+                .store
+                .set_setting("routing_seqno", &seqno.to_string())
+            {
                 tracing::warn!("saving the routing seqno: {e}");
             }
         }
     }
 
     /// Queues a frame on our route stream to the neighbour `to`; false if it could not be.
-    fn route_send(&mut self, to: &Key, frame: Vec<u8>) -> bool {
+    fn route_send(&mut self, to: &Key, frame: Vec<u8>, ctx: &mut Ctx<'_>) -> bool {
         let peer = peer_id_of_bytes(to);
-        match self.route.links.send(&peer, frame, Instant::now()) {
+        match self.links.send(&peer, frame, Instant::now()) {
             Ok(()) => true,
             Err(crate::behaviour::broadcast::SendError::Stalled) => {
                 // The neighbour takes nothing: close the link and dial again.
-                self.route.links.disconnect(&peer);
-                self.feed_table(routing::Input::NeighborDown(*to));
-                if self.connections.contains_key(&peer) {
-                    self.route_connected(peer);
+                self.links.disconnect(&peer);
+                self.feed_table(routing::Input::NeighborDown(*to), ctx);
+                if ctx.io.connected(&peer) {
+                    self.connected(peer, ctx);
                 }
                 false
             }
@@ -428,9 +479,9 @@ impl Actor {
     }
 
     /// Hands one input to the outbox and carries out what it asks.
-    pub(super) fn feed_outbox(&mut self, input: Input<Key>) {
+    pub(super) fn feed_outbox(&mut self, input: Input<Key>, ctx: &mut Ctx<'_>) {
         let now = now_ms();
-        let outs = self.route.outbox.handle(input, &self.route.table, now);
+        let outs = self.outbox.handle(input, &self.table, now);
         let mut failed = Vec::new();
         // A DM for us that could not be stored (its envelope id): the receipt the outbox sends
         // for it in the same call is withheld and withdrawn, so that the sender tries again
@@ -453,17 +504,18 @@ impl Actor {
             }
             match out {
                 Output::Forward(to, frame) => {
-                    if self.route_send(&to, frame.encode()) {
-                        self.stats.dm_frames_sent += 1;
+                    if self.route_send(&to, frame.encode(), ctx) {
+                        ctx.io.stats.dm_frames_sent += 1;
                     } else {
                         failed.push(frame);
                     }
                 }
                 Output::Flood(dm) => {
                     let (id, payload) = dm::flood_payload(&dm);
-                    let id = MessageId(id.0);
-                    self.seen.insert(id, Instant::now());
-                    self.broadcast_publish(id, &payload);
+                    ctx.notes.push(Note::Publish {
+                        id: MessageId(id.0),
+                        payload: payload.to_vec(),
+                    });
                 }
                 Output::Persist(s) => {
                     let id = match &s.frame {
@@ -478,43 +530,43 @@ impl Actor {
                         attempts: s.attempts,
                         hold_until_ms: s.hold_until_ms,
                     };
-                    if let Err(e) = self.store.put_item(&row) {
+                    if let Err(e) = ctx.io.store.put_item(&row) {
                         tracing::warn!("storing a DM item: {e}");
-                        self.emit(Event::Warning(format!(
+                        ctx.io.emit(Event::Warning(format!(
                             "could not store a direct message held here ({e}); it is kept in \
                              memory until the node stops"
                         )));
                     }
                 }
                 Output::Remove(slot) => {
-                    if let Err(e) = self.store.remove_item(role_code(slot.role), &slot.id.0) {
+                    if let Err(e) = ctx.io.store.remove_item(role_code(slot.role), &slot.id.0) {
                         tracing::warn!("removing a DM item: {e}");
                     }
                 }
                 Output::Deliver(opened) => {
                     let envelope = opened.envelope.id();
-                    if !self.deliver_dm(*opened) {
+                    if !self.deliver_dm(*opened, ctx) {
                         unstored = Some(envelope);
                     }
                 }
-                Output::Status(id, status) => self.dm_status(id.0, status.into()),
+                Output::Status(id, status) => self.dm_status(id.0, status.into(), ctx),
                 Output::WakeAt(at) => {
                     let wait = Duration::from_millis(at.saturating_sub(now_ms()));
-                    self.route.outbox_wake = Some(Instant::now() + wait);
+                    self.outbox_wake = Some(Instant::now() + wait);
                 }
             }
         }
         for frame in failed {
-            self.feed_outbox(Input::SendFailed(frame));
+            self.feed_outbox(Input::SendFailed(frame), ctx);
         }
         if let Some((dm, envelope)) = withdrawn {
-            self.feed_outbox(Input::NotStored { dm, envelope });
+            self.feed_outbox(Input::NotStored { dm, envelope }, ctx);
         }
     }
 
     /// A DM for us, opened and checked: stored, and shown if it was new. False if it could not
     /// be stored.
-    fn deliver_dm(&mut self, opened: dm::Opened) -> bool {
+    fn deliver_dm(&mut self, opened: dm::Opened, ctx: &mut Ctx<'_>) -> bool {
         let env = &opened.envelope;
         let author = *env.author().as_bytes();
         let row = DmRow {
@@ -522,7 +574,7 @@ impl Actor {
             dm_id: None,
             peer: author,
             author,
-            recipient: *self.key.public().as_bytes(),
+            recipient: *ctx.io.key.public().as_bytes(),
             nick: opened.text.nick.clone(),
             timestamp_ms: env.timestamp_ms(),
             text: opened.text.text.clone(),
@@ -530,16 +582,16 @@ impl Actor {
             state: None,
             seq: 0,
         };
-        match self.store.insert_dm(&row) {
+        match ctx.io.store.insert_dm(&row) {
             Ok(Some(seq)) => {
                 let view = self.dm_view(DmRow { seq, ..row });
-                self.emit(Event::Dm(view));
+                ctx.io.emit(Event::Dm(view));
                 true
             }
             Ok(None) => true,
             Err(e) => {
                 tracing::warn!("storing a DM: {e}");
-                self.emit(Event::Warning(format!(
+                ctx.io.emit(Event::Warning(format!(
                     "could not store a direct message ({e}); no receipt was sent, so its sender \
                      will send it again"
                 )));
@@ -548,9 +600,9 @@ impl Actor {
         }
     }
 
-    fn dm_status(&mut self, dm_id: [u8; 32], state: DmState) {
-        match self.store.set_dm_state(&dm_id, state.to_code()) {
-            Ok(Some((id, to))) => self.emit(Event::DmStatus {
+    fn dm_status(&mut self, dm_id: [u8; 32], state: DmState, ctx: &mut Ctx<'_>) {
+        match ctx.io.store.set_dm_state(&dm_id, state.to_code()) {
+            Ok(Some((id, to))) => ctx.io.emit(Event::DmStatus {
                 id,
                 to: peer_id_of_bytes(&to),
                 state,
@@ -579,14 +631,14 @@ impl Actor {
     /// Who `who` names: a peer id, a nick (one person only), or a fingerprint (whole or a
     /// prefix of at least eight digits, spaces ignored). Returns every match for a shared nick
     /// when `all`.
-    fn resolve(&self, who: &str, all: bool) -> Result<Vec<Key>, Error> {
+    fn resolve(&self, who: &str, all: bool, me: Key) -> Result<Vec<Key>, Error> {
         let who = who.trim();
         if let Ok(peer) = who.parse::<PeerId>() {
             return key_of_peer_id(&peer)
                 .map(|k| vec![k])
                 .ok_or_else(|| Error::UnknownPerson(who.to_owned()));
         }
-        let by_nick: Vec<Key> = self.route.directory.by_nick(who).copied().collect();
+        let by_nick: Vec<Key> = self.directory.by_nick(who).copied().collect();
         if by_nick.len() == 1 || (all && !by_nick.is_empty()) {
             return Ok(by_nick);
         }
@@ -602,9 +654,7 @@ impl Actor {
         let hex: String = who.chars().filter(|c| !c.is_whitespace()).collect();
         let hex = hex.to_ascii_lowercase();
         if hex.len() >= 8 && hex.len() <= 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            let me = *self.key.public().as_bytes();
             let found: Vec<Key> = self
-                .route
                 .directory
                 .keys()
                 .chain(std::iter::once(me))
@@ -627,26 +677,30 @@ impl Actor {
     }
 
     /// `/msg`: signs, seals, stores and sends a DM.
-    pub(super) fn send_dm(&mut self, to: &str, text: String) -> Result<DmSent, Error> {
-        let key = self.resolve(to, false)?[0];
-        if key == *self.key.public().as_bytes() {
+    pub(super) fn send_dm(
+        &mut self,
+        to: &str,
+        text: String,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<DmSent, Error> {
+        let key = self.resolve(to, false, ctx.io.me())?[0];
+        if key == *ctx.io.key.public().as_bytes() {
             return Err(Error::ToSelf);
         }
         let peer = peer_id_of_bytes(&key);
         let profile = self
-            .route
             .directory
             .get(&key)
             .cloned()
             .ok_or(Error::NoProfile(peer))?;
         let recipient = PublicKey::from_bytes(&key).map_err(|_| Error::NoProfile(peer))?;
         let message = Text {
-            nick: self.nick.clone(),
+            nick: ctx.io.nick.clone(),
             text,
         };
         let now = now_ms();
-        let env = dm::sign_dm(&self.key, &recipient, &message, now, rand::random())?;
-        let limits = *self.route.outbox.limits();
+        let env = dm::sign_dm(&ctx.io.key, &recipient, &message, now, rand::random())?;
+        let limits = *self.outbox.limits();
         let sealed = dm::seal(
             &env,
             key,
@@ -660,7 +714,7 @@ impl Actor {
             id,
             dm_id: Some(sealed.id().0),
             peer: key,
-            author: *self.key.public().as_bytes(),
+            author: *ctx.io.key.public().as_bytes(),
             recipient: key,
             nick: message.nick,
             timestamp_ms: now,
@@ -670,17 +724,18 @@ impl Actor {
             seq: 0,
         };
         // On disk before it leaves, like a room message.
-        let seq = self.store.insert_dm(&row)?.unwrap_or(0);
+        let seq = ctx.io.store.insert_dm(&row)?.unwrap_or(0);
         let view = self.dm_view(DmRow { seq, ..row });
-        self.emit(Event::Dm(view));
-        self.emit(Event::DmStatus {
+        ctx.io.emit(Event::Dm(view));
+        ctx.io.emit(Event::DmStatus {
             id,
             to: peer,
             state: DmState::Queued,
         });
-        self.feed_outbox(Input::Send(sealed));
-        self.stats.published += 1;
-        let state = self
+        self.feed_outbox(Input::Send(sealed), ctx);
+        ctx.io.stats.published += 1;
+        let state = ctx
+            .io
             .store
             .dm_state(&id)?
             .map_or(DmState::Queued, DmState::from_code);
@@ -696,9 +751,11 @@ impl Actor {
         with: &str,
         limit: usize,
         before: Option<(u64, MessageId)>,
+        ctx: &mut Ctx<'_>,
     ) -> Result<Vec<DmView>, Error> {
-        let key = self.resolve(with, false)?[0];
-        Ok(self
+        let key = self.resolve(with, false, ctx.io.me())?[0];
+        Ok(ctx
+            .io
             .store
             .dm_history(&key, limit, before)?
             .into_iter()
@@ -706,14 +763,14 @@ impl Actor {
             .collect())
     }
 
-    pub(super) fn conversations(&self) -> Result<Vec<Conversation>, Error> {
-        Ok(self
+    pub(super) fn conversations(&self, ctx: &mut Ctx<'_>) -> Result<Vec<Conversation>, Error> {
+        Ok(ctx
+            .io
             .store
             .conversations()?
             .into_iter()
             .map(|c| {
                 let nick = self
-                    .route
                     .directory
                     .get(&c.peer)
                     .map(|p| p.nick.clone())
@@ -729,28 +786,27 @@ impl Actor {
             .collect())
     }
 
-    pub(super) fn routes(&self) -> Vec<RouteView> {
-        self.route
-            .table
+    pub(super) fn routes(&self, ctx: &Ctx<'_>) -> Vec<RouteView> {
+        self.table
             .routes(Instant::now())
             .into_iter()
-            .filter(|r| r.dest != *self.key.public().as_bytes())
+            .filter(|r| r.dest != *ctx.io.key.public().as_bytes())
             .map(|r| RouteView {
                 dest: peer_id_of_bytes(&r.dest),
                 next_hop: peer_id_of_bytes(&r.next_hop),
                 hops: r.hops,
                 age_ms: r.age.as_millis() as u64,
-                nick: self.route.directory.get(&r.dest).map(|p| p.nick.clone()),
+                nick: self.directory.get(&r.dest).map(|p| p.nick.clone()),
             })
             .collect()
     }
 
-    pub(super) fn whois(&self, who: &str) -> Result<Vec<ProfileView>, Error> {
-        let me = *self.key.public().as_bytes();
+    pub(super) fn whois(&self, who: &str, ctx: &mut Ctx<'_>) -> Result<Vec<ProfileView>, Error> {
+        let me = *ctx.io.key.public().as_bytes();
         let mut out = Vec::new();
-        for key in self.resolve(who, true)? {
+        for key in self.resolve(who, true, ctx.io.me())? {
             let peer = peer_id_of_bytes(&key);
-            let Some(p) = self.route.directory.get(&key) else {
+            let Some(p) = self.directory.get(&key) else {
                 return Err(Error::NoProfile(peer));
             };
             out.push(ProfileView {
@@ -761,17 +817,11 @@ impl Actor {
                 hops: if key == me {
                     Some(0)
                 } else {
-                    self.route.table.next_hop(&key).map(|(_, h)| h)
+                    self.table.next_hop(&key).map(|(_, h)| h)
                 },
-                connected: self.connections.contains_key(&peer),
+                connected: ctx.io.connected(&peer),
             });
         }
         Ok(out)
-    }
-
-    /// A nick for `peer` from its profile.
-    pub(super) fn nick_of(&self, peer: &PeerId) -> Option<String> {
-        let key = key_of_peer_id(peer)?;
-        self.route.directory.get(&key).map(|p| p.nick.clone())
     }
 }

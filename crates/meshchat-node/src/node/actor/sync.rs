@@ -17,15 +17,15 @@ use std::time::Instant;
 
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
-use meshchat_core::inbound::{self, Checked, Reason};
+use meshchat_core::inbound::Reason;
 use meshchat_core::sync::wire::{self, Refusal, Request, Response};
 use meshchat_core::sync::{self, ItemSet, Next, Step};
 use meshchat_core::MessageId;
 
-use super::Actor;
+use super::context::Ctx;
+use super::inbound::{Verdict, Via};
 use crate::behaviour::sync::{is_malformed, SYNC_OFFERS, SYNC_PROTOCOL};
 use crate::node::now_ms;
-use crate::store::StoredMessage;
 
 /// A round is not started again with a peer sooner than this after the last one (identify
 /// reports a peer again on every new connection).
@@ -58,7 +58,7 @@ enum Pending {
 /// `sync::Peers`, queues by the per-session `need` budget, requests by one sync and one fetch per
 /// peer.
 #[derive(Debug)]
-pub(super) struct State {
+pub(super) struct Sync {
     peers: sync::Peers<PeerId>,
     /// Our items in the window, as of the last change folded in.
     items: ItemSet,
@@ -88,11 +88,11 @@ pub(super) struct State {
     /// Peers that asked us for a round (an offer with no ids): it starts once nothing else of
     /// ours with them is in flight and [`ROUND_REQUEST_GAP`] has passed since our last.
     requested: HashSet<PeerId>,
-    /// When [`Actor::sync_tick`] next has work (an offer waiting for its gap, a round asked for).
+    /// When [`Sync::tick`] next has work (an offer waiting for its gap, a round asked for).
     pub(super) wake: Option<Instant>,
 }
 
-impl State {
+impl Sync {
     pub(super) fn new(limits: sync::Limits) -> Self {
         Self {
             peers: sync::Peers::new(limits),
@@ -178,197 +178,201 @@ impl State {
     }
 }
 
-impl Actor {
-    /// The start of the sync window, on our clock.
-    fn horizon_ms(&self) -> u64 {
-        now_ms().saturating_sub(self.config.sync_window.as_millis() as u64)
-    }
-
+impl Sync {
     /// Our items in the window: read from the store at start and after pruning, and kept up to
     /// date by folding in what was stored since (a sort of an almost sorted list; no read).
-    fn sync_items(&mut self) -> ItemSet {
-        self.flush();
-        let max = self.sync.peers.limits().max_items;
-        let horizon = self.horizon_ms();
-        if self.sync.dirty {
-            match self.store.sync_items(horizon, max) {
+    fn items(&mut self, ctx: &mut Ctx<'_>) -> ItemSet {
+        ctx.flush();
+        let max = self.peers.limits().max_items;
+        let horizon = horizon_ms(&ctx.io.config);
+        if self.dirty {
+            match ctx.io.store.sync_items(horizon, max) {
                 Ok(items) => {
-                    self.sync.items = ItemSet::new(items, max);
-                    self.sync.dirty = false;
-                    self.sync.added.clear();
+                    self.items = ItemSet::new(items, max);
+                    self.dirty = false;
+                    self.added.clear();
                 }
                 Err(e) => tracing::warn!("reading the sync window: {e}"),
             }
-        } else if !self.sync.added.is_empty() {
-            let added = std::mem::take(&mut self.sync.added);
-            self.sync.items = ItemSet::new(
-                self.sync
-                    .items
+        } else if !self.added.is_empty() {
+            let added = std::mem::take(&mut self.added);
+            self.items = ItemSet::new(
+                self.items
                     .iter()
                     .chain(added)
                     .filter(|(ts, _)| *ts >= horizon),
                 max,
             );
         }
-        self.sync.items.clone()
+        self.items.clone()
     }
 
     /// A peer announced its protocols: if it speaks sync, reconcile with it now.
-    pub(super) fn sync_on_identified(
+    pub(super) fn on_identified(
         &mut self,
         peer: PeerId,
         protocols: &[libp2p::StreamProtocol],
+        ctx: &mut Ctx<'_>,
     ) {
-        if !protocols.contains(&SYNC_PROTOCOL) || !self.connections.contains_key(&peer) {
+        if !protocols.contains(&SYNC_PROTOCOL) || !ctx.io.connected(&peer) {
             return;
         }
-        self.sync.capable.entry(peer).or_insert(None);
+        self.capable.entry(peer).or_insert(None);
         if protocols.contains(&SYNC_OFFERS) {
-            self.sync.takes_offers.insert(peer);
+            self.takes_offers.insert(peer);
         }
-        self.start_sync(peer);
+        self.start_round(peer, ctx);
     }
 
     /// Starts a reconciliation round with `peer` unless one is in flight or one just ran.
-    pub(super) fn start_sync(&mut self, peer: PeerId) {
+    pub(super) fn start_round(&mut self, peer: PeerId, ctx: &mut Ctx<'_>) {
         let now = Instant::now();
-        match self.sync.capable.get(&peer) {
+        match self.capable.get(&peer) {
             None => return,
             Some(Some(last)) if now.saturating_duration_since(*last) < MIN_ROUND_GAP => return,
             Some(_) => {}
         }
-        if self.sync.peers.in_flight(&peer) {
+        if self.peers.in_flight(&peer) {
             return;
         }
-        let items = self.sync_items();
-        let horizon = self.horizon_ms();
-        match self.sync.peers.start(peer, &items, horizon, now) {
+        let items = self.items(ctx);
+        let horizon = horizon_ms(&ctx.io.config);
+        match self.peers.start(peer, &items, horizon, now) {
             Ok(frame) => {
-                self.sync.capable.insert(peer, Some(now));
-                self.sync_send(peer, Request::Sync(frame), Pending::Sync);
+                self.capable.insert(peer, Some(now));
+                self.send(peer, Request::Sync(frame), Pending::Sync, ctx);
             }
             Err(e) => tracing::debug!(%peer, "no sync round: {e}"),
         }
     }
 
     /// Rounds due, expired sessions, and the bounds on what we keep for others.
-    pub(super) fn sync_maintain(&mut self) {
+    pub(super) fn maintain(&mut self, ctx: &mut Ctx<'_>) {
         let now = Instant::now();
-        for peer in self.sync.peers.expire(now) {
+        for peer in self.peers.expire(now) {
             tracing::debug!(%peer, "sync session timed out");
         }
-        let interval = self.config.sync_interval;
+        let interval = ctx.io.config.sync_interval;
         let due: Vec<PeerId> = self
-            .sync
             .capable
             .iter()
             .filter(|(_, last)| last.is_none_or(|t| now.saturating_duration_since(t) >= interval))
             .map(|(p, _)| *p)
             .collect();
         for peer in due {
-            self.start_sync(peer);
+            self.start_round(peer, ctx);
         }
         if self
-            .sync
             .last_prune
             .is_none_or(|t| now.saturating_duration_since(t) >= PRUNE_INTERVAL)
         {
-            self.sync.last_prune = Some(now);
-            self.flush();
-            let horizon = self.horizon_ms();
-            match self.store.prune_relayed(
-                horizon,
-                self.config.relay_budget,
-                &mut self.sync.relayed,
-            ) {
+            self.last_prune = Some(now);
+            ctx.flush();
+            let horizon = horizon_ms(&ctx.io.config);
+            match ctx
+                .io
+                .store
+                .prune_relayed(horizon, ctx.io.config.relay_budget, &mut self.relayed)
+            {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::debug!("dropped {n} relayed messages (window or budget)");
-                    self.sync.changed();
+                    self.changed();
                 }
                 Err(e) => tracing::warn!("bounding relayed messages: {e}"),
             }
         }
-        self.sync_tick();
+        self.tick(ctx);
     }
 
     /// Sends the offers that are due and starts the rounds peers asked for that may start now;
     /// sets the next wake-up for what must wait.
-    pub(super) fn sync_tick(&mut self) {
+    pub(super) fn tick(&mut self, ctx: &mut Ctx<'_>) {
         let now = Instant::now();
-        for (peer, ids) in self.sync.offers.due(now) {
-            self.stats.sync_offers_sent += 1;
-            self.sync_send(peer, Request::Offer(ids.clone()), Pending::Offer(ids));
+        for (peer, ids) in self.offers.due(now) {
+            ctx.io.stats.sync_offers_sent += 1;
+            self.send(peer, Request::Offer(ids.clone()), Pending::Offer(ids), ctx);
         }
-        let mut wake = self.sync.offers.wake();
-        let requested: Vec<PeerId> = self.sync.requested.iter().copied().collect();
+        let mut wake = self.offers.wake();
+        let requested: Vec<PeerId> = self.requested.iter().copied().collect();
         for peer in requested {
-            let Some(last) = self.sync.capable.get(&peer).copied() else {
-                self.sync.requested.remove(&peer);
+            let Some(last) = self.capable.get(&peer).copied() else {
+                self.requested.remove(&peer);
                 continue;
             };
-            if self.sync.busy_with(&peer) {
+            if self.busy_with(&peer) {
                 // Whatever ends it is a sync event, and each is followed by a tick.
                 continue;
             }
             let due = last.map_or(now, |t| t + ROUND_REQUEST_GAP);
             if due <= now {
-                self.sync.requested.remove(&peer);
+                self.requested.remove(&peer);
                 // Asked for, so due whatever the gap since the last round; if it cannot start
                 // now (too many sessions), the maintenance tick starts it.
-                self.sync.capable.insert(peer, None);
-                self.start_sync(peer);
+                self.capable.insert(peer, None);
+                self.start_round(peer, ctx);
             } else {
                 wake = Some(wake.map_or(due, |w| w.min(due)));
             }
         }
-        self.sync.wake = wake;
+        self.wake = wake;
     }
 
     /// Offers `ids` to `peer` if it takes offers.
-    fn sync_offer(&mut self, peer: PeerId, ids: impl IntoIterator<Item = MessageId>) {
-        if self.sync.takes_offers.contains(&peer) {
-            self.sync.offers.offer(peer, ids);
+    fn offer_to(&mut self, peer: PeerId, ids: impl IntoIterator<Item = MessageId>) {
+        if self.takes_offers.contains(&peer) {
+            self.offers.offer(peer, ids);
         }
     }
 
     /// Reconciles with every capable peer now (after joining a room).
-    pub(super) fn sync_all(&mut self) {
-        let peers: Vec<PeerId> = self.sync.capable.keys().copied().collect();
+    pub(super) fn all(&mut self, ctx: &mut Ctx<'_>) {
+        let peers: Vec<PeerId> = self.capable.keys().copied().collect();
         for peer in peers {
             // A join is worth a round even right after another.
-            if let Some(last) = self.sync.capable.get_mut(&peer) {
+            if let Some(last) = self.capable.get_mut(&peer) {
                 *last = None;
             }
-            self.start_sync(peer);
+            self.start_round(peer, ctx);
         }
     }
 
     /// The peer's last connection closed.
-    pub(super) fn sync_forget(&mut self, peer: &PeerId) {
-        self.sync.peers.forget(peer);
-        self.sync.capable.remove(peer);
-        self.sync.wanted.remove(peer);
-        self.sync.unfinished.remove(peer);
-        self.sync.opened.remove(peer);
-        self.sync.requests.retain(|_, (p, _)| p != peer);
-        self.sync.offers.forget(peer);
-        self.sync.takes_offers.remove(peer);
-        self.sync.requested.remove(peer);
+    pub(super) fn forget(&mut self, peer: &PeerId, ctx: &mut Ctx<'_>) {
+        self.peers.forget(peer);
+        self.capable.remove(peer);
+        self.wanted.remove(peer);
+        self.unfinished.remove(peer);
+        self.opened.remove(peer);
+        self.requests.retain(|_, (p, _)| p != peer);
+        self.offers.forget(peer);
+        self.takes_offers.remove(peer);
+        self.requested.remove(peer);
         // Its fetches in flight are gone with it.
-        self.fetch_deferred(*peer);
+        self.fetch_deferred(*peer, ctx);
     }
 
-    fn sync_send(&mut self, peer: PeerId, request: Request, what: Pending) {
-        self.stats.sync_bytes_sent += request.encoded_len() as u64;
-        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
-        self.sync.requests.insert(id, (peer, what));
+    fn send(&mut self, peer: PeerId, request: Request, what: Pending, ctx: &mut Ctx<'_>) {
+        ctx.io.stats.sync_bytes_sent += request.encoded_len() as u64;
+        let id = ctx
+            .io
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, request);
+        self.requests.insert(id, (peer, what));
     }
 
-    fn sync_respond(&mut self, channel: ResponseChannel<Response>, response: Response) {
-        self.stats.sync_bytes_sent += response.encoded_len() as u64;
+    fn respond(
+        &mut self,
+        channel: ResponseChannel<Response>,
+        response: Response,
+        ctx: &mut Ctx<'_>,
+    ) {
+        ctx.io.stats.sync_bytes_sent += response.encoded_len() as u64;
         // Fails only if the peer went away meanwhile.
-        let _ = self
+        let _ = ctx
+            .io
             .swarm
             .behaviour_mut()
             .sync
@@ -376,21 +380,29 @@ impl Actor {
     }
 
     /// Something no honest node sends came over sync: a strike, as for a bad envelope.
-    fn sync_strike(&mut self, peer: PeerId, what: &dyn std::fmt::Display) {
+    fn strike(&mut self, peer: PeerId, what: &dyn std::fmt::Display, ctx: &mut Ctx<'_>) {
         tracing::debug!(%peer, "sync: {what}");
-        self.stats.sync_strikes += 1;
-        if self.guard.strike(peer, Instant::now()) {
-            self.block(peer, Reason::Malformed);
+        ctx.io.stats.sync_strikes += 1;
+        if ctx.io.guard.strike(peer, Instant::now()) {
+            ctx.io.block(peer, Reason::Malformed);
         }
     }
 
-    pub(super) fn on_sync_event(&mut self, event: request_response::Event<Request, Response>) {
-        self.on_sync_event_inner(event);
+    pub(super) fn on_event(
+        &mut self,
+        event: request_response::Event<Request, Response>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        self.on_event_inner(event, ctx);
         // An answer may free an offer, the end of a round may let one asked for start.
-        self.sync_tick();
+        self.tick(ctx);
     }
 
-    fn on_sync_event_inner(&mut self, event: request_response::Event<Request, Response>) {
+    fn on_event_inner(
+        &mut self,
+        event: request_response::Event<Request, Response>,
+        ctx: &mut Ctx<'_>,
+    ) {
         use request_response::{Event as E, Message as M};
         match event {
             E::Message {
@@ -400,11 +412,11 @@ impl Actor {
                 },
                 ..
             } => {
-                self.stats.sync_bytes_received += request.encoded_len() as u64;
-                if self.guard.is_blocked(&peer, Instant::now()) {
+                ctx.io.stats.sync_bytes_received += request.encoded_len() as u64;
+                if ctx.io.guard.is_blocked(&peer, Instant::now()) {
                     return;
                 }
-                self.on_sync_request(peer, request, channel);
+                self.on_request(peer, request, channel, ctx);
             }
             E::Message {
                 peer,
@@ -415,18 +427,18 @@ impl Actor {
                     },
                 ..
             } => {
-                self.stats.sync_bytes_received += response.encoded_len() as u64;
-                let Some((from, what)) = self.sync.requests.remove(&request_id) else {
+                ctx.io.stats.sync_bytes_received += response.encoded_len() as u64;
+                let Some((from, what)) = self.requests.remove(&request_id) else {
                     return;
                 };
                 debug_assert_eq!(from, peer);
                 match what {
-                    Pending::Sync => self.on_sync_reply(peer, response),
+                    Pending::Sync => self.on_reply(peer, response, ctx),
                     Pending::Fetch(asked) => {
-                        self.on_envelopes(peer, asked, response);
-                        self.fetch_deferred(peer);
+                        self.on_envelopes(peer, asked, response, ctx);
+                        self.fetch_deferred(peer, ctx);
                     }
-                    Pending::Offer(offered) => self.on_offer_answer(peer, offered, response),
+                    Pending::Offer(offered) => self.on_offer_answer(peer, offered, response, ctx),
                 }
             }
             E::OutboundFailure {
@@ -435,25 +447,25 @@ impl Actor {
                 error,
                 ..
             } => {
-                if let Some((_, what)) = self.sync.requests.remove(&request_id) {
+                if let Some((_, what)) = self.requests.remove(&request_id) {
                     tracing::debug!(%peer, "sync request failed: {error}");
                     match what {
-                        Pending::Sync => self.sync.peers.forget(&peer),
+                        Pending::Sync => self.peers.forget(&peer),
                         // What it named is left to rounds.
-                        Pending::Offer(_) => self.sync.offers.noted(peer),
+                        Pending::Offer(_) => self.offers.noted(peer),
                         Pending::Fetch(_) => {
                             // What was still to fetch from it is found again by a round, a
                             // second on (not left to the periodic one).
-                            self.sync.wanted.remove(&peer);
-                            if self.sync.capable.contains_key(&peer) {
-                                self.sync.requested.insert(peer);
+                            self.wanted.remove(&peer);
+                            if self.capable.contains_key(&peer) {
+                                self.requested.insert(peer);
                             }
-                            self.fetch_deferred(peer);
+                            self.fetch_deferred(peer, ctx);
                         }
                     }
                     if let request_response::OutboundFailure::Io(e) = &error {
                         if is_malformed(e) {
-                            self.sync_strike(peer, e);
+                            self.strike(peer, e, ctx);
                         }
                     }
                 }
@@ -462,7 +474,7 @@ impl Actor {
                 tracing::debug!(%peer, "sync request not answered: {error}");
                 if let request_response::InboundFailure::Io(e) = &error {
                     if is_malformed(e) {
-                        self.sync_strike(peer, e);
+                        self.strike(peer, e, ctx);
                     }
                 }
             }
@@ -470,11 +482,12 @@ impl Actor {
         }
     }
 
-    fn on_sync_request(
+    fn on_request(
         &mut self,
         peer: PeerId,
         request: Request,
         channel: ResponseChannel<Response>,
+        ctx: &mut Ctx<'_>,
     ) {
         let response = match request {
             Request::Sync(frame)
@@ -483,16 +496,15 @@ impl Actor {
                 Response::Refused(Refusal::Busy)
             }
             Request::Sync(frame) => {
-                let items = self.sync_items();
-                let horizon = self.horizon_ms();
+                let items = self.items(ctx);
+                let horizon = horizon_ms(&ctx.io.config);
                 match self
-                    .sync
                     .peers
                     .on_request(peer, &frame, &items, horizon, Instant::now())
                 {
                     Ok(reply) => Response::Sync(reply),
                     Err(e) if e.is_strike() => {
-                        self.sync_strike(peer, &e);
+                        self.strike(peer, &e, ctx);
                         return;
                     }
                     Err(sync::Error::Version) => Response::Refused(Refusal::Version),
@@ -501,8 +513,8 @@ impl Actor {
                 }
             }
             Request::Fetch(ids) => {
-                self.flush();
-                match self.store.envelopes(&ids) {
+                ctx.flush();
+                match ctx.io.store.envelopes(&ids) {
                     Ok(envelopes) => wire::pack(envelopes),
                     Err(e) => {
                         tracing::warn!("reading envelopes for a peer: {e}");
@@ -511,28 +523,28 @@ impl Actor {
                 }
             }
             // Over its rate: busy, no strike (an honest sender offers again later).
-            Request::Offer(_) if !self.sync.offers.take(peer, Instant::now()) => {
+            Request::Offer(_) if !self.offers.take(peer, Instant::now()) => {
                 Response::Refused(Refusal::Busy)
             }
             Request::Offer(ids) => {
-                self.on_offer(peer, ids);
+                self.on_offer(peer, ids, ctx);
                 Response::Noted
             }
         };
-        self.sync_respond(channel, response);
+        self.respond(channel, response, ctx);
     }
 
     /// `peer` holds `ids` and tells us we may lack them: we fetch from it those we lack. With no
-    /// ids, it holds more than an offer lists: we start a round with it (see [`Actor::sync_tick`]).
-    fn on_offer(&mut self, peer: PeerId, ids: Vec<MessageId>) {
+    /// ids, it holds more than an offer lists: we start a round with it (see [`Sync::tick`]).
+    fn on_offer(&mut self, peer: PeerId, ids: Vec<MessageId>, ctx: &mut Ctx<'_>) {
         if ids.is_empty() {
-            if self.sync.capable.contains_key(&peer) {
-                self.sync.requested.insert(peer);
+            if self.capable.contains_key(&peer) {
+                self.requested.insert(peer);
             }
             return;
         }
-        self.flush();
-        let missing = match self.store.missing(&ids) {
+        ctx.flush();
+        let missing = match ctx.io.store.missing(&ids) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!("checking an offer: {e}");
@@ -541,13 +553,13 @@ impl Actor {
         };
         // Neither what is on its way (from this peer: asked already) nor what is waiting to
         // be written.
-        let fetching = self.sync.fetching(&peer);
-        let budget = self.sync.peers.limits().max_need;
-        let queue = self.sync.wanted.entry(peer).or_default();
+        let fetching = self.fetching(&peer);
+        let budget = self.peers.limits().max_need;
+        let queue = self.wanted.entry(peer).or_default();
         let mut queued: HashSet<MessageId> = queue.iter().copied().collect();
         let mut overflow = false;
         for id in missing {
-            if self.seen.contains(&id) || fetching.contains(&id) || !queued.insert(id) {
+            if ctx.inbound.seen.contains(&id) || fetching.contains(&id) || !queued.insert(id) {
                 continue;
             }
             if queue.len() >= budget {
@@ -557,27 +569,37 @@ impl Actor {
             queue.push_back(id);
         }
         if queue.is_empty() {
-            self.sync.wanted.remove(&peer);
+            self.wanted.remove(&peer);
         }
         if overflow {
             // More than a round's budget waits: a round follows what is queued.
-            self.sync.unfinished.insert(peer);
+            self.unfinished.insert(peer);
         }
-        self.fetch_next(peer);
+        self.fetch_next(peer, ctx);
     }
 
     /// `peer` answered our offer of `offered`.
-    fn on_offer_answer(&mut self, peer: PeerId, offered: Vec<MessageId>, response: Response) {
+    fn on_offer_answer(
+        &mut self,
+        peer: PeerId,
+        offered: Vec<MessageId>,
+        response: Response,
+        ctx: &mut Ctx<'_>,
+    ) {
         match response {
-            Response::Noted => self.sync.offers.noted(peer),
+            Response::Noted => self.offers.noted(peer),
             Response::Refused(Refusal::Busy) => {
-                self.sync.offers.busy(peer, offered, Instant::now());
+                self.offers.busy(peer, offered, Instant::now());
             }
             // A refusal an offer does not get: nothing to do again, no strike.
-            Response::Refused(_) => self.sync.offers.noted(peer),
+            Response::Refused(_) => self.offers.noted(peer),
             Response::Sync(_) | Response::Envelopes { .. } => {
-                self.sync.offers.noted(peer);
-                self.sync_strike(peer, &"a sync frame or envelopes in answer to an offer");
+                self.offers.noted(peer);
+                self.strike(
+                    peer,
+                    &"a sync frame or envelopes in answer to an offer",
+                    ctx,
+                );
             }
         }
     }
@@ -587,7 +609,7 @@ impl Actor {
         let now = Instant::now();
         // Bounded by the connected peers: entries go when a peer disconnects, and a peer that
         // never connected cannot send requests.
-        let (tokens, at) = self.sync.opened.entry(peer).or_insert((OPEN_BURST, now));
+        let (tokens, at) = self.opened.entry(peer).or_insert((OPEN_BURST, now));
         let refill = now.saturating_duration_since(*at).as_secs_f64() * OPENS_PER_SEC;
         *tokens = (*tokens + refill).min(OPEN_BURST);
         *at = now;
@@ -598,75 +620,75 @@ impl Actor {
         false
     }
 
-    fn on_sync_reply(&mut self, peer: PeerId, response: Response) {
+    fn on_reply(&mut self, peer: PeerId, response: Response, ctx: &mut Ctx<'_>) {
         let frame = match response {
             Response::Sync(frame) => frame,
             Response::Refused(why) => {
                 tracing::debug!(%peer, "sync refused: {why:?}");
-                self.sync.peers.forget(&peer);
+                self.peers.forget(&peer);
                 if why == Refusal::Busy {
                     // Tried again at the next maintenance tick.
-                    if let Some(last) = self.sync.capable.get_mut(&peer) {
+                    if let Some(last) = self.capable.get_mut(&peer) {
                         *last = None;
                     }
                 }
                 return;
             }
             Response::Envelopes { .. } | Response::Noted => {
-                self.sync.peers.forget(&peer);
-                self.sync_strike(peer, &"envelopes or an offer's answer to a sync frame");
+                self.peers.forget(&peer);
+                self.strike(peer, &"envelopes or an offer's answer to a sync frame", ctx);
                 return;
             }
         };
-        match self.sync.peers.on_reply(peer, &frame, Instant::now()) {
+        match self.peers.on_reply(peer, &frame, Instant::now()) {
             Ok(Step { have, need, next }) => {
                 if !have.is_empty() {
                     // The peer lacks these: it fetches them now, not at its next round.
-                    self.sync_offer(peer, have);
+                    self.offer_to(peer, have);
                 }
                 if !need.is_empty() {
-                    let budget = self.sync.peers.limits().max_need;
-                    let queue = self.sync.wanted.entry(peer).or_default();
+                    let budget = self.peers.limits().max_need;
+                    let queue = self.wanted.entry(peer).or_default();
                     for id in need {
                         if queue.len() >= budget {
                             break;
                         }
                         queue.push_back(id);
                     }
-                    self.fetch_next(peer);
+                    self.fetch_next(peer, ctx);
                 }
                 match next {
-                    Next::Send(frame) => self.sync_send(peer, Request::Sync(frame), Pending::Sync),
-                    Next::Done => self.stats.sync_rounds += 1,
+                    Next::Send(frame) => self.send(peer, Request::Sync(frame), Pending::Sync, ctx),
+                    Next::Done => ctx.io.stats.sync_rounds += 1,
                     Next::Stopped(why) => {
                         tracing::debug!(%peer, "sync round stopped at its budget: {why:?}");
-                        self.stats.sync_rounds += 1;
-                        self.sync.unfinished.insert(peer);
+                        ctx.io.stats.sync_rounds += 1;
+                        self.unfinished.insert(peer);
                         // Continued once its finds are fetched (or now, if there were none).
-                        self.fetch_next(peer);
+                        self.fetch_next(peer, ctx);
                     }
                 }
             }
-            Err(e) if e.is_strike() => self.sync_strike(peer, &e),
+            Err(e) if e.is_strike() => self.strike(peer, &e, ctx),
             Err(e) => tracing::debug!(%peer, "sync round ended: {e}"),
         }
     }
 
     /// Asks `peer` for the next batch of what we lack, unless a fetch is in flight; with nothing
     /// left to fetch, continues a round that stopped at its budget.
-    fn fetch_next(&mut self, peer: PeerId) {
-        if self.sync.fetch_in_flight(&peer) {
+    fn fetch_next(&mut self, peer: PeerId, ctx: &mut Ctx<'_>) {
+        if self.fetch_in_flight(&peer) {
             return;
         }
         // Asked of another peer already: those wait for its answer, and are asked of this one
         // only if it does not bring them (several neighbours offer what they all took at once).
-        let elsewhere = self.sync.fetching_elsewhere(&peer);
-        let Some(queue) = self.sync.wanted.get_mut(&peer) else {
-            if self.sync.unfinished.remove(&peer) && !self.sync.peers.in_flight(&peer) {
-                if let Some(last) = self.sync.capable.get_mut(&peer) {
+        let elsewhere = self.fetching_elsewhere(&peer);
+        let Some(queue) = self.wanted.get_mut(&peer) else {
+            if self.unfinished.remove(&peer) && !self.peers.in_flight(&peer) {
+                if let Some(last) = self.capable.get_mut(&peer) {
                     *last = None;
                 }
-                self.start_sync(peer);
+                self.start_round(peer, ctx);
             }
             return;
         };
@@ -687,14 +709,14 @@ impl Actor {
             queue.push_front(id);
         }
         if queue.is_empty() {
-            self.sync.wanted.remove(&peer);
+            self.wanted.remove(&peer);
         }
         if batch.is_empty() {
             return;
         }
         // What arrived meanwhile (by the broadcast or from another peer) is not asked for again.
-        self.flush();
-        let batch = match self.store.missing(&batch) {
+        ctx.flush();
+        let batch = match ctx.io.store.missing(&batch) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!("checking what to fetch: {e}");
@@ -702,46 +724,56 @@ impl Actor {
             }
         };
         if batch.is_empty() {
-            return self.fetch_next(peer);
+            return self.fetch_next(peer, ctx);
         }
-        self.sync_send(peer, Request::Fetch(batch.clone()), Pending::Fetch(batch));
+        self.send(
+            peer,
+            Request::Fetch(batch.clone()),
+            Pending::Fetch(batch),
+            ctx,
+        );
     }
 
     /// A fetch from `done` ended (answered, refused, failed, or the peer left): what other
     /// peers' queues held back for it is fetched now if it did not come.
-    fn fetch_deferred(&mut self, done: PeerId) {
+    fn fetch_deferred(&mut self, done: PeerId, ctx: &mut Ctx<'_>) {
         let waiting: Vec<PeerId> = self
-            .sync
             .wanted
             .keys()
             .filter(|p| **p != done)
             .copied()
             .collect();
         for peer in waiting {
-            self.fetch_next(peer);
+            self.fetch_next(peer, ctx);
         }
     }
 
     /// Envelopes `peer` sent for our Fetch of `asked`: each is checked like a broadcast one and,
     /// if valid, stored (and shown where the room is joined) marked as synced.
-    fn on_envelopes(&mut self, peer: PeerId, asked: Vec<MessageId>, response: Response) {
+    fn on_envelopes(
+        &mut self,
+        peer: PeerId,
+        asked: Vec<MessageId>,
+        response: Response,
+        ctx: &mut Ctx<'_>,
+    ) {
         let (envelopes, more) = match response {
             Response::Envelopes { envelopes, more } => (envelopes, more),
             Response::Refused(_) => {
-                self.sync.wanted.remove(&peer);
+                self.wanted.remove(&peer);
                 return;
             }
             Response::Sync(_) | Response::Noted => {
-                self.sync_strike(peer, &"a sync frame or an offer's answer to a fetch");
+                self.strike(peer, &"a sync frame or an offer's answer to a fetch", ctx);
                 return;
             }
         };
         if more && envelopes.is_empty() {
             // "More" with nothing in it would have us ask forever.
-            self.sync_strike(peer, &"an empty answer that claims more");
+            self.strike(peer, &"an empty answer that claims more", ctx);
             return;
         }
-        self.stats.sync_envelopes_received += envelopes.len() as u64;
+        ctx.io.stats.sync_envelopes_received += envelopes.len() as u64;
         let mut open: HashSet<MessageId> = asked.iter().copied().collect();
         // Room messages new here: offered to the other neighbours, which may lack them too.
         let mut fresh = Vec::new();
@@ -749,71 +781,49 @@ impl Actor {
         for bytes in envelopes {
             let id = MessageId::of(&bytes);
             if !open.remove(&id) {
-                self.sync_strike(peer, &"an envelope that was not asked for");
+                self.strike(peer, &"an envelope that was not asked for", ctx);
                 return;
             }
-            if self.seen.contains(&id) {
-                // Arrived by broadcast since we asked (and is checked and stored, or waiting
-                // for its batch): verified once, not twice.
-                continue;
-            }
-            match inbound::check(bytes, now_ms(), &mut self.author_keys) {
-                Ok(Checked::Room(env, text)) => {
-                    self.stats.verified += 1;
-                    self.seen.insert(id, now);
-                    // Known from now on: its later messages on the trees need no introduction.
-                    self.trees.authors.know(*env.author().as_bytes(), now);
-                    let mut stored = StoredMessage::new(&env, text);
-                    stored.synced = true;
-                    fresh.push(id);
-                    self.queue_for_store(env, stored);
+            // Arrived by broadcast since we asked (and is checked and stored, or waiting for
+            // its batch): verified once, not twice (the one way in counts it a duplicate).
+            match ctx
+                .inbound
+                .accept(ctx.io, ctx.notes, Via::Sync(peer), id, &bytes, now)
+            {
+                Verdict::Taken { room: true } => fresh.push(id),
+                Verdict::Taken { room: false } | Verdict::Known | Verdict::Dropped => {}
+                Verdict::Refused(reason) if reason.is_strike() => {
+                    // Counted and struck by the one way in.
+                    ctx.io.stats.sync_strikes += 1;
+                    return;
                 }
-                Ok(Checked::Profile(env, profile)) => {
-                    self.stats.profiles_checked += 1;
-                    self.seen.insert(id, now);
-                    self.trees.authors.know(*env.author().as_bytes(), now);
-                    if self.take_profile(&env, profile) {
-                        // New here, so maybe new to the neighbours that synced with us before
-                        // we had it: on the trees it reaches them now, not at their next round
-                        // (a minute per hop; found by the lab's dm-profiles scenario).
-                        self.broadcast_publish(id, env.as_bytes());
-                    }
-                }
-                // Nodes keep room texts and profiles; another kind is of no use here.
-                Ok(Checked::Tracker(_) | Checked::Other(_)) => self.stats.verified += 1,
-                Err(refused) => {
-                    if refused.signature_checked() {
-                        self.stats.verified += 1;
-                    }
-                    let reason = refused.reason();
-                    self.stats.rejected.count(reason);
-                    if reason.is_strike() {
-                        self.sync_strike(peer, &refused);
-                        return;
-                    }
-                }
+                Verdict::Refused(_) => {}
             }
         }
         if !fresh.is_empty() {
             // Not to `peer`, which has them. (Profiles go on the trees, above.)
             let others: Vec<PeerId> = self
-                .sync
                 .takes_offers
                 .iter()
                 .filter(|p| **p != peer)
                 .copied()
                 .collect();
             for other in others {
-                self.sync.offers.offer(other, fresh.iter().copied());
+                self.offers.offer(other, fresh.iter().copied());
             }
         }
         if more {
             // Those that did not fit come next.
-            let queue = self.sync.wanted.entry(peer).or_default();
+            let queue = self.wanted.entry(peer).or_default();
             for id in asked.iter().rev().filter(|id| open.contains(id)) {
                 queue.push_front(*id);
             }
         }
-        self.fetch_next(peer);
+        self.fetch_next(peer, ctx);
     }
+}
+
+/// The start of the sync window, on our clock.
+fn horizon_ms(config: &crate::Config) -> u64 {
+    now_ms().saturating_sub(config.sync_window.as_millis() as u64)
 }

@@ -5,7 +5,7 @@
 //! this module signs, sends, persists and shows what it asks.
 //!
 //! Every election message is the body of a kind-4 envelope signed by its sender (target
-//! [`TARGET`]): the inbound path has checked the signature before [`Actor::on_tracker_envelope`]
+//! [`TARGET`]): the inbound path has checked the signature before [`Tracker::on_envelope`]
 //! sees it, so the state machine's `from` is authenticated, its target is [`TARGET`], its body
 //! decodes and it is no older than [`MAX_AGE`] (refused otherwise, and never relayed: see
 //! [`meshchat_core::inbound`]). Flooded ones are deduplicated by the broadcast trees'
@@ -18,11 +18,10 @@ use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use meshchat_core::election::{self, Election, Entry, Input, Msg, Output};
 use meshchat_core::envelope::{Draft, Kind};
-use meshchat_core::{Envelope, Fingerprint};
+use meshchat_core::{Envelope, Fingerprint, Keypair};
 
-use super::route::Key;
-use super::Actor;
-use crate::node::{now_ms, peer_id_of_bytes, Event, OnlinePeer, TrackerView};
+use super::context::{Ctx, Io, Key, Note};
+use crate::node::{now_ms, peer_id_of_bytes, Event, OnlinePeer, Stats, TrackerView};
 
 use meshchat_core::election::{MAX_AGE, TARGET};
 /// Roster peers dialed per roster answer when the node has fewer peers than it wants.
@@ -31,11 +30,11 @@ const ROSTER_DIALS: usize = 4;
 /// refreshed) at most this often while they stay the same.
 const REMEMBER_EVERY: Duration = Duration::from_secs(5 * 60);
 
-/// Tracker state in the actor.
-pub(super) struct State {
-    pub(super) election: Election<Key>,
+/// The tracker's handler.
+pub(super) struct Tracker {
+    election: Election<Key>,
     /// The election's next wake-up.
-    pub(super) wake: Option<Instant>,
+    wake: Option<Instant>,
     /// The last roster: our tracker's answer, or our own when serving.
     roster: Vec<Entry<Key>>,
     truncated: bool,
@@ -49,7 +48,7 @@ pub(super) struct State {
     remembered: HashMap<Key, (Vec<String>, Instant)>,
 }
 
-impl State {
+impl Tracker {
     pub(super) fn new(election: Election<Key>) -> Self {
         let saved_epoch = election.max_epoch();
         Self {
@@ -62,129 +61,105 @@ impl State {
             remembered: HashMap::new(),
         }
     }
-}
 
-impl Actor {
+    /// When [`Tracker::tick`] is due.
+    pub(super) fn wake(&self) -> Option<Instant> {
+        self.wake
+    }
+
+    /// The election's counters, into the node's.
+    pub(super) fn stats(&self, stats: &mut Stats) {
+        stats.tracker = *self.election.stats();
+    }
+
     /// At start, once listening: what we register about ourselves, and the first wake-up.
-    pub(super) fn tracker_start(&mut self) {
-        self.tracker_me_changed();
-        self.feed_election(Input::Tick);
+    pub(super) fn start(&mut self, ctx: &mut Ctx<'_>) {
+        self.me_changed(ctx);
+        self.feed(Input::Tick, ctx);
     }
 
     /// Our nick or addresses may have changed: registered again if they did.
-    pub(super) fn tracker_me_changed(&mut self) {
-        let me = (self.nick.clone(), self.own_addrs());
-        if self.tracker.me.as_ref() == Some(&me) {
+    pub(super) fn me_changed(&mut self, ctx: &mut Ctx<'_>) {
+        let me = (ctx.io.nick.clone(), own_addrs(&ctx.io.listen_addrs));
+        if self.me.as_ref() == Some(&me) {
             return;
         }
-        self.tracker.me = Some(me.clone());
-        self.feed_election(Input::Me {
-            nick: me.0,
-            addrs: me.1,
-        });
-    }
-
-    /// The addresses others can dial us at: listen addresses, loopback ones only when there is
-    /// nothing else (a node on one machine), at most [`election::MAX_ADDRS`].
-    fn own_addrs(&self) -> Vec<String> {
-        let loopback = |a: &Multiaddr| {
-            a.iter().any(|p| match p {
-                Protocol::Ip4(ip) => ip.is_loopback(),
-                Protocol::Ip6(ip) => ip.is_loopback(),
-                _ => false,
-            })
-        };
-        let mut addrs: Vec<&Multiaddr> =
-            self.listen_addrs.iter().filter(|a| !loopback(a)).collect();
-        if addrs.is_empty() {
-            addrs = self.listen_addrs.iter().collect();
-        }
-        addrs
-            .into_iter()
-            .map(|a| a.to_string())
-            .filter(|a| a.len() <= election::MAX_ADDR_LEN)
-            .take(election::MAX_ADDRS)
-            .collect()
+        self.me = Some(me.clone());
+        self.feed(
+            Input::Me {
+                nick: me.0,
+                addrs: me.1,
+            },
+            ctx,
+        );
     }
 
     /// The routing table's reachability changed for `dests`.
-    pub(super) fn tracker_reachability(&mut self, dests: &[Key]) {
-        let changes = dests
-            .iter()
-            .map(|d| (*d, self.route.table.next_hop(d).is_some()))
-            .collect();
-        self.feed_election(Input::Reachability(changes));
+    pub(super) fn reachability(&mut self, changes: Vec<(Key, bool)>, ctx: &mut Ctx<'_>) {
+        self.feed(Input::Reachability(changes), ctx);
     }
 
     /// The election's timer fired.
-    pub(super) fn tracker_tick(&mut self) {
-        self.tracker.wake = None;
-        self.feed_election(Input::Tick);
-        if self.tracker.wake.is_none() {
+    pub(super) fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        self.wake = None;
+        self.feed(Input::Tick, ctx);
+        if self.wake.is_none() {
             // The election hands out a wake-up only when it changes; should a tick leave it
             // unchanged, tick again a heartbeat interval later (extra ticks are harmless).
-            let interval = self.tracker.election.limits().heartbeat_interval;
-            self.tracker.wake = Some(Instant::now() + interval);
+            let interval = self.election.limits().heartbeat_interval;
+            self.wake = Some(Instant::now() + interval);
         }
     }
 
-    /// A checked tracker envelope, flooded on the trees or routed to us.
-    pub(super) fn on_tracker_envelope(&mut self, env: Envelope, flooded: bool) {
-        let now = Instant::now();
+    /// A checked tracker envelope, flooded on the trees or routed to us (the one way in has
+    /// dropped copies and replays).
+    pub(super) fn on_envelope(&mut self, env: Envelope, ctx: &mut Ctx<'_>) {
         let author = *env.author().as_bytes();
-        if author == *self.key.public().as_bytes() {
+        if author == ctx.io.me() {
             // Our own, echoed by the trees.
-            return;
-        }
-        // Flooded ones were deduplicated by the trees; a routed one may be a replay.
-        if !flooded && !self.seen.insert(env.id(), now) {
-            self.stats.tracker_dropped += 1;
             return;
         }
         if env.timestamp_ms() + (MAX_AGE.as_millis() as u64) < now_ms() {
             // Checked by the inbound path already; the clock moved on since.
-            self.stats.tracker_dropped += 1;
+            ctx.io.stats.tracker_dropped += 1;
             return;
         }
         match Msg::<Key>::decode(env.body()) {
-            Ok(msg) => self.feed_election(Input::Received { from: author, msg }),
+            Ok(msg) => self.feed(Input::Received { from: author, msg }, ctx),
             Err(e) => {
                 tracing::debug!("undecodable tracker message from {author:?}: {e}");
-                self.stats.tracker_dropped += 1;
+                ctx.io.stats.tracker_dropped += 1;
             }
         }
     }
 
     /// Hands one input to the election and carries out what it asks.
-    pub(super) fn feed_election(&mut self, input: Input<Key>) {
-        let outs = self.tracker.election.handle(input, Instant::now());
+    fn feed(&mut self, input: Input<Key>, ctx: &mut Ctx<'_>) {
+        let outs = self.election.handle(input, Instant::now());
         for out in &outs {
             let (Output::Send { msg, .. } | Output::Flood(msg)) = out else {
                 continue;
             };
             match msg {
-                Msg::Heartbeat { .. } => self.stats.tracker_heartbeats += 1,
+                Msg::Heartbeat { .. } => ctx.io.stats.tracker_heartbeats += 1,
                 Msg::Election { .. } | Msg::Alive { .. } | Msg::Coordinator { .. } => {
-                    self.stats.tracker_election_msgs += 1
+                    ctx.io.stats.tracker_election_msgs += 1
                 }
-                Msg::Register { .. } | Msg::Roster { .. } => self.stats.tracker_roster_msgs += 1,
+                Msg::Register { .. } | Msg::Roster { .. } => ctx.io.stats.tracker_roster_msgs += 1,
             }
         }
         for out in outs {
             match out {
-                Output::Send { to, msg } => {
-                    let sent = self
-                        .sign_tracker(&msg)
-                        .is_some_and(|env| self.send_routed(to, &env));
-                    if !sent {
-                        self.stats.tracker_unroutable += 1;
-                    }
-                }
+                Output::Send { to, msg } => match sign(&msg, &ctx.io.key) {
+                    Some(envelope) => ctx.notes.push(Note::SendRouted { to, envelope }),
+                    None => ctx.io.stats.tracker_unroutable += 1,
+                },
                 Output::Flood(msg) => {
-                    if let Some(env) = self.sign_tracker(&msg) {
-                        let id = env.id();
-                        self.seen.insert(id, Instant::now());
-                        self.broadcast_publish(id, env.as_bytes());
+                    if let Some(env) = sign(&msg, &ctx.io.key) {
+                        ctx.notes.push(Note::Publish {
+                            id: env.id(),
+                            payload: env.as_bytes().to_vec(),
+                        });
                     }
                 }
                 Output::TrackerChanged { tracker, epoch } => {
@@ -193,47 +168,31 @@ impl Actor {
                         Some(t) => tracing::info!(%t, epoch, "tracker"),
                         None => tracing::info!(epoch, "tracker gone: electing"),
                     }
-                    self.emit(Event::TrackerChanged {
+                    ctx.io.emit(Event::TrackerChanged {
                         tracker,
                         epoch,
-                        is_self: self.tracker.election.is_serving(),
+                        is_self: self.election.is_serving(),
                     });
                 }
                 Output::Serving(on) => {
                     tracing::info!(serving = on, "tracker role");
                     if !on {
-                        self.tracker.roster.clear();
+                        self.roster.clear();
                     }
                 }
-                Output::Roster { entries, truncated } => self.on_roster(entries, truncated),
-                Output::WakeAt(at) => self.tracker.wake = Some(at),
+                Output::Roster { entries, truncated } => self.on_roster(entries, truncated, ctx),
+                Output::WakeAt(at) => self.wake = Some(at),
             }
         }
-        let epoch = self.tracker.election.max_epoch();
-        if epoch != self.tracker.saved_epoch {
-            self.tracker.saved_epoch = epoch;
-            if let Err(e) = self.store.set_setting("tracker_epoch", &epoch.to_string()) {
+        let epoch = self.election.max_epoch();
+        if epoch != self.saved_epoch {
+            self.saved_epoch = epoch;
+            if let Err(e) = ctx
+                .io
+                .store
+                .set_setting("tracker_epoch", &epoch.to_string())
+            {
                 tracing::warn!("saving the tracker epoch: {e}");
-            }
-        }
-    }
-
-    fn sign_tracker(&mut self, msg: &Msg<Key>) -> Option<Envelope> {
-        let body = msg.encode();
-        match Envelope::sign(
-            &self.key,
-            Draft {
-                kind: Kind::Tracker,
-                target: TARGET,
-                timestamp_ms: now_ms(),
-                nonce: rand::random(),
-                body: &body,
-            },
-        ) {
-            Ok(env) => Some(env),
-            Err(e) => {
-                tracing::warn!("cannot sign a tracker message: {e}");
-                None
             }
         }
     }
@@ -245,9 +204,9 @@ impl Actor {
     ///
     /// The tracker remembers too: registrations are signed by the peer they describe, so their
     /// addresses are as good as identify's, and a tracker that restarts alone has only them.
-    fn on_roster(&mut self, entries: Vec<Entry<Key>>, truncated: bool) {
-        let me = *self.key.public().as_bytes();
-        let serving = self.tracker.election.is_serving();
+    fn on_roster(&mut self, entries: Vec<Entry<Key>>, truncated: bool, ctx: &mut Ctx<'_>) {
+        let me = ctx.io.me();
+        let serving = self.election.is_serving();
         let now = Instant::now();
         let mut dials = 0;
         let mut remembered = HashMap::with_capacity(entries.len());
@@ -260,20 +219,24 @@ impl Actor {
                 .addrs
                 .iter()
                 .filter_map(|a| a.parse::<Multiaddr>().ok())
-                .filter(super::is_dialable)
-                .map(|a| super::strip_p2p(&a))
+                .filter(super::conns::is_dialable)
+                .map(|a| super::conns::strip_p2p(&a))
                 .collect();
             if addrs.is_empty() {
                 continue;
             }
             let texts: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-            let fresh = self.tracker.remembered.remove(&e.id).filter(|(old, at)| {
+            let fresh = self.remembered.remove(&e.id).filter(|(old, at)| {
                 *old == texts && now.saturating_duration_since(*at) < REMEMBER_EVERY
             });
             let at = match fresh {
                 Some((_, at)) => at,
                 None => {
-                    if let Err(err) = self.store.upsert_peer(&peer.to_string(), &texts, now_ms()) {
+                    if let Err(err) = ctx
+                        .io
+                        .store
+                        .upsert_peer(&peer.to_string(), &texts, now_ms())
+                    {
                         tracing::warn!("remembering peer {peer}: {err}");
                     }
                     now
@@ -282,23 +245,22 @@ impl Actor {
             remembered.insert(e.id, (texts, at));
             if !serving
                 && dials < ROSTER_DIALS
-                && self.connections.len() < self.config.target_peers
-                && !self.connections.contains_key(&peer)
+                && ctx.io.connected_count() < ctx.io.config.target_peers
+                && !ctx.io.connected(&peer)
             {
                 dials += 1;
-                self.dial_peer(peer, addrs);
+                ctx.notes.push(Note::Dial { peer, addrs });
             }
         }
-        self.tracker.remembered = remembered;
-        self.tracker.roster = entries;
-        self.tracker.truncated = truncated;
+        self.remembered = remembered;
+        self.roster = entries;
+        self.truncated = truncated;
     }
 
     /// `/who`: everyone in the last roster (ours when serving), sorted by nick.
-    pub(super) fn who(&self) -> Vec<OnlinePeer> {
-        let me = *self.key.public().as_bytes();
+    pub(super) fn who(&self, io: &Io, hops: impl Fn(&Key) -> Option<u16>) -> Vec<OnlinePeer> {
+        let me = io.me();
         let mut out: Vec<OnlinePeer> = self
-            .tracker
             .roster
             .iter()
             .map(|e| {
@@ -310,12 +272,8 @@ impl Actor {
                     addrs: e.addrs.clone(),
                     priority: e.priority,
                     is_self: e.id == me,
-                    connected: self.connections.contains_key(&peer_id),
-                    hops: if e.id == me {
-                        Some(0)
-                    } else {
-                        self.route.table.next_hop(&e.id).map(|(_, h)| h)
-                    },
+                    connected: io.connected(&peer_id),
+                    hops: hops(&e.id),
                 }
             })
             .collect();
@@ -329,50 +287,69 @@ impl Actor {
     }
 
     /// `/tracker`: who it is, at which epoch, and where we stand.
-    pub(super) fn tracker_view(&self) -> TrackerView {
-        let e = &self.tracker.election;
+    pub(super) fn view(&self, nick_of: impl Fn(&Key) -> Option<String>) -> TrackerView {
+        let e = &self.election;
         let tracker = e.tracker();
         TrackerView {
             tracker: tracker.map(|(t, _)| peer_id_of_bytes(&t)),
             nick: tracker.and_then(|(t, _)| {
-                self.tracker
-                    .roster
+                self.roster
                     .iter()
                     .find(|x| x.id == t)
                     .map(|x| x.nick.clone())
                     .filter(|n| !n.is_empty())
-                    .or_else(|| self.route.directory.get(&t).map(|p| p.nick.clone()))
+                    .or_else(|| nick_of(&t))
             }),
             epoch: tracker.map_or(e.max_epoch(), |(_, epoch)| epoch),
             priority: e.tracker_priority(),
             is_self: e.is_serving(),
             registered: e.is_registered(),
             own_priority: e.rank().map(|r| r.priority),
-            online: self.tracker.roster.len(),
-            truncated: self.tracker.truncated,
+            online: self.roster.len(),
+            truncated: self.truncated,
         }
     }
+}
 
-    /// `--tracker ADDR` trackers not connected: dialed (at start and by maintenance).
-    pub(super) fn dial_trackers(&mut self) {
-        for addr in self.config.trackers.clone() {
-            let peer = addr.iter().find_map(|p| match p {
-                Protocol::P2p(id) => Some(id),
-                _ => None,
-            });
-            let connected = match peer {
-                Some(p) => self.connections.contains_key(&p),
-                None => self
-                    .connections
-                    .values()
-                    .flatten()
-                    .any(|(_, a, _)| super::strip_p2p(a) == super::strip_p2p(&addr)),
-            };
-            match (connected, peer) {
-                (true, _) => {}
-                (false, Some(p)) => self.dial_peer(p, vec![super::strip_p2p(&addr)]),
-                (false, None) => self.dial_addr(addr, None),
-            }
+/// The addresses others can dial us at: listen addresses, loopback ones only when there is
+/// nothing else (a node on one machine), at most [`election::MAX_ADDRS`].
+fn own_addrs(listen_addrs: &[Multiaddr]) -> Vec<String> {
+    let loopback = |a: &Multiaddr| {
+        a.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_loopback(),
+            Protocol::Ip6(ip) => ip.is_loopback(),
+            _ => false,
+        })
+    };
+    let mut addrs: Vec<&Multiaddr> = listen_addrs.iter().filter(|a| !loopback(a)).collect();
+    if addrs.is_empty() {
+        addrs = listen_addrs.iter().collect();
+    }
+    addrs
+        .into_iter()
+        .map(|a| a.to_string())
+        .filter(|a| a.len() <= election::MAX_ADDR_LEN)
+        .take(election::MAX_ADDRS)
+        .collect()
+}
+
+/// An election message, signed as the body of a tracker envelope.
+fn sign(msg: &Msg<Key>, key: &Keypair) -> Option<Envelope> {
+    let body = msg.encode();
+    match Envelope::sign(
+        key,
+        Draft {
+            kind: Kind::Tracker,
+            target: TARGET,
+            timestamp_ms: now_ms(),
+            nonce: rand::random(),
+            body: &body,
+        },
+    ) {
+        Ok(env) => Some(env),
+        Err(e) => {
+            tracing::warn!("cannot sign a tracker message: {e}");
+            None
         }
     }
 }
