@@ -81,6 +81,69 @@ impl<P: PeerBytes> Routed<P> {
     }
 }
 
+/// A frame of `/meshchat/route/1`, by its tag: the routing table's, a DM's or receipt's, or a
+/// routed envelope. The node hands each to its state machine without knowing the tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteFrame<P> {
+    Routing(crate::routing::Message<P>),
+    Dm(crate::dm::Frame<P>),
+    Routed(Routed<P>),
+}
+
+impl<P: PeerBytes + Copy + Eq> RouteFrame<P> {
+    /// Decodes a frame by its tag; an unknown tag or a malformed frame is an error (a strike:
+    /// no honest node sends one), never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        match bytes.first() {
+            Some(1 | 2) => crate::routing::Message::decode(bytes)
+                .map(Self::Routing)
+                .map_err(|e| e.to_string()),
+            Some(3 | 4) => crate::dm::Frame::decode(bytes)
+                .map(Self::Dm)
+                .map_err(|e| e.to_string()),
+            Some(&TAG_ROUTED) => Routed::decode(bytes)
+                .map(Self::Routed)
+                .map_err(|e| e.to_string()),
+            _ => Err("unknown tag".to_owned()),
+        }
+    }
+}
+
+/// What a node does with a routed envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step<P> {
+    /// It is for us: check the envelope.
+    Deliver(Vec<u8>),
+    /// Send this frame to that neighbour.
+    Forward(P, Vec<u8>),
+    /// Dropped: hop limit spent, or no route.
+    Drop,
+}
+
+impl<P: PeerBytes + Copy + Eq> Routed<P> {
+    /// The forwarding rule: ours is delivered; another's goes to `next_hop`'s answer with the
+    /// hop limit less one, or is dropped when the limit is spent or there is no route.
+    pub fn step(self, me: &P, next_hop: impl FnOnce(&P) -> Option<P>) -> Step<P> {
+        if self.to == *me {
+            return Step::Deliver(self.envelope);
+        }
+        if self.hop_limit == 0 {
+            return Step::Drop;
+        }
+        match next_hop(&self.to) {
+            Some(via) => Step::Forward(
+                via,
+                Routed {
+                    hop_limit: self.hop_limit - 1,
+                    ..self
+                }
+                .encode(),
+            ),
+            None => Step::Drop,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +181,32 @@ mod tests {
             }
             let _ = Routed::<u32>::decode(&tagged);
         }
+    }
+
+    #[test]
+    fn frames_are_told_apart_by_tag_and_forwarded_by_the_rule() {
+        let r = Routed {
+            hop_limit: 2,
+            to: [7u8; 32],
+            envelope: vec![1, 2, 3],
+        };
+        let frame = r.encode();
+        assert_eq!(
+            RouteFrame::<[u8; 32]>::decode(&frame),
+            Ok(RouteFrame::Routed(r.clone()))
+        );
+        assert!(RouteFrame::<[u8; 32]>::decode(&[9, 0]).is_err());
+        assert!(RouteFrame::<[u8; 32]>::decode(&[]).is_err());
+        let me = [7u8; 32];
+        assert_eq!(r.clone().step(&me, |_| None), Step::Deliver(vec![1, 2, 3]));
+        let other = [1u8; 32];
+        let Step::Forward(via, bytes) = r.clone().step(&other, |_| Some([2u8; 32])) else {
+            panic!("forwarded");
+        };
+        assert_eq!(via, [2u8; 32]);
+        assert_eq!(Routed::<[u8; 32]>::decode(&bytes).unwrap().hop_limit, 1);
+        assert_eq!(r.clone().step(&other, |_| None), Step::Drop);
+        let spent = Routed { hop_limit: 0, ..r };
+        assert_eq!(spent.step(&other, |_| Some([2u8; 32])), Step::Drop);
     }
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
-use meshchat_core::room;
 use tokio::sync::mpsc;
 
 mod broadcast;
@@ -25,17 +24,13 @@ mod route;
 mod sync;
 mod tracker;
 
-use super::{now_ms, Command, Error, Event, NodeInfo, Sent};
+use super::{Command, Error, Event, NodeInfo, Sent};
 use crate::behaviour::broadcast::Links;
-use crate::behaviour::handshakes::{self, Handshakes};
-use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::behaviour::BehaviourEvent;
 use crate::store::Store;
 use crate::{keyfile, Config};
 use context::{Ctx, Io, Note, Notes};
 
-/// A connection nothing keeps alive closes after this long. The broadcast streams keep a
-/// connection alive while they are open (libp2p counts open streams).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the node checks it has enough peers.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest wait for peers to be told goodbye at shutdown.
@@ -72,44 +67,9 @@ impl Actor {
         } else {
             Store::open(&config.data_dir.join("meshchat.sqlite"))?
         };
-        let mut secret = key.secret_bytes();
-        let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret[..])
-            .map_err(|e| Error::Network(format!("identity: {e}")))?;
-        let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
-        let (mdns, dht, max_conn) = (config.mdns, config.dht, config.max_connections);
-        let handshakes = Handshakes::new(handshakes::MAX_PENDING, handshakes::PER_ADDRESS);
-        let swarm = libp2p::SwarmBuilder::with_existing_identity(libp2p_key)
-            .with_tokio()
-            .with_other_transport(|k| {
-                listen::transport(k, &handshakes).map_err(boxed::<libp2p::noise::Error>)
-            })
-            .map_err(|e| net(&e))?
-            .with_dns()
-            .map_err(|e| net(&e))?
-            .with_behaviour(|k| {
-                Behaviour::new(k, mdns, dht, max_conn).map_err(boxed::<crate::behaviour::Error>)
-            })
-            .map_err(|e| net(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
-            .with_connection_timeout(config.handshake_timeout)
-            .build();
+        let (swarm, handshakes) = listen::swarm(&key, &config)?;
 
-        let nick = match &config.nick {
-            Some(n) => {
-                room::validate_nick(n)?;
-                store.set_setting("nick", n)?;
-                n.clone()
-            }
-            None => match store.setting("nick")? {
-                Some(n) => n,
-                None => format!("anon-{}", key.public().fingerprint().short()),
-            },
-        };
-        if store.setting("rooms_initialized")?.is_none() {
-            store.join_room(room::DEFAULT_ROOM, now_ms())?;
-            store.set_setting("rooms_initialized", "1")?;
-        }
-        let rooms = store.joined_rooms()?;
+        let (nick, rooms) = rooms::load(&mut store, &config, &key)?;
         let setting = |name: &str| -> Result<Option<u64>, Error> {
             Ok(store.setting(name)?.and_then(|s| s.parse::<u64>().ok()))
         };
@@ -124,18 +84,8 @@ impl Actor {
         authors.know(me, Instant::now());
         // One past the saved seqno: harmless, and newer than anything a crash left unsaved.
         let seqno = setting("routing_seqno")?.map_or(0, |s| (s as u16).wrapping_add(1));
-        let enc = meshchat_core::dm::EncryptionKey::derive(&key);
-        let direct = route::Direct::new(
-            meshchat_core::routing::Table::new(me, seqno, config.routing, Instant::now()),
-            meshchat_core::dm::Outbox::new(me, key.clone(), enc.clone(), config.dm),
-            enc,
-            Links::with_protocol(
-                &swarm.behaviour().broadcast,
-                crate::behaviour::route::PROTOCOL,
-                crate::behaviour::route::max_frame(),
-            ),
-            setting("profile_version")?.unwrap_or(0),
-        );
+        let version = setting("profile_version")?.unwrap_or(0);
+        let direct = route::Direct::open(&key, &config, &swarm, seqno, version);
         let tracker = tracker::Tracker::new(meshchat_core::election::Election::new(
             me,
             config.tracker_priority,
@@ -425,12 +375,6 @@ impl Actor {
             other => self.conns.on_swarm_event(other, ctx!(self)),
         }
     }
-}
-
-fn boxed<E: std::error::Error + Send + Sync + 'static>(
-    e: E,
-) -> Box<dyn std::error::Error + Send + Sync> {
-    Box::new(e)
 }
 
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {

@@ -1,4 +1,4 @@
-//! The swarm's transports and listeners: TCP and QUIC with bounded incoming handshakes, and
+//! The swarm, its transports and listeners: TCP and QUIC with bounded incoming handshakes, and
 //! listening at start, with clear errors for an address that is taken or not supported.
 
 use std::collections::HashSet;
@@ -13,10 +13,15 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, quic, tcp, yamux, Multiaddr, PeerId, Swarm};
 
-use crate::behaviour::handshakes::Handshakes;
+use crate::behaviour::handshakes::{self, Handshakes};
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::DEFAULT_PORT;
 use crate::node::Error;
+use crate::Config;
+
+/// A connection nothing keeps alive closes after this long. The broadcast streams keep a
+/// connection alive while they are open (libp2p counts open streams).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest wait for listeners to report their addresses at start.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,11 +29,44 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 const ADDR_IN_USE: &str =
     "address already in use (another program, or another meshchat, has that port)";
 
+/// The swarm for our key, and the counters of its incoming handshakes.
+pub(super) fn swarm(
+    key: &meshchat_core::Keypair,
+    config: &Config,
+) -> Result<(Swarm<Behaviour>, Handshakes), Error> {
+    let mut secret = key.secret_bytes();
+    let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret[..])
+        .map_err(|e| Error::Network(format!("identity: {e}")))?;
+    let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
+    let (mdns, dht, max_conn) = (config.mdns, config.dht, config.max_connections);
+    let handshakes = Handshakes::new(handshakes::MAX_PENDING, handshakes::PER_ADDRESS);
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(libp2p_key)
+        .with_tokio()
+        .with_other_transport(|k| transport(k, &handshakes).map_err(boxed::<noise::Error>))
+        .map_err(|e| net(&e))?
+        .with_dns()
+        .map_err(|e| net(&e))?
+        .with_behaviour(|k| {
+            Behaviour::new(k, mdns, dht, max_conn).map_err(boxed::<crate::behaviour::Error>)
+        })
+        .map_err(|e| net(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .with_connection_timeout(config.handshake_timeout)
+        .build();
+    Ok((swarm, handshakes))
+}
+
+fn boxed<E: std::error::Error + Send + Sync + 'static>(
+    e: E,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(e)
+}
+
 /// TCP (nodelay, Noise, Yamux) or QUIC, as `SwarmBuilder::with_tcp(..).with_quic()` builds them,
 /// with their incoming handshakes bounded by `handshakes`: the builder has no way to wrap the
 /// transports it builds itself. Boxed, because the builder needs the wrapped transport's
 /// associated types to be `Send`, which an `impl Transport` return type would hide.
-pub(super) fn transport(
+fn transport(
     key: &libp2p::identity::Keypair,
     handshakes: &Handshakes,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {

@@ -6,11 +6,37 @@
 
 use meshchat_core::envelope::{Draft, Kind};
 use meshchat_core::room::{self, Text};
-use meshchat_core::{Envelope, MessageId};
+use meshchat_core::{Envelope, Keypair, MessageId};
 
 use super::context::{Ctx, Note};
 use crate::node::{now_ms, Error, MessageView};
-use crate::store::StoredMessage;
+use crate::store::{Store, StoredMessage};
+use crate::Config;
+
+/// The nick (given, saved, or made from the key) and the joined rooms (the default room at the
+/// first start).
+pub(super) fn load(
+    store: &mut Store,
+    config: &Config,
+    key: &Keypair,
+) -> Result<(String, Vec<String>), Error> {
+    let nick = match &config.nick {
+        Some(n) => {
+            room::validate_nick(n)?;
+            store.set_setting("nick", n)?;
+            n.clone()
+        }
+        None => match store.setting("nick")? {
+            Some(n) => n,
+            None => format!("anon-{}", key.public().fingerprint().short()),
+        },
+    };
+    if store.setting("rooms_initialized")?.is_none() {
+        store.join_room(room::DEFAULT_ROOM, now_ms())?;
+        store.set_setting("rooms_initialized", "1")?;
+    }
+    Ok((nick, store.joined_rooms()?))
+}
 
 /// Signs and stores a message to `room`; the loop publishes the envelope it returns.
 pub(super) fn send(room: &str, text: String, ctx: &mut Ctx<'_>) -> Result<Envelope, Error> {

@@ -22,9 +22,9 @@ use meshchat_core::dm::{
 };
 use meshchat_core::inbound::Reason;
 use meshchat_core::room::Text;
-use meshchat_core::routed::{self, Routed};
+use meshchat_core::routed::{RouteFrame, Routed, Step};
 use meshchat_core::routing::{self, Table};
-use meshchat_core::{Envelope, Fingerprint, MessageId, PublicKey};
+use meshchat_core::{Envelope, Fingerprint, Keypair, MessageId, PublicKey};
 use tokio::sync::mpsc;
 
 use super::context::{Ctx, Key, Note};
@@ -64,7 +64,7 @@ pub(super) struct Direct {
 }
 
 impl Direct {
-    pub(super) fn new(
+    fn new(
         table: Table<Key>,
         outbox: Outbox<Key>,
         enc: EncryptionKey,
@@ -85,6 +85,29 @@ impl Direct {
             version,
             saved_seqno,
         }
+    }
+
+    /// The handler for our key, on the swarm's route streams.
+    pub(super) fn open(
+        key: &Keypair,
+        config: &crate::Config,
+        swarm: &libp2p::Swarm<crate::behaviour::Behaviour>,
+        seqno: u16,
+        version: u64,
+    ) -> Self {
+        let me = *key.public().as_bytes();
+        let enc = EncryptionKey::derive(key);
+        Self::new(
+            Table::new(me, seqno, config.routing, Instant::now()),
+            Outbox::new(me, key.clone(), enc.clone(), config.dm),
+            enc,
+            Links::with_protocol(
+                &swarm.behaviour().broadcast,
+                crate::behaviour::route::PROTOCOL,
+                crate::behaviour::route::max_frame(),
+            ),
+            version,
+        )
     }
 
     /// The route stream tasks' reports, for the loop to wait on.
@@ -328,29 +351,13 @@ impl Direct {
         if !ctx.io.admit(peer, now, |s| s.route_refused += 1) {
             return;
         }
-        let malformed = match bytes.first() {
-            Some(1 | 2) => match routing::Message::<Key>::decode(bytes) {
-                Ok(m) => {
-                    self.feed_table(routing::Input::received(from, m), ctx);
-                    return;
-                }
-                Err(e) => e.to_string(),
-            },
-            Some(3 | 4) => match Frame::<Key>::decode(bytes) {
-                Ok(f) => {
-                    self.feed_outbox(Input::Frame(from, f), ctx);
-                    return;
-                }
-                Err(e) => e.to_string(),
-            },
-            Some(&routed::TAG_ROUTED) => match Routed::<Key>::decode(bytes) {
-                Ok(r) => {
-                    self.on_routed(r, ctx);
-                    return;
-                }
-                Err(e) => e.to_string(),
-            },
-            _ => "unknown tag".to_owned(),
+        let malformed = match RouteFrame::<Key>::decode(bytes) {
+            Ok(RouteFrame::Routing(m)) => {
+                return self.feed_table(routing::Input::received(from, m), ctx);
+            }
+            Ok(RouteFrame::Dm(f)) => return self.feed_outbox(Input::Frame(from, f), ctx),
+            Ok(RouteFrame::Routed(r)) => return self.on_routed(r, ctx),
+            Err(e) => e,
         };
         tracing::debug!(%peer, "malformed route frame: {malformed}");
         ctx.io.stats.route_refused += 1;
@@ -359,35 +366,32 @@ impl Direct {
 
     /// A routed envelope: ours to check and hand on by kind, or forwarded along our route.
     fn on_routed(&mut self, r: Routed<Key>, ctx: &mut Ctx<'_>) {
-        if r.to != *ctx.io.key.public().as_bytes() {
-            if r.hop_limit == 0 {
+        let envelope = match r.step(&ctx.io.me(), |to| self.table.next_hop(to).map(|(v, _)| v)) {
+            Step::Deliver(envelope) => envelope,
+            Step::Forward(via, frame) => {
+                if self.route_send(&via, frame, ctx) {
+                    ctx.io.stats.routed_forwarded += 1;
+                } else {
+                    ctx.io.stats.routed_dropped += 1;
+                }
+                return;
+            }
+            Step::Drop => {
                 ctx.io.stats.routed_dropped += 1;
                 return;
             }
-            let Some((via, _)) = self.table.next_hop(&r.to) else {
-                ctx.io.stats.routed_dropped += 1;
-                return;
-            };
-            let frame = Routed {
-                hop_limit: r.hop_limit - 1,
-                ..r
-            }
-            .encode();
-            if self.route_send(&via, frame, ctx) {
-                ctx.io.stats.routed_forwarded += 1;
-            } else {
-                ctx.io.stats.routed_dropped += 1;
-            }
-            return;
-        }
+        };
         // Relays do not check what they forward, so a bad envelope here is its author's doing,
         // not the neighbour's: counted, no strike. Only tracker messages are routed.
-        let id = MessageId::of(&r.envelope);
-        let via = Via::Routed;
-        match ctx
-            .inbound
-            .accept(ctx.io, ctx.notes, via, id, &r.envelope, Instant::now())
-        {
+        let id = MessageId::of(&envelope);
+        match ctx.inbound.accept(
+            ctx.io,
+            ctx.notes,
+            Via::Routed,
+            id,
+            &envelope,
+            Instant::now(),
+        ) {
             Verdict::Taken { .. } => ctx.io.stats.routed_received += 1,
             // A replay.
             Verdict::Known => ctx.io.stats.tracker_dropped += 1,
