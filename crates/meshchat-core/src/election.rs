@@ -193,6 +193,8 @@ pub const TARGET: &str = "tracker";
 /// Tracker envelopes signed longer ago than this (by their author's clock) are refused as stale:
 /// within the nodes' seen-cache memory, so a replay is caught one way or the other.
 pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+/// The earliest a wake-up is handed out after the input that set it.
+const MIN_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A candidate's rank: priority first, then peer id; the higher wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -608,7 +610,8 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
                 _ => {}
             }
         }
-        let next = self.next_wake();
+        // Never in the past: a deadline the tick did not move would otherwise be a busy loop.
+        let next = self.next_wake().map(|w| w.max(now + MIN_TICK));
         if next != self.wake {
             self.wake = next;
             if let Some(w) = next {
@@ -616,6 +619,12 @@ impl<P: Copy + Ord + Debug + PeerBytes> Election<P> {
             }
         }
         out
+    }
+
+    /// When [`Election::handle`] wants [`Input::Tick`] next: the last [`Output::WakeAt`], which a
+    /// driver may read here instead of keeping it.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.wake
     }
 
     fn is_follower(&self) -> bool {

@@ -33,8 +33,6 @@ const REMEMBER_EVERY: Duration = Duration::from_secs(5 * 60);
 /// The tracker's handler.
 pub(super) struct Tracker {
     election: Election<Key>,
-    /// The election's next wake-up.
-    wake: Option<Instant>,
     /// The last roster: our tracker's answer, or our own when serving.
     roster: Vec<Entry<Key>>,
     truncated: bool,
@@ -53,7 +51,6 @@ impl Tracker {
         let saved_epoch = election.max_epoch();
         Self {
             election,
-            wake: None,
             roster: Vec::new(),
             truncated: false,
             saved_epoch,
@@ -64,7 +61,7 @@ impl Tracker {
 
     /// When [`Tracker::tick`] is due.
     pub(super) fn wake(&self) -> Option<Instant> {
-        self.wake
+        self.election.next_deadline()
     }
 
     /// The election's counters, into the node's.
@@ -101,14 +98,7 @@ impl Tracker {
 
     /// The election's timer fired.
     pub(super) fn tick(&mut self, ctx: &mut Ctx<'_>) {
-        self.wake = None;
         self.feed(Input::Tick, ctx);
-        if self.wake.is_none() {
-            // The election hands out a wake-up only when it changes; should a tick leave it
-            // unchanged, tick again a heartbeat interval later (extra ticks are harmless).
-            let interval = self.election.limits().heartbeat_interval;
-            self.wake = Some(Instant::now() + interval);
-        }
     }
 
     /// A checked tracker envelope, flooded on the trees or routed to us (the one way in has
@@ -181,7 +171,8 @@ impl Tracker {
                     }
                 }
                 Output::Roster { entries, truncated } => self.on_roster(entries, truncated, ctx),
-                Output::WakeAt(at) => self.wake = Some(at),
+                // Read back by `wake`.
+                Output::WakeAt(_) => {}
             }
         }
         let epoch = self.election.max_epoch();
