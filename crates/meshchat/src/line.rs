@@ -7,6 +7,8 @@ use meshchat_node::{Event, Handle};
 use tokio::io::BufReader;
 use tokio::sync::mpsc;
 
+use meshchat::commands::{self, Command, Interface, Parsed};
+
 use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
 use crate::output::{
@@ -14,32 +16,32 @@ use crate::output::{
     visible_name, visible_text, who_line,
 };
 
-const HELP: &str = "\
-commands:
-  /join ROOM         join ROOM (or switch to it) and make it current
-  /leave [ROOM]      leave ROOM (default: the current room)
-  /rooms             list joined rooms
-  /nick NAME         change your nick
-  /peers             list connected peers
-  /connect ADDR      dial a peer, e.g. /connect /ip4/192.0.2.7/tcp/7447
-  /history [N]       show the last N messages of the current room (default 20)
-  /msg WHO TEXT      direct message to WHO (nick, fingerprint or peer id), sealed
-                     end to end, delivered through other nodes, kept until they are back
-  /dms [WHO]         list conversations, or show the last DMs with WHO
-  /routes            the routing table: destination, next hop, hops, age
-  /whois WHO         someone's profile: nick, fingerprint, peer id, route
-  /who               everyone online in the network (the tracker's roster)
-  /tracker           the network's tracker: who, its priority and epoch, and
-                     whether this node is registered with it
-  /id                show your peer id, fingerprint and addresses
-  /help              this list
-  /quit              leave meshchat
+/// Messages a room shows when it becomes current, and `/history` without N.
+const PAGE: usize = 20;
+
+/// What line mode's `/help` says after the commands (which come from [`commands::COMMANDS`]).
+const HELP_AFTER: &str = "\
 anything else is sent to the current room
 messages print as [room] nick (fingerprint): text; one that arrived late, by
 history sync (written while you were away), as [room] (synced HH:MM) nick ...
 direct messages as [dm] nick (fingerprint): text; yours as [dm -> PEER] and
 their state as * dm ID to PEER: queued|sent|delivered|failed; a change of
 the network's tracker as [tracker] now NICK (fingerprint) (epoch N)";
+
+/// Line mode's `/help`: the commands it has, then how it prints.
+fn help() -> String {
+    let mut out = String::from("commands:\n");
+    for c in commands::available(Interface::Line) {
+        let usage = c.usage_line();
+        out.push_str(&format!("  {usage:<18} {}\n", c.help_in(Interface::Line)));
+    }
+    out.push_str(&format!(
+        "  also {}\n",
+        commands::aliases_line(Interface::Line)
+    ));
+    out.push_str(HELP_AFTER);
+    out
+}
 
 pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
     let info = handle.info().await?;
@@ -59,7 +61,7 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
         "* rooms: {} — current: {current} — /help for commands",
         info.rooms.join(", ")
     );
-    show_history(&handle, &current, 20).await;
+    show_history(&handle, &current, PAGE).await;
 
     let mut catchup = Catchup::start(&handle).await?;
     let printer_handle = handle.clone();
@@ -149,36 +151,34 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
         if line.trim().is_empty() {
             continue;
         }
-        if !line.starts_with('/') || line.starts_with("//") {
-            let text = line.strip_prefix('/').unwrap_or(&line);
-            if let Err(e) = handle.send(&current, text).await {
-                println!("* not sent: {e}");
-            } else if handle.peers().await.map(|p| p.is_empty()).unwrap_or(false) {
-                println!("* (no peers connected yet: kept here until someone connects)");
+        let cmd = match commands::parse(&line, Interface::Line) {
+            Parsed::Text(text) => {
+                if let Err(e) = handle.send(&current, text).await {
+                    println!("* not sent: {e}");
+                } else if handle.peers().await.map(|p| p.is_empty()).unwrap_or(false) {
+                    println!("* (no peers connected yet: kept here until someone connects)");
+                }
+                continue;
             }
-            continue;
-        }
-        let (cmd, arg) = line[1..]
-            .split_once(char::is_whitespace)
-            .map(|(c, a)| (c, a.trim()))
-            .unwrap_or((&line[1..], ""));
+            Parsed::Error(e) => {
+                println!("* {}", visible_text(&e.to_string()));
+                continue;
+            }
+            Parsed::Command(cmd) => cmd,
+        };
         match cmd {
-            "quit" | "exit" => break,
-            "help" => println!("{HELP}"),
-            "join" if !arg.is_empty() => match handle.join(arg).await {
+            Command::Quit => break,
+            Command::Help => println!("{}", help()),
+            Command::Join(arg) => match handle.join(arg).await {
                 Ok(_) => {
                     current = meshchat_core::room::normalize_room(arg)?;
                     println!("* now in {current}");
-                    show_history(&handle, &current, 20).await;
+                    show_history(&handle, &current, PAGE).await;
                 }
                 Err(e) => println!("* {e}"),
             },
-            "leave" => {
-                let room = if arg.is_empty() {
-                    current.clone()
-                } else {
-                    arg.to_owned()
-                };
+            Command::Leave(arg) => {
+                let room = arg.map_or_else(|| current.clone(), str::to_owned);
                 match handle.leave(&room).await {
                     Ok(true) => {
                         println!("* left {room}");
@@ -199,18 +199,18 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     Err(e) => println!("* {e}"),
                 }
             }
-            "rooms" => {
+            Command::Rooms => {
                 let rooms = handle.info().await?.rooms;
                 for r in rooms {
                     let mark = if r == current { " (current)" } else { "" };
                     println!("* {r}{mark}");
                 }
             }
-            "nick" if !arg.is_empty() => match handle.set_nick(arg).await {
+            Command::Nick(arg) => match handle.set_nick(arg).await {
                 Ok(()) => println!("* you are now {arg}"),
                 Err(e) => println!("* {e}"),
             },
-            "peers" => {
+            Command::Peers => {
                 let peers = handle.peers().await?;
                 if peers.is_empty() {
                     println!("* no peers connected");
@@ -224,7 +224,7 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     println!("* {nick}{} {}", p.peer_id, addrs(&p.addrs));
                 }
             }
-            "connect" if !arg.is_empty() => {
+            Command::Connect(arg) => {
                 let (handle, arg) = (handle.clone(), arg.to_owned());
                 println!("* connecting to {arg} …");
                 tokio::spawn(async move {
@@ -234,11 +234,8 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     }
                 });
             }
-            "history" => {
-                let n = arg.parse().unwrap_or(20);
-                show_history(&handle, &current, n).await;
-            }
-            "id" => {
+            Command::History(n) => show_history(&handle, &current, n.unwrap_or(PAGE)).await,
+            Command::Id => {
                 let i = handle.info().await?;
                 println!(
                     "* {} ({}) fingerprint {}",
@@ -248,21 +245,16 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 );
                 println!("* listening on {}", addrs(&i.listen));
             }
-            "msg" if arg.split_once(char::is_whitespace).is_some() => {
-                let (who, text) = arg
-                    .split_once(char::is_whitespace)
-                    .expect("checked by the guard");
-                match handle.dm(who, text.trim_start()).await {
-                    Ok(sent) => println!(
-                        "* dm {} to {}: {}",
-                        &sent.id.to_string()[..8],
-                        sent.to,
-                        sent.state.as_str()
-                    ),
-                    Err(e) => println!("* not sent: {}", visible_text(&e.to_string())),
-                }
-            }
-            "dms" if arg.is_empty() => {
+            Command::Msg(who, Some(text)) => match handle.dm(who, text).await {
+                Ok(sent) => println!(
+                    "* dm {} to {}: {}",
+                    &sent.id.to_string()[..8],
+                    sent.to,
+                    sent.state.as_str()
+                ),
+                Err(e) => println!("* not sent: {}", visible_text(&e.to_string())),
+            },
+            Command::Dms(None) => {
                 let convs = handle.conversations().await?;
                 if convs.is_empty() {
                     println!("* no direct messages yet; /msg WHO TEXT starts one");
@@ -277,15 +269,17 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     );
                 }
             }
-            "dms" => match handle.dm_history(arg, 20, None).await {
-                Ok(dms) => {
-                    for d in &dms {
-                        println!("{}", dm_line(d));
+            Command::Msg(who, None) | Command::Dms(Some(who)) => {
+                match handle.dm_history(who, PAGE, None).await {
+                    Ok(dms) => {
+                        for d in &dms {
+                            println!("{}", dm_line(d));
+                        }
                     }
+                    Err(e) => println!("* {}", visible_text(&e.to_string())),
                 }
-                Err(e) => println!("* {}", visible_text(&e.to_string())),
-            },
-            "routes" => {
+            }
+            Command::Routes => {
                 let routes = handle.routes().await?;
                 if routes.is_empty() {
                     println!("* no routes yet");
@@ -301,7 +295,7 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     );
                 }
             }
-            "whois" if !arg.is_empty() => match handle.whois(arg).await {
+            Command::Whois(arg) => match handle.whois(arg).await {
                 Ok(people) => {
                     for p in people {
                         let route = match p.hops {
@@ -320,7 +314,7 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 }
                 Err(e) => println!("* {}", visible_text(&e.to_string())),
             },
-            "who" => {
+            Command::Who => {
                 let peers = handle.who().await?;
                 let tracker = handle.tracker().await?;
                 match (peers.len(), tracker.tracker) {
@@ -344,7 +338,7 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     println!("* {}", who_line(p, tracker.tracker));
                 }
             }
-            "tracker" => {
+            Command::Tracker => {
                 let t = handle.tracker().await?;
                 let name = t
                     .tracker
@@ -352,11 +346,6 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     .map(|(peer, nick)| format!("{} {peer}", visible_name(nick)));
                 println!("* {}", tracker_summary(&t, name.as_deref()));
             }
-            "join" | "nick" | "connect" | "whois" => {
-                println!("* /{cmd} needs an argument; see /help")
-            }
-            "msg" => println!("* usage: /msg WHO TEXT"),
-            other => println!("* unknown command /{other}; /help lists them"),
         }
     }
     printer.abort();
@@ -371,5 +360,23 @@ async fn show_history(handle: &Handle, room: &str, n: usize) {
             }
         }
         Err(e) => println!("* history unavailable: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Line mode's help lists every command it has, with its usage, and every alias.
+    #[test]
+    fn help_lists_every_command_and_alias() {
+        let help = help();
+        for c in commands::available(Interface::Line) {
+            let row = format!("  {:<18} {}", c.usage_line(), c.help);
+            assert!(help.lines().any(|l| l == row), "{row:?} in\n{help}");
+            for a in c.aliases {
+                assert!(help.contains(&format!("/{a} ")), "/{a} in\n{help}");
+            }
+        }
     }
 }

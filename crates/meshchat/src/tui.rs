@@ -2,18 +2,16 @@
 //! terminal without `--plain` or `--json`.
 //!
 //! - [`app`]: the state and its updates (keys, node events, answers to node calls; slash
-//!   commands and completion in `app/commands.rs`, the tracker and `/who` in
+//!   commands (read by [`crate::commands`]) and completion in `app/commands.rs`, the tracker and `/who` in
 //!   [`app::tracker`]); no I/O.
 //! - [`room`]: one room's bounded window of messages, ordering, unread counts, scrolling.
 //! - [`input`]: the input line editor, its history and Tab completion.
-//! - [`command`]: slash commands and keys, for the parser, the help and completion.
 //! - [`people`]: nicks learnt from messages, for `/whois`, completion and nick collisions.
 //! - [`wrap`]: terminal-safe text, widths in cells, wrapping.
 //! - [`render`]: drawing a frame from the state.
 //! - [`term`]: the terminal set-up and restore, and the event loop.
 
 pub mod app;
-pub mod command;
 pub mod input;
 pub mod people;
 pub mod render;

@@ -891,7 +891,7 @@ fn line_mode_shows_terminal_escapes_in_texts_instead_of_running_them() {
 }
 
 /// Line mode's DM commands: `/msg` by nick, a DM arriving as a `[dm]` line with its states,
-/// `/routes` and `/whois`.
+/// `/routes`, `/whois`, `/dms`, an alias, the help and a usage error.
 #[test]
 fn line_mode_direct_messages() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -916,6 +916,15 @@ fn line_mode_direct_messages() {
     b.wait_line("alice via");
     b.line("/msg nobody-here hi");
     b.wait_line("* not sent: nobody known");
+    // The TUI's aliases and line mode's /dms come from the one table; so do help and usage.
+    b.line("/m alice by the alias");
+    a.wait_event("dm", |v| v["text"] == "by the alias");
+    b.line("/dms");
+    b.wait_line(": 3 messages");
+    b.line("/help");
+    b.wait_line("/dms [WHO]");
+    b.line("/rooms all");
+    b.wait_line("* too many arguments (\"all\"); usage: /rooms");
     drop(b);
     assert!(a.quit().success());
 }

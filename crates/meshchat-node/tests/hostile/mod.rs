@@ -375,7 +375,39 @@ async fn unshowable_room_targets_are_refused_and_not_relayed() {
     drop(raw);
 }
 
-/// Resident memory of this process, in bytes.
+/// Set in a child process of this test binary to the one test it runs (see [`alone`]).
+const ALONE_VAR: &str = "MESHCHAT_TEST_ALONE";
+
+/// For a test that measures its process (resident memory): whether this is the process to
+/// measure in. In the test binary, where other tests run beside it on other threads and their
+/// memory comes and goes, this runs the test again alone in a child process, checks that it ran
+/// there and passed, and returns false: the caller returns. In that child, it returns true.
+/// `module` is the caller's `module_path!()`, `test` its function's name.
+fn alone(module: &str, test: &str) -> bool {
+    // Tests are named by their path in the test crate, without the crate's name.
+    let path = module.split_once("::").map_or("", |(_, p)| p);
+    let name = format!("{path}::{test}");
+    if std::env::var(ALONE_VAR).is_ok_and(|v| v == name) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([&name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ALONE_VAR, &name)
+        .output()
+        .expect("the test binary runs again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{name}, alone in process:\n{stdout}{stderr}");
+    assert!(out.status.success(), "{name} failed alone in its process");
+    // A name that matches no test would pass too: check it ran.
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{name} did not run alone in its process"
+    );
+    false
+}
+
+/// Resident memory of this process, in bytes. Measured by tests run [`alone`] in a process.
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kb: u64 = status
@@ -389,9 +421,16 @@ fn rss_bytes() -> u64 {
 
 /// Finding 2: a peer flooding tiny unique messages far over its rate is blocked, so the state
 /// the flood costs stays bounded (the excess is dropped before the tree keeps any state for it). The junk imitates a
-/// newer version, which is no strike: only the flood rule can stop it.
+/// newer version, which is no strike: only the flood rule can stop it. Runs in a process of its
+/// own ([`alone`]), so the memory measured is this test's alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_far_over_its_rate_is_blocked_and_memory_stays_bounded() {
+    if !alone(
+        module_path!(),
+        "a_peer_flooding_far_over_its_rate_is_blocked_and_memory_stays_bounded",
+    ) {
+        return;
+    }
     const CAP: u64 = 400_000;
     let limits = |c: &mut meshchat_node::Config| {
         c.guard.rate = 1000.0;

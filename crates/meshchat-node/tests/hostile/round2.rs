@@ -10,7 +10,7 @@ use meshchat_core::envelope::{Draft, Kind};
 use meshchat_core::{Envelope, Keypair, MessageId};
 use meshchat_node::Event;
 
-use super::{envelope, raw_peer, rss_bytes, Raw, Reading};
+use super::{alone, envelope, raw_peer, rss_bytes, Raw, Reading};
 use crate::support::*;
 use crate::unix_ms;
 
@@ -53,9 +53,16 @@ async fn received_settled(raw: &Raw) -> u64 {
 /// cached message, made a node send gigabytes back. A repeated id in one Graft is now malformed
 /// (a strike), an id is answered once per neighbour within a window, and what Grafts make the
 /// node send is bounded by a byte budget per neighbour (8 MiB, then 2 MiB/s). Before: the
-/// 4 frames below asked for ~3 GB and the node queued all it could (256 frames of 1 MiB).
+/// 4 frames below asked for ~3 GB and the node queued all it could (256 frames of 1 MiB). Runs
+/// in a process of its own ([`alone`]), so the memory measured is this test's alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafts_cannot_make_a_node_send_more_than_its_budget() {
+    if !alone(
+        module_path!(),
+        "grafts_cannot_make_a_node_send_more_than_its_budget",
+    ) {
+        return;
+    }
     // 200 of ~60 KB: 12 MB, more than the budget's 8 MiB burst.
     const N: usize = 200;
     let mut a = TestNode::start("a", &[]).await;

@@ -186,7 +186,11 @@ pub enum Action {
     OpenDm {
         who: String,
     },
-    Conversations,
+    /// The conversations with DMs, newest first, opened (up to [`MAX_CONVERSATIONS`]); listed
+    /// in a notice for `/dms` (`announce`).
+    Conversations {
+        announce: bool,
+    },
     Routes,
     /// `/who`: the tracker's roster and the tracker.
     Who,
@@ -247,7 +251,10 @@ pub enum Reply {
         who: String,
         result: Result<Vec<ProfileView>, String>,
     },
-    Conversations(Result<Vec<Conversation>, String>),
+    Conversations {
+        announce: bool,
+        result: Result<Vec<Conversation>, String>,
+    },
     Routes(Result<Vec<RouteView>, String>),
     Who {
         peers: Result<Vec<OnlinePeer>, String>,
@@ -344,7 +351,7 @@ impl App {
         for i in 0..app.rooms.len() {
             app.load_first_page(i);
         }
-        app.actions.push(Action::Conversations);
+        app.actions.push(Action::Conversations { announce: false });
         app.notice(
             &format!(
                 "meshchat — you are {} ({}). F1 or /help lists commands.",
@@ -496,7 +503,7 @@ impl App {
                     purpose: PeersFor::Refresh,
                 });
                 // A DM from someone new may have been among the missed updates, or a new tracker.
-                self.actions.push(Action::Conversations);
+                self.actions.push(Action::Conversations { announce: false });
                 self.actions.push(Action::Tracker { announce: false });
             }
         }
@@ -715,8 +722,11 @@ impl App {
                 }
                 Err(e) => self.notice(&e, Level::Error),
             },
-            Reply::Conversations(result) => match result {
+            Reply::Conversations { announce, result } => match result {
                 Ok(list) => {
+                    if announce {
+                        self.announce_conversations(&list);
+                    }
                     let now = self.clock.now_ms();
                     for c in list {
                         if c.peer == self.me.peer_id {

@@ -14,8 +14,9 @@ use std::collections::HashMap;
 
 use meshchat_node::{DmState, PeerId};
 
+use crate::commands::{self, Interface};
+
 use super::app::{App, Overlay};
-use super::command::{COMMANDS, KEYS};
 use super::people::{self, Reach};
 use super::room::{
     Body, Entry, Geometry, Level, Older, FP_COLS, SEPARATOR_COLS, SYNCED_MARK, TIME_COLS,
@@ -28,6 +29,24 @@ const MAX_INPUT_ROWS: usize = 5;
 const MAX_ROUTES_SHOWN: usize = 500;
 /// Narrower than this, the room list is one row on top instead of a column.
 const SIDEBAR_MIN_WIDTH: u16 = 60;
+
+/// Keys, as the help overlay lists them under the slash commands (which come from
+/// [`commands::COMMANDS`]).
+const KEYS: &[(&str, &str)] = &[
+    ("Enter", "send; Alt+Enter: new line"),
+    ("Alt+1..9, Ctrl+N/P", "switch room (or click it)"),
+    ("PgUp/PgDn, wheel", "scroll; Shift+Up/Down: one line"),
+    ("Ctrl+Home/End", "oldest / newest (Home/End if input empty)"),
+    ("Up/Down", "input history"),
+    ("Tab, Shift+Tab", "complete commands, rooms, nicks"),
+    ("Ctrl+W, Alt+Bksp", "delete word; Alt+D: word ahead"),
+    ("Ctrl+A/E, Ctrl+U/K", "line start/end; delete to start/end"),
+    ("Ctrl+Left/Right", "move by word (Alt+B/F too)"),
+    ("F1 / F2", "this help / show listen addresses"),
+    ("Esc", "close a panel; Ctrl+L: redraw"),
+    ("Shift+drag", "select text (the mouse scrolls otherwise)"),
+    ("Ctrl+C", "quit"),
+];
 
 const DIM: Style = Style::new().fg(Color::DarkGray);
 const ERROR: Style = Style::new().fg(Color::Red);
@@ -562,13 +581,19 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
     let title = match overlay {
         Overlay::Help => {
             lines.push(heading("Commands"));
-            for c in COMMANDS {
-                let usage = format!("/{} {}", c.name, c.args);
+            for c in commands::available(Interface::Tui) {
                 lines.push(Line::from(vec![
-                    Span::styled(format!("  {usage:<18}"), Style::new().fg(Color::Cyan)),
-                    Span::raw(c.help),
+                    Span::styled(
+                        format!("  {:<18}", c.usage_line()),
+                        Style::new().fg(Color::Cyan),
+                    ),
+                    Span::raw(c.help_in(Interface::Tui)),
                 ]));
             }
+            lines.push(Line::styled(
+                format!("  also {}", commands::aliases_line(Interface::Tui)),
+                DIM,
+            ));
             lines.push(Line::raw(""));
             lines.push(heading("Keys"));
             for (k, what) in KEYS {

@@ -340,9 +340,10 @@ async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mp
                 let result = handle.whois(&who).await.map_err(|e| e.to_string());
                 Reply::OpenDm { who, result }
             }
-            Action::Conversations => {
-                Reply::Conversations(handle.conversations().await.map_err(|e| e.to_string()))
-            }
+            Action::Conversations { announce } => Reply::Conversations {
+                announce,
+                result: handle.conversations().await.map_err(|e| e.to_string()),
+            },
             Action::Routes => Reply::Routes(handle.routes().await.map_err(|e| e.to_string())),
             Action::Who => Reply::Who {
                 peers: handle.who().await.map_err(|e| e.to_string()),

@@ -3,7 +3,8 @@
 use meshchat_core::room::{normalize_room, validate_nick};
 use meshchat_node::store::MAX_HISTORY;
 
-use super::super::command::{self, Arg, Command, Parsed, COMMANDS};
+use crate::commands::{self, Command, Complete, Interface, Parsed};
+
 use super::super::room::{Level, Older, PAGE};
 use super::{Action, App, HistoryFor, Overlay, PeersFor};
 
@@ -25,24 +26,26 @@ impl App {
     pub fn candidates(&self) -> Vec<String> {
         let word = self.input.word();
         if word.position == 0 && word.prefix.starts_with('/') {
-            return COMMANDS
-                .iter()
+            return commands::available(Interface::Tui)
                 .filter(|c| c.name.starts_with(&word.prefix[1..]))
                 .map(|c| {
-                    let space = if c.arg == Arg::None { "" } else { " " };
+                    let space = if c.takes_args() { " " } else { "" };
                     format!("/{}{space}", c.name)
                 })
                 .collect();
         }
         let arg = if word.position == 1 {
-            command::spec(word.first).map(|s| s.arg)
+            word.first
+                .strip_prefix('/')
+                .and_then(commands::lookup)
+                .map(|s| s.complete)
         } else if word.first.starts_with('/') && !word.first.starts_with("//") {
-            Some(Arg::None)
+            Some(Complete::None)
         } else {
             None
         };
         match arg {
-            Some(Arg::Room) => {
+            Some(Complete::Room) => {
                 let prefix = word.prefix.trim_start_matches('#').to_lowercase();
                 self.rooms
                     .iter()
@@ -50,13 +53,13 @@ impl App {
                     .map(|r| format!("{} ", r.name))
                     .collect()
             }
-            Some(Arg::Nick) => self
+            Some(Complete::Nick) => self
                 .book
                 .nicks_starting_with(word.prefix, "")
                 .into_iter()
                 .map(|n| format!("{n} "))
                 .collect(),
-            Some(Arg::None | Arg::Other) => Vec::new(),
+            Some(Complete::None | Complete::Other) => Vec::new(),
             None => {
                 let suffix = if word.position == 0 { ": " } else { " " };
                 self.book
@@ -75,10 +78,10 @@ impl App {
             return;
         }
         let line = self.input.submit();
-        match command::parse(&line) {
+        match commands::parse(&line, Interface::Tui) {
             Parsed::Text(text) => self.send(text.to_owned()),
             Parsed::Command(cmd) => self.run(cmd),
-            Parsed::Error(e) => self.notice(&e, Level::Error),
+            Parsed::Error(e) => self.notice(&e.to_string(), Level::Error),
         }
     }
 
@@ -205,9 +208,12 @@ impl App {
                 to: who.to_owned(),
                 text: text.to_owned(),
             }),
-            Command::Msg(who, None) => self.actions.push(Action::OpenDm {
-                who: who.to_owned(),
-            }),
+            Command::Msg(who, None) | Command::Dms(Some(who)) => {
+                self.actions.push(Action::OpenDm {
+                    who: who.to_owned(),
+                })
+            }
+            Command::Dms(None) => self.actions.push(Action::Conversations { announce: true }),
             Command::Routes => self.actions.push(Action::Routes),
             Command::Who => self.actions.push(Action::Who),
             Command::Tracker => self.actions.push(Action::Tracker { announce: true }),

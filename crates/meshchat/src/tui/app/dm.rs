@@ -106,6 +106,32 @@ impl App {
         room.trim();
     }
 
+    /// `/dms`: the conversations the node has, newest first, in one notice.
+    pub(super) fn announce_conversations(&mut self, list: &[Conversation]) {
+        let mine = self.me.peer_id;
+        let list: Vec<String> = list
+            .iter()
+            .filter(|c| c.peer != mine)
+            .map(|c| {
+                let nick = if c.nick.trim().is_empty() {
+                    self.nick_of(&c.peer)
+                } else {
+                    wrap::sanitize_name(&c.nick)
+                };
+                format!("@{nick} {} ({})", c.fingerprint.short(), c.count)
+            })
+            .collect();
+        let text = if list.is_empty() {
+            "no direct messages yet; /msg WHO TEXT starts one".to_owned()
+        } else {
+            format!(
+                "conversations (DMs in each): {}; /msg WHO opens one",
+                list.join(", ")
+            )
+        };
+        self.notice(&text, Level::Info);
+    }
+
     /// Says that `nick` names several keys, with a fingerprint prefix to type for each.
     pub(super) fn refuse_ambiguous(&mut self, nick: &str, fingerprints: &[String]) {
         let typed = people::distinct_prefixes(fingerprints, 8);

@@ -623,13 +623,16 @@ fn status_events_update_the_mark_of_own_dms() {
 #[test]
 fn a_conversation_opens_with_its_history_and_pages_back_like_a_room() {
     let mut app = app(&["lobby"]);
-    app.on_reply(Reply::Conversations(Ok(vec![Conversation {
-        peer: peer(2),
-        nick: "bob".into(),
-        fingerprint: key(2).public().fingerprint(),
-        last_ms: NOW_MS - 1000,
-        count: 900,
-    }])));
+    app.on_reply(Reply::Conversations {
+        announce: false,
+        result: Ok(vec![Conversation {
+            peer: peer(2),
+            nick: "bob".into(),
+            fingerprint: key(2).public().fingerprint(),
+            last_ms: NOW_MS - 1000,
+            count: 900,
+        }]),
+    });
     assert_eq!(app.title(&app.rooms[1]), "@bob");
     let name = conversation_name(&peer(2));
     let actions = app.take_actions();
@@ -802,13 +805,18 @@ fn conversations_are_listed_at_start_and_bounded() {
             }
         })
         .collect();
-    app.on_reply(Reply::Conversations(Ok(list)));
+    app.on_reply(Reply::Conversations {
+        announce: false,
+        result: Ok(list),
+    });
     assert_eq!(app.rooms.len(), 1 + MAX_CONVERSATIONS);
     assert_eq!(app.title(&app.rooms[1]), "@p0", "the newest first");
     assert_eq!(app.current, 0);
     // Listing again (after missed updates) opens none twice.
     app.on_node_event(Event::Lagged { missed: 1 });
-    assert!(app.take_actions().contains(&Action::Conversations));
+    assert!(app
+        .take_actions()
+        .contains(&Action::Conversations { announce: false }));
     // A DM from someone new: the quietest conversation closes to make room.
     app.on_node_event(Event::Dm(dm(1, 2, false, "bob", "hi")));
     assert_eq!(app.rooms.len(), 1 + MAX_CONVERSATIONS);
@@ -816,6 +824,64 @@ fn conversations_are_listed_at_start_and_bounded() {
     let last = format!("@p{}", MAX_CONVERSATIONS - 1);
     assert!(app.rooms.iter().all(|r| app.title(r) != last));
     assert!(last_text(&app).contains(&format!("closed {last}")));
+}
+
+/// `/dms` (which line mode had alone) lists the node's conversations; `/dms WHO` opens one,
+/// as `/msg WHO` does; aliases complete their argument like the command.
+#[test]
+fn dms_lists_the_conversations_and_opens_one() {
+    let mut app = app(&["lobby"]);
+    app.take_actions();
+    type_str(&mut app, "/dms");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.take_actions(),
+        [Action::Conversations { announce: true }]
+    );
+    app.on_reply(Reply::Conversations {
+        announce: true,
+        result: Ok(Vec::new()),
+    });
+    assert!(last_text(&app).contains("no direct messages yet"));
+    let k = key(7);
+    app.on_reply(Reply::Conversations {
+        announce: true,
+        result: Ok(vec![Conversation {
+            peer: meshchat_node::peer_id_of(&k.public()),
+            nick: "carol".into(),
+            fingerprint: k.public().fingerprint(),
+            last_ms: NOW_MS - 1000,
+            count: 3,
+        }]),
+    });
+    let short = k.public().fingerprint().short();
+    assert!(
+        last_text(&app).contains(&format!("@carol {short} (3)")),
+        "{}",
+        last_text(&app)
+    );
+    assert_eq!(app.title(&app.rooms[1]), "@carol", "and it is open");
+    app.take_actions();
+    type_str(&mut app, "/dms carol");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.take_actions(),
+        [Action::OpenDm {
+            who: "carol".into()
+        }]
+    );
+    // An alias completes its argument as its command does.
+    type_str(&mut app, "/j lob");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.text(), "/j lobby ");
+    ctrl(&mut app, 'u');
+    // A wrong number of arguments names the usage.
+    type_str(&mut app, "/rooms all");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        last_text(&app),
+        "too many arguments (\"all\"); usage: /rooms"
+    );
 }
 
 #[test]
