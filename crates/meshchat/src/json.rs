@@ -445,6 +445,95 @@ mod tests {
         assert_eq!(v.as_object().unwrap().len(), 52, "{v}");
     }
 
+    #[test]
+    fn stats_old_and_new_same_bytes() {
+        let mut s = meshchat_node::Stats::default();
+        let mut n = 0u64;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        s.accepted = next();
+        s.verified = next();
+        s.duplicates = next();
+        s.stored = next();
+        s.published = next();
+        s.copies_received = next();
+        s.blocked_peers = next();
+        s.relayed_unknown = next();
+        s.broken_links = next();
+        s.silent_links = next();
+        s.evicted_peers = next();
+        s.broadcast_dropped = next();
+        s.store_failures = next();
+        s.synced = next();
+        s.sync_rounds = next();
+        s.sync_envelopes_received = next();
+        s.sync_offers_sent = next();
+        s.sync_bytes_sent = next();
+        s.sync_bytes_received = next();
+        s.sync_strikes = next();
+        s.routes = next();
+        s.route_refused = next();
+        s.profiles_taken = next();
+        s.dm_frames_sent = next();
+        s.dm_flooded_relayed = next();
+        s.dm.delivered = next();
+        s.dm.forwarded = next();
+        s.dm_custody_held = next();
+        s.dm_own_held = next();
+        s.dm.custody_taken = next();
+        s.dm.forged_receipts = next();
+        s.dm.cannot_open = next();
+        s.dm.replays = next();
+        s.dm.refused_total = next();
+        s.dm.refused_bytes = next();
+        s.dm.refused_per_recipient = next();
+        s.dm.refused_per_neighbour = next();
+        s.routing.from_strangers = next();
+        s.tracker_dropped = next();
+        s.tracker_unroutable = next();
+        s.tracker_checked = next();
+        s.tracker_heartbeats = next();
+        s.tracker_election_msgs = next();
+        s.tracker_roster_msgs = next();
+        s.trees.delivered_pushed = next();
+        s.trees.delivered_grafted = next();
+        s.trees.graft_over_budget = next();
+        s.trees.graft_repeats = next();
+        s.trees.ihave_over_rate = next();
+        s.trees.missing_peer_full = next();
+        s.handshakes.evicted = next();
+        s.handshakes.refused = next();
+        let e = &mut s.tracker;
+        e.elections = next();
+        e.won = next();
+        e.stepped_down = next();
+        e.sent = next();
+        e.flooded = next();
+        e.stale = next();
+        e.outranked = next();
+        e.forged = next();
+        e.suspected = next();
+        e.registrations = next();
+        e.registrations_refused = next();
+        e.roster_queries = next();
+        e.roster_resent = next();
+        e.roster_full = next();
+        e.roster_cut = next();
+        e.known_full = next();
+        e.reachable_full = next();
+        e.unexpected = next();
+        s.rejected
+            .count(meshchat_core::inbound::Reason::BadSignature);
+        s.rejected.count(meshchat_core::inbound::Reason::OverRate);
+        s.rejected.count(meshchat_core::inbound::Reason::OverRate);
+        let old = stats_json(&s).to_string();
+        let new = meshchat_api::Event::Stats(Box::new(meshchat::api::stats(&s))).to_line();
+        eprintln!("{new}");
+        assert_eq!(old, new);
+    }
+
     #[tokio::test]
     async fn bounded_lines() {
         assert_eq!(lines(b"ab\ncd\n", 10).await, ["ab", "cd"]);

@@ -1,8 +1,10 @@
 //! # meshchat (the interfaces)
 //!
 //! The parts of the `meshchat` binary that are worth reusing and measuring on their own: the
-//! full-screen terminal interface ([`tui`]) and the renderings shared by the line and JSON modes
-//! ([`output`]). The binary (`src/main.rs`) adds the command line, line mode and JSON mode.
+//! full-screen terminal interface ([`tui`]), the renderings shared by the line and JSON modes
+//! ([`output`]) and the node's views as the typed JSON API ([`api`]). The binary
+//! (`src/main.rs`) adds the command line, line mode and JSON mode.
 
+pub mod api;
 pub mod output;
 pub mod tui;

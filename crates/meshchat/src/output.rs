@@ -731,3 +731,189 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod equivalence {
+    use super::*;
+    use crate::api;
+    use meshchat_node::{DmState, DmView, MessageView, PeerInfo, ProfileView, RouteView};
+
+    fn key(n: u8) -> meshchat_core::Keypair {
+        meshchat_core::Keypair::from_secret_bytes(&[n; 32])
+    }
+    fn pid(n: u8) -> PeerId {
+        meshchat_node::peer_id_of(&key(n).public())
+    }
+
+    #[test]
+    fn old_and_new_lines_are_the_same_bytes() {
+        let m = MessageView {
+            id: meshchat_core::MessageId([3; 32]),
+            room: "lobby".into(),
+            author: pid(2),
+            fingerprint: key(2).public().fingerprint(),
+            nick: "bob\"\n\u{1b}".into(),
+            timestamp_ms: 17,
+            text: "hi 🚀 \u{7f}".into(),
+            own: true,
+            synced: false,
+            seq: 9,
+        };
+        let d = |state: Option<DmState>| DmView {
+            id: meshchat_core::MessageId([4; 32]),
+            peer: pid(3),
+            from: pid(2),
+            to: pid(3),
+            fingerprint: key(2).public().fingerprint(),
+            nick: "al".into(),
+            timestamp_ms: 5,
+            text: "psst".into(),
+            own: state.is_some(),
+            state,
+            seq: 1,
+        };
+        let events = [
+            Event::Message(m.clone()),
+            Event::PeerConnected { peer_id: pid(1) },
+            Event::PeerDisconnected { peer_id: pid(1) },
+            Event::ListenAddr("/ip4/1.2.3.4/tcp/5".parse().unwrap()),
+            Event::Warning("w".into()),
+            Event::Clock {
+                offset_ms: -70_000,
+                authors: 4,
+                off: true,
+            },
+            Event::Clock {
+                offset_ms: 0,
+                authors: 4,
+                off: false,
+            },
+            Event::Lagged { missed: 3 },
+            Event::Dm(d(None)),
+            Event::Dm(d(Some(DmState::Delivered))),
+            Event::DmStatus {
+                id: meshchat_core::MessageId([4; 32]),
+                to: pid(3),
+                state: DmState::Failed,
+            },
+            Event::TrackerChanged {
+                tracker: None,
+                epoch: 2,
+                is_self: false,
+            },
+            Event::TrackerChanged {
+                tracker: Some(pid(1)),
+                epoch: 3,
+                is_self: true,
+            },
+        ];
+        for e in &events {
+            let old = event_json(e).to_string();
+            let new = api::event(e).to_line();
+            assert_eq!(old, new);
+            eprintln!("{new}");
+        }
+        let peers = vec![
+            PeerInfo {
+                peer_id: pid(1),
+                addrs: vec!["/ip4/1.2.3.4/tcp/5".parse().unwrap()],
+                chat: true,
+                nick: None,
+            },
+            PeerInfo {
+                peer_id: pid(2),
+                addrs: vec![],
+                chat: false,
+                nick: Some("x".into()),
+            },
+        ];
+        let old = json!({"event": "peers", "peers": peers_json(&peers)}).to_string();
+        let new = meshchat_api::Event::Peers {
+            peers: peers.iter().map(api::peer).collect(),
+        }
+        .to_line();
+        assert_eq!(old, new);
+        let routes = vec![RouteView {
+            dest: pid(1),
+            next_hop: pid(2),
+            hops: 3,
+            age_ms: 9,
+            nick: None,
+        }];
+        let old = json!({"event": "routes", "routes": routes_json(&routes)}).to_string();
+        let new = meshchat_api::Event::Routes {
+            routes: routes.iter().map(api::route).collect(),
+        }
+        .to_line();
+        assert_eq!(old, new);
+        let profiles = vec![ProfileView {
+            peer_id: pid(1),
+            fingerprint: key(1).public().fingerprint(),
+            nick: "n".into(),
+            version: 4,
+            hops: None,
+            connected: true,
+        }];
+        let old =
+            json!({"event": "whois", "who": "n", "profiles": profiles_json(&profiles)}).to_string();
+        let new = meshchat_api::Event::Whois {
+            who: "n".into(),
+            profiles: profiles.iter().map(api::profile).collect(),
+        }
+        .to_line();
+        assert_eq!(old, new);
+        let on = vec![tests_online(1), tests_online(3)];
+        let old = json!({"event": "who", "peers": who_json(&on)}).to_string();
+        let new = meshchat_api::Event::Who {
+            peers: on.iter().map(api::online_peer).collect(),
+        }
+        .to_line();
+        assert_eq!(old, new);
+        let t = TrackerView {
+            tracker: Some(pid(1)),
+            nick: None,
+            epoch: 4,
+            priority: Some(3),
+            is_self: false,
+            registered: true,
+            own_priority: None,
+            online: 3,
+            truncated: true,
+        };
+        let mut old = tracker_json(&t);
+        old["event"] = "tracker".into();
+        assert_eq!(
+            old.to_string(),
+            meshchat_api::Event::Tracker(api::tracker(&t)).to_line()
+        );
+        let old = json!({"event": "history", "room": "lobby", "messages": [message_json(&m)]})
+            .to_string();
+        let new = meshchat_api::Event::History {
+            room: "lobby".into(),
+            messages: vec![api::message(&m)],
+        }
+        .to_line();
+        assert_eq!(old, new);
+        let old = json!({"event": "dm_history", "with": "al", "messages": [dm_json(&d(Some(DmState::Queued))), dm_json(&d(None))]}).to_string();
+        let new = meshchat_api::Event::DmHistory {
+            with: "al".into(),
+            messages: vec![api::dm(&d(Some(DmState::Queued))), api::dm(&d(None))],
+        }
+        .to_line();
+        assert_eq!(old, new);
+        eprintln!("{new}");
+    }
+
+    fn tests_online(n: u8) -> OnlinePeer {
+        OnlinePeer {
+            peer_id: pid(n),
+            nick: "nn".into(),
+            fingerprint: key(n).public().fingerprint(),
+            addrs: vec!["/ip4/192.0.2.7/tcp/7447".into()],
+            priority: (n != 3).then_some(100),
+            is_self: n == 1,
+            connected: n == 3,
+            hops: (n == 1).then_some(0),
+        }
+    }
+}
