@@ -1,5 +1,6 @@
 //! JSON mode: one command object per stdin line, one event object per stdout line, nothing else on
-//! stdout. The contract is in `docs/JSON.md`.
+//! stdout. The contract is the `meshchat-api` crate (`Command` in, `Event` out), described in
+//! `docs/JSON.md`.
 
 use anyhow::Context;
 use meshchat::api::{self, error};
