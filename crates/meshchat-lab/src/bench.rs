@@ -235,9 +235,9 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
     for i in 0..lab.n() {
         match lab.node(i).stats() {
             Ok(s) => {
-                paths.pushed += s["delivered_pushed"].as_u64().unwrap_or(0);
-                paths.grafted += s["delivered_grafted"].as_u64().unwrap_or(0);
-                paths.synced += s["synced"].as_u64().unwrap_or(0);
+                paths.pushed += s.delivered_pushed;
+                paths.grafted += s.delivered_grafted;
+                paths.synced += s.synced;
             }
             Err(_) => paths.unread += 1,
         }

@@ -19,12 +19,12 @@
 //! and removes the network; the run directory (data dirs and stderr logs) is kept for inspection
 //! unless the run finished cleanly.
 
-use crate::event::{Command, Message};
 use crate::net::Net;
 use crate::node::{Expect, Hub, HubState, Proc, Spec};
 use crate::sys;
 use crate::topology::Topology;
 use anyhow::{bail, Context as _, Result};
+use meshchat_api::{Command, Message};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -44,8 +44,6 @@ pub const LOBBY: &str = "lobby";
 pub struct LabOptions {
     /// The `meshchat` binary.
     pub bin: PathBuf,
-    /// Arguments placed before the contract flags (for a stand-in binary with a subcommand).
-    pub pre_args: Vec<String>,
     /// Extra arguments for every node.
     pub extra_args: Vec<String>,
     /// Also listen on QUIC.
@@ -89,7 +87,6 @@ impl LabOptions {
             .unwrap_or(1.0);
         LabOptions {
             bin,
-            pre_args: Vec::new(),
             extra_args: Vec::new(),
             quic: false,
             mdns: false,
@@ -190,7 +187,6 @@ impl Lab {
                 let dir = run_dir.join(format!("n{i}"));
                 Spec {
                     bin: opts.bin.clone(),
-                    pre_args: opts.pre_args.clone(),
                     ns: h.ns.clone(),
                     data_dir: dir.join("data"),
                     log_dir: dir,

@@ -12,21 +12,22 @@
 //! - [`lab`]: the scenario API ([`Lab`], [`NodeRef`]) and the checks;
 //! - [`scenarios`]: the named scenarios (`meshchat-lab run NAME`);
 //! - [`bench`]: latency / throughput / CPU / RSS measurements;
-//! - [`cleanup`]: unique names and removal of everything on drop, signal or `cleanup`;
-//! - [`fake`]: a stand-in node used to test the lab itself.
+//! - [`cleanup`]: unique names and removal of everything on drop, signal or `cleanup`.
+//!
+//! The nodes speak the typed JSON contract of [`meshchat_api`] (re-exported as [`api`]).
 //!
 //! Everything needs root; see `docs/LAB.md`.
 
 pub mod bench;
 pub mod cleanup;
-pub mod event;
-pub mod fake;
 pub mod lab;
 pub mod net;
 pub mod node;
 pub mod scenarios;
 pub mod sys;
 pub mod topology;
+
+pub use meshchat_api as api;
 
 pub use lab::{default_bin, Lab, LabOptions, NodeRef, Report, LOBBY};
 pub use net::Net;

@@ -30,9 +30,6 @@ struct Cli {
     /// in the workspace's target directory).
     #[arg(long, global = true)]
     bin: Option<PathBuf>,
-    /// Use the built-in stand-in node instead of meshchat (tests the lab itself).
-    #[arg(long, global = true)]
-    fake: bool,
     /// Also listen on QUIC.
     #[arg(long, global = true)]
     quic: bool,
@@ -136,16 +133,6 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("fake-node") {
-        return match meshchat_lab::fake::main(&args[2..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("fake-node: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     let cli = Cli::parse();
     if !matches!(cli.cmd, Cmd::List) {
         // One line and a non-zero exit when we cannot work at all.
@@ -164,11 +151,7 @@ fn main() -> ExitCode {
 }
 
 fn options(cli: &Cli) -> Result<LabOptions> {
-    let mut opts = if cli.fake {
-        let mut o = LabOptions::with_bin(std::env::current_exe()?);
-        o.pre_args = vec!["fake-node".into()];
-        o
-    } else if let Some(bin) = &cli.bin {
+    let mut opts = if let Some(bin) = &cli.bin {
         LabOptions::with_bin(bin.clone())
     } else {
         LabOptions::from_env()?
@@ -212,15 +195,6 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let mut reports = Vec::new();
             for name in names {
-                if let Some(why) = scenarios::find(name).and_then(|s| s.real_only) {
-                    if cli.fake {
-                        if scenario == "all" {
-                            println!("SKIP {name}: needs the real node ({why})");
-                            continue;
-                        }
-                        anyhow::bail!("{name} needs the real node: {why}");
-                    }
-                }
                 eprintln!("=== scenario {name}");
                 let r = scenarios::run(name, &opts)?;
                 let dms = if r.dms > 0 {
@@ -271,9 +245,6 @@ fn real_main(cli: Cli) -> Result<()> {
             links,
             json,
         } => {
-            if cli.fake {
-                anyhow::bail!("routes needs the real node: the stand-in has no routing table");
-            }
             let opts = options(&cli)?;
             let args = routes::RoutesArgs {
                 topology: topology.clone(),
@@ -299,9 +270,6 @@ fn real_main(cli: Cli) -> Result<()> {
             seed,
             json,
         } => {
-            if cli.fake {
-                anyhow::bail!("tracker needs the real node: the stand-in has no tracker");
-            }
             let opts = options(&cli)?;
             let args = tracker::FailoverArgs {
                 sizes: sizes.clone(),

@@ -6,13 +6,13 @@
 //! waiting for a condition over all nodes is a condvar wait with a deadline, never a sleep.
 //! stderr goes to a log file per incarnation (`stderr.<n>.log`), scanned later for panics.
 //!
-//! Requests (`send`, `history`, `peers`, `join`, `leave`, `dm`, `dm_history`, `routes`,
-//! `whois`) are correlated with their answers by kind (and room, or the `with` / `who` the
-//! answer echoes): the reader hands an answer to the oldest unanswered request of that kind; an
-//! `error` event answers the oldest unanswered request of any kind.
+//! Requests (every [`Command`] but `quit`) are correlated with their answers by kind (and room,
+//! or the address, `with` or `who` the answer echoes): the reader hands an answer to the oldest
+//! unanswered request of that kind; an `error` event answers the oldest unanswered request of
+//! any kind.
 
-use crate::event::{Command, DirectMessage, Event, Message};
 use anyhow::{bail, Context as _, Result};
+use meshchat_api::{Command, DirectMessage, DmState, Event, Message};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -29,7 +29,7 @@ const MAX_LINE: usize = 16 << 20;
 const RECENT_LINES: usize = 64;
 /// Unmatched `error` events kept per node.
 const MAX_ERRORS: usize = 256;
-/// Events of kinds the lab does not model, kept per node (oldest dropped first).
+/// Events that are neither answers nor kept elsewhere, kept per node (oldest dropped first).
 const MAX_OTHER_EVENTS: usize = 4096;
 /// How often the reader polls for the exit status after stdout closed.
 const EXIT_POLL: Duration = Duration::from_millis(5);
@@ -100,7 +100,7 @@ pub struct DmStatusSeen {
     /// DM id.
     pub id: String,
     /// New state.
-    pub state: String,
+    pub state: DmState,
     /// When the lab read the event.
     pub at: Instant,
     /// Incarnation that reported it.
@@ -117,7 +117,7 @@ pub struct DmSentInfo {
     /// When the `dm` command was written.
     pub at: Instant,
     /// State in the answer.
-    pub state: String,
+    pub state: DmState,
 }
 
 /// A message the lab asked a node to send.
@@ -143,10 +143,15 @@ enum Kind {
     /// Answered by `connected` or an `error`; nobody waits for it, but it must absorb the error
     /// of a failed dial so that error is not taken as the answer to another request.
     Connect,
+    Nick,
     Dm,
     DmHistory,
     Routes,
     Whois,
+    Who,
+    Tracker,
+    Info,
+    Stats,
 }
 
 #[derive(Debug)]
@@ -198,9 +203,9 @@ pub struct NodeState {
     pub dm_statuses: Vec<DmStatusSeen>,
     /// `error` events that answered no request.
     pub errors: Vec<String>,
-    /// Events of kinds the lab does not model (e.g. added by later issues), with arrival time,
-    /// so scenarios can wait for them before the lab grows typed support.
-    pub other_events: VecDeque<(Instant, serde_json::Value)>,
+    /// The events that are not answers and not kept above (warnings, `tracker_changed`,
+    /// `lagged`, kinds this version does not know, …), with arrival time.
+    pub other_events: VecDeque<(Instant, Event)>,
     /// Last raw stdout lines.
     pub recent: VecDeque<String>,
     /// Lines that were not valid events.
@@ -319,8 +324,6 @@ impl Hub {
 pub struct Spec {
     /// The `meshchat` binary.
     pub bin: PathBuf,
-    /// Arguments placed before the contract's flags (e.g. a subcommand of a stand-in binary).
-    pub pre_args: Vec<String>,
     /// Network namespace.
     pub ns: String,
     /// Data directory (kept across restarts).
@@ -365,9 +368,7 @@ impl Proc {
         };
         let log = spec.log_dir.join(format!("stderr.{incarnation}.log"));
         let mut cmd = std::process::Command::new("ip");
-        cmd.args(["netns", "exec", &spec.ns])
-            .arg(&spec.bin)
-            .args(&spec.pre_args);
+        cmd.args(["netns", "exec", &spec.ns]).arg(&spec.bin);
         cmd.arg("--json").arg("--data-dir").arg(&spec.data_dir);
         cmd.args(["--nick", &spec.nick]);
         if !spec.mdns {
@@ -432,16 +433,6 @@ impl Proc {
             .context("writing to node stdin")
     }
 
-    /// Writes one raw JSON command line (for commands the lab does not model).
-    pub fn write_raw(&self, cmd: &serde_json::Value) -> Result<()> {
-        let mut guard = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
-        let stdin = guard.as_mut().context("node stdin is closed")?;
-        stdin
-            .write_all(format!("{cmd}\n").as_bytes())
-            .and_then(|_| stdin.flush())
-            .context("writing to node stdin")
-    }
-
     /// Closes stdin (EOF for the node).
     pub fn close_stdin(&self) {
         self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -492,10 +483,15 @@ pub fn request(
         Command::Join { room } => (Kind::Join, Some(room.clone())),
         Command::Leave { room } => (Kind::Leave, Some(room.clone())),
         Command::Connect { addr } => (Kind::Connect, Some(addr.clone())),
+        Command::Nick { .. } => (Kind::Nick, None),
         Command::Dm { .. } => (Kind::Dm, None),
         Command::DmHistory { with, .. } => (Kind::DmHistory, Some(with.clone())),
         Command::Routes => (Kind::Routes, None),
         Command::Whois { who } => (Kind::Whois, Some(who.clone())),
+        Command::Who => (Kind::Who, None),
+        Command::Tracker => (Kind::Tracker, None),
+        Command::Info => (Kind::Info, None),
+        Command::Stats => (Kind::Stats, None),
         Command::Quit => {
             proc_.write(cmd)?;
             return Ok(0);
@@ -581,7 +577,7 @@ fn read_events(
         let parsed = if overlong {
             None
         } else {
-            serde_json::from_str::<Event>(line).ok()
+            Event::from_line(line).ok()
         };
         let mut st = hub.lock();
         {
@@ -592,15 +588,6 @@ fn read_events(
             n.recent.push_back(line.chars().take(300).collect());
         }
         match parsed {
-            Some(Event::Unknown) => {
-                let n = &mut st.nodes[idx];
-                if n.other_events.len() >= MAX_OTHER_EVENTS {
-                    n.other_events.pop_front();
-                }
-                if let Ok(v) = serde_json::from_str(line) {
-                    n.other_events.push_back((at, v));
-                }
-            }
             Some(ev) => on_event(&mut st, idx, incarnation, ev, at),
             None => {
                 let n = &mut st.nodes[idx];
@@ -645,14 +632,12 @@ fn read_events(
     hub.notify();
 }
 
-fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Instant) {
+pub(crate) fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Instant) {
     match ev {
-        Event::Ready {
-            peer_id, listen, ..
-        } => {
+        Event::Ready(info) => {
             let n = &mut st.nodes[idx];
-            n.peer_id = Some(peer_id);
-            n.listen = Some(listen);
+            n.peer_id = Some(info.peer_id);
+            n.listen = Some(info.listen);
             n.ready_at = Some(at);
         }
         Event::Message(msg) => {
@@ -670,7 +655,9 @@ fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Inst
                 );
             }
         }
-        Event::Sent { ref room, ref id } => {
+        Event::Sent {
+            ref room, ref id, ..
+        } => {
             let (room, id) = (room.clone(), id.clone());
             let n = &mut st.nodes[idx];
             // Record the send time from the oldest unanswered send of this room.
@@ -724,7 +711,7 @@ fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Inst
             let room = room.clone();
             st.nodes[idx].answer(Some(Kind::Join), Some(&room), Ok(ev));
         }
-        Event::Left { ref room } => {
+        Event::Left { ref room, .. } => {
             let room = room.clone();
             st.nodes[idx].answer(Some(Kind::Leave), Some(&room), Ok(ev));
         }
@@ -752,7 +739,7 @@ fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Inst
             });
         }
         Event::DmSent(ref sent) => {
-            let info = (sent.id.clone(), sent.to.clone(), sent.state.clone());
+            let info = (sent.id.clone(), sent.to.clone(), sent.state);
             let n = &mut st.nodes[idx];
             let asked = n
                 .pending
@@ -799,10 +786,34 @@ fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Event, at: Inst
                 n.listening.push(addr);
             }
         }
-        Event::Connected { ref addr } => {
-            let addr = (!addr.is_empty()).then(|| addr.clone());
-            st.nodes[idx].answer(Some(Kind::Connect), addr.as_deref(), Ok(ev));
+        Event::Connected { ref addr, .. } => {
+            let addr = addr.clone();
+            st.nodes[idx].answer(Some(Kind::Connect), Some(&addr), Ok(ev));
         }
-        Event::Unknown => {}
+        Event::Nick { .. } => {
+            st.nodes[idx].answer(Some(Kind::Nick), None, Ok(ev));
+        }
+        Event::Who { .. } => {
+            st.nodes[idx].answer(Some(Kind::Who), None, Ok(ev));
+        }
+        Event::Tracker(_) => {
+            st.nodes[idx].answer(Some(Kind::Tracker), None, Ok(ev));
+        }
+        Event::Info(_) => {
+            st.nodes[idx].answer(Some(Kind::Info), None, Ok(ev));
+        }
+        Event::Stats(_) => {
+            st.nodes[idx].answer(Some(Kind::Stats), None, Ok(ev));
+        }
+        Event::Warning(_)
+        | Event::TrackerChanged { .. }
+        | Event::Lagged { .. }
+        | Event::Unknown => {
+            let n = &mut st.nodes[idx];
+            if n.other_events.len() >= MAX_OTHER_EVENTS {
+                n.other_events.pop_front();
+            }
+            n.other_events.push_back((at, ev));
+        }
     }
 }

@@ -35,14 +35,7 @@ pub struct Scenario {
     pub about: &'static str,
     /// The scenario itself.
     pub run: fn(&LabOptions) -> Result<Report>,
-    /// Why the stand-in node (`--fake`, `selftest`) cannot run it, if it cannot: it uses
-    /// commands the stand-in does not implement.
-    pub real_only: Option<&'static str>,
 }
-
-/// Why the DM and routing scenarios need the real node.
-const NO_DMS_IN_FAKE: &str =
-    "the stand-in node has no direct messages, profiles or routing table (dm, routes, whois)";
 
 /// Every scenario, in the order `run all` runs them.
 pub const ALL: &[Scenario] = &[
@@ -50,102 +43,83 @@ pub const ALL: &[Scenario] = &[
         name: "chain5",
         about: "line of 5 hosts, each reaching only its neighbours: messages from both ends reach all",
         run: chain5,
-        real_only: None,
     },
     Scenario {
         name: "mesh12",
         about: "random mesh of 12 hosts of degree 3: 200 messages from random senders, each shown exactly once everywhere",
         run: mesh12,
-        real_only: None,
     },
     Scenario {
         name: "ring6-kill",
         about: "ring of 6: kill -9 two adjacent nodes while messages flow, restart them: no duplicates, nothing lost for survivors, stored history kept",
         run: ring6_kill,
-        real_only: None,
     },
     Scenario {
         name: "lan-mdns",
         about: "LAN of 3 hosts, nodes given no addresses: mDNS discovery connects everyone, one message from each reaches all",
         run: lan_mdns,
-        real_only: None,
     },
     Scenario {
         name: "partition-sync",
         about: "two rings of 5 split apart, 500 messages on each side, healed: history sync gives all 1000 to every node, once, in the same order, and to a node stopped for the whole run",
         run: partition_sync,
-        real_only: None,
     },
     Scenario {
         name: "dm-line",
         about: "line of 5: a DM from one end to the other, by nick, is shown once, its receipt comes back (queued, sent, delivered); the relays keep no plaintext",
         run: dm_line,
-        real_only: Some(NO_DMS_IN_FAKE),
     },
     Scenario {
         name: "dm-offline",
         about: "line of 5: a DM to a stopped node waits in a relay's custody while the sender stops too; the recipient gets it on return, the sender sees delivered on its return",
         run: dm_offline,
-        real_only: Some(NO_DMS_IN_FAKE),
     },
     Scenario {
         name: "dm-profiles",
         about: "line of 5 linked one link at a time: every node knows every profile (can DM everyone) within 10 s",
         run: dm_profiles,
-        real_only: Some(NO_DMS_IN_FAKE),
     },
     Scenario {
         name: "routes30",
         about: "random graph of 30, degree 3: time until every routing table is right after a link fails and after it comes back (measured, and asserted within 120 s)",
         run: routes30,
-        real_only: Some(NO_DMS_IN_FAKE),
     },
     Scenario {
         name: "clock-skew",
         about: "line of 5 under libfaketime, n0 10 min ahead and n4 a year behind: both are told, each refusal names the neighbour, and what they send and receive follows PROTOCOL §1 (issue 18)",
         run: clock_skew::clock_skew,
-        real_only: Some("the stand-in node has no clock measurement"),
     },
     Scenario {
         name: "disk-full",
         about: "line of 3, n1's data dir a 4 MiB tmpfs filled up: n1 keeps relaying (messages and a DM), warns once, says when it stores again and catches up at once; a restart keeps what it stored (issue 18)",
         run: disk_full::disk_full,
-        real_only: Some("the stand-in node has no store to fill"),
     },
     Scenario {
         name: "heal30",
         about: "two random graphs of 15 joined by 4 links, split, 1000 messages per side, healed: every node has all 2000 within 20 s (a measurement, not run by cargo test; issue 18)",
         run: heal30::heal30,
-        real_only: Some("the stand-in node's sync has no offers"),
     },
     Scenario {
         name: "trees-load",
         about: "random graph of 30, degree 4, random senders at 20 msg/s for 10 s: every message reaches every node, and at most 5 % of deliveries come other than by eager push (issue 25)",
         run: trees_load::trees_load,
-        real_only: Some("the stand-in node has no broadcast trees to count"),
     },
     Scenario {
         name: "tracker-line",
         about: "line of 6 (+1 joining later): the far end, ranked highest, is the tracker; kill -9 it: one new tracker, all registered, who complete; a node knowing one address joins and gets the roster; the old tracker returns and takes over: still one",
         run: tracker_line,
-        real_only: Some(NO_TRACKER_IN_FAKE),
     },
     Scenario {
         name: "tracker-partition",
         about: "line of 6 cut in two halves: one tracker each; healed: one tracker, who complete everywhere",
         run: tracker_partition,
-        real_only: Some(NO_TRACKER_IN_FAKE),
     },
     Scenario {
         name: "tracker-named",
         about: "LAN of 6, no mDNS: two preferred trackers named with --tracker ADDR; the elected one dies: the other takes over, nothing stalls",
         run: tracker_named,
-        real_only: Some(NO_TRACKER_IN_FAKE),
     },
 ];
-
-/// Why the tracker scenarios need the real node.
-const NO_TRACKER_IN_FAKE: &str = "the stand-in node has no tracker (tracker, who)";
 
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static Scenario> {

@@ -1,32 +1,28 @@
 //! JSON mode: one command object per stdin line, one event object per stdout line, nothing else on
-//! stdout. The contract is in `docs/JSON.md`.
+//! stdout. The contract is the `meshchat-api` crate (`Command` in, `Event` out), described in
+//! `docs/JSON.md`.
 
 use anyhow::Context;
+use meshchat::api::{self, error};
+use meshchat_api::{Command, Event as Line, MAX_HISTORY_LIMIT};
 use meshchat_node::{Event, Handle};
-use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::catchup::Catchup;
-use crate::output::{
-    dm_json, election_stats_json, event_json, message_json, peers_json, profiles_json, routes_json,
-    tracker_json, who_json,
-};
 
 /// Longest accepted input line; longer lines are answered with an error and skipped.
 pub const MAX_LINE: usize = 256 * 1024;
 /// Lines waiting to be written to stdout (fewer with a smaller `--event-queue`: a reader that
 /// does not keep up is told it lagged as soon).
 const OUT_QUEUE: usize = 1024;
-/// Most messages one `history` command returns.
-const MAX_HISTORY_LIMIT: usize = 10_000;
 
 pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
-    let (out_tx, mut out_rx) = mpsc::channel::<Value>(OUT_QUEUE.min(events.max_capacity()));
+    let (out_tx, mut out_rx) = mpsc::channel::<Line>(OUT_QUEUE.min(events.max_capacity()));
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
-        while let Some(v) = out_rx.recv().await {
-            let mut line = v.to_string();
+        while let Some(event) = out_rx.recv().await {
+            let mut line = event.to_line();
             line.push('\n');
             if stdout.write_all(line.as_bytes()).await.is_err() || stdout.flush().await.is_err() {
                 break;
@@ -35,16 +31,7 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
     });
 
     let info = handle.info().await?;
-    out_tx
-        .send(json!({
-            "event": "ready",
-            "peer_id": info.peer_id.to_string(),
-            "fingerprint": info.fingerprint.to_string(),
-            "nick": info.nick,
-            "listen": info.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "rooms": info.rooms,
-        }))
-        .await?;
+    out_tx.send(Line::Ready(api::node_info(&info))).await?;
 
     let mut catchup = Catchup::start(&handle).await?;
     let forward_tx = out_tx.clone();
@@ -56,19 +43,21 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                 Event::Lagged { .. } => {
                     // Say so, then hand on the stored messages this process has not seen, a page
                     // at a time.
-                    if forward_tx.send(event_json(&event)).await.is_err() {
+                    if forward_tx.send(api::event(&event)).await.is_err() {
                         return;
                     }
                     loop {
-                        let lines: Vec<Value> = match catchup.next_page(&forward_handle).await {
+                        let lines: Vec<Line> = match catchup.next_page(&forward_handle).await {
                             Ok(page) if page.is_empty() => break,
                             Ok(page) => page
-                                .into_iter()
-                                .map(|m| event_json(&Event::Message(m)))
+                                .iter()
+                                .map(|m| Line::Message(api::message(m)))
                                 .collect(),
                             Err(e) => {
-                                let warning = json!({"event": "warning",
-                                    "message": format!("could not read the history back: {e}")});
+                                let warning = Line::Warning(meshchat_api::Warning {
+                                    message: format!("could not read the history back: {e}"),
+                                    kind: None,
+                                });
                                 let _ = forward_tx.send(warning).await;
                                 break;
                             }
@@ -81,7 +70,7 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
                     }
                 }
                 _ => {
-                    if forward_tx.send(event_json(&event)).await.is_err() {
+                    if forward_tx.send(api::event(&event)).await.is_err() {
                         return;
                     }
                 }
@@ -110,13 +99,13 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
         if line.is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(line) {
+        match Command::from_line(line) {
             Ok(cmd) => {
                 if !command(&handle, cmd, &out_tx).await? {
                     break;
                 }
             }
-            Err(e) => out_tx.send(error(format!("invalid JSON: {e}"))).await?,
+            Err(e) => out_tx.send(error(e.to_string())).await?,
         }
     }
     drop(out_tx);
@@ -125,170 +114,84 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
     Ok(())
 }
 
-fn error(message: impl Into<String>) -> Value {
-    json!({"event": "error", "message": message.into()})
-}
-
-fn str_field<'a>(cmd: &'a Value, name: &str) -> Result<&'a str, String> {
-    cmd.get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("missing string field \"{name}\""))
-}
-
 /// Runs one command; false means quit.
-async fn command(handle: &Handle, cmd: Value, out: &mpsc::Sender<Value>) -> anyhow::Result<bool> {
-    let name = cmd.get("cmd").and_then(Value::as_str).unwrap_or_default();
-    let reply: Result<Value, String> = match name {
-        "send" => match (str_field(&cmd, "room"), str_field(&cmd, "text")) {
-            (Ok(room), Ok(text)) => handle
-                .send(room, text)
+async fn command(handle: &Handle, cmd: Command, out: &mpsc::Sender<Line>) -> anyhow::Result<bool> {
+    let limit = |l: u64| l.min(MAX_HISTORY_LIMIT) as usize;
+    let reply: Result<Line, meshchat_node::Error> = match cmd {
+        Command::Send { room, text } => handle.send(&room, &text).await.map(|s| Line::Sent {
+            room,
+            id: s.id.to_string(),
+            relayed: s.relayed,
+        }),
+        Command::Join { room } => handle.join(&room).await.map(|_| Line::Joined { room }),
+        Command::Leave { room } => handle
+            .leave(&room)
+            .await
+            .map(|was_member| Line::Left { room, was_member }),
+        Command::Nick { nick } => handle.set_nick(&nick).await.map(|()| Line::Nick { nick }),
+        Command::Connect { addr } => {
+            // Dialing takes a while; answer when it is done without holding up other commands.
+            let (handle, out) = (handle.clone(), out.clone());
+            tokio::spawn(async move {
+                let line = match handle.connect(&addr).await {
+                    Ok(peer) => Line::Connected {
+                        addr,
+                        peer_id: peer.to_string(),
+                    },
+                    Err(e) => error(e.to_string()),
+                };
+                let _ = out.send(line).await;
+            });
+            return Ok(true);
+        }
+        Command::Peers => handle.peers().await.map(|p| Line::Peers {
+            peers: p.iter().map(api::peer).collect(),
+        }),
+        Command::History { room, limit: l } => {
+            handle
+                .history(&room, limit(l), None)
                 .await
-                .map(|s| {
-                    json!({"event": "sent", "room": room, "id": s.id.to_string(), "relayed": s.relayed})
+                .map(|msgs| Line::History {
+                    messages: msgs.iter().map(api::message).collect(),
+                    room,
                 })
-                .map_err(|e| e.to_string()),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "join" => match str_field(&cmd, "room") {
-            Ok(room) => handle
-                .join(room)
-                .await
-                .map(|_| json!({"event": "joined", "room": room}))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        },
-        "leave" => match str_field(&cmd, "room") {
-            Ok(room) => handle
-                .leave(room)
-                .await
-                .map(|was| json!({"event": "left", "room": room, "was_member": was}))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        },
-        "nick" => match str_field(&cmd, "nick") {
-            Ok(nick) => handle
-                .set_nick(nick)
-                .await
-                .map(|()| json!({"event": "nick", "nick": nick}))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        },
-        "connect" => match str_field(&cmd, "addr") {
-            Ok(addr) => {
-                // Dialing takes a while; answer when it is done without holding up other commands.
-                let (handle, out, addr) = (handle.clone(), out.clone(), addr.to_owned());
-                tokio::spawn(async move {
-                    let v = match handle.connect(&addr).await {
-                        Ok(peer) => json!({"event": "connected", "addr": addr, "peer_id": peer.to_string()}),
-                        Err(e) => error(e.to_string()),
-                    };
-                    let _ = out.send(v).await;
-                });
-                return Ok(true);
-            }
-            Err(e) => Err(e),
-        },
-        "peers" => handle
-            .peers()
-            .await
-            .map(|p| json!({"event": "peers", "peers": peers_json(&p)}))
-            .map_err(|e| e.to_string()),
-        "history" => match str_field(&cmd, "room") {
-            Ok(room) => {
-                let limit = cmd
-                    .get("limit")
-                    .and_then(Value::as_u64)
-                    .map_or(100, |l| l as usize)
-                    .min(MAX_HISTORY_LIMIT);
-                handle
-                    .history(room, limit, None)
-                    .await
-                    .map(|msgs| {
-                        json!({"event": "history", "room": room,
-                               "messages": msgs.iter().map(message_json).collect::<Vec<_>>()})
-                    })
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e),
-        },
-        "info" | "id" => handle
-            .info()
-            .await
-            .map(|i| {
-                json!({"event": "info", "peer_id": i.peer_id.to_string(),
-                       "fingerprint": i.fingerprint.to_string(), "nick": i.nick,
-                       "listen": i.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                       "rooms": i.rooms})
-            })
-            .map_err(|e| e.to_string()),
-        "stats" => handle
+        }
+        Command::Info => handle.info().await.map(|i| Line::Info(api::node_info(&i))),
+        Command::Stats => handle
             .stats()
             .await
-            .map(|s| stats_json(&s))
-            .map_err(|e| e.to_string()),
-        "dm" => match (str_field(&cmd, "to"), str_field(&cmd, "text")) {
-            (Ok(to), Ok(text)) => handle
-                .dm(to, text)
-                .await
-                .map(|s| {
-                    json!({"event": "dm_sent", "id": s.id.to_string(), "to": s.to.to_string(),
-                           "state": s.state.as_str()})
-                })
-                .map_err(|e| e.to_string()),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "dm_history" => match str_field(&cmd, "with") {
-            Ok(with) => {
-                let limit = cmd
-                    .get("limit")
-                    .and_then(Value::as_u64)
-                    .map_or(100, |l| l as usize)
-                    .min(MAX_HISTORY_LIMIT);
-                handle
-                    .dm_history(with, limit, None)
-                    .await
-                    .map(|dms| {
-                        json!({"event": "dm_history", "with": with,
-                               "messages": dms.iter().map(dm_json).collect::<Vec<_>>()})
-                    })
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e),
-        },
-        "routes" => handle
-            .routes()
+            .map(|s| Line::Stats(Box::new(api::stats(&s)))),
+        Command::Dm { to, text } => handle.dm(&to, &text).await.map(|s| {
+            Line::DmSent(meshchat_api::DmSent {
+                id: s.id.to_string(),
+                to: s.to.to_string(),
+                state: api::dm_state(s.state),
+            })
+        }),
+        Command::DmHistory { with, limit: l } => handle
+            .dm_history(&with, limit(l), None)
             .await
-            .map(|r| json!({"event": "routes", "routes": routes_json(&r)}))
-            .map_err(|e| e.to_string()),
-        "whois" => match str_field(&cmd, "who") {
-            Ok(who) => handle
-                .whois(who)
-                .await
-                .map(|p| json!({"event": "whois", "who": who, "profiles": profiles_json(&p)}))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        },
-        "who" => handle
-            .who()
-            .await
-            .map(|p| json!({"event": "who", "peers": who_json(&p)}))
-            .map_err(|e| e.to_string()),
-        "tracker" => handle
+            .map(|dms| Line::DmHistory {
+                messages: dms.iter().map(api::dm).collect(),
+                with,
+            }),
+        Command::Routes => handle.routes().await.map(|r| Line::Routes {
+            routes: r.iter().map(api::route).collect(),
+        }),
+        Command::Whois { who } => handle.whois(&who).await.map(|p| Line::Whois {
+            profiles: p.iter().map(api::profile).collect(),
+            who,
+        }),
+        Command::Who => handle.who().await.map(|p| Line::Who {
+            peers: p.iter().map(api::online_peer).collect(),
+        }),
+        Command::Tracker => handle
             .tracker()
             .await
-            .map(|t| {
-                let mut v = tracker_json(&t);
-                v["event"] = "tracker".into();
-                v
-            })
-            .map_err(|e| e.to_string()),
-        "quit" => return Ok(false),
-        "" => Err("missing string field \"cmd\"".into()),
-        other => Err(format!(
-            "unknown command {other:?} (known: send, join, leave, nick, connect, peers, history, dm, dm_history, routes, whois, who, tracker, info, stats, quit)"
-        )),
+            .map(|t| Line::Tracker(api::tracker(&t))),
+        Command::Quit => return Ok(false),
     };
-    out.send(reply.unwrap_or_else(error))
+    out.send(reply.unwrap_or_else(|e| error(e.to_string())))
         .await
         .context("stdout writer stopped")?;
     Ok(true)
@@ -343,64 +246,6 @@ pub async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
-/// The `stats` event: the node's counters, flat (the election's under `tracker`).
-fn stats_json(s: &meshchat_node::Stats) -> Value {
-    let rejected: serde_json::Map<String, Value> = s
-        .rejected
-        .nonzero()
-        .map(|(r, n)| (r.as_str().to_owned(), n.into()))
-        .collect();
-    // In parts: one `json!` with every field outgrows the macro's recursion limit.
-    let parts = [
-        json!({"event": "stats", "accepted": s.accepted, "verified": s.verified,
-               "duplicates": s.duplicates, "rejected": rejected, "stored": s.stored,
-               "published": s.published, "copies_received": s.copies_received,
-               "blocked_peers": s.blocked_peers, "relayed_unknown": s.relayed_unknown,
-               "broken_links": s.broken_links, "silent_links": s.silent_links,
-               "evicted_peers": s.evicted_peers, "broadcast_dropped": s.broadcast_dropped,
-               "store_failures": s.store_failures}),
-        json!({"synced": s.synced, "sync_rounds": s.sync_rounds,
-               "sync_envelopes_received": s.sync_envelopes_received,
-               "sync_offers_sent": s.sync_offers_sent,
-               "sync_bytes_sent": s.sync_bytes_sent,
-               "sync_bytes_received": s.sync_bytes_received, "sync_strikes": s.sync_strikes}),
-        json!({"routes": s.routes, "route_refused": s.route_refused,
-               "profiles_taken": s.profiles_taken, "dm_frames_sent": s.dm_frames_sent,
-               "dm_flooded_relayed": s.dm_flooded_relayed,
-               "dm_delivered": s.dm.delivered, "dm_forwarded": s.dm.forwarded,
-               "dm_custody_held": s.dm_custody_held, "dm_own_held": s.dm_own_held,
-               "dm_custody_taken": s.dm.custody_taken,
-               "dm_forged_receipts": s.dm.forged_receipts,
-               "dm_cannot_open": s.dm.cannot_open, "dm_replays": s.dm.replays,
-               "dm_refused": s.dm.refused_total + s.dm.refused_bytes
-                   + s.dm.refused_per_recipient + s.dm.refused_per_neighbour,
-               "routing_from_strangers": s.routing.from_strangers}),
-        json!({"tracker": election_stats_json(&s.tracker),
-               "tracker_dropped": s.tracker_dropped,
-               "tracker_unroutable": s.tracker_unroutable,
-               "tracker_checked": s.tracker_checked,
-               "tracker_heartbeats": s.tracker_heartbeats,
-               "tracker_election_msgs": s.tracker_election_msgs,
-               "tracker_roster_msgs": s.tracker_roster_msgs}),
-        // What the trees and the transport refused a neighbour (issue 24).
-        json!({"delivered_pushed": s.trees.delivered_pushed,
-               "delivered_grafted": s.trees.delivered_grafted,
-               "graft_over_budget": s.trees.graft_over_budget,
-               "graft_repeats": s.trees.graft_repeats,
-               "ihave_over_rate": s.trees.ihave_over_rate,
-               "missing_peer_full": s.trees.missing_peer_full,
-               "handshakes_evicted": s.handshakes.evicted,
-               "handshakes_refused": s.handshakes.refused}),
-    ];
-    let mut all = serde_json::Map::new();
-    for part in parts {
-        if let Value::Object(fields) = part {
-            all.extend(fields);
-        }
-    }
-    Value::Object(all)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,32 +262,6 @@ mod tests {
                 LineRead::Line => out.push(String::from_utf8(buf.clone()).unwrap()),
             }
         }
-    }
-
-    #[test]
-    fn stats_carry_every_counter_once() {
-        let s = meshchat_node::Stats {
-            silent_links: 3,
-            broken_links: 2,
-            ..Default::default()
-        };
-        let v = stats_json(&s);
-        assert_eq!(v["event"], "stats");
-        assert_eq!(
-            (v["silent_links"].as_u64(), v["broken_links"].as_u64()),
-            (Some(3), Some(2))
-        );
-        for key in [
-            "sync_rounds",
-            "dm_delivered",
-            "routing_from_strangers",
-            "tracker_roster_msgs",
-        ] {
-            assert!(v[key].is_u64(), "{key} in {v}");
-        }
-        assert!(v["tracker"].is_object() && v["rejected"].is_object(), "{v}");
-        // Every part's fields, none lost to another part's of the same name.
-        assert_eq!(v.as_object().unwrap().len(), 52, "{v}");
     }
 
     #[tokio::test]

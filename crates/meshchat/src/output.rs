@@ -1,4 +1,5 @@
-//! Shared renderings of node data for the line and JSON interfaces.
+//! Renderings of node data for people: line mode's lines and the summaries the TUI shares with
+//! it. (JSON mode writes the typed API instead: [`crate::api`].)
 //!
 //! Line mode prints what other people chose to send straight onto a terminal, so every nick,
 //! room name and text goes through [`visible_text`] or [`visible_name`] first; JSON mode keeps
@@ -9,11 +10,7 @@ use std::borrow::Cow;
 use chrono::TimeZone;
 
 use meshchat_core::room::{is_bidi_control, is_format, is_invisible};
-use meshchat_node::{
-    DmView, Event, MessageView, Multiaddr, OnlinePeer, PeerId, PeerInfo, ProfileView, RouteView,
-    TrackerView,
-};
-use serde_json::{json, Value};
+use meshchat_node::{DmView, MessageView, Multiaddr, OnlinePeer, PeerId, TrackerView};
 
 pub fn addrs(addrs: &[Multiaddr]) -> String {
     if addrs.is_empty() {
@@ -24,194 +21,6 @@ pub fn addrs(addrs: &[Multiaddr]) -> String {
         .map(|a| a.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The JSON object of a message (the `message` event, and each entry of `history`).
-pub fn message_json(m: &MessageView) -> Value {
-    json!({
-        "room": m.room,
-        "id": m.id.to_string(),
-        "from": m.author.to_string(),
-        "fingerprint": m.fingerprint.to_string(),
-        "nick": m.nick,
-        "ts": m.timestamp_ms,
-        "text": m.text,
-        "own": m.own,
-        "synced": m.synced,
-    })
-}
-
-pub fn peers_json(peers: &[PeerInfo]) -> Value {
-    Value::Array(
-        peers
-            .iter()
-            .map(|p| {
-                json!({
-                    "peer_id": p.peer_id.to_string(),
-                    "addrs": p.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                    "chat": p.chat,
-                    "nick": p.nick,
-                })
-            })
-            .collect(),
-    )
-}
-
-/// The JSON line of a node event.
-pub fn event_json(event: &Event) -> Value {
-    match event {
-        Event::Message(m) => {
-            let mut v = message_json(m);
-            v["event"] = "message".into();
-            v
-        }
-        Event::PeerConnected { peer_id } => {
-            json!({"event": "peer_connected", "peer_id": peer_id.to_string()})
-        }
-        Event::PeerDisconnected { peer_id } => {
-            json!({"event": "peer_disconnected", "peer_id": peer_id.to_string()})
-        }
-        Event::ListenAddr(addr) => json!({"event": "listening", "addr": addr.to_string()}),
-        Event::Warning(message) => json!({"event": "warning", "message": message}),
-        Event::Clock {
-            offset_ms,
-            authors,
-            off,
-        } => json!({"event": "warning", "kind": "clock", "offset_ms": offset_ms,
-                    "authors": authors, "off": off,
-                    "message": clock_text(*offset_ms, *authors, *off)}),
-        Event::Lagged { missed } => json!({"event": "lagged", "missed": missed}),
-        Event::Dm(d) => {
-            let mut v = dm_json(d);
-            v["event"] = "dm".into();
-            v
-        }
-        Event::DmStatus { id, to, state } => json!({
-            "event": "dm_status", "id": id.to_string(), "to": to.to_string(),
-            "state": state.as_str(),
-        }),
-        Event::TrackerChanged {
-            tracker,
-            epoch,
-            is_self,
-        } => json!({
-            "event": "tracker_changed", "tracker": tracker.map(|t| t.to_string()),
-            "epoch": epoch, "self": is_self,
-        }),
-    }
-}
-
-/// The JSON object of a direct message (the `dm` event, and each entry of `dm_history`).
-pub fn dm_json(d: &DmView) -> Value {
-    let mut v = json!({
-        "id": d.id.to_string(),
-        "from": d.from.to_string(),
-        "to": d.to.to_string(),
-        "fingerprint": d.fingerprint.to_string(),
-        "nick": d.nick,
-        "ts": d.timestamp_ms,
-        "text": d.text,
-        "own": d.own,
-    });
-    if let Some(state) = d.state {
-        v["state"] = state.as_str().into();
-    }
-    v
-}
-
-pub fn routes_json(routes: &[RouteView]) -> Value {
-    Value::Array(
-        routes
-            .iter()
-            .map(|r| {
-                json!({
-                    "dest": r.dest.to_string(),
-                    "next_hop": r.next_hop.to_string(),
-                    "hops": r.hops,
-                    "age_ms": r.age_ms,
-                    "nick": r.nick,
-                })
-            })
-            .collect(),
-    )
-}
-
-pub fn profiles_json(profiles: &[ProfileView]) -> Value {
-    Value::Array(
-        profiles
-            .iter()
-            .map(|p| {
-                json!({
-                    "peer_id": p.peer_id.to_string(),
-                    "fingerprint": p.fingerprint.to_string(),
-                    "nick": p.nick,
-                    "version": p.version,
-                    "hops": p.hops,
-                    "connected": p.connected,
-                })
-            })
-            .collect(),
-    )
-}
-
-/// The `peers` of the `who` answer: everyone in the tracker's roster.
-pub fn who_json(peers: &[OnlinePeer]) -> Value {
-    Value::Array(
-        peers
-            .iter()
-            .map(|p| {
-                json!({
-                    "peer_id": p.peer_id.to_string(),
-                    "nick": p.nick,
-                    "fingerprint": p.fingerprint.to_string(),
-                    "addrs": p.addrs,
-                    "priority": p.priority,
-                    "self": p.is_self,
-                    "connected": p.connected,
-                    "hops": p.hops,
-                })
-            })
-            .collect(),
-    )
-}
-
-/// The `tracker` answer, without its `"event"`.
-pub fn tracker_json(t: &TrackerView) -> Value {
-    json!({
-        "tracker": t.tracker.map(|p| p.to_string()),
-        "nick": t.nick,
-        "epoch": t.epoch,
-        "self": t.is_self,
-        "priority": t.priority,
-        "registered": t.registered,
-        "own_priority": t.own_priority,
-        "online": t.online,
-        "truncated": t.truncated,
-    })
-}
-
-/// The election's counters, the `tracker` object of the `stats` answer.
-pub fn election_stats_json(s: &meshchat_core::election::Stats) -> Value {
-    json!({
-        "elections": s.elections,
-        "won": s.won,
-        "stepped_down": s.stepped_down,
-        "sent": s.sent,
-        "flooded": s.flooded,
-        "stale": s.stale,
-        "outranked": s.outranked,
-        "forged": s.forged,
-        "suspected": s.suspected,
-        "registrations": s.registrations,
-        "registrations_refused": s.registrations_refused,
-        "roster_queries": s.roster_queries,
-        "roster_resent": s.roster_resent,
-        "roster_full": s.roster_full,
-        "roster_cut": s.roster_cut,
-        "known_full": s.known_full,
-        "reachable_full": s.reachable_full,
-        "unexpected": s.unexpected,
-    })
 }
 
 /// What `/tracker` says (line mode after `* `, the interface as a notice and in `/who`):
@@ -245,7 +54,7 @@ pub fn tracker_summary(t: &TrackerView, name: Option<&str>) -> String {
     }
 }
 
-/// The `[tracker]` line of a [`Event::TrackerChanged`] in line mode; `nick` (already made
+/// The `[tracker]` line of a [`meshchat_node::Event::TrackerChanged`] in line mode; `nick` (already made
 /// safe) names the new tracker when known, with its short fingerprint as messages show it.
 pub fn tracker_changed_line(
     tracker: Option<PeerId>,
@@ -434,7 +243,7 @@ fn classify(text: &str, multiline: bool) -> impl Iterator<Item = (char, bool)> +
     })
 }
 
-/// What to tell a person about this computer's clock ([`Event::Clock`]): every interface says
+/// What to tell a person about this computer's clock ([`meshchat_node::Event::Clock`]): every interface says
 /// the same.
 pub fn clock_text(offset_ms: i64, authors: usize, off: bool) -> String {
     if !off {
@@ -530,9 +339,6 @@ mod tests {
             message_line_at(&view(true, NOW - 3 * 86_400_000), &tz, NOW),
             format!("[lobby] (synced 2025-04-28 14:00) bob ({fp}): hi")
         );
-        let json = event_json(&Event::Message(view(true, NOW)));
-        assert_eq!(json["synced"], true);
-        assert_eq!(message_json(&view(false, NOW))["synced"], false);
     }
 
     #[test]
@@ -569,68 +375,6 @@ mod tests {
             online: 3,
             truncated: false,
         }
-    }
-
-    #[test]
-    fn who_and_tracker_json() {
-        let (me, bob) = (
-            online(1, "alice", Some(0), false),
-            online(2, "bob", Some(1), true),
-        );
-        let carol = online(3, "carol", None, false);
-        let v = who_json(&[me.clone(), bob.clone(), carol]);
-        assert_eq!(
-            v[0],
-            json!({"peer_id": me.peer_id.to_string(), "nick": "alice",
-                   "fingerprint": me.fingerprint.to_string(), "addrs": ["/ip4/192.0.2.7/tcp/7447"],
-                   "priority": 100, "self": true, "connected": false, "hops": 0})
-        );
-        assert_eq!(
-            (v[1]["self"].clone(), v[1]["connected"].clone()),
-            (json!(false), json!(true))
-        );
-        assert_eq!(
-            (v[2]["hops"].clone(), v[2]["priority"].clone()),
-            (Value::Null, Value::Null)
-        );
-        assert_eq!(
-            tracker_json(&tracker_view(Some(&bob))),
-            json!({"tracker": bob.peer_id.to_string(), "nick": "bob", "epoch": 4, "self": false,
-                   "priority": 100, "registered": true, "own_priority": 100, "online": 3,
-                   "truncated": false})
-        );
-        let none = tracker_json(&tracker_view(None));
-        assert_eq!(
-            (none["tracker"].clone(), none["nick"].clone()),
-            (Value::Null, Value::Null)
-        );
-        assert_eq!(
-            event_json(&Event::TrackerChanged {
-                tracker: Some(bob.peer_id),
-                epoch: 4,
-                is_self: false
-            }),
-            json!({"event": "tracker_changed", "tracker": bob.peer_id.to_string(), "epoch": 4,
-                   "self": false})
-        );
-        assert_eq!(
-            event_json(&Event::TrackerChanged {
-                tracker: None,
-                epoch: 5,
-                is_self: false
-            })["tracker"],
-            Value::Null
-        );
-        let stats = election_stats_json(&meshchat_core::election::Stats {
-            won: 2,
-            roster_cut: 7,
-            ..Default::default()
-        });
-        assert_eq!(
-            (stats["won"].clone(), stats["roster_cut"].clone()),
-            (json!(2), json!(7))
-        );
-        assert_eq!(stats.as_object().unwrap().len(), 18);
     }
 
     #[test]

@@ -70,6 +70,13 @@ impl Proc {
                 let Ok(line) = line else { break };
                 let v: Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("{who}: stdout line is not JSON ({e}): {line}"));
+                // Every line is an event of the typed contract, written as it writes it.
+                match meshchat_api::Event::from_line(&line) {
+                    Ok(meshchat_api::Event::Unknown) | Err(_) => {
+                        panic!("{who}: stdout line is not a meshchat_api::Event: {line}")
+                    }
+                    Ok(event) => assert_eq!(event.to_line(), line, "{who}"),
+                }
                 let ready = v["event"] == "ready";
                 if tx.send(v).is_err() {
                     break;

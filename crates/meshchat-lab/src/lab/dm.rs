@@ -2,6 +2,7 @@
 //! arrival and states, and what of a message is left in a node's files.
 
 use super::*;
+use meshchat_api::{DmState, Event};
 
 impl Lab {
     /// The host whose node has (or last had) peer id `peer`.
@@ -14,7 +15,7 @@ impl Lab {
 
     /// Asks each of `nodes` for its routes at once (the requests written back to back, then
     /// the answers collected), in the order of `nodes`.
-    pub fn routes_of(&self, nodes: &[usize]) -> Result<Vec<Vec<crate::event::RouteInfo>>> {
+    pub fn routes_of(&self, nodes: &[usize]) -> Result<Vec<Vec<meshchat_api::Route>>> {
         let deadline = self.deadline(20);
         let mut seqs = Vec::with_capacity(nodes.len());
         for &i in nodes {
@@ -35,7 +36,7 @@ impl Lab {
             .zip(seqs)
             .map(
                 |(&i, seq)| match crate::node::await_reply(&self.hub, i, seq, deadline)? {
-                    crate::event::Event::Routes { routes } => Ok(routes),
+                    Event::Routes { routes } => Ok(routes),
                     other => bail!("n{i}: unexpected answer to routes: {other:?}"),
                 },
             )
@@ -65,12 +66,12 @@ impl Lab {
 
     /// The `dm_status` states host `i` reported for DM `id`, in order, with the incarnation
     /// that reported each.
-    pub fn dm_states(&self, i: usize, id: &str) -> Vec<(String, u32)> {
+    pub fn dm_states(&self, i: usize, id: &str) -> Vec<(DmState, u32)> {
         self.hub.lock().nodes[i]
             .dm_statuses
             .iter()
             .filter(|s| s.id == id)
-            .map(|s| (s.state.clone(), s.incarnation))
+            .map(|s| (s.state, s.incarnation))
             .collect()
     }
 
@@ -80,7 +81,7 @@ impl Lab {
         &self,
         i: usize,
         id: &str,
-        state: &str,
+        state: DmState,
         deadline: Instant,
     ) -> Result<Instant> {
         let mut at = None;
@@ -94,7 +95,7 @@ impl Lab {
         });
         at.with_context(|| {
             format!(
-                "n{i}: no dm_status {state:?} for DM {} by the deadline (states so far: {:?})",
+                "n{i}: no dm_status {state} for DM {} by the deadline (states so far: {:?})",
                 &id[..id.len().min(16)],
                 self.dm_states(i, id)
             )

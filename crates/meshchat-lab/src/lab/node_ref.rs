@@ -1,11 +1,12 @@
 //! [`NodeRef`]: one host's node, driven through its JSON interface.
 
 use super::Lab;
-use crate::event::{
-    Command, DirectMessage, DmSent, Event, Message, PeerInfo, ProfileInfo, RouteInfo,
-};
 use crate::node::{self, Proc};
 use anyhow::{anyhow, Context as _, Result};
+use meshchat_api::{
+    Command, DirectMessage, DmSent, Event, Message, OnlinePeer, Peer, Profile, Route, Stats,
+    Tracker,
+};
 use std::time::Instant;
 
 /// Drives one host's node.
@@ -61,7 +62,7 @@ impl NodeRef<'_> {
     pub fn history(&self, room: &str, limit: usize) -> Result<Vec<Message>> {
         let cmd = Command::History {
             room: room.into(),
-            limit,
+            limit: limit as u64,
         };
         match self.ask(cmd, false)? {
             Event::History { messages, .. } => Ok(messages),
@@ -70,7 +71,7 @@ impl NodeRef<'_> {
     }
 
     /// The node's `peers` answer.
-    pub fn peers(&self) -> Result<Vec<PeerInfo>> {
+    pub fn peers(&self) -> Result<Vec<Peer>> {
         match self.ask(Command::Peers, false)? {
             Event::Peers { peers } => Ok(peers),
             other => Err(anyhow!("unexpected answer to peers: {other:?}")),
@@ -120,7 +121,7 @@ impl NodeRef<'_> {
     pub fn dm_history(&self, with: &str, limit: usize) -> Result<Vec<DirectMessage>> {
         let cmd = Command::DmHistory {
             with: with.into(),
-            limit,
+            limit: limit as u64,
         };
         match self.ask(cmd, false)? {
             Event::DmHistory { messages, .. } => Ok(messages),
@@ -129,7 +130,7 @@ impl NodeRef<'_> {
     }
 
     /// The node's selected routes (`routes`).
-    pub fn routes(&self) -> Result<Vec<RouteInfo>> {
+    pub fn routes(&self) -> Result<Vec<Route>> {
         match self.ask(Command::Routes, false)? {
             Event::Routes { routes } => Ok(routes),
             other => Err(anyhow!("unexpected answer to routes: {other:?}")),
@@ -137,73 +138,66 @@ impl NodeRef<'_> {
     }
 
     /// Profiles the node knows for `who` (`whois`); an error when it knows none.
-    pub fn whois(&self, who: &str) -> Result<Vec<ProfileInfo>> {
+    pub fn whois(&self, who: &str) -> Result<Vec<Profile>> {
         match self.ask(Command::Whois { who: who.into() }, false)? {
             Event::Whois { profiles, .. } => Ok(profiles),
             other => Err(anyhow!("unexpected answer to whois: {other:?}")),
         }
     }
 
-    /// Writes a raw JSON command (for commands the lab does not model yet); answers arrive in
-    /// `HubState::nodes[i].other_events` (or as `error`, recorded in `errors`).
-    pub fn raw(&self, cmd: &serde_json::Value) -> Result<()> {
-        self.proc_()?.write_raw(cmd)
+    /// Everyone online, from the tracker's roster (`who`).
+    pub fn who(&self) -> Result<Vec<OnlinePeer>> {
+        match self.ask(Command::Who, false)? {
+            Event::Who { peers } => Ok(peers),
+            other => Err(anyhow!("unexpected answer to who: {other:?}")),
+        }
     }
 
-    /// Waits until the node emits an event of a kind the lab does not model for which `pred`
-    /// holds (looking at events already received too); returns it.
+    /// The tracker the node follows (`tracker`).
+    pub fn tracker(&self) -> Result<Tracker> {
+        match self.ask(Command::Tracker, false)? {
+            Event::Tracker(t) => Ok(t),
+            other => Err(anyhow!("unexpected answer to tracker: {other:?}")),
+        }
+    }
+
+    /// The node's counters (`stats`).
+    pub fn stats(&self) -> Result<Stats> {
+        match self.ask(Command::Stats, false)? {
+            Event::Stats(s) => Ok(*s),
+            other => Err(anyhow!("unexpected answer to stats: {other:?}")),
+        }
+    }
+
+    /// Writes a command and returns at once, for asking many nodes in one round trip: the
+    /// answer is collected with [`NodeRef::reply`] (`quit` has none).
+    pub fn submit(&self, cmd: &Command) -> Result<u64> {
+        node::request(&self.lab.hub, self.i, self.proc_()?, cmd, false, false)
+    }
+
+    /// The answer to the request [`NodeRef::submit`] returned `seq` for.
+    pub fn reply(&self, seq: u64, deadline: Instant) -> Result<Event> {
+        node::await_reply(&self.lab.hub, self.i, seq, deadline)
+    }
+
+    /// Waits until the node has emitted an event that is not an answer (a warning,
+    /// `tracker_changed`, …: those kept in `HubState::nodes[i].other_events`) for which `pred`
+    /// holds, looking at events already received too; returns it.
     pub fn wait_event(
         &self,
         deadline: Instant,
-        mut pred: impl FnMut(&serde_json::Value) -> bool,
-    ) -> Result<serde_json::Value> {
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Result<Event> {
         let mut found = None;
         self.lab.hub.wait_until(deadline, |st| {
             found = st.nodes[self.i]
                 .other_events
                 .iter()
-                .find(|(_, v)| pred(v))
-                .map(|(_, v)| v.clone());
+                .find(|(_, e)| pred(e))
+                .map(|(_, e)| e.clone());
             found.is_some()
         });
         found.with_context(|| format!("node {}: no matching event before the deadline", self.i))
-    }
-
-    /// Asks for the node's counters (`{"cmd":"stats"}`) and returns the `stats` event that
-    /// answers it (an event kind the lab does not model, so it is returned as JSON).
-    pub fn stats(&self) -> Result<serde_json::Value> {
-        self.ask_raw(&serde_json::json!({"cmd": "stats"}), "stats")
-    }
-
-    /// Writes a raw command and returns the first event of kind `answer` (one the lab does not
-    /// model) that arrives after it; fails at the deadline (an `error` answer is not matched:
-    /// it lands in `errors` or answers another request).
-    pub fn ask_raw(&self, cmd: &serde_json::Value, answer: &str) -> Result<serde_json::Value> {
-        let asked = Instant::now();
-        self.raw(cmd)?;
-        self.answer_since(asked, answer, self.lab.deadline(20))
-    }
-
-    /// Waits for the first event of kind `answer` (one the lab does not model) that arrived at
-    /// or after `asked`: the answer to a raw command written then.
-    pub fn answer_since(
-        &self,
-        asked: Instant,
-        answer: &str,
-        deadline: Instant,
-    ) -> Result<serde_json::Value> {
-        let mut found = None;
-        self.lab.hub.wait_until(deadline, |st| {
-            found = st.nodes[self.i]
-                .other_events
-                .iter()
-                .rev()
-                .take_while(|(at, _)| *at >= asked)
-                .find(|(_, v)| v["event"] == answer)
-                .map(|(_, v)| v.clone());
-            found.is_some()
-        });
-        found.with_context(|| format!("node {}: no {answer} before the deadline", self.i))
     }
 
     /// The node's peer id, once it has been ready.

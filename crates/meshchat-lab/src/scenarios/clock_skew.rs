@@ -16,6 +16,7 @@
 use crate::lab::{Lab, LabOptions, Report, LOBBY};
 use crate::topology::Topology;
 use anyhow::{bail, Result};
+use meshchat_api::{Event, Warning, WarningKind};
 use std::time::{Duration, Instant};
 
 /// Where Debian's `faketime` package puts the library.
@@ -30,12 +31,12 @@ fn clock_warnings(lab: &Lab, i: usize) -> Vec<(i64, bool)> {
     st.nodes[i]
         .other_events
         .iter()
-        .filter(|(_, v)| v["event"] == "warning" && v["kind"] == "clock")
-        .map(|(_, v)| {
-            (
-                v["offset_ms"].as_i64().unwrap_or(0),
-                v["off"].as_bool().unwrap_or(false),
-            )
+        .filter_map(|(_, e)| match e {
+            Event::Warning(Warning {
+                kind: Some(WarningKind::Clock { offset_ms, off, .. }),
+                ..
+            }) => Some((*offset_ms, *off)),
+            _ => None,
         })
         .collect()
 }
@@ -43,11 +44,9 @@ fn clock_warnings(lab: &Lab, i: usize) -> Vec<(i64, bool)> {
 /// Whether node `i` has said it refused messages from `peer` dated ahead of its clock.
 fn named(lab: &Lab, i: usize, peer: &str) -> bool {
     let st = lab.hub.lock();
-    st.nodes[i].other_events.iter().any(|(_, v)| {
-        v["event"] == "warning"
-            && v["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("refused messages from") && m.contains(peer))
+    st.nodes[i].other_events.iter().any(|(_, e)| {
+        matches!(e, Event::Warning(w)
+            if w.message.contains("refused messages from") && w.message.contains(peer))
     })
 }
 

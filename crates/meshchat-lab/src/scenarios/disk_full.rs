@@ -12,6 +12,7 @@
 use crate::lab::{Lab, LabOptions, Report, LOBBY};
 use crate::topology::Topology;
 use anyhow::{bail, Context as _, Result};
+use meshchat_api::Event;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,8 +68,10 @@ fn warnings(lab: &Lab, i: usize) -> Vec<String> {
     st.nodes[i]
         .other_events
         .iter()
-        .filter(|(_, v)| v["event"] == "warning")
-        .filter_map(|(_, v)| v["message"].as_str().map(str::to_owned))
+        .filter_map(|(_, e)| match e {
+            Event::Warning(w) => Some(w.message.clone()),
+            _ => None,
+        })
         .collect()
 }
 

@@ -15,14 +15,12 @@
 //! keys; and the stderr log of every start) as bytes, after the nodes stopped, looking for the
 //! DM's text and its hex; the same search must find the text in A's and E's databases, so a
 //! search that cannot see the database would fail the scenario rather than pass it.
-//!
-//! Neither runs on the stand-in node (`--fake`), which has no DMs or routes.
 
 use super::peer;
-use crate::event::{DmSent, RouteInfo};
 use crate::lab::{Lab, LabOptions, Report};
 use crate::topology::Topology;
 use anyhow::{bail, Context as _, Result};
+use meshchat_api::{DmSent, DmState, Route, Stats};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use std::collections::BTreeMap;
@@ -63,13 +61,7 @@ fn short(id: &str) -> &str {
 }
 
 /// Polls host `from`'s routes until `to` is listed at `hops` hops; returns that route.
-fn wait_route(
-    lab: &Lab,
-    from: usize,
-    to: usize,
-    hops: u32,
-    deadline: Instant,
-) -> Result<RouteInfo> {
+fn wait_route(lab: &Lab, from: usize, to: usize, hops: u32, deadline: Instant) -> Result<Route> {
     let dest = peer(lab, to)?;
     loop {
         let routes = lab.node(from).routes()?;
@@ -167,16 +159,19 @@ fn dm_when_known(
     }
 }
 
+/// A counter of `stats`: its name (for messages) and how to read it.
+type Counter = (&'static str, fn(&Stats) -> u64);
+const DM_FRAMES_SENT: Counter = ("dm_frames_sent", |s| s.dm_frames_sent);
+const DM_CUSTODY_HELD: Counter = ("dm_custody_held", |s| s.dm_custody_held);
+const DM_OWN_HELD: Counter = ("dm_own_held", |s| s.dm_own_held);
+const PROFILES_TAKEN: Counter = ("profiles_taken", |s| s.profiles_taken);
+const SYNC_ROUNDS: Counter = ("sync_rounds", |s| s.sync_rounds);
+
 /// A counter from each of `nodes`' `stats`.
-fn counters(lab: &Lab, nodes: &[usize], field: &str) -> Result<Vec<u64>> {
+fn counters(lab: &Lab, nodes: &[usize], (_, get): Counter) -> Result<Vec<u64>> {
     nodes
         .iter()
-        .map(|&i| {
-            let s = lab.node(i).stats()?;
-            s[field]
-                .as_u64()
-                .with_context(|| format!("n{i}: stats has no {field:?}: {s}"))
-        })
+        .map(|&i| lab.node(i).stats().map(|s| get(&s)))
         .collect()
 }
 
@@ -184,7 +179,7 @@ fn counters(lab: &Lab, nodes: &[usize], field: &str) -> Result<Vec<u64>> {
 fn wait_counters(
     lab: &Lab,
     nodes: &[usize],
-    field: &str,
+    field: Counter,
     deadline: Instant,
     cond: impl Fn(&[u64]) -> bool,
 ) -> Result<Vec<u64>> {
@@ -194,7 +189,7 @@ fn wait_counters(
             return Ok(v);
         }
         if Instant::now() >= deadline {
-            bail!("{field} of {nodes:?} at the deadline: {v:?}");
+            bail!("{} of {nodes:?} at the deadline: {v:?}", field.0);
         }
         std::thread::sleep(POLL);
     }
@@ -296,7 +291,7 @@ pub fn dm_line(opts: &LabOptions) -> Result<Report> {
         sent.state
     ));
     lab.wait_dm_shown(&[E], &id, lab.deadline(30))?;
-    let delivered_at = lab.wait_dm_state(A, &id, "delivered", lab.deadline(30))?;
+    let delivered_at = lab.wait_dm_state(A, &id, DmState::Delivered, lab.deadline(30))?;
     let shown_at = lab.hub.lock().nodes[E].dms[&id].at;
     lab.log(format!(
         "n4 showed it after {}, n0 saw delivered after {}",
@@ -322,8 +317,8 @@ pub fn dm_line(opts: &LabOptions) -> Result<Report> {
     }
     // A moment for anything late (a second copy, a repeated status) is not waited for: the
     // duplicate checks below run after every node has stopped.
-    let states: Vec<String> = lab.dm_states(A, &id).into_iter().map(|s| s.0).collect();
-    if states != ["queued", "sent", "delivered"] {
+    let states: Vec<DmState> = lab.dm_states(A, &id).into_iter().map(|s| s.0).collect();
+    if states != [DmState::Queued, DmState::Sent, DmState::Delivered] {
         bail!("n0's dm_status events for its DM: {states:?}, expected queued, sent, delivered");
     }
 
@@ -335,14 +330,14 @@ pub fn dm_line(opts: &LabOptions) -> Result<Report> {
     }
     let a_hist = lab.node(A).dm_history("n4", 100)?;
     match a_hist.iter().find(|m| m.id == id) {
-        Some(m) if m.own && m.state.as_deref() == Some("delivered") => {}
+        Some(m) if m.own && m.state == Some(DmState::Delivered) => {}
         other => bail!("n0's dm_history with n4 does not hold the DM as delivered: {other:?}"),
     }
 
     // What the relays did: forwarded, held nothing.
     let all = [A, RELAYS[0], RELAYS[1], RELAYS[2], E];
-    let frames = counters(&lab, &all, "dm_frames_sent")?;
-    let custody = counters(&lab, &RELAYS, "dm_custody_held")?;
+    let frames = counters(&lab, &all, DM_FRAMES_SENT)?;
+    let custody = counters(&lab, &RELAYS, DM_CUSTODY_HELD)?;
     if custody.iter().any(|&c| c > 0) {
         bail!("relays hold DMs in custody although a route existed: {custody:?}");
     }
@@ -392,22 +387,22 @@ pub fn dm_offline(opts: &LabOptions) -> Result<Report> {
     let text = secret_text(0x0ff1);
     let (sent, _) = dm_when_known(&lab, A, "n4", &text, lab.deadline(30))?;
     let id = sent.id.clone();
-    if sent.state != "queued" {
+    if sent.state != DmState::Queued {
         bail!(
             "with no route to n4, n0 answered state {:?} rather than queued",
             sent.state
         );
     }
-    let held = wait_counters(&lab, &RELAYS, "dm_custody_held", lab.deadline(30), |v| {
+    let held = wait_counters(&lab, &RELAYS, DM_CUSTODY_HELD, lab.deadline(30), |v| {
         v.iter().sum::<u64>() >= 1
     })?;
-    let own_held = counters(&lab, &[A], "dm_own_held")?[0];
+    let own_held = counters(&lab, &[A], DM_OWN_HELD)?[0];
     lab.log(format!(
         "custody on n1..n3: {held:?}; n0 holds {own_held} own DM(s)"
     ));
     lab.stop(A)?;
-    let before: Vec<String> = lab.dm_states(A, &id).into_iter().map(|s| s.0).collect();
-    if before != ["queued"] {
+    let before: Vec<DmState> = lab.dm_states(A, &id).into_iter().map(|s| s.0).collect();
+    if before != [DmState::Queued] {
         bail!("n0's states before it stopped: {before:?}, expected only queued");
     }
 
@@ -432,20 +427,20 @@ pub fn dm_offline(opts: &LabOptions) -> Result<Report> {
     // A returns and learns it was delivered.
     let t = Instant::now();
     lab.restart(A)?;
-    lab.wait_dm_state(A, &id, "delivered", lab.deadline(60))?;
+    lab.wait_dm_state(A, &id, DmState::Delivered, lab.deadline(60))?;
     let a_took = t.elapsed();
     let states = lab.dm_states(A, &id);
-    let names: Vec<&str> = states.iter().map(|s| s.0.as_str()).collect();
-    if names.first() != Some(&"queued")
-        || names.last() != Some(&"delivered")
-        || names.iter().filter(|s| **s == "delivered").count() != 1
-        || names.contains(&"failed")
+    let names: Vec<DmState> = states.iter().map(|s| s.0).collect();
+    if names.first() != Some(&DmState::Queued)
+        || names.last() != Some(&DmState::Delivered)
+        || names.iter().filter(|s| **s == DmState::Delivered).count() != 1
+        || names.contains(&DmState::Failed)
     {
         bail!("n0's dm_status events across its restart: {states:?}");
     }
     let a_hist = lab.node(A).dm_history("n4", 100)?;
     match a_hist.iter().find(|m| m.id == id) {
-        Some(m) if m.own && m.state.as_deref() == Some("delivered") => {}
+        Some(m) if m.own && m.state == Some(DmState::Delivered) => {}
         other => bail!("n0's dm_history with n4 does not hold the DM as delivered: {other:?}"),
     }
     let e_hist = lab.node(E).dm_history(&a_peer, 100)?;
@@ -458,7 +453,7 @@ pub fn dm_offline(opts: &LabOptions) -> Result<Report> {
     ));
 
     // Custody is released once the DM is handed on.
-    let released = wait_counters(&lab, &RELAYS, "dm_custody_held", lab.deadline(30), |v| {
+    let released = wait_counters(&lab, &RELAYS, DM_CUSTODY_HELD, lab.deadline(30), |v| {
         v.iter().all(|&c| c == 0)
     })?;
 
@@ -543,8 +538,12 @@ pub fn dm_profiles(opts: &LabOptions) -> Result<Report> {
         })
         .collect();
     let all: Vec<usize> = (0..n).collect();
-    let counts = |field| -> Result<String> {
-        Ok(format!("{field} n0..n4 {:?}", counters(&lab, &all, field)?))
+    let counts = |field: Counter| -> Result<String> {
+        Ok(format!(
+            "{} n0..n4 {:?}",
+            field.0,
+            counters(&lab, &all, field)?
+        ))
     };
     if !missing.is_empty() {
         let dm = lab.node(A).dm("n4", "dm-profiles probe");
@@ -558,8 +557,8 @@ pub fn dm_profiles(opts: &LabOptions) -> Result<Report> {
                 Ok(s) => format!("accepted ({})", s.state),
                 Err(e) => format!("{e:#}"),
             },
-            counts("profiles_taken")?,
-            counts("sync_rounds")?
+            counts(PROFILES_TAKEN)?,
+            counts(SYNC_ROUNDS)?
         );
     }
     let late: Vec<String> = known_after
@@ -571,12 +570,12 @@ pub fn dm_profiles(opts: &LabOptions) -> Result<Report> {
         lab.notes.push(format!(
             "late profiles: {}; {}, {}",
             late.join(", "),
-            counts("profiles_taken")?,
-            counts("sync_rounds")?
+            counts(PROFILES_TAKEN)?,
+            counts(SYNC_ROUNDS)?
         ));
     }
     let (sent, _) = dm_when_known(&lab, A, "n4", "dm-profiles probe", lab.deadline(10))?;
-    lab.wait_dm_state(A, &sent.id, "delivered", lab.deadline(30))?;
+    lab.wait_dm_state(A, &sent.id, DmState::Delivered, lab.deadline(30))?;
     let slowest = known_after.values().max().copied().unwrap_or_default();
     lab.notes.push(format!(
         "links up one at a time ({PROFILE_LINK_ORDER:?}): every node knew all {} profiles {} after the last link; n0's DM to n4 delivered",

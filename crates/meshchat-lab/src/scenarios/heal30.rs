@@ -41,11 +41,7 @@ fn topology() -> Result<Topology> {
 fn sync_received(lab: &Lab, nodes: &[usize]) -> u64 {
     nodes
         .iter()
-        .map(|&i| {
-            lab.node(i)
-                .stats()
-                .map_or(0, |s| s["sync_bytes_received"].as_u64().unwrap_or(0))
-        })
+        .map(|&i| lab.node(i).stats().map_or(0, |s| s.sync_bytes_received))
         .sum()
 }
 

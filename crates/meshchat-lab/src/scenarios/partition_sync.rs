@@ -295,13 +295,7 @@ pub fn partition_sync(opts: &LabOptions) -> Result<Report> {
     let mut counters = Vec::new();
     for &i in &all {
         let s = lab.node(i).stats()?;
-        counters.push(format!(
-            "n{i} {}/{}",
-            s["synced"].as_u64().map_or("-".into(), |v| v.to_string()),
-            s["sync_rounds"]
-                .as_u64()
-                .map_or("-".into(), |v| v.to_string())
-        ));
+        counters.push(format!("n{i} {}/{}", s.synced, s.sync_rounds));
     }
     lab.check_health()?;
     lab.notes.push(format!(

@@ -25,10 +25,10 @@
 //! `--json`).
 //! Neither runs on the stand-in node, which has no routing table.
 
-use crate::event::RouteInfo;
 use crate::lab::{Lab, LabOptions, Report};
 use crate::topology::Topology;
 use anyhow::{bail, Result};
+use meshchat_api::Route;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -82,7 +82,7 @@ pub fn hop_counts(
 /// (empty: nothing). `peers` maps peer ids to hosts.
 pub fn table_errors(
     i: usize,
-    routes: &[RouteInfo],
+    routes: &[Route],
     dist: &[Vec<Option<u32>>],
     edges: &[(usize, usize)],
     peers: &HashMap<String, usize>,
@@ -446,8 +446,8 @@ pub fn routes30(opts: &LabOptions) -> Result<Report> {
 mod tests {
     use super::*;
 
-    fn route(dest: usize, via: usize, hops: u32) -> RouteInfo {
-        RouteInfo {
+    fn route(dest: usize, via: usize, hops: u32) -> Route {
+        Route {
             dest: format!("p{dest}"),
             next_hop: format!("p{via}"),
             hops,

@@ -25,8 +25,8 @@ use super::peer;
 use crate::lab::{Lab, LabOptions, Report, LOBBY};
 use crate::topology::Topology;
 use anyhow::{bail, Context as _, Result};
+use meshchat_api::{Command, Event, Stats};
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -48,46 +48,41 @@ struct View {
 
 /// Asks every one of `nodes` at once (all commands written before any answer is awaited, so
 /// a round over 50 nodes takes about one round trip, not 50) and returns their answers.
-fn ask_all(lab: &Lab, nodes: &[usize], cmd: &Value, answer: &str) -> Result<Vec<Value>> {
-    let asked = Instant::now();
-    for &i in nodes {
-        lab.node(i).raw(cmd)?;
-    }
+fn ask_all(lab: &Lab, nodes: &[usize], cmd: &Command) -> Result<Vec<Event>> {
+    let seqs = nodes
+        .iter()
+        .map(|&i| lab.node(i).submit(cmd))
+        .collect::<Result<Vec<u64>>>()?;
     let deadline = lab.deadline(20);
     nodes
         .iter()
-        .map(|&i| lab.node(i).answer_since(asked, answer, deadline))
+        .zip(seqs)
+        .map(|(&i, seq)| lab.node(i).reply(seq, deadline))
         .collect()
 }
 
 fn views(lab: &Lab, nodes: &[usize]) -> Result<Vec<View>> {
-    ask_all(lab, nodes, &json!({"cmd": "tracker"}), "tracker")?
+    ask_all(lab, nodes, &Command::Tracker)?
         .into_iter()
-        .map(|v| view_of(&v))
+        .map(|e| match e {
+            Event::Tracker(t) => Ok(View {
+                tracker: t.tracker,
+                epoch: t.epoch,
+                is_self: t.is_self,
+                registered: t.registered,
+            }),
+            other => bail!("unexpected answer to tracker: {other:?}"),
+        })
         .collect()
-}
-
-fn view_of(v: &Value) -> Result<View> {
-    Ok(View {
-        tracker: v["tracker"].as_str().map(str::to_owned),
-        epoch: v["epoch"]
-            .as_u64()
-            .context("tracker answer without an epoch")?,
-        is_self: v["self"].as_bool().unwrap_or(false),
-        registered: v["registered"].as_bool().unwrap_or(false),
-    })
 }
 
 /// The peer ids in each node's `who`.
 fn whos(lab: &Lab, nodes: &[usize]) -> Result<Vec<BTreeSet<String>>> {
-    ask_all(lab, nodes, &json!({"cmd": "who"}), "who")?
-        .iter()
-        .map(|v| {
-            let peers = v["peers"].as_array().context("who answer without peers")?;
-            Ok(peers
-                .iter()
-                .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
-                .collect())
+    ask_all(lab, nodes, &Command::Who)?
+        .into_iter()
+        .map(|e| match e {
+            Event::Who { peers } => Ok(peers.into_iter().map(|p| p.peer_id).collect()),
+            other => bail!("unexpected answer to who: {other:?}"),
         })
         .collect()
 }
@@ -188,8 +183,9 @@ fn adopted_at(lab: &Lab, nodes: &[usize], tracker: &str, since: Instant) -> Opti
             st.nodes[i]
                 .other_events
                 .iter()
-                .find(|(at, v)| {
-                    *at >= since && v["event"] == "tracker_changed" && v["tracker"] == tracker
+                .find(|(at, e)| {
+                    *at >= since
+                        && matches!(e, Event::TrackerChanged { tracker: Some(t), .. } if t == tracker)
                 })
                 .map(|(at, _)| *at)
         })
@@ -241,11 +237,13 @@ pub fn tracker_line(opts: &LabOptions) -> Result<Report> {
         ms(followed),
         ms(failover)
     ));
-    let changed = lab.node(1).wait_event(lab.deadline(5), |v| {
-        v["event"] == "tracker_changed" && v["epoch"] == second
-    })?;
-    if changed["tracker"].as_str() != Some(peer(&lab, next)?.as_str()) {
-        bail!("n1's tracker_changed event names another tracker: {changed}");
+    let changed = lab.node(1).wait_event(
+        lab.deadline(5),
+        |e| matches!(e, Event::TrackerChanged { epoch, .. } if *epoch == second),
+    )?;
+    let next_peer = peer(&lab, next)?;
+    if !matches!(&changed, Event::TrackerChanged { tracker: Some(t), .. } if *t == next_peer) {
+        bail!("n1's tracker_changed event names another tracker: {changed:?}");
     }
 
     // A newcomer that knows only n2's address (and ranks below the tracker).
@@ -275,11 +273,7 @@ pub fn tracker_line(opts: &LabOptions) -> Result<Report> {
     ));
     let forged: u64 = all
         .iter()
-        .map(|&i| {
-            lab.node(i)
-                .stats()
-                .map(|s| s["tracker"]["forged"].as_u64().unwrap_or(0))
-        })
+        .map(|&i| lab.node(i).stats().map(|s| s.tracker.forged))
         .sum::<Result<u64>>()?;
     if forged != 0 {
         bail!("{forged} tracker messages counted as forged");
@@ -456,15 +450,10 @@ pub struct Failover {
     pub roster_msgs: u64,
 }
 
-fn sum_stat(lab: &Lab, nodes: &[usize], field: &str) -> Result<u64> {
+fn sum_stat(lab: &Lab, nodes: &[usize], field: fn(&Stats) -> u64) -> Result<u64> {
     nodes
         .iter()
-        .map(|&i| {
-            let s: Value = lab.node(i).stats()?;
-            s[field]
-                .as_u64()
-                .with_context(|| format!("n{i}: no {field} in stats"))
-        })
+        .map(|&i| lab.node(i).stats().map(|s| field(&s)))
         .sum()
 }
 
@@ -483,8 +472,8 @@ pub fn measure(args: &FailoverArgs, opts: &LabOptions) -> Result<(Vec<Failover>,
         for round in 0..args.rounds {
             let rest: Vec<usize> = all.iter().copied().filter(|&i| i != host).collect();
             let before = (
-                sum_stat(&lab, &rest, "tracker_election_msgs")?,
-                sum_stat(&lab, &rest, "tracker_roster_msgs")?,
+                sum_stat(&lab, &rest, |s| s.tracker_election_msgs)?,
+                sum_stat(&lab, &rest, |s| s.tracker_roster_msgs)?,
             );
             let old = peer(&lab, host)?;
             let killed = Instant::now();
@@ -495,8 +484,8 @@ pub fn measure(args: &FailoverArgs, opts: &LabOptions) -> Result<(Vec<Failover>,
             let followed =
                 adopted_at(&lab, &rest, &peer(&lab, next)?, killed).map_or(polled, |t| t - killed);
             let after = (
-                sum_stat(&lab, &rest, "tracker_election_msgs")?,
-                sum_stat(&lab, &rest, "tracker_roster_msgs")?,
+                sum_stat(&lab, &rest, |s| s.tracker_election_msgs)?,
+                sum_stat(&lab, &rest, |s| s.tracker_roster_msgs)?,
             );
             let f = Failover {
                 n,

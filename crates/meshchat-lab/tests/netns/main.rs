@@ -1,6 +1,7 @@
 //! Lab tests, one test binary: `plumbing` (namespaces, links, faults, cleanup), `selftest` (the
-//! lab's checks against the stand-in node, including deliberately buggy ones) and `scenarios`
-//! (the real `meshchat` binary). Every test needs root and fails without it (a test that cannot
+//! lab's own machinery driving real `meshchat` processes: kills, restarts, crashes, link faults)
+//! and `scenarios` (the named scenarios). The checks against a misbehaving node (duplicates,
+//! unstored messages, panics) are unit tests over crafted events in `src/lab/checks.rs`. Every test needs root and fails without it (a test that cannot
 //! run must not pass: a non-root run would be green without testing mDNS, kill -9, partitions,
 //! custody or failover). Tests that run nodes take a shared lock so they do not compete for the
 //! 2 cores.
@@ -31,12 +32,9 @@ pub fn node_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Options running the stand-in node (`meshchat-lab fake-node`).
-pub fn fake_opts(extra: &[&str]) -> LabOptions {
-    let mut o = LabOptions::with_bin(PathBuf::from(env!("CARGO_BIN_EXE_meshchat-lab")));
-    o.pre_args = vec!["fake-node".into()];
-    o.extra_args = extra.iter().map(|s| s.to_string()).collect();
-    o
+/// Options running the real node ([`real_bin`]).
+pub fn real_opts() -> LabOptions {
+    LabOptions::with_bin(real_bin())
 }
 
 /// The real `meshchat` binary: `$MESHCHAT_BIN`, else built with `cargo build -p meshchat` (once

@@ -1,0 +1,283 @@
+//! The JSON contract of `meshchat --json`, as types.
+//!
+//! A program drives a node by writing one [`Command`] per line to its stdin and reads one
+//! [`Event`] per line from its stdout. These enums *are* the contract that `docs/JSON.md`
+//! describes in prose: JSON mode parses and writes them, the lab drives nodes with them, and the
+//! web UI's WebSocket will carry them. A new command or event is written here once.
+//!
+//! - [`Command`] is tagged by `"cmd"`; [`Command::from_line`] parses a line and says what is
+//!   wrong with a bad one, in the words JSON mode answers with.
+//! - [`Event`] is tagged by `"event"`; [`Event::to_line`] writes the line JSON mode prints.
+//!   Replies to commands (`sent`, `history`, `who`, …) are variants of [`Event`], not a
+//!   separate enum: they share the one output stream and the one `event` tag with unsolicited
+//!   events (a reply and the event it causes can arrive in either order, as `sent` and the own
+//!   `message` do), so a reader matches one enum per line either way, and a separate `Reply`
+//!   would only move the same tags behind an untagged wrapper.
+//! - The data they carry ([`Message`], [`DirectMessage`], [`Peer`], [`Route`], [`Profile`],
+//!   [`OnlinePeer`], [`Tracker`], [`Stats`], …) are plain structs of strings and numbers:
+//!   peer ids, fingerprints, message ids and multiaddrs are in their text forms.
+//!
+//! Compatibility: readers must tolerate what they do not know. Unknown fields are ignored
+//! (nothing here denies them), and an event of a kind this version does not know parses as
+//! [`Event::Unknown`] instead of failing, so an old reader keeps working against a newer node.
+//! Fields that a newer node may leave out are `Option`s; everything else is always written.
+
+use serde::{Deserialize, Serialize};
+
+mod types;
+pub use types::*;
+
+/// How many messages `history` and `dm_history` return when the command gives no `limit`.
+pub const DEFAULT_HISTORY_LIMIT: u64 = 100;
+/// The most messages one `history` or `dm_history` returns (a larger `limit` is cut to this).
+pub const MAX_HISTORY_LIMIT: u64 = 10_000;
+
+fn default_history_limit() -> u64 {
+    DEFAULT_HISTORY_LIMIT
+}
+
+/// A line written to the node's stdin: `{"cmd":"send","room":"lobby","text":"hi"}`.
+///
+/// Each command is answered by one [`Event`] (named in its doc), or by [`Event::Error`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Post `text` to `room` (which this node has joined). Answer: [`Event::Sent`], and the
+    /// [`Event::Message`] of the own message, in either order.
+    Send { room: String, text: String },
+    /// Join a room. Answer: [`Event::Joined`].
+    Join { room: String },
+    /// Leave a room. Answer: [`Event::Left`].
+    Leave { room: String },
+    /// Set this node's nick. Answer: [`Event::Nick`].
+    Nick { nick: String },
+    /// Dial a multiaddr (with `/p2p/<peer id>` to check whom). Answered when the dial ends, by
+    /// [`Event::Connected`] or an error; other commands go on meanwhile.
+    Connect { addr: String },
+    /// The connected peers. Answer: [`Event::Peers`].
+    Peers,
+    /// The stored messages of a room, oldest first. Answer: [`Event::History`].
+    History {
+        room: String,
+        /// At most this many (the newest), cut to [`MAX_HISTORY_LIMIT`].
+        #[serde(default = "default_history_limit")]
+        limit: u64,
+    },
+    /// Send a direct message. Answer: [`Event::DmSent`], the own [`Event::Dm`] and its first
+    /// [`Event::DmStatus`], in any order.
+    Dm {
+        /// Nick, fingerprint or peer id of the recipient.
+        to: String,
+        text: String,
+    },
+    /// The stored DMs exchanged with someone, oldest first. Answer: [`Event::DmHistory`].
+    DmHistory {
+        /// Peer id, nick or fingerprint.
+        with: String,
+        /// At most this many (the newest), cut to [`MAX_HISTORY_LIMIT`].
+        #[serde(default = "default_history_limit")]
+        limit: u64,
+    },
+    /// The routing table. Answer: [`Event::Routes`].
+    Routes,
+    /// The profiles known for a nick, fingerprint or peer id. Answer: [`Event::Whois`].
+    Whois { who: String },
+    /// Everyone online, from the tracker's roster. Answer: [`Event::Who`].
+    Who,
+    /// The tracker this node follows. Answer: [`Event::Tracker`].
+    Tracker,
+    /// This node's identity and addresses (also accepted as `"id"`). Answer: [`Event::Info`].
+    #[serde(alias = "id")]
+    Info,
+    /// The node's counters. Answer: [`Event::Stats`].
+    Stats,
+    /// Stop the node cleanly (exit status 0). No answer.
+    Quit,
+}
+
+impl Command {
+    /// Every `cmd` accepted, aliases included (a test checks it against the enum).
+    pub const NAMES: &'static [&'static str] = &[
+        "send",
+        "join",
+        "leave",
+        "nick",
+        "connect",
+        "peers",
+        "history",
+        "dm",
+        "dm_history",
+        "routes",
+        "whois",
+        "who",
+        "tracker",
+        "info",
+        "id",
+        "stats",
+        "quit",
+    ];
+
+    /// Parses one input line; the error says what is wrong in words meant for the user.
+    pub fn from_line(line: &str) -> Result<Command, CommandError> {
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| CommandError::Json(e.to_string()))?;
+        let name = match value.get("cmd") {
+            Some(serde_json::Value::String(name)) => name.clone(),
+            _ => return Err(CommandError::NoCmd),
+        };
+        if !Self::NAMES.contains(&name.as_str()) {
+            return Err(CommandError::Unknown(name));
+        }
+        Command::deserialize(value).map_err(|e| CommandError::Fields {
+            cmd: name,
+            error: e.to_string(),
+        })
+    }
+
+    /// The line for the node's stdin (without the newline).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("a command is a JSON object with string keys")
+    }
+}
+
+/// What is wrong with an input line ([`Command::from_line`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// Not JSON at all.
+    Json(String),
+    /// No string field `cmd`.
+    NoCmd,
+    /// A `cmd` that is not in [`Command::NAMES`].
+    Unknown(String),
+    /// A known command with a missing or ill-typed field.
+    Fields { cmd: String, error: String },
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::Json(e) => write!(f, "invalid JSON: {e}"),
+            CommandError::NoCmd => f.write_str("missing string field \"cmd\""),
+            CommandError::Unknown(name) => write!(
+                f,
+                "unknown command {name:?} (known: {})",
+                Command::NAMES.join(", ")
+            ),
+            CommandError::Fields { cmd, error } => write!(f, "bad {cmd:?} command: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// A line the node writes to stdout: an event, or the answer to a command (see the crate docs
+/// for why both are one enum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The first line, once the node listens.
+    Ready(NodeInfo),
+    /// A room message of a joined room, own ones too; each id at most once, ever.
+    Message(Message),
+    /// A meshchat peer is connected and subscribed: messages now flow both ways.
+    PeerConnected { peer_id: String },
+    /// The last connection to a peer closed.
+    PeerDisconnected { peer_id: String },
+    /// A listen address that appeared after [`Event::Ready`].
+    Listening { addr: String },
+    /// Something went wrong in the node, or it blocked a peer; it keeps running.
+    Warning(Warning),
+    /// A command was refused; the node keeps running.
+    Error { message: String },
+    /// This process did not read stdout for a while and the node dropped `missed` events; the
+    /// stored messages it has not been given follow as [`Event::Message`]s.
+    Lagged { missed: u64 },
+    /// A direct message to this node, or our own; each id at most once, ever.
+    Dm(DirectMessage),
+    /// The state of one of our DMs changed.
+    DmStatus {
+        id: String,
+        /// The recipient's peer id.
+        to: String,
+        state: DmState,
+    },
+    /// The tracker this node follows changed, or its epoch did.
+    TrackerChanged {
+        /// Its peer id; `None` while it is gone and an election runs.
+        tracker: Option<String>,
+        epoch: u64,
+        /// This node became the tracker.
+        #[serde(rename = "self")]
+        is_self: bool,
+    },
+    /// Answer to [`Command::Send`].
+    Sent {
+        room: String,
+        id: String,
+        /// False when no peer was connected: the message is stored here only.
+        relayed: bool,
+    },
+    /// Answer to [`Command::Join`].
+    Joined { room: String },
+    /// Answer to [`Command::Leave`].
+    Left { room: String, was_member: bool },
+    /// Answer to [`Command::Nick`].
+    Nick { nick: String },
+    /// Answer to [`Command::Connect`], once the connection is up.
+    Connected {
+        /// The address as the command gave it.
+        addr: String,
+        peer_id: String,
+    },
+    /// Answer to [`Command::Peers`].
+    Peers { peers: Vec<Peer> },
+    /// Answer to [`Command::History`]: oldest first, in display order (author timestamp,
+    /// then id).
+    History {
+        room: String,
+        messages: Vec<Message>,
+    },
+    /// Answer to [`Command::Dm`]: the DM is stored here and on its way.
+    DmSent(DmSent),
+    /// Answer to [`Command::DmHistory`]: oldest first (author timestamp, then id).
+    DmHistory {
+        /// The `with` of the command, as given.
+        with: String,
+        messages: Vec<DirectMessage>,
+    },
+    /// Answer to [`Command::Routes`]: one selected route per reachable node.
+    Routes { routes: Vec<Route> },
+    /// Answer to [`Command::Whois`] (several profiles for a shared nick).
+    Whois {
+        /// The `who` of the command, as given.
+        who: String,
+        profiles: Vec<Profile>,
+    },
+    /// Answer to [`Command::Who`]: the tracker's roster, sorted by nick.
+    Who { peers: Vec<OnlinePeer> },
+    /// Answer to [`Command::Tracker`].
+    Tracker(Tracker),
+    /// Answer to [`Command::Info`].
+    Info(NodeInfo),
+    /// Answer to [`Command::Stats`].
+    Stats(Box<Stats>),
+    /// An event of a kind this version does not know (written by a newer node); its fields are
+    /// not kept. Nodes never write it.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Event {
+    /// The line JSON mode prints (without the newline). Keys are in alphabetical order, as
+    /// they have been since JSON mode began (it wrote `serde_json::Value`s, whose maps sort).
+    pub fn to_line(&self) -> String {
+        serde_json::to_value(self)
+            .expect("an event is a JSON object with string keys")
+            .to_string()
+    }
+
+    /// Parses one output line.
+    pub fn from_line(line: &str) -> serde_json::Result<Event> {
+        serde_json::from_str(line)
+    }
+}
