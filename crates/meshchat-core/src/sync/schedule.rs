@@ -271,6 +271,11 @@ impl<P: Eq + Hash + Ord + Copy> Scheduler<P> {
         self.peers.limits()
     }
 
+    /// Sets [`Config::interval`] (the node reads its `sync_interval` at each maintenance tick).
+    pub fn set_interval(&mut self, interval: Duration) {
+        self.config.interval = interval;
+    }
+
     /// When [`Input::Tick`] next has work (`None`: only inputs bring any).
     pub fn next_deadline(&self) -> Option<Instant> {
         self.wake
