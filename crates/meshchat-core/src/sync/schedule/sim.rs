@@ -760,7 +760,8 @@ fn big_lossy_churning_mesh_converges() {
 #[test]
 #[ignore]
 fn table() {
-    let settings: [(&str, fn(u64) -> Scenario); 6] = [
+    type Setting = (&'static str, fn(u64) -> Scenario);
+    let settings: [Setting; 6] = [
         ("disjoint sets, 20 nodes", |seed| Scenario::new(seed, 20)),
         ("partition healed at 60 s, 20 nodes", |seed| Scenario {
             partition: Some(Duration::from_secs(60)),
