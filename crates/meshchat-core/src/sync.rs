@@ -16,6 +16,9 @@
 //! - [`Offers`]: telling neighbours at once what a node took that they may lack (ids, or a
 //!   request for a round), paced and bounded per peer; how a healed partition converges in
 //!   seconds instead of a periodic round per hop.
+//! - [`Scheduler`] ([`schedule`]): the node's side: when rounds start, what is fetched from
+//!   whom, the rate of opens a peer may make; `handle(input, now) -> outputs` over [`Peers`] and
+//!   [`Offers`], with a simulator that asserts convergence under loss, churn and a busy peer.
 //!
 //! # Why the `negentropy` crate
 //!
@@ -107,11 +110,13 @@ use crate::envelope::MessageId;
 
 mod offers;
 mod peers;
+pub mod schedule;
 mod session;
 pub mod wire;
 
 pub use offers::{Offers, BUSY_BACKOFF, OFFER_GAP, OFFER_RATE};
 pub use peers::Peers;
+pub use schedule::Scheduler;
 pub use session::{Initiator, Next, Responder, Step, Stop};
 
 /// Largest frame we accept, in bytes (the protocol's bound; we send at most [`Limits::frame_size`]).

@@ -36,7 +36,7 @@
 //!   [`BUSY_BACKOFF`]. A sender pacing at [`OFFER_GAP`] stays within the rate: the burst absorbs
 //!   offers that network delays bunch together (property-tested with delays up to 1.5 s).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,9 @@ pub const OFFER_RATE: Rate = Rate::new(4, 8);
 /// Taking: [`Offers::take`] for each offer a peer makes.
 #[derive(Debug)]
 pub struct Offers<P> {
-    out: HashMap<P, Outbox>,
+    /// Ordered, so offers due at once go out in the same order on every run (the simulator is
+    /// deterministic).
+    out: BTreeMap<P, Outbox>,
     taken: Buckets<P>,
     max_peers: usize,
 }
@@ -114,7 +116,7 @@ impl<P: Eq + Hash + Ord + Copy> Offers<P> {
     /// If `max_peers` is zero.
     pub fn new(max_peers: usize) -> Self {
         Self {
-            out: HashMap::new(),
+            out: BTreeMap::new(),
             taken: Buckets::new(OFFER_RATE, max_peers),
             max_peers,
         }
