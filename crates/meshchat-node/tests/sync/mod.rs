@@ -136,7 +136,9 @@ async fn a_late_joiner_finds_the_rooms_history() {
     assert_eq!(c.handle.history("x", 10, None).await.unwrap().len(), 5);
     let shown: Vec<Event> = c.take_events();
     assert!(
-        shown.iter().all(|e| !matches!(e, Event::Message(m) if !m.synced)),
+        shown
+            .iter()
+            .all(|e| !matches!(e, Event::Message(m) if !m.synced)),
         "{shown:?}"
     );
 }
