@@ -23,7 +23,7 @@
 //!   than the path it came by, the node grafts the lazy link (a `Graft` with no ids) and prunes
 //!   the eager one it got the message from.
 //!
-//! Membership is the connection graph itself ([`In::NeighborUp`] and [`In::NeighborDown`]), not
+//! Membership is the connection graph itself ([`Input::NeighborUp`] and [`Input::NeighborDown`]), not
 //! an overlay such as HyParView: in a physical mesh a node reaches only some peers, and the
 //! node's connection management already decides which. One tree serves every sender: an acyclic
 //! connected set of eager links is a spanning tree from any node.
@@ -48,7 +48,7 @@
 //!   nodes and 20-100 messages a second. No wire change: the origin is read from the payload, which
 //!   the node checked before relaying it.
 //! - **Validation before relay.** A message is relayed, announced and cached only after the node
-//!   has checked it ([`Out::Validate`], answered by [`In::Validated`]): its signature once per
+//!   has checked it ([`Output::Validate`], answered by [`Input::Validated`]): its signature once per
 //!   unique message, and that the id is the payload's. A rejected id is forgotten (a forged
 //!   payload under a real id must not hide the real one) and the neighbours that offered the
 //!   same id meanwhile are grafted at once. A duplicate that arrives while the first copy is being
@@ -75,8 +75,8 @@
 //!
 //! Two kinds of deadline: the announcement flush ([`Config::ihave_interval`] after the first
 //! announcement queued) and one graft deadline per missing message. The state machine keeps them
-//! and says when it next needs to run with [`Out::WakeAt`]; the node keeps one timer, replaced by
-//! each `WakeAt`, and passes [`In::Tick`] when it fires. Due work is also done on any other input,
+//! and says when it next needs to run with [`Output::WakeAt`]; the node keeps one timer, replaced by
+//! each `WakeAt`, and passes [`Input::Tick`] when it fires. Due work is also done on any other input,
 //! so a late or spurious tick is harmless. Time is passed in; nothing here reads a clock.
 //!
 //! # Bounds
@@ -148,7 +148,7 @@ const MAX_OTHERS: usize = 4;
 
 /// An input to [`Broadcast::handle`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum In<P> {
+pub enum Input<P> {
     /// A connection to `P` is open (it starts eager).
     NeighborUp(P),
     /// The last connection to `P` closed.
@@ -157,20 +157,20 @@ pub enum In<P> {
     Message { from: P, message: Message },
     /// The application's own message, signed: relayed without validation, not delivered back.
     Publish { id: MessageId, payload: Payload },
-    /// The answer to [`Out::Validate`]: whether the payload is a valid envelope with that id.
+    /// The answer to [`Output::Validate`]: whether the payload is a valid envelope with that id.
     Validated { id: MessageId, ok: bool },
-    /// The timer of the last [`Out::WakeAt`] fired (or any time: a tick with nothing due is
+    /// The timer of the last [`Output::WakeAt`] fired (or any time: a tick with nothing due is
     /// harmless).
     Tick,
 }
 
 /// An output of [`Broadcast::handle`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Out<P> {
+pub enum Output<P> {
     /// Send this message to neighbour `to`. The node may pack the messages of one `handle` call
     /// for the same neighbour into frames with [`wire::pack`], in order.
     Send { to: P, message: Message },
-    /// Check this payload (first copy of `id`, from `from`) and answer with [`In::Validated`]:
+    /// Check this payload (first copy of `id`, from `from`) and answer with [`Input::Validated`]:
     /// signature, limits, and that it is the envelope with id `id`. Until then the message is
     /// neither relayed nor delivered.
     Validate {
@@ -185,7 +185,7 @@ pub enum Out<P> {
         payload: Payload,
         hops: u16,
     },
-    /// Pass [`In::Tick`] at this time; replaces any earlier `WakeAt`.
+    /// Pass [`Input::Tick`] at this time; replaces any earlier `WakeAt`.
     WakeAt(Instant),
     /// `peer` did what no honest node does (the node counts a strike against it).
     Misbehaved { peer: P, offence: Offence },
@@ -346,10 +346,10 @@ pub struct Broadcast<P> {
     anchor: Anchor<[u8; 32]>,
     /// When the queued announcements are due.
     flush_at: Option<Instant>,
-    /// The last [`Out::WakeAt`] emitted.
+    /// The last [`Output::WakeAt`] emitted.
     wake: Option<Instant>,
     stats: Stats,
-    out: VecDeque<Out<P>>,
+    out: VecDeque<Output<P>>,
 }
 
 impl<P: Ord + Copy> Broadcast<P> {
@@ -426,14 +426,14 @@ impl<P: Ord + Copy> Broadcast<P> {
     /// Handles one input at time `now`; the outputs, in order.
     pub fn handle(
         &mut self,
-        input: In<P>,
+        input: Input<P>,
         now: Instant,
-    ) -> std::collections::vec_deque::Drain<'_, Out<P>> {
+    ) -> std::collections::vec_deque::Drain<'_, Output<P>> {
         self.expire(now);
         match input {
-            In::NeighborUp(p) => self.on_up(p),
-            In::NeighborDown(p) => self.on_down(p),
-            In::Message { from, message } => {
+            Input::NeighborUp(p) => self.on_up(p),
+            Input::NeighborDown(p) => self.on_down(p),
+            Input::Message { from, message } => {
                 if !self.peers.contains_key(&from) {
                     self.stats.unknown_peer += 1;
                 } else {
@@ -447,15 +447,15 @@ impl<P: Ord + Copy> Broadcast<P> {
                     }
                 }
             }
-            In::Publish { id, payload } => self.on_publish(id, payload, now),
-            In::Validated { id, ok } => self.on_validated(id, ok, now),
-            In::Tick => {}
+            Input::Publish { id, payload } => self.on_publish(id, payload, now),
+            Input::Validated { id, ok } => self.on_validated(id, ok, now),
+            Input::Tick => {}
         }
         self.run_timers(now);
         if let Some(next) = self.next_deadline() {
             if self.wake != Some(next) {
                 self.wake = Some(next);
-                self.out.push_back(Out::WakeAt(next));
+                self.out.push_back(Output::WakeAt(next));
             }
         }
         self.out.drain(..)
@@ -503,7 +503,7 @@ impl<P: Ord + Copy> Broadcast<P> {
     }
 
     fn send(&mut self, to: P, message: Message) {
-        self.out.push_back(Out::Send { to, message });
+        self.out.push_back(Output::Send { to, message });
     }
 
     /// Makes the link to `p` lazy on both ends.
@@ -556,7 +556,7 @@ impl<P: Ord + Copy> Broadcast<P> {
                 grafted,
             },
         );
-        self.out.push_back(Out::Validate { id, payload, from });
+        self.out.push_back(Output::Validate { id, payload, from });
     }
 
     fn on_validated(&mut self, id: MessageId, ok: bool, now: Instant) {
@@ -582,7 +582,7 @@ impl<P: Ord + Copy> Broadcast<P> {
         } else {
             self.stats.delivered_pushed += 1;
         }
-        self.out.push_back(Out::Deliver {
+        self.out.push_back(Output::Deliver {
             id,
             payload: p.payload.clone(),
             hops: p.hops,
@@ -649,7 +649,7 @@ impl<P: Ord + Copy> Broadcast<P> {
             }
             if peer.eager {
                 self.stats.gossip_sent += 1;
-                self.out.push_back(Out::Send {
+                self.out.push_back(Output::Send {
                     to: *p,
                     message: Message::Gossip {
                         id,
@@ -832,10 +832,10 @@ impl<P: Ord + Copy> Broadcast<P> {
                 payload: c.payload.clone(),
             };
             self.stats.gossip_sent += 1;
-            self.out.push_back(Out::Send { to: from, message });
+            self.out.push_back(Output::Send { to: from, message });
         }
         if offence {
-            self.out.push_back(Out::Misbehaved {
+            self.out.push_back(Output::Misbehaved {
                 peer: from,
                 offence: Offence::GraftOverBudget,
             });

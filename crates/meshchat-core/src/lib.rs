@@ -23,6 +23,38 @@
 //! - [`routed`]: a signed envelope routed hop by hop to one node, best effort (tracker messages).
 //! - [`dm`]: direct messages: profiles with the encryption key, DMs sealed with HPKE, signed
 //!   receipts, and the outbox (retries, custody for offline recipients, delivery at most once).
+//! - [`authors`]: per-author rates and per-neighbour introductions of new authors.
+//! - [`clock`]: our clock's offset from the network's, from the timestamps of what arrives.
+//! - [`rate`]: token buckets, alone and in a bounded table per peer.
+//!
+//! ## One contract for the state machines
+//!
+//! Every protocol machine has the same shape, so a node handler drives each the same way:
+//!
+//! - `handle(input, now) -> outputs`: an `Input` enum in, the `Output`s in order out; the caller
+//!   carries them out (send, store, show) and feeds back what came of them as further inputs.
+//! - The timer is the machine's: an `Output::WakeAt(t)` whenever it changes, and
+//!   `next_deadline()` to read it at any time; the node calls `handle(Input::Tick, now)` once it
+//!   passes (early or extra ticks are harmless). A handler keeps no copy of the deadline and
+//!   never guesses one: the loop asks `next_deadline()` before each wait.
+//!
+//! | machine | input, output | outputs as | clock |
+//! |---|---|---|---|
+//! | [`broadcast::Broadcast`] | [`broadcast::Input`], [`broadcast::Output`] | a drain of its queue | `Instant` |
+//! | [`sync::Scheduler`] | [`sync::schedule::Input`], [`sync::schedule::Output`] | `Vec` | `Instant` |
+//! | [`routing::Table`] | [`routing::Input`], [`routing::Output`] | `Vec` | `Instant` |
+//! | [`election::Election`] | [`election::Input`], [`election::Output`] | `Vec` | `Instant` |
+//! | [`dm::Outbox`] | [`dm::Input`], [`dm::Output`] | `Vec` | Unix ms |
+//!
+//! Where they differ, and why: the trees' `handle` runs for every copy of every room message,
+//! so it drains a queue it keeps rather than allocating a `Vec` per call; the outbox runs on Unix
+//! milliseconds because its deadlines (a DM's expiry, custody) travel in frames and are stored,
+//! and it takes the routing table as a third argument (`&impl Routes`) because where a DM goes
+//! next is the table's state, read at that moment, not an input. The pieces that are not
+//! machines with timers are plain functions or values: the envelope check
+//! ([`inbound::check`]), the route-frame step ([`routed::Routed::step`]), the reconciliation
+//! sessions ([`sync::Peers`]) the scheduler drives, and the bounded tables ([`dedup`], [`guard`],
+//! [`authors`], [`rate`], [`clock`]).
 
 pub mod authors;
 pub mod broadcast;

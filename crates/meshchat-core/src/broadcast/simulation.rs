@@ -130,7 +130,7 @@ struct Peer {
     /// `Gossip` copies received per message.
     copies: HashMap<MessageId, u32>,
     bytes_sent: u64,
-    /// The state machine's last [`Out::WakeAt`].
+    /// The state machine's last [`Output::WakeAt`].
     wake: Option<Instant>,
 }
 
@@ -146,21 +146,23 @@ impl Peer {
     }
 
     /// Feeds `input` and the validations it asks for; carries out the outputs.
-    fn apply(&mut self, input: In<NodeId>, ctx: &mut Ctx<'_, Message>) {
+    fn apply(&mut self, input: Input<NodeId>, ctx: &mut Ctx<'_, Message>) {
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
             let grafted_before = self.bc.stats().delivered_grafted;
-            let outs: Vec<Out<NodeId>> = self.bc.handle(input, ctx.now).collect();
+            let outs: Vec<Output<NodeId>> = self.bc.handle(input, ctx.now).collect();
             // One input delivers at most one message (a validation answer).
             let grafted = self.bc.stats().delivered_grafted > grafted_before;
             for out in outs {
                 match out {
-                    Out::Send { to, message } => {
+                    Output::Send { to, message } => {
                         self.bytes_sent += message.encoded_len() as u64;
                         ctx.send(to, message);
                     }
-                    Out::Validate { id, .. } => inputs.push_back(In::Validated { id, ok: true }),
-                    Out::Deliver { id, hops, .. } => {
+                    Output::Validate { id, .. } => {
+                        inputs.push_back(Input::Validated { id, ok: true })
+                    }
+                    Output::Deliver { id, hops, .. } => {
                         let d = Delivery {
                             hops,
                             at: ctx.now,
@@ -168,11 +170,11 @@ impl Peer {
                         };
                         assert!(self.delivered.insert(id, d).is_none(), "delivered twice");
                     }
-                    Out::WakeAt(t) => {
+                    Output::WakeAt(t) => {
                         self.wake = Some(t);
                         ctx.wake_at(t);
                     }
-                    Out::Misbehaved { peer, offence } => {
+                    Output::Misbehaved { peer, offence } => {
                         panic!("an honest neighbour {peer:?} was found misbehaving: {offence:?}")
                     }
                 }
@@ -184,19 +186,19 @@ impl Peer {
 impl Node for Peer {
     type Message = Message;
     fn on_link_up(&mut self, peer: NodeId, ctx: &mut Ctx<'_, Message>) {
-        self.apply(In::NeighborUp(peer), ctx);
+        self.apply(Input::NeighborUp(peer), ctx);
     }
     fn on_link_down(&mut self, peer: NodeId, ctx: &mut Ctx<'_, Message>) {
-        self.apply(In::NeighborDown(peer), ctx);
+        self.apply(Input::NeighborDown(peer), ctx);
     }
     fn on_message(&mut self, from: NodeId, message: Message, ctx: &mut Ctx<'_, Message>) {
         if let Message::Gossip { id, .. } = &message {
             *self.copies.entry(*id).or_default() += 1;
         }
-        self.apply(In::Message { from, message }, ctx);
+        self.apply(Input::Message { from, message }, ctx);
     }
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Message>) {
-        self.apply(In::Tick, ctx);
+        self.apply(Input::Tick, ctx);
         // A `WakeAt` replaces the one before (the node keeps one timer), but the simulator keeps
         // the earliest asked for: when that one fires early, ask again for the state machine's.
         // (Before issue 25 this adapter forgot it: a node whose timer was moved later slept
@@ -522,7 +524,7 @@ fn run(s: Scenario) -> Outcome {
                 grafted: false,
             };
             p.delivered.insert(id, d);
-            p.apply(In::Publish { id, payload }, ctx);
+            p.apply(Input::Publish { id, payload }, ctx);
         });
         published.push((id, sender, now));
         if i == s.messages / 2 && s.crash > 0.0 {

@@ -30,8 +30,8 @@ fn by(author: u8, n: u8) -> (MessageId, Payload) {
     (MessageId::of(&payload), payload)
 }
 
-fn publish((id, payload): &(MessageId, Payload)) -> In<u32> {
-    In::Publish {
+fn publish((id, payload): &(MessageId, Payload)) -> Input<u32> {
+    Input::Publish {
         id: *id,
         payload: payload.clone(),
     }
@@ -41,17 +41,17 @@ fn publish((id, payload): &(MessageId, Payload)) -> In<u32> {
 fn node(config: Config, peers: &[u32], now: Instant) -> Broadcast<u32> {
     let mut b = Broadcast::new(config);
     for &p in peers {
-        assert_eq!(run(&mut b, In::NeighborUp(p), now), []);
+        assert_eq!(run(&mut b, Input::NeighborUp(p), now), []);
     }
     b
 }
 
-fn run(b: &mut Broadcast<u32>, input: In<u32>, now: Instant) -> Vec<Out<u32>> {
+fn run(b: &mut Broadcast<u32>, input: Input<u32>, now: Instant) -> Vec<Output<u32>> {
     b.handle(input, now).collect()
 }
 
-fn gossip(from: u32, (id, payload): &(MessageId, Payload), hops: u16) -> In<u32> {
-    In::Message {
+fn gossip(from: u32, (id, payload): &(MessageId, Payload), hops: u16) -> Input<u32> {
+    Input::Message {
         from,
         message: Message::Gossip {
             id: *id,
@@ -61,15 +61,15 @@ fn gossip(from: u32, (id, payload): &(MessageId, Payload), hops: u16) -> In<u32>
     }
 }
 
-fn from(from: u32, message: Message) -> In<u32> {
-    In::Message { from, message }
+fn from(from: u32, message: Message) -> Input<u32> {
+    Input::Message { from, message }
 }
 
-fn send(to: u32, message: Message) -> Out<u32> {
-    Out::Send { to, message }
+fn send(to: u32, message: Message) -> Output<u32> {
+    Output::Send { to, message }
 }
 
-fn push(to: u32, (id, payload): &(MessageId, Payload), hops: u16) -> Out<u32> {
+fn push(to: u32, (id, payload): &(MessageId, Payload), hops: u16) -> Output<u32> {
     send(
         to,
         Message::Gossip {
@@ -87,17 +87,17 @@ fn receive(
     m: &(MessageId, Payload),
     hops: u16,
     now: Instant,
-) -> Vec<Out<u32>> {
+) -> Vec<Output<u32>> {
     let out = run(b, gossip(peer, m, hops), now);
     assert!(
-        out.contains(&Out::Validate {
+        out.contains(&Output::Validate {
             id: m.0,
             payload: m.1.clone(),
             from: peer
         }),
         "{out:?}"
     );
-    run(b, In::Validated { id: m.0, ok: true }, now)
+    run(b, Input::Validated { id: m.0, ok: true }, now)
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn a_publish_is_pushed_to_new_neighbours_and_announced_in_one_batch() {
     let (a, c) = (msg(1), msg(2));
     let out = run(
         &mut b,
-        In::Publish {
+        Input::Publish {
             id: a.0,
             payload: a.1.clone(),
         },
@@ -120,11 +120,11 @@ fn a_publish_is_pushed_to_new_neighbours_and_announced_in_one_batch() {
     );
     assert_eq!(
         out,
-        [push(1, &a, 0), push(2, &a, 0), Out::WakeAt(t0 + ms(20))]
+        [push(1, &a, 0), push(2, &a, 0), Output::WakeAt(t0 + ms(20))]
     );
     let out = run(
         &mut b,
-        In::Publish {
+        Input::Publish {
             id: c.0,
             payload: c.1.clone(),
         },
@@ -135,7 +135,7 @@ fn a_publish_is_pushed_to_new_neighbours_and_announced_in_one_batch() {
     assert_eq!(
         run(
             &mut b,
-            In::Publish {
+            Input::Publish {
                 id: c.0,
                 payload: c.1.clone()
             },
@@ -143,10 +143,10 @@ fn a_publish_is_pushed_to_new_neighbours_and_announced_in_one_batch() {
         ),
         []
     );
-    assert_eq!(run(&mut b, In::Tick, t0 + ms(19)), []);
+    assert_eq!(run(&mut b, Input::Tick, t0 + ms(19)), []);
     let batch = Message::IHave(vec![(a.0, 0), (c.0, 0)]);
     assert_eq!(
-        run(&mut b, In::Tick, t0 + ms(20)),
+        run(&mut b, Input::Tick, t0 + ms(20)),
         [send(1, batch.clone()), send(2, batch)]
     );
     assert_eq!(b.stats().ihave_sent, 4);
@@ -162,14 +162,14 @@ fn a_publish_is_pushed_to_new_neighbours_and_announced_in_one_batch() {
     );
     let out = run(
         &mut b,
-        In::Publish {
+        Input::Publish {
             id: a.0,
             payload: a.1.clone(),
         },
         t0,
     );
     assert_eq!(out, [push(1, &a, 0), push(2, &a, 0)]);
-    assert_eq!(run(&mut b, In::Tick, t0 + ms(100)), []);
+    assert_eq!(run(&mut b, Input::Tick, t0 + ms(100)), []);
 }
 
 #[test]
@@ -180,35 +180,35 @@ fn a_first_copy_is_validated_before_it_is_delivered_or_relayed() {
     let out = run(&mut b, gossip(1, &m, 2), t0);
     assert_eq!(
         out,
-        [Out::Validate {
+        [Output::Validate {
             id: m.0,
             payload: m.1.clone(),
             from: 1
         }]
     );
     assert!(b.has_seen(&m.0));
-    let out = run(&mut b, In::Validated { id: m.0, ok: true }, t0);
+    let out = run(&mut b, Input::Validated { id: m.0, ok: true }, t0);
     assert_eq!(
         out,
         [
-            Out::Deliver {
+            Output::Deliver {
                 id: m.0,
                 payload: m.1.clone(),
                 hops: 3
             },
             push(2, &m, 3),
             push(3, &m, 3),
-            Out::WakeAt(t0 + ms(20)),
+            Output::WakeAt(t0 + ms(20)),
         ]
     );
     // The announcement skips the peer it came from.
     let ihave = Message::IHave(vec![(m.0, 3)]);
     assert_eq!(
-        run(&mut b, In::Tick, t0 + ms(20)),
+        run(&mut b, Input::Tick, t0 + ms(20)),
         [send(2, ihave.clone()), send(3, ihave)]
     );
     // A second answer for the same id, or one for an unknown id, is ignored.
-    assert_eq!(run(&mut b, In::Validated { id: m.0, ok: true }, t0), []);
+    assert_eq!(run(&mut b, Input::Validated { id: m.0, ok: true }, t0), []);
     assert_eq!(b.stats().delivered, 1);
 }
 
@@ -223,7 +223,7 @@ fn a_rejected_message_is_never_relayed_and_its_id_stays_open() {
     // Rejected: nothing relayed, announced or delivered; the other offerer is grafted at once.
     let out = run(
         &mut b,
-        In::Validated {
+        Input::Validated {
             id: forged.0,
             ok: false,
         },
@@ -233,7 +233,7 @@ fn a_rejected_message_is_never_relayed_and_its_id_stays_open() {
         out,
         [
             send(2, Message::Graft(vec![real.0])),
-            Out::WakeAt(t0 + ms(75))
+            Output::WakeAt(t0 + ms(75))
         ]
     );
     assert!(!b.has_seen(&real.0));
@@ -242,10 +242,10 @@ fn a_rejected_message_is_never_relayed_and_its_id_stays_open() {
     let out = receive(&mut b, 2, &real, 0, t0 + ms(10));
     assert!(out.contains(&push(1, &real, 1)) && out.contains(&push(3, &real, 1)));
     assert!(!out.contains(&push(2, &real, 1)));
-    let later = run(&mut b, In::Tick, t0 + ms(500));
+    let later = run(&mut b, Input::Tick, t0 + ms(500));
     assert!(!later.iter().any(|o| matches!(
         o,
-        Out::Send {
+        Output::Send {
             message: Message::Graft(_),
             ..
         }
@@ -265,7 +265,7 @@ fn a_duplicate_prunes_its_sender() {
     let n = msg(2);
     run(&mut b, gossip(3, &n, 0), t0);
     run(&mut b, gossip(1, &n, 0), t0);
-    let out = run(&mut b, In::Validated { id: n.0, ok: true }, t0);
+    let out = run(&mut b, Input::Validated { id: n.0, ok: true }, t0);
     assert!(out.contains(&send(1, Message::Prune)), "{out:?}");
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [3]);
     // The next message is pushed to 3 only and announced to all but the sender.
@@ -276,7 +276,7 @@ fn a_duplicate_prunes_its_sender() {
         .filter(|x| {
             matches!(
                 x,
-                Out::Send {
+                Output::Send {
                     message: Message::Gossip { .. },
                     ..
                 }
@@ -295,7 +295,7 @@ fn prune_and_graft_switch_a_link_and_grafts_are_answered_from_the_cache() {
     let (m, n) = (msg(1), msg(2));
     run(
         &mut b,
-        In::Publish {
+        Input::Publish {
             id: m.0,
             payload: m.1.clone(),
         },
@@ -304,7 +304,7 @@ fn prune_and_graft_switch_a_link_and_grafts_are_answered_from_the_cache() {
     assert_eq!(run(&mut b, from(1, Message::Prune), t0), []);
     let out = run(
         &mut b,
-        In::Publish {
+        Input::Publish {
             id: n.0,
             payload: n.1.clone(),
         },
@@ -330,32 +330,32 @@ fn a_missing_message_is_grafted_after_the_timeout_then_from_the_next_announcer()
     run(&mut b, from(2, Message::Prune), t0);
     let m = msg(1);
     let out = run(&mut b, from(1, Message::IHave(vec![(m.0, 2)])), t0);
-    assert_eq!(out, [Out::WakeAt(t0 + ms(150))]);
+    assert_eq!(out, [Output::WakeAt(t0 + ms(150))]);
     assert_eq!(
         run(&mut b, from(2, Message::IHave(vec![(m.0, 1)])), t0 + ms(10)),
         []
     );
-    assert_eq!(run(&mut b, In::Tick, t0 + ms(149)), []);
-    let out = run(&mut b, In::Tick, t0 + ms(150));
+    assert_eq!(run(&mut b, Input::Tick, t0 + ms(149)), []);
+    let out = run(&mut b, Input::Tick, t0 + ms(150));
     assert_eq!(
         out,
         [
             send(1, Message::Graft(vec![m.0])),
-            Out::WakeAt(t0 + ms(225))
+            Output::WakeAt(t0 + ms(225))
         ]
     );
     assert!(
         b.eager_peers().any(|p| p == 1),
         "a graft makes the link eager"
     );
-    let out = run(&mut b, In::Tick, t0 + ms(225));
+    let out = run(&mut b, Input::Tick, t0 + ms(225));
     assert_eq!(out[0], send(2, Message::Graft(vec![m.0])));
     // The answer ends the repair: no more grafts.
     receive(&mut b, 2, &m, 1, t0 + ms(230));
-    let out = run(&mut b, In::Tick, t0 + ms(1000));
+    let out = run(&mut b, Input::Tick, t0 + ms(1000));
     assert!(out.iter().all(|o| !matches!(
         o,
-        Out::Send {
+        Output::Send {
             message: Message::Graft(_),
             ..
         }
@@ -376,8 +376,8 @@ fn grafts_cycle_through_announcers_then_give_up() {
     let mut now = t0;
     for _ in 0..20 {
         now += ms(75);
-        for o in run(&mut b, In::Tick, now) {
-            if let Out::Send {
+        for o in run(&mut b, Input::Tick, now) {
+            if let Output::Send {
                 to: p,
                 message: Message::Graft(ids),
             } = o
@@ -396,15 +396,15 @@ fn grafts_cycle_through_announcers_then_give_up() {
     // message is given up at its deadline.
     let mut b = node(config, &[1, 2, 3], t0);
     run(&mut b, from(1, Message::IHave(vec![(m.0, 0)])), t0);
-    run(&mut b, In::NeighborDown(1), t0);
-    let out = run(&mut b, In::Tick, t0 + ms(150));
+    run(&mut b, Input::NeighborDown(1), t0);
+    let out = run(&mut b, Input::Tick, t0 + ms(150));
     assert_eq!(out[0], send(2, Message::Graft(vec![m.0])));
     assert_eq!(b.stats().fallback_grafts, 1);
-    let out = run(&mut b, In::Tick, t0 + ms(225));
+    let out = run(&mut b, Input::Tick, t0 + ms(225));
     assert_eq!(out[0], send(3, Message::Graft(vec![m.0])));
-    run(&mut b, In::NeighborDown(2), t0 + ms(230));
-    run(&mut b, In::NeighborDown(3), t0 + ms(230));
-    assert_eq!(run(&mut b, In::Tick, t0 + ms(300)), []);
+    run(&mut b, Input::NeighborDown(2), t0 + ms(230));
+    run(&mut b, Input::NeighborDown(3), t0 + ms(230));
+    assert_eq!(run(&mut b, Input::Tick, t0 + ms(300)), []);
     assert_eq!(b.stats().given_up, 1);
     assert_eq!(b.next_deadline(), None);
 }
@@ -441,7 +441,7 @@ fn the_tree_moves_to_a_much_shorter_lazy_path() {
     let n = msg(2);
     run(
         &mut b,
-        In::Publish {
+        Input::Publish {
             id: n.0,
             payload: n.1.clone(),
         },
@@ -469,8 +469,8 @@ fn only_the_anchors_duplicates_prune() {
         run(&mut b, gossip(3, &a1, 3), t0),
         [send(3, Message::Prune)]
     );
-    run(&mut b, In::NeighborUp(2), t0);
-    run(&mut b, In::NeighborUp(3), t0);
+    run(&mut b, Input::NeighborUp(2), t0);
+    run(&mut b, Input::NeighborUp(3), t0);
     receive(&mut b, 1, &b2, 0, t0);
     assert_eq!(run(&mut b, gossip(2, &b2, 3), t0), []);
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2, 3]);
@@ -479,7 +479,7 @@ fn only_the_anchors_duplicates_prune() {
     let b3 = by(0x20, 3);
     run(&mut b, gossip(1, &b3, 0), t0);
     run(&mut b, gossip(2, &b3, 0), t0);
-    let out = run(&mut b, In::Validated { id: b3.0, ok: true }, t0);
+    let out = run(&mut b, Input::Validated { id: b3.0, ok: true }, t0);
     assert!(!out.contains(&send(2, Message::Prune)), "{out:?}");
     assert_eq!(b.stats().duplicates_kept, 2);
     // Once 0x10 has been silent for the window, 0x20 is the anchor again.
@@ -562,14 +562,14 @@ fn a_lost_push_is_grafted_from_the_eager_announcer_first() {
     run(&mut b, from(1, Message::IHave(vec![(m.0, 2)])), t0);
     run(&mut b, from(2, Message::IHave(vec![(m.0, 2)])), t0);
     run(&mut b, from(3, Message::IHave(vec![(m.0, 2)])), t0 + ms(20));
-    let out = run(&mut b, In::Tick, t0 + ms(150));
+    let out = run(&mut b, Input::Tick, t0 + ms(150));
     assert_eq!(out[0], send(3, Message::Graft(vec![m.0])));
     assert_eq!(
         b.eager_peers().collect::<Vec<_>>(),
         [3],
         "no new eager link"
     );
-    let out = run(&mut b, In::Tick, t0 + ms(225));
+    let out = run(&mut b, Input::Tick, t0 + ms(225));
     assert_eq!(out[0], send(1, Message::Graft(vec![m.0])));
     // The answer came after a graft: a delivery by the lazy path.
     receive(&mut b, 1, &m, 2, t0 + ms(230));
@@ -586,26 +586,26 @@ fn strangers_and_departed_neighbours_are_ignored() {
     assert_eq!(run(&mut b, gossip(7, &m, 0), t0), []);
     assert_eq!(run(&mut b, from(7, Message::Graft(vec![m.0])), t0), []);
     assert_eq!(b.stats().unknown_peer, 2);
-    run(&mut b, In::NeighborDown(2), t0);
+    run(&mut b, Input::NeighborDown(2), t0);
     let out = receive(&mut b, 1, &m, 0, t0);
     assert!(
-        out.iter().all(|o| !matches!(o, Out::Send { .. })),
+        out.iter().all(|o| !matches!(o, Output::Send { .. })),
         "{out:?}"
     );
     // When the last eager link closes, a lazy one is grafted at once.
     run(&mut b, from(1, Message::Prune), t0);
-    run(&mut b, In::NeighborUp(3), t0);
+    run(&mut b, Input::NeighborUp(3), t0);
     run(&mut b, from(3, Message::Prune), t0);
-    run(&mut b, In::NeighborUp(4), t0);
+    run(&mut b, Input::NeighborUp(4), t0);
     assert_eq!(
-        run(&mut b, In::NeighborDown(4), t0),
+        run(&mut b, Input::NeighborDown(4), t0),
         [send(1, Message::Graft(vec![]))]
     );
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1]);
     assert_eq!(b.stats().reconnects, 1);
-    assert_eq!(run(&mut b, In::NeighborDown(3), t0), []);
+    assert_eq!(run(&mut b, Input::NeighborDown(3), t0), []);
     // A neighbour that comes back starts eager again.
-    run(&mut b, In::NeighborUp(2), t0);
+    run(&mut b, Input::NeighborUp(2), t0);
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
 }
 
@@ -624,7 +624,7 @@ fn tables_stay_bounded() {
         ..Config::default()
     };
     let mut b = node(config, &[1, 2, 3], t0);
-    run(&mut b, In::NeighborUp(4), t0);
+    run(&mut b, Input::NeighborUp(4), t0);
     assert_eq!(b.stats().peers_full, 1);
     run(&mut b, from(2, Message::Prune), t0);
     run(&mut b, from(3, Message::Prune), t0);
@@ -634,13 +634,13 @@ fn tables_stay_bounded() {
         let m = msg(100 + i);
         for o in run(
             &mut b,
-            In::Publish {
+            Input::Publish {
                 id: m.0,
                 payload: m.1,
             },
             t0,
         ) {
-            if let Out::Send {
+            if let Output::Send {
                 message: Message::IHave(e),
                 ..
             } = o
@@ -666,10 +666,10 @@ fn tables_stay_bounded() {
     }
     assert_eq!(b.table_sizes().3, 6);
     assert_eq!(b.stats().missing_full, 12);
-    let grafted: usize = run(&mut b, In::Tick, t0 + ms(150))
+    let grafted: usize = run(&mut b, Input::Tick, t0 + ms(150))
         .iter()
         .map(|o| match o {
-            Out::Send {
+            Output::Send {
                 message: Message::Graft(ids),
                 ..
             } => ids.len(),
@@ -693,13 +693,13 @@ fn the_cache_expires_and_ids_are_remembered_longer() {
     let m = msg(1);
     run(
         &mut b,
-        In::Publish {
+        Input::Publish {
             id: m.0,
             payload: m.1.clone(),
         },
         t0,
     );
-    run(&mut b, In::Tick, t0 + ms(20));
+    run(&mut b, Input::Tick, t0 + ms(20));
     let later = t0 + Duration::from_secs(60);
     assert_eq!(run(&mut b, from(1, Message::Graft(vec![m.0])), later), []);
     assert_eq!(b.stats().graft_misses, 1);
@@ -709,7 +709,7 @@ fn the_cache_expires_and_ids_are_remembered_longer() {
         [send(1, Message::Prune)]
     );
     let much_later = t0 + Duration::from_secs(5 * 60);
-    run(&mut b, In::Tick, much_later);
+    run(&mut b, Input::Tick, much_later);
     assert!(!b.has_seen(&m.0));
 }
 
@@ -757,15 +757,17 @@ fn holding(config: Config, n: u8, len: usize, t0: Instant) -> (Broadcast<u32>, V
     for i in 0..n {
         let payload: Payload = vec![i; len].into();
         let id = MessageId::of(&payload);
-        run(&mut b, In::Publish { id, payload }, t0);
+        run(&mut b, Input::Publish { id, payload }, t0);
         ids.push(id);
     }
     (b, ids)
 }
 
-fn gossip_count(out: &[Out<u32>], to: u32) -> usize {
+fn gossip_count(out: &[Output<u32>], to: u32) -> usize {
     out.iter()
-        .filter(|o| matches!(o, Out::Send { to: t, message: Message::Gossip { .. } } if *t == to))
+        .filter(
+            |o| matches!(o, Output::Send { to: t, message: Message::Gossip { .. } } if *t == to),
+        )
         .count()
 }
 
@@ -808,12 +810,12 @@ fn grafts_are_answered_within_a_byte_budget_per_neighbour() {
         graft_answer_window: ms(50),
         ..Config::default()
     };
-    let offences = |out: &[Out<u32>]| {
+    let offences = |out: &[Output<u32>]| {
         out.iter()
             .filter(|o| {
                 matches!(
                     o,
-                    Out::Misbehaved {
+                    Output::Misbehaved {
                         peer: 1,
                         offence: Offence::GraftOverBudget
                     }
@@ -830,8 +832,8 @@ fn grafts_are_answered_within_a_byte_budget_per_neighbour() {
     let again = run(&mut b, from(1, Message::Graft(ids.clone())), t0 + ms(10));
     assert!(again.is_empty(), "{again:?}");
     // Reconnecting does not refill the budget.
-    run(&mut b, In::NeighborDown(1), t0 + ms(100));
-    run(&mut b, In::NeighborUp(1), t0 + ms(100));
+    run(&mut b, Input::NeighborDown(1), t0 + ms(100));
+    run(&mut b, Input::NeighborUp(1), t0 + ms(100));
     let out = run(&mut b, from(1, Message::Graft(ids.clone())), t0 + ms(100));
     assert_eq!((gossip_count(&out, 1), offences(&out)), (0, 1), "{out:?}");
     // Two seconds on, the refill answers two more; the rest were refused lately already, so
@@ -845,7 +847,7 @@ fn grafts_are_answered_within_a_byte_budget_per_neighbour() {
         t0 + ms(2100),
     );
     assert_eq!(gossip_count(&out, 2), 3);
-    assert!(!out.iter().any(|o| matches!(o, Out::Misbehaved { .. })));
+    assert!(!out.iter().any(|o| matches!(o, Output::Misbehaved { .. })));
 }
 
 /// Issue 24, finding 2: announcements beyond a neighbour's rate are dropped, and one neighbour's
@@ -873,7 +875,7 @@ fn announcements_are_rate_limited_and_one_neighbour_cannot_fill_the_missing_tabl
     run(&mut b, from(2, Message::IHave(vec![(real.0, 0)])), t0);
     assert_eq!(b.table_sizes().3, 17);
     // The honest announcer's id is grafted from it when due.
-    let out = run(&mut b, In::Tick, t0 + Config::default().graft_timeout);
+    let out = run(&mut b, Input::Tick, t0 + Config::default().graft_timeout);
     assert!(
         out.contains(&send(2, Message::Graft(vec![real.0]))),
         "{out:?}"
@@ -914,27 +916,27 @@ proptest! {
         let mut checked_ok: HashSet<MessageId> = HashSet::new();
         for s in steps {
             let input = match s {
-                Step::Up(p) => { if up.len() < 4 { up.insert(p); } In::NeighborUp(p) }
-                Step::Down(p) => { up.remove(&p); In::NeighborDown(p) }
+                Step::Up(p) => { if up.len() < 4 { up.insert(p); } Input::NeighborUp(p) }
+                Step::Down(p) => { up.remove(&p); Input::NeighborDown(p) }
                 Step::Gossip(p, i, h) => gossip(p, &ids[i as usize], h),
                 Step::IHave(p, e) => from(p, Message::IHave(e.into_iter().map(|(i, h)| (ids[i as usize].0, h)).collect())),
                 Step::Graft(p, e) => from(p, Message::Graft(e.into_iter().map(|i| ids[i as usize].0).collect())),
                 Step::Prune(p) => from(p, Message::Prune),
-                Step::Publish(i) if !bad(i) => In::Publish { id: ids[i as usize].0, payload: ids[i as usize].1.clone() },
-                Step::Publish(_) => In::Tick,
+                Step::Publish(i) if !bad(i) => Input::Publish { id: ids[i as usize].0, payload: ids[i as usize].1.clone() },
+                Step::Publish(_) => Input::Tick,
                 Step::Validate => match to_check.pop_front() {
                     Some(id) => {
                         let ok = !bad_ids.contains(&id);
                         if ok { checked_ok.insert(id); }
-                        In::Validated { id, ok }
+                        Input::Validated { id, ok }
                     }
-                    None => In::Tick,
+                    None => Input::Tick,
                 },
-                Step::Wait(d) => { now += ms(d as u64); In::Tick }
+                Step::Wait(d) => { now += ms(d as u64); Input::Tick }
             };
             for o in b.handle(input, now).collect::<Vec<_>>() {
                 match o {
-                    Out::Send { to, message } => {
+                    Output::Send { to, message } => {
                         prop_assert!(up.contains(&to) || b.peers.contains_key(&to), "send to a stranger {to}");
                         match message {
                             Message::Gossip { id, .. } => prop_assert!(!bad_ids.contains(&id)),
@@ -945,13 +947,13 @@ proptest! {
                             _ => {}
                         }
                     }
-                    Out::Validate { id, .. } => to_check.push_back(id),
-                    Out::Deliver { id, .. } => {
+                    Output::Validate { id, .. } => to_check.push_back(id),
+                    Output::Deliver { id, .. } => {
                         prop_assert!(checked_ok.contains(&id));
                         prop_assert!(delivered.insert(id), "delivered twice");
                     }
-                    Out::WakeAt(t) => prop_assert!(t >= now),
-                    Out::Misbehaved { .. } => {}
+                    Output::WakeAt(t) => prop_assert!(t >= now),
+                    Output::Misbehaved { .. } => {}
                 }
             }
             let (cached, bytes, pending, missing) = b.table_sizes();

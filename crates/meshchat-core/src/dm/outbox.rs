@@ -328,6 +328,12 @@ impl<P: Address> Outbox<P> {
         &self.stats
     }
 
+    /// When the outbox next wants [`Input::Tick`], in Unix milliseconds: the time of the last
+    /// [`Output::WakeAt`] it gave, `None` while nothing waits.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.wake
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

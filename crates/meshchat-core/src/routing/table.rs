@@ -229,6 +229,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         size_of::<Self>() + self.dests.len() * dest + self.neighbours.len() * neighbour + routes
     }
 
+    /// When the table next wants [`Input::Tick`]: the time of the last [`Output::WakeAt`] it
+    /// gave (`None` before the first tick).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.wake
+    }
+
     /// Feeds one input; returns what to do about it.
     pub fn handle(&mut self, input: Input<P>, now: Instant) -> Vec<Output<P>> {
         let mut pend = Pending::default();
@@ -726,7 +732,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
             deadline = Some(deadline.map_or(f, |d| d.min(f)));
         }
         let wake = if tick {
-            Some(self.next_deadline(now))
+            Some(self.earliest_due(now))
         } else {
             match (deadline, self.wake) {
                 (Some(d), Some(w)) if d < w => Some(d),
@@ -785,7 +791,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
 
     /// The earliest time something is due: a dump, a route expiry, a hold ending, a retry, the
     /// waiting batch of triggered updates.
-    fn next_deadline(&self, now: Instant) -> Instant {
+    fn earliest_due(&self, now: Instant) -> Instant {
         let l = &self.limits;
         let mut at = self.next_dump;
         if let Some(f) = self.flush_at {

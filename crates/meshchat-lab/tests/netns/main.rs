@@ -1,10 +1,10 @@
 //! Lab tests, one test binary: `plumbing` (namespaces, links, faults, cleanup), `selftest` (the
 //! lab's own machinery driving real `meshchat` processes: kills, restarts, crashes, link faults)
 //! and `scenarios` (the named scenarios). The checks against a misbehaving node (duplicates,
-//! unstored messages, panics) are unit tests over crafted events in `src/lab/checks.rs`. Every test needs root and fails without it (a test that cannot
-//! run must not pass: a non-root run would be green without testing mDNS, kill -9, partitions,
-//! custody or failover). Tests that run nodes take a shared lock so they do not compete for the
-//! 2 cores.
+//! unstored messages, panics) are unit tests over crafted events in `src/lab/checks.rs`. Every
+//! test needs root and fails without it (a test that cannot run must not pass: a non-root run
+//! would be green without testing mDNS, kill -9, partitions, custody or failover). Tests that
+//! run nodes take a shared lock so they do not compete for the 2 cores.
 
 mod plumbing;
 mod scenarios;
@@ -14,16 +14,15 @@ use meshchat_lab::{sys, LabOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-/// Whether we can run: root (always true: without root the test fails, it does not skip).
+/// Fails `test` unless we are root: a lab test that cannot run must not pass.
 ///
 /// # Panics
 /// When not root.
-pub fn root_or_skip(test: &str) -> bool {
+pub fn need_root(test: &str) {
     assert!(
         sys::euid() == Some(0),
         "{test} needs root (network namespaces): run the tests as root, as .ci/run does"
     );
-    true
 }
 
 /// Serializes tests that run node processes.

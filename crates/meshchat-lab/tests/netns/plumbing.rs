@@ -1,6 +1,6 @@
 //! Namespaces, links, reachability, faults and cleanup, without any node process.
 
-use crate::root_or_skip;
+use crate::need_root;
 use meshchat_lab::{cleanup, sys, Net, Topology};
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,7 @@ fn ns_exists(name: &str) -> bool {
 
 #[test]
 fn chain_reaches_only_neighbours() {
-    if !root_or_skip("chain_reaches_only_neighbours") {
-        return;
-    }
+    need_root("chain_reaches_only_neighbours");
     let net = Net::create(&Topology::line(5), env()).unwrap();
     // Exhaustive: every neighbour address answers, every other address does not.
     let checks = net.verify_isolation(16).unwrap();
@@ -33,9 +31,7 @@ fn chain_reaches_only_neighbours() {
 
 #[test]
 fn shapes_and_lan_obey_reachability() {
-    if !root_or_skip("shapes_and_lan_obey_reachability") {
-        return;
-    }
+    need_root("shapes_and_lan_obey_reachability");
     for desc in ["ring:6", "star:5", "grid:3x2", "lan:4", "edges:4:0-1,2-3"] {
         let net = Net::create(&Topology::parse(desc).unwrap(), env()).unwrap();
         net.verify_isolation(16)
@@ -45,9 +41,7 @@ fn shapes_and_lan_obey_reachability() {
 
 #[test]
 fn link_down_up_partition_and_heal() {
-    if !root_or_skip("link_down_up_partition_and_heal") {
-        return;
-    }
+    need_root("link_down_up_partition_and_heal");
     let mut net = Net::create(&Topology::ring(4), env()).unwrap();
     let a1 = net.addr_for(0, 1).unwrap();
     assert!(net.ping(0, a1));
@@ -73,9 +67,7 @@ fn link_down_up_partition_and_heal() {
 
 #[test]
 fn loss_and_bandwidth_rules() {
-    if !root_or_skip("loss_and_bandwidth_rules") {
-        return;
-    }
+    need_root("loss_and_bandwidth_rules");
     let mut net = Net::create(&Topology::line(2), env()).unwrap();
     let b = net.addr_for(0, 1).unwrap();
     net.set_loss(0, 1, 100.0).unwrap();
@@ -124,9 +116,7 @@ fn ping_loss(net: &Net, addr: std::net::Ipv4Addr, count: u32) -> f64 {
 
 #[test]
 fn random_loss_with_nft_and_iptables() {
-    if !root_or_skip("random_loss_with_nft_and_iptables") {
-        return;
-    }
+    need_root("random_loss_with_nft_and_iptables");
     let found = env();
     let mut backends = Vec::new();
     if found.nft {
@@ -158,9 +148,7 @@ fn random_loss_with_nft_and_iptables() {
 
 #[test]
 fn names_are_unique_and_dropped_networks_vanish() {
-    if !root_or_skip("names_are_unique_and_dropped_networks_vanish") {
-        return;
-    }
+    need_root("names_are_unique_and_dropped_networks_vanish");
     let a = Net::create(&Topology::line(2), env()).unwrap();
     let b = Net::create(&Topology::line(2), env()).unwrap();
     assert_ne!(a.prefix, b.prefix);
@@ -183,9 +171,7 @@ fn names_are_unique_and_dropped_networks_vanish() {
 
 #[test]
 fn stale_namespaces_are_cleaned_up() {
-    if !root_or_skip("stale_namespaces_are_cleaned_up") {
-        return;
-    }
+    need_root("stale_namespaces_are_cleaned_up");
     // A namespace named as if created by a dead pid (pid_max is below 0xfffffe), with a process
     // left running inside it.
     let stale = "mclfffffe00h0";
@@ -216,9 +202,7 @@ fn stale_namespaces_are_cleaned_up() {
 
 #[test]
 fn signal_removes_namespaces() {
-    if !root_or_skip("signal_removes_namespaces") {
-        return;
-    }
+    need_root("signal_removes_namespaces");
     use std::io::BufRead as _;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meshchat-lab"))
         .args(["net", "--topology", "line:3", "--hold"])

@@ -1,12 +1,10 @@
 //! The required scenarios against the real `meshchat` binary (built if needed).
 
-use crate::{node_lock, real_bin, root_or_skip};
+use crate::{need_root, node_lock, real_bin};
 use meshchat_lab::{scenarios, LabOptions};
 
 fn run(name: &str) {
-    if !root_or_skip(name) {
-        return;
-    }
+    need_root(name);
     let _g = node_lock();
     let opts = LabOptions::with_bin(real_bin());
     match scenarios::run(name, &opts) {

@@ -4,15 +4,13 @@
 //! node that shows a message twice, forgets one or panics is tested over crafted events in
 //! `src/lab/checks.rs`: the real node does not misbehave on request.)
 
-use crate::{node_lock, real_opts, root_or_skip};
+use crate::{need_root, node_lock, real_opts};
 use meshchat_lab::api::Event;
 use meshchat_lab::{sys, Lab, Topology, LOBBY};
 
 #[test]
 fn kill_restart_keeps_identity_and_history() {
-    if !root_or_skip("kill_restart_keeps_identity_and_history") {
-        return;
-    }
+    need_root("kill_restart_keeps_identity_and_history");
     let _g = node_lock();
     let mut lab = Lab::up(Topology::ring(4), real_opts()).unwrap();
     let before = lab.node(1).peer_id();
@@ -46,9 +44,7 @@ fn kill_restart_keeps_identity_and_history() {
 
 #[test]
 fn crashes_are_caught() {
-    if !root_or_skip("crashes_are_caught") {
-        return;
-    }
+    need_root("crashes_are_caught");
     let _g = node_lock();
     let lab = Lab::up(Topology::line(2), real_opts()).unwrap();
     // A fatal signal the lab did not send (SIGUSR1: meshchat does not handle it, and unlike
@@ -68,9 +64,7 @@ fn crashes_are_caught() {
 
 #[test]
 fn link_faults_with_nodes() {
-    if !root_or_skip("link_faults_with_nodes") {
-        return;
-    }
+    need_root("link_faults_with_nodes");
     let _g = node_lock();
     let mut lab = Lab::up(Topology::line(3), real_opts()).unwrap();
     let peers = lab.node(1).peers().unwrap();

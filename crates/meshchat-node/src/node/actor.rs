@@ -153,7 +153,7 @@ impl Actor {
             let tree_due = at(self.trees.wake());
             let route_due = tokio::time::Instant::from_std(self.direct.due());
             let tracker_due = at(self.tracker.wake());
-            let sync_due = at(self.sync.wake);
+            let sync_due = at(self.sync.wake());
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {

@@ -5,17 +5,17 @@
 //! the frame is decoded (a malformed one is a strike); each `Gossip` in it passes the guard's
 //! rate before the state machine sees it (over the rate: dropped unchecked, no strike);
 //! the state machine drops duplicates (and prunes the link they came by) and asks for the first
-//! copy of each message to be checked ([`Out::Validate`]), which the one way in does
+//! copy of each message to be checked ([`Output::Validate`]), which the one way in does
 //! (`inbound.rs`: author limits, then the one signature check per unique message); only then is
 //! the message relayed, announced, stored and shown.
 //! What the state machine itself bounds per neighbour (graft bytes, announced ids) it reports
-//! as [`Out::Misbehaved`] when a neighbour goes over, a strike.
+//! as [`Output::Misbehaved`] when a neighbour goes over, a strike.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use libp2p::PeerId;
-use meshchat_core::broadcast::{wire, Broadcast, In, Message, Offence, Out, Payload};
+use meshchat_core::broadcast::{wire, Broadcast, Input, Message, Offence, Output, Payload};
 use meshchat_core::dm;
 use meshchat_core::inbound::Reason;
 use meshchat_core::MessageId;
@@ -37,8 +37,6 @@ pub(super) struct Trees {
     links: Links,
     /// Reports of the broadcast stream tasks; taken by the loop.
     reports: Option<mpsc::Receiver<Inbound>>,
-    /// When the state machine next wants [`In::Tick`].
-    wake: Option<Instant>,
     /// Messages for each neighbour not yet packed into frames, in order (sent by
     /// [`Trees::send`] at the end of each turn of the loop).
     outbox: Vec<(PeerId, Vec<Message>)>,
@@ -56,7 +54,6 @@ impl Trees {
             core,
             links,
             reports: Some(reports),
-            wake: None,
             outbox: Vec::new(),
             chat_peers: HashSet::new(),
         }
@@ -74,7 +71,7 @@ impl Trees {
 
     /// When [`Trees::tick`] is due.
     pub(super) fn wake(&self) -> Option<Instant> {
-        self.wake
+        self.core.next_deadline()
     }
 
     /// Whether `peer`'s broadcast stream is open (it is a chat peer).
@@ -108,12 +105,12 @@ impl Trees {
                 let Some(was_open) = self.links.on_down(&peer, link) else {
                     return;
                 };
-                self.feed(In::NeighborDown(peer), ctx);
+                self.feed(Input::NeighborDown(peer), ctx);
                 if was_open && ctx.io.connected(&peer) {
                     // The stream broke while a connection stands (it ran over a connection
                     // that closed, or the peer dropped it): open a new one.
                     self.links.connect(peer);
-                    self.feed(In::NeighborUp(peer), ctx);
+                    self.feed(Input::NeighborUp(peer), ctx);
                 } else if self.chat_peers.remove(&peer) {
                     ctx.io.emit(Event::PeerDisconnected { peer_id: peer });
                 }
@@ -134,7 +131,7 @@ impl Trees {
             return;
         }
         self.links.connect(peer);
-        self.feed(In::NeighborUp(peer), ctx);
+        self.feed(Input::NeighborUp(peer), ctx);
     }
 
     /// The last connection to `peer` closed.
@@ -143,21 +140,20 @@ impl Trees {
             ctx.io.emit(Event::PeerDisconnected { peer_id: peer });
         }
         self.links.disconnect(&peer);
-        self.feed(In::NeighborDown(peer), ctx);
+        self.feed(Input::NeighborDown(peer), ctx);
     }
 
     /// Publishes an envelope we hold (ours, or one worth pushing on); false if no neighbour's
     /// stream is open to take it.
     pub(super) fn publish(&mut self, id: MessageId, bytes: &[u8], ctx: &mut Ctx<'_>) -> bool {
         let payload: Payload = bytes.into();
-        self.feed(In::Publish { id, payload }, ctx);
+        self.feed(Input::Publish { id, payload }, ctx);
         self.links.up_count() > 0
     }
 
     /// The state machine's timer fired.
     pub(super) fn tick(&mut self, ctx: &mut Ctx<'_>) {
-        self.wake = None;
-        self.feed(In::Tick, ctx);
+        self.feed(Input::Tick, ctx);
     }
 
     fn on_frame(&mut self, peer: PeerId, bytes: &[u8], ctx: &mut Ctx<'_>) {
@@ -182,7 +178,7 @@ impl Trees {
                 continue;
             }
             self.feed(
-                In::Message {
+                Input::Message {
                     from: peer,
                     message,
                 },
@@ -192,26 +188,27 @@ impl Trees {
     }
 
     /// Hands one input to the state machine and carries out what it asks.
-    fn feed(&mut self, input: In<PeerId>, ctx: &mut Ctx<'_>) {
+    fn feed(&mut self, input: Input<PeerId>, ctx: &mut Ctx<'_>) {
         let now = Instant::now();
-        let outs: Vec<Out<PeerId>> = self.core.handle(input, now).collect();
+        let outs: Vec<Output<PeerId>> = self.core.handle(input, now).collect();
         let mut verdicts = Vec::new();
         for out in outs {
             match out {
-                Out::Send { to, message } => {
+                Output::Send { to, message } => {
                     let outbox = &mut self.outbox;
                     match outbox.iter_mut().find(|(p, _)| *p == to) {
                         Some((_, v)) => v.push(message),
                         None => outbox.push((to, vec![message])),
                     }
                 }
-                Out::Validate { id, payload, from } => {
+                Output::Validate { id, payload, from } => {
                     let ok = check(from, id, &payload, now, ctx);
                     verdicts.push((id, ok));
                 }
-                Out::Deliver { .. } => {}
-                Out::WakeAt(at) => self.wake = Some(at),
-                Out::Misbehaved { peer, offence } => match offence {
+                Output::Deliver { .. } => {}
+                // Read back by `wake` (the state machine's `next_deadline`).
+                Output::WakeAt(_) => {}
+                Output::Misbehaved { peer, offence } => match offence {
                     Offence::GraftOverBudget => {
                         tracing::debug!(%peer, "grafts over the byte budget");
                         ctx.io.refuse(peer, Reason::OverBudget, now);
@@ -220,7 +217,7 @@ impl Trees {
             }
         }
         for (id, ok) in verdicts {
-            self.feed(In::Validated { id, ok }, ctx);
+            self.feed(Input::Validated { id, ok }, ctx);
         }
     }
 

@@ -53,8 +53,6 @@ pub(super) struct Direct {
     links: Links,
     /// Reports of the route stream tasks; taken by the loop.
     reports: Option<mpsc::Receiver<Inbound>>,
-    table_wake: Option<Instant>,
-    outbox_wake: Option<Instant>,
     next_profile: Instant,
     enc: EncryptionKey,
     /// Our profile's version (its signing time, strictly increasing).
@@ -78,8 +76,6 @@ impl Direct {
             directory: Directory::new(DIRECTORY_CAPACITY),
             links,
             reports: Some(reports),
-            table_wake: None,
-            outbox_wake: None,
             next_profile: Instant::now(),
             enc,
             version,
@@ -140,10 +136,16 @@ impl Direct {
 
     /// The earliest of the timers.
     pub(super) fn due(&self) -> Instant {
-        [self.table_wake, self.outbox_wake]
+        [self.table.next_deadline(), self.outbox_deadline()]
             .into_iter()
             .flatten()
             .fold(self.next_profile, Instant::min)
+    }
+
+    /// The outbox's next deadline (it runs on Unix time) as an `Instant`.
+    fn outbox_deadline(&self) -> Option<Instant> {
+        let at = self.outbox.next_deadline()?;
+        Some(Instant::now() + Duration::from_millis(at.saturating_sub(now_ms())))
     }
 }
 
@@ -419,12 +421,10 @@ impl Direct {
     /// The timers: the table's, the outbox's, the profile's.
     pub(super) fn tick(&mut self, ctx: &mut Ctx<'_>) {
         let now = Instant::now();
-        if self.table_wake.is_some_and(|t| t <= now) {
-            self.table_wake = None;
+        if self.table.next_deadline().is_some_and(|t| t <= now) {
             self.feed_table(routing::Input::Tick, ctx);
         }
-        if self.outbox_wake.is_some_and(|t| t <= now) {
-            self.outbox_wake = None;
+        if self.outbox.next_deadline().is_some_and(|t| t <= now_ms()) {
             self.feed_outbox(Input::Tick, ctx);
         }
         if self.next_profile <= now {
@@ -440,7 +440,8 @@ impl Direct {
                 routing::Output::Send(to, message) => {
                     self.route_send(&to, message.encode(), ctx);
                 }
-                routing::Output::WakeAt(at) => self.table_wake = Some(at),
+                // Read back by `due` (the table's `next_deadline`).
+                routing::Output::WakeAt(_) => {}
                 routing::Output::Changed(dests) => {
                     let changes = dests
                         .iter()
@@ -554,10 +555,8 @@ impl Direct {
                     }
                 }
                 Output::Status(id, status) => self.dm_status(id.0, status.into(), ctx),
-                Output::WakeAt(at) => {
-                    let wait = Duration::from_millis(at.saturating_sub(now_ms()));
-                    self.outbox_wake = Some(Instant::now() + wait);
-                }
+                // Read back by `due` (the outbox's `next_deadline`).
+                Output::WakeAt(_) => {}
             }
         }
         for frame in failed {

@@ -47,8 +47,6 @@ pub(super) struct Sync {
     last_prune: Option<Instant>,
     /// Bytes of envelopes stored for rooms we are not in (`None`: to be read from the store).
     relayed: Option<u64>,
-    /// When [`Sync::tick`] next has work (the scheduler's next deadline).
-    pub(super) wake: Option<Instant>,
 }
 
 impl Sync {
@@ -63,7 +61,6 @@ impl Sync {
             requests: HashMap::new(),
             last_prune: None,
             relayed: None,
-            wake: None,
         }
     }
 
@@ -169,6 +166,11 @@ impl Sync {
         }
     }
 
+    /// When [`Sync::tick`] is due.
+    pub(super) fn wake(&self) -> Option<Instant> {
+        self.sched.next_deadline()
+    }
+
     /// The scheduler's wake-up came.
     pub(super) fn tick(&mut self, ctx: &mut Ctx<'_>) {
         self.run(Input::Tick, ctx);
@@ -222,11 +224,10 @@ impl Sync {
                     }
                     ctx.io.stats.sync_rounds += 1;
                 }
-                // The loop reads `wake`, set below.
+                // Read back by `wake` (the scheduler's `next_deadline`).
                 Output::WakeAt(_) => {}
             }
         }
-        self.wake = self.sched.next_deadline();
     }
 
     fn send(&mut self, peer: PeerId, token: Token, request: Request, ctx: &mut Ctx<'_>) {
