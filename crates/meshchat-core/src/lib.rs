@@ -12,7 +12,8 @@
 //! - [`room`]: room names and the text body of a room message.
 //! - [`inbound`]: the check of an envelope from a neighbour, and the reasons for refusing one.
 //! - [`sync`]: history sync: range-based reconciliation of the envelope ids two peers hold, its
-//!   frames, budgets and per-peer sessions.
+//!   frames, budgets and per-peer sessions, offers, and [`sync::Scheduler`] (when rounds run and
+//!   what is fetched from whom) with its simulator.
 //! - [`broadcast`]: rooms on an epidemic broadcast tree (Plumtree over the node's connections):
 //!   the state machine and its wire format.
 //! - `sim` (tests and the `sim` feature): a discrete-event network simulator for these state

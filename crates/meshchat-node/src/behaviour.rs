@@ -18,8 +18,8 @@ pub const PROTOCOL_VERSION: &str = "/meshchat/1.0.0";
 /// Kademlia protocol name: our own DHT, separate from other libp2p networks.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/kad/1.0.0");
 /// How often each connection is pinged, and how long an answer may take. A connection whose
-/// pings stop coming back for 8 s is closed (`Actor::check_liveness`), as is one whose ping
-/// fails (`Actor::on_ping`): over a link that died silently (a cable pulled, a radio out of
+/// pings stop coming back for 8 s is closed (`Conns::check_liveness`), as is one whose ping
+/// fails (`Conns::on_ping`): over a link that died silently (a cable pulled, a radio out of
 /// range) TCP keeps a connection for about 15 minutes by default, and while it stands no new
 /// connection forms when the link comes back, so neither the broadcast nor the sync round on
 /// contact resume (found by the lab's partition scenario). Pinging every 5 s and closing on
@@ -93,7 +93,7 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     // Beyond `max_connections` the node evicts the least useful peer (see
-                    // `Actor::evict_if_full`); the hard limit only leaves room to do so.
+                    // `Conns::evict_if_full`); the hard limit only leaves room to do so.
                     .with_max_established(Some(max_connections + EVICTION_ROOM))
                     .with_max_established_per_peer(Some(2))
                     .with_max_pending_incoming(Some(PENDING_INCOMING))

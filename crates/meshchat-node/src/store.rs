@@ -210,7 +210,9 @@ impl Store {
         Ok(())
     }
 
-    /// Tests: makes message and DM writes fail (as on a full disk) while `flag` is set.
+    /// Tests: makes every write fail (as on a full disk) while `flag` is set: messages, DMs and
+    /// their states, profiles, held DM items, settings, rooms, known peers, pruning and the
+    /// checkpoint at close.
     pub fn fail_writes_when(&mut self, flag: Arc<AtomicBool>) {
         self.fail_writes = Some(flag);
     }
@@ -359,6 +361,7 @@ impl Store {
     }
 
     pub fn join_room(&self, room: &str, now_ms: u64) -> Result<(), Error> {
+        self.injected_failure()?;
         self.conn.execute(
             "INSERT OR IGNORE INTO rooms (name, joined_at) VALUES (?1, ?2)",
             params![room, now_ms as i64],
@@ -367,6 +370,7 @@ impl Store {
     }
 
     pub fn leave_room(&self, room: &str) -> Result<(), Error> {
+        self.injected_failure()?;
         self.conn
             .execute("DELETE FROM rooms WHERE name = ?1", params![room])?;
         Ok(())
@@ -375,6 +379,7 @@ impl Store {
     /// Remembers `peer_id` at `addrs` (merged with what was known, newest first, bounded), and
     /// forgets the least recently seen peers beyond [`MAX_KNOWN_PEERS`].
     pub fn upsert_peer(&self, peer_id: &str, addrs: &[String], now_ms: u64) -> Result<(), Error> {
+        self.injected_failure()?;
         let old: Option<String> = self
             .conn
             .query_row(
@@ -441,6 +446,7 @@ impl Store {
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.injected_failure()?;
         self.conn.execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -451,6 +457,7 @@ impl Store {
 
     /// Checkpoints the WAL into the main file; called on clean shutdown.
     pub fn close(self) -> Result<(), Error> {
+        self.injected_failure()?;
         self.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         self.conn.close().map_err(|(_, e)| Error::Sqlite(e))

@@ -3,7 +3,7 @@
 //! ([`Offers`]). The node carries out its outputs (libp2p requests, the store, the one way in for
 //! envelopes, counters); nothing here reads a clock or touches a socket or the disk.
 //!
-//! Pull only: a node starts its own rounds and fetches its own `need`; what it holds that a peer
+//! Pull, plus offers: a node starts its own rounds and fetches its own `need`; what it holds that a peer
 //! lacks, the peer fetches in its own round, or at once when offered (see [`Offers`]). So a node
 //! only ever receives envelopes it asked for.
 //!

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 mod broadcast;
 mod conns;
 mod context;
+mod disk;
 mod inbound;
 mod listen;
 mod rooms;

@@ -110,6 +110,7 @@ impl Store {
     /// Stores `author`'s profile envelope, replacing an older version. False if a version as new
     /// was stored already.
     pub fn put_profile(&self, p: &ProfileRow, envelope: &[u8]) -> Result<bool, Error> {
+        self.injected_failure()?;
         let n = self.conn.execute(
             "INSERT INTO profiles (author, version, nick, seal_key, id, ts, envelope)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -191,6 +192,7 @@ impl Store {
         dm_id: &[u8; 32],
         state: i64,
     ) -> Result<Option<(MessageId, [u8; 32])>, Error> {
+        self.injected_failure()?;
         let row: Option<(Vec<u8>, Vec<u8>, Option<i64>)> = self
             .conn
             .query_row(
@@ -293,6 +295,7 @@ impl Store {
 
     /// Stores (or overwrites) an outbox item.
     pub fn put_item(&self, item: &ItemRow) -> Result<(), Error> {
+        self.injected_failure()?;
         self.conn.execute(
             "INSERT INTO dm_items (role, id, frame, from_peer, attempts, hold_until)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -312,6 +315,7 @@ impl Store {
     }
 
     pub fn remove_item(&self, role: u8, id: &[u8; 32]) -> Result<(), Error> {
+        self.injected_failure()?;
         self.conn.execute(
             "DELETE FROM dm_items WHERE role = ?1 AND id = ?2",
             params![role, &id[..]],

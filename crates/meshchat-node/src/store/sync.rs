@@ -86,6 +86,7 @@ impl Store {
         budget: u64,
         relayed: &mut Option<u64>,
     ) -> Result<u64, Error> {
+        self.injected_failure()?;
         let window = window_start_ms.min(i64::MAX as u64) as i64;
         let old: i64 = self.conn.query_row(
             "SELECT COALESCE(SUM(length(envelope)), 0) FROM messages

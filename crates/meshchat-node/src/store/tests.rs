@@ -351,3 +351,116 @@ fn a_damaged_wal_left_by_a_crash_keeps_what_was_committed_before() {
     assert_eq!(early, 20, "what was committed before the damage is kept");
     assert!(shown.iter().filter(|m| m.text == "late").count() < 20);
 }
+
+/// Every write path fails cleanly on a full disk (issue 18): an error, nothing half-written,
+/// nothing stored before lost, and it works again once the disk has room. A failed checkpoint
+/// at close leaves the WAL, so a restart still finds everything.
+#[test]
+fn every_write_fails_whole_and_loses_nothing_stored_before() {
+    use crate::store::dm::{DmRow, ItemRow, ProfileRow};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meshchat.sqlite");
+    let k = Keypair::from_secret_bytes(&[8; 32]);
+    let profile = |version: u64, nick: &str| ProfileRow {
+        author: [5; 32],
+        version,
+        nick: nick.into(),
+        seal_key: [9; 32],
+        id: MessageId([version as u8; 32]),
+        timestamp_ms: version,
+    };
+    let item = |attempts: u32| ItemRow {
+        role: 1,
+        id: [3; 32],
+        frame: vec![3, 0, 1],
+        from: Some([4; 32]),
+        attempts,
+        hold_until_ms: 99,
+    };
+    let dm = |id: u8| DmRow {
+        id: MessageId([id; 32]),
+        dm_id: Some([id ^ 0x80; 32]),
+        peer: [7; 32],
+        author: [0; 32],
+        recipient: [7; 32],
+        nick: "n".into(),
+        timestamp_ms: 10,
+        text: format!("dm {id}"),
+        own: true,
+        state: Some(0),
+        seq: 0,
+    };
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut s = Store::open(&path).unwrap();
+    s.fail_writes_when(flag.clone());
+    // Before the disk fills: one of everything.
+    let before = msg(&k, "lobby", 1, "before");
+    assert_eq!(
+        s.insert_messages(std::slice::from_ref(&before), 0).unwrap(),
+        [true]
+    );
+    s.join_room("lobby", 1).unwrap();
+    s.upsert_peer("peer-a", &["/ip4/10.0.0.1/tcp/1".into()], 1)
+        .unwrap();
+    s.set_setting("nick", "before").unwrap();
+    assert!(s.put_profile(&profile(1, "one"), b"v1").unwrap());
+    s.put_item(&item(1)).unwrap();
+    assert_eq!(s.insert_dm(&dm(1)).unwrap(), Some(1));
+
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let after = msg(&k, "lobby", 2, "after");
+    assert!(s.insert_messages(std::slice::from_ref(&after), 0).is_err());
+    assert!(s.join_room("other", 2).is_err());
+    assert!(s.leave_room("lobby").is_err());
+    assert!(s
+        .upsert_peer("peer-b", &["/ip4/10.0.0.2/tcp/1".into()], 2)
+        .is_err());
+    assert!(s
+        .upsert_peer("peer-a", &["/ip4/10.0.0.3/tcp/1".into()], 2)
+        .is_err());
+    assert!(s.set_setting("nick", "after").is_err());
+    assert!(s.put_profile(&profile(2, "two"), b"v2").is_err());
+    assert!(s.put_item(&item(2)).is_err());
+    assert!(s.remove_item(1, &[3; 32]).is_err());
+    assert!(s.insert_dm(&dm(2)).is_err());
+    assert!(s.set_dm_state(&[1 ^ 0x80; 32], 2).is_err());
+    assert!(s.prune_relayed(u64::MAX, 0, &mut None).is_err());
+
+    // Nothing of the failed writes, everything from before.
+    let check = |s: &Store| {
+        let texts: Vec<String> = s
+            .history("lobby", 10, None)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["before"]);
+        assert_eq!(s.joined_rooms().unwrap(), ["lobby"]);
+        let peers = s.known_peers(10).unwrap();
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].addrs, ["/ip4/10.0.0.1/tcp/1"]);
+        assert_eq!(s.setting("nick").unwrap().as_deref(), Some("before"));
+        let profiles = s.profiles(10).unwrap();
+        assert_eq!(profiles.len(), 1);
+        assert_eq!(profiles[0].0.nick, "one");
+        let items = s.items().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].attempts, 1);
+        let dms = s.dm_history(&[7; 32], 10, None).unwrap();
+        assert_eq!(dms.len(), 1);
+        assert_eq!(dms[0].state, Some(0));
+    };
+    check(&s);
+    // The checkpoint at close fails too; the WAL keeps what was committed.
+    assert!(s.close().is_err());
+    let mut s = Store::open(&path).unwrap();
+    check(&s);
+
+    // Room again: every write works.
+    s.fail_writes_when(flag.clone());
+    flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(s.insert_messages(&[after], 0).unwrap(), [true]);
+    s.set_setting("nick", "after").unwrap();
+    assert_eq!(s.insert_dm(&dm(2)).unwrap(), Some(2));
+    s.close().unwrap();
+}

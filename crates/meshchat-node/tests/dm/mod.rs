@@ -203,7 +203,7 @@ async fn a_dm_to_a_full_disk_is_not_acknowledged_until_it_is_stored() {
     full.store(true, Ordering::Relaxed);
     let sent = a.handle.dm("b", "kept for later").await.unwrap();
     b.wait_for(
-        |e| matches!(e, Event::Warning(w) if w.contains("could not store a direct message")),
+        |e| matches!(e, Event::Warning(w) if w.contains("could not write a direct message")),
     )
     .await;
     // The sender tries again (at least once more) and is never told it arrived.

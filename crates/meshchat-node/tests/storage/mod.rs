@@ -43,7 +43,7 @@ async fn a_full_disk_is_one_warning_and_one_notice_when_it_clears() {
     let warnings = b.warnings();
     let told: Vec<&String> = warnings
         .iter()
-        .filter(|w| w.contains("could not store") || w.contains("still cannot store"))
+        .filter(|w| w.contains("could not") || w.contains("still cannot"))
         .collect();
     assert_eq!(told.len(), 1, "{warnings:?}");
 }
@@ -73,4 +73,87 @@ async fn loose_permissions_are_fixed_and_said() {
         mode(&a.dir.path().join(meshchat_node::keyfile::KEY_FILE)),
         0o600
     );
+}
+
+/// Every write path on a full disk (issue 18), in one outage: what the user asks for fails to
+/// the user and changes nothing; what the node writes by itself (a new peer's addresses, its
+/// profile, the tracker's epoch, the routing seqno) fails into the same single warning; the node
+/// keeps relaying and keeps what it learnt in memory; when the disk has room it says so, fetches
+/// what it missed, and after a restart everything stored is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_path_on_a_full_disk_is_one_outage_and_nothing_half_written() {
+    let (mut b, full) = TestNode::start_with_failing_disk("b", &[]).await;
+    b.send("lobby", "stored before").await;
+    full.store(true, Ordering::Relaxed);
+
+    // What the user asks for fails to the user, and nothing changes.
+    let err = b.handle.set_nick("bee").await.unwrap_err().to_string();
+    assert!(err.contains("full"), "{err}");
+    let err = b.handle.join("elsewhere").await.unwrap_err().to_string();
+    assert!(err.contains("full"), "{err}");
+    let err = b.handle.leave("lobby").await.unwrap_err().to_string();
+    assert!(err.contains("full"), "{err}");
+    let err = b.send_err("lobby", "not while full").await;
+    assert!(err.contains("full"), "{err}");
+    let info = b.handle.info().await.unwrap();
+    assert_eq!(info.nick, "b");
+    assert_eq!(info.rooms, ["lobby"]);
+
+    // What the node writes by itself: C and D are new peers with profiles; B relays between them.
+    let mut c = TestNode::start("c", &[&b]).await;
+    let mut d = TestNode::start("d", &[&b]).await;
+    c.wait_peers(1).await;
+    d.wait_peers(1).await;
+    c.send("lobby", "while full").await;
+    let got = d.collect_messages(1).await;
+    assert_eq!(got[0].text, "while full");
+    // C's profile could not be stored, but B knows it.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while b.handle.whois("c").await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never learnt C's profile"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let s = b
+        .wait_stats("failed writes of several kinds", |s| s.store_failures >= 3)
+        .await;
+    assert!(s.store_failures >= 3, "{s:?}");
+    let told = |b: &mut TestNode| -> Vec<String> {
+        b.warnings()
+            .into_iter()
+            .filter(|w| w.contains("could not") || w.contains("still cannot"))
+            .collect()
+    };
+    assert_eq!(told(&mut b).len(), 1, "{:?}", b.warnings());
+
+    // Room again: one notice, and what B missed is fetched at once.
+    full.store(false, Ordering::Relaxed);
+    c.send("lobby", "after").await;
+    b.wait_for(|e| matches!(e, Event::Warning(w) if w.contains("storing messages again")))
+        .await;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while b.handle.history("lobby", 10, None).await.unwrap().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never fetched what it missed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(told(&mut b).len(), 1, "{:?}", b.warnings());
+    b.handle.set_nick("bee").await.unwrap();
+
+    let dir = b.stop().await;
+    let b = TestNode::start_in(dir, "b", &[]).await;
+    let mut texts: Vec<String> = b
+        .handle
+        .history("lobby", 10, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["after", "stored before", "while full"]);
 }

@@ -195,7 +195,9 @@ impl TestNode {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         while self.connected.len() < n {
             match self.next_event(deadline).await {
-                Some(e) if matches!(e, Event::Message(_)) => self.backlog.push(e),
+                Some(e) if matches!(e, Event::Message(_) | Event::Warning(_)) => {
+                    self.backlog.push(e)
+                }
                 Some(_) => {}
                 None => panic!(
                     "{}: {} of {n} peers within {DEADLINE:?}",

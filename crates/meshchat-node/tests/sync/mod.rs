@@ -218,7 +218,7 @@ async fn a_failed_write_is_reported_and_healed_by_sync() {
     full.store(true, Ordering::Relaxed);
     a.send("lobby", "written while b's disk was full").await;
     a.collect_messages(1).await;
-    b.wait_for(|e| matches!(e, Event::Warning(w) if w.contains("could not store")))
+    b.wait_for(|e| matches!(e, Event::Warning(w) if w.contains("could not")))
         .await;
     assert!(b.send_err("lobby", "mine").await.contains("full"));
     b.assert_no_more_messages().await;
@@ -426,7 +426,8 @@ async fn a_healed_partition_reaches_the_whole_line_in_seconds() {
         "healed in {healed:?}, not within 5 s"
     );
     // Each healed message fetched once per node; beyond that only the other half's three
-    // profiles at each node of the cut (the trees carry them on).
+    // profiles at each node of the cut (the trees carry them on). (Once 189 for 180 under
+    // load, before a profile taken in a turn counted as held for the fetches of that turn.)
     assert!(copies <= synced + 6, "{copies} fetched for {synced}");
 }
 
@@ -589,6 +590,8 @@ async fn a_healed_mesh_fetches_each_message_once() {
         bytes as f64 / synced as f64
     );
     // One fetch per healed message and node; beyond that only the other side's profiles (h3's
-    // to the west, the west's three to h3), which may come by sync before the trees.
+    // to the west, the west's three to h3), which may come by sync before the trees. (A profile
+    // taken from one neighbour used to be fetched again from the other in the same turn, before
+    // routing stored it: 126-128 for 120.)
     assert!(copies <= synced + 6, "{copies} fetched for {synced}");
 }

@@ -1,5 +1,6 @@
 //! A small deterministic discrete-event network for the routing tables, private to these tests
-//! (it should move onto the shared simulator once that exists).
+//! (older than `crate::sim`, which the DM, election and sync simulators use; moving these tests
+//! onto it is left to do).
 //!
 //! Nodes are `u32` indices into a vector of tables; links are undirected, cost 1, with a latency
 //! of `latency ± jitter` (seeded), FIFO per direction like a TCP connection, and may drop each

@@ -17,6 +17,7 @@ use libp2p::{identify, kad, mdns, Multiaddr, PeerId};
 use crate::behaviour::{BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION};
 
 use super::context::{Ctx, Note};
+use super::disk::Write;
 use crate::node::{now_ms, Error, Event, PeerInfo, Reply};
 
 /// A connection none of whose pings has come back for this long is closed (pings go every
@@ -142,7 +143,7 @@ impl Conns {
                     .store
                     .upsert_peer(&peer_id.to_string(), &addrs, now_ms())
                 {
-                    tracing::warn!("remembering peer {peer_id}: {e}");
+                    ctx.io.write_failed(Write::Other("the known-peer list"), &e);
                 }
                 ctx.notes.push(Note::Identified {
                     peer: peer_id,
@@ -194,7 +195,7 @@ impl Conns {
                         .store
                         .upsert_peer(&peer.to_string(), &addrs, now_ms())
                     {
-                        tracing::warn!("remembering peer {peer}: {e}");
+                        ctx.io.write_failed(Write::Other("the known-peer list"), &e);
                     }
                 }
                 if self.connections.len() < ctx.io.config.target_peers {
@@ -226,7 +227,7 @@ impl Conns {
                         &[addr.to_string()],
                         now_ms(),
                     ) {
-                        tracing::warn!("remembering peer {peer_id}: {e}");
+                        ctx.io.write_failed(Write::Other("the known-peer list"), &e);
                     }
                     self.add_dht_address(&peer_id, addr, ctx);
                 }

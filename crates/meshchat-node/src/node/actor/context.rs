@@ -13,6 +13,7 @@ use meshchat_core::inbound::Reason;
 use meshchat_core::{Envelope, Keypair, MessageId};
 use tokio::sync::mpsc;
 
+use super::disk::{Disk, Write};
 use super::inbound::Inbound;
 use crate::behaviour::handshakes::Handshakes;
 use crate::behaviour::Behaviour;
@@ -48,6 +49,8 @@ pub(super) struct Io {
     events: mpsc::Sender<Event>,
     /// Events dropped since the front-end's queue was last found full (0: none pending).
     lagged: u64,
+    /// Whether the database takes writes (one warning per outage, for every write path).
+    disk: Disk,
 }
 
 impl Io {
@@ -78,6 +81,7 @@ impl Io {
             handshakes,
             events,
             lagged: 0,
+            disk: Disk::default(),
         }
     }
 
@@ -107,6 +111,29 @@ impl Io {
         }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
             self.lagged = 1;
+        }
+    }
+
+    /// A write to the database failed (a full disk, a failing card): counted, logged, and the
+    /// user told once per outage ([`Disk`]); the node goes on relaying either way.
+    pub(super) fn write_failed(&mut self, what: Write, error: &crate::store::Error) {
+        self.stats.store_failures += 1;
+        tracing::debug!("a database write failed ({what:?}): {error}");
+        if let Some(warning) = self.disk.failed(what, error, Instant::now()) {
+            tracing::warn!("{warning}");
+            self.emit(Event::Warning(warning));
+        }
+    }
+
+    /// A write of messages or DMs worked; true (and the user told) if writes had been failing.
+    pub(super) fn write_worked(&mut self) -> bool {
+        match self.disk.worked() {
+            Some(notice) => {
+                tracing::info!("{notice}");
+                self.emit(Event::Warning(notice));
+                true
+            }
+            None => false,
         }
     }
 
@@ -210,7 +237,7 @@ pub(super) enum Note {
     Useful(PeerId),
     /// `peer` takes no frames: close its connections and dial it again.
     Stalled(PeerId),
-    /// A connection to `peer` stands (its first).
+    /// A connection to `peer` stands (sent for each; handlers ignore one for a known peer).
     PeerUp(PeerId),
     /// The last connection to `peer` closed.
     PeerDown(PeerId),

@@ -20,6 +20,7 @@ use meshchat_core::inbound::{self, Checked, Reason};
 use meshchat_core::{envelope, Envelope, KeyCache, MessageId};
 
 use super::context::{Io, Key, Note, Notes};
+use super::disk::Write;
 use crate::node::{now_ms, Event, MessageView};
 use crate::store::StoredMessage;
 
@@ -36,60 +37,6 @@ const SEEN_TTL: Duration = Duration::from_secs(30 * 60);
 const FUTURE_TELL_EVERY: Duration = Duration::from_secs(10 * 60);
 /// Neighbours remembered as named for envelopes from the future.
 const FUTURE_WARNINGS: usize = 256;
-
-/// While writes keep failing, the warning is repeated at most this often (a full disk used to
-/// print one warning per message: 93 in 6 s).
-pub(super) const STORE_WARN_EVERY: Duration = Duration::from_secs(5 * 60);
-
-/// Whether the database takes writes: one warning when writing stops, at most one every
-/// [`STORE_WARN_EVERY`] while it lasts, and one when it works again.
-#[derive(Debug, Default)]
-pub(super) struct StoreHealth {
-    /// Since when writes fail, and when the user was last told.
-    failing: Option<(Instant, Instant)>,
-    /// Messages not stored since the last warning.
-    lost_since_warning: u64,
-    /// Messages not stored since writes started failing.
-    lost: u64,
-}
-
-impl StoreHealth {
-    /// A write of `n` messages failed with `error`: the warning to show now, if any.
-    fn failed(&mut self, n: usize, error: &dyn std::fmt::Display, now: Instant) -> Option<String> {
-        self.lost += n as u64;
-        self.lost_since_warning += n as u64;
-        match &mut self.failing {
-            None => {
-                self.failing = Some((now, now));
-                self.lost_since_warning = 0;
-                Some(format!(
-                    "could not store {n} messages ({error}); still relaying, and they will be \
-                     fetched again from peers once storing works"
-                ))
-            }
-            Some((since, told)) if now.saturating_duration_since(*told) >= STORE_WARN_EVERY => {
-                *told = now;
-                let lost = std::mem::take(&mut self.lost_since_warning);
-                Some(format!(
-                    "still cannot store messages ({error}) for {} min: {lost} more not stored",
-                    now.saturating_duration_since(*since).as_secs() / 60
-                ))
-            }
-            Some(_) => None,
-        }
-    }
-
-    /// A write succeeded: the notice to show if writes had been failing.
-    fn succeeded(&mut self) -> Option<String> {
-        self.failing.take()?;
-        self.lost_since_warning = 0;
-        let lost = std::mem::take(&mut self.lost);
-        Some(format!(
-            "storing messages again ({lost} could not be stored meanwhile; they are being \
-             fetched again from peers)"
-        ))
-    }
-}
 
 /// Which path brought an envelope: what it may be, and what its sender answers for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +87,6 @@ pub(super) struct Inbound {
     /// Verified room envelopes to store and show, each with its decoded form.
     pending: Vec<(Envelope, StoredMessage)>,
     pending_since: Option<Instant>,
-    /// Whether room-message writes work, for one warning per outage rather than one per batch.
-    store_health: StoreHealth,
 }
 
 impl Inbound {
@@ -154,7 +99,6 @@ impl Inbound {
             future_told: HashMap::new(),
             pending: Vec::new(),
             pending_since: None,
-            store_health: StoreHealth::default(),
         }
     }
 
@@ -378,9 +322,7 @@ impl Inbound {
         let rows: Vec<(&Envelope, &StoredMessage)> = batch.iter().map(|(e, m)| (e, m)).collect();
         match io.store.insert_decoded(&rows, now_ms()) {
             Ok(fresh) => {
-                if let Some(notice) = self.store_health.succeeded() {
-                    tracing::info!("{notice}");
-                    io.emit(Event::Warning(notice));
+                if io.write_worked() {
                     // What could not be stored meanwhile is fetched now, not at the next round.
                     notes.push(Note::SyncAll);
                 }
@@ -407,14 +349,10 @@ impl Inbound {
                 Ok(())
             }
             Err(e) => {
-                tracing::debug!("storing {} messages failed: {e}", batch.len());
-                io.stats.store_failures += 1;
                 for (env, _) in &batch {
                     self.seen.remove(&env.id());
                 }
-                if let Some(warning) = self.store_health.failed(batch.len(), &e, Instant::now()) {
-                    io.emit(Event::Warning(warning));
-                }
+                io.write_failed(Write::Messages(batch.len()), &e);
                 Err(e)
             }
         }
@@ -455,40 +393,5 @@ impl Inbound {
     /// Ids taken are remembered for [`SEEN_TTL`].
     pub(super) fn expire(&mut self, now: Instant) {
         self.seen.expire(now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failing_disk_is_one_warning_then_one_every_few_minutes_then_one_notice() {
-        let t0 = Instant::now();
-        let mut h = StoreHealth::default();
-        let e = "database or disk is full";
-        assert!(h.succeeded().is_none(), "nothing to say while all is well");
-        let first = h.failed(3, &e, t0).unwrap();
-        assert!(
-            first.contains("could not store 3 messages") && first.contains(e),
-            "{first}"
-        );
-        for i in 1..100 {
-            let at = t0 + Duration::from_millis(60 * i);
-            assert!(
-                h.failed(1, &e, at).is_none(),
-                "one warning, not one per message"
-            );
-        }
-        let again = h.failed(1, &e, t0 + STORE_WARN_EVERY).unwrap();
-        assert!(again.contains("100 more not stored"), "{again}");
-        let back = h.succeeded().unwrap();
-        assert!(
-            back.contains("storing messages again (103 could not"),
-            "{back}"
-        );
-        assert!(h.succeeded().is_none());
-        // A new failure later is news again.
-        assert!(h.failed(1, &e, t0 + 2 * STORE_WARN_EVERY).is_some());
     }
 }

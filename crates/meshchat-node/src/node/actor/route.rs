@@ -28,6 +28,7 @@ use meshchat_core::{Envelope, Fingerprint, Keypair, MessageId, PublicKey};
 use tokio::sync::mpsc;
 
 use super::context::{Ctx, Key, Note};
+use super::disk::Write;
 use super::inbound::{Verdict, Via};
 use crate::behaviour::broadcast::{Inbound, Links};
 use crate::node::{
@@ -229,7 +230,8 @@ impl Direct {
             .store
             .set_setting("profile_version", &self.version.to_string())
         {
-            tracing::warn!("saving the profile version: {e}");
+            ctx.io
+                .write_failed(Write::Other("our profile's version"), &e);
         }
         let id = env.id();
         let _ = self.take_profile(&env, profile, ctx);
@@ -278,7 +280,7 @@ impl Direct {
                         timestamp_ms: row.timestamp_ms,
                         id: row.id,
                     }),
-                    Err(e) => tracing::warn!("storing a profile: {e}"),
+                    Err(e) => ctx.io.write_failed(Write::Other("a profile"), &e),
                 }
                 true
             }
@@ -460,7 +462,8 @@ impl Direct {
                 .store
                 .set_setting("routing_seqno", &seqno.to_string())
             {
-                tracing::warn!("saving the routing seqno: {e}");
+                ctx.io
+                    .write_failed(Write::Other("the routing sequence number"), &e);
             }
         }
     }
@@ -536,16 +539,16 @@ impl Direct {
                         hold_until_ms: s.hold_until_ms,
                     };
                     if let Err(e) = ctx.io.store.put_item(&row) {
-                        tracing::warn!("storing a DM item: {e}");
-                        ctx.io.emit(Event::Warning(format!(
-                            "could not store a direct message held here ({e}); it is kept in \
-                             memory until the node stops"
-                        )));
+                        ctx.io.write_failed(
+                            Write::Other("a direct message held here (it is kept in memory)"),
+                            &e,
+                        );
                     }
                 }
                 Output::Remove(slot) => {
                     if let Err(e) = ctx.io.store.remove_item(role_code(slot.role), &slot.id.0) {
-                        tracing::warn!("removing a DM item: {e}");
+                        ctx.io
+                            .write_failed(Write::Other("the end of a held direct message"), &e);
                     }
                 }
                 Output::Deliver(opened) => {
@@ -587,17 +590,19 @@ impl Direct {
         };
         match ctx.io.store.insert_dm(&row) {
             Ok(Some(seq)) => {
+                ctx.io.write_worked();
                 let view = self.dm_view(DmRow { seq, ..row });
                 ctx.io.emit(Event::Dm(view));
                 true
             }
             Ok(None) => true,
             Err(e) => {
-                tracing::warn!("storing a DM: {e}");
-                ctx.io.emit(Event::Warning(format!(
-                    "could not store a direct message ({e}); no receipt was sent, so its sender \
-                     will send it again"
-                )));
+                ctx.io.write_failed(
+                    Write::Other(
+                        "a direct message (no receipt went back, so its sender sends it again)",
+                    ),
+                    &e,
+                );
                 false
             }
         }
@@ -611,7 +616,9 @@ impl Direct {
                 state,
             }),
             Ok(None) => {}
-            Err(e) => tracing::warn!("saving a DM's state: {e}"),
+            Err(e) => ctx
+                .io
+                .write_failed(Write::Other("a direct message's state"), &e),
         }
     }
 

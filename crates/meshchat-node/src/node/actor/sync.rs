@@ -6,7 +6,7 @@
 //! fetch, pruning what we relay), fetched envelopes through the one way in
 //! (`Inbound::accept(.., Via::Sync(peer), ..)`), strikes and counters.
 //!
-//! Pull only: a node only ever receives envelopes it asked for, and an unasked one is a strike.
+//! Pull, plus offers: a node only ever receives envelopes it asked for, and an unasked one is a strike.
 //! Offers make a healed partition converge at a fetch per hop ([`meshchat_core::sync::Offers`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -21,6 +21,7 @@ use meshchat_core::sync::{self, ItemSet, Scheduler};
 use meshchat_core::MessageId;
 
 use super::context::Ctx;
+use super::disk::Write;
 use super::inbound::{Verdict, Via};
 use crate::behaviour::sync::{is_malformed, SYNC_OFFERS, SYNC_PROTOCOL};
 use crate::node::now_ms;
@@ -161,7 +162,9 @@ impl Sync {
                     tracing::debug!("dropped {n} relayed messages (window or budget)");
                     self.changed();
                 }
-                Err(e) => tracing::warn!("bounding relayed messages: {e}"),
+                Err(e) => ctx
+                    .io
+                    .write_failed(Write::Other("the pruning of relayed messages"), &e),
             }
         }
     }
@@ -201,7 +204,10 @@ impl Sync {
                 }
                 Output::Check { token, ids } => {
                     // What arrived meanwhile (by the broadcast or from another peer) is not
-                    // asked for again.
+                    // asked for again: stored, or taken and on its way to its handler (a
+                    // profile taken in this turn is stored by routing once the loop hands it
+                    // on, after this; without the seen-cache a node whose two neighbours both
+                    // listed a profile fetched it from each).
                     ctx.flush();
                     let ids = match ctx.io.store.missing(&ids) {
                         Ok(lacking) => lacking,
@@ -210,6 +216,10 @@ impl Sync {
                             ids
                         }
                     };
+                    let ids = ids
+                        .into_iter()
+                        .filter(|id| !ctx.inbound.seen.contains(id))
+                        .collect();
                     todo.extend(self.sched.handle(Input::Lacking { token, ids }, now));
                 }
                 Output::Send {

@@ -8,8 +8,8 @@
 //! [`TARGET`]): the inbound path has checked the signature before [`Tracker::on_envelope`]
 //! sees it, so the state machine's `from` is authenticated, its target is [`TARGET`], its body
 //! decodes and it is no older than [`MAX_AGE`] (refused otherwise, and never relayed: see
-//! [`meshchat_core::inbound`]). Flooded ones are deduplicated by the broadcast trees'
-//! seen-cache, routed ones by the same cache here.
+//! [`meshchat_core::inbound`]). Flooded and routed ones alike are deduplicated by the
+//! one way in's seen-cache (`Inbound`), before they reach this handler.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use meshchat_core::envelope::{Draft, Kind};
 use meshchat_core::{Envelope, Fingerprint, Keypair};
 
 use super::context::{Ctx, Io, Key, Note};
+use super::disk::Write;
 use crate::node::{now_ms, peer_id_of_bytes, Event, OnlinePeer, Stats, TrackerView};
 
 use meshchat_core::election::{MAX_AGE, TARGET};
@@ -183,7 +184,7 @@ impl Tracker {
                 .store
                 .set_setting("tracker_epoch", &epoch.to_string())
             {
-                tracing::warn!("saving the tracker epoch: {e}");
+                ctx.io.write_failed(Write::Other("the tracker epoch"), &e);
             }
         }
     }
@@ -228,7 +229,8 @@ impl Tracker {
                         .store
                         .upsert_peer(&peer.to_string(), &texts, now_ms())
                     {
-                        tracing::warn!("remembering peer {peer}: {err}");
+                        ctx.io
+                            .write_failed(Write::Other("the known-peer list"), &err);
                     }
                     now
                 }
