@@ -124,12 +124,17 @@ fn write_new(path: &Path, key: &Keypair) -> Result<(), Error> {
         .open(&tmp)
         .map_err(err)?;
     let text = key.to_key_file();
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    let linked = fs::hard_link(&tmp, path);
+    // Whatever fails (a full disk, most likely), the temporary file goes: nothing half-written
+    // is left, and the key file appears whole or not at all.
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| {
+            drop(f);
+            fs::hard_link(&tmp, path)
+        });
     let _ = fs::remove_file(&tmp);
-    linked.map_err(err)
+    written.map_err(err)
 }
 
 #[cfg(test)]

@@ -33,6 +33,10 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     #[error("database {path} is damaged ({detail}); it was left untouched — move it away to start afresh")]
     Corrupt { path: String, detail: String },
+    /// Not damage: the file could not be read or its side files made (a full or read-only
+    /// disk). Telling the user to move a sound database away would lose their history.
+    #[error("cannot open database {path} ({detail}); nothing in it was changed — is the disk full or read-only?")]
+    Unavailable { path: String, detail: String },
     #[error(
         "database schema version {0} is newer than this meshchat understands ({SCHEMA_VERSION})"
     )]
@@ -95,6 +99,8 @@ pub struct Store {
     next_seq: u64,
     /// Tests: while set, message writes fail as on a full disk.
     fail_writes: Option<Arc<AtomicBool>>,
+    /// The write-ahead log had frames at open: the last stop was not clean.
+    unclean: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,24 +112,43 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if absent) the database at `path`, checks it and migrates it.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let corrupt = |e: rusqlite::Error| Error::Corrupt {
-            path: path.display().to_string(),
-            detail: e.to_string(),
+        let classify = |e: rusqlite::Error| {
+            let (path, detail) = (path.display().to_string(), e.to_string());
+            match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                    Error::Corrupt { path, detail }
+                }
+                _ => Error::Unavailable { path, detail },
+            }
         };
+        // A clean stop checkpoints the write-ahead log and removes it; one left with frames in
+        // it means the last stop was not clean.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let unclean = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
         let conn = Connection::open(path)?;
         // The first read of the header is where a non-database file shows itself.
         conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))
-            .map_err(corrupt)?;
+            .map_err(classify)?;
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(corrupt)?;
+            .map_err(classify)?;
         if check != "ok" {
             return Err(Error::Corrupt {
                 path: path.display().to_string(),
                 detail: check,
             });
         }
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        store.unclean = unclean;
+        Ok(store)
+    }
+
+    /// Whether the last stop was not clean (a crash, a power loss, a kill): SQLite then replays
+    /// the write-ahead log's complete transactions and drops a torn or damaged tail, so every
+    /// write completed before it is kept (`quick_check` has passed when this is read).
+    pub fn recovered(&self) -> bool {
+        self.unclean
     }
 
     /// A database in memory (benchmarks and tests).
@@ -140,6 +165,7 @@ impl Store {
             conn,
             next_seq: 1,
             fail_writes: None,
+            unclean: false,
         };
         store.migrate()?;
         store.next_seq =

@@ -109,7 +109,16 @@ impl Actor {
             handshakes,
             events,
         );
-        for notice in tightened {
+        let mut notices = tightened;
+        if io.store.recovered() {
+            notices.push(
+                "meshchat did not stop cleanly last time (a crash, a power loss, or another \
+                 meshchat using this data directory); the database was recovered with every \
+                 completed write, and anything cut off is fetched again from peers"
+                    .to_owned(),
+            );
+        }
+        for notice in notices {
             tracing::warn!("{notice}");
             io.emit(Event::Warning(notice));
         }

@@ -346,6 +346,7 @@ fn a_damaged_wal_left_by_a_crash_keeps_what_was_committed_before() {
     std::fs::write(copy.with_extension("sqlite-wal"), &damaged).unwrap();
     drop(s);
     let reopened = Store::open(&copy).expect("a damaged WAL does not stop the node");
+    assert!(reopened.recovered(), "the node says it recovered");
     let shown = reopened.history("lobby", 100, None).unwrap();
     let early = shown.iter().filter(|m| m.text == "early").count();
     assert_eq!(early, 20, "what was committed before the damage is kept");
@@ -463,4 +464,33 @@ fn every_write_fails_whole_and_loses_nothing_stored_before() {
     s.set_setting("nick", "after").unwrap();
     assert_eq!(s.insert_dm(&dm(2)).unwrap(), Some(2));
     s.close().unwrap();
+}
+
+/// A clean stop leaves no write-ahead log, so the next start has nothing to say; a stop
+/// without `close` (a crash) leaves one, and the next start says it recovered.
+#[test]
+fn only_an_unclean_stop_is_reported_as_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meshchat.sqlite");
+    let k = Keypair::from_secret_bytes(&[6; 32]);
+    let mut s = Store::open(&path).unwrap();
+    assert!(!s.recovered(), "a new database");
+    s.insert_messages(&[msg(&k, "lobby", 1, "a")], 0).unwrap();
+    s.close().unwrap();
+    let mut s = Store::open(&path).unwrap();
+    assert!(!s.recovered(), "after a clean stop");
+    s.insert_messages(&[msg(&k, "lobby", 2, "b")], 0).unwrap();
+    // A crash: the WAL as it stands, copied beside a copy of the database before SQLite's
+    // close checkpoints it.
+    let copy = dir.path().join("crashed.sqlite");
+    std::fs::copy(&path, &copy).unwrap();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut copy_wal = copy.as_os_str().to_owned();
+    copy_wal.push("-wal");
+    std::fs::copy(&wal, &copy_wal).unwrap();
+    drop(s);
+    let s = Store::open(&copy).unwrap();
+    assert!(s.recovered());
+    assert_eq!(s.history("lobby", 10, None).unwrap().len(), 2);
 }

@@ -157,3 +157,117 @@ async fn every_write_path_on_a_full_disk_is_one_outage_and_nothing_half_written(
     texts.sort();
     assert_eq!(texts, ["after", "stored before", "while full"]);
 }
+
+/// Unmounts a tmpfs however the test ends.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// A `size` tmpfs at `dir` (root only: the test fails without it).
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .expect("running mount")
+            .success();
+        assert!(
+            ok,
+            "mounting a tmpfs needs root: run as root, as .ci/run does"
+        );
+        Tmpfs(dir.to_owned())
+    }
+
+    /// Fills it to the last byte with one file.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let page = vec![0u8; 4096];
+        while f.write_all(&page).is_ok() {}
+        while f.write_all(&[0]).is_ok() {}
+    }
+
+    fn make_room(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// First-run key creation on a full disk (a real tmpfs, issue 18): the node refuses to start
+/// with an error that names the key file and the cause, and leaves nothing half-written (no key
+/// file, no temporary file). Needs root (it mounts a tmpfs) and fails without it, like the lab
+/// tests. A node that has run before and finds its disk full at start loses
+/// nothing: it starts, or says why not, and with room again its history is all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_at_start_is_a_clear_error_and_leaves_nothing_half_written() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("data");
+    let fs = Tmpfs::mount(&dir, "512k");
+    fs.fill();
+    let config = meshchat_node::Config::loopback(&dir);
+    let err = meshchat_node::spawn(config).await.unwrap_err().to_string();
+    assert!(
+        err.contains("key file") && err.contains("No space left"),
+        "{err}"
+    );
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["filler"], "nothing half-written");
+
+    // Room again: a first run, and a message stored.
+    fs.make_room();
+    let config = meshchat_node::Config::loopback(&dir);
+    let (handle, _events) = meshchat_node::spawn(config).await.unwrap();
+    handle.send("lobby", "kept").await.unwrap();
+    let key = std::fs::read(dir.join(meshchat_node::keyfile::KEY_FILE)).unwrap();
+    handle.shutdown().await;
+
+    // Full again at the next start: it starts or says why, and loses nothing either way.
+    fs.fill();
+    let config = meshchat_node::Config::loopback(&dir);
+    match meshchat_node::spawn(config).await {
+        Ok((handle, _events)) => {
+            let h = handle.history("lobby", 10, None).await.unwrap();
+            assert_eq!(h.len(), 1);
+            handle.shutdown().await;
+        }
+        // Not "damaged, move it away", which would lose the history: it is not damaged.
+        Err(e) => {
+            let e = e.to_string();
+            assert!(!e.contains("damaged") && e.contains("disk full"), "{e}");
+        }
+    }
+    fs.make_room();
+    assert_eq!(
+        std::fs::read(dir.join(meshchat_node::keyfile::KEY_FILE)).unwrap(),
+        key,
+        "the key is never rewritten"
+    );
+    let config = meshchat_node::Config::loopback(&dir);
+    let (handle, _events) = meshchat_node::spawn(config).await.unwrap();
+    let texts: Vec<String> = handle
+        .history("lobby", 10, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["kept"]);
+    handle.shutdown().await;
+}
