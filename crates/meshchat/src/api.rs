@@ -1,11 +1,12 @@
 //! The node's views as the typed API ([`meshchat_api`]) that JSON mode writes: every
-//! conversion from `meshchat_node`'s types in one place. (Free functions, not `From` impls:
-//! both sides are other crates' types.) Line mode and the TUI keep the node's types.
+//! conversion from `meshchat_node`'s types in one place, and [`call`], which carries out an API
+//! command on the node. (Free functions, not `From` impls: both sides are other crates' types.)
+//! Line mode and the TUI keep the node's types and call the node's `Handle` directly.
 
 use meshchat_api as api;
 use meshchat_node::{
-    DmState, DmView, Event, MessageView, NodeInfo, OnlinePeer, PeerInfo, ProfileView, RouteView,
-    Stats, TrackerView,
+    DmState, DmView, Event, Handle, MessageView, NodeInfo, OnlinePeer, PeerInfo, ProfileView,
+    RouteView, Stats, TrackerView,
 };
 
 use crate::output::clock_text;
@@ -256,6 +257,77 @@ pub fn error(message: impl Into<String>) -> api::Event {
     api::Event::Error {
         message: message.into(),
     }
+}
+
+/// Carries out one [`api::Command`] on the node and gives its answer, as every program-facing
+/// interface does (JSON mode now; the web UI's WebSocket next): the one place where a command of
+/// the API meets the node. `None` for [`api::Command::Quit`], which has no answer (the interface
+/// stops). [`api::Command::Connect`] is answered when the dial ends, so an interface that goes on
+/// with other commands meanwhile runs it on a task of its own.
+pub async fn call(handle: &Handle, cmd: api::Command) -> Option<api::Event> {
+    use api::{Command, Event as Line};
+    let limit = |l: u64| l.min(api::MAX_HISTORY_LIMIT) as usize;
+    let reply: Result<Line, meshchat_node::Error> = match cmd {
+        Command::Send { room, text } => handle.send(&room, &text).await.map(|s| Line::Sent {
+            room,
+            id: s.id.to_string(),
+            relayed: s.relayed,
+        }),
+        Command::Join { room } => handle.join(&room).await.map(|_| Line::Joined { room }),
+        Command::Leave { room } => handle
+            .leave(&room)
+            .await
+            .map(|was_member| Line::Left { room, was_member }),
+        Command::Nick { nick } => handle.set_nick(&nick).await.map(|()| Line::Nick { nick }),
+        Command::Connect { addr } => handle.connect(&addr).await.map(|peer| Line::Connected {
+            addr,
+            peer_id: peer.to_string(),
+        }),
+        Command::Peers => handle.peers().await.map(|p| Line::Peers {
+            peers: p.iter().map(peer).collect(),
+        }),
+        Command::History { room, limit: l } => {
+            handle
+                .history(&room, limit(l), None)
+                .await
+                .map(|msgs| Line::History {
+                    messages: msgs.iter().map(message).collect(),
+                    room,
+                })
+        }
+        Command::Info => handle.info().await.map(|i| Line::Info(node_info(&i))),
+        Command::Stats => handle
+            .stats()
+            .await
+            .map(|s| Line::Stats(Box::new(stats(&s)))),
+        Command::Dm { to, text } => handle.dm(&to, &text).await.map(|s| {
+            Line::DmSent(api::DmSent {
+                id: s.id.to_string(),
+                to: s.to.to_string(),
+                state: dm_state(s.state),
+            })
+        }),
+        Command::DmHistory { with, limit: l } => handle
+            .dm_history(&with, limit(l), None)
+            .await
+            .map(|dms| Line::DmHistory {
+                messages: dms.iter().map(dm).collect(),
+                with,
+            }),
+        Command::Routes => handle.routes().await.map(|r| Line::Routes {
+            routes: r.iter().map(route).collect(),
+        }),
+        Command::Whois { who } => handle.whois(&who).await.map(|p| Line::Whois {
+            profiles: p.iter().map(profile).collect(),
+            who,
+        }),
+        Command::Who => handle.who().await.map(|p| Line::Who {
+            peers: p.iter().map(online_peer).collect(),
+        }),
+        Command::Tracker => handle.tracker().await.map(|t| Line::Tracker(tracker(&t))),
+        Command::Quit => return None,
+    };
+    Some(reply.unwrap_or_else(|e| error(e.to_string())))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use meshchat::api::{self, error};
-use meshchat_api::{Command, Event as Line, MAX_HISTORY_LIMIT};
+use meshchat_api::{Command, Event as Line};
 use meshchat_node::{Event, Handle};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -116,84 +116,23 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
 
 /// Runs one command; false means quit.
 async fn command(handle: &Handle, cmd: Command, out: &mpsc::Sender<Line>) -> anyhow::Result<bool> {
-    let limit = |l: u64| l.min(MAX_HISTORY_LIMIT) as usize;
-    let reply: Result<Line, meshchat_node::Error> = match cmd {
-        Command::Send { room, text } => handle.send(&room, &text).await.map(|s| Line::Sent {
-            room,
-            id: s.id.to_string(),
-            relayed: s.relayed,
-        }),
-        Command::Join { room } => handle.join(&room).await.map(|_| Line::Joined { room }),
-        Command::Leave { room } => handle
-            .leave(&room)
-            .await
-            .map(|was_member| Line::Left { room, was_member }),
-        Command::Nick { nick } => handle.set_nick(&nick).await.map(|()| Line::Nick { nick }),
-        Command::Connect { addr } => {
+    let reply = match cmd {
+        Command::Quit => return Ok(false),
+        Command::Connect { .. } => {
             // Dialing takes a while; answer when it is done without holding up other commands.
             let (handle, out) = (handle.clone(), out.clone());
             tokio::spawn(async move {
-                let line = match handle.connect(&addr).await {
-                    Ok(peer) => Line::Connected {
-                        addr,
-                        peer_id: peer.to_string(),
-                    },
-                    Err(e) => error(e.to_string()),
-                };
-                let _ = out.send(line).await;
+                if let Some(line) = api::call(&handle, cmd).await {
+                    let _ = out.send(line).await;
+                }
             });
             return Ok(true);
         }
-        Command::Peers => handle.peers().await.map(|p| Line::Peers {
-            peers: p.iter().map(api::peer).collect(),
-        }),
-        Command::History { room, limit: l } => {
-            handle
-                .history(&room, limit(l), None)
-                .await
-                .map(|msgs| Line::History {
-                    messages: msgs.iter().map(api::message).collect(),
-                    room,
-                })
-        }
-        Command::Info => handle.info().await.map(|i| Line::Info(api::node_info(&i))),
-        Command::Stats => handle
-            .stats()
-            .await
-            .map(|s| Line::Stats(Box::new(api::stats(&s)))),
-        Command::Dm { to, text } => handle.dm(&to, &text).await.map(|s| {
-            Line::DmSent(meshchat_api::DmSent {
-                id: s.id.to_string(),
-                to: s.to.to_string(),
-                state: api::dm_state(s.state),
-            })
-        }),
-        Command::DmHistory { with, limit: l } => handle
-            .dm_history(&with, limit(l), None)
-            .await
-            .map(|dms| Line::DmHistory {
-                messages: dms.iter().map(api::dm).collect(),
-                with,
-            }),
-        Command::Routes => handle.routes().await.map(|r| Line::Routes {
-            routes: r.iter().map(api::route).collect(),
-        }),
-        Command::Whois { who } => handle.whois(&who).await.map(|p| Line::Whois {
-            profiles: p.iter().map(api::profile).collect(),
-            who,
-        }),
-        Command::Who => handle.who().await.map(|p| Line::Who {
-            peers: p.iter().map(api::online_peer).collect(),
-        }),
-        Command::Tracker => handle
-            .tracker()
-            .await
-            .map(|t| Line::Tracker(api::tracker(&t))),
-        Command::Quit => return Ok(false),
+        cmd => api::call(handle, cmd).await,
     };
-    out.send(reply.unwrap_or_else(|e| error(e.to_string())))
-        .await
-        .context("stdout writer stopped")?;
+    if let Some(line) = reply {
+        out.send(line).await.context("stdout writer stopped")?;
+    }
     Ok(true)
 }
 
