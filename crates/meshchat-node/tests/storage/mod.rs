@@ -108,14 +108,10 @@ async fn every_write_path_on_a_full_disk_is_one_outage_and_nothing_half_written(
     let got = d.collect_messages(1).await;
     assert_eq!(got[0].text, "while full");
     // C's profile could not be stored, but B knows it.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while b.handle.whois("c").await.unwrap().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "B never learnt C's profile"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("B learns C's profile", async || {
+        !b.handle.whois("c").await.unwrap().is_empty()
+    })
+    .await;
     let s = b
         .wait_stats("failed writes of several kinds", |s| s.store_failures >= 3)
         .await;
@@ -133,29 +129,19 @@ async fn every_write_path_on_a_full_disk_is_one_outage_and_nothing_half_written(
     c.send("lobby", "after").await;
     b.wait_for(|e| matches!(e, Event::Warning(w) if w.contains("storing messages again")))
         .await;
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while b.handle.history("lobby", 10, None).await.unwrap().len() < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "B never fetched what it missed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("B fetches what it missed", async || {
+        b.history_texts("lobby").await.len() == 3
+    })
+    .await;
     assert_eq!(told(&mut b).len(), 1, "{:?}", b.warnings());
     b.handle.set_nick("bee").await.unwrap();
 
     let dir = b.stop().await;
     let b = TestNode::start_in(dir, "b", &[]).await;
-    let mut texts: Vec<String> = b
-        .handle
-        .history("lobby", 10, None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
-    texts.sort();
-    assert_eq!(texts, ["after", "stored before", "while full"]);
+    assert_eq!(
+        b.history_texts("lobby").await,
+        ["after", "stored before", "while full"]
+    );
 }
 
 /// Unmounts a tmpfs however the test ends.

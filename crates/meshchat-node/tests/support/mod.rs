@@ -255,6 +255,20 @@ impl TestNode {
         }
     }
 
+    /// The texts of a room's stored messages, sorted.
+    pub async fn history_texts(&self, room: &str) -> Vec<String> {
+        let mut texts: Vec<String> = self
+            .handle
+            .history(room, 1000, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        texts.sort();
+        texts
+    }
+
     /// Every event read so far (while waiting for something else) and those queued now, taken.
     pub fn take_events(&mut self) -> Vec<Event> {
         while let Ok(e) = self.events.try_recv() {
@@ -290,5 +304,17 @@ impl TestNode {
                 panic!("{}: unexpected message {:?}", self.name, m.text);
             }
         }
+    }
+}
+
+/// Waits until `cond` holds (polled every 20 ms, within [`DEADLINE`]).
+pub async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
