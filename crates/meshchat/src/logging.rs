@@ -40,6 +40,8 @@ struct State {
     file: File,
     /// Bytes in `file`, counted from its size when opened.
     len: u64,
+    /// Lines that could not be written (a full disk) since the last one that could.
+    dropped: u64,
 }
 
 impl RotatingFile {
@@ -49,7 +51,11 @@ impl RotatingFile {
             path: path.to_owned(),
             max_bytes,
             keep,
-            state: Mutex::new(State { file, len }),
+            state: Mutex::new(State {
+                file,
+                len,
+                dropped: 0,
+            }),
         })
     }
 
@@ -83,6 +89,20 @@ impl RotatingFile {
     }
 }
 
+/// Appends `buf` whole, or nothing: a part written before the disk filled is cut off again.
+fn append_whole(state: &mut State, buf: &[u8]) -> bool {
+    match state.file.write_all(buf) {
+        Ok(()) => {
+            state.len += buf.len() as u64;
+            true
+        }
+        Err(_) => {
+            let _ = state.file.set_len(state.len);
+            false
+        }
+    }
+}
+
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
     let file = OpenOptions::new().create(true).append(true).open(path)?;
     let len = file.metadata()?.len();
@@ -95,14 +115,30 @@ pub struct RotatingWriter<'a> {
     state: MutexGuard<'a, State>,
 }
 
+/// A line that could not be written (a full disk) is dropped whole, counted, and said once
+/// writing works again; the writer never reports the failure. (tracing's formatter would print
+/// each failure to stderr, which is the terminal the UI draws on, and the node must go on
+/// relaying whatever the log does.)
 impl Write for RotatingWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let state = &mut *self.state;
         if state.len > 0 && state.len + buf.len() as u64 > self.file.max_bytes {
-            self.file.rotate(state)?;
+            // On failure the lines go on into the current file (rotation truncates it when the
+            // old ones cannot be shifted, so the cap holds).
+            let _ = self.file.rotate(state);
         }
-        state.file.write_all(buf)?;
-        state.len += buf.len() as u64;
+        if state.dropped > 0 {
+            let note = format!(
+                "{} log lines were dropped: the disk was full\n",
+                state.dropped
+            );
+            if append_whole(state, note.as_bytes()) {
+                state.dropped = 0;
+            }
+        }
+        if !append_whole(state, buf) {
+            state.dropped += 1;
+        }
         Ok(buf.len())
     }
 
@@ -361,6 +397,32 @@ mod tests {
             log.make_writer().write_all(line.as_bytes()).unwrap();
         }
         assert!(dir_size(dir.path()) <= 3 * MAX);
+    }
+
+    /// A full disk (here `/dev/full`, which fails every write with ENOSPC): no error reaches
+    /// tracing (which would print it on the terminal), no half line is left, and once writing
+    /// works the log says how many lines were lost.
+    #[test]
+    fn a_full_disk_drops_lines_whole_and_says_so_after() {
+        use tracing_subscriber::fmt::MakeWriter;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meshchat.log");
+        let log = RotatingFile::open(&path, 1 << 20, 2).unwrap();
+        log.make_writer().write_all(b"before\n").unwrap();
+        let file = std::mem::replace(
+            &mut log.state.lock().unwrap().file,
+            OpenOptions::new().append(true).open("/dev/full").unwrap(),
+        );
+        for i in 0..5 {
+            let line = format!("while full {i}\n");
+            log.make_writer().write_all(line.as_bytes()).unwrap();
+        }
+        log.state.lock().unwrap().file = file;
+        log.make_writer().write_all(b"after\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "before\n5 log lines were dropped: the disk was full\nafter\n"
+        );
     }
 
     #[test]
