@@ -151,6 +151,30 @@ impl Store {
         self.unclean
     }
 
+    /// What to tell the user at start if [`Store::recovered`].
+    pub fn recovery_notice(&self) -> Option<String> {
+        self.unclean.then(|| {
+            "meshchat did not stop cleanly last time (a crash, a power loss, or another meshchat \
+             using this data directory); the database was recovered with every completed \
+             write, and anything cut off is fetched again from peers"
+                .to_owned()
+        })
+    }
+
+    /// The node's database as `config` says: in the data dir, or in memory; with a test's
+    /// failure injection ([`Store::fail_writes_when`]) if it sets one.
+    pub(crate) fn open_for(config: &crate::Config) -> Result<Self, Error> {
+        let mut store = if config.in_memory_store {
+            Self::open_in_memory()?
+        } else {
+            Self::open(&config.data_dir.join("meshchat.sqlite"))?
+        };
+        if let Some(flag) = &config.fail_writes {
+            store.fail_writes_when(flag.clone());
+        }
+        Ok(store)
+    }
+
     /// A database in memory (benchmarks and tests).
     pub fn open_in_memory() -> Result<Self, Error> {
         Self::init(Connection::open_in_memory()?)

@@ -63,11 +63,7 @@ impl Actor {
     pub(super) fn new(config: Config, events: mpsc::Sender<Event>) -> Result<Self, Error> {
         let (key, new_identity) = keyfile::load_or_create(&config.data_dir)?;
         let tightened = keyfile::tighten(&config.data_dir);
-        let mut store = if config.in_memory_store {
-            Store::open_in_memory()?
-        } else {
-            Store::open(&config.data_dir.join("meshchat.sqlite"))?
-        };
+        let mut store = Store::open_for(&config)?;
         let (swarm, handshakes) = listen::swarm(&key, &config)?;
 
         let (nick, rooms) = rooms::load(&mut store, &config, &key)?;
@@ -94,9 +90,6 @@ impl Actor {
             config.election,
             Instant::now(),
         ));
-        if let Some(flag) = &config.fail_writes {
-            store.fail_writes_when(flag.clone());
-        }
         let sync = sync::Sync::new(config.sync);
         let mut io = Io::new(
             swarm,
@@ -109,15 +102,7 @@ impl Actor {
             handshakes,
             events,
         );
-        let mut notices = tightened;
-        if io.store.recovered() {
-            notices.push(
-                "meshchat did not stop cleanly last time (a crash, a power loss, or another \
-                 meshchat using this data directory); the database was recovered with every \
-                 completed write, and anything cut off is fetched again from peers"
-                    .to_owned(),
-            );
-        }
+        let notices = tightened.into_iter().chain(io.store.recovery_notice());
         for notice in notices {
             tracing::warn!("{notice}");
             io.emit(Event::Warning(notice));
