@@ -117,6 +117,8 @@ fn main() {
                 );
                 continue;
             };
+            // The child's per-step lines (latency, CPU, the trees' and the copies' counters).
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
             let v: serde_like::Report = serde_like::Report::parse(line);
             println!(
                 "{:<18} {:>4} {:>9.2} {:>9.2} {:>12.2} {:>12} {:>11} {:>11}",
@@ -406,7 +408,39 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     while (0..n).any(|i| connected[i].load(Ordering::Relaxed) < degree[i]) {
-        assert!(Instant::now() < deadline, "mesh did not form");
+        if Instant::now() >= deadline {
+            // Say who is short and what the nodes counted, before giving up.
+            let short: Vec<String> = (0..n)
+                .filter(|&i| connected[i].load(Ordering::Relaxed) < degree[i])
+                .map(|i| {
+                    format!(
+                        "n{i} {}/{}",
+                        connected[i].load(Ordering::Relaxed),
+                        degree[i]
+                    )
+                })
+                .collect();
+            eprintln!(
+                "{system} N={n}: {} nodes short of their links: {}",
+                short.len(),
+                short.join(", ")
+            );
+            for (i, h) in handles.iter().enumerate() {
+                let (Ok(s), Ok(p)) = (h.stats().await, h.peers().await) else {
+                    continue;
+                };
+                let hs = &s.handshakes;
+                if connected[i].load(Ordering::Relaxed) < degree[i]
+                    || hs.refused + hs.evicted + s.evicted_peers + s.broken_links > 0
+                {
+                    eprintln!(
+                        "  n{i}: {} peers, handshakes refused {} evicted {}, evicted peers {}, broken links {}, blocked {}",
+                        p.len(), hs.refused, hs.evicted, s.evicted_peers, s.broken_links, s.blocked_peers
+                    );
+                }
+            }
+            panic!("mesh did not form");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Let gossipsub build its meshes (two heartbeats) before measuring.

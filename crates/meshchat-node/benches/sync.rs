@@ -194,8 +194,19 @@ async fn run_row(label: &str, envs: &[Envelope], missing: usize, mbit: Option<f6
         if converged { "" } else { "  NOT CONVERGED" }
     );
     eprintln!(
-        "  {label}: A sent {} B sent {} sync bytes; B rounds {}; envelope {env_len} B",
-        sa.sync_bytes_sent, sb.sync_bytes_sent, sb.sync_rounds
+        "  {label}: A sent {} B sent {} sync bytes; rounds A {} B {}; envelopes fetched A {} B {}; stored by sync A {} B {}; offers sent A {} B {}; profiles taken A {} B {}; envelope {env_len} B",
+        sa.sync_bytes_sent,
+        sb.sync_bytes_sent,
+        sa.sync_rounds,
+        sb.sync_rounds,
+        sa.sync_envelopes_received,
+        sb.sync_envelopes_received,
+        sa.synced,
+        sb.synced,
+        sa.sync_offers_sent,
+        sb.sync_offers_sent,
+        sa.profiles_taken,
+        sb.profiles_taken,
     );
     b.shutdown().await;
     a.shutdown().await;
