@@ -321,6 +321,10 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+fn connected_i(connected: &[AtomicUsize], i: usize) -> usize {
+    connected[i].load(Ordering::Relaxed)
+}
+
 /// Each node dials up to 3 random earlier nodes; returns the edge list.
 fn topology(n: usize, rng: &mut rand::rngs::StdRng) -> Vec<(usize, usize)> {
     let mut edges = Vec::new();
@@ -356,6 +360,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
             .filter(|(a, _)| *a == i)
             .map(|(_, b)| addrs[*b].clone())
             .collect();
+        let links_up = connected.clone();
         let (rec, connected) = (rec.clone(), connected.clone());
         if system == "meshchat" {
             let mut config = Config::loopback(dirs[i].path());
@@ -374,6 +379,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
                 config.broadcast.announce_to_eager = false;
             }
             config.nick = Some(format!("n{i}"));
+            let own_dials = dials.clone();
             config.peers = dials;
             let (handle, mut events) = meshchat_node::spawn(config).await.unwrap();
             let info = handle.info().await.unwrap();
@@ -396,6 +402,29 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
                     }
                 }
             });
+            // The mesh forms one node at a time: this node's links are up before the next node
+            // starts. All nodes share 127.0.0.1, and a node accepts at most 4 handshakes in
+            // progress from one address (issue 24); many nodes dialing a popular node at once
+            // went over it (a refused dial is not retried: `target_peers` is 0), and the mesh
+            // then never formed. A link still missing after 2 s is dialed again.
+            let mut redials = 0;
+            let since = Instant::now();
+            while connected_i(&links_up, i) < own_dials.len() {
+                assert!(
+                    since.elapsed() < Duration::from_secs(60),
+                    "n{i}'s links did not form"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if since.elapsed() > Duration::from_secs(2 * (redials + 1)) {
+                    redials += 1;
+                    for a in &own_dials {
+                        let _ = handle.connect(&a.to_string()).await;
+                    }
+                }
+            }
+            if redials > 0 {
+                eprintln!("{system} N={n}: n{i} dialed its links again {redials} time(s)");
+            }
             handles.push(handle);
         } else {
             let counter = Arc::new(AtomicU64::new(0));
