@@ -25,7 +25,10 @@
 //! memory and CPU figures do not leak from one run into the next. Figures per run:
 //! - latency p50/p99 from publish to each other node's delivery, at 10 msg/s for 10 s, after a
 //!   2 s warm-up at the same rate;
-//! - copies received per delivered message (every copy that arrived, duplicates included);
+//! - copies of room messages received per delivered message (every copy that arrived,
+//!   duplicates included; control traffic apart: tracker and profile envelopes, which ride the
+//!   same trees, are counted in their own column, and announcements, grafts and prunes are not
+//!   copies at all; see [`Counts`]);
 //! - the highest rate (stepping up) at which p99 stays within 1 s and no node misses a message;
 //! - resident memory per node (process RSS growth / N).
 
@@ -51,6 +54,8 @@ const P99_LIMIT: Duration = Duration::from_secs(1);
 const DRAIN: Duration = Duration::from_secs(3);
 /// Baseline payload size: about the size of a meshchat envelope carrying the same text.
 const BASELINE_PAYLOAD: usize = 140;
+/// The idle window (no room message) that measures the control traffic's repeats.
+const IDLE_SECS: u64 = 5;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -89,8 +94,8 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let mut results = Vec::new();
     println!(
-        "{:<18} {:>4} {:>9} {:>9} {:>12} {:>11} {:>11}",
-        "system", "N", "p50 ms", "p99 ms", "copies/msg", "max msg/s", "RSS/node KiB"
+        "{:<18} {:>4} {:>9} {:>9} {:>12} {:>12} {:>11} {:>11}",
+        "system", "N", "p50 ms", "p99 ms", "copies/msg", "control/msg", "max msg/s", "RSS/node KiB"
     );
     for &n in &nodes {
         for system in ["meshchat", "baseline", "gossipsub-best"] {
@@ -112,10 +117,23 @@ fn main() {
                 );
                 continue;
             };
+            // The child's per-step lines (latency, CPU, the trees' and the copies' counters).
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
             let v: serde_like::Report = serde_like::Report::parse(line);
             println!(
-                "{:<18} {:>4} {:>9.2} {:>9.2} {:>12.2} {:>11} {:>11}",
-                system, n, v.p50_ms, v.p99_ms, v.copies_per_msg, v.max_rate, v.rss_per_node_kib
+                "{:<18} {:>4} {:>9.2} {:>9.2} {:>12.2} {:>12} {:>11} {:>11}",
+                system,
+                n,
+                v.p50_ms,
+                v.p99_ms,
+                v.copies_per_msg,
+                if system == "meshchat" {
+                    format!("{:.2}", v.control_per_msg)
+                } else {
+                    "-".into()
+                },
+                v.max_rate,
+                v.rss_per_node_kib
             );
             results.push(line.to_owned());
         }
@@ -184,16 +202,25 @@ impl Running {
         }
     }
 
-    async fn copies(&self) -> u64 {
+    /// The copy counters summed over the nodes. For the baseline every counted copy is a room
+    /// message (gossipsub's own control messages never reach `message_id_fn`).
+    async fn counts(&self) -> Counts {
         match &self.net {
             Net::Meshchat(_) => {
-                let mut total = 0;
+                let mut c = Counts::default();
                 for h in &self.handles_for_stats {
-                    total += h.stats().await.map(|s| s.copies_received).unwrap_or(0);
+                    let Ok(s) = h.stats().await else { continue };
+                    c.gossip += s.copies_received;
+                    c.duplicates += s.trees.duplicates;
+                    c.control_first += s.tracker_checked + s.profiles_checked;
+                    c.other_first += s.accepted + s.dm_flooded_relayed;
                 }
-                total
+                c
             }
-            Net::Baseline(_) => self.copies.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+            Net::Baseline(_) => Counts {
+                gossip: self.copies.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+                ..Counts::default()
+            },
         }
     }
 
@@ -219,6 +246,50 @@ impl Running {
             }
         }
         Some(sum)
+    }
+}
+
+/// Copy counters summed over the nodes (meshchat: from `Stats`). The trees carry room
+/// messages and control envelopes (the tracker's heartbeats and election messages, profiles)
+/// alike, and the node counts every `Gossip` that arrived (`copies_received`) and every repeat
+/// (`trees.duplicates`) without telling the kinds apart; first copies it does tell apart
+/// (`accepted` for room messages, `tracker_checked` + `profiles_checked` for control).
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    /// Every `Gossip` received, duplicates included (all kinds).
+    gossip: u64,
+    /// Of `gossip`: repeats of an id already seen (all kinds).
+    duplicates: u64,
+    /// First copies of control envelopes (tracker, profiles).
+    control_first: u64,
+    /// First copies of everything else (room messages, flooded DMs).
+    other_first: u64,
+}
+
+impl Counts {
+    fn since(self, before: Counts) -> Counts {
+        Counts {
+            gossip: self.gossip - before.gossip,
+            duplicates: self.duplicates - before.duplicates,
+            control_first: self.control_first - before.control_first,
+            other_first: self.other_first - before.other_first,
+        }
+    }
+
+    /// Splits this window's copies into (room copies, control copies). Control copies are their
+    /// first copies plus their repeats; the repeats of control envelopes are estimated with
+    /// `control_dup_ratio` (repeats per control first copy), measured in a window with no room
+    /// message (`idle`), where every copy is control traffic. The rest is room messages.
+    fn split(self, idle: Counts) -> (u64, u64) {
+        let ratio = if idle.control_first == 0 {
+            0.0
+        } else {
+            idle.duplicates as f64 / idle.control_first as f64
+        };
+        let control_dups =
+            ((self.control_first as f64 * ratio).round() as u64).min(self.duplicates);
+        let control = self.control_first + control_dups;
+        (self.gossip.saturating_sub(control), control)
     }
 }
 
@@ -248,6 +319,10 @@ fn rss_kib() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn connected_i(connected: &[AtomicUsize], i: usize) -> usize {
+    connected[i].load(Ordering::Relaxed)
 }
 
 /// Each node dials up to 3 random earlier nodes; returns the edge list.
@@ -285,6 +360,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
             .filter(|(a, _)| *a == i)
             .map(|(_, b)| addrs[*b].clone())
             .collect();
+        let links_up = connected.clone();
         let (rec, connected) = (rec.clone(), connected.clone());
         if system == "meshchat" {
             let mut config = Config::loopback(dirs[i].path());
@@ -303,6 +379,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
                 config.broadcast.announce_to_eager = false;
             }
             config.nick = Some(format!("n{i}"));
+            let own_dials = dials.clone();
             config.peers = dials;
             let (handle, mut events) = meshchat_node::spawn(config).await.unwrap();
             let info = handle.info().await.unwrap();
@@ -325,6 +402,29 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
                     }
                 }
             });
+            // The mesh forms one node at a time: this node's links are up before the next node
+            // starts. All nodes share 127.0.0.1, and a node accepts at most 4 handshakes in
+            // progress from one address (issue 24); many nodes dialing a popular node at once
+            // went over it (a refused dial is not retried: `target_peers` is 0), and the mesh
+            // then never formed. A link still missing after 2 s is dialed again.
+            let mut redials = 0;
+            let since = Instant::now();
+            while connected_i(&links_up, i) < own_dials.len() {
+                assert!(
+                    since.elapsed() < Duration::from_secs(60),
+                    "n{i}'s links did not form"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if since.elapsed() > Duration::from_secs(2 * (redials + 1)) {
+                    redials += 1;
+                    for a in &own_dials {
+                        let _ = handle.connect(&a.to_string()).await;
+                    }
+                }
+            }
+            if redials > 0 {
+                eprintln!("{system} N={n}: n{i} dialed its links again {redials} time(s)");
+            }
             handles.push(handle);
         } else {
             let counter = Arc::new(AtomicU64::new(0));
@@ -337,7 +437,39 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     while (0..n).any(|i| connected[i].load(Ordering::Relaxed) < degree[i]) {
-        assert!(Instant::now() < deadline, "mesh did not form");
+        if Instant::now() >= deadline {
+            // Say who is short and what the nodes counted, before giving up.
+            let short: Vec<String> = (0..n)
+                .filter(|&i| connected[i].load(Ordering::Relaxed) < degree[i])
+                .map(|i| {
+                    format!(
+                        "n{i} {}/{}",
+                        connected[i].load(Ordering::Relaxed),
+                        degree[i]
+                    )
+                })
+                .collect();
+            eprintln!(
+                "{system} N={n}: {} nodes short of their links: {}",
+                short.len(),
+                short.join(", ")
+            );
+            for (i, h) in handles.iter().enumerate() {
+                let (Ok(s), Ok(p)) = (h.stats().await, h.peers().await) else {
+                    continue;
+                };
+                let hs = &s.handshakes;
+                if connected[i].load(Ordering::Relaxed) < degree[i]
+                    || hs.refused + hs.evicted + s.evicted_peers + s.broken_links > 0
+                {
+                    eprintln!(
+                        "  n{i}: {} peers, handshakes refused {} evicted {}, evicted peers {}, broken links {}, blocked {}",
+                        p.len(), hs.refused, hs.evicted, s.evicted_peers, s.broken_links, s.blocked_peers
+                    );
+                }
+            }
+            panic!("mesh did not form");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Let gossipsub build its meshes (two heartbeats) before measuring.
@@ -370,11 +502,35 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
     // first copies flood and the duplicates prune the links into a tree), as gossipsub's mesh
     // forms in its first heartbeats. The figures are for the steady state.
     let _ = step(&running, &mut rng, n, 10, 2, &mut seq).await;
-    let copies_before = running.copies().await;
+    // An idle window (no room message, 3 s after the warm-up's stragglers): every copy in it is
+    // control traffic, which gives the repeats per control envelope (see `Counts::split`).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_before = running.counts().await;
+    tokio::time::sleep(Duration::from_secs(IDLE_SECS)).await;
+    let idle = running.counts().await.since(idle_before);
+    let copies_before = running.counts().await;
     let (p50, p99, missed, delivered) = step(&running, &mut rng, n, 10, 10, &mut seq).await;
-    let copies_after = running.copies().await;
-    let copies_per_msg = (copies_after - copies_before) as f64 / delivered.max(1) as f64;
+    let window = running.counts().await.since(copies_before);
+    let (room_copies, control_copies) = window.split(idle);
+    let per = |x: u64| x as f64 / delivered.max(1) as f64;
+    let copies_per_msg = per(room_copies);
+    let control_per_msg = per(control_copies);
+    let all_copies_per_msg = per(window.gossip);
     eprintln!("{system} N={n} at 10/s: p50 {p50:?} p99 {p99:?} missed {missed}");
+    if system == "meshchat" {
+        eprintln!(
+            "  copies at 10/s: {} in all ({all_copies_per_msg:.3}/delivery), {} first room copies, {} room repeats, {} control ({control_per_msg:.3}/delivery: {} first, idle {} s: {} copies, {} first, {} repeats)",
+            window.gossip,
+            window.other_first,
+            room_copies.saturating_sub(window.other_first),
+            control_copies,
+            window.control_first,
+            IDLE_SECS,
+            idle.gossip,
+            idle.control_first,
+            idle.duplicates,
+        );
+    }
     let mut max_rate = 0;
     for &rate in rates {
         let cpu_before = cpu_time();
@@ -400,7 +556,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
         max_rate = rate;
     }
     format!(
-        "{{\"system\":\"{system}\",\"nodes\":{n},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"missed_at_10\":{missed},\"copies_per_msg\":{copies_per_msg:.3},\"max_rate\":{max_rate},\"rss_per_node_kib\":{rss_per_node}}}",
+        "{{\"system\":\"{system}\",\"nodes\":{n},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"missed_at_10\":{missed},\"copies_per_msg\":{copies_per_msg:.3},\"control_per_msg\":{control_per_msg:.3},\"all_copies_per_msg\":{all_copies_per_msg:.3},\"max_rate\":{max_rate},\"rss_per_node_kib\":{rss_per_node}}}",
         p50.as_secs_f64() * 1000.0,
         p99.as_secs_f64() * 1000.0,
     )
@@ -623,6 +779,7 @@ mod serde_like {
         pub p50_ms: f64,
         pub p99_ms: f64,
         pub copies_per_msg: f64,
+        pub control_per_msg: f64,
         pub max_rate: u64,
         pub rss_per_node_kib: u64,
     }
@@ -634,6 +791,7 @@ mod serde_like {
                 p50_ms: v["p50_ms"].as_f64().unwrap_or(f64::NAN),
                 p99_ms: v["p99_ms"].as_f64().unwrap_or(f64::NAN),
                 copies_per_msg: v["copies_per_msg"].as_f64().unwrap_or(f64::NAN),
+                control_per_msg: v["control_per_msg"].as_f64().unwrap_or(f64::NAN),
                 max_rate: v["max_rate"].as_u64().unwrap_or(0),
                 rss_per_node_kib: v["rss_per_node_kib"].as_u64().unwrap_or(0),
             }

@@ -4,13 +4,16 @@
 //! against (one round trip plus M × envelope size / bandwidth).
 //!
 //! ```text
-//! cargo bench -p meshchat-node --bench sync -- [--rows 10,1000,100000,same100000] [--mbit 1:1000]
+//! cargo bench -p meshchat-node --bench sync -- [--history 100000] [--rows 10,1000,10000,100000,same100000] [--mbit 1:1000]
 //! ```
 //!
-//! `--rows`: M for each row (`sameN`: two identical histories of N). `--mbit R:M`: one row with M
-//! missing through a relay in this process that limits each direction to R Mbit/s (token bucket,
-//! 16 KiB bursts). Every row uses fresh data dirs; A's history is M (or N) messages of ~100-byte
-//! texts (envelopes of ~240 bytes), spread over the last day.
+//! A's history is H messages (`--history`, default 100 000) of ~100-byte texts (envelopes of
+//! ~220 bytes), spread over the last day. `--rows`: M for each row; B starts with A's history
+//! minus M messages (every (H/M)-th one missing, spread over the whole history, so the cost shown
+//! grows with the difference M at a fixed history size). `sameN`: two identical histories of N
+//! (M = 0). `--mbit R:M`: one row with M missing (of H) through a relay in this process that
+//! limits each direction to R Mbit/s (token bucket, 16 KiB bursts). Every row uses fresh data
+//! dirs.
 
 use std::time::{Duration, Instant};
 
@@ -32,29 +35,58 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let rows = get("--rows").unwrap_or_else(|| "10,1000,100000,same100000".into());
+    let rows = get("--rows").unwrap_or_else(|| "10,1000,10000,100000,same100000".into());
+    let history: usize = get("--history")
+        .map(|h| h.parse().expect("--history H"))
+        .unwrap_or(100_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     println!(
-        "{:>14} {:>9} {:>10} {:>12} {:>12} {:>10}",
-        "row", "missing", "time_ms", "bytes_sync", "bytes/miss", "bound_ms"
+        "{:>14} {:>9} {:>9} {:>10} {:>12} {:>12} {:>10}",
+        "row", "history", "missing", "time_ms", "bytes_sync", "bytes/miss", "bound_ms"
     );
+    // Signed once, shared by the rows (signing 100 000 envelopes takes seconds).
+    let mut envs = envelopes(history);
     for row in rows.split(',') {
-        let (same, n) = match row.strip_prefix("same") {
-            Some(n) => (true, n.parse::<usize>().expect("sameN")),
-            None => (false, row.parse::<usize>().expect("M")),
+        let (n, missing) = match row.strip_prefix("same") {
+            Some(n) => (n.parse::<usize>().expect("sameN"), 0),
+            None => (history, row.parse::<usize>().expect("M")),
         };
-        rt.block_on(run_row(row, n, same, None));
+        if envs.len() != n {
+            envs = envelopes(n);
+        }
+        rt.block_on(run_row(row, &envs, missing, None));
     }
     if let Some(spec) = get("--mbit") {
         let (rate, m) = spec.split_once(':').expect("--mbit R:M");
         let rate: f64 = rate.parse().expect("Mbit/s");
         let m: usize = m.parse().expect("M");
-        rt.block_on(run_row(&format!("{m}@{rate}Mbit"), m, false, Some(rate)));
+        if envs.len() != history {
+            envs = envelopes(history);
+        }
+        rt.block_on(run_row(&format!("{m}@{rate}Mbit"), &envs, m, Some(rate)));
     }
+}
+
+/// B's share of `envs` when it lacks `missing` of them: every (len/missing)-th left out, so the
+/// gaps are spread over the whole history (not one contiguous block).
+fn all_but(envs: &[Envelope], missing: usize) -> Vec<Envelope> {
+    assert!(missing <= envs.len(), "M larger than the history");
+    if missing == 0 {
+        return envs.to_vec();
+    }
+    let mut left_out = vec![false; envs.len()];
+    for k in 0..missing {
+        left_out[k * envs.len() / missing] = true;
+    }
+    envs.iter()
+        .zip(left_out)
+        .filter(|(_, out)| !out)
+        .map(|(e, _)| e.clone())
+        .collect()
 }
 
 /// Envelopes of a ~100-byte text, one author, over the last day.
@@ -106,12 +138,10 @@ fn config(dir: &std::path::Path, peers: Vec<Multiaddr>) -> Config {
     c
 }
 
-async fn run_row(label: &str, n: usize, same: bool, mbit: Option<f64>) {
-    let envs = envelopes(n);
+async fn run_row(label: &str, envs: &[Envelope], missing: usize, mbit: Option<f64>) {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    prefill(a_dir.path(), &envs);
-    prefill(b_dir.path(), if same { &envs } else { &[] });
-    let missing = if same { 0 } else { n };
+    prefill(a_dir.path(), envs);
+    prefill(b_dir.path(), &all_but(envs, missing));
     let env_len = envs.first().map_or(0, |e| e.as_bytes().len());
 
     let (a, _a_events) = meshchat_node::spawn(config(a_dir.path(), vec![]))
@@ -149,8 +179,9 @@ async fn run_row(label: &str, n: usize, same: bool, mbit: Option<f64>) {
     let bw_bytes_per_ms = mbit.map_or(10_000.0 * 125.0, |r| r * 125.0);
     let bound_ms = 0.1 + (missing * env_len) as f64 / bw_bytes_per_ms;
     println!(
-        "{:>14} {:>9} {:>10.1} {:>12} {:>12.1} {:>10.1}{}",
+        "{:>14} {:>9} {:>9} {:>10.1} {:>12} {:>12.1} {:>10.1}{}",
         label,
+        envs.len(),
         missing,
         took.as_secs_f64() * 1000.0,
         bytes,
@@ -163,8 +194,19 @@ async fn run_row(label: &str, n: usize, same: bool, mbit: Option<f64>) {
         if converged { "" } else { "  NOT CONVERGED" }
     );
     eprintln!(
-        "  {label}: A sent {} B sent {} sync bytes; B rounds {}; envelope {env_len} B",
-        sa.sync_bytes_sent, sb.sync_bytes_sent, sb.sync_rounds
+        "  {label}: A sent {} B sent {} sync bytes; rounds A {} B {}; envelopes fetched A {} B {}; stored by sync A {} B {}; offers sent A {} B {}; profiles taken A {} B {}; envelope {env_len} B",
+        sa.sync_bytes_sent,
+        sb.sync_bytes_sent,
+        sa.sync_rounds,
+        sb.sync_rounds,
+        sa.sync_envelopes_received,
+        sb.sync_envelopes_received,
+        sa.synced,
+        sb.synced,
+        sa.sync_offers_sent,
+        sb.sync_offers_sent,
+        sa.profiles_taken,
+        sb.profiles_taken,
     );
     b.shutdown().await;
     a.shutdown().await;
