@@ -149,7 +149,7 @@ pub enum Output<P> {
     Flood(Msg<P>),
     /// The tracker this node follows (itself, when serving) changed, or its epoch did. `None`:
     /// the tracker is gone and an election is running. A good moment to persist
-    /// [`Election::max_epoch`].
+    /// [`Election::max_epoch`](super::Election::max_epoch).
     TrackerChanged { tracker: Option<P>, epoch: u64 },
     /// This node started (`true`) or stopped serving as tracker.
     Serving(bool),
@@ -159,7 +159,7 @@ pub enum Output<P> {
         entries: Vec<Entry<P>>,
         truncated: bool,
     },
-    /// Call [`Election::handle`] with [`Input::Tick`] at this time (replaces earlier wake-ups).
+    /// Call [`Election::handle`](super::Election::handle) with [`Input::Tick`] at this time (replaces earlier wake-ups).
     WakeAt(Instant),
 }
 
