@@ -730,7 +730,7 @@ fn rounds_stopped_at_their_budget_continue() {
 /// `cargo test -p meshchat-core --lib sync::schedule::sim::big -- --ignored --nocapture`
 /// (`SYNC_SIM_SEEDS=n` for n seeds, 5 by default; ~2.5 min a seed in debug).
 #[test]
-#[ignore]
+#[ignore = "200 nodes, ~2.5 min a seed in debug: run by hand (command above)"]
 fn big_lossy_churning_mesh_converges() {
     let seeds: u64 = std::env::var("SYNC_SIM_SEEDS")
         .ok()
@@ -758,7 +758,7 @@ fn big_lossy_churning_mesh_converges() {
 /// (min / median / max). `cargo test -p meshchat-core --lib sync::schedule::sim::table --
 /// --ignored --nocapture` (~1 min in debug).
 #[test]
-#[ignore]
+#[ignore = "a measurement for the module docs, ~1 min in debug: run by hand (command above)"]
 fn table() {
     type Setting = (&'static str, fn(u64) -> Scenario);
     let settings: [Setting; 6] = [
