@@ -62,6 +62,9 @@ pub enum Command {
         /// At most this many (the newest), cut to [`MAX_HISTORY_LIMIT`].
         #[serde(default = "default_history_limit")]
         limit: u64,
+        /// Only messages before this place (scrolling back); the newest when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Position>,
     },
     /// Send a direct message. Answer: [`Event::DmSent`], the own [`Event::Dm`] and its first
     /// [`Event::DmStatus`], in any order.
@@ -77,7 +80,12 @@ pub enum Command {
         /// At most this many (the newest), cut to [`MAX_HISTORY_LIMIT`].
         #[serde(default = "default_history_limit")]
         limit: u64,
+        /// Only DMs before this place (scrolling back); the newest when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Position>,
     },
+    /// Everyone this node exchanged DMs with, newest first. Answer: [`Event::Conversations`].
+    Conversations,
     /// The routing table. Answer: [`Event::Routes`].
     Routes,
     /// The profiles known for a nick, fingerprint or peer id. Answer: [`Event::Whois`].
@@ -107,6 +115,7 @@ impl Command {
         "history",
         "dm",
         "dm_history",
+        "conversations",
         "routes",
         "whois",
         "who",
@@ -236,6 +245,9 @@ pub enum Event {
     History {
         room: String,
         messages: Vec<Message>,
+        /// The `before` of the command, as given (`null` when it gave none).
+        #[serde(default)]
+        before: Option<Position>,
     },
     /// Answer to [`Command::Dm`]: the DM is stored here and on its way.
     DmSent(DmSent),
@@ -244,7 +256,12 @@ pub enum Event {
         /// The `with` of the command, as given.
         with: String,
         messages: Vec<DirectMessage>,
+        /// The `before` of the command, as given (`null` when it gave none).
+        #[serde(default)]
+        before: Option<Position>,
     },
+    /// Answer to [`Command::Conversations`]: newest first.
+    Conversations { conversations: Vec<Conversation> },
     /// Answer to [`Command::Routes`]: one selected route per reachable node.
     Routes { routes: Vec<Route> },
     /// Answer to [`Command::Whois`] (several profiles for a shared nick).

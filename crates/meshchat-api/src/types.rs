@@ -37,6 +37,34 @@ pub struct Message {
     pub own: bool,
     /// It arrived by history sync (written while this node was away or cut off), not live.
     pub synced: bool,
+    /// Its arrival number on this node: higher for later arrivals (whatever its `ts`). A
+    /// reader that keeps the highest it has seen can ask for what came after it (the web UI's
+    /// `/ws?after=`). 0 from a node that does not say.
+    #[serde(default)]
+    pub seq: u64,
+}
+
+/// A place in a conversation's history (`before` of `history` and `dm_history`): the
+/// messages before it, in display order (author timestamp, then id), are the older ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The author timestamp of the message it is at.
+    pub ts: u64,
+    /// Its id, 64 hex characters.
+    pub id: String,
+}
+
+/// Someone this node exchanged DMs with ([`crate::Event::Conversations`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub peer_id: String,
+    /// Their nick, from their profile or their last DM.
+    pub nick: String,
+    pub fingerprint: String,
+    /// The author timestamp of the newest DM.
+    pub last_ts: u64,
+    /// DMs stored, both ways.
+    pub count: u64,
 }
 
 /// The delivery state of one of our DMs.

@@ -15,6 +15,7 @@ fn message(own: bool) -> Message {
         text: "hi \u{1F680}\n\"quoted\"".into(),
         own,
         synced: !own,
+        seq: 41,
     }
 }
 
@@ -58,6 +59,10 @@ fn commands() -> Vec<Command> {
         Command::History {
             room: "x".into(),
             limit: 5,
+            before: Some(Position {
+                ts: 17,
+                id: "ab".repeat(32),
+            }),
         },
         Command::Dm {
             to: "bob".into(),
@@ -66,7 +71,9 @@ fn commands() -> Vec<Command> {
         Command::DmHistory {
             with: "bob".into(),
             limit: 100,
+            before: None,
         },
+        Command::Conversations,
         Command::Routes,
         Command::Whois { who: "bob".into() },
         Command::Who,
@@ -97,9 +104,10 @@ fn command_index(c: &Command) -> usize {
         Command::Info => 13,
         Command::Stats => 14,
         Command::Quit => 15,
+        Command::Conversations => 16,
     }
 }
-const COMMANDS: usize = 16;
+const COMMANDS: usize = 17;
 
 fn events() -> Vec<Event> {
     let stats = Stats {
@@ -194,6 +202,7 @@ fn events() -> Vec<Event> {
         Event::History {
             room: "lobby".into(),
             messages: vec![message(true), message(false)],
+            before: None,
         },
         Event::DmSent(DmSent {
             id: "cd".repeat(32),
@@ -203,6 +212,19 @@ fn events() -> Vec<Event> {
         Event::DmHistory {
             with: "bob".into(),
             messages: vec![dm(Some(DmState::Failed)), dm(None)],
+            before: Some(Position {
+                ts: 7,
+                id: "cd".repeat(32),
+            }),
+        },
+        Event::Conversations {
+            conversations: vec![Conversation {
+                peer_id: "12D3KooWB".into(),
+                nick: "bob".into(),
+                fingerprint: "f".into(),
+                last_ts: 7,
+                count: 2,
+            }],
         },
         Event::Routes {
             routes: vec![Route {
@@ -281,10 +303,11 @@ fn event_index(e: &Event) -> usize {
         Event::Tracker(_) => 23,
         Event::Info(_) => 24,
         Event::Stats(_) => 25,
-        Event::Unknown => 26,
+        Event::Unknown => 27,
+        Event::Conversations { .. } => 26,
     }
 }
-const EVENTS: usize = 27;
+const EVENTS: usize = 28;
 
 #[test]
 fn every_command_round_trips() {
@@ -361,7 +384,8 @@ fn commands_take_defaults_and_ignore_unknown_fields() {
         Command::from_line(r#"{"cmd":"history","room":"x"}"#),
         Ok(Command::History {
             room: "x".into(),
-            limit: DEFAULT_HISTORY_LIMIT
+            limit: DEFAULT_HISTORY_LIMIT,
+            before: None,
         })
     );
     assert_eq!(
@@ -372,7 +396,8 @@ fn commands_take_defaults_and_ignore_unknown_fields() {
         Command::from_line(r#"{"cmd":"dm_history","with":"bob","limit":7,"x":[1]}"#),
         Ok(Command::DmHistory {
             with: "bob".into(),
-            limit: 7
+            limit: 7,
+            before: None,
         })
     );
 }

@@ -162,6 +162,24 @@ pub fn describe(offset_ms: i64) -> String {
     format!("{n} {unit} {dir}")
 }
 
+/// What a front-end tells the user about this computer's clock: `off` (it is `offset_ms` off the
+/// median of `authors` peers' clocks), or agreeing again.
+pub fn notice(offset_ms: i64, authors: usize, off: bool) -> String {
+    if !off {
+        return format!("this computer's clock agrees with its peers' again ({authors} heard)");
+    }
+    let how = describe(offset_ms);
+    let effect = if offset_ms > 0 {
+        "peers refuse your messages when they are more than 5 min ahead of their clocks"
+    } else {
+        "peers' messages look like they come from the future and are refused beyond 5 min"
+    };
+    format!(
+        "this computer's clock is {how} of its peers' (the median of {authors}): {effect}; set \
+         the clock (or turn on network time)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

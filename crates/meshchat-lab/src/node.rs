@@ -146,6 +146,7 @@ enum Kind {
     Nick,
     Dm,
     DmHistory,
+    Conversations,
     Routes,
     Whois,
     Who,
@@ -486,6 +487,7 @@ pub fn request(
         Command::Nick { .. } => (Kind::Nick, None),
         Command::Dm { .. } => (Kind::Dm, None),
         Command::DmHistory { with, .. } => (Kind::DmHistory, Some(with.clone())),
+        Command::Conversations => (Kind::Conversations, None),
         Command::Routes => (Kind::Routes, None),
         Command::Whois { who } => (Kind::Whois, Some(who.clone())),
         Command::Who => (Kind::Who, None),
@@ -763,6 +765,9 @@ pub(crate) fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Even
         Event::DmHistory { ref with, .. } => {
             let with = with.clone();
             st.nodes[idx].answer(Some(Kind::DmHistory), Some(&with), Ok(ev));
+        }
+        Event::Conversations { .. } => {
+            st.nodes[idx].answer(Some(Kind::Conversations), None, Ok(ev));
         }
         Event::Routes { .. } => {
             st.nodes[idx].answer(Some(Kind::Routes), None, Ok(ev));

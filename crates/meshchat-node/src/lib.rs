@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod behaviour;
 pub mod config;
 pub mod keyfile;

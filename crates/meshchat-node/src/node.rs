@@ -40,6 +40,8 @@ pub enum Error {
     Envelope(#[from] meshchat_core::envelope::Error),
     #[error("not in room {0}; join it first")]
     NotInRoom(String),
+    #[error("bad history position: {id:?} is not a message id (64 hex digits)")]
+    BadPosition { id: String },
     #[error("nobody known as {0:?} (a nick, fingerprint or peer id of someone whose profile reached this node)")]
     UnknownPerson(String),
     #[error("{nick:?} is used by several keys; name one by fingerprint: {}", candidates.join(", "))]
@@ -434,81 +436,20 @@ pub struct Sent {
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
+/// Work for the actor: a closure run on it, with every field in reach, between two turns of its
+/// loop. Each command is one (see `actor/commands.rs`), so a command is its [`Handle`] method
+/// and the handler method it calls: no enum of commands, no second dispatch.
+type Job = Box<dyn FnOnce(&mut actor::Actor) + Send>;
+
 enum Command {
-    Send {
-        room: String,
-        text: String,
-        reply: Reply<Sent>,
-    },
-    Join {
-        room: String,
-        reply: Reply<bool>,
-    },
-    Leave {
-        room: String,
-        reply: Reply<bool>,
-    },
-    SetNick {
-        nick: String,
-        reply: Reply<()>,
-    },
-    Connect {
-        addr: Multiaddr,
-        reply: Reply<PeerId>,
-    },
-    Peers {
-        reply: Reply<Vec<PeerInfo>>,
-    },
-    History {
-        room: String,
-        limit: usize,
-        before: Option<(u64, MessageId)>,
-        reply: Reply<Vec<MessageView>>,
-    },
-    ArrivedAfter {
-        after: u64,
-        limit: usize,
-        reply: Reply<Vec<MessageView>>,
-    },
-    Info {
-        reply: Reply<NodeInfo>,
-    },
-    Dm {
-        to: String,
-        text: String,
-        reply: Reply<DmSent>,
-    },
-    DmHistory {
-        with: String,
-        limit: usize,
-        before: Option<(u64, MessageId)>,
-        reply: Reply<Vec<DmView>>,
-    },
-    Conversations {
-        reply: Reply<Vec<Conversation>>,
-    },
-    Routes {
-        reply: Reply<Vec<RouteView>>,
-    },
-    Whois {
-        who: String,
-        reply: Reply<Vec<ProfileView>>,
-    },
-    Who {
-        reply: Reply<Vec<OnlinePeer>>,
-    },
-    Tracker {
-        reply: Reply<TrackerView>,
-    },
-    Stats {
-        reply: Reply<Stats>,
-    },
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
+    Run(Job),
+    Shutdown { reply: oneshot::Sender<()> },
 }
 
 /// Drives a node. Cheap to clone; the node stops when told to or when every handle is dropped.
+///
+/// Its methods are in `node/actor/commands.rs`, beside the handlers they call; [`Handle::call`]
+/// carries out a command of the typed API ([`meshchat_api::Command`]).
 #[derive(Clone, Debug)]
 pub struct Handle {
     commands: mpsc::Sender<Command>,
@@ -521,138 +462,30 @@ impl std::fmt::Debug for Command {
 }
 
 impl Handle {
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+    /// Runs `job` on the actor and waits for what it sends on its reply (now, or later, as a
+    /// dial does when it ends).
+    async fn ask_with<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut actor::Actor, Reply<T>) + Send + 'static,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
+        let run: Job = Box::new(move |actor| job(actor, tx));
         self.commands
-            .send(make(tx))
+            .send(Command::Run(run))
             .await
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
     }
 
-    /// Signs and publishes a text message to a joined room.
-    pub async fn send(&self, room: &str, text: &str) -> Result<Sent, Error> {
-        let (room, text) = (room.to_owned(), text.to_owned());
-        self.call(|reply| Command::Send { room, text, reply }).await
-    }
-
-    /// Joins a room (name normalized); true if newly joined.
-    pub async fn join(&self, room: &str) -> Result<bool, Error> {
-        let room = room.to_owned();
-        self.call(|reply| Command::Join { room, reply }).await
-    }
-
-    /// Leaves a room; true if it was joined.
-    pub async fn leave(&self, room: &str) -> Result<bool, Error> {
-        let room = room.to_owned();
-        self.call(|reply| Command::Leave { room, reply }).await
-    }
-
-    /// Changes the nick used on messages from now on (stored for later starts).
-    pub async fn set_nick(&self, nick: &str) -> Result<(), Error> {
-        let nick = nick.to_owned();
-        self.call(|reply| Command::SetNick { nick, reply }).await
-    }
-
-    /// Dials an address and waits until the connection is up or failed.
-    pub async fn connect(&self, addr: &str) -> Result<PeerId, Error> {
-        let addr: Multiaddr = addr.trim().parse().map_err(|e| Error::BadAddress {
-            addr: addr.to_owned(),
-            reason: format!("{e}"),
-        })?;
-        self.call(|reply| Command::Connect { addr, reply }).await
-    }
-
-    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
-        self.call(|reply| Command::Peers { reply }).await
-    }
-
-    /// The last `limit` messages of `room` before `before` (exclusive), oldest first.
-    pub async fn history(
+    /// Runs `job` on the actor and gives its result.
+    async fn ask<T: Send + 'static>(
         &self,
-        room: &str,
-        limit: usize,
-        before: Option<(u64, MessageId)>,
-    ) -> Result<Vec<MessageView>, Error> {
-        let room = room.to_owned();
-        self.call(|reply| Command::History {
-            room,
-            limit,
-            before,
-            reply,
+        job: impl FnOnce(&mut actor::Actor) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.ask_with(move |actor, reply| {
+            let _ = reply.send(job(actor));
         })
         .await
-    }
-
-    /// Messages of joined rooms stored after arrival number `after` (see [`MessageView::seq`]),
-    /// in arrival order, at most `limit`: what a front-end that fell behind has not shown.
-    pub async fn arrived_after(&self, after: u64, limit: usize) -> Result<Vec<MessageView>, Error> {
-        self.call(|reply| Command::ArrivedAfter {
-            after,
-            limit,
-            reply,
-        })
-        .await
-    }
-
-    /// Seals and sends a direct message to `to`: a nick, a fingerprint (whole or its first
-    /// eight digits) or a peer id. Returns once it is stored here; its state changes arrive as
-    /// [`Event::DmStatus`].
-    pub async fn dm(&self, to: &str, text: &str) -> Result<DmSent, Error> {
-        let (to, text) = (to.to_owned(), text.to_owned());
-        self.call(|reply| Command::Dm { to, text, reply }).await
-    }
-
-    /// The last `limit` DMs with `with` (named as for [`Handle::dm`]) before `before`
-    /// (exclusive), oldest first.
-    pub async fn dm_history(
-        &self,
-        with: &str,
-        limit: usize,
-        before: Option<(u64, MessageId)>,
-    ) -> Result<Vec<DmView>, Error> {
-        let with = with.to_owned();
-        self.call(|reply| Command::DmHistory {
-            with,
-            limit,
-            before,
-            reply,
-        })
-        .await
-    }
-
-    /// Every conversation with at least one DM, newest first.
-    pub async fn conversations(&self) -> Result<Vec<Conversation>, Error> {
-        self.call(|reply| Command::Conversations { reply }).await
-    }
-
-    /// The routing table: one selected route per reachable destination.
-    pub async fn routes(&self) -> Result<Vec<RouteView>, Error> {
-        self.call(|reply| Command::Routes { reply }).await
-    }
-
-    /// The profiles matching `who` (a nick may match several people).
-    pub async fn whois(&self, who: &str) -> Result<Vec<ProfileView>, Error> {
-        let who = who.to_owned();
-        self.call(|reply| Command::Whois { who, reply }).await
-    }
-
-    /// Everyone online in the network, from the tracker's roster (sorted by nick).
-    pub async fn who(&self) -> Result<Vec<OnlinePeer>, Error> {
-        self.call(|reply| Command::Who { reply }).await
-    }
-
-    /// The tracker this node follows, its rank and epoch.
-    pub async fn tracker(&self) -> Result<TrackerView, Error> {
-        self.call(|reply| Command::Tracker { reply }).await
-    }
-
-    pub async fn info(&self) -> Result<NodeInfo, Error> {
-        self.call(|reply| Command::Info { reply }).await
-    }
-
-    pub async fn stats(&self) -> Result<Stats, Error> {
-        self.call(|reply| Command::Stats { reply }).await
     }
 
     /// Stops the node: pending writes flushed, peers disconnected, database closed. Returns when

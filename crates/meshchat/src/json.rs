@@ -3,8 +3,8 @@
 //! `docs/JSON.md`.
 
 use anyhow::Context;
-use meshchat::api::{self, error};
 use meshchat_api::{Command, Event as Line};
+use meshchat_node::api::{self, error};
 use meshchat_node::{Event, Handle};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -122,13 +122,13 @@ async fn command(handle: &Handle, cmd: Command, out: &mpsc::Sender<Line>) -> any
             // Dialing takes a while; answer when it is done without holding up other commands.
             let (handle, out) = (handle.clone(), out.clone());
             tokio::spawn(async move {
-                if let Some(line) = api::call(&handle, cmd).await {
+                if let Some(line) = handle.call(cmd).await {
                     let _ = out.send(line).await;
                 }
             });
             return Ok(true);
         }
-        cmd => api::call(handle, cmd).await,
+        cmd => handle.call(cmd).await,
     };
     if let Some(line) = reply {
         out.send(line).await.context("stdout writer stopped")?;

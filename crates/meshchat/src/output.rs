@@ -245,21 +245,7 @@ fn classify(text: &str, multiline: bool) -> impl Iterator<Item = (char, bool)> +
 
 /// What to tell a person about this computer's clock ([`meshchat_node::Event::Clock`]): every interface says
 /// the same.
-pub fn clock_text(offset_ms: i64, authors: usize, off: bool) -> String {
-    if !off {
-        return format!("this computer's clock agrees with its peers' again ({authors} heard)");
-    }
-    let how = meshchat_core::clock::describe(offset_ms);
-    let effect = if offset_ms > 0 {
-        "peers refuse your messages when they are more than 5 min ahead of their clocks"
-    } else {
-        "peers' messages look like they come from the future and are refused beyond 5 min"
-    };
-    format!(
-        "this computer's clock is {how} of its peers' (the median of {authors}): {effect}; set \
-         the clock (or turn on network time)"
-    )
-}
+pub use meshchat_core::clock::notice as clock_text;
 
 #[cfg(test)]
 mod tests {

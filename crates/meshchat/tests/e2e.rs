@@ -282,7 +282,33 @@ fn three_processes_chat_and_a_killed_one_comes_back_intact() {
     assert_eq!(got["nick"], "alice");
     assert_eq!(got["text"], "welcome back");
     assert_eq!(got["own"], false);
-    assert_eq!(c.history("lobby").len(), 3);
+    let history = c.history("lobby");
+    assert_eq!(history.len(), 3);
+    // Scrolling back: the page before the newest message is the two before it, in order, and
+    // the page before the first is empty.
+    let at = |m: &Value| json!({"ts": m["ts"], "id": m["id"]});
+    c.cmd(json!({"cmd": "history", "room": "lobby", "limit": 5, "before": at(&history[2])}));
+    let page = c.wait_event("history", |_| true);
+    assert_eq!(page["messages"].as_array().unwrap()[..], history[..2]);
+    assert_eq!(page["before"], at(&history[2]));
+    c.cmd(json!({"cmd": "history", "room": "lobby", "before": at(&history[0])}));
+    let page = c.wait_event("history", |_| true);
+    assert_eq!(page["messages"], json!([]));
+    c.cmd(json!({"cmd": "history", "room": "lobby", "before": {"ts": 1, "id": "zz"}}));
+    let err = c.wait_event("error", |_| true);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad history position"),
+        "{err}"
+    );
+    // Arrival numbers grow with arrival (carol stored the new message last).
+    assert!(got["seq"].as_u64().unwrap() > 0);
+    assert_eq!(
+        history.iter().map(|m| m["seq"].as_u64().unwrap()).max(),
+        got["seq"].as_u64()
+    );
     assert!(
         c.backlog.iter().all(|v| v["event"] != "message"),
         "{:?}",
@@ -354,6 +380,24 @@ fn json_direct_messages_across_a_relay_with_states_and_history() {
     a.cmd(json!({"cmd": "dm_history", "with": "carol"}));
     let h = a.wait_event("dm_history", |_| true);
     assert_eq!(h["messages"][0]["state"], "delivered");
+    assert_eq!(h["before"], Value::Null);
+    // Scrolling back from the only DM finds nothing older.
+    let first = &h["messages"][0];
+    let before = json!({"ts": first["ts"], "id": first["id"]});
+    a.cmd(json!({"cmd": "dm_history", "with": "carol", "before": before}));
+    let h = a.wait_event("dm_history", |_| true);
+    assert_eq!(
+        (h["messages"].as_array().unwrap().len(), &h["before"]),
+        (0, &before)
+    );
+    // The conversation list names carol, with her one DM.
+    c.cmd(json!({"cmd": "conversations"}));
+    let list = c.wait_event("conversations", |_| true)["conversations"].clone();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        (&list[0]["peer_id"], &list[0]["nick"], &list[0]["count"]),
+        (&json!(a.peer_id), &json!("alice"), &json!(1))
+    );
 
     // A second key that calls itself carol: the nick no longer names one person.
     let b_addr = b.addr.clone();

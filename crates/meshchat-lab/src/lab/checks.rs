@@ -274,6 +274,7 @@ mod tests {
             text: "hello".into(),
             own: false,
             synced: false,
+            seq: 0,
         }
     }
 

@@ -63,6 +63,7 @@ impl NodeRef<'_> {
         let cmd = Command::History {
             room: room.into(),
             limit: limit as u64,
+            before: None,
         };
         match self.ask(cmd, false)? {
             Event::History { messages, .. } => Ok(messages),
@@ -122,6 +123,7 @@ impl NodeRef<'_> {
         let cmd = Command::DmHistory {
             with: with.into(),
             limit: limit as u64,
+            before: None,
         };
         match self.ask(cmd, false)? {
             Event::DmHistory { messages, .. } => Ok(messages),

@@ -25,7 +25,7 @@ mod route;
 mod sync;
 mod tracker;
 
-use super::{Command, Error, Event, NodeInfo, Sent};
+use super::{Command, Error, Event};
 use crate::behaviour::broadcast::Links;
 use crate::behaviour::BehaviourEvent;
 use crate::store::Store;
@@ -58,6 +58,9 @@ macro_rules! ctx {
         }
     };
 }
+
+// After the macro, which it uses.
+mod commands;
 
 impl Actor {
     pub(super) fn new(config: Config, events: mpsc::Sender<Event>) -> Result<Self, Error> {
@@ -153,7 +156,7 @@ impl Actor {
                 biased;
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => break Some(reply),
-                    Some(cmd) => self.on_command(cmd),
+                    Some(Command::Run(job)) => job(&mut self),
                     None => break None,
                 },
                 Ok(permit) = lag_notice.reserve(), if self.io.lagged() > 0 => {
@@ -269,99 +272,6 @@ impl Actor {
             tracing::error!("closing the database: {e}");
         }
         tracing::info!("node stopped");
-    }
-
-    fn on_command(&mut self, cmd: Command) {
-        let ctx = ctx!(self);
-        match cmd {
-            Command::Send { room, text, reply } => {
-                let sent = rooms::send(&room, text, ctx).map(|env| {
-                    let id = env.id();
-                    let relayed = self.trees.publish(id, env.as_bytes(), ctx);
-                    Sent { id, relayed }
-                });
-                let _ = reply.send(sent);
-            }
-            Command::Join { room, reply } => {
-                let _ = reply.send(rooms::join(&room, ctx));
-            }
-            Command::Leave { room, reply } => {
-                let _ = reply.send(rooms::leave(&room, ctx));
-            }
-            Command::SetNick { nick, reply } => {
-                let _ = reply.send(rooms::set_nick(nick, ctx));
-            }
-            Command::Dm { to, text, reply } => {
-                let _ = reply.send(self.direct.send_dm(&to, text, ctx));
-            }
-            Command::DmHistory {
-                with,
-                limit,
-                before,
-                reply,
-            } => {
-                let _ = reply.send(self.direct.dm_history(&with, limit, before, ctx));
-            }
-            Command::Conversations { reply } => {
-                let _ = reply.send(self.direct.conversations(ctx));
-            }
-            Command::Routes { reply } => {
-                let _ = reply.send(Ok(self.direct.routes(ctx)));
-            }
-            Command::Whois { who, reply } => {
-                let _ = reply.send(self.direct.whois(&who, ctx));
-            }
-            Command::Who { reply } => {
-                let me = ctx.io.me();
-                let _ = reply.send(Ok(self.tracker.who(ctx.io, |k| self.direct.hops(k, &me))));
-            }
-            Command::Tracker { reply } => {
-                let _ = reply.send(Ok(self.tracker.view(|k| self.direct.nick(k))));
-            }
-            Command::Connect { addr, reply } => self.conns.dial_addr(addr, Some(reply), ctx),
-            Command::Peers { reply } => {
-                let nick = |p: &libp2p::PeerId| {
-                    super::key_of_peer_id(p).and_then(|k| self.direct.nick(&k))
-                };
-                let peers = self.conns.peers(|p| self.trees.is_chat_peer(p), nick);
-                let _ = reply.send(Ok(peers));
-            }
-            Command::History {
-                room,
-                limit,
-                before,
-                reply,
-            } => {
-                let _ = reply.send(rooms::history(&room, limit, before, ctx));
-            }
-            Command::ArrivedAfter {
-                after,
-                limit,
-                reply,
-            } => {
-                let _ = reply.send(rooms::arrived_after(after, limit, ctx));
-            }
-            Command::Info { reply } => {
-                let _ = reply.send(Ok(NodeInfo {
-                    peer_id: *ctx.io.swarm.local_peer_id(),
-                    fingerprint: ctx.io.key.public().fingerprint(),
-                    nick: ctx.io.nick.clone(),
-                    listen: ctx.io.listen_addrs.clone(),
-                    rooms: ctx.io.rooms.clone(),
-                    new_identity: ctx.io.new_identity,
-                }));
-            }
-            Command::Stats { reply } => {
-                let mut stats = ctx.io.stats.clone();
-                stats.blocked_peers = ctx.io.guard.blocked_count(Instant::now()) as u64;
-                stats.handshakes = ctx.io.handshakes.stats();
-                self.trees.stats(&mut stats);
-                self.direct.stats(&mut stats);
-                self.tracker.stats(&mut stats);
-                let _ = reply.send(Ok(stats));
-            }
-            Command::Shutdown { .. } => unreachable!("handled by the loop"),
-        }
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

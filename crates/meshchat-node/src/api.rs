@@ -1,15 +1,15 @@
-//! The node's views as the typed API ([`meshchat_api`]) that JSON mode writes: every
-//! conversion from `meshchat_node`'s types in one place, and [`call`], which carries out an API
-//! command on the node. (Free functions, not `From` impls: both sides are other crates' types.)
-//! Line mode and the TUI keep the node's types and call the node's `Handle` directly.
+//! The node's views as the typed API ([`meshchat_api`]) that JSON mode and the web UI speak:
+//! every conversion from the node's types in one place. [`crate::Handle::call`] carries out an
+//! API command with them. (Free functions, not `From` impls: the API's types are another
+//! crate's.) Line mode and the TUI keep the node's types and call the typed `Handle` methods.
 
 use meshchat_api as api;
-use meshchat_node::{
-    DmState, DmView, Event, Handle, MessageView, NodeInfo, OnlinePeer, PeerInfo, ProfileView,
+use meshchat_core::clock::notice as clock_text;
+
+use crate::node::{
+    Conversation, DmState, DmView, Event, MessageView, NodeInfo, OnlinePeer, PeerInfo, ProfileView,
     RouteView, Stats, TrackerView,
 };
-
-use crate::output::clock_text;
 
 /// `ready` and `info`.
 pub fn node_info(i: &NodeInfo) -> api::NodeInfo {
@@ -34,6 +34,7 @@ pub fn message(m: &MessageView) -> api::Message {
         text: m.text.clone(),
         own: m.own,
         synced: m.synced,
+        seq: m.seq,
     }
 }
 
@@ -58,6 +59,17 @@ pub fn dm(d: &DmView) -> api::DirectMessage {
         text: d.text.clone(),
         own: d.own,
         state: d.state.map(dm_state),
+    }
+}
+
+/// An entry of the `conversations` answer.
+pub fn conversation(c: &Conversation) -> api::Conversation {
+    api::Conversation {
+        peer_id: c.peer.to_string(),
+        nick: c.nick.clone(),
+        fingerprint: c.fingerprint.to_string(),
+        last_ts: c.last_ms,
+        count: c.count,
     }
 }
 
@@ -259,85 +271,14 @@ pub fn error(message: impl Into<String>) -> api::Event {
     }
 }
 
-/// Carries out one [`api::Command`] on the node and gives its answer, as every program-facing
-/// interface does (JSON mode now; the web UI's WebSocket next): the one place where a command of
-/// the API meets the node. `None` for [`api::Command::Quit`], which has no answer (the interface
-/// stops). [`api::Command::Connect`] is answered when the dial ends, so an interface that goes on
-/// with other commands meanwhile runs it on a task of its own.
-pub async fn call(handle: &Handle, cmd: api::Command) -> Option<api::Event> {
-    use api::{Command, Event as Line};
-    let limit = |l: u64| l.min(api::MAX_HISTORY_LIMIT) as usize;
-    let reply: Result<Line, meshchat_node::Error> = match cmd {
-        Command::Send { room, text } => handle.send(&room, &text).await.map(|s| Line::Sent {
-            room,
-            id: s.id.to_string(),
-            relayed: s.relayed,
-        }),
-        Command::Join { room } => handle.join(&room).await.map(|_| Line::Joined { room }),
-        Command::Leave { room } => handle
-            .leave(&room)
-            .await
-            .map(|was_member| Line::Left { room, was_member }),
-        Command::Nick { nick } => handle.set_nick(&nick).await.map(|()| Line::Nick { nick }),
-        Command::Connect { addr } => handle.connect(&addr).await.map(|peer| Line::Connected {
-            addr,
-            peer_id: peer.to_string(),
-        }),
-        Command::Peers => handle.peers().await.map(|p| Line::Peers {
-            peers: p.iter().map(peer).collect(),
-        }),
-        Command::History { room, limit: l } => {
-            handle
-                .history(&room, limit(l), None)
-                .await
-                .map(|msgs| Line::History {
-                    messages: msgs.iter().map(message).collect(),
-                    room,
-                })
-        }
-        Command::Info => handle.info().await.map(|i| Line::Info(node_info(&i))),
-        Command::Stats => handle
-            .stats()
-            .await
-            .map(|s| Line::Stats(Box::new(stats(&s)))),
-        Command::Dm { to, text } => handle.dm(&to, &text).await.map(|s| {
-            Line::DmSent(api::DmSent {
-                id: s.id.to_string(),
-                to: s.to.to_string(),
-                state: dm_state(s.state),
-            })
-        }),
-        Command::DmHistory { with, limit: l } => handle
-            .dm_history(&with, limit(l), None)
-            .await
-            .map(|dms| Line::DmHistory {
-                messages: dms.iter().map(dm).collect(),
-                with,
-            }),
-        Command::Routes => handle.routes().await.map(|r| Line::Routes {
-            routes: r.iter().map(route).collect(),
-        }),
-        Command::Whois { who } => handle.whois(&who).await.map(|p| Line::Whois {
-            profiles: p.iter().map(profile).collect(),
-            who,
-        }),
-        Command::Who => handle.who().await.map(|p| Line::Who {
-            peers: p.iter().map(online_peer).collect(),
-        }),
-        Command::Tracker => handle.tracker().await.map(|t| Line::Tracker(tracker(&t))),
-        Command::Quit => return None,
-    };
-    Some(reply.unwrap_or_else(|e| error(e.to_string())))
-}
-
 #[cfg(test)]
 mod tests {
     //! Golden lines: the bytes JSON mode wrote when it built them with `json!` (the key order
     //! is alphabetical, `null`s are written, a received DM has no `state`).
 
     use super::*;
+    use crate::{peer_id_of, PeerId};
     use meshchat_core::{Keypair, MessageId};
-    use meshchat_node::{peer_id_of, PeerId};
 
     fn key(n: u8) -> Keypair {
         Keypair::from_secret_bytes(&[n; 32])
@@ -378,7 +319,7 @@ mod tests {
         assert_eq!(
             line(&Event::Message(m)),
             format!(
-                r#"{{"event":"message","fingerprint":"{FP2}","from":"{P2}","id":"{id3}","nick":"bob\"\n\u001b","own":true,"room":"lobby","synced":false,"text":"hi 🚀","ts":17}}"#
+                r#"{{"event":"message","fingerprint":"{FP2}","from":"{P2}","id":"{id3}","nick":"bob\"\n\u001b","own":true,"room":"lobby","seq":9,"synced":false,"text":"hi 🚀","ts":17}}"#
             )
         );
         let d = |state: Option<DmState>| DmView {

@@ -1,0 +1,287 @@
+//! The commands: each [`Handle`] method sends the actor a job that calls the handler owning the
+//! work, and [`Handle::call`] carries out a command of the typed API (`meshchat_api`) with
+//! them. A new command is its variant in `meshchat-api`, its arm in [`Handle::call`] and the
+//! handler method it calls; a front-end that wants node types (the TUI, line mode) also gets a
+//! typed method here.
+
+use std::time::Instant;
+
+use libp2p::{Multiaddr, PeerId};
+use meshchat_api as api;
+use meshchat_core::MessageId;
+
+use super::{rooms, Actor, Ctx};
+use crate::api as convert;
+use crate::node::{
+    Conversation, DmSent, DmView, Error, Handle, MessageView, NodeInfo, OnlinePeer, PeerInfo,
+    ProfileView, RouteView, Sent, Stats, TrackerView,
+};
+
+impl Handle {
+    /// Signs and publishes a text message to a joined room.
+    pub async fn send(&self, room: &str, text: &str) -> Result<Sent, Error> {
+        let (room, text) = (room.to_owned(), text.to_owned());
+        self.ask(move |a: &mut Actor| {
+            let ctx = ctx!(a);
+            let env = rooms::send(&room, text, ctx)?;
+            let id = env.id();
+            let relayed = a.trees.publish(id, env.as_bytes(), ctx);
+            Ok(Sent { id, relayed })
+        })
+        .await
+    }
+
+    /// Joins a room (name normalized); true if newly joined.
+    pub async fn join(&self, room: &str) -> Result<bool, Error> {
+        let room = room.to_owned();
+        self.ask(move |a: &mut Actor| rooms::join(&room, ctx!(a)))
+            .await
+    }
+
+    /// Leaves a room; true if it was joined.
+    pub async fn leave(&self, room: &str) -> Result<bool, Error> {
+        let room = room.to_owned();
+        self.ask(move |a: &mut Actor| rooms::leave(&room, ctx!(a)))
+            .await
+    }
+
+    /// Changes the nick used on messages from now on (stored for later starts).
+    pub async fn set_nick(&self, nick: &str) -> Result<(), Error> {
+        let nick = nick.to_owned();
+        self.ask(move |a: &mut Actor| rooms::set_nick(nick, ctx!(a)))
+            .await
+    }
+
+    /// Dials an address and waits until the connection is up or failed.
+    pub async fn connect(&self, addr: &str) -> Result<PeerId, Error> {
+        let addr: Multiaddr = addr.trim().parse().map_err(|e| Error::BadAddress {
+            addr: addr.to_owned(),
+            reason: format!("{e}"),
+        })?;
+        self.ask_with(move |a: &mut Actor, reply| a.conns.dial_addr(addr, Some(reply), ctx!(a)))
+            .await
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        self.ask(|a: &mut Actor| {
+            let nick = |p: &PeerId| crate::node::key_of_peer_id(p).and_then(|k| a.direct.nick(&k));
+            Ok(a.conns.peers(|p| a.trees.is_chat_peer(p), nick))
+        })
+        .await
+    }
+
+    /// The last `limit` messages of `room` before `before` (exclusive), oldest first.
+    pub async fn history(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<(u64, MessageId)>,
+    ) -> Result<Vec<MessageView>, Error> {
+        let room = room.to_owned();
+        self.ask(move |a: &mut Actor| rooms::history(&room, limit, before, ctx!(a)))
+            .await
+    }
+
+    /// Messages of joined rooms stored after arrival number `after` (see [`MessageView::seq`]),
+    /// in arrival order, at most `limit`: what a front-end that fell behind has not shown.
+    pub async fn arrived_after(&self, after: u64, limit: usize) -> Result<Vec<MessageView>, Error> {
+        self.ask(move |a: &mut Actor| rooms::arrived_after(after, limit, ctx!(a)))
+            .await
+    }
+
+    /// Seals and sends a direct message to `to`: a nick, a fingerprint (whole or its first
+    /// eight digits) or a peer id. Returns once it is stored here; its state changes arrive as
+    /// [`crate::Event::DmStatus`].
+    pub async fn dm(&self, to: &str, text: &str) -> Result<DmSent, Error> {
+        let (to, text) = (to.to_owned(), text.to_owned());
+        self.ask(move |a: &mut Actor| a.direct.send_dm(&to, text, ctx!(a)))
+            .await
+    }
+
+    /// The last `limit` DMs with `with` (named as for [`Handle::dm`]) before `before`
+    /// (exclusive), oldest first.
+    pub async fn dm_history(
+        &self,
+        with: &str,
+        limit: usize,
+        before: Option<(u64, MessageId)>,
+    ) -> Result<Vec<DmView>, Error> {
+        let with = with.to_owned();
+        self.ask(move |a: &mut Actor| a.direct.dm_history(&with, limit, before, ctx!(a)))
+            .await
+    }
+
+    /// Every conversation with at least one DM, newest first.
+    pub async fn conversations(&self) -> Result<Vec<Conversation>, Error> {
+        self.ask(|a: &mut Actor| a.direct.conversations(ctx!(a)))
+            .await
+    }
+
+    /// The routing table: one selected route per reachable destination.
+    pub async fn routes(&self) -> Result<Vec<RouteView>, Error> {
+        self.ask(|a: &mut Actor| {
+            let ctx = ctx!(a);
+            Ok(a.direct.routes(ctx))
+        })
+        .await
+    }
+
+    /// The profiles matching `who` (a nick may match several people).
+    pub async fn whois(&self, who: &str) -> Result<Vec<ProfileView>, Error> {
+        let who = who.to_owned();
+        self.ask(move |a: &mut Actor| a.direct.whois(&who, ctx!(a)))
+            .await
+    }
+
+    /// Everyone online in the network, from the tracker's roster (sorted by nick).
+    pub async fn who(&self) -> Result<Vec<OnlinePeer>, Error> {
+        self.ask(|a: &mut Actor| {
+            let me = a.io.me();
+            Ok(a.tracker.who(&a.io, |k| a.direct.hops(k, &me)))
+        })
+        .await
+    }
+
+    /// The tracker this node follows, its rank and epoch.
+    pub async fn tracker(&self) -> Result<TrackerView, Error> {
+        self.ask(|a: &mut Actor| Ok(a.tracker.view(|k| a.direct.nick(k))))
+            .await
+    }
+
+    /// This node's identity, addresses and rooms.
+    pub async fn info(&self) -> Result<NodeInfo, Error> {
+        self.ask(|a: &mut Actor| Ok(info(ctx!(a)))).await
+    }
+
+    /// The node's counters.
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        self.ask(|a: &mut Actor| {
+            let ctx = ctx!(a);
+            let mut stats = ctx.io.stats.clone();
+            stats.blocked_peers = ctx.io.guard.blocked_count(Instant::now()) as u64;
+            stats.handshakes = ctx.io.handshakes.stats();
+            a.trees.stats(&mut stats);
+            a.direct.stats(&mut stats);
+            a.tracker.stats(&mut stats);
+            Ok(stats)
+        })
+        .await
+    }
+
+    /// Carries out one command of the typed API and gives its answer: the one place where the
+    /// API's commands meet the node, for every program-facing interface (JSON mode, the web
+    /// UI). `None` for [`api::Command::Quit`], which has no answer (the interface stops).
+    /// [`api::Command::Connect`] is answered when the dial ends, so an interface that goes on
+    /// with other commands meanwhile runs it on a task of its own.
+    pub async fn call(&self, cmd: api::Command) -> Option<api::Event> {
+        use api::{Command, Event as Line};
+        let limit = |l: u64| l.min(api::MAX_HISTORY_LIMIT) as usize;
+        let reply: Result<Line, Error> = match cmd {
+            Command::Send { room, text } => self.send(&room, &text).await.map(|s| Line::Sent {
+                room,
+                id: s.id.to_string(),
+                relayed: s.relayed,
+            }),
+            Command::Join { room } => self.join(&room).await.map(|_| Line::Joined { room }),
+            Command::Leave { room } => self
+                .leave(&room)
+                .await
+                .map(|was_member| Line::Left { room, was_member }),
+            Command::Nick { nick } => self.set_nick(&nick).await.map(|()| Line::Nick { nick }),
+            Command::Connect { addr } => self.connect(&addr).await.map(|peer| Line::Connected {
+                addr,
+                peer_id: peer.to_string(),
+            }),
+            Command::Peers => self.peers().await.map(|p| Line::Peers {
+                peers: p.iter().map(convert::peer).collect(),
+            }),
+            Command::History {
+                room,
+                limit: l,
+                before,
+            } => match position(before.as_ref()) {
+                Ok(at) => self
+                    .history(&room, limit(l), at)
+                    .await
+                    .map(|msgs| Line::History {
+                        messages: msgs.iter().map(convert::message).collect(),
+                        room,
+                        before,
+                    }),
+                Err(e) => Err(e),
+            },
+            Command::Info => self
+                .info()
+                .await
+                .map(|i| Line::Info(convert::node_info(&i))),
+            Command::Stats => self
+                .stats()
+                .await
+                .map(|s| Line::Stats(Box::new(convert::stats(&s)))),
+            Command::Dm { to, text } => self.dm(&to, &text).await.map(|s| {
+                Line::DmSent(api::DmSent {
+                    id: s.id.to_string(),
+                    to: s.to.to_string(),
+                    state: convert::dm_state(s.state),
+                })
+            }),
+            Command::DmHistory {
+                with,
+                limit: l,
+                before,
+            } => match position(before.as_ref()) {
+                Ok(at) => self
+                    .dm_history(&with, limit(l), at)
+                    .await
+                    .map(|dms| Line::DmHistory {
+                        messages: dms.iter().map(convert::dm).collect(),
+                        with,
+                        before,
+                    }),
+                Err(e) => Err(e),
+            },
+            Command::Conversations => self.conversations().await.map(|c| Line::Conversations {
+                conversations: c.iter().map(convert::conversation).collect(),
+            }),
+            Command::Routes => self.routes().await.map(|r| Line::Routes {
+                routes: r.iter().map(convert::route).collect(),
+            }),
+            Command::Whois { who } => self.whois(&who).await.map(|p| Line::Whois {
+                profiles: p.iter().map(convert::profile).collect(),
+                who,
+            }),
+            Command::Who => self.who().await.map(|p| Line::Who {
+                peers: p.iter().map(convert::online_peer).collect(),
+            }),
+            Command::Tracker => self
+                .tracker()
+                .await
+                .map(|t| Line::Tracker(convert::tracker(&t))),
+            Command::Quit => return None,
+        };
+        Some(reply.unwrap_or_else(|e| convert::error(e.to_string())))
+    }
+}
+
+/// A history position of the API (`{"ts":…,"id":"<64 hex>"}`) as the store's.
+fn position(at: Option<&api::Position>) -> Result<Option<(u64, MessageId)>, Error> {
+    at.map(|p| {
+        let id =
+            p.id.parse::<MessageId>()
+                .map_err(|_| Error::BadPosition { id: p.id.clone() })?;
+        Ok((p.ts, id))
+    })
+    .transpose()
+}
+
+fn info(ctx: &mut Ctx<'_>) -> NodeInfo {
+    NodeInfo {
+        peer_id: *ctx.io.swarm.local_peer_id(),
+        fingerprint: ctx.io.key.public().fingerprint(),
+        nick: ctx.io.nick.clone(),
+        listen: ctx.io.listen_addrs.clone(),
+        rooms: ctx.io.rooms.clone(),
+        new_identity: ctx.io.new_identity,
+    }
+}
