@@ -16,6 +16,10 @@ pub struct NodeInfo {
     pub listen: Vec<String>,
     /// The joined rooms.
     pub rooms: Vec<String>,
+    /// The web UI's URL, with its access token, when the node serves one (`--web`; only in
+    /// JSON mode's `ready`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<String>,
 }
 
 /// A room message ([`crate::Event::Message`], and each entry of [`crate::Event::History`]).

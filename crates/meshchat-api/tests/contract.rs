@@ -40,6 +40,7 @@ fn info() -> NodeInfo {
         nick: "alice".into(),
         listen: vec!["/ip4/127.0.0.1/tcp/40001".into()],
         rooms: vec!["lobby".into(), "x".into()],
+        web: None,
     }
 }
 

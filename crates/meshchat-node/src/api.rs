@@ -19,6 +19,7 @@ pub fn node_info(i: &NodeInfo) -> api::NodeInfo {
         nick: i.nick.clone(),
         listen: i.listen.iter().map(|a| a.to_string()).collect(),
         rooms: i.rooms.clone(),
+        web: None,
     }
 }
 

@@ -12,7 +12,9 @@
 //! Paging by arrival, not by author time, is what makes history sync safe here: a message written
 //! days ago can arrive during the gap, far older than the newest page, and is still found.
 
-use meshchat_node::{Handle, MessageView};
+use meshchat_api::Event as Line;
+use meshchat_node::{api, Event, Handle, MessageView};
+use tokio::sync::mpsc;
 
 /// Messages read back per call.
 pub const PAGE: usize = 500;
@@ -44,6 +46,62 @@ impl Catchup {
         })
     }
 
+    /// Starts after arrival number `seq`: what a reader that saw up to `seq` has not seen (the
+    /// web UI's page reconnecting with `?after=`).
+    pub fn after(seq: u64) -> Self {
+        Self { last_seq: seq }
+    }
+
+    /// Hands `event` on to `out` as API lines, as JSON mode and the web UI do: a message
+    /// handed on before is skipped; after [`Event::Lagged`] come the stored messages not handed
+    /// on yet. Err when `out` is closed (its reader is gone).
+    pub async fn hand_on(
+        &mut self,
+        event: &Event,
+        source: &Handle,
+        out: &mpsc::Sender<Line>,
+    ) -> Result<(), Gone> {
+        match event {
+            Event::Message(m) if !self.first_time(m) => Ok(()),
+            Event::Lagged { missed } => self.lagged(*missed, source, out).await,
+            _ => out.send(api::event(event)).await.map_err(|_| Gone),
+        }
+    }
+
+    /// Says that `missed` events were dropped, then hands on the stored messages not handed on
+    /// yet, a page at a time.
+    pub async fn lagged(
+        &mut self,
+        missed: u64,
+        source: &Handle,
+        out: &mpsc::Sender<Line>,
+    ) -> Result<(), Gone> {
+        out.send(Line::Lagged { missed }).await.map_err(|_| Gone)?;
+        self.replay(source, out).await
+    }
+
+    /// Hands on the stored messages not handed on yet, a page at a time.
+    pub async fn replay(&mut self, source: &Handle, out: &mpsc::Sender<Line>) -> Result<(), Gone> {
+        loop {
+            let page = match self.next_page(source).await {
+                Ok(page) if page.is_empty() => return Ok(()),
+                Ok(page) => page,
+                Err(e) => {
+                    let warning = Line::Warning(meshchat_api::Warning {
+                        message: format!("could not read the history back: {e}"),
+                        kind: None,
+                    });
+                    return out.send(warning).await.map_err(|_| Gone);
+                }
+            };
+            for m in &page {
+                out.send(Line::Message(api::message(m)))
+                    .await
+                    .map_err(|_| Gone)?;
+            }
+        }
+    }
+
     /// Records that `m` is being handed on; false if it was before (skip it).
     pub fn first_time(&mut self, m: &MessageView) -> bool {
         if m.seq <= self.last_seq {
@@ -63,6 +121,10 @@ impl Catchup {
         Ok(page)
     }
 }
+
+/// The reader of a [`Catchup`]'s lines is gone.
+#[derive(Debug)]
+pub struct Gone;
 
 /// The highest arrival number among stored messages of joined rooms (0 when there are none),
 /// found with `O(log n)` one-message reads: `arrived_after(x, 1)` is empty exactly when nothing

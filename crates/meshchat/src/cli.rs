@@ -76,6 +76,21 @@ pub struct Cli {
     /// tracker, ties broken by peer id [default: 100]
     #[arg(long, global = true, value_name = "N")]
     pub tracker_priority: Option<u32>,
+
+    /// Serve the web UI, on 127.0.0.1:7448 or ADDR (a taken port falls back to a free one);
+    /// prints the URL to open, which carries the access token
+    #[arg(long, global = true, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = "127.0.0.1:7448")]
+    pub web: Option<std::net::SocketAddr>,
+
+    /// Let --web listen on an address other than loopback (other computers can then reach it;
+    /// they still need the token)
+    #[arg(long, global = true, requires = "web")]
+    pub web_public: bool,
+
+    /// Make a new web UI access token (pages opened with the old one stop working)
+    #[arg(long, global = true, requires = "web")]
+    pub web_new_token: bool,
 }
 
 /// One `--tracker`: an address to register with, or (alone) "be a tracker".
@@ -127,9 +142,21 @@ pub enum Command {
     Id,
     /// Run headless: relay, store and serve peers with no interface (stop with Ctrl-C or SIGTERM)
     Daemon,
+    /// Open the web UI of the node running on this data dir (started with --web) in the
+    /// default browser
+    Web,
 }
 
 impl Cli {
+    /// How to serve the web UI, if asked to.
+    pub fn web(&self) -> Option<crate::web::Options> {
+        self.web.map(|addr| crate::web::Options {
+            addr: Some(addr),
+            public: self.web_public,
+            new_token: self.web_new_token,
+        })
+    }
+
     pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
         if let Some(dir) = &self.data_dir {
             return Ok(dir.clone());

@@ -17,7 +17,12 @@ pub const MAX_LINE: usize = 256 * 1024;
 /// does not keep up is told it lagged as soon).
 const OUT_QUEUE: usize = 1024;
 
-pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+/// `web`: the web UI's URL, when the node serves one (in `ready`).
+pub async fn run(
+    handle: Handle,
+    mut events: mpsc::Receiver<Event>,
+    web: Option<String>,
+) -> anyhow::Result<()> {
     let (out_tx, mut out_rx) = mpsc::channel::<Line>(OUT_QUEUE.min(events.max_capacity()));
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
@@ -31,49 +36,21 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
     });
 
     let info = handle.info().await?;
-    out_tx.send(Line::Ready(api::node_info(&info))).await?;
+    let mut ready = api::node_info(&info);
+    ready.web = web;
+    out_tx.send(Line::Ready(ready)).await?;
 
     let mut catchup = Catchup::start(&handle).await?;
     let forward_tx = out_tx.clone();
     let forward_handle = handle.clone();
     let forward = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            match &event {
-                Event::Message(m) if !catchup.first_time(m) => continue,
-                Event::Lagged { .. } => {
-                    // Say so, then hand on the stored messages this process has not seen, a page
-                    // at a time.
-                    if forward_tx.send(api::event(&event)).await.is_err() {
-                        return;
-                    }
-                    loop {
-                        let lines: Vec<Line> = match catchup.next_page(&forward_handle).await {
-                            Ok(page) if page.is_empty() => break,
-                            Ok(page) => page
-                                .iter()
-                                .map(|m| Line::Message(api::message(m)))
-                                .collect(),
-                            Err(e) => {
-                                let warning = Line::Warning(meshchat_api::Warning {
-                                    message: format!("could not read the history back: {e}"),
-                                    kind: None,
-                                });
-                                let _ = forward_tx.send(warning).await;
-                                break;
-                            }
-                        };
-                        for line in lines {
-                            if forward_tx.send(line).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    if forward_tx.send(api::event(&event)).await.is_err() {
-                        return;
-                    }
-                }
+            if catchup
+                .hand_on(&event, &forward_handle, &forward_tx)
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     });
@@ -114,8 +91,13 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
     Ok(())
 }
 
-/// Runs one command; false means quit.
-async fn command(handle: &Handle, cmd: Command, out: &mpsc::Sender<Line>) -> anyhow::Result<bool> {
+/// Runs one command, answering on `out` (a dial answers when it ends, meanwhile other
+/// commands go on); false means quit.
+pub async fn command(
+    handle: &Handle,
+    cmd: Command,
+    out: &mpsc::Sender<Line>,
+) -> anyhow::Result<bool> {
     let reply = match cmd {
         Command::Quit => return Ok(false),
         Command::Connect { .. } => {

@@ -43,7 +43,12 @@ fn help() -> String {
     out
 }
 
-pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+/// `web`: the web UI's URL, when the node serves one.
+pub async fn run(
+    handle: Handle,
+    mut events: mpsc::Receiver<Event>,
+    web: Option<String>,
+) -> anyhow::Result<()> {
     let info = handle.info().await?;
     let mut current = info
         .rooms
@@ -57,6 +62,9 @@ pub async fn run(handle: Handle, mut events: mpsc::Receiver<Event>) -> anyhow::R
     );
     println!("* fingerprint {}", info.fingerprint);
     println!("* listening on {}", addrs(&info.listen));
+    if let Some(url) = web {
+        println!("* web UI: {url}");
+    }
     println!(
         "* rooms: {} — current: {current} — /help for commands",
         info.rooms.join(", ")

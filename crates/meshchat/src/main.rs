@@ -5,6 +5,8 @@ mod cli;
 mod json;
 mod line;
 mod logging;
+mod private_file;
+mod web;
 
 use std::process::ExitCode;
 
@@ -62,6 +64,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("fingerprint: {}", key.public().fingerprint());
         return Ok(());
     }
+    if let Some(Command::Web) = cli.command {
+        return web::open(&data_dir);
+    }
     let mode = match (&cli.command, cli.json) {
         (Some(Command::Daemon), _) => Mode::Daemon,
         (_, true) => Mode::Json,
@@ -76,13 +81,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .context("cannot start the node")?;
     let info = handle.info().await?;
     tracing::info!(peer_id = %info.peer_id, fingerprint = %info.fingerprint, "node started");
+    let (web, events) = match cli.web() {
+        Some(options) => {
+            match web::start(handle.clone(), events, &data_dir, &options).await {
+                Ok((server, events)) => (Some(server), events),
+                Err(e) => {
+                    // The node is up: stop it cleanly before saying why.
+                    handle.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+        None => (None, events),
+    };
+    let web_url = web.as_ref().map(|w| w.url.clone());
+    if let Some(url) = &web_url {
+        tracing::info!("web UI at {url}");
+    }
 
     let ui = async {
         match mode {
-            Mode::Json => json::run(handle.clone(), events).await,
-            Mode::Line => line::run(handle.clone(), events).await,
-            Mode::Tui => tui::run(handle.clone(), events).await,
-            Mode::Daemon => daemon(&handle, events, &info).await,
+            Mode::Json => json::run(handle.clone(), events, web_url).await,
+            Mode::Line => line::run(handle.clone(), events, web_url).await,
+            Mode::Tui => tui::run(handle.clone(), events, web_url).await,
+            Mode::Daemon => daemon(&handle, events, &info, web_url).await,
         }
     };
     let outcome = tokio::select! {
@@ -90,6 +112,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         () = shutdown_signal() => Ok(()),
     };
     handle.shutdown().await;
+    drop(web);
     outcome
 }
 
@@ -97,6 +120,7 @@ async fn daemon(
     handle: &Handle,
     mut events: tokio::sync::mpsc::Receiver<meshchat_node::Event>,
     info: &meshchat_node::NodeInfo,
+    web: Option<String>,
 ) -> anyhow::Result<()> {
     eprintln!(
         "meshchat daemon {} ({}) listening on {}",
@@ -104,6 +128,9 @@ async fn daemon(
         info.fingerprint,
         output::addrs(&info.listen)
     );
+    if let Some(url) = web {
+        eprintln!("web UI: {url}");
+    }
     let _ = handle;
     while let Some(event) = events.recv().await {
         tracing::debug!(?event, "event");

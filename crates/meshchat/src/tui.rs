@@ -26,9 +26,17 @@ use meshchat_node::{Event, Handle};
 use tokio::sync::mpsc;
 
 /// Runs the interface on this terminal until the user quits.
-pub async fn run(handle: Handle, events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+/// `web`: the web UI's URL, when the node serves one (shown as a notice).
+pub async fn run(
+    handle: Handle,
+    events: mpsc::Receiver<Event>,
+    web: Option<String>,
+) -> anyhow::Result<()> {
     let info = handle.info().await?;
     let mut app = app::App::new(&info, app::Clock::local());
+    if let Some(url) = web {
+        app.notice(&format!("web UI: {url}"), room::Level::Info);
+    }
     // The status bar's tracker; events keep it current from here on.
     if let Ok(view) = handle.tracker().await {
         app.tracker = Some(app::tracker::Status::from_view(&view));

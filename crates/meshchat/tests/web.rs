@@ -1,0 +1,330 @@
+//! The web UI in a real browser: headless Chromium driven through chromedriver (Debian's
+//! `chromium` and `chromium-driver`, which `.ci/run` installs), against real `meshchat`
+//! processes on loopback. Without them the test fails, saying what to install.
+//!
+//! `MESHCHAT_SCREENSHOTS=DIR` also saves the screenshots of docs/ (desktop and phone width).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+mod support;
+use support::{Proc, DEADLINE};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A chromedriver on a free loopback port, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: install Debian's chromium and chromium-driver \
+                 (apt-get install chromium chromium-driver), as .ci/run does"
+            );
+        }
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let port = line
+                    .strip_prefix("ChromeDriver was started successfully on port ")
+                    .and_then(|p| p.trim_end_matches('.').parse::<u16>().ok());
+                if let Some(port) = port {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(DEADLINE)
+            .expect("chromedriver says its port");
+        Driver { child, port }
+    }
+
+    /// A headless Chromium with a fresh profile, its window `w`×`h`.
+    async fn browser(&self, profile: &std::path::Path, w: u32, h: u32) -> Client {
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            format!("--user-data-dir={}", profile.display()),
+            format!("--window-size={w},{h}"),
+        ];
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("chromedriver starts a browser")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `script` in the page (a function body; `arguments` as WebDriver passes them).
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.expect("script runs")
+}
+
+/// Waits until `script` returns true in the page.
+async fn until(c: &Client, what: &str, script: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if js(c, script).await == Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ids of the messages on the page, in page order.
+async fn shown_ids(c: &Client) -> Vec<String> {
+    let v = js(
+        c,
+        "return [...document.querySelectorAll('#messages .msg')].map(m => m.dataset.id);",
+    )
+    .await;
+    serde_json::from_value(v).unwrap()
+}
+
+async fn open_page(c: &Client, url: &str) {
+    c.goto(url).await.expect("page opens");
+    until(
+        c,
+        "the socket opens",
+        "return document.querySelector('#status')?.dataset.state === 'open';",
+    )
+    .await;
+}
+
+/// One HTTP/1.1 request on loopback; the status code of the answer.
+fn status(addr: &str, request: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+/// The `host:port` and the token of a web UI URL.
+fn split(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, query) = rest.split_once("/?token=").unwrap();
+    (addr.to_owned(), query.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
+    let driver = Driver::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let web = ["--web", "127.0.0.1:0"];
+    let mut a = Proc::start_gated("alice", dirs[0].path(), &[], &web, None);
+    let a_url = a.ready["web"]
+        .as_str()
+        .expect("ready names the web UI")
+        .to_owned();
+    let mut b = Proc::start_gated("bob", dirs[1].path(), &[&a.addr.clone()], &web, None);
+    let b_url = b.ready["web"].as_str().unwrap().to_owned();
+    a.wait_peers(1);
+    b.wait_peers(1);
+
+    // History to scroll back through: more than the page's first screenful (100).
+    for i in 0..150 {
+        a.cmd(json!({"cmd": "send", "room": "lobby", "text": format!("old {i}")}));
+    }
+    for _ in 0..150 {
+        a.wait_event("sent", |_| true);
+    }
+
+    let browser = driver.browser(dirs[2].path(), 1280, 800).await;
+    open_page(&browser, &a_url).await;
+    // The token went into a cookie: the address bar no longer shows it.
+    let here = browser.current_url().await.unwrap();
+    assert!(!here.as_str().contains("token"), "{here}");
+    until(
+        &browser,
+        "the newest page of history shows",
+        "return document.querySelectorAll('#messages .msg').length >= 100;",
+    )
+    .await;
+    assert_eq!(shown_ids(&browser).await.len(), 100, "one page first");
+
+    // Scrolling to the top loads the older messages, in the node's order.
+    let deadline = Instant::now() + DEADLINE;
+    while shown_ids(&browser).await.len() < 150 {
+        js(
+            &browser,
+            "const m = document.querySelector('#messages'); m.scrollTop = 0; \
+             m.dispatchEvent(new Event('scroll')); return true;",
+        )
+        .await;
+        assert!(Instant::now() < deadline, "older messages did not load");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let texts = js(
+        &browser,
+        "return [...document.querySelectorAll('#messages .msg .text')].map(t => t.textContent);",
+    )
+    .await;
+    // The node's display order: author time, then id (several messages share a millisecond).
+    let want: Vec<Value> = a
+        .history("lobby")
+        .iter()
+        .map(|m| m["text"].clone())
+        .collect();
+    assert_eq!(texts, json!(want));
+
+    // Typed in alice's page, it reaches bob.
+    let composer = browser.find(Locator::Css("#composer")).await.unwrap();
+    composer.send_keys("hello from the web").await.unwrap();
+    composer
+        .send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
+        .await
+        .unwrap();
+    let got = b.wait_event("message", |v| v["text"] == "hello from the web");
+    assert_eq!(
+        (&got["nick"], &got["own"]),
+        (&json!("alice"), &json!(false))
+    );
+    until(
+        &browser,
+        "the own message shows",
+        "return [...document.querySelectorAll('#messages .msg.own .text')]\
+         .some(t => t.textContent === 'hello from the web');",
+    )
+    .await;
+
+    // Markup from a peer is text, and runs nothing.
+    let attack =
+        "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>";
+    b.cmd(json!({"cmd": "send", "room": "lobby", "text": attack}));
+    let script = format!(
+        "return [...document.querySelectorAll('#messages .msg .text')]\
+         .some(t => t.textContent === {});",
+        json!(attack)
+    );
+    until(&browser, "bob's message shows as text", &script).await;
+    let probe = js(
+        &browser,
+        "return [document.querySelectorAll('#messages img, #messages script').length, \
+         document.title.includes('pwned')];",
+    )
+    .await;
+    assert_eq!(probe, json!([0, false]));
+
+    // A reload shows each message once.
+    let before = shown_ids(&browser).await;
+    browser.refresh().await.unwrap();
+    until(
+        &browser,
+        "the page comes back",
+        "return document.querySelector('#status')?.dataset.state === 'open' && \
+         document.querySelectorAll('#messages .msg').length >= 100;",
+    )
+    .await;
+    let after = shown_ids(&browser).await;
+    let mut unique = after.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        after.len(),
+        "a message shown twice after reload"
+    );
+    assert_eq!(
+        after.last(),
+        before.last(),
+        "the newest message is the same"
+    );
+
+    if let Ok(dir) = std::env::var("MESHCHAT_SCREENSHOTS") {
+        let png = browser.screenshot().await.unwrap();
+        std::fs::write(format!("{dir}/web-desktop.png"), png).unwrap();
+    }
+
+    // Bob's own page, in the same browser (each port has its own cookie), shows alice's
+    // message from the web.
+    open_page(&browser, &b_url).await;
+    until(
+        &browser,
+        "bob's page shows alice's message",
+        "return [...document.querySelectorAll('#messages .msg .text')]\
+         .some(t => t.textContent === 'hello from the web');",
+    )
+    .await;
+    if let Ok(dir) = std::env::var("MESHCHAT_SCREENSHOTS") {
+        browser.set_window_size(390, 844).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = browser.screenshot().await.unwrap();
+        std::fs::write(format!("{dir}/web-phone.png"), png).unwrap();
+    }
+    browser.close().await.unwrap();
+
+    // Without the token, or from a foreign page, nothing.
+    let (addr, token) = split(&a_url);
+    let get = |host: &str, extra: &str| {
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n")
+    };
+    assert_eq!(status(&addr, &get(&addr, "")), 401);
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    assert_eq!(status(&addr, &get(&addr, &bearer)), 200);
+    assert_eq!(
+        status(&addr, &get(&addr, "Authorization: Bearer 00\r\n")),
+        401
+    );
+    let port = addr.rsplit_once(':').unwrap().1;
+    // DNS rebinding: a name that is not ours.
+    assert_eq!(
+        status(&addr, &get(&format!("evil.example:{port}"), &bearer)),
+        403
+    );
+    let upgrade = |origin: &str| {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\n{bearer}Origin: {origin}\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    assert_eq!(status(&addr, &upgrade("http://evil.example")), 403);
+    assert_eq!(status(&addr, &upgrade(&format!("http://{addr}"))), 101);
+
+    for p in [a, b] {
+        let name = p.name.clone();
+        assert!(p.quit().success(), "{name} exit status");
+    }
+}

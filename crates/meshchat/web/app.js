@@ -1,0 +1,515 @@
+// meshchat's web UI: the controller. It keeps the model (store.js), talks to the node over
+// one WebSocket (socket.js, the JSON.md contract), and drives the message list (view.js) and
+// the sidebar (sidebar.js). All text from the network is rendered as text, never as HTML.
+
+import { Socket } from './socket.js';
+import { MessageView } from './view.js';
+import { renderPeople, renderPeers, renderTracker } from './sidebar.js';
+import { Conv, PAGE, STATE_RANK, isState, roomMsg, dmMsg } from './store.js';
+import { isPeerId, mentions, normalizeRoom } from './util.js';
+import { setupChrome, showError, showWarning, isNarrow, closeDrawer } from './chrome.js';
+import {
+  state, PEER_KEY, noteSeq, saveSeq, roomConv, dmConv, firstConv, sortedDms,
+} from './state.js';
+import {
+  askNotificationPermission, notify, renderSidebar, renderTitle, renderMe, renderHeader, renderStatus,
+} from './ui.js';
+
+const $ = (id) => document.getElementById(id);
+const REFRESH_MS = 15000;
+
+const view = new MessageView($('messages'), $('jump'), {
+  me: () => state.me,
+  onNearTop: () => loadOlder(),
+});
+
+const socket = new Socket({
+  url: () => {
+    const proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    return proto + location.host + '/ws' + (state.lastSeq ? `?after=${state.lastSeq}` : '');
+  },
+  onEvents: (events) => {
+    view.batch(() => {
+      for (const ev of events) {
+        const handler = Object.hasOwn(handlers, ev.event) ? handlers[ev.event] : null;
+        if (!handler) continue; // new events: ignored, as the contract asks
+        try {
+          handler(ev);
+        } catch (e) {
+          console.error('meshchat: handling', ev.event, e);
+        }
+      }
+    });
+    saveSeq();
+    renderSidebar();
+  },
+  onState: (s, info) => renderStatus(s, info),
+});
+
+function send(cmd) {
+  return socket.send(cmd);
+}
+
+// ---- conversations -------------------------------------------------------------------------
+
+function requestHistory(conv) {
+  if (conv.kind === 'room') send({ cmd: 'history', room: conv.id, limit: PAGE });
+  else send({ cmd: 'dm_history', with: conv.id, limit: PAGE });
+}
+
+function loadOlder() {
+  const conv = state.current;
+  if (!conv || !conv.historyLoaded || conv.complete || conv.loadingOlder || !conv.cursor) return;
+  const before = { ts: conv.cursor.ts, id: conv.cursor.id };
+  const cmd =
+    conv.kind === 'room'
+      ? { cmd: 'history', room: conv.id, limit: PAGE, before }
+      : { cmd: 'dm_history', with: conv.id, limit: PAGE, before };
+  if (send(cmd)) {
+    conv.loadingOlder = true;
+    view.updateTop();
+  }
+}
+
+/** Opens a conversation (null: none) in the main pane. */
+function open(conv) {
+  const prev = state.current;
+  if (prev && prev !== conv) prev.markerId = null; // seen
+  state.current = conv;
+  if (conv) {
+    conv.unread = 0;
+    if (prev !== conv) view.show(conv);
+    requestHistory(conv);
+    const hash = '#' + conv.key;
+    if (location.hash !== hash) history.replaceState(null, '', hash);
+  } else {
+    view.show(null);
+  }
+  renderHeader();
+  renderSidebar();
+  closeDrawer();
+  if (conv && !isNarrow()) $('composer').focus({ preventScroll: true });
+}
+
+function openFromHash(hash) {
+  const m = /^#(room|dm)\/(.+)$/.exec(hash || '');
+  if (!m) return false;
+  let id;
+  try {
+    id = decodeURIComponent(m[2]);
+  } catch {
+    return false;
+  }
+  if (m[1] === 'room') {
+    const conv = state.rooms.get(id);
+    if (!conv) return false;
+    open(conv);
+    return true;
+  }
+  if (!isPeerId(id) || id === state.me.peer) return false;
+  open(dmConv(id, true));
+  return true;
+}
+
+function removeRoom(name) {
+  const conv = state.rooms.get(name);
+  if (!conv) return;
+  state.rooms.delete(name);
+  if (state.current === conv) {
+    state.current = null;
+    open(firstConv());
+  }
+}
+
+/** A message that was just added at index `i` of `conv`: unread, marker, notification, view. */
+function arrived(conv, m, i, live) {
+  const viewing = conv === state.current;
+  let markerMoved = false;
+  if (live && !m.own) {
+    if (!viewing) conv.unread += 1;
+    else if (document.hidden) state.hiddenUnseen += 1;
+    if (!viewing || document.hidden) markerMoved = conv.markUnseen(m);
+    const wanted = conv.kind === 'dm' || mentions(m.text, state.me.nick);
+    if (wanted && (document.hidden || !viewing)) notify(conv, m, open);
+  }
+  if (viewing) {
+    view.insert(i);
+    if (markerMoved) view.placeMarker();
+    if (live) view.noteNew();
+  }
+}
+
+/** Merges a page of history (room or DM) into `conv`. */
+function applyHistory(conv, entries, before, normalize) {
+  const list = Array.isArray(entries) ? entries : [];
+  const older = before != null;
+  // A fresh page has seen no message event yet: the newest page tells where the node is.
+  const initSeq = !older && state.lastSeq === 0;
+  let oldest = null;
+  for (const entry of list) {
+    const m = normalize(entry);
+    if (!m) continue;
+    if (!oldest) oldest = m;
+    if (initSeq && !m.dm) noteSeq(m.seq);
+    const existing = conv.msgs.get(m.id);
+    if (existing) {
+      if (existing.dm && existing.own && isState(m.state) && STATE_RANK[m.state] > STATE_RANK[existing.state]) {
+        existing.state = m.state;
+        if (conv === state.current) view.updateState(existing);
+      }
+      continue;
+    }
+    if (m.dm) takeDmState(m);
+    const i = conv.add(m);
+    if (i >= 0) arrived(conv, m, i, false);
+  }
+  if (oldest) conv.noteOldest(oldest);
+  if (list.length < PAGE) conv.complete = true;
+  if (older) conv.loadingOlder = false;
+  conv.historyLoaded = true;
+  if (conv === state.current) view.updateTop();
+}
+
+/** Indexes a DM for dm_status, applying a status that came first. */
+function takeDmState(m) {
+  state.dmById.set(m.id, m);
+  const early = state.pendingStatus.get(m.id);
+  if (early) {
+    state.pendingStatus.delete(m.id);
+    if (m.own) m.state = early;
+  }
+}
+
+// ---- events ------------------------------------------------------------------------------------
+
+const handlers = {
+  ready(ev) {
+    const first = state.readies++ === 0;
+    takeInfo(ev);
+    try {
+      const known = sessionStorage.getItem(PEER_KEY);
+      if (known && known !== state.me.peer) {
+        state.lastSeq = 0; // another node on this address: its numbers are not ours
+        state.seqDirty = true;
+      }
+      sessionStorage.setItem(PEER_KEY, state.me.peer);
+    } catch {
+      // no storage
+    }
+    // The node's rooms, in its order (it may have restarted with others).
+    const names = Array.isArray(ev.rooms) ? ev.rooms.filter((r) => typeof r === 'string') : [];
+    const rooms = new Map();
+    for (const name of names) rooms.set(name, state.rooms.get(name) || new Conv('room', name));
+    state.rooms = rooms;
+    const cur = state.current;
+    if (cur && cur.kind === 'room' && rooms.get(cur.id) !== cur) {
+      state.current = null;
+      view.show(null);
+    }
+    for (const conv of [...rooms.values(), ...state.dms.values()]) conv.loadingOlder = false;
+    send({ cmd: 'conversations' });
+    refreshNow();
+    if (first || !state.current) {
+      if (!openFromHash(location.hash)) open(firstConv());
+    } else {
+      requestHistory(state.current);
+      view.updateTop();
+    }
+  },
+
+  info: takeInfo,
+
+  nick(ev) {
+    if (typeof ev.nick === 'string') state.me.nick = ev.nick;
+    renderMe();
+  },
+
+  message(ev) {
+    const m = roomMsg(ev);
+    if (!m) return;
+    noteSeq(m.seq);
+    const conv = roomConv(m.room, true);
+    const i = conv.add(m);
+    if (i >= 0) arrived(conv, m, i, true);
+  },
+
+  history(ev) {
+    const conv = typeof ev.room === 'string' ? state.rooms.get(ev.room) : null;
+    if (conv) applyHistory(conv, ev.messages, ev.before, roomMsg);
+  },
+
+  dm(ev) {
+    const m = dmMsg(ev);
+    if (!m) return;
+    const peer = m.own ? m.to : m.from;
+    if (!peer) return;
+    const conv = dmConv(peer, true);
+    if (!m.own) {
+      if (m.nick) conv.nick = m.nick;
+      if (m.fingerprint) conv.fingerprint = m.fingerprint;
+    }
+    if (conv.msgs.has(m.id)) return;
+    takeDmState(m);
+    const i = conv.add(m);
+    conv.liveCount += 1;
+    arrived(conv, m, i, true);
+  },
+
+  dm_history(ev) {
+    if (typeof ev.with !== 'string') return;
+    applyHistory(dmConv(ev.with, true), ev.messages, ev.before, dmMsg);
+  },
+
+  dm_status(ev) {
+    if (typeof ev.id !== 'string' || !isState(ev.state)) return;
+    const m = state.dmById.get(ev.id);
+    if (!m) {
+      if (state.pendingStatus.size > 1000) state.pendingStatus.clear();
+      state.pendingStatus.set(ev.id, ev.state);
+      return;
+    }
+    if (!m.own || m.state === 'delivered') return;
+    m.state = ev.state;
+    if (state.current && state.current.msgs.get(m.id) === m) view.updateState(m);
+  },
+
+  conversations(ev) {
+    const list = Array.isArray(ev.conversations) ? ev.conversations : [];
+    for (const c of list) {
+      if (!c || typeof c.peer_id !== 'string' || c.peer_id === state.me.peer) continue;
+      const conv = dmConv(c.peer_id, true);
+      if (typeof c.nick === 'string' && c.nick) conv.nick = c.nick;
+      if (typeof c.fingerprint === 'string' && c.fingerprint) conv.fingerprint = c.fingerprint;
+      if (Number.isFinite(c.last_ts) && c.last_ts > conv.lastTs) conv.lastTs = c.last_ts;
+      if (Number.isInteger(c.count)) {
+        // DMs are not replayed after a reconnect: more than we saw means new ones came meanwhile.
+        if (conv.serverCount != null && conv !== state.current) {
+          const expected = conv.serverCount + conv.liveCount;
+          if (c.count > expected) conv.unread += c.count - expected;
+        }
+        conv.serverCount = c.count;
+        conv.liveCount = 0;
+      }
+    }
+    if (state.current) renderHeader();
+  },
+
+  who(ev) {
+    state.who = Array.isArray(ev.peers) ? ev.peers.filter((p) => p && typeof p.peer_id === 'string') : [];
+    state.whoByPeer = new Map(state.who.map((p) => [p.peer_id, p]));
+    for (const p of state.who) {
+      const conv = state.dms.get(p.peer_id);
+      if (conv && typeof p.nick === 'string' && p.nick) conv.nick = p.nick;
+      if (conv && typeof p.fingerprint === 'string' && p.fingerprint) conv.fingerprint = p.fingerprint;
+    }
+    renderPeople($('people'), state.who);
+    $('people-count').textContent = state.who.length ? String(state.who.length) : '';
+    renderPeers($('peers'), state.peers, state.whoByPeer);
+    renderHeader();
+  },
+
+  peers(ev) {
+    state.peers = Array.isArray(ev.peers) ? ev.peers.filter((p) => p && typeof p.peer_id === 'string') : [];
+    renderPeers($('peers'), state.peers, state.whoByPeer);
+    $('peers-count').textContent = state.peers.length ? String(state.peers.length) : '';
+  },
+
+  tracker(ev) {
+    state.tracker = ev;
+    renderTracker($('tracker'), $('tracker-meta'), ev);
+  },
+
+  tracker_changed(ev) {
+    if (ev.tracker == null) {
+      state.tracker = { ...(state.tracker || {}), tracker: null, nick: null, self: false };
+      renderTracker($('tracker'), $('tracker-meta'), state.tracker);
+    }
+    refreshSoon();
+  },
+
+  peer_connected: () => refreshSoon(),
+  peer_disconnected: () => refreshSoon(),
+
+  joined(ev) {
+    if (typeof ev.room !== 'string') return;
+    open(roomConv(ev.room, true));
+  },
+
+  left(ev) {
+    if (typeof ev.room === 'string') removeRoom(ev.room);
+  },
+
+  sent: () => {
+    state.pendingSend = null;
+  },
+  dm_sent: () => {
+    state.pendingSend = null;
+  },
+
+  error(ev) {
+    const message = typeof ev.message === 'string' ? ev.message : 'The node refused a command.';
+    showError(message);
+    // A refused send: give the text back rather than lose it.
+    const p = state.pendingSend;
+    state.pendingSend = null;
+    const composer = $('composer');
+    if (p && Date.now() - p.at < 10000 && composer.value === '' && state.current === p.conv) {
+      composer.value = p.text;
+      composer.dispatchEvent(new Event('input'));
+    }
+  },
+
+  warning(ev) {
+    if (typeof ev.message === 'string') showWarning(ev.message);
+  },
+
+  lagged: () => {}, // the node replays the messages right after it
+};
+
+function takeInfo(ev) {
+  if (typeof ev.peer_id === 'string') state.me.peer = ev.peer_id;
+  if (typeof ev.nick === 'string') state.me.nick = ev.nick;
+  if (typeof ev.fingerprint === 'string') state.me.fingerprint = ev.fingerprint;
+  renderMe();
+}
+
+let refreshTimer = null;
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refreshNow, 500);
+}
+function refreshNow() {
+  clearTimeout(refreshTimer);
+  refreshTimer = null;
+  send({ cmd: 'who' });
+  send({ cmd: 'peers' });
+  send({ cmd: 'tracker' });
+}
+setInterval(() => {
+  if (socket.isOpen) refreshNow();
+}, REFRESH_MS);
+
+// ---- user actions ------------------------------------------------------------------------------
+
+function sendComposer() {
+  const composer = $('composer');
+  const text = composer.value;
+  const conv = state.current;
+  if (!conv || text.trim() === '') return;
+  if (!socket.isOpen) {
+    showError('Not connected to the node: the message was not sent.');
+    return;
+  }
+  const cmd = conv.kind === 'room' ? { cmd: 'send', room: conv.id, text } : { cmd: 'dm', to: conv.id, text };
+  if (!send(cmd)) return;
+  state.pendingSend = { text, conv, at: Date.now() };
+  composer.value = '';
+  composer.dispatchEvent(new Event('input'));
+  view.scrollToBottom();
+}
+
+function joinFromInput() {
+  const input = $('join-input');
+  const name = normalizeRoom(input.value);
+  if (!name) {
+    if (input.value.trim()) {
+      showError('A room name is 1 to 32 characters: a-z, 0-9, "-", "_" and ".".');
+    }
+    return;
+  }
+  input.value = '';
+  const existing = state.rooms.get(name);
+  if (existing) {
+    open(existing);
+    return;
+  }
+  if (!send({ cmd: 'join', room: name })) {
+    showError('Not connected to the node.');
+    input.value = name;
+  }
+}
+
+function step(delta) {
+  const all = [...state.rooms.values(), ...sortedDms()];
+  if (!all.length) return;
+  const i = all.indexOf(state.current);
+  open(all[(i + delta + all.length) % all.length]);
+}
+
+function wire() {
+  const composer = $('composer');
+  composer.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      sendComposer();
+    }
+  });
+  composer.addEventListener('input', () => {
+    composer.style.height = 'auto';
+    composer.style.height = Math.min(composer.scrollHeight, 200) + 'px';
+  });
+  $('composer-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendComposer();
+    composer.focus();
+  });
+  $('join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    joinFromInput();
+  });
+  $('leave-button').addEventListener('click', () => {
+    const conv = state.current;
+    if (conv && conv.kind === 'room' && !send({ cmd: 'leave', room: conv.id })) {
+      showError('Not connected to the node.');
+    }
+  });
+  $('rooms').addEventListener('click', (e) => {
+    const li = e.target.closest('li[data-room]');
+    const conv = li && state.rooms.get(li.dataset.room);
+    if (conv) open(conv);
+  });
+  $('conversations').addEventListener('click', (e) => {
+    const li = e.target.closest('li[data-peer]');
+    const conv = li && state.dms.get(li.dataset.peer);
+    if (conv) open(conv);
+  });
+  $('people').addEventListener('click', (e) => {
+    const button = e.target.closest('.dm-button');
+    const li = button && button.closest('li[data-peer]');
+    if (!li || li.dataset.peer === state.me.peer) return;
+    open(dmConv(li.dataset.peer, true));
+  });
+  window.addEventListener('hashchange', () => {
+    if (!state.current || location.hash !== '#' + state.current.key) openFromHash(location.hash);
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.altKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown')) {
+      e.preventDefault();
+      step(e.key === 'ArrowUp' ? -1 : 1);
+    }
+  });
+  document.addEventListener('click', askNotificationPermission, { once: true });
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) {
+      // What was on screen has been seen: the next marker goes before what comes while away.
+      const conv = state.current;
+      if (conv && conv.markerId) {
+        conv.markerId = null;
+        view.batch(() => view.placeMarker());
+      }
+    } else {
+      state.hiddenUnseen = 0;
+      renderTitle();
+      socket.retryNow();
+    }
+  });
+  window.addEventListener('online', () => socket.retryNow());
+}
+
+setupChrome();
+wire();
+renderMe();
+renderHeader();
+renderSidebar();
+renderTracker($('tracker'), $('tracker-meta'), null);
+socket.connect();
