@@ -121,6 +121,16 @@ async fn shown_ids(c: &Client) -> Vec<String> {
     serde_json::from_value(v).unwrap()
 }
 
+/// Types `text` into the composer and presses Enter.
+async fn type_line(c: &Client, text: &str) {
+    let composer = c.find(Locator::Css("#composer")).await.unwrap();
+    composer.send_keys(text).await.unwrap();
+    composer
+        .send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
+        .await
+        .unwrap();
+}
+
 async fn open_page(c: &Client, url: &str) {
     c.goto(url).await.expect("page opens");
     until(
@@ -210,12 +220,7 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
     assert_eq!(texts, json!(want));
 
     // Typed in alice's page, it reaches bob.
-    let composer = browser.find(Locator::Css("#composer")).await.unwrap();
-    composer.send_keys("hello from the web").await.unwrap();
-    composer
-        .send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
-        .await
-        .unwrap();
+    type_line(&browser, "hello from the web").await;
     let got = b.wait_event("message", |v| v["text"] == "hello from the web");
     assert_eq!(
         (&got["nick"], &got["own"]),
@@ -272,6 +277,92 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
         "the newest message is the same"
     );
 
+    // A direct message from the people list, with its states, and the answer.
+    let bob_id = b.peer_id.clone();
+    let dm_button = format!("#people li[data-peer=\"{bob_id}\"] .dm-button");
+    let deadline = Instant::now() + DEADLINE;
+    let button = loop {
+        if let Ok(button) = browser.find(Locator::Css(&dm_button)).await {
+            break button;
+        }
+        assert!(Instant::now() < deadline, "bob is not in the people list");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    button.click().await.unwrap();
+    until(
+        &browser,
+        "the conversation with bob opens",
+        "return document.querySelector('#title')?.textContent === 'bob';",
+    )
+    .await;
+    type_line(&browser, "psst bob").await;
+    let dm = b.wait_event("dm", |v| v["text"] == "psst bob");
+    assert_eq!(dm["from"], json!(a.peer_id));
+    until(
+        &browser,
+        "the DM shows as delivered",
+        "return [...document.querySelectorAll('#messages .msg.own')].some(m =>          m.querySelector('.text')?.textContent === 'psst bob' &&          m.querySelector('.state')?.dataset.state === 'delivered');",
+    )
+    .await;
+    b.cmd(json!({"cmd": "dm", "to": a.peer_id, "text": "hi alice"}));
+    until(
+        &browser,
+        "bob's answer shows",
+        "return [...document.querySelectorAll('#messages .msg .text')]\
+         .some(t => t.textContent === 'hi alice');",
+    )
+    .await;
+
+    // Alice's node restarts: the page reconnects by itself and shows what came meanwhile, once.
+    browser
+        .find(Locator::Css("#rooms li[data-room=\"lobby\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &browser,
+        "the lobby is open again",
+        "return document.querySelector('#title')?.textContent === 'lobby';",
+    )
+    .await;
+    let (addr, _) = split(&a_url);
+    let a_dir = dirs[0].path().to_owned();
+    assert!(a.quit().success());
+    until(
+        &browser,
+        "the page sees the node go",
+        "return document.querySelector('#status')?.dataset.state !== 'open';",
+    )
+    .await;
+    b.cmd(json!({"cmd": "send", "room": "lobby", "text": "while you were away"}));
+    b.wait_event("sent", |_| true);
+    let web = ["--web", addr.as_str()];
+    let mut a = Proc::start_gated("alice", &a_dir, &[&b.addr.clone()], &web, None);
+    assert_eq!(
+        a.ready["web"].as_str(),
+        Some(a_url.as_str()),
+        "same port, same token"
+    );
+    until(
+        &browser,
+        "the page reconnects and shows the message sent meanwhile",
+        "return document.querySelector('#status')?.dataset.state === 'open' && \
+         [...document.querySelectorAll('#messages .msg .text')]\
+         .some(t => t.textContent === 'while you were away');",
+    )
+    .await;
+    let ids = shown_ids(&browser).await;
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "a message shown twice after the restart"
+    );
+
     if let Ok(dir) = std::env::var("MESHCHAT_SCREENSHOTS") {
         let png = browser.screenshot().await.unwrap();
         std::fs::write(format!("{dir}/web-desktop.png"), png).unwrap();
@@ -289,7 +380,12 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
     .await;
     if let Ok(dir) = std::env::var("MESHCHAT_SCREENSHOTS") {
         browser.set_window_size(390, 844).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        until(
+            &browser,
+            "the page takes the phone width",
+            "return window.innerWidth <= 400;",
+        )
+        .await;
         let png = browser.screenshot().await.unwrap();
         std::fs::write(format!("{dir}/web-phone.png"), png).unwrap();
     }
@@ -327,4 +423,105 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
         let name = p.name.clone();
         assert!(p.quit().success(), "{name} exit status");
     }
+}
+
+/// A page that stops reading holds up nothing: the node answers its script throughout, and
+/// when the page reads again it is told it lagged and is given every message it missed, each
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_stops_reading_lags_and_catches_up_without_holding_up_the_node() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Proc::start_gated("alice", dir.path(), &[], &["--web", "127.0.0.1:0"], None);
+    let (addr, token) = split(a.ready["web"].as_str().unwrap());
+    // A small receive buffer, so the page's socket backs up soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut page, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+
+    // The script sends far more than the page's queues and socket buffers hold (~12 MiB of
+    // lines), and every answer comes while the page reads nothing.
+    const N: usize = 4000;
+    let filler = "x".repeat(3000);
+    for i in 0..N {
+        a.cmd(json!({"cmd": "send", "room": "lobby", "text": format!("{i} {filler}")}));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..N {
+        ids.insert(
+            a.wait_event("sent", |_| true)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    // Now the page reads: `ready`, then (somewhere) `lagged`, and every message once.
+    let mut seen = std::collections::HashSet::new();
+    let mut lagged = false;
+    let deadline = Instant::now() + DEADLINE;
+    while seen.len() < N {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = tokio::time::timeout(left, page.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {N} messages reached the page", seen.len()))
+            .expect("the socket stays open")
+            .unwrap();
+        let line = frame.into_text().unwrap();
+        let event = meshchat_api::Event::from_line(line.as_str()).unwrap();
+        match event {
+            meshchat_api::Event::Message(m) => {
+                assert!(ids.contains(&m.id), "not one of ours: {}", m.id);
+                assert!(seen.insert(m.id.clone()), "shown twice: {}", m.text);
+            }
+            meshchat_api::Event::Lagged { .. } => lagged = true,
+            _ => {}
+        }
+    }
+    assert!(
+        lagged,
+        "the page was never told it lagged: the test did not stall it"
+    );
+    assert!(a.quit().success());
+}
+
+/// `meshchat web` finds the running node's page, or says there is none.
+#[test]
+fn meshchat_web_names_the_running_nodes_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let run = || {
+        Command::new(support::BIN)
+            .arg("web")
+            .arg("--data-dir")
+            .arg(dir.path())
+            // No browser opener here: it prints the URL instead.
+            .env("PATH", empty.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no node with a web UI runs"), "{err}");
+
+    let a = Proc::start_gated("alice", dir.path(), &[], &["--web", "127.0.0.1:0"], None);
+    let url = a.ready["web"].as_str().unwrap().to_owned();
+    let out = run();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("open this URL: {url}")), "{said}");
+    assert!(a.quit().success());
+    // Stopped: the page is gone, and `meshchat web` says so.
+    let out = run();
+    assert!(!out.status.success());
 }
