@@ -339,7 +339,7 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
     b.cmd(json!({"cmd": "send", "room": "lobby", "text": "while you were away"}));
     b.wait_event("sent", |_| true);
     let web = ["--web", addr.as_str()];
-    let mut a = Proc::start_gated("alice", &a_dir, &[&b.addr.clone()], &web, None);
+    let a = Proc::start_gated("alice", &a_dir, &[&b.addr.clone()], &web, None);
     assert_eq!(
         a.ready["web"].as_str(),
         Some(a_url.as_str()),
