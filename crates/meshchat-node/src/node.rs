@@ -314,6 +314,10 @@ pub struct NodeInfo {
     pub rooms: Vec<String>,
     /// True when the identity key was created by this start.
     pub new_identity: bool,
+    /// The arrival number ([`MessageView::seq`]) of the last message stored before the node
+    /// started: the node's events carry every message stored after it, so a front-end that
+    /// reads them from the start hands on exactly the messages above it.
+    pub seq_at_start: u64,
 }
 
 /// A connected peer.

@@ -97,6 +97,8 @@ pub struct Store {
     conn: Connection,
     /// The arrival number the next stored message gets.
     next_seq: u64,
+    /// The arrival number of the last message stored before this open (0: none).
+    seq_at_open: u64,
     /// Tests: while set, message writes fail as on a full disk.
     fail_writes: Option<Arc<AtomicBool>>,
     /// The write-ahead log had frames at open: the last stop was not clean.
@@ -188,6 +190,7 @@ impl Store {
         let mut store = Self {
             conn,
             next_seq: 1,
+            seq_at_open: 0,
             fail_writes: None,
             unclean: false,
         };
@@ -198,7 +201,14 @@ impl Store {
                 .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages", [], |r| {
                     r.get::<_, i64>(0)
                 })? as u64;
+        store.seq_at_open = store.next_seq - 1;
         Ok(store)
+    }
+
+    /// The arrival number of the last message stored before this open (0: none): every message
+    /// stored since has a higher one.
+    pub fn seq_at_open(&self) -> u64 {
+        self.seq_at_open
     }
 
     fn migrate(&mut self) -> Result<(), Error> {

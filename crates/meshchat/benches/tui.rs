@@ -168,6 +168,7 @@ fn full_app(messages: usize) -> App {
         listen: Vec::new(),
         rooms: vec!["lobby".into(), "dev".into(), "random".into()],
         new_identity: false,
+        seq_at_start: 0,
     };
     let mut app = App::new(&info, Clock::local());
     let _ = app.take_actions();

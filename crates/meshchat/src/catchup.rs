@@ -47,7 +47,8 @@ impl Catchup {
     }
 
     /// Starts after arrival number `seq`: what a reader that saw up to `seq` has not seen (the
-    /// web UI's page reconnecting with `?after=`).
+    /// web UI's page reconnecting with `?after=`; a front-end reading the node's events from
+    /// its start, with `NodeInfo::seq_at_start`).
     pub fn after(seq: u64) -> Self {
         Self { last_seq: seq }
     }

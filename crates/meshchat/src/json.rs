@@ -40,7 +40,8 @@ pub async fn run(
     ready.web = web;
     out_tx.send(Line::Ready(ready)).await?;
 
-    let mut catchup = Catchup::start(&handle).await?;
+    // Every message stored since the node started has its event in the queue: skip none.
+    let mut catchup = Catchup::after(info.seq_at_start);
     let forward_tx = out_tx.clone();
     let forward_handle = handle.clone();
     let forward = tokio::spawn(async move {

@@ -337,16 +337,36 @@ async fn socket(
     let Ok(permit) = st.clients.clone().try_acquire_owned() else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many web clients");
     };
+    // Where the page starts: after what it saw, or after what is stored when it is answered
+    // (found before subscribing). Then subscribed; the session replays everything stored since
+    // that start, so a message stored meanwhile is replayed (its queued event skipped), and
+    // none is lost, even one stored between this answer and the session's first step.
+    let catchup = match q.after {
+        Some(seq) => Catchup::after(seq),
+        None => match Catchup::start(&st.handle).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("web UI: {e}");
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, "the node is not answering");
+            }
+        },
+    };
+    let events = st.pages.subscribe();
     ws.max_message_size(json::MAX_LINE)
         .max_frame_size(json::MAX_LINE)
         .on_upgrade(move |socket| async move {
-            session(socket, st, q.after).await;
+            session(socket, st, catchup, events).await;
             drop(permit);
         })
 }
 
 /// One page's socket: its commands in, the node's events and the answers out.
-async fn session(socket: WebSocket, st: Arc<Shared>, after: Option<u64>) {
+async fn session(
+    socket: WebSocket,
+    st: Arc<Shared>,
+    mut catchup: Catchup,
+    mut events: broadcast::Receiver<Arc<Event>>,
+) {
     let (mut sink, mut stream) = socket.split();
     let (out, mut out_rx) = mpsc::channel::<Line>(OUT_QUEUE);
     let writer = tokio::spawn(async move {
@@ -357,25 +377,14 @@ async fn session(socket: WebSocket, st: Arc<Shared>, after: Option<u64>) {
         }
         let _ = sink.close().await;
     });
-    // Subscribed before `ready`: nothing stored after the catch-up's start is missed.
-    let mut events = st.pages.subscribe();
     let handle = st.handle.clone();
     let forward_out = out.clone();
     let forward = tokio::spawn(async move {
         let out = forward_out;
-        let Ok(info) = handle.info().await else {
-            return;
-        };
+        let Ok(info) = handle.info().await else { return };
         if out.send(Line::Ready(api::node_info(&info))).await.is_err() {
             return;
         }
-        let mut catchup = match after {
-            Some(seq) => Catchup::after(seq),
-            None => match Catchup::start(&handle).await {
-                Ok(c) => c,
-                Err(_) => return,
-            },
-        };
         if catchup.replay(&handle, &out).await.is_err() {
             return;
         }

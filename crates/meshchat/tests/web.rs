@@ -4,142 +4,17 @@
 //!
 //! `MESHCHAT_SCREENSHOTS=DIR` also saves the screenshots of docs/ (desktop and phone width).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{json, Value};
 
 mod support;
+use support::browser::{js, open_page, shown_ids, type_line, until, Driver};
 use support::{Proc, DEADLINE};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// A chromedriver on a free loopback port, stopped on drop.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        for path in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                std::path::Path::new(path).exists(),
-                "{path} is missing: install Debian's chromium and chromium-driver \
-                 (apt-get install chromium chromium-driver), as .ci/run does"
-            );
-        }
-        let mut child = Command::new(CHROMEDRIVER)
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let port = line
-                    .strip_prefix("ChromeDriver was started successfully on port ")
-                    .and_then(|p| p.trim_end_matches('.').parse::<u16>().ok());
-                if let Some(port) = port {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(DEADLINE)
-            .expect("chromedriver says its port");
-        Driver { child, port }
-    }
-
-    /// A headless Chromium with a fresh profile, its window `w`×`h`.
-    async fn browser(&self, profile: &std::path::Path, w: u32, h: u32) -> Client {
-        let args = [
-            "--headless=new".to_owned(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            format!("--user-data-dir={}", profile.display()),
-            format!("--window-size={w},{h}"),
-        ];
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("chromedriver starts a browser")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `script` in the page (a function body; `arguments` as WebDriver passes them).
-async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.expect("script runs")
-}
-
-/// Waits until `script` returns true in the page.
-async fn until(c: &Client, what: &str, script: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if js(c, script).await == Value::Bool(true) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The ids of the messages on the page, in page order.
-async fn shown_ids(c: &Client) -> Vec<String> {
-    let v = js(
-        c,
-        "return [...document.querySelectorAll('#messages .msg')].map(m => m.dataset.id);",
-    )
-    .await;
-    serde_json::from_value(v).unwrap()
-}
-
-/// Types `text` into the composer and presses Enter.
-async fn type_line(c: &Client, text: &str) {
-    let composer = c.find(Locator::Css("#composer")).await.unwrap();
-    composer.send_keys(text).await.unwrap();
-    composer
-        .send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
-        .await
-        .unwrap();
-}
-
-async fn open_page(c: &Client, url: &str) {
-    c.goto(url).await.expect("page opens");
-    until(
-        c,
-        "the socket opens",
-        "return document.querySelector('#status')?.dataset.state === 'open';",
-    )
-    .await;
-}
 
 /// One HTTP/1.1 request on loopback; the status code of the answer.
 fn status(addr: &str, request: &str) -> u16 {

@@ -37,6 +37,7 @@ pub mod fixtures {
             listen: vec!["/ip4/127.0.0.1/tcp/7447".parse().expect("static address")],
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
             new_identity: false,
+            seq_at_start: 0,
         };
         let mut app = App::new(&info, Clock::fixed(utc(), NOW_MS));
         // Answer the first-page requests with empty rooms.

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod browser;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_meshchat");
 pub const DEADLINE: Duration = Duration::from_secs(30);
 

@@ -283,5 +283,6 @@ fn info(ctx: &mut Ctx<'_>) -> NodeInfo {
         listen: ctx.io.listen_addrs.clone(),
         rooms: ctx.io.rooms.clone(),
         new_identity: ctx.io.new_identity,
+        seq_at_start: ctx.io.store.seq_at_open(),
     }
 }
