@@ -65,6 +65,45 @@ async fn first_render(driver: &Driver, url: &str, profile: &std::path::Path) -> 
     took
 }
 
+/// What the server takes to give a page its first screen: the upgrade, `ready`, and the
+/// answer to `history`, over a bare WebSocket client.
+async fn bare_first_page(url: &str) {
+    use futures::{SinkExt, StreamExt};
+    let (host, token) = url
+        .strip_prefix("http://")
+        .and_then(|r| r.split_once("/?token="))
+        .unwrap();
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{host}/ws"),
+    )
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let start = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let upgraded = start.elapsed();
+    let first = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    let ready = start.elapsed();
+    assert!(first.contains("\"ready\""), "{first}");
+    let cmd = json!({"cmd": "history", "room": "lobby", "limit": 100}).to_string();
+    ws.send(tokio_tungstenite::tungstenite::Message::text(cmd))
+        .await
+        .unwrap();
+    loop {
+        let line = ws.next().await.unwrap().unwrap().into_text().unwrap();
+        if line.contains("\"event\":\"history\"") {
+            break;
+        }
+    }
+    println!(
+        "a bare WebSocket client: upgraded in {:.1} ms, ready at {:.1} ms, history at {:.1} ms",
+        upgraded.as_secs_f64() * 1000.0,
+        ready.as_secs_f64() * 1000.0,
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -88,6 +127,15 @@ async fn main() {
         "stored {messages} messages in {:.1} s",
         start.elapsed().as_secs_f64()
     );
+    // The same first page by JSON mode, for comparison: what the node takes.
+    let start = Instant::now();
+    a.cmd(json!({"cmd": "history", "room": "lobby", "limit": 100}));
+    a.wait_event("history", |_| true);
+    println!(
+        "history (100 of {messages}) by JSON mode: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    bare_first_page(&url).await;
     let big = first_render(&driver, &url, dirs[2].path()).await;
     println!("first render, 1 message: {:.0} ms", small * 1000.0);
     println!("first render, {messages} messages: {:.0} ms", big * 1000.0);

@@ -188,7 +188,34 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
     )
     .await;
 
-    // Alice's node restarts: the page reconnects by itself and shows what came meanwhile, once.
+    // A DM while another conversation is open counts as unread, in the list and the title.
+    b.cmd(json!({"cmd": "dm", "to": a.peer_id, "text": "are you there?"}));
+    let unread = format!(
+        "return document.querySelector('#conversations li[data-peer=\"{bob_id}\"] .unread')\
+         ?.textContent === '1' && document.title.startsWith('(1)');"
+    );
+    until(&browser, "the DM counts as unread", &unread).await;
+
+    // Joining a room from the page opens it; leaving it goes back.
+    let join = browser.find(Locator::Css("#join-input")).await.unwrap();
+    join.send_keys("garden").await.unwrap();
+    browser
+        .find(Locator::Css("#join-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &browser,
+        "the new room opens",
+        "return document.querySelector('#rooms li[data-room=\"garden\"]') !== null && \
+         document.querySelector('#title')?.textContent === 'garden';",
+    )
+    .await;
+    a.cmd(json!({"cmd": "info"}));
+    let info = a.wait_event("info", |_| true);
+    assert!(info["rooms"].as_array().unwrap().contains(&json!("garden")), "{info}");
     browser
         .find(Locator::Css("#rooms li[data-room=\"lobby\"]"))
         .await
@@ -202,6 +229,8 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
         "return document.querySelector('#title')?.textContent === 'lobby';",
     )
     .await;
+
+    // Alice's node restarts: the page reconnects by itself and shows what came meanwhile, once.
     let (addr, _) = split(&a_url);
     let a_dir = dirs[0].path().to_owned();
     assert!(a.quit().success());
