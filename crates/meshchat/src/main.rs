@@ -76,6 +76,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(mode, &data_dir)?;
 
     let config = cli.node_config()?;
+    if let Some(web) = cli.web() {
+        web.check()?;
+    }
     let (handle, events) = meshchat_node::spawn(config)
         .await
         .context("cannot start the node")?;

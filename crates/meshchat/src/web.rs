@@ -73,6 +73,20 @@ pub struct Options {
     pub new_token: bool,
 }
 
+impl Options {
+    /// Refuses an address beyond loopback without `public` (checked before the node starts).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let addr = self.addr.unwrap_or(DEFAULT_ADDR);
+        if !addr.ip().is_loopback() && !self.public {
+            anyhow::bail!(
+                "--web {addr}: that address lets other computers reach the web UI; add \
+                 --web-public if that is what you want (they still need the token)"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A web UI being served.
 #[derive(Debug)]
 pub struct Server {
@@ -96,13 +110,8 @@ pub async fn start(
     data_dir: &Path,
     options: &Options,
 ) -> anyhow::Result<(Server, mpsc::Receiver<Event>)> {
+    options.check()?;
     let requested = options.addr.unwrap_or(DEFAULT_ADDR);
-    if !requested.ip().is_loopback() && !options.public {
-        anyhow::bail!(
-            "--web {requested}: that address lets other computers reach the web UI; add \
-             --web-public if that is what you want (they still need the token)"
-        );
-    }
     let token = token(data_dir, options.new_token)?;
     let listener = match tokio::net::TcpListener::bind(requested).await {
         Ok(l) => l,
@@ -381,7 +390,9 @@ async fn session(
     let forward_out = out.clone();
     let forward = tokio::spawn(async move {
         let out = forward_out;
-        let Ok(info) = handle.info().await else { return };
+        let Ok(info) = handle.info().await else {
+            return;
+        };
         if out.send(Line::Ready(api::node_info(&info))).await.is_err() {
             return;
         }

@@ -397,6 +397,16 @@ fn bad_startup_input_is_one_clear_line_and_a_failure_exit() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("already in use"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The web UI beyond loopback needs its own flag; a bad address is a usage error.
+    let (code, _, err) = run_to_exit(&["--json", "--no-mdns", "--web", "0.0.0.0:7500"], d);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--web-public"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (code, _, err) = run_to_exit(&["--json", "--web", "localhost"], d);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run_to_exit(&["--json", "--web-public"], d);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--web"), "{err}");
     // `id` works and is stable.
     let (code, out1, _) = run_to_exit(&["id"], d);
     assert_eq!(code, 0);
