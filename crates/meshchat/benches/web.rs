@@ -73,10 +73,11 @@ async fn bare_first_page(url: &str) {
         .strip_prefix("http://")
         .and_then(|r| r.split_once("/?token="))
         .unwrap();
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{host}/ws"),
-    )
-    .unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{host}/ws"
+        ))
+        .unwrap();
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -169,10 +170,11 @@ async fn main() {
         .strip_prefix("http://")
         .and_then(|r| r.split_once("/?token="))
         .unwrap();
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{host}/ws"),
-    )
-    .unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{host}/ws"
+        ))
+        .unwrap();
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -187,9 +189,15 @@ async fn main() {
             let Ok(Some(Ok(frame))) = next else {
                 panic!("the bare client got {got} of {total} messages")
             };
-            let Ok(text) = frame.into_text() else { continue };
+            let Ok(text) = frame.into_text() else {
+                continue;
+            };
             if let Ok(meshchat_api::Event::Message(m)) = meshchat_api::Event::from_line(&text) {
-                if let Some(n) = m.text.strip_prefix("lat ").and_then(|n| n.parse::<usize>().ok()) {
+                if let Some(n) = m
+                    .text
+                    .strip_prefix("lat ")
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
                     at[n] = now_ms();
                     got += 1;
                 }

@@ -13,8 +13,20 @@ use fantoccini::Locator;
 use serde_json::{json, Value};
 
 mod support;
-use support::browser::{js, open_page, shown_ids, type_line, until, Driver};
+use support::browser::{js, open_page, shown_ids, type_line, until, until_or, Driver};
 use support::{Proc, DEADLINE};
+
+/// Opens a joined room from the room list.
+async fn open_room(c: &fantoccini::Client, room: &str) {
+    c.find(Locator::Css(&format!("#rooms li[data-room=\"{room}\"]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let script = format!("return document.querySelector('#title')?.textContent === '{room}';");
+    until(c, &format!("{room} opens"), &script).await;
+}
 
 /// One HTTP/1.1 request on loopback; the status code of the answer.
 fn status(addr: &str, request: &str) -> u16 {
@@ -188,13 +200,45 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
     )
     .await;
 
-    // A DM while another conversation is open counts as unread, in the list and the title.
+    // A DM while another conversation is open counts as unread, in the list and the title,
+    // and is notified (the browser's notifications stood in for, as granted).
+    open_room(&browser, "lobby").await;
+    js(
+        &browser,
+        "window.__notes = []; window.__errors = []; \
+         window.addEventListener('error', e => window.__errors.push(String(e.message))); \
+         window.addEventListener('unhandledrejection', e => window.__errors.push(String(e.reason))); \
+         window.Notification = class { \
+           static permission = 'granted'; \
+           static requestPermission() { return Promise.resolve('granted'); } \
+           constructor(title, options) { window.__notes.push([title, options.body]); } \
+           addEventListener() {} close() {} }; return true;",
+    )
+    .await;
     b.cmd(json!({"cmd": "dm", "to": a.peer_id, "text": "are you there?"}));
+    a.wait_event("dm", |v| v["text"] == "are you there?");
     let unread = format!(
         "return document.querySelector('#conversations li[data-peer=\"{bob_id}\"] .unread')\
          ?.textContent === '1' && document.title.startsWith('(1)');"
     );
-    until(&browser, "the DM counts as unread", &unread).await;
+    let seen = until_or(&browser, &unread).await;
+    assert!(
+        seen,
+        "the DM is not counted as unread: {}",
+        js(
+            &browser,
+            "return [document.title, [...document.querySelectorAll('#conversations li')]\
+             .map(l => l.dataset.peer + '=' + l.querySelector('.unread')?.textContent), \
+             window.__errors, window.__notes];"
+        )
+        .await
+    );
+    until(
+        &browser,
+        "the DM is notified",
+        "return window.__notes.some(([t, b]) => t.includes('bob') && b === 'are you there?');",
+    )
+    .await;
 
     // Joining a room from the page opens it; leaving it goes back.
     let join = browser.find(Locator::Css("#join-input")).await.unwrap();
@@ -215,20 +259,11 @@ async fn two_nodes_chat_through_the_web_page_in_a_real_browser() {
     .await;
     a.cmd(json!({"cmd": "info"}));
     let info = a.wait_event("info", |_| true);
-    assert!(info["rooms"].as_array().unwrap().contains(&json!("garden")), "{info}");
-    browser
-        .find(Locator::Css("#rooms li[data-room=\"lobby\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(
-        &browser,
-        "the lobby is open again",
-        "return document.querySelector('#title')?.textContent === 'lobby';",
-    )
-    .await;
+    assert!(
+        info["rooms"].as_array().unwrap().contains(&json!("garden")),
+        "{info}"
+    );
+    open_room(&browser, "lobby").await;
 
     // Alice's node restarts: the page reconnects by itself and shows what came meanwhile, once.
     let (addr, _) = split(&a_url);

@@ -5,11 +5,12 @@
 import { Socket } from './socket.js';
 import { MessageView } from './view.js';
 import { renderPeople, renderPeers, renderTracker } from './sidebar.js';
-import { Conv, PAGE, STATE_RANK, isState, roomMsg, dmMsg } from './store.js';
+import { Conv, isState, roomMsg, dmMsg } from './store.js';
+import { createPaging } from './paging.js';
 import { isPeerId, mentions, normalizeRoom } from './util.js';
 import { setupChrome, showError, showWarning, isNarrow, closeDrawer } from './chrome.js';
 import {
-  state, PEER_KEY, noteSeq, saveSeq, roomConv, dmConv, firstConv, sortedDms,
+  state, PEER_KEY, noteSeq, saveSeq, roomConv, dmConv, firstConv, sortedDms, takeDmState, allConvs,
 } from './state.js';
 import {
   askNotificationPermission, notify, renderSidebar, renderTitle, renderMe, renderHeader, renderStatus,
@@ -20,7 +21,8 @@ const REFRESH_MS = 15000;
 
 const view = new MessageView($('messages'), $('jump'), {
   me: () => state.me,
-  onNearTop: () => loadOlder(),
+  onNearTop: () => paging.loadOlder(),
+  onNewest: () => paging.reloadNewest(),
 });
 
 const socket = new Socket({
@@ -40,6 +42,7 @@ const socket = new Socket({
         }
       }
     });
+    paging.trimAll();
     saveSeq();
     renderSidebar();
   },
@@ -50,36 +53,22 @@ function send(cmd) {
   return socket.send(cmd);
 }
 
+const paging = createPaging({ send, view });
+
 // ---- conversations -------------------------------------------------------------------------
-
-function requestHistory(conv) {
-  if (conv.kind === 'room') send({ cmd: 'history', room: conv.id, limit: PAGE });
-  else send({ cmd: 'dm_history', with: conv.id, limit: PAGE });
-}
-
-function loadOlder() {
-  const conv = state.current;
-  if (!conv || !conv.historyLoaded || conv.complete || conv.loadingOlder || !conv.cursor) return;
-  const before = { ts: conv.cursor.ts, id: conv.cursor.id };
-  const cmd =
-    conv.kind === 'room'
-      ? { cmd: 'history', room: conv.id, limit: PAGE, before }
-      : { cmd: 'dm_history', with: conv.id, limit: PAGE, before };
-  if (send(cmd)) {
-    conv.loadingOlder = true;
-    view.updateTop();
-  }
-}
 
 /** Opens a conversation (null: none) in the main pane. */
 function open(conv) {
   const prev = state.current;
-  if (prev && prev !== conv) prev.markerId = null; // seen
+  if (prev && prev !== conv) {
+    prev.marker = null; // seen
+    paging.close(prev);
+  }
   state.current = conv;
   if (conv) {
     conv.unread = 0;
     if (prev !== conv) view.show(conv);
-    requestHistory(conv);
+    paging.requestNewest(conv);
     const hash = '#' + conv.key;
     if (location.hash !== hash) history.replaceState(null, '', hash);
   } else {
@@ -121,62 +110,22 @@ function removeRoom(name) {
   }
 }
 
-/** A message that was just added at index `i` of `conv`: unread, marker, notification, view. */
-function arrived(conv, m, i, live) {
+/**
+ * A live message new to `conv`, held at index `i` (-1: not held, as it falls outside the
+ * stretch held): unread count, marker, notification, view.
+ */
+function arrived(conv, m, i) {
   const viewing = conv === state.current;
-  let markerMoved = false;
-  if (live && !m.own) {
+  if (!m.own) {
     if (!viewing) conv.unread += 1;
     else if (document.hidden) state.hiddenUnseen += 1;
-    if (!viewing || document.hidden) markerMoved = conv.markUnseen(m);
+    if (!viewing || document.hidden) conv.markUnseen(m);
     const wanted = conv.kind === 'dm' || mentions(m.text, state.me.nick);
     if (wanted && (document.hidden || !viewing)) notify(conv, m, open);
   }
   if (viewing) {
-    view.insert(i);
-    if (markerMoved) view.placeMarker();
-    if (live) view.noteNew();
-  }
-}
-
-/** Merges a page of history (room or DM) into `conv`. */
-function applyHistory(conv, entries, before, normalize) {
-  const list = Array.isArray(entries) ? entries : [];
-  const older = before != null;
-  // A fresh page has seen no message event yet: the newest page tells where the node is.
-  const initSeq = !older && state.lastSeq === 0;
-  let oldest = null;
-  for (const entry of list) {
-    const m = normalize(entry);
-    if (!m) continue;
-    if (!oldest) oldest = m;
-    if (initSeq && !m.dm) noteSeq(m.seq);
-    const existing = conv.msgs.get(m.id);
-    if (existing) {
-      if (existing.dm && existing.own && isState(m.state) && STATE_RANK[m.state] > STATE_RANK[existing.state]) {
-        existing.state = m.state;
-        if (conv === state.current) view.updateState(existing);
-      }
-      continue;
-    }
-    if (m.dm) takeDmState(m);
-    const i = conv.add(m);
-    if (i >= 0) arrived(conv, m, i, false);
-  }
-  if (oldest) conv.noteOldest(oldest);
-  if (list.length < PAGE) conv.complete = true;
-  if (older) conv.loadingOlder = false;
-  conv.historyLoaded = true;
-  if (conv === state.current) view.updateTop();
-}
-
-/** Indexes a DM for dm_status, applying a status that came first. */
-function takeDmState(m) {
-  state.dmById.set(m.id, m);
-  const early = state.pendingStatus.get(m.id);
-  if (early) {
-    state.pendingStatus.delete(m.id);
-    if (m.own) m.state = early;
+    if (i >= 0) view.added(i);
+    view.noteNew();
   }
 }
 
@@ -206,13 +155,13 @@ const handlers = {
       state.current = null;
       view.show(null);
     }
-    for (const conv of [...rooms.values(), ...state.dms.values()]) conv.loadingOlder = false;
+    for (const conv of allConvs()) conv.olderBefore = null;
     send({ cmd: 'conversations' });
     refreshNow();
     if (first || !state.current) {
       if (!openFromHash(location.hash)) open(firstConv());
     } else {
-      requestHistory(state.current);
+      paging.requestNewest(state.current);
       view.updateTop();
     }
   },
@@ -229,13 +178,13 @@ const handlers = {
     if (!m) return;
     noteSeq(m.seq);
     const conv = roomConv(m.room, true);
-    const i = conv.add(m);
-    if (i >= 0) arrived(conv, m, i, true);
+    if (conv.msgs.has(m.id)) return;
+    arrived(conv, m, conv.add(m));
   },
 
   history(ev) {
     const conv = typeof ev.room === 'string' ? state.rooms.get(ev.room) : null;
-    if (conv) applyHistory(conv, ev.messages, ev.before, roomMsg);
+    if (conv) paging.applyHistory(conv, ev.messages, ev.before, roomMsg);
   },
 
   dm(ev) {
@@ -249,15 +198,15 @@ const handlers = {
       if (m.fingerprint) conv.fingerprint = m.fingerprint;
     }
     if (conv.msgs.has(m.id)) return;
-    takeDmState(m);
     const i = conv.add(m);
+    if (i >= 0) takeDmState(m);
     conv.liveCount += 1;
-    arrived(conv, m, i, true);
+    arrived(conv, m, i);
   },
 
   dm_history(ev) {
     if (typeof ev.with !== 'string') return;
-    applyHistory(dmConv(ev.with, true), ev.messages, ev.before, dmMsg);
+    paging.applyHistory(dmConv(ev.with, true), ev.messages, ev.before, dmMsg);
   },
 
   dm_status(ev) {
@@ -493,9 +442,9 @@ function wire() {
     if (document.hidden) {
       // What was on screen has been seen: the next marker goes before what comes while away.
       const conv = state.current;
-      if (conv && conv.markerId) {
-        conv.markerId = null;
-        view.batch(() => view.placeMarker());
+      if (conv && conv.marker) {
+        conv.marker = null;
+        view.placeMarker();
       }
     } else {
       state.hiddenUnseen = 0;

@@ -87,3 +87,22 @@ export function firstConv() {
 export function sortedDms() {
   return [...state.dms.values()].sort((a, b) => (b.lastTs || b.created) - (a.lastTs || a.created));
 }
+
+/** Indexes a DM held for dm_status, applying a status that came first. */
+export function takeDmState(m) {
+  state.dmById.set(m.id, m);
+  const early = state.pendingStatus.get(m.id);
+  if (early) {
+    state.pendingStatus.delete(m.id);
+    if (m.own) m.state = early;
+  }
+}
+
+/** Forgets the DMs among `dropped` (messages a conversation no longer holds). */
+export function forgetDms(dropped) {
+  for (const m of dropped) if (m.dm && state.dmById.get(m.id) === m) state.dmById.delete(m.id);
+}
+
+export function allConvs() {
+  return [...state.rooms.values(), ...state.dms.values()];
+}

@@ -1,8 +1,21 @@
-// The page's model of conversations: each keeps its messages deduplicated by id and sorted by
-// (ts, id), the order the node's history uses.
+// The page's model of conversations: each holds a bounded, contiguous stretch of its messages,
+// deduplicated by id and sorted by (ts, id), the order the node's history uses.
+//
+// As the terminal UI does: while the newest messages are followed, the oldest are dropped
+// beyond MAX_STORED. When the reader has scrolled back and the stretch outgrows the bound, the
+// newest are dropped instead and the conversation is `tailCut`: new messages are counted but not
+// kept (the node has them), and going back to the bottom reloads the newest page. A message
+// that sorts before the start of a stretch that does not reach the conversation's first message
+// is not kept either: the page of history that covers its place brings it when scrolled to.
 
 /** Messages asked for at a time (first page and each page scrolled back). */
 export const PAGE = 100;
+
+/** Messages the open conversation holds at most (the screen shows a window of them). */
+export const MAX_STORED = 2000;
+
+/** Messages a conversation that is not open holds: its newest, enough to open it on a full window. */
+export const MAX_CLOSED = 500;
 
 /** DM states, by how far along they are. */
 export const STATE_RANK = { queued: 0, sent: 1, failed: 2, delivered: 3 };
@@ -64,18 +77,26 @@ export class Conv {
     this.kind = kind;
     this.id = id;
     this.key = `${kind}/${id}`;
-    /** id → message */
+    /** id → message, for the messages held */
     this.msgs = new Map();
-    /** messages sorted by (ts, id) */
+    /** the messages held, sorted by (ts, id): a contiguous stretch of the conversation */
     this.list = [];
     this.unread = 0;
-    /** id of the earliest message that arrived while this was not being viewed */
-    this.markerId = null;
-    /** {ts, id} of the oldest message a history answer gave: where the next page starts */
-    this.cursor = null;
-    /** true once history says there is nothing older */
+    /** {ts, id} of the earliest message that came while this was not being viewed: the "new
+     *  messages" marker goes before the first message from there (held or loaded later) */
+    this.marker = null;
+    /** true once history says there is nothing older than `list[0]` */
     this.complete = false;
-    this.loadingOlder = false;
+    /** true when newer messages than `list`'s last were dropped (or not kept) */
+    this.tailCut = false;
+    /** {ts, id} of the message an unanswered page of older history was asked before */
+    this.olderBefore = null;
+    /** the newest page was asked for to replace the stretch (see `reset`) */
+    this.reloading = false;
+    /** messages that came while reloading and were not kept: added after the reset */
+    this.waiting = [];
+    /** some of `waiting` were dropped: the newest page is older than what is left of them */
+    this.waitingLost = false;
     this.historyLoaded = false;
     // DMs: the other party
     this.nick = null;
@@ -92,20 +113,40 @@ export class Conv {
     return this.nick || (this.id.length > 8 ? '…' + this.id.slice(-8) : this.id);
   }
 
-  /** Adds a message; returns its index in `list`, or -1 if it was already there. */
-  add(m) {
+  get loadingOlder() {
+    return this.olderBefore !== null;
+  }
+
+  /**
+   * Adds a message; returns its index in `list`, or -1 if it is held already or falls outside
+   * the stretch held. `adjacent` (a page of history next to the stretch): it may go before it.
+   */
+  add(m, adjacent = false) {
     if (this.msgs.has(m.id)) return -1;
-    this.msgs.set(m.id, m);
-    const list = this.list;
-    let i = list.length;
-    if (i > 0 && compareMsg(list[i - 1], m) > 0) {
-      i = this.lowerBound(m);
-      list.splice(i, 0, m);
-    } else {
-      list.push(m);
-    }
     if (m.ts > this.lastTs) this.lastTs = m.ts;
+    const list = this.list;
+    const n = list.length;
+    if (n > 0 && this.tailCut && compareMsg(m, list[n - 1]) > 0) {
+      if (this.reloading) this.keepWaiting(m);
+      return -1;
+    }
+    if (n > 0 && !adjacent && !this.complete && compareMsg(m, list[0]) < 0) return -1;
+    this.msgs.set(m.id, m);
+    if (n === 0 || compareMsg(list[n - 1], m) < 0) {
+      list.push(m);
+      return n;
+    }
+    const i = this.lowerBound(m);
+    list.splice(i, 0, m);
     return i;
+  }
+
+  keepWaiting(m) {
+    this.waiting.push(m);
+    if (this.waiting.length > MAX_STORED) {
+      this.waiting.splice(0, this.waiting.length - MAX_STORED);
+      this.waitingLost = true;
+    }
   }
 
   lowerBound(m) {
@@ -126,18 +167,59 @@ export class Conv {
     return this.list[i] === m ? i : -1;
   }
 
-  /** Notes the oldest message of a history answer as where to continue scrolling back. */
-  noteOldest(m) {
-    if (!this.cursor || compareMsg(m, this.cursor) < 0) this.cursor = { ts: m.ts, id: m.id };
-  }
-
   /** Marks `m` as unseen: the marker goes before the earliest unseen message. */
   markUnseen(m) {
-    const current = this.markerId ? this.msgs.get(this.markerId) : null;
-    if (!current || compareMsg(m, current) < 0) {
-      this.markerId = m.id;
-      return true;
+    if (!this.marker || compareMsg(m, this.marker) < 0) this.marker = { ts: m.ts, id: m.id };
+  }
+
+  /** The held message the marker goes before, or null. */
+  markerAt() {
+    return this.marker ? this.list[this.lowerBound(this.marker)] || null : null;
+  }
+
+  /**
+   * Keeps at most `max` messages (`max` - PAGE after dropping), never those from `first` to
+   * `last` (the window on screen): the newest beyond the window go first (the reader has
+   * scrolled back), then the oldest (all that goes while following the newest, or with nothing
+   * on screen). Returns the messages dropped.
+   */
+  trim(max, first = null, last = null) {
+    const list = this.list;
+    if (list.length <= max) return [];
+    // A page more than needed goes, so that this runs once per page, not per message.
+    let excess = list.length - Math.max(0, max - PAGE);
+    let dropped = [];
+    if (last) {
+      const k = Math.min(excess, list.length - 1 - this.indexOf(last));
+      if (k > 0) {
+        dropped = list.splice(list.length - k, k);
+        this.tailCut = true;
+        excess -= k;
+      }
     }
-    return false;
+    if (excess > 0) {
+      const k = Math.min(excess, first ? this.indexOf(first) : excess);
+      if (k > 0) {
+        dropped = dropped.concat(list.splice(0, k));
+        this.complete = false;
+      }
+    }
+    for (const m of dropped) this.msgs.delete(m.id);
+    // Not open, the marker stays (before the oldest held); open, what was dropped was seen.
+    if (first && this.marker && list.length > 0 && compareMsg(this.marker, list[0]) < 0) this.marker = null;
+    return dropped;
+  }
+
+  /** Drops every message held (to reload the newest page); returns them. */
+  reset() {
+    const old = this.list;
+    this.list = [];
+    this.msgs = new Map();
+    this.complete = false;
+    this.tailCut = false;
+    this.olderBefore = null;
+    this.reloading = false;
+    this.historyLoaded = false;
+    return old;
   }
 }

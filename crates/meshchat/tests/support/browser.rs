@@ -94,6 +94,18 @@ pub async fn js(c: &Client, script: &str) -> Value {
     c.execute(script, vec![]).await.expect("script runs")
 }
 
+/// Waits until `script` returns true in the page; false if it does not within the deadline.
+pub async fn until_or(c: &Client, script: &str) -> bool {
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline {
+        if js(c, script).await == Value::Bool(true) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Waits until `script` returns true in the page.
 pub async fn until(c: &Client, what: &str, script: &str) {
     let deadline = Instant::now() + DEADLINE;
@@ -135,4 +147,3 @@ pub async fn open_page(c: &Client, url: &str) {
     )
     .await;
 }
-
