@@ -65,10 +65,9 @@ async fn first_render(driver: &Driver, url: &str, profile: &std::path::Path) -> 
     took
 }
 
-/// What the server takes to give a page its first screen: the upgrade, `ready`, and the
-/// answer to `history`, over a bare WebSocket client.
-async fn bare_first_page(url: &str) {
-    use futures::{SinkExt, StreamExt};
+/// The upgrade request of a bare WebSocket client to the web UI at `url` (its token as a
+/// bearer).
+fn socket_request(url: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let (host, token) = url
         .strip_prefix("http://")
         .and_then(|r| r.split_once("/?token="))
@@ -81,6 +80,14 @@ async fn bare_first_page(url: &str) {
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// What the server takes to give a page its first screen: the upgrade, `ready`, and the
+/// answer to `history`, over a bare WebSocket client.
+async fn bare_first_page(url: &str) {
+    use futures::{SinkExt, StreamExt};
+    let request = socket_request(url);
     let start = Instant::now();
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let upgraded = start.elapsed();
@@ -166,18 +173,7 @@ async fn main() {
     )
     .await;
     // A bare WebSocket client beside the page: when each message leaves the server.
-    let (host, token) = url
-        .strip_prefix("http://")
-        .and_then(|r| r.split_once("/?token="))
-        .unwrap();
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{host}/ws"
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let request = socket_request(&url);
     let (mut bare, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let total = rate * seconds;
     let wire = tokio::spawn(async move {

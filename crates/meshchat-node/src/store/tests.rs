@@ -495,14 +495,30 @@ fn only_an_unclean_stop_is_reported_as_recovered() {
     assert_eq!(s.history("lobby", 10, None).unwrap().len(), 2);
 }
 
+/// SQLite's virtual-machine steps while `f` runs on `s`: the cost of its queries, with no clock.
+fn sqlite_steps(s: &mut Store, f: impl FnOnce(&mut Store)) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let steps = Arc::new(AtomicU64::new(0));
+    let counter = steps.clone();
+    s.conn.progress_handler(
+        1,
+        Some(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            false
+        }),
+    );
+    f(s);
+    s.conn.progress_handler(0, None::<fn() -> bool>);
+    steps.load(Ordering::Relaxed)
+}
+
 /// Pruning relayed rooms costs what is relayed, not the joined rooms' history (issue 19's
 /// rerun found each prune reading all 100 000 old messages of a joined room, 1.5 s with the
 /// actor stopped). Counted in SQLite's virtual-machine steps, so no clock is involved: a hundred
 /// times more old messages in a joined room must not make a prune cost more than twice as much.
 #[test]
 fn pruning_relayed_rooms_does_not_read_the_joined_history() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
     let k = Keypair::from_secret_bytes(&[3; 32]);
     let cost = |joined_old: u64| -> u64 {
         let mut s = Store::open_in_memory().unwrap();
@@ -514,22 +530,14 @@ fn pruning_relayed_rooms_does_not_read_the_joined_history() {
         for chunk in envs.chunks(500) {
             s.insert_messages(chunk, 0).unwrap();
         }
-        let steps = Arc::new(AtomicU64::new(0));
-        let counter = steps.clone();
-        s.conn.progress_handler(
-            1,
-            Some(move || {
-                counter.fetch_add(1, Ordering::Relaxed);
-                false
-            }),
-        );
         // Everything before 9 000 000 is outside the window: the joined room's messages, none
         // of the relayed ones; and a budget that keeps them all.
-        s.prune_relayed(9_000_000, u64::MAX, &mut None).unwrap();
-        s.conn.progress_handler(0, None::<fn() -> bool>);
+        let steps = sqlite_steps(&mut s, |s| {
+            s.prune_relayed(9_000_000, u64::MAX, &mut None).unwrap();
+        });
         assert_eq!(s.message_count("mine").unwrap(), joined_old);
         assert_eq!(s.message_count("theirs").unwrap(), 20);
-        steps.load(Ordering::Relaxed)
+        steps
     };
     let (small, large) = (cost(20), cost(2_000));
     assert!(
@@ -544,8 +552,6 @@ fn pruning_relayed_rooms_does_not_read_the_joined_history() {
 /// with ~20 such calls) took 9 s. Counted in SQLite's steps, as above.
 #[test]
 fn reading_arrivals_does_not_read_the_whole_room() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
     let k = Keypair::from_secret_bytes(&[3; 32]);
     let cost = |history: u64| -> u64 {
         let mut s = Store::open_in_memory().unwrap();
@@ -554,20 +560,11 @@ fn reading_arrivals_does_not_read_the_whole_room() {
         for chunk in envs.chunks(500) {
             s.insert_messages(chunk, 0).unwrap();
         }
-        let steps = Arc::new(AtomicU64::new(0));
-        let counter = steps.clone();
-        s.conn.progress_handler(
-            1,
-            Some(move || {
-                counter.fetch_add(1, Ordering::Relaxed);
-                false
-            }),
-        );
         // The last five, then nothing after the newest.
-        assert_eq!(s.arrived_after(history - 5, 10).unwrap().len(), 5);
-        assert!(s.arrived_after(history, 10).unwrap().is_empty());
-        s.conn.progress_handler(0, None::<fn() -> bool>);
-        steps.load(Ordering::Relaxed)
+        sqlite_steps(&mut s, |s| {
+            assert_eq!(s.arrived_after(history - 5, 10).unwrap().len(), 5);
+            assert!(s.arrived_after(history, 10).unwrap().is_empty());
+        })
     };
     let (small, large) = (cost(20), cost(2_000));
     assert!(
