@@ -165,7 +165,10 @@ async fn tee(
 ) {
     let mut front = Some(front);
     while let Some(event) = events.recv().await {
-        let _ = pages.send(Arc::new(event.clone()));
+        // No copy while no page is open (the common case of a TUI with --web).
+        if pages.receiver_count() > 0 {
+            let _ = pages.send(Arc::new(event.clone()));
+        }
         if let Some(tx) = &front {
             if tx.send(event).await.is_err() {
                 front = None;
