@@ -99,6 +99,25 @@ pub enum Command {
     Info,
     /// The node's counters. Answer: [`Event::Stats`].
     Stats,
+    /// Offer a file to a joined `room`, or to one person (`to`: nick, fingerprint or peer id);
+    /// exactly one of the two. `path` is a file on the node's machine, read in place (it must
+    /// stay there while others fetch it). Answer: [`Event::FileOffered`].
+    SendFile {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        path: String,
+    },
+    /// Download an offered file (its `id` from [`Event::FileOffer`] or [`Event::Files`]) into
+    /// the download directory. Answer: [`Event::FileAccepted`]; then [`Event::FileProgress`]
+    /// and [`Event::FileDone`] or [`Event::FileFailed`].
+    AcceptFile { id: String },
+    /// Stop a download (its partial data is deleted) or stop serving a file we offered.
+    /// Answer: [`Event::FileCancelled`].
+    CancelFile { id: String },
+    /// The offers and transfers this node knows, newest first. Answer: [`Event::Files`].
+    Files,
     /// Stop the node cleanly (exit status 0). No answer.
     Quit,
 }
@@ -123,6 +142,10 @@ impl Command {
         "info",
         "id",
         "stats",
+        "send_file",
+        "accept_file",
+        "cancel_file",
+        "files",
         "quit",
     ];
 
@@ -278,6 +301,28 @@ pub enum Event {
     Info(NodeInfo),
     /// Answer to [`Command::Stats`].
     Stats(Box<Stats>),
+    /// Answer to [`Command::SendFile`]: the file is hashed and offered; others fetch it from
+    /// this node (and, in a room, from whoever downloaded it).
+    FileOffered(File),
+    /// Someone offered a file: in a joined room, or to this node (`to` is then our peer id).
+    FileOffer(File),
+    /// Answer to [`Command::AcceptFile`]: the download started (or resumed).
+    FileAccepted { id: String },
+    /// Bytes of a download verified so far (at most a few a second per transfer), or, for a
+    /// file we offered to one person, bytes of it they fetched.
+    FileProgress { id: String, bytes: u64, total: u64 },
+    /// A download finished: the file at `path` matches its `hash`.
+    FileDone {
+        id: String,
+        path: String,
+        hash: String,
+    },
+    /// A download or an offer could not go on; nothing unverified was kept.
+    FileFailed { id: String, reason: String },
+    /// Answer to [`Command::CancelFile`].
+    FileCancelled { id: String },
+    /// Answer to [`Command::Files`].
+    Files { files: Vec<File> },
     /// An event of a kind this version does not know (written by a newer node); its fields are
     /// not kept. Nodes never write it.
     #[serde(other)]

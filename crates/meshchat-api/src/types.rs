@@ -291,6 +291,19 @@ pub struct Stats {
     pub tracker: ElectionStats,
     pub tracker_dropped: u64,
     pub tracker_unroutable: u64,
+    /// File transfer: piece bytes served, verified piece bytes received, bytes forwarded for
+    /// others, frames dropped (over a rate, no route, a full queue, a forged request), pieces
+    /// that failed verification.
+    #[serde(default)]
+    pub file_bytes_sent: u64,
+    #[serde(default)]
+    pub file_bytes_received: u64,
+    #[serde(default)]
+    pub file_bytes_relayed: u64,
+    #[serde(default)]
+    pub file_frames_dropped: u64,
+    #[serde(default)]
+    pub file_pieces_bad: u64,
     pub tracker_checked: u64,
     pub tracker_heartbeats: u64,
     pub tracker_election_msgs: u64,
@@ -327,4 +340,58 @@ pub struct ElectionStats {
     pub known_full: u64,
     pub reachable_full: u64,
     pub unexpected: u64,
+}
+
+/// A file offer and what became of it ([`crate::Event::FileOffer`], [`crate::Event::Files`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    /// The offer's message id (64 hex characters): what `accept_file` and `cancel_file` take.
+    pub id: String,
+    /// The offer's author: its peer id, key fingerprint and nick.
+    pub from: String,
+    pub fingerprint: String,
+    pub nick: String,
+    /// The file name, made safe (no directories, no control characters).
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// The file's BLAKE3 root (64 hex characters): the hash of its chunk hashes, see
+    /// `docs/PROTOCOL.md`.
+    pub hash: String,
+    /// The room it was offered in, or the peer id it was offered to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The offer's author timestamp (Unix ms).
+    pub ts: u64,
+    /// Offered by this node.
+    pub own: bool,
+    pub state: FileState,
+    /// Bytes verified here (the whole size for our own offers).
+    pub bytes: u64,
+    /// Where the file is: the source of our offers, the finished download's place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Where a [`File`] stands on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    /// Offered to us; not accepted yet.
+    Offered,
+    /// Being fetched (or waiting for a holder to come back).
+    Downloading,
+    /// Fetched and verified.
+    Done,
+    /// Given up; see `reason`.
+    Failed,
+    /// Cancelled here.
+    Cancelled,
+    /// Our own offer, served to whoever asks.
+    Serving,
 }

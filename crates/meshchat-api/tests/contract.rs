@@ -82,6 +82,23 @@ fn commands() -> Vec<Command> {
         Command::Info,
         Command::Stats,
         Command::Quit,
+        Command::SendFile {
+            room: Some("lobby".into()),
+            to: None,
+            path: "/home/a/photo.jpg".into(),
+        },
+        Command::SendFile {
+            room: None,
+            to: Some("bob".into()),
+            path: "/tmp/x".into(),
+        },
+        Command::AcceptFile {
+            id: "ab".repeat(32),
+        },
+        Command::CancelFile {
+            id: "ab".repeat(32),
+        },
+        Command::Files,
     ]
 }
 
@@ -106,9 +123,37 @@ fn command_index(c: &Command) -> usize {
         Command::Stats => 14,
         Command::Quit => 15,
         Command::Conversations => 16,
+        Command::SendFile { .. } => 17,
+        Command::AcceptFile { .. } => 18,
+        Command::CancelFile { .. } => 19,
+        Command::Files => 20,
     }
 }
-const COMMANDS: usize = 17;
+const COMMANDS: usize = 21;
+
+fn file(own: bool) -> File {
+    File {
+        id: "ab".repeat(32),
+        from: "12D3KooWA".into(),
+        fingerprint: "f".into(),
+        nick: "alice".into(),
+        name: "photo.jpg".into(),
+        size: 2_345_678,
+        hash: "cd".repeat(32),
+        room: (!own).then(|| "lobby".into()),
+        to: own.then(|| "12D3KooWB".into()),
+        ts: 7,
+        own,
+        state: if own {
+            FileState::Serving
+        } else {
+            FileState::Offered
+        },
+        bytes: 0,
+        path: own.then(|| "/home/a/photo.jpg".into()),
+        reason: None,
+    }
+}
 
 fn events() -> Vec<Event> {
     let stats = Stats {
@@ -273,6 +318,31 @@ fn events() -> Vec<Event> {
         Event::Info(info()),
         Event::Stats(Box::new(stats)),
         Event::Unknown,
+        Event::FileOffered(file(true)),
+        Event::FileOffer(file(false)),
+        Event::FileAccepted {
+            id: "ab".repeat(32),
+        },
+        Event::FileProgress {
+            id: "ab".repeat(32),
+            bytes: 1024,
+            total: 2_345_678,
+        },
+        Event::FileDone {
+            id: "ab".repeat(32),
+            path: "/home/b/Downloads/meshchat/photo.jpg".into(),
+            hash: "cd".repeat(32),
+        },
+        Event::FileFailed {
+            id: "ab".repeat(32),
+            reason: "no space: needs 2.2 MiB, 1.0 MiB free".into(),
+        },
+        Event::FileCancelled {
+            id: "ab".repeat(32),
+        },
+        Event::Files {
+            files: vec![file(true), file(false)],
+        },
     ]
 }
 
@@ -304,11 +374,20 @@ fn event_index(e: &Event) -> usize {
         Event::Tracker(_) => 23,
         Event::Info(_) => 24,
         Event::Stats(_) => 25,
-        Event::Unknown => 27,
         Event::Conversations { .. } => 26,
+        Event::FileOffered(_) => 27,
+        Event::FileOffer(_) => 28,
+        Event::FileAccepted { .. } => 29,
+        Event::FileProgress { .. } => 30,
+        Event::FileDone { .. } => 31,
+        Event::FileFailed { .. } => 32,
+        Event::FileCancelled { .. } => 33,
+        Event::Files { .. } => 34,
+        // Last: the docs show every event but this one.
+        Event::Unknown => 35,
     }
 }
-const EVENTS: usize = 28;
+const EVENTS: usize = 36;
 
 #[test]
 fn every_command_round_trips() {
@@ -454,7 +533,7 @@ fn lines_have_sorted_keys() {
         r#"{"authors":2,"event":"warning","kind":"clock","message":"m","off":true,"offset_ms":61000}"#
     );
     let v: Value = serde_json::from_str(&Event::Stats(Box::default()).to_line()).unwrap();
-    assert_eq!(v.as_object().unwrap().len(), 52, "{v}");
+    assert_eq!(v.as_object().unwrap().len(), 57, "{v}");
     assert_eq!(v["tracker"].as_object().unwrap().len(), 18, "{v}");
 }
 

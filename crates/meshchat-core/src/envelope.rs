@@ -78,7 +78,11 @@ pub enum Kind {
     /// A tracker election or roster message (issue 12): flooded on the broadcast trees or routed
     /// hop by hop ([`crate::routed`]); the body is the election's message.
     Tracker,
-    /// A kind this version does not know (5..=255): a newer node's. The envelope's layout and
+    /// A file offer (issue 20): the body is a [`crate::transfer::wire::Offer`]; the target a
+    /// room name (shown in the room, stored and synced like its texts), or, sealed inside a
+    /// direct message, the recipient's key in hex, like [`Kind::Direct`].
+    File,
+    /// A kind this version does not know (6..=255): a newer node's. The envelope's layout and
     /// signature are the same for every kind, so it is checked in full; its body is opaque.
     Other(u8),
 }
@@ -90,6 +94,7 @@ impl Kind {
             Kind::Profile => 2,
             Kind::Direct => 3,
             Kind::Tracker => 4,
+            Kind::File => 5,
             Kind::Other(b) => b,
         }
     }
@@ -102,6 +107,7 @@ impl Kind {
             2 => Ok(Kind::Profile),
             3 => Ok(Kind::Direct),
             4 => Ok(Kind::Tracker),
+            5 => Ok(Kind::File),
             other => Ok(Kind::Other(other)),
         }
     }

@@ -9,6 +9,7 @@
 use crate::envelope::{self, Kind};
 use crate::identity::KeyCache;
 use crate::room::{self, Text};
+use crate::transfer::wire::Offer;
 use crate::Envelope;
 
 /// Why a message from a neighbour was refused (or dropped unchecked).
@@ -153,7 +154,8 @@ impl Rejected {
 /// What a checked envelope is.
 #[derive(Debug, Clone)]
 pub enum Checked {
-    /// A room text: relay it; store it; show it where the room is joined.
+    /// A room text, or a file offer in a room (its [`Text`] is how it reads in the history:
+    /// [`Offer::as_text`]): relay it; store it; show it where the room is joined.
     Room(Envelope, Text),
     /// A profile (nick, DM seal key): relay it; keep it if it is the author's newest.
     Profile(Envelope, crate::dm::Profile),
@@ -196,6 +198,8 @@ pub enum Refused {
     Unsealed,
     #[error("tracker body: {0}")]
     Tracker(#[source] crate::election::Error),
+    #[error("file offer: {0}")]
+    File(#[source] crate::transfer::Error),
     #[error("tracker message signed more than {} s ago", crate::election::MAX_AGE.as_secs())]
     Stale,
 }
@@ -211,6 +215,7 @@ impl Refused {
                 | Refused::Profile(_)
                 | Refused::Unsealed
                 | Refused::Tracker(_)
+                | Refused::File(_)
         )
     }
 
@@ -224,7 +229,8 @@ impl Refused {
             | Refused::Body(_)
             | Refused::Profile(_)
             | Refused::Unsealed
-            | Refused::Tracker(_) => Reason::Malformed,
+            | Refused::Tracker(_)
+            | Refused::File(_) => Reason::Malformed,
             Refused::Stale => Reason::Stale,
             Refused::NewerVersion(_) => Reason::NewerVersion,
             Refused::BadTarget => Reason::BadTarget,
@@ -260,6 +266,20 @@ pub fn check(bytes: Vec<u8>, now_ms: u64, keys: &mut KeyCache) -> Result<Checked
         Kind::Profile => {
             let profile = crate::dm::Profile::from_envelope(&env).map_err(Refused::Profile)?;
             Ok(Checked::Profile(env, profile))
+        }
+        Kind::File => {
+            if !room::is_room_name(env.target()) {
+                return Err(Refused::BadTarget);
+            }
+            let offer = Offer::decode(env.body()).map_err(Refused::File)?;
+            // A room offer's pieces travel in the clear: a key in it would be no secret.
+            if offer.key.is_some() {
+                return Err(Refused::File(crate::transfer::Error::Malformed(
+                    "a key in a room offer",
+                )));
+            }
+            let text = offer.as_text();
+            Ok(Checked::Room(env, text))
         }
         Kind::Direct => Err(Refused::Unsealed),
         Kind::Tracker => {

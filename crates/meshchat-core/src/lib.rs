@@ -27,6 +27,7 @@
 //! - [`authors`]: per-author rates and per-neighbour introductions of new authors.
 //! - [`clock`]: our clock's offset from the network's, from the timestamps of what arrives.
 //! - [`rate`]: token buckets, alone and in a bounded table per peer.
+//! - [`transfer`]: files: manifests and roots, offers, the file frames, and the downloader's machine.
 //!
 //! ## One contract for the state machines
 //!
@@ -74,6 +75,7 @@ pub mod routing;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod sync;
+pub mod transfer;
 
 pub use envelope::{Envelope, MessageId};
 pub use identity::{Fingerprint, KeyCache, Keypair, PublicKey};

@@ -64,7 +64,7 @@ pub fn validate_nick(nick: &str) -> Result<(), Error> {
 /// What a received nick must be: 1..=32 bytes, no control characters, not only white space.
 /// Kept lenient on purpose: older nodes may send invisible characters, and refusing them here
 /// would make their messages malformed; the interfaces show such characters instead.
-fn check_nick_received(nick: &str) -> Result<(), Error> {
+pub(crate) fn check_nick_received(nick: &str) -> Result<(), Error> {
     if nick.trim().is_empty() || nick.len() > MAX_NICK_LEN || nick.chars().any(|c| c.is_control()) {
         return Err(Error::BadNick);
     }
@@ -170,6 +170,22 @@ impl Text {
             nick: nick.to_owned(),
             text: text.to_owned(),
         })
+    }
+}
+
+/// A byte count as people read it: `512 B`, `2.2 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -153,6 +153,10 @@ enum Kind {
     Tracker,
     Info,
     Stats,
+    SendFile,
+    AcceptFile,
+    CancelFile,
+    Files,
 }
 
 #[derive(Debug)]
@@ -494,6 +498,10 @@ pub fn request(
         Command::Tracker => (Kind::Tracker, None),
         Command::Info => (Kind::Info, None),
         Command::Stats => (Kind::Stats, None),
+        Command::SendFile { .. } => (Kind::SendFile, None),
+        Command::AcceptFile { .. } => (Kind::AcceptFile, None),
+        Command::CancelFile { .. } => (Kind::CancelFile, None),
+        Command::Files => (Kind::Files, None),
         Command::Quit => {
             proc_.write(cmd)?;
             return Ok(0);
@@ -810,9 +818,25 @@ pub(crate) fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Even
         Event::Stats(_) => {
             st.nodes[idx].answer(Some(Kind::Stats), None, Ok(ev));
         }
+        Event::FileOffered(_) => {
+            st.nodes[idx].answer(Some(Kind::SendFile), None, Ok(ev));
+        }
+        Event::FileAccepted { .. } => {
+            st.nodes[idx].answer(Some(Kind::AcceptFile), None, Ok(ev));
+        }
+        Event::FileCancelled { .. } => {
+            st.nodes[idx].answer(Some(Kind::CancelFile), None, Ok(ev));
+        }
+        Event::Files { .. } => {
+            st.nodes[idx].answer(Some(Kind::Files), None, Ok(ev));
+        }
         Event::Warning(_)
         | Event::TrackerChanged { .. }
         | Event::Lagged { .. }
+        | Event::FileOffer(_)
+        | Event::FileProgress { .. }
+        | Event::FileDone { .. }
+        | Event::FileFailed { .. }
         | Event::Unknown => {
             let n = &mut st.nodes[idx];
             if n.other_events.len() >= MAX_OTHER_EVENTS {

@@ -9,6 +9,7 @@ use libp2p::{
 };
 
 pub mod broadcast;
+pub mod file;
 pub mod handshakes;
 pub mod route;
 pub mod sync;
@@ -41,8 +42,9 @@ pub struct Behaviour {
     /// their connections are closed and new ones refused.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: connection_limits::Behaviour,
-    /// Room broadcast streams (`/meshchat/broadcast/1`, see [`broadcast`]) and DM routing
-    /// streams (`/meshchat/route/1`, see [`route`]).
+    /// Room broadcast streams (`/meshchat/broadcast/1`, see [`broadcast`]), DM routing
+    /// streams (`/meshchat/route/1`, see [`route`]) and file streams (`/meshchat/file/1`, see
+    /// [`file`]).
     pub broadcast: libp2p_stream::Behaviour,
     /// History sync (`/meshchat/sync/1`).
     pub sync: sync::Behaviour,

@@ -72,10 +72,32 @@ pub struct Config {
     pub routing: meshchat_core::routing::Limits,
     /// Outbox and custody bounds (direct messages).
     pub dm: meshchat_core::dm::Limits,
+    /// File transfer (issue 20): where downloads go, what is fetched unasked, how much disk
+    /// is kept free, and the downloader's windows and timeouts.
+    pub files: Files,
     /// Tests: while set, message writes fail as on a full disk.
     #[doc(hidden)]
     pub fail_writes: Option<Arc<AtomicBool>>,
 }
+
+/// File transfer settings ([`Config::files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    /// Finished downloads go here; partial ones in its `.meshchat-partial/` (the same disk, so
+    /// a verified file is moved in place, never copied).
+    pub download_dir: PathBuf,
+    /// Offers up to this many bytes, in a joined room or to us, are fetched without asking.
+    pub auto_accept_size: u64,
+    /// A download that would leave less than this free on the download dir's disk is refused.
+    pub keep_free: u64,
+    /// The downloader's windows, timeouts and holder bounds.
+    pub download: meshchat_core::transfer::Config,
+}
+
+/// Default [`Files::auto_accept_size`]: 8 MiB (photos and documents, not videos).
+pub const DEFAULT_AUTO_ACCEPT_SIZE: u64 = 8 * 1024 * 1024;
+/// Default [`Files::keep_free`]: 64 MiB, so a download never fills the disk the database is on.
+pub const DEFAULT_KEEP_FREE: u64 = 64 * 1024 * 1024;
 
 /// Default [`Config::handshake_timeout`]: sockets that never finish a handshake free their slot
 /// soon (libp2p's default is 10 s), while a slow honest link still has time for its few round
@@ -92,8 +114,15 @@ pub const DEFAULT_RELAY_BUDGET: u64 = 256 * 1024 * 1024;
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir: PathBuf = data_dir.into();
         Self {
-            data_dir: data_dir.into(),
+            files: Files {
+                download_dir: data_dir.join("downloads"),
+                auto_accept_size: DEFAULT_AUTO_ACCEPT_SIZE,
+                keep_free: DEFAULT_KEEP_FREE,
+                download: meshchat_core::transfer::Config::default(),
+            },
+            data_dir,
             nick: None,
             listen: Vec::new(),
             peers: Vec::new(),

@@ -55,6 +55,17 @@ pub enum Error {
     ToSelf,
     #[error("direct message: {0}")]
     Dm(#[from] meshchat_core::dm::Error),
+    #[error("no file offer {0:?} is known here (see /files)")]
+    UnknownFile(String),
+    #[error("{0}")]
+    File(String),
+    #[error("not enough space for {name}: it needs {needs}, {free} is free and {keep} is kept free (--keep-free)")]
+    NoSpace {
+        name: String,
+        needs: String,
+        free: String,
+        keep: String,
+    },
     #[error("the node has stopped")]
     Stopped,
 }
@@ -92,6 +103,9 @@ pub enum Event {
         to: PeerId,
         state: DmState,
     },
+    /// A file offer or transfer event: one of `meshchat_api::Event`'s `file_*` variants,
+    /// which the files handler writes in the API's own terms (ids and hashes as hex).
+    File(meshchat_api::Event),
     /// The tracker this node follows changed, or its epoch did. `None`: it is gone and an
     /// election is running. `is_self`: this node is the tracker now.
     TrackerChanged {
@@ -427,6 +441,16 @@ pub struct Stats {
     pub tracker_roster_msgs: u64,
     /// Tracker messages that could not be routed (no route to the node they were for).
     pub tracker_unroutable: u64,
+    /// File transfer: piece bytes this node served (its own files and finished downloads),
+    /// verified piece bytes it received for its downloads, and bytes it forwarded for others.
+    pub file_bytes_sent: u64,
+    pub file_bytes_received: u64,
+    pub file_bytes_relayed: u64,
+    /// File frames dropped: over a neighbour's byte rate, no route, a full queue, a stale or
+    /// forged request.
+    pub file_frames_dropped: u64,
+    /// Pieces that failed verification (their holder is dropped from that download).
+    pub file_pieces_bad: u64,
 }
 
 /// What [`Handle::send`] reports.

@@ -18,8 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// Newest schema this code knows; `PRAGMA user_version` holds the database's. Version 2 added
 /// the arrival order (`seq`) and the `synced` mark; version 3 the direct messages (`dms`,
-/// `dm_items`) and profiles.
-pub const SCHEMA_VERSION: i64 = 3;
+/// `dm_items`) and profiles; version 4 the file offers and transfers (`files`).
+pub const SCHEMA_VERSION: i64 = 4;
 /// Most known peers remembered; the least recently seen are forgotten first.
 pub const MAX_KNOWN_PEERS: i64 = 1000;
 /// Most addresses remembered per peer.
@@ -62,12 +62,17 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
-    /// The displayable form of a verified room-text envelope.
+    /// The displayable form of a verified room-text envelope, or of a file offer in a room
+    /// (its text says what it offers).
     pub fn from_envelope(env: &Envelope) -> Option<Self> {
-        if env.kind() != Kind::RoomText {
-            return None;
-        }
-        Some(Self::new(env, Text::decode(env.body()).ok()?))
+        let text = match env.kind() {
+            Kind::RoomText => Text::decode(env.body()).ok()?,
+            Kind::File => meshchat_core::transfer::wire::Offer::decode(env.body())
+                .ok()?
+                .as_text(),
+            _ => return None,
+        };
+        Some(Self::new(env, text))
     }
 
     /// The stored form of a verified room-text envelope whose body the caller already decoded.
@@ -264,6 +269,9 @@ impl Store {
         }
         if version < 3 {
             tx.execute_batch(dm::SCHEMA_V3)?;
+        }
+        if version < 4 {
+            tx.execute_batch(files::SCHEMA_V4)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -554,9 +562,18 @@ fn read_messages(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredMessage>, Err
 }
 
 mod dm;
+mod files;
 mod sync;
 
 pub use dm::{ConversationRow, DmRow, ItemRow, ProfileRow, MAX_DM_HISTORY};
+pub use files::{state_code, state_of_code, FileRow, Progress as FileProgress, MAX_FILES};
+
+/// The wall clock in Unix milliseconds (a row's `updated`).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 mod clock;
 mod dm;
+mod files;
 mod hostile;
 mod storage;
 mod support;

@@ -8,5 +8,6 @@
 //! converts its views (`meshchat_node::api`).
 
 pub mod commands;
+pub mod files;
 pub mod output;
 pub mod tui;

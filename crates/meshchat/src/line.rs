@@ -3,11 +3,18 @@
 //! history sync; see [`message_line`]); slash commands do the rest. Used with `--plain` or when stdin is not
 //! a terminal, until the full-screen interface takes over interactive use.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meshchat_api as api;
+use meshchat_core::room::human_size;
 use meshchat_node::{Event, Handle};
 use tokio::io::BufReader;
 use tokio::sync::mpsc;
 
 use meshchat::commands::{self, Command, Interface, Parsed};
+use meshchat::files::{self, Meters, Numbers};
 
 use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
@@ -26,7 +33,9 @@ messages print as [room] nick (fingerprint): text; one that arrived late, by
 history sync (written while you were away), as [room] (synced HH:MM) nick ...
 direct messages as [dm] nick (fingerprint): text; yours as [dm -> PEER] and
 their state as * dm ID to PEER: queued|sent|delivered|failed; a change of
-the network's tracker as [tracker] now NICK (fingerprint) (epoch N)";
+the network's tracker as [tracker] now NICK (fingerprint) (epoch N)
+files as [file N] ...: an offer, its progress (at most every 2 s), done or
+failed; /file PATH offers one to the current room";
 
 /// Line mode's `/help`: the commands it has, then how it prints.
 fn help() -> String {
@@ -73,9 +82,20 @@ pub async fn run(
 
     let mut catchup = Catchup::start(&handle).await?;
     let printer_handle = handle.clone();
+    // File numbers, shared by the printer (which gives them) and the commands (which read them).
+    let numbers = Arc::new(Mutex::new(Numbers::default()));
+    let printer_numbers = numbers.clone();
+    let mut meters = Meters::default();
+    let mut printed: HashMap<String, Instant> = HashMap::new();
     let printer = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             match event {
+                Event::File(e) => {
+                    let mut numbers = printer_numbers.lock().expect("not poisoned");
+                    if let Some(line) = file_line(&e, &mut numbers, &mut meters, &mut printed) {
+                        println!("{line}");
+                    }
+                }
                 Event::Message(m) => {
                     if catchup.first_time(&m) {
                         println!("{}", message_line(&m));
@@ -346,6 +366,60 @@ pub async fn run(
                     println!("* {}", who_line(p, tracker.tracker));
                 }
             }
+            Command::File(path) => match handle.send_file(Some(&current), None, path).await {
+                Ok(f) => {
+                    let n = numbers.lock().expect("not poisoned").number(&f.id);
+                    println!(
+                        "[file {n}] offered {} ({}) in {current}",
+                        visible_name(&f.name),
+                        human_size(f.size)
+                    );
+                }
+                Err(e) => println!("* not offered: {e}"),
+            },
+            Command::Files => match handle.files().await {
+                Ok(files) if files.is_empty() => println!("* no file offers yet"),
+                Ok(files) => {
+                    let mut numbers = numbers.lock().expect("not poisoned");
+                    for f in files.iter().rev() {
+                        let n = numbers.number(&f.id);
+                        println!("{}", files::list_line(n, f));
+                    }
+                }
+                Err(e) => println!("* {e}"),
+            },
+            Command::Accept(n) => {
+                let id = match n {
+                    Some(n) => numbers
+                        .lock()
+                        .expect("not poisoned")
+                        .id(n)
+                        .map(str::to_owned),
+                    None => newest_offer(&handle).await,
+                };
+                match id {
+                    None => println!("* no such offer; /files lists them"),
+                    Some(id) => match handle.accept_file(&id).await {
+                        Ok(()) => println!("* fetching; progress follows"),
+                        Err(e) => println!("* not fetched: {e}"),
+                    },
+                }
+            }
+            Command::Cancel(n) => {
+                let n: usize = n.parse().unwrap_or(0);
+                let id = numbers
+                    .lock()
+                    .expect("not poisoned")
+                    .id(n)
+                    .map(str::to_owned);
+                match id {
+                    None => println!("* no such file; /files lists them"),
+                    Some(id) => match handle.cancel_file(&id).await {
+                        Ok(()) => println!("[file {n}] cancelled"),
+                        Err(e) => println!("* {e}"),
+                    },
+                }
+            }
             Command::Tracker => {
                 let t = handle.tracker().await?;
                 let name = t
@@ -358,6 +432,69 @@ pub async fn run(
     }
     printer.abort();
     Ok(())
+}
+
+/// How often line mode prints a transfer's progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Line mode's line for a file event, if it prints one now (progress at most every
+/// [`PROGRESS_EVERY`] per transfer).
+fn file_line(
+    e: &api::Event,
+    numbers: &mut Numbers,
+    meters: &mut Meters,
+    printed: &mut HashMap<String, Instant>,
+) -> Option<String> {
+    match e {
+        api::Event::FileOffer(f) => Some(files::offer_line(numbers.number(&f.id), f)),
+        api::Event::FileProgress { id, bytes, total } => {
+            let now = Instant::now();
+            let rate = meters.update(id, *bytes, now);
+            let due = printed
+                .get(id)
+                .is_none_or(|t| now.duration_since(*t) >= PROGRESS_EVERY);
+            if !due || bytes >= total {
+                return None;
+            }
+            if printed.len() > 1000 {
+                printed.clear();
+            }
+            printed.insert(id.clone(), now);
+            Some(format!(
+                "[file {}] {}",
+                numbers.number(id),
+                files::progress_text(*bytes, *total, rate)
+            ))
+        }
+        api::Event::FileDone { id, path, .. } => {
+            meters.done(id);
+            printed.remove(id);
+            Some(format!(
+                "[file {}] done, verified: {}",
+                numbers.number(id),
+                visible_text(path)
+            ))
+        }
+        api::Event::FileFailed { id, reason } => {
+            meters.done(id);
+            printed.remove(id);
+            Some(format!(
+                "[file {}] failed: {}",
+                numbers.number(id),
+                visible_text(reason)
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The newest offer to us not fetched yet.
+async fn newest_offer(handle: &Handle) -> Option<String> {
+    let files = handle.files().await.ok()?;
+    files
+        .into_iter()
+        .find(|f| !f.own && f.state == api::FileState::Offered)
+        .map(|f| f.id)
 }
 
 async fn show_history(handle: &Handle, room: &str, n: usize) {

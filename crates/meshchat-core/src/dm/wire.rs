@@ -30,6 +30,7 @@ use crate::envelope::{self, Envelope, Kind};
 use crate::identity::{Keypair, PublicKey};
 use crate::room::Text;
 use crate::routing::wire::PeerBytes;
+use crate::transfer::wire::Offer;
 
 /// HPKE `info`, and the start of the `aad`.
 pub const SEAL_INFO: &[u8] = b"meshchat/dm/v1\0";
@@ -324,7 +325,7 @@ pub fn seal<P: PeerBytes, R: rand::RngCore + rand::CryptoRng>(
     hop_limit: u16,
     rng: &mut R,
 ) -> Result<Dm<P>, Error> {
-    if env.kind() != Kind::Direct {
+    if !matches!(env.kind(), Kind::Direct | Kind::File) {
         return Err(Error::Malformed("not a direct-message envelope"));
     }
     if env.as_bytes().len() > MAX_DM_ENVELOPE_LEN {
@@ -355,11 +356,14 @@ pub fn seal<P: PeerBytes, R: rand::RngCore + rand::CryptoRng>(
     })
 }
 
-/// A DM opened and checked: the sender's envelope and its text.
+/// A DM opened and checked: the sender's envelope and its text. A file offer (an envelope of
+/// [`Kind::File`] sealed like a DM) reads as [`Offer::as_text`] in the conversation and
+/// carries the offer, whose piece key only the two ends ever see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
     pub envelope: Envelope,
     pub text: Text,
+    pub offer: Option<Offer>,
 }
 
 /// Opens a DM addressed to us (`me` is our identity key) and checks the envelope inside: its
@@ -382,14 +386,63 @@ pub fn open<P: PeerBytes>(
     )
     .map_err(|_| Error::CannotOpen)?;
     let envelope = Envelope::open(plain, now_ms).map_err(Error::Envelope)?;
-    if envelope.kind() != Kind::Direct {
-        return Err(Error::Malformed("sealed envelope is not a DM"));
-    }
     if envelope.target() != hex::encode(me.as_bytes()) {
         return Err(Error::NotForUs);
     }
-    let text = Text::decode(envelope.body()).map_err(|_| Error::Malformed("DM text"))?;
-    Ok(Opened { envelope, text })
+    match envelope.kind() {
+        Kind::Direct => {
+            let text = Text::decode(envelope.body()).map_err(|_| Error::Malformed("DM text"))?;
+            Ok(Opened {
+                envelope,
+                text,
+                offer: None,
+            })
+        }
+        Kind::File => {
+            let offer =
+                Offer::decode(envelope.body()).map_err(|_| Error::Malformed("DM file offer"))?;
+            // Its pieces are sealed with the key in it: an offer without one would send the
+            // file in the clear across the relays.
+            if offer.key.is_none() {
+                return Err(Error::Malformed("DM file offer without a key"));
+            }
+            Ok(Opened {
+                envelope,
+                text: offer.as_text(),
+                offer: Some(offer),
+            })
+        }
+        _ => Err(Error::Malformed("sealed envelope is not a DM")),
+    }
+}
+
+/// Signs a file offer from `sender` to `recipient`, to be sealed like a DM (the offer must
+/// carry its piece key).
+pub fn sign_offer(
+    sender: &Keypair,
+    recipient: &PublicKey,
+    offer: &Offer,
+    timestamp_ms: u64,
+    nonce: u64,
+) -> Result<Envelope, Error> {
+    if offer.key.is_none() {
+        return Err(Error::Malformed("DM file offer without a key"));
+    }
+    let body = offer
+        .encode()
+        .map_err(|_| Error::Malformed("DM file offer"))?;
+    let target = hex::encode(recipient.as_bytes());
+    Envelope::sign(
+        sender,
+        envelope::Draft {
+            kind: Kind::File,
+            target: &target,
+            timestamp_ms,
+            nonce,
+            body: &body,
+        },
+    )
+    .map_err(Error::Envelope)
 }
 
 /// Signs a DM envelope from `sender` to `recipient` (the step before [`seal`]).

@@ -86,10 +86,29 @@ struct Writer {
     full_since: Option<Instant>,
 }
 
+/// How much a [`Links`] may hold: frames from all peers waiting for the actor, and frames and
+/// bytes queued for each peer's writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queues {
+    pub inbound: usize,
+    pub send_frames: usize,
+    pub send_bytes: usize,
+}
+
+impl Queues {
+    /// The broadcast's and the DM routing's queues.
+    pub const MESSAGES: Queues = Queues {
+        inbound: INBOUND_QUEUE,
+        send_frames: SEND_QUEUE,
+        send_bytes: SEND_QUEUE_BYTES,
+    };
+}
+
 /// Our streams to every connected peer.
 pub struct Links {
     protocol: StreamProtocol,
     max_frame: usize,
+    queues: Queues,
     control: libp2p_stream::Control,
     writers: HashMap<PeerId, Writer>,
     tx: mpsc::Sender<Inbound>,
@@ -100,7 +119,7 @@ impl Links {
     /// Links over `behaviour`'s connections, and the queue their reports arrive on. Call
     /// [`Links::start`] from within the runtime before the first connection.
     pub fn new(behaviour: &libp2p_stream::Behaviour) -> (Self, mpsc::Receiver<Inbound>) {
-        Self::with_protocol(behaviour, PROTOCOL, MAX_FRAME_LEN)
+        Self::with_protocol(behaviour, PROTOCOL, MAX_FRAME_LEN, Queues::MESSAGES)
     }
 
     /// Links speaking `protocol`, whose frames are at most `max_frame` bytes.
@@ -108,11 +127,13 @@ impl Links {
         behaviour: &libp2p_stream::Behaviour,
         protocol: StreamProtocol,
         max_frame: usize,
+        queues: Queues,
     ) -> (Self, mpsc::Receiver<Inbound>) {
-        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let (tx, rx) = mpsc::channel(queues.inbound);
         let links = Self {
             protocol,
             max_frame,
+            queues,
             control: behaviour.new_control(),
             writers: HashMap::new(),
             tx,
@@ -139,7 +160,7 @@ impl Links {
         }
         self.next_link += 1;
         let link = self.next_link;
-        let (frames, queue) = mpsc::channel(SEND_QUEUE);
+        let (frames, queue) = mpsc::channel(self.queues.send_frames);
         let queued = Arc::new(AtomicUsize::new(0));
         self.writers.insert(
             peer,
@@ -210,7 +231,7 @@ impl Links {
             return Err(SendError::NoLink);
         };
         let len = frame.len();
-        let sent = if w.queued.load(Ordering::Relaxed) + len > SEND_QUEUE_BYTES {
+        let sent = if w.queued.load(Ordering::Relaxed) + len > self.queues.send_bytes {
             Err(mpsc::error::TrySendError::Full(frame))
         } else {
             w.frames.try_send(frame)

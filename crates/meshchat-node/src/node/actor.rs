@@ -18,6 +18,7 @@ mod broadcast;
 mod conns;
 mod context;
 mod disk;
+mod files;
 mod inbound;
 mod listen;
 mod rooms;
@@ -46,6 +47,7 @@ pub(super) struct Actor {
     direct: route::Direct,
     sync: sync::Sync,
     tracker: tracker::Tracker,
+    files: files::Files,
 }
 
 /// A handler's context, borrowed from the actor's fields.
@@ -94,6 +96,7 @@ impl Actor {
             Instant::now(),
         ));
         let sync = sync::Sync::new(config.sync);
+        let files = files::Files::new(&swarm.behaviour().broadcast);
         let mut io = Io::new(
             swarm,
             store,
@@ -119,6 +122,7 @@ impl Actor {
             direct,
             sync,
             tracker,
+            files,
         })
     }
 
@@ -131,6 +135,7 @@ impl Actor {
         }
         self.direct.start(ctx!(self))?;
         self.tracker.start(ctx!(self));
+        self.files.start(ctx!(self));
         self.conns.start(ctx!(self))?;
         self.hand_on();
         Ok(())
@@ -145,6 +150,7 @@ impl Actor {
         let lag_notice = self.io.events();
         let mut trees_rx = self.trees.take_reports();
         let mut route_rx = self.direct.take_reports();
+        let mut files_rx = self.files.take_reports();
         let at = |t: Option<Instant>| t.map(tokio::time::Instant::from_std);
         let shutdown_reply = loop {
             let flush_due = at(self.inbound.flush_due());
@@ -152,6 +158,7 @@ impl Actor {
             let route_due = tokio::time::Instant::from_std(self.direct.due());
             let tracker_due = at(self.tracker.wake());
             let sync_due = at(self.sync.wake());
+            let files_due = at(self.files.wake());
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -168,7 +175,9 @@ impl Actor {
                 () = tokio::time::sleep_until(route_due) => self.direct.tick(ctx!(self)),
                 () = sleep_until_opt(tracker_due) => self.tracker.tick(ctx!(self)),
                 () = sleep_until_opt(sync_due) => self.sync.tick(ctx!(self)),
+                () = sleep_until_opt(files_due) => self.files.tick(ctx!(self)),
                 Some(report) = recv_opt(&mut route_rx) => self.direct.on_report(report, ctx!(self)),
+                Some(report) = recv_opt(&mut files_rx) => self.files.on_report(report, ctx!(self)),
                 Some(report) = recv_opt(&mut trees_rx) => {
                     self.trees.on_report(report, ctx!(self));
                     // What else has arrived, up to a batch, before anything is sent.
@@ -238,10 +247,12 @@ impl Actor {
             Note::PeerUp(peer) => {
                 self.trees.connected(peer, ctx);
                 self.direct.connected(peer, ctx);
+                self.files.connected(peer, ctx);
             }
             Note::PeerDown(peer) => {
                 self.trees.disconnected(peer, ctx);
                 self.direct.disconnected(peer, ctx);
+                self.files.disconnected(&peer);
                 self.sync.forget(&peer, ctx);
             }
             Note::Identified { peer, protocols } => self.sync.on_identified(peer, &protocols, ctx),
@@ -250,6 +261,11 @@ impl Actor {
             Note::ItemsChanged => self.sync.changed(),
             Note::RoomsChanged => self.sync.rooms_changed(),
             Note::SyncAll => self.sync.all(ctx),
+            Note::FileOffer { env, offer, dm } => self.files.on_offer(env, *offer, dm, ctx),
+            Note::FileSend { to, frame, origin } => {
+                let via = self.direct.next_hop(&to);
+                self.files.send_via(to, via, frame, origin, ctx);
+            }
         }
     }
 

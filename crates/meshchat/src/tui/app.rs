@@ -202,6 +202,21 @@ pub enum Action {
     Whois {
         query: String,
     },
+    /// `/file`: offer a file to a room or to one person (a peer id).
+    SendFile {
+        room: Option<String>,
+        to: Option<String>,
+        path: String,
+    },
+    /// `/accept`: fetch this offer (`None`: the newest one not fetched).
+    AcceptFile {
+        id: Option<String>,
+    },
+    CancelFile {
+        id: String,
+    },
+    /// `/files`.
+    Files,
 }
 
 /// The answer to an [`Action`], node errors as text.
@@ -270,6 +285,14 @@ pub enum Reply {
         /// Profiles that reached the node (none, not an error, for someone without one).
         profiles: Result<Vec<ProfileView>, String>,
     },
+    FileOffered(Result<meshchat_api::File, String>),
+    /// The offer now being fetched.
+    FileAccepted(Result<meshchat_api::File, String>),
+    FileCancelled {
+        id: String,
+        result: Result<(), String>,
+    },
+    Files(Result<Vec<meshchat_api::File>, String>),
 }
 
 #[derive(Debug)]
@@ -312,6 +335,8 @@ pub struct App {
     pub room_hits: RefCell<Vec<(Rect, usize)>>,
     /// "Not relayed" was said since the last peer came: say it once.
     unrelayed_said: bool,
+    /// File offers' numbers and the downloads under way.
+    pub transfers: files::Transfers,
 }
 
 impl App {
@@ -344,6 +369,7 @@ impl App {
             settled_pane: (80, 20),
             room_hits: RefCell::new(Vec::new()),
             unrelayed_said: false,
+            transfers: files::Transfers::default(),
         };
         let now = app.clock.now_ms();
         app.book
@@ -476,6 +502,7 @@ impl App {
                 self.clock_off = off.then_some(offset_ms);
             }
             Event::Dm(d) => self.on_dm(d),
+            Event::File(e) => self.on_file_event(e),
             Event::DmStatus { id, to, state } => {
                 if let Some(i) = self.room_index(&conversation_name(&to)) {
                     let geo = self.geometry(&self.rooms[i]);
@@ -568,6 +595,10 @@ impl App {
 
     pub fn on_reply(&mut self, reply: Reply) {
         match reply {
+            r @ (Reply::FileOffered(_)
+            | Reply::FileAccepted(_)
+            | Reply::FileCancelled { .. }
+            | Reply::Files(_)) => self.on_file_reply(r),
             Reply::Sent { room, text, result } => match result {
                 Ok(sent) => {
                     if !sent.relayed && !self.unrelayed_said {
@@ -945,6 +976,7 @@ impl App {
 
 mod commands;
 mod dm;
+pub mod files;
 mod keys;
 #[cfg(test)]
 mod tests;

@@ -79,12 +79,14 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         return;
     }
     let input = InputLayout::new(app, area.width, (area.height / 3).max(1) as usize);
-    let [main, status, input_area] = Layout::vertical([
+    let [main, bars, status, input_area] = Layout::vertical([
         Constraint::Min(1),
+        Constraint::Length(app.transfers.rows()),
         Constraint::Length(1),
         Constraint::Length(input.shown_rows() as u16),
     ])
     .areas(area);
+    transfers(frame.buffer_mut(), bars, app);
     app.room_hits.borrow_mut().clear();
     let pane = if area.width >= SIDEBAR_MIN_WIDTH {
         let list_width = sidebar_width(app, area.width);
@@ -109,6 +111,37 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     input.draw(frame, input_area);
     if let Some(overlay) = &app.overlay {
         draw_overlay(frame, area, app, overlay);
+    }
+}
+
+/// A progress bar for each download under way (at most `files::MAX_BARS`, the last row
+/// saying how many more there are): `⇣ 3 photo.jpg [####....] 42% 1.0 MiB / 2.2 MiB, …`.
+fn transfers(buf: &mut Buffer, area: Rect, app: &App) {
+    let active = &app.transfers.active;
+    for (row, t) in active.iter().take(area.height as usize).enumerate() {
+        let y = area.y + row as u16;
+        let more = active.len() - area.height as usize;
+        let line = if row + 1 == area.height as usize && more > 0 {
+            format!("⇣ {} more downloads under way (/files)", more + 1)
+        } else {
+            let fraction = if t.total == 0 {
+                1.0
+            } else {
+                t.bytes as f64 / t.total as f64
+            };
+            let text = crate::files::progress_text(t.bytes, t.total, t.rate);
+            let name: String = t.name.chars().take(24).collect();
+            let bar_width = (area.width as usize)
+                .saturating_sub(name.len() + text.len() + 12)
+                .clamp(4, 30);
+            format!(
+                "⇣ {} {name} {} {}",
+                t.n,
+                crate::files::bar(fraction, bar_width),
+                text.trim_start()
+            )
+        };
+        buf.set_stringn(area.x, y, &line, area.width as usize, DIM);
     }
 }
 

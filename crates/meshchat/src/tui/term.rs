@@ -225,6 +225,23 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Starts fetching offer `id` (`None`: the newest offer not fetched); the offer as it was.
+async fn accept_file(handle: &Handle, id: Option<String>) -> Result<meshchat_api::File, String> {
+    let files = handle.files().await.map_err(|e| e.to_string())?;
+    let offer = match id {
+        Some(id) => files.into_iter().find(|f| f.id == id),
+        None => files
+            .into_iter()
+            .find(|f| !f.own && f.state == meshchat_api::FileState::Offered),
+    }
+    .ok_or("no such offer; /files lists them")?;
+    handle
+        .accept_file(&offer.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(offer)
+}
+
 /// Runs node calls one after another and sends back their answers.
 async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mpsc::Sender<Reply>) {
     let dials = Arc::new(Semaphore::new(MAX_DIALS));
@@ -252,6 +269,24 @@ async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mp
                 });
                 continue;
             }
+            Action::SendFile { room, to, path } => {
+                // Hashing a large file takes seconds: on a task of its own.
+                let (handle, replies) = (handle.clone(), replies.clone());
+                tokio::spawn(async move {
+                    let result = handle
+                        .send_file(room.as_deref(), to.as_deref(), &path)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = replies.send(Reply::FileOffered(result)).await;
+                });
+                continue;
+            }
+            Action::AcceptFile { id } => Reply::FileAccepted(accept_file(&handle, id).await),
+            Action::CancelFile { id } => {
+                let result = handle.cancel_file(&id).await.map_err(|e| e.to_string());
+                Reply::FileCancelled { id, result }
+            }
+            Action::Files => Reply::Files(handle.files().await.map_err(|e| e.to_string())),
             Action::Send { room, text } => {
                 let result = handle.send(&room, &text).await.map_err(|e| e.to_string());
                 Reply::Sent { room, text, result }

@@ -10,7 +10,9 @@ use libp2p::{Multiaddr, PeerId};
 use meshchat_api as api;
 use meshchat_core::MessageId;
 
-use super::{rooms, Actor, Ctx};
+use meshchat_core::transfer::wire::Offer;
+
+use super::{files, rooms, Actor, Ctx};
 use crate::api as convert;
 use crate::node::{
     Conversation, DmSent, DmView, Error, Handle, MessageView, NodeInfo, OnlinePeer, PeerInfo,
@@ -169,6 +171,80 @@ impl Handle {
         .await
     }
 
+    /// Offers a file to a joined `room` or to one person `to` (named as for [`Handle::dm`]):
+    /// hashes it (on a blocking thread: a large file takes seconds), signs the offer and sends
+    /// it. The file is read from `path` whenever someone fetches it, so it must stay there.
+    pub async fn send_file(
+        &self,
+        room: Option<&str>,
+        to: Option<&str>,
+        path: &str,
+    ) -> Result<api::File, Error> {
+        let target = match (room, to) {
+            (Some(room), None) => Ok(room.to_owned()),
+            (None, Some(to)) => Err(to.to_owned()),
+            _ => {
+                return Err(Error::File(
+                    "name a room or a person to send the file to, not both".into(),
+                ))
+            }
+        };
+        let path =
+            std::path::absolute(path.trim()).map_err(|e| Error::File(format!("{path}: {e}")))?;
+        let hashed = path.clone();
+        let manifest = tokio::task::spawn_blocking(move || files::hash_file(&hashed))
+            .await
+            .map_err(|e| Error::File(format!("hashing {}: {e}", path.display())))??;
+        self.ask(move |a: &mut Actor| {
+            let ctx = ctx!(a);
+            let name = path
+                .file_name()
+                .map(|n| files::safe_name(&n.to_string_lossy()))
+                .unwrap_or_else(|| "file".into());
+            let offer = Offer {
+                nick: ctx.io.nick.clone(),
+                name,
+                size: manifest.size(),
+                chunk_size: manifest.chunk_size(),
+                root: manifest.root(),
+                key: target.is_err().then(rand::random),
+            };
+            match &target {
+                Ok(room) => {
+                    let env = rooms::send_offer(room, &offer, ctx)?;
+                    a.trees.publish(env.id(), env.as_bytes(), ctx);
+                    a.files
+                        .record_own(&env, &offer, &path, &manifest, None, ctx!(a))
+                }
+                Err(to) => {
+                    let (_, env, key) = a.direct.send_offer(to, &offer, ctx)?;
+                    a.files
+                        .record_own(&env, &offer, &path, &manifest, Some(key), ctx!(a))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Starts (or resumes) fetching an offered file; `id` is its offer's id.
+    pub async fn accept_file(&self, id: &str) -> Result<(), Error> {
+        let id = file_id(id)?;
+        self.ask(move |a: &mut Actor| a.files.accept(id, ctx!(a)))
+            .await
+    }
+
+    /// Stops a download (deleting its partial data) or stops serving our offer.
+    pub async fn cancel_file(&self, id: &str) -> Result<(), Error> {
+        let id = file_id(id)?;
+        self.ask(move |a: &mut Actor| a.files.cancel(id, ctx!(a)))
+            .await
+    }
+
+    /// The file offers and transfers this node knows, newest first.
+    pub async fn files(&self) -> Result<Vec<api::File>, Error> {
+        self.ask(|a: &mut Actor| a.files.list(ctx!(a))).await
+    }
+
     /// Carries out one command of the typed API and gives its answer: the one place where the
     /// API's commands meet the node, for every program-facing interface (JSON mode, the web
     /// UI). `None` for [`api::Command::Quit`], which has no answer (the interface stops).
@@ -258,10 +334,30 @@ impl Handle {
                 .tracker()
                 .await
                 .map(|t| Line::Tracker(convert::tracker(&t))),
+            Command::SendFile { room, to, path } => self
+                .send_file(room.as_deref(), to.as_deref(), &path)
+                .await
+                .map(Line::FileOffered),
+            Command::AcceptFile { id } => self
+                .accept_file(&id)
+                .await
+                .map(|()| Line::FileAccepted { id }),
+            Command::CancelFile { id } => self
+                .cancel_file(&id)
+                .await
+                .map(|()| Line::FileCancelled { id }),
+            Command::Files => self.files().await.map(|files| Line::Files { files }),
             Command::Quit => return None,
         };
         Some(reply.unwrap_or_else(|e| convert::error(e.to_string())))
     }
+}
+
+/// A file offer's id (64 hex digits).
+fn file_id(id: &str) -> Result<MessageId, Error> {
+    id.trim()
+        .parse::<MessageId>()
+        .map_err(|_| Error::UnknownFile(id.to_owned()))
 }
 
 /// A history position of the API (`{"ts":…,"id":"<64 hex>"}`) as the store's.

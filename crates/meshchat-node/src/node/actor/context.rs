@@ -256,6 +256,20 @@ pub(super) enum Note {
     RoomsChanged,
     /// Reconcile with every peer now (a join, or storing works again).
     SyncAll,
+    /// A checked file offer: in a room (stored like its texts), or opened from a DM to us
+    /// (`dm`).
+    FileOffer {
+        env: Envelope,
+        offer: Box<meshchat_core::transfer::wire::Offer>,
+        dm: bool,
+    },
+    /// Send a file frame toward `to`: the loop asks the routing table for the next hop and
+    /// hands both to the files handler; `origin` says whom a failure concerns.
+    FileSend {
+        to: Key,
+        frame: Vec<u8>,
+        origin: super::files::Origin,
+    },
 }
 
 /// The notes of a turn, handed on in order.

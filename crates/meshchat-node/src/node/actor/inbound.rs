@@ -210,6 +210,15 @@ impl Inbound {
         let room = matches!(checked, Checked::Room(..));
         match checked {
             Checked::Room(env, text) => {
+                if env.kind() == meshchat_core::envelope::Kind::File {
+                    if let Ok(offer) = meshchat_core::transfer::wire::Offer::decode(env.body()) {
+                        notes.push(Note::FileOffer {
+                            env: env.clone(),
+                            offer: Box::new(offer),
+                            dm: false,
+                        });
+                    }
+                }
                 let mut stored = StoredMessage::new(&env, text);
                 stored.synced = matches!(via, Via::Sync(_));
                 self.queue_for_store(io, notes, env, stored);

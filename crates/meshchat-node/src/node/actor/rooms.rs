@@ -6,6 +6,7 @@
 
 use meshchat_core::envelope::{Draft, Kind};
 use meshchat_core::room::{self, Text};
+use meshchat_core::transfer::wire::Offer;
 use meshchat_core::{Envelope, Keypair, MessageId};
 
 use super::context::{Ctx, Note};
@@ -40,26 +41,45 @@ pub(super) fn load(
 
 /// Signs and stores a message to `room`; the loop publishes the envelope it returns.
 pub(super) fn send(room: &str, text: String, ctx: &mut Ctx<'_>) -> Result<Envelope, Error> {
-    let room = room::normalize_room(room)?;
-    if !ctx.io.rooms.contains(&room) {
-        return Err(Error::NotInRoom(room));
-    }
     let message = Text {
         nick: ctx.io.nick.clone(),
         text,
     };
     let body = message.encode()?;
+    sign_and_store(room, Kind::RoomText, &body, message, ctx)
+}
+
+/// A file offer in a joined room: signed, stored and shown like a text (the caller
+/// publishes it).
+pub(super) fn send_offer(room: &str, offer: &Offer, ctx: &mut Ctx<'_>) -> Result<Envelope, Error> {
+    let body = offer
+        .encode()
+        .map_err(|e| Error::File(format!("cannot offer it: {e}")))?;
+    sign_and_store(room, Kind::File, &body, offer.as_text(), ctx)
+}
+
+fn sign_and_store(
+    room: &str,
+    kind: Kind,
+    body: &[u8],
+    shown: Text,
+    ctx: &mut Ctx<'_>,
+) -> Result<Envelope, Error> {
+    let room = room::normalize_room(room)?;
+    if !ctx.io.rooms.contains(&room) {
+        return Err(Error::NotInRoom(room));
+    }
     let env = Envelope::sign(
         &ctx.io.key,
         Draft {
-            kind: Kind::RoomText,
+            kind,
             target: &room,
             timestamp_ms: now_ms(),
             nonce: rand::random(),
-            body: &body,
+            body,
         },
     )?;
-    let stored = StoredMessage::new(&env, message);
+    let stored = StoredMessage::new(&env, shown);
     ctx.inbound
         .store_own(ctx.io, ctx.notes, env.clone(), stored)?;
     ctx.io.stats.published += 1;

@@ -24,6 +24,7 @@ use meshchat_core::inbound::Reason;
 use meshchat_core::room::Text;
 use meshchat_core::routed::{RouteFrame, Routed, Step};
 use meshchat_core::routing::{self, Table};
+use meshchat_core::transfer::wire::Offer;
 use meshchat_core::{Envelope, Fingerprint, Keypair, MessageId, PublicKey};
 use tokio::sync::mpsc;
 
@@ -36,6 +37,12 @@ use crate::node::{
     ProfileView, RouteView,
 };
 use crate::store::{DmRow, ItemRow, ProfileRow};
+
+/// What a sealed DM carries.
+enum Content<'a> {
+    Text(String),
+    Offer(&'a Offer),
+}
 
 /// Hop limit of the routed envelopes we originate: more than any mesh's diameter.
 const ROUTED_HOP_LIMIT: u16 = 64;
@@ -102,6 +109,7 @@ impl Direct {
                 &swarm.behaviour().broadcast,
                 crate::behaviour::route::PROTOCOL,
                 crate::behaviour::route::max_frame(),
+                crate::behaviour::broadcast::Queues::MESSAGES,
             ),
             version,
         )
@@ -403,6 +411,11 @@ impl Direct {
         }
     }
 
+    /// The neighbour our route to `to` goes through (itself when it is one).
+    pub(super) fn next_hop(&self, to: &Key) -> Option<Key> {
+        self.table.next_hop(to).map(|(via, _)| via)
+    }
+
     /// Sends a signed tracker envelope to `to` along our route (counted if there is none).
     pub(super) fn send_routed(&mut self, to: Key, envelope: &Envelope, ctx: &mut Ctx<'_>) {
         let Some((via, _)) = self.table.next_hop(&to) else {
@@ -570,9 +583,16 @@ impl Direct {
         }
     }
 
-    /// A DM for us, opened and checked: stored, and shown if it was new. False if it could not
-    /// be stored.
+    /// A DM for us, opened and checked: stored, and shown if it was new (a file offer is also
+    /// handed to the files handler). False if it could not be stored.
     fn deliver_dm(&mut self, opened: dm::Opened, ctx: &mut Ctx<'_>) -> bool {
+        if let Some(offer) = &opened.offer {
+            ctx.notes.push(Note::FileOffer {
+                env: opened.envelope.clone(),
+                offer: Box::new(offer.clone()),
+                dm: true,
+            });
+        }
         let env = &opened.envelope;
         let author = *env.author().as_bytes();
         let row = DmRow {
@@ -693,6 +713,29 @@ impl Direct {
         text: String,
         ctx: &mut Ctx<'_>,
     ) -> Result<DmSent, Error> {
+        self.send_sealed(to, Content::Text(text), ctx)
+            .map(|(sent, _)| sent)
+    }
+
+    /// A file offer to one person, sealed and sent like a DM (kept until its receipt comes):
+    /// its envelope too, for the files handler's record.
+    pub(super) fn send_offer(
+        &mut self,
+        to: &str,
+        offer: &Offer,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(DmSent, Envelope, Key), Error> {
+        let (sent, env) = self.send_sealed(to, Content::Offer(offer), ctx)?;
+        let key = key_of_peer_id(&sent.to).ok_or(Error::NoProfile(sent.to))?;
+        Ok((sent, env, key))
+    }
+
+    fn send_sealed(
+        &mut self,
+        to: &str,
+        content: Content<'_>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(DmSent, Envelope), Error> {
         let key = self.resolve(to, false, ctx.io.me())?[0];
         if key == *ctx.io.key.public().as_bytes() {
             return Err(Error::ToSelf);
@@ -704,12 +747,21 @@ impl Direct {
             .cloned()
             .ok_or(Error::NoProfile(peer))?;
         let recipient = PublicKey::from_bytes(&key).map_err(|_| Error::NoProfile(peer))?;
-        let message = Text {
-            nick: ctx.io.nick.clone(),
-            text,
-        };
         let now = now_ms();
-        let env = dm::sign_dm(&ctx.io.key, &recipient, &message, now, rand::random())?;
+        let (env, message) = match content {
+            Content::Text(text) => {
+                let message = Text {
+                    nick: ctx.io.nick.clone(),
+                    text,
+                };
+                let env = dm::sign_dm(&ctx.io.key, &recipient, &message, now, rand::random())?;
+                (env, message)
+            }
+            Content::Offer(offer) => {
+                let env = dm::sign_offer(&ctx.io.key, &recipient, offer, now, rand::random())?;
+                (env, offer.as_text())
+            }
+        };
         let limits = *self.outbox.limits();
         let sealed = dm::seal(
             &env,
@@ -749,11 +801,14 @@ impl Direct {
             .store
             .dm_state(&id)?
             .map_or(DmState::Queued, DmState::from_code);
-        Ok(DmSent {
-            id,
-            to: peer,
-            state,
-        })
+        Ok((
+            DmSent {
+                id,
+                to: peer,
+                state,
+            },
+            env,
+        ))
     }
 
     pub(super) fn dm_history(

@@ -1,0 +1,1091 @@
+//! File transfer (issue 20): wires the downloader ([`meshchat_core::transfer::Download`]) and
+//! the frames of `/meshchat/file/1` to the streams, the routing table (through the loop), the
+//! store, the disk and the clock. The core machine decides what to ask whom; this module
+//! carries it out.
+//!
+//! - **Offers** are envelopes of kind `File`: in a room they are stored, shown and synced like
+//!   its texts (the inbound path hands them here as [`Note::FileOffer`]); to one person they are
+//!   sealed like a DM and carry the key the pieces are sealed with. Each becomes a row of
+//!   `files`; offers up to [`crate::config::Files::auto_accept_size`] are fetched unasked.
+//! - **Downloads** ask the offer's author (and, later, other holders) for pieces with signed
+//!   `Want`s, routed hop by hop; each piece is checked against the manifest as it arrives and
+//!   written in place into `<download dir>/.meshchat-partial/<root>.part`. The verified chunks'
+//!   bitmap is saved at most every [`SAVE_EVERY`], so a restart resumes with what is on disk;
+//!   the finished file is checked whole again before it is moved into the download dir.
+//! - **Serving**: a `Want` that verifies, is fresh and names a file complete here (our offer, a
+//!   finished download) is answered with the pieces, read from the file and checked against
+//!   the manifest on the way out (a file changed since it was offered is refused as `Gone`).
+//!   A DM file is served only to the person it was offered to.
+//! - **Relaying**: a frame for another node goes on along the routing table's next hop with
+//!   its hop limit less one. It is never decoded beyond its header, and never stored: what a
+//!   relay holds is what sits in the stream queues ([`crate::behaviour::file::QUEUES`]). Each
+//!   neighbour's file bytes count against [`NEIGHBOUR_RATE`].
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use meshchat_api::{self as api, FileState};
+use meshchat_core::inbound::Reason;
+use meshchat_core::rate::{Buckets, Rate};
+use meshchat_core::room::human_size;
+use meshchat_core::transfer::wire::{self, Frame, Nope, Offer, PieceFrame, Refusal, Want};
+use meshchat_core::transfer::{self, Download, Hash, Manifest, Piece};
+use meshchat_core::{Envelope, Fingerprint, MessageId};
+use tokio::sync::mpsc;
+
+use super::context::{Ctx, Key, Note};
+use super::disk::Write;
+use crate::behaviour::broadcast::{Inbound, Links, SendError};
+use crate::node::{key_of_peer_id, now_ms, peer_id_of_bytes, Error, Event};
+use crate::store::{state_code, state_of_code, FileRow};
+
+/// Hop limit of the file frames we originate: more than any mesh's diameter.
+const HOP_LIMIT: u16 = 64;
+/// Downloads running at once; more are refused until one ends.
+pub(super) const MAX_DOWNLOADS: usize = 8;
+/// A download's progress is told at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// A download's verified-chunk bitmap is saved at most this often (a crash refetches at most
+/// this much).
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// A `Want` signed further than this from our clock is not served (a replay, or a clock far
+/// off: the downloader asks again with a fresh one).
+const WANT_MAX_SKEW_MS: u64 = 10 * 60 * 1000;
+/// File bytes one neighbour may hand us a second, relayed or for us, and its burst. Beyond it
+/// frames are dropped (the downloader times out and asks again, more slowly).
+pub(super) const NEIGHBOUR_RATE: Rate = Rate::new(64 * 1024 * 1024, 32 * 1024 * 1024);
+/// Piece bytes served to one downloader a second, and its burst.
+const SERVE_RATE: Rate = Rate::new(64 * 1024 * 1024, 32 * 1024 * 1024);
+/// Neighbours and downloaders whose byte budgets are kept.
+const RATE_TABLE: usize = 1024;
+/// Newest offers `/files` lists.
+const LIST_LIMIT: usize = 200;
+
+/// Whom a failed [`Note::FileSend`] concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A frame we forward for others.
+    Relayed,
+    /// A `Want` of our download `MessageId`, to holder `Key`.
+    Want(MessageId, Key),
+    /// A piece we serve.
+    Served,
+}
+
+/// A download under way.
+struct Active {
+    row: FileRow,
+    machine: Download<Key>,
+    /// The partial file, written in place.
+    file: File,
+    part: PathBuf,
+    /// The bitmap has changed since it was saved.
+    dirty: bool,
+    saved_at: Instant,
+    told_at: Instant,
+    told_bytes: u64,
+}
+
+/// The files handler: downloads, the streams of `/meshchat/file/1`, budgets.
+pub(super) struct Files {
+    links: Links,
+    /// Reports of the stream tasks; taken by the loop.
+    reports: Option<mpsc::Receiver<Inbound>>,
+    /// Downloads under way, by offer id.
+    active: HashMap<MessageId, Active>,
+    /// The same, by content root (pieces name their root).
+    by_root: HashMap<Hash, MessageId>,
+    /// File bytes each neighbour handed us.
+    neighbour_bytes: Buckets<PeerId>,
+    /// Piece bytes served to each downloader.
+    served: Buckets<Key>,
+}
+
+impl Files {
+    pub(super) fn new(behaviour: &libp2p_stream::Behaviour) -> Self {
+        let (links, reports) = Links::with_protocol(
+            behaviour,
+            crate::behaviour::file::PROTOCOL,
+            crate::behaviour::file::max_frame(),
+            crate::behaviour::file::QUEUES,
+        );
+        Self {
+            links,
+            reports: Some(reports),
+            active: HashMap::new(),
+            by_root: HashMap::new(),
+            neighbour_bytes: Buckets::new(NEIGHBOUR_RATE, RATE_TABLE),
+            served: Buckets::new(SERVE_RATE, RATE_TABLE),
+        }
+    }
+
+    /// The stream tasks' reports, for the loop to wait on.
+    pub(super) fn take_reports(&mut self) -> Option<mpsc::Receiver<Inbound>> {
+        self.reports.take()
+    }
+
+    /// Starts accepting streams, and resumes the downloads a stop interrupted.
+    pub(super) fn start(&mut self, ctx: &mut Ctx<'_>) {
+        self.links.start();
+        let rows = match ctx
+            .io
+            .store
+            .files_in_state(state_code(FileState::Downloading))
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!("reading the downloads to resume: {e}");
+                return;
+            }
+        };
+        for row in rows {
+            let id = row.id;
+            if let Err(e) = self.activate(row, ctx) {
+                self.fail(id, &e.to_string(), ctx);
+            }
+        }
+    }
+
+    /// A new neighbour: our stream to it, and a holder to ask for the room files we fetch (it
+    /// may have one: a download that lost its holders goes on when one comes).
+    pub(super) fn connected(&mut self, peer: PeerId, ctx: &mut Ctx<'_>) {
+        if self.links.has(&peer) {
+            return;
+        }
+        self.links.connect(peer);
+        let Some(key) = key_of_peer_id(&peer) else {
+            return;
+        };
+        let rooms: Vec<MessageId> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.row.key.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in rooms {
+            self.feed(id, transfer::Input::Holder(key), None, ctx);
+        }
+    }
+
+    pub(super) fn disconnected(&mut self, peer: &PeerId) {
+        self.links.disconnect(peer);
+    }
+
+    /// When the next timer is due: a machine's deadline, a bitmap to save, progress to tell.
+    pub(super) fn wake(&self) -> Option<Instant> {
+        self.active
+            .values()
+            .flat_map(|a| {
+                let save = a.dirty.then_some(a.saved_at + SAVE_EVERY);
+                let tell =
+                    (a.machine.bytes_have() != a.told_bytes).then_some(a.told_at + PROGRESS_EVERY);
+                [a.machine.next_deadline(), save, tell]
+            })
+            .flatten()
+            .min()
+    }
+
+    pub(super) fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        let now = Instant::now();
+        let due: Vec<MessageId> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.machine.next_deadline().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.feed(id, transfer::Input::Tick, None, ctx);
+        }
+        let ids: Vec<MessageId> = self.active.keys().copied().collect();
+        for id in ids {
+            self.save_and_tell(id, false, ctx);
+        }
+    }
+
+    pub(super) fn on_report(&mut self, event: Inbound, ctx: &mut Ctx<'_>) {
+        match event {
+            Inbound::Up { peer, link } => {
+                self.links.on_up(&peer, link);
+            }
+            Inbound::Down { peer, link } => {
+                if self.links.on_down(&peer, link) == Some(true) && ctx.io.connected(&peer) {
+                    // The stream broke under a standing connection: a new one.
+                    self.links.connect(peer);
+                }
+            }
+            Inbound::Frame { peer, bytes } => self.on_frame(peer, bytes, ctx),
+            Inbound::BadLength { peer, len } => {
+                tracing::debug!(%peer, "file frame length {len} refused");
+                ctx.io.stats.file_frames_dropped += 1;
+                ctx.io.refuse(peer, Reason::TooLarge, Instant::now());
+            }
+        }
+    }
+
+    fn on_frame(&mut self, peer: PeerId, mut bytes: Vec<u8>, ctx: &mut Ctx<'_>) {
+        let now = Instant::now();
+        if !self.links.has(&peer) && ctx.io.connected(&peer) {
+            self.links.connect(peer);
+        }
+        if ctx.io.guard.is_blocked(&peer, now) {
+            ctx.io.stats.file_frames_dropped += 1;
+            return;
+        }
+        if !self.neighbour_bytes.take(peer, bytes.len() as f64, now) {
+            ctx.io.stats.file_frames_dropped += 1;
+            return;
+        }
+        let Some(head) = wire::peek::<Key>(&bytes) else {
+            ctx.io.stats.file_frames_dropped += 1;
+            ctx.io.refuse(peer, Reason::Malformed, now);
+            return;
+        };
+        if head.to != ctx.io.me() {
+            if head.hop_limit == 0 {
+                ctx.io.stats.file_frames_dropped += 1;
+                return;
+            }
+            wire::set_hop_limit(&mut bytes, head.hop_limit - 1);
+            ctx.notes.push(Note::FileSend {
+                to: head.to,
+                frame: bytes,
+                origin: Origin::Relayed,
+            });
+            return;
+        }
+        match Frame::<Key>::decode(&bytes) {
+            Ok(Frame::Want(w)) => self.serve(w, ctx),
+            Ok(Frame::Piece(p)) => self.on_piece(peer, p, ctx),
+            Ok(Frame::Nope(n)) => self.on_nope(n, ctx),
+            Err(e) => {
+                tracing::debug!(%peer, "malformed file frame: {e}");
+                ctx.io.stats.file_frames_dropped += 1;
+                ctx.io.refuse(peer, Reason::Malformed, now);
+            }
+        }
+    }
+
+    /// Sends a frame toward `to` by `via` (the routing table's next hop, from the loop).
+    pub(super) fn send_via(
+        &mut self,
+        to: Key,
+        via: Option<Key>,
+        frame: Vec<u8>,
+        origin: Origin,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let len = frame.len() as u64;
+        let refusal = match via {
+            None => Some(Refusal::NoRoute),
+            Some(via) => match self
+                .links
+                .send(&peer_id_of_bytes(&via), frame, Instant::now())
+            {
+                Ok(()) => None,
+                Err(SendError::Stalled) => {
+                    ctx.notes.push(Note::Stalled(peer_id_of_bytes(&via)));
+                    Some(Refusal::Busy)
+                }
+                Err(SendError::Full) => Some(Refusal::Busy),
+                Err(SendError::NoLink) => Some(Refusal::NoRoute),
+            },
+        };
+        match (origin, refusal) {
+            (Origin::Relayed, None) => ctx.io.stats.file_bytes_relayed += len,
+            (Origin::Served, None) => ctx.io.stats.file_bytes_sent += len,
+            (Origin::Want(..), None) => {}
+            (Origin::Relayed | Origin::Served, Some(_)) => ctx.io.stats.file_frames_dropped += 1,
+            (Origin::Want(id, holder), Some(reason)) => {
+                let _ = to;
+                self.feed(
+                    id,
+                    transfer::Input::Refused {
+                        from: holder,
+                        reason,
+                    },
+                    None,
+                    ctx,
+                );
+            }
+        }
+    }
+
+    /// A `Want` for us: the pieces, if the file is complete here and the asker may have it.
+    fn serve(&mut self, w: Want<Key>, ctx: &mut Ctx<'_>) {
+        let now = Instant::now();
+        let fresh = now_ms().abs_diff(w.timestamp_ms) <= WANT_MAX_SKEW_MS;
+        // Relays do not check what they forward, so a forged or stale one is no neighbour's
+        // fault: dropped, no strike.
+        if !fresh || !w.verify() {
+            ctx.io.stats.file_frames_dropped += 1;
+            return;
+        }
+        let nope = |reason| Note::FileSend {
+            to: w.from,
+            frame: Frame::Nope(Nope {
+                hop_limit: HOP_LIMIT,
+                to: w.from,
+                from: ctx_me(&w),
+                root: w.root,
+                reason,
+            })
+            .encode(),
+            origin: Origin::Served,
+        };
+        let source = match ctx.io.store.file_source(&w.root) {
+            Ok(Some(s)) => s,
+            Ok(None) => return ctx.notes.push(nope(Refusal::NotHere)),
+            Err(e) => {
+                tracing::warn!("reading a file to serve: {e}");
+                return ctx.notes.push(nope(Refusal::Busy));
+            }
+        };
+        let (row, manifest) = source;
+        // A DM file goes to the person it was offered to (or came from), no one else.
+        if row.key.is_some() && row.peer != Some(w.from) {
+            return ctx.notes.push(nope(Refusal::NotHere));
+        }
+        let Ok(manifest) = Manifest::decode(&manifest, row.size, row.chunk_size, &w.root) else {
+            return ctx.notes.push(nope(Refusal::Gone));
+        };
+        let wanted: u64 = w
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Manifest => manifest.encode().len() as u64,
+                Piece::Chunk(i) => manifest.chunk_len(*i).unwrap_or(0) as u64,
+            })
+            .sum();
+        if !self.served.take(w.from, wanted as f64, now) {
+            return ctx.notes.push(nope(Refusal::Busy));
+        }
+        let path = row.path.clone().unwrap_or_default();
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("file {path} offered but not readable: {e}");
+                self.source_gone(&row, ctx);
+                return ctx.notes.push(nope(Refusal::Gone));
+            }
+        };
+        let me = ctx.io.me();
+        for piece in &w.pieces {
+            let plain = match *piece {
+                Piece::Manifest => manifest.encode(),
+                Piece::Chunk(i) => {
+                    let Some(len) = manifest.chunk_len(i) else {
+                        continue;
+                    };
+                    let mut buf = vec![0u8; len];
+                    if file.read_exact_at(&mut buf, manifest.offset(i)).is_err()
+                        || !manifest.check(i, &buf)
+                    {
+                        tracing::warn!("file {path} changed since it was offered");
+                        self.source_gone(&row, ctx);
+                        return ctx.notes.push(nope(Refusal::Gone));
+                    }
+                    buf
+                }
+            };
+            let data = match &row.key {
+                Some(key) => transfer::seal_piece(key, &w.root, *piece, &plain),
+                None => plain,
+            };
+            let frame = Frame::Piece(PieceFrame {
+                hop_limit: HOP_LIMIT,
+                to: w.from,
+                from: me,
+                root: w.root,
+                piece: *piece,
+                data,
+            })
+            .encode();
+            ctx.notes.push(Note::FileSend {
+                to: w.from,
+                frame,
+                origin: Origin::Served,
+            });
+        }
+    }
+
+    /// Our source of a file is gone or changed: it is no longer offered.
+    fn source_gone(&mut self, row: &FileRow, ctx: &mut Ctx<'_>) {
+        let reason = "the file changed or was removed since it was offered";
+        if let Err(e) =
+            ctx.io
+                .store
+                .set_file_state(&row.id, state_code(FileState::Failed), None, Some(reason))
+        {
+            ctx.io.write_failed(Write::Other("a file's state"), &e);
+        }
+        ctx.io.emit(Event::File(api::Event::FileFailed {
+            id: row.id.to_string(),
+            reason: reason.to_owned(),
+        }));
+    }
+
+    fn on_piece(&mut self, peer: PeerId, p: PieceFrame<Key>, ctx: &mut Ctx<'_>) {
+        let Some(&id) = self.by_root.get(&p.root) else {
+            // A piece of a download that ended (or was never asked for).
+            ctx.io.stats.file_frames_dropped += 1;
+            return;
+        };
+        let Some(a) = self.active.get(&id) else {
+            return;
+        };
+        let input = match &a.row.key {
+            Some(key) => match transfer::open_piece(key, &p.root, p.piece, &p.data) {
+                Some(plain) => transfer::Input::Piece {
+                    from: p.from,
+                    piece: p.piece,
+                    data: plain,
+                },
+                None => transfer::Input::BadPiece {
+                    from: p.from,
+                    piece: p.piece,
+                },
+            },
+            None => transfer::Input::Piece {
+                from: p.from,
+                piece: p.piece,
+                data: p.data,
+            },
+        };
+        self.feed(id, input, Some(peer), ctx);
+    }
+
+    fn on_nope(&mut self, n: Nope<Key>, ctx: &mut Ctx<'_>) {
+        let Some(&id) = self.by_root.get(&n.root) else {
+            return;
+        };
+        self.feed(
+            id,
+            transfer::Input::Refused {
+                from: n.from,
+                reason: n.reason,
+            },
+            None,
+            ctx,
+        );
+    }
+
+    /// Hands one input to a download's machine and carries out what it asks. `neighbour`
+    /// handed over the piece in `input`, if any.
+    fn feed(
+        &mut self,
+        id: MessageId,
+        input: transfer::Input<Key>,
+        neighbour: Option<PeerId>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let now = Instant::now();
+        let Some(a) = self.active.get_mut(&id) else {
+            return;
+        };
+        let outs = a.machine.handle(input, now);
+        let mut done = false;
+        for out in outs {
+            match out {
+                transfer::Output::Want { to, pieces } => {
+                    let want = Want::sign(&ctx.io.key, HOP_LIMIT, to, a.row.root, now_ms(), pieces);
+                    ctx.notes.push(Note::FileSend {
+                        to,
+                        frame: Frame::Want(want).encode(),
+                        origin: Origin::Want(id, to),
+                    });
+                }
+                transfer::Output::Manifest(m) => {
+                    if let Err(e) = ctx.io.store.set_file_manifest(&id, &m.encode()) {
+                        ctx.io
+                            .write_failed(Write::Other("a download's manifest"), &e);
+                    }
+                }
+                transfer::Output::Write { index, data } => {
+                    let offset = u64::from(index) * u64::from(a.row.chunk_size);
+                    if let Err(e) = a.file.write_all_at(&data, offset) {
+                        let reason = format!("cannot write {}: {e}", a.part.display());
+                        self.fail(id, &reason, ctx);
+                        return;
+                    }
+                    ctx.io.stats.file_bytes_received += data.len() as u64;
+                    a.dirty = true;
+                }
+                transfer::Output::Bad { from } => {
+                    ctx.io.stats.file_pieces_bad += 1;
+                    // The holder lied, or the piece was damaged on its way: relays do not
+                    // check what they forward, so only a holder that is the neighbour
+                    // itself is struck.
+                    if let Some(n) = neighbour {
+                        if key_of_peer_id(&n) == Some(from) {
+                            ctx.io.refuse(n, Reason::Malformed, now);
+                        }
+                    }
+                }
+                transfer::Output::Done => done = true,
+                transfer::Output::Stalled | transfer::Output::WakeAt(_) => {}
+            }
+        }
+        if done {
+            self.finish(id, ctx);
+        }
+    }
+
+    /// Saves a download's bitmap and tells its progress when due (or now, with `force`).
+    fn save_and_tell(&mut self, id: MessageId, force: bool, ctx: &mut Ctx<'_>) {
+        let now = Instant::now();
+        let Some(a) = self.active.get_mut(&id) else {
+            return;
+        };
+        if a.dirty && (force || now >= a.saved_at + SAVE_EVERY) {
+            a.dirty = false;
+            a.saved_at = now;
+            if let Err(e) = ctx.io.store.set_file_have(&id, &bitmap(a.machine.have())) {
+                ctx.io
+                    .write_failed(Write::Other("a download's progress"), &e);
+            }
+        }
+        let bytes = a.machine.bytes_have();
+        if bytes != a.told_bytes && (force || now >= a.told_at + PROGRESS_EVERY) {
+            a.told_bytes = bytes;
+            a.told_at = now;
+            tracing::debug!(%id, bytes, in_flight = a.machine.in_flight(), "download progress");
+            ctx.io.emit(Event::File(api::Event::FileProgress {
+                id: id.to_string(),
+                bytes,
+                total: a.row.size,
+            }));
+        }
+    }
+
+    /// Every chunk verified: the file is checked whole, then moved into the download dir.
+    fn finish(&mut self, id: MessageId, ctx: &mut Ctx<'_>) {
+        self.save_and_tell(id, true, ctx);
+        let Some(a) = self.active.get(&id) else {
+            return;
+        };
+        let Some(manifest) = a.machine.manifest().cloned() else {
+            return;
+        };
+        // Chunks the disk lost (a crash between a write and the bitmap's save, a bad sector):
+        // fetched again.
+        let mut lost = Vec::new();
+        let mut buf = Vec::new();
+        for i in 0..manifest.count() {
+            let len = manifest.chunk_len(i).unwrap_or(0);
+            buf.resize(len, 0);
+            if a.file.read_exact_at(&mut buf, manifest.offset(i)).is_err()
+                || !manifest.check(i, &buf)
+            {
+                lost.push(i);
+            }
+        }
+        if !lost.is_empty() {
+            tracing::warn!(
+                lost = lost.len(),
+                "chunks of a finished download did not verify"
+            );
+            return self.feed(id, transfer::Input::Lost(lost), None, ctx);
+        }
+        let Some(a) = self.active.remove(&id) else {
+            return;
+        };
+        self.by_root.remove(&a.row.root);
+        if let Err(e) = a.file.sync_all() {
+            return self.fail_row(
+                &a.row,
+                &format!("cannot write {}: {e}", a.part.display()),
+                ctx,
+            );
+        }
+        drop(a.file);
+        let dir = ctx.io.config.files.download_dir.clone();
+        let path = match place(&dir, &a.row.name, &a.part) {
+            Ok(path) => path,
+            Err(e) => {
+                let _ = fs::remove_file(&a.part);
+                return self.fail_row(
+                    &a.row,
+                    &format!("cannot move the file into {}: {e}", dir.display()),
+                    ctx,
+                );
+            }
+        };
+        let path = path.display().to_string();
+        if let Err(e) =
+            ctx.io
+                .store
+                .set_file_state(&id, state_code(FileState::Done), Some(&path), None)
+        {
+            ctx.io
+                .write_failed(Write::Other("a finished download's state"), &e);
+        }
+        tracing::info!(%id, path, "download finished");
+        ctx.io.emit(Event::File(api::Event::FileDone {
+            id: id.to_string(),
+            path,
+            hash: hex::encode(a.row.root),
+        }));
+    }
+
+    /// A download ends with `reason`; its partial file is deleted.
+    fn fail(&mut self, id: MessageId, reason: &str, ctx: &mut Ctx<'_>) {
+        let row = match self.active.remove(&id) {
+            Some(a) => {
+                self.by_root.remove(&a.row.root);
+                let _ = fs::remove_file(&a.part);
+                a.row
+            }
+            None => match ctx.io.store.file(&id) {
+                Ok(Some(row)) => row,
+                _ => return,
+            },
+        };
+        self.fail_row(&row, reason, ctx);
+    }
+
+    fn fail_row(&mut self, row: &FileRow, reason: &str, ctx: &mut Ctx<'_>) {
+        tracing::warn!(id = %row.id, "file transfer failed: {reason}");
+        if let Err(e) =
+            ctx.io
+                .store
+                .set_file_state(&row.id, state_code(FileState::Failed), None, Some(reason))
+        {
+            ctx.io.write_failed(Write::Other("a file's state"), &e);
+        }
+        ctx.io.emit(Event::File(api::Event::FileFailed {
+            id: row.id.to_string(),
+            reason: reason.to_owned(),
+        }));
+    }
+
+    /// A checked offer: recorded and shown once; fetched at once when small enough.
+    pub(super) fn on_offer(&mut self, env: Envelope, offer: Offer, dm: bool, ctx: &mut Ctx<'_>) {
+        let author = *env.author().as_bytes();
+        if author == ctx.io.me() {
+            return;
+        }
+        let room = (!dm).then(|| env.target().to_owned());
+        if let Some(room) = &room {
+            if !ctx.io.rooms.contains(room) {
+                // Relayed and stored for the room's members; not ours to show.
+                return;
+            }
+        }
+        let row = FileRow {
+            id: env.id(),
+            root: offer.root,
+            author,
+            nick: offer.nick.clone(),
+            name: safe_name(&offer.name),
+            size: offer.size,
+            chunk_size: offer.chunk_size,
+            room,
+            peer: dm.then_some(author),
+            timestamp_ms: env.timestamp_ms(),
+            own: false,
+            key: offer.key,
+            state: state_code(FileState::Offered),
+            path: None,
+            reason: None,
+        };
+        match ctx.io.store.insert_file(&row, None) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => return ctx.io.write_failed(Write::Other("a file offer"), &e),
+        }
+        ctx.io.emit(Event::File(api::Event::FileOffer(view(
+            &row,
+            0,
+            ctx.io.me(),
+        ))));
+        if row.size <= ctx.io.config.files.auto_accept_size {
+            if let Err(e) = self.accept(row.id, ctx) {
+                tracing::info!(id = %row.id, "not fetched unasked: {e}");
+            }
+        }
+    }
+
+    /// Records our own offer (the caller signed and sent it).
+    pub(super) fn record_own(
+        &mut self,
+        env: &Envelope,
+        offer: &Offer,
+        path: &Path,
+        manifest: &Manifest,
+        peer: Option<Key>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<api::File, Error> {
+        let row = FileRow {
+            id: env.id(),
+            root: offer.root,
+            author: ctx.io.me(),
+            nick: offer.nick.clone(),
+            name: offer.name.clone(),
+            size: offer.size,
+            chunk_size: offer.chunk_size,
+            room: peer.is_none().then(|| env.target().to_owned()),
+            peer,
+            timestamp_ms: env.timestamp_ms(),
+            own: true,
+            key: offer.key,
+            state: state_code(FileState::Serving),
+            path: Some(path.display().to_string()),
+            reason: None,
+        };
+        ctx.io.store.insert_file(&row, Some(&manifest.encode()))?;
+        Ok(view(&row, row.size, ctx.io.me()))
+    }
+
+    /// Starts (or resumes) fetching an offer.
+    pub(super) fn accept(&mut self, id: MessageId, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+        let row = ctx
+            .io
+            .store
+            .file(&id)?
+            .ok_or_else(|| Error::UnknownFile(id.to_string()))?;
+        if row.own {
+            return Err(Error::File("that is this node's own offer".into()));
+        }
+        if self.active.contains_key(&id) || state_of_code(row.state) == FileState::Done {
+            return Ok(());
+        }
+        if let Some(other) = self.by_root.get(&row.root) {
+            return Err(Error::File(format!(
+                "the same file is being fetched already (offer {other})"
+            )));
+        }
+        self.activate(row, ctx)
+    }
+
+    /// Opens a download's partial file and machine, and asks its holders.
+    fn activate(&mut self, mut row: FileRow, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+        if self.active.len() >= MAX_DOWNLOADS {
+            return Err(Error::File(format!(
+                "{MAX_DOWNLOADS} downloads are running; wait for one to end"
+            )));
+        }
+        let id = row.id;
+        let crate::store::FileProgress { manifest, have } = ctx.io.store.file_progress(&id)?;
+        let manifest =
+            manifest.and_then(|m| Manifest::decode(&m, row.size, row.chunk_size, &row.root).ok());
+        let count = transfer::chunk_count(row.size, row.chunk_size);
+        let have = match (&manifest, have) {
+            (Some(_), Some(bits)) => unpack(&bits, count),
+            _ => vec![false; count as usize],
+        };
+        let had: u64 = have
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h)
+            .map(|(i, _)| chunk_len(row.size, row.chunk_size, i as u32))
+            .sum();
+        let files = ctx.io.config.files.clone();
+        let partial = files.download_dir.join(".meshchat-partial");
+        fs::create_dir_all(&partial)
+            .map_err(|e| Error::File(format!("cannot make {}: {e}", partial.display())))?;
+        let needs = row.size - had;
+        let free = free_space(&partial)?;
+        if free < needs.saturating_add(files.keep_free) {
+            let e = Error::NoSpace {
+                name: row.name.clone(),
+                needs: human_size(needs),
+                free: human_size(free),
+                keep: human_size(files.keep_free),
+            };
+            self.fail_row(&row, &e.to_string(), ctx);
+            return Err(e);
+        }
+        let part = partial.join(format!("{}.part", hex::encode(row.root)));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&part)
+            .map_err(|e| Error::File(format!("cannot open {}: {e}", part.display())))?;
+        file.set_len(row.size)
+            .map_err(|e| Error::File(format!("cannot size {}: {e}", part.display())))?;
+        let now = Instant::now();
+        let machine = Download::new(
+            row.root,
+            row.size,
+            row.chunk_size,
+            manifest,
+            have,
+            files.download,
+            now,
+        );
+        if state_of_code(row.state) != FileState::Downloading {
+            ctx.io
+                .store
+                .set_file_state(&id, state_code(FileState::Downloading), None, None)?;
+            row.state = state_code(FileState::Downloading);
+        }
+        // A room file may be held by anyone who fetched it: its author, the nodes known to
+        // hold it, and our neighbours, who are asked too (one `Want` each; a neighbour without
+        // it answers `NotHere` and is asked no more). A DM file only by its author.
+        let mut holders = vec![row.author];
+        if row.key.is_none() {
+            let neighbours = ctx.io.swarm.connected_peers().filter_map(key_of_peer_id);
+            holders.extend(neighbours.take(files.download.max_holders));
+            holders.sort_unstable();
+            holders.dedup();
+        }
+        let root = row.root;
+        self.active.insert(
+            id,
+            Active {
+                told_bytes: had,
+                row,
+                machine,
+                file,
+                part,
+                dirty: false,
+                saved_at: now,
+                told_at: now,
+            },
+        );
+        self.by_root.insert(root, id);
+        for h in holders {
+            self.feed(id, transfer::Input::Holder(h), None, ctx);
+        }
+        Ok(())
+    }
+
+    /// Stops a download (its partial data is deleted) or stops serving our offer.
+    pub(super) fn cancel(&mut self, id: MessageId, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+        let row = ctx
+            .io
+            .store
+            .file(&id)?
+            .ok_or_else(|| Error::UnknownFile(id.to_string()))?;
+        if let Some(a) = self.active.remove(&id) {
+            self.by_root.remove(&a.row.root);
+            drop(a.file);
+            let _ = fs::remove_file(&a.part);
+        }
+        if state_of_code(row.state) != FileState::Done {
+            ctx.io
+                .store
+                .set_file_state(&id, state_code(FileState::Cancelled), None, None)?;
+        }
+        Ok(())
+    }
+
+    /// The offers and transfers, newest first.
+    pub(super) fn list(&self, ctx: &mut Ctx<'_>) -> Result<Vec<api::File>, Error> {
+        let me = ctx.io.me();
+        Ok(ctx
+            .io
+            .store
+            .files(LIST_LIMIT)?
+            .into_iter()
+            .map(|row| {
+                let bytes = match self.active.get(&row.id) {
+                    Some(a) => a.machine.bytes_have(),
+                    None if matches!(
+                        state_of_code(row.state),
+                        FileState::Done | FileState::Serving
+                    ) =>
+                    {
+                        row.size
+                    }
+                    None => 0,
+                };
+                view(&row, bytes, me)
+            })
+            .collect())
+    }
+}
+
+/// Our key (the `from` of our answers): the Want's `to`.
+fn ctx_me(w: &Want<Key>) -> Key {
+    w.to
+}
+
+fn chunk_len(size: u64, chunk_size: u32, i: u32) -> u64 {
+    let start = u64::from(i) * u64::from(chunk_size);
+    size.saturating_sub(start).min(u64::from(chunk_size))
+}
+
+/// A bitmap: chunk i in bit i % 8 of byte i / 8.
+fn bitmap(have: &[bool]) -> Vec<u8> {
+    let mut out = vec![0u8; have.len().div_ceil(8)];
+    for (i, h) in have.iter().enumerate() {
+        if *h {
+            out[i / 8] |= 1 << (i % 8);
+        }
+    }
+    out
+}
+
+fn unpack(bits: &[u8], count: u32) -> Vec<bool> {
+    (0..count as usize)
+        .map(|i| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
+        .collect()
+}
+
+/// Bytes free for us on the disk that holds `dir`.
+fn free_space(dir: &Path) -> Result<u64, Error> {
+    let s = nix::sys::statvfs::statvfs(dir).map_err(|e| {
+        Error::File(format!(
+            "cannot read the free space of {}: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
+}
+
+/// A file name safe to create in the download dir: no directories, no control characters,
+/// not hidden, not empty, at most 200 bytes (room for " (n)" before the extension).
+pub(super) fn safe_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = last
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    let clean = clean.trim().trim_start_matches('.').trim();
+    let mut out = String::new();
+    for c in clean.chars() {
+        if out.len() + c.len_utf8() > 200 {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        "file".to_owned()
+    } else {
+        out
+    }
+}
+
+/// Moves a verified partial file into `dir` as `name`, or `name (1)`, `name (2)`… when taken;
+/// never over an existing file.
+fn place(dir: &Path, name: &str, part: &Path) -> std::io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    for n in 0..1000u32 {
+        let candidate = if n == 0 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{stem} ({n}){ext}"))
+        };
+        // A hard link fails on an existing name, so nothing is ever replaced.
+        match fs::hard_link(part, &candidate) {
+            Ok(()) => {
+                fs::remove_file(part)?;
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("a thousand files of that name"))
+}
+
+/// The API's view of a stored offer.
+pub(super) fn view(row: &FileRow, bytes: u64, me: Key) -> api::File {
+    let to = match (row.own, row.peer) {
+        (true, Some(p)) => Some(peer_id_of_bytes(&p).to_string()),
+        (false, Some(_)) => Some(peer_id_of_bytes(&me).to_string()),
+        _ => None,
+    };
+    api::File {
+        id: row.id.to_string(),
+        from: peer_id_of_bytes(&row.author).to_string(),
+        fingerprint: Fingerprint::of_key_bytes(&row.author).to_string(),
+        nick: row.nick.clone(),
+        name: row.name.clone(),
+        size: row.size,
+        hash: hex::encode(row.root),
+        room: row.room.clone(),
+        to,
+        ts: row.timestamp_ms,
+        own: row.own,
+        state: state_of_code(row.state),
+        bytes,
+        path: row.path.clone(),
+        reason: row.reason.clone(),
+    }
+}
+
+/// Reads and hashes a file to offer: its manifest (off the actor: a large file takes seconds).
+pub(crate) fn hash_file(path: &Path) -> Result<Manifest, Error> {
+    use std::io::Read;
+    let meta = fs::metadata(path)
+        .map_err(|e| Error::File(format!("cannot read {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Error::File(format!("{} is not a file", path.display())));
+    }
+    let size = meta.len();
+    let mut builder = Manifest::builder(size).map_err(|_| {
+        Error::File(format!(
+            "{} is {}; files up to {} can be sent",
+            path.display(),
+            human_size(size),
+            human_size(transfer::MAX_FILE_SIZE)
+        ))
+    })?;
+    let chunk = transfer::chunk_size_for(size).unwrap_or(transfer::MAX_CHUNK) as u64;
+    let mut file = File::open(path)
+        .map_err(|e| Error::File(format!("cannot read {}: {e}", path.display())))?;
+    let mut buf = Vec::new();
+    let mut left = size;
+    while left > 0 {
+        let len = left.min(chunk);
+        buf.resize(len as usize, 0);
+        file.read_exact(&mut buf)
+            .map_err(|e| Error::File(format!("cannot read {}: {e}", path.display())))?;
+        builder
+            .push(&buf)
+            .map_err(|e| Error::File(format!("{}: {e}", path.display())))?;
+        left -= len;
+    }
+    builder
+        .finish()
+        .map_err(|e| Error::File(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_safe() {
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_name("..\\..\\boot.ini"), "boot.ini");
+        assert_eq!(safe_name(".."), "file");
+        assert_eq!(safe_name(".bashrc"), "bashrc");
+        assert_eq!(safe_name("a\u{7}b\nc"), "a_b_c");
+        assert_eq!(safe_name("   "), "file");
+        assert!(safe_name(&"é".repeat(300)).len() <= 200);
+    }
+
+    #[test]
+    fn a_taken_name_gets_a_number() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..3 {
+            let part = dir.path().join(format!("p{n}"));
+            fs::write(&part, [n]).unwrap();
+            let placed = place(&dir.path().join("out"), "photo.jpg", &part).unwrap();
+            let want = ["photo.jpg", "photo (1).jpg", "photo (2).jpg"][n as usize];
+            assert_eq!(placed.file_name().unwrap(), want);
+            assert_eq!(fs::read(&placed).unwrap(), [n]);
+            assert!(!part.exists());
+        }
+    }
+
+    #[test]
+    fn bitmaps_round_trip() {
+        let have: Vec<bool> = (0..19).map(|i| i % 3 == 0).collect();
+        assert_eq!(unpack(&bitmap(&have), 19), have);
+        assert_eq!(unpack(&[], 5), vec![false; 5]);
+    }
+}
