@@ -83,6 +83,21 @@ pub struct Cli {
           default_missing_value = "127.0.0.1:7448")]
     pub web: Option<std::net::SocketAddr>,
 
+    /// Where fetched files go [default: your download dir's meshchat/, or DIR/downloads with
+    /// --data-dir DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+
+    /// Files offered to you or in your rooms up to this many MiB are fetched without asking
+    /// (0: none) [default: 8]
+    #[arg(long, global = true, value_name = "MIB", value_parser = parse_mib_or_zero)]
+    pub auto_accept_size: Option<u64>,
+
+    /// MiB kept free on the download dir's disk: a file that would leave less is refused
+    /// [default: 64]
+    #[arg(long, global = true, value_name = "MIB", value_parser = parse_mib_or_zero)]
+    pub keep_free: Option<u64>,
+
     /// Let --web listen on an address other than loopback (other computers can then reach it;
     /// they still need the token)
     #[arg(long, global = true, requires = "web")]
@@ -136,6 +151,14 @@ fn parse_mib(s: &str) -> Result<u64, String> {
     }
 }
 
+/// A whole number of MiB, 0 allowed, in bytes.
+fn parse_mib_or_zero(s: &str) -> Result<u64, String> {
+    match s.trim() {
+        "0" => Ok(0),
+        _ => parse_mib(s),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print this node's peer id and fingerprint (creating the identity on first use)
@@ -166,6 +189,21 @@ impl Cli {
             .ok_or_else(|| anyhow::anyhow!("no home directory found; pass --data-dir DIR"))
     }
 
+    /// `--download-dir`, or where a user looks for downloads (`~/Downloads/meshchat`), or,
+    /// for a node on its own `--data-dir` (a second identity, a test, a lab host), a
+    /// `downloads` dir beside its data, so two nodes on one machine never share one.
+    pub fn download_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.download_dir {
+            return Ok(dir.clone());
+        }
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.join("downloads"));
+        }
+        Ok(directories::UserDirs::new()
+            .and_then(|u| u.download_dir().map(|d| d.join("meshchat")))
+            .map_or(self.data_dir()?.join("downloads"), |d| d))
+    }
+
     pub fn node_config(&self) -> anyhow::Result<Config> {
         let mut config = Config::new(self.data_dir()?);
         config.nick = self.nick.clone();
@@ -180,6 +218,13 @@ impl Cli {
         }
         if let Some(n) = self.event_queue {
             config.event_queue = n as usize;
+        }
+        config.files.download_dir = self.download_dir()?;
+        if let Some(size) = self.auto_accept_size {
+            config.files.auto_accept_size = size;
+        }
+        if let Some(free) = self.keep_free {
+            config.files.keep_free = free;
         }
         let serve = self.tracker.iter().any(|t| matches!(t, TrackerArg::Serve));
         if serve && self.no_tracker {
@@ -231,6 +276,34 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("meshchat").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn file_flags() {
+        let cli = parse(&[
+            "--data-dir",
+            "/tmp/x",
+            "--auto-accept-size",
+            "0",
+            "--keep-free",
+            "100",
+        ])
+        .unwrap();
+        let c = cli.node_config().unwrap();
+        assert_eq!(c.files.auto_accept_size, 0);
+        assert_eq!(c.files.keep_free, 100 << 20);
+        assert_eq!(c.files.download_dir, PathBuf::from("/tmp/x/downloads"));
+        let c = parse(&["--download-dir", "/srv/in"])
+            .unwrap()
+            .node_config()
+            .unwrap();
+        assert_eq!(c.files.download_dir, PathBuf::from("/srv/in"));
+        assert_eq!(
+            c.files.auto_accept_size,
+            meshchat_node::config::DEFAULT_AUTO_ACCEPT_SIZE
+        );
+        let e = parse(&["--keep-free", "lots"]).unwrap_err().to_string();
+        assert!(e.contains("--keep-free"), "{e}");
     }
 
     #[test]
