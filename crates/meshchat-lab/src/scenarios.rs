@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 mod clock_skew;
 mod disk_full;
 mod dm;
+mod file_line;
 mod heal30;
 mod partition_sync;
 pub mod routes;
@@ -93,6 +94,11 @@ pub const ALL: &[Scenario] = &[
         name: "disk-full",
         about: "line of 3, n1's data dir a 4 MiB tmpfs filled up: n1 keeps relaying (messages and a DM), warns once, says when it stores again and catches up at once; a restart keeps what it stored (issue 18)",
         run: disk_full::disk_full,
+    },
+    Scenario {
+        name: "file-line",
+        about: "line of 4, n1–n2 at 10 Mbit/s: a 100 MiB room file from n0 to n3, n3 killed halfway and restarted: it resumes, only the missing part is sent again, the bytes match, the relays keep none (issue 20)",
+        run: file_line::file_line,
     },
     Scenario {
         name: "heal30",

@@ -103,3 +103,8 @@ fn clock_skew() {
 fn disk_full() {
     run("disk-full");
 }
+
+#[test]
+fn file_line() {
+    run("file-line");
+}
