@@ -26,11 +26,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use futures::{SinkExt, StreamExt};
