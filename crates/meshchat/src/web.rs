@@ -26,11 +26,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use futures::{SinkExt, StreamExt};
 use include_dir::{include_dir, Dir};
@@ -40,6 +41,8 @@ use tokio::sync::{broadcast, mpsc, Semaphore};
 
 use crate::catchup::Catchup;
 use crate::json;
+
+mod files;
 
 /// The page's files.
 static PAGES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");
@@ -141,9 +144,17 @@ pub async fn start(
         token,
         port: addr.port(),
         clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
+        data_dir: data_dir.to_owned(),
+        uploads: Arc::new(Semaphore::new(files::MAX_UPLOADS)),
     });
     let app = Router::new()
         .route("/ws", get(socket))
+        // The upload bounds its body itself (streamed to disk, up to MAX_FILE_SIZE).
+        .route(
+            "/files",
+            post(files::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/files/{id}", get(files::download))
         .route("/", get(page))
         .route("/{*path}", get(page))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -183,6 +194,10 @@ struct Shared {
     token: String,
     port: u16,
     clients: Arc<Semaphore>,
+    /// The node's data dir: uploads are kept in its `uploads/`.
+    data_dir: PathBuf,
+    /// Uploads running ([`files::MAX_UPLOADS`] at once).
+    uploads: Arc<Semaphore>,
 }
 
 impl Shared {

@@ -13,7 +13,7 @@ use fantoccini::Locator;
 use serde_json::{json, Value};
 
 mod support;
-use support::browser::{js, open_page, shown_ids, type_line, until, until_or, Driver};
+use support::browser::{js, open_page, pick_file, shown_ids, type_line, until, until_or, Driver};
 use support::{Proc, DEADLINE};
 
 /// Opens a joined room from the room list.
@@ -36,6 +36,41 @@ fn status(addr: &str, request: &str) -> u16 {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).unwrap();
     std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+/// One HTTP/1.1 request on loopback (`head` ends with its blank line, `body` follows it): the
+/// status, the head and the body of the answer (which the server ends by closing).
+fn http(addr: &str, head: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut request = head.as_bytes().to_vec();
+    request.extend_from_slice(body);
+    s.write_all(&request).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    (head[9..12].parse().unwrap(), head, all[end + 4..].to_vec())
+}
+
+/// `n` bytes that differ from one file to the next (`seed`), so a mix-up shows.
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 /// The `host:port` and the token of a web UI URL.
@@ -463,4 +498,205 @@ fn meshchat_web_names_the_running_nodes_page() {
     // Stopped: the page is gone, and `meshchat web` says so.
     let out = run();
     assert!(!out.status.success());
+}
+
+/// Files through the web UI: a file picked in alice's page is uploaded, offered in the room and
+/// fetched by bob's node unasked (it is small), and bob's server hands out exactly its bytes; a
+/// file over the auto-accept size waits for "Download" in bob's page, shows its progress, then
+/// "Save"; and the upload endpoint refuses what it must.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_through_the_web_page() {
+    let driver = Driver::start();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let web = ["--web", "127.0.0.1:0"];
+    let mut a = Proc::start_gated("alice", dirs[0].path(), &[], &web, None);
+    let a_url = a.ready["web"].as_str().unwrap().to_owned();
+    let mut b = Proc::start_gated("bob", dirs[1].path(), &[&a.addr.clone()], &web, None);
+    let b_url = b.ready["web"].as_str().unwrap().to_owned();
+    a.wait_peers(1);
+    b.wait_peers(1);
+
+    // A name that is markup: it must show as text.
+    let small_name = "<img src=x onerror=\"document.title='pwned'\">.txt";
+    let small = bytes(3 * 1024 * 1024, 1);
+    let small_path = dirs[3].path().join(small_name);
+    std::fs::write(&small_path, &small).unwrap();
+    let big = bytes(10 * 1024 * 1024, 2);
+    let big_path = dirs[3].path().join("big.bin");
+    std::fs::write(&big_path, &big).unwrap();
+
+    let browser = driver.browser(dirs[2].path(), 1280, 800).await;
+    open_page(&browser, &a_url).await;
+    pick_file(&browser, "#file-input", &small_path).await;
+
+    // Bob's node hears of it and fetches it by itself (3 MiB is under the auto-accept size).
+    let offer = b.wait_event("file_offer", |v| v["name"] == small_name);
+    assert_eq!(
+        (&offer["room"], &offer["size"], &offer["nick"]),
+        (&json!("lobby"), &json!(small.len()), &json!("alice"))
+    );
+    let id = offer["id"].as_str().unwrap().to_owned();
+    b.wait_event("file_done", |v| v["id"] == id.as_str());
+    // Alice's page shows her offer's card, its name as text, with "Save".
+    let card = format!("#messages .msg[data-id=\"{id}\"] .file-card");
+    let script = format!(
+        "const c = document.querySelector('{card}'); return !!c && \
+         c.querySelector('.file-name').textContent === {} && \
+         c.querySelector('a.file-save')?.getAttribute('href') === '/files/{id}';",
+        json!(small_name)
+    );
+    until(&browser, "alice's page shows her file's card", &script).await;
+    let probe = js(
+        &browser,
+        "return [document.querySelectorAll('#messages img, #messages script').length, \
+         document.title.includes('pwned')];",
+    )
+    .await;
+    assert_eq!(probe, json!([0, false]));
+    // The upload was kept in alice's data dir, under its own name.
+    let kept = std::fs::read(dirs[0].path().join("uploads").join(small_name)).unwrap();
+    assert!(kept == small, "the uploaded copy differs");
+
+    // Bob's server gives exactly the bytes, as a download.
+    let (b_addr, b_token) = split(&b_url);
+    let (code, head, body) = http(
+        &b_addr,
+        &format!(
+            "GET /files/{id} HTTP/1.1\r\nHost: {b_addr}\r\nAuthorization: Bearer {b_token}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+        b"",
+    );
+    assert_eq!(code, 200, "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: application/octet-stream")
+            && lower.contains("x-content-type-options: nosniff")
+            && lower.contains(
+                "content-disposition: attachment; filename*=utf-8''%3cimg%20src%3dx%20onerror%3d"
+            ),
+        "{head}"
+    );
+    assert!(body == small, "bob's copy differs ({} bytes)", body.len());
+
+    // 10 MiB is over the auto-accept size: bob's page offers "Download".
+    pick_file(&browser, "#file-input", &big_path).await;
+    let offer = b.wait_event("file_offer", |v| v["name"] == "big.bin");
+    let big_id = offer["id"].as_str().unwrap().to_owned();
+    assert_eq!(offer["state"], "offered");
+    open_page(&browser, &b_url).await;
+    let card = format!("#messages .msg[data-id=\"{big_id}\"] .file-card");
+    until(
+        &browser,
+        "bob's page offers the big file",
+        &format!(
+            "return document.querySelector('{card}')?.dataset.state === 'offered' && \
+             !!document.querySelector('{card} .file-download');"
+        ),
+    )
+    .await;
+    // Every progress bar the card shows is noted, however fast the download goes.
+    js(
+        &browser,
+        "window.__progress = []; new MutationObserver(records => { for (const r of records) \
+         for (const n of r.addedNodes) { const p = n.querySelector?.('.file-percent'); \
+         if (p) window.__progress.push(p.textContent); } }).observe(\
+         document.querySelector('#messages'), {childList: true, subtree: true}); return true;",
+    )
+    .await;
+    browser
+        .find(Locator::Css(&format!("{card} .file-download")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_event("file_done", |v| v["id"] == big_id.as_str());
+    until(
+        &browser,
+        "bob's page shows Save for the big file",
+        &format!(
+            "return document.querySelector('{card}')?.dataset.state === 'done' && \
+             document.querySelector('{card} a.file-save')?.getAttribute('download') === 'big.bin';"
+        ),
+    )
+    .await;
+    let progress = js(&browser, "return window.__progress;").await;
+    let shown = progress.as_array().unwrap();
+    assert!(
+        !shown.is_empty() && shown.iter().all(|p| p.as_str().unwrap().contains('%')),
+        "no progress shown: {progress}"
+    );
+    // The page's own link works with its cookie.
+    let fetched = js(
+        &browser,
+        &format!(
+            "return fetch('/files/{big_id}').then(r => \
+             r.arrayBuffer().then(b => [r.status, b.byteLength]));"
+        ),
+    )
+    .await;
+    assert_eq!(fetched, json!([200, big.len()]));
+    browser.close().await.unwrap();
+
+    // The upload endpoint's refusals.
+    let (addr, token) = split(&a_url);
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let post = |query: &str, extra: &str, body: &[u8]| {
+        http(
+            &addr,
+            &format!(
+                "POST /files?{query} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            ),
+            body,
+        )
+    };
+    let upload = "X-Meshchat-Upload: 1\r\n";
+    assert_eq!(post("room=lobby&name=a.txt", upload, b"hi").0, 401);
+    assert_eq!(post("room=lobby&name=a.txt", &bearer, b"hi").0, 403);
+    let both = format!("{bearer}{upload}");
+    let (code, _, body) = post("room=nowhere&name=a.txt", &both, b"hi");
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((code, &answer["event"]), (400, &json!("error")), "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("nowhere"),
+        "{answer}"
+    );
+    // Over the size limit: refused from its length, before any byte is read.
+    let (code, _, _) = http(
+        &addr,
+        &format!(
+            "POST /files?room=lobby&name=huge HTTP/1.1\r\nHost: {addr}\r\n{both}\
+             Content-Length: 5000000000\r\nConnection: close\r\n\r\n"
+        ),
+        b"",
+    );
+    assert_eq!(code, 413);
+    // The same name twice: two files, never one over the other; names made safe.
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let (code, _, body) = post("room=lobby&name=..%2Fsub%2Fnote.txt", &both, b"note");
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+        let offered: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(offered["event"], "file_offered");
+        names.push(offered["name"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(names, ["note.txt", "note (1).txt"]);
+    let get = |path: &str| {
+        http(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{bearer}Connection: close\r\n\r\n"),
+            b"",
+        )
+        .0
+    };
+    assert_eq!(get(&format!("/files/{}", "0".repeat(64))), 404);
+    assert_eq!(get("/files/nonsense"), 404);
+
+    for p in [a, b] {
+        let name = p.name.clone();
+        assert!(p.quit().success(), "{name} exit status");
+    }
 }

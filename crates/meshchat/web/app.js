@@ -9,6 +9,7 @@ import { Conv, isState, roomMsg, dmMsg } from './store.js';
 import { createPaging } from './paging.js';
 import { isPeerId, mentions, normalizeRoom } from './util.js';
 import { setupChrome, showError, showWarning, isNarrow, closeDrawer } from './chrome.js';
+import { fileOf, keepFile, noteProgress, upload, uploadLine } from './files.js';
 import {
   state, PEER_KEY, noteSeq, saveSeq, roomConv, dmConv, firstConv, sortedDms, takeDmState, allConvs,
 } from './state.js';
@@ -21,6 +22,7 @@ const REFRESH_MS = 15000;
 
 const view = new MessageView($('messages'), $('jump'), {
   me: () => state.me,
+  file: (id) => state.files.get(id) || null,
   onNearTop: () => paging.loadOlder(),
   onNewest: () => paging.reloadNewest(),
 });
@@ -157,6 +159,7 @@ const handlers = {
     }
     for (const conv of allConvs()) conv.olderBefore = null;
     send({ cmd: 'conversations' });
+    send({ cmd: 'files' });
     refreshNow();
     if (first || !state.current) {
       if (!openFromHash(location.hash)) open(firstConv());
@@ -179,6 +182,7 @@ const handlers = {
     noteSeq(m.seq);
     const conv = roomConv(m.room, true);
     if (conv.msgs.has(m.id)) return;
+    lookForFile(m);
     arrived(conv, m, conv.add(m));
   },
 
@@ -198,6 +202,7 @@ const handlers = {
       if (m.fingerprint) conv.fingerprint = m.fingerprint;
     }
     if (conv.msgs.has(m.id)) return;
+    lookForFile(m);
     const i = conv.add(m);
     if (i >= 0) takeDmState(m);
     conv.liveCount += 1;
@@ -312,8 +317,154 @@ const handlers = {
     if (typeof ev.message === 'string') showWarning(ev.message);
   },
 
-  lagged: () => {}, // the node replays the messages right after it
+  lagged: () => {
+    // the node replays the messages right after it; file events may have been missed
+    filesSoon();
+  },
+
+  files(ev) {
+    const list = Array.isArray(ev.files) ? ev.files : [];
+    for (const o of list) {
+      const f = fileOf(o);
+      if (f) view.updateFile(keepFile(state.files, f));
+    }
+  },
+
+  file_offered: takeFile,
+  file_offer: takeFile,
+
+  file_accepted(ev) {
+    fileChange(ev, (f) => {
+      if (f.state !== 'done') f.state = 'downloading';
+      f.rate = 0;
+      f.sampleAt = 0;
+    });
+  },
+
+  file_progress(ev) {
+    fileChange(ev, (f) => noteProgress(f, Number(ev.bytes) || 0, Number(ev.total) || 0));
+  },
+
+  file_done(ev) {
+    fileChange(ev, (f) => {
+      f.state = 'done';
+      f.bytes = f.size;
+    });
+  },
+
+  file_failed(ev) {
+    fileChange(ev, (f) => {
+      f.state = 'failed';
+      f.reason = typeof ev.reason === 'string' ? ev.reason : '';
+    });
+  },
+
+  file_cancelled(ev) {
+    fileChange(ev, (f) => {
+      f.state = 'cancelled';
+      f.bytes = 0;
+    });
+  },
 };
+
+// ---- files ---------------------------------------------------------------------------------
+
+function takeFile(ev) {
+  const f = fileOf(ev);
+  if (f) view.updateFile(keepFile(state.files, f));
+}
+
+/** A file event about `ev.id`: `change` applies it to the file known, else the list is asked for. */
+function fileChange(ev, change) {
+  const f = typeof ev.id === 'string' ? state.files.get(ev.id) : null;
+  if (!f) {
+    filesSoon();
+    return;
+  }
+  change(f);
+  view.updateFile(f);
+}
+
+/** A message that looks like a file offer the page does not know: ask for the files. */
+function lookForFile(m) {
+  if (!state.files.has(m.id) && m.text.startsWith('📎 ')) filesSoon();
+}
+
+let filesTimer = null;
+function filesSoon() {
+  if (filesTimer) return;
+  filesTimer = setTimeout(() => {
+    filesTimer = null;
+    send({ cmd: 'files' });
+  }, 300);
+}
+
+/** Uploads files (picked or dropped) to the open conversation, each with its progress line. */
+function sendFiles(list) {
+  const conv = state.current;
+  if (!conv) {
+    showError('Open a room or a conversation to send a file to.');
+    return;
+  }
+  for (const file of list) {
+    const line = uploadLine($('uploads'), file);
+    upload(file, conv, (sent, total) => line.progress(sent, total))
+      .then((ev) => view.batch(() => takeFile(ev)))
+      .catch((e) => showError(e.message))
+      .finally(() => line.remove());
+  }
+}
+
+function wireFiles() {
+  const input = $('file-input');
+  $('attach-button').addEventListener('click', () => input.click());
+  input.addEventListener('change', () => {
+    const picked = [...input.files];
+    input.value = '';
+    sendFiles(picked);
+  });
+  $('messages').addEventListener('click', (e) => {
+    const button = e.target.closest('.file-download, .file-cancel');
+    const id = button && button.dataset.file;
+    if (!id) return;
+    const cmd = button.classList.contains('file-cancel') ? 'cancel_file' : 'accept_file';
+    if (!send({ cmd, id })) showError('Not connected to the node.');
+  });
+  // Dropping a file on the conversation sends it there; a hint shows while dragging.
+  const pane = document.querySelector('.messages-wrap');
+  const hint = $('drop-hint');
+  const carriesFiles = (e) => !!e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+  let depth = 0;
+  pane.addEventListener('dragenter', (e) => {
+    if (!carriesFiles(e) || !state.current) return;
+    e.preventDefault();
+    depth += 1;
+    hint.hidden = false;
+  });
+  pane.addEventListener('dragover', (e) => {
+    if (!carriesFiles(e) || !state.current) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  pane.addEventListener('dragleave', () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) hint.hidden = true;
+  });
+  pane.addEventListener('drop', (e) => {
+    depth = 0;
+    hint.hidden = true;
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    sendFiles([...e.dataTransfer.files]);
+  });
+  // A file dropped elsewhere must not replace the page with itself.
+  window.addEventListener('dragover', (e) => {
+    if (carriesFiles(e)) e.preventDefault();
+  });
+  window.addEventListener('drop', (e) => {
+    if (carriesFiles(e)) e.preventDefault();
+  });
+}
 
 function takeInfo(ev) {
   if (typeof ev.peer_id === 'string') state.me.peer = ev.peer_id;
@@ -457,6 +608,7 @@ function wire() {
 
 setupChrome();
 wire();
+wireFiles();
 renderMe();
 renderHeader();
 renderSidebar();

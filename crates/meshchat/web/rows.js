@@ -5,6 +5,7 @@ import {
   h, dayKey, dayLabel, formatTime, fullTime, isoTime, colorClass, initial, shortFp, shortPeer,
   linkify, mentions,
 } from './util.js';
+import { renderFileCard } from './files.js';
 
 /** Consecutive messages of one author closer than this share one header. */
 const GROUP_MS = 5 * 60 * 1000;
@@ -54,14 +55,18 @@ export function makeSeparator(ts) {
   );
 }
 
-/** The row of message `m` (all network text as text); `myNick` decides mentions. */
-export function renderMsg(m, myNick) {
+/**
+ * The row of message `m` (all network text as text); `myNick` decides mentions; `file`: the
+ * file it offers, if it is a file offer (the row then shows the file's card).
+ */
+export function renderMsg(m, myNick, file = null) {
   const name = m.nick || shortPeer(m.from);
   const color = m.own ? 'c-own' : colorClass(m.fingerprint || m.from);
   const classes = ['msg'];
   if (m.own) classes.push('own');
   if (!m.own && !m.dm && mentions(m.text, myNick)) classes.push('mention');
   if (m.synced) classes.push('is-synced');
+  if (file) classes.push('has-file');
   const aside = [];
   if (m.synced) {
     aside.push(
@@ -85,6 +90,7 @@ export function renderMsg(m, myNick) {
         h('time', { class: 'time', datetime: isoTime(m.ts), title: fullTime(m.ts) }, formatTime(m.ts)),
       ),
       h('div', { class: 'text', dir: 'auto' }, linkify(m.text)),
+      file ? renderFileCard(file) : null,
     ),
     aside.length ? h('div', { class: 'aside' }, aside) : null,
   );

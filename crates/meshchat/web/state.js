@@ -28,6 +28,8 @@ export const state = {
   hiddenUnseen: 0,
   /** the last text sent, to put back if the node refuses it */
   pendingSend: null,
+  /** file offer id (= its message's id) → file (files.js), for the file cards */
+  files: new Map(),
 };
 
 function loadSeq() {

@@ -4,6 +4,7 @@
 import { state, sortedDms } from './state.js';
 import { renderRooms, renderConversations } from './sidebar.js';
 import { shortFp, shortPeer } from './util.js';
+import { formatSize } from './files.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,8 +24,13 @@ export function askNotificationPermission() {
 export function notify(conv, m, onOpen) {
   if (!('Notification' in window) || Notification.permission !== 'granted') return;
   const who = m.nick || shortPeer(m.from);
-  const title = conv.kind === 'room' ? `${who} in #${conv.id}` : `${who} (direct message)`;
-  const body = m.text.length > 300 ? m.text.slice(0, 300) + '…' : m.text;
+  const file = state.files.get(m.id);
+  let title = conv.kind === 'room' ? `${who} in #${conv.id}` : `${who} (direct message)`;
+  let body = m.text.length > 300 ? m.text.slice(0, 300) + '…' : m.text;
+  if (file && !file.own) {
+    title = conv.kind === 'room' ? `${who} offers a file in #${conv.id}` : `${who} offers you a file`;
+    body = `${file.name} (${formatSize(file.size)})`;
+  }
   try {
     const n = new Notification(title, { body, tag: conv.key });
     n.addEventListener('click', () => {
@@ -74,6 +80,7 @@ export function renderHeader() {
   $('empty').hidden = !!conv;
   composer.disabled = !conv;
   $('send-button').disabled = !conv;
+  $('attach-button').disabled = !conv;
   if (!conv) {
     $('title-prefix').textContent = '';
     $('title').textContent = 'meshchat';

@@ -12,6 +12,7 @@
 import { dayKey, dayLabel, h } from './util.js';
 import { layout, makeSeparator, renderMsg, setState } from './rows.js';
 import { compareMsg } from './store.js';
+import { renderFileCard } from './files.js';
 
 /** Rows in the DOM at most, however long the conversation (reading back). */
 export const MAX_RENDERED = 500;
@@ -33,7 +34,9 @@ export class MessageView {
   /**
    * @param {HTMLElement} listEl  #messages
    * @param {HTMLButtonElement} jumpEl  the "↓ new messages" button
-   * @param {{me: () => {nick: string}, onNearTop: () => void, onNewest: () => void}} opts
+   * @param {{me: () => {nick: string}, file: (id: string) => object|null, onNearTop: () => void,
+   *   onNewest: () => void}} opts
+   *   `file`: the file a message offers (its id is the file's), or null;
    *   `onNearTop`: the reader is at the top of the window (grow it, or ask for older);
    *   `onNewest`: the newest messages are wanted but not held (reload them).
    */
@@ -236,7 +239,7 @@ export class MessageView {
     const nick = this.opts.me().nick;
     const frag = document.createDocumentFragment();
     for (const m of msgs) {
-      const row = { el: renderMsg(m, nick), sep: null };
+      const row = { el: renderMsg(m, nick, this.opts.file(m.id)), sep: null };
       const { sep, cont } = layout(prev, m, false);
       if (sep) {
         row.sep = makeSeparator(m.ts);
@@ -295,7 +298,7 @@ export class MessageView {
     if (compareMsg(m, this.first) < 0 || compareMsg(m, this.last) > 0) return;
     this.flush();
     this.beforeWrite();
-    const row = { el: renderMsg(m, this.opts.me().nick), sep: null };
+    const row = { el: renderMsg(m, this.opts.me().nick, this.opts.file(m.id)), sep: null };
     this.rows.set(m.id, row);
     this.el.insertBefore(row.el, this.firstNode(list[i + 1].id));
     this.decorate(i);
@@ -438,6 +441,18 @@ export class MessageView {
       this.wrote = true;
     }
     this.top.classList.toggle('loading', !!(conv && conv.loadingOlder));
+  }
+
+  /** Shows the new state of file `f` in its offer's row, if shown. */
+  updateFile(f) {
+    const row = this.rows.get(f.id);
+    if (!row) return;
+    this.beforeWrite();
+    const card = renderFileCard(f);
+    const old = row.el.querySelector('.file-card');
+    if (old) old.replaceWith(card);
+    else row.el.querySelector('.body').append(card);
+    row.el.classList.add('has-file');
   }
 
   /** Shows a DM's new state. */

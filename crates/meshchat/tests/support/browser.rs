@@ -147,3 +147,15 @@ pub async fn open_page(c: &Client, url: &str) {
     )
     .await;
 }
+
+/// Picks the file at `path` (absolute) in the `<input type=file>` matched by `css`, hidden or
+/// not: WebDriver's element send-keys (`POST /session/{id}/element/{el}/value`) with the path
+/// as its text, which is how a test stands in for the browser's file dialog.
+pub async fn pick_file(c: &Client, css: &str, path: &std::path::Path) {
+    assert!(path.is_absolute(), "{}", path.display());
+    let input = c.find(Locator::Css(css)).await.expect("the file input");
+    input
+        .send_keys(path.to_str().expect("a UTF-8 path"))
+        .await
+        .expect("the file is picked");
+}
