@@ -455,7 +455,8 @@ fn relays_peek_and_rewrite_the_hop_limit() {
             tag: 2,
             hop_limit: 9,
             to: [1; 32],
-            from: [2; 32]
+            from: [2; 32],
+            root: ROOT,
         })
     );
     assert_eq!(frame.to(), [1; 32]);

@@ -381,14 +381,17 @@ impl<P: fmt::Debug> fmt::Debug for PieceFrame<P> {
     }
 }
 
-/// A refusal to the downloader (`to`), from a holder or a relay (`from`: whoever refuses).
+/// A refusal to the downloader (`to`) about one holder (`from`): sent by the holder itself, or
+/// by a relay that could not pass on a frame from or for that holder (no route, a full queue),
+/// so that the downloader backs off that holder at once. Not signed: a relay that lies in one
+/// could only slow a transfer it could as well drop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nope<P> {
     /// Hops left.
     pub hop_limit: u16,
     /// The downloader.
     pub to: P,
-    /// The holder or relay that refuses.
+    /// The holder it is about.
     pub from: P,
     /// The file.
     pub root: Hash,
@@ -433,6 +436,8 @@ pub struct Header<P> {
     pub to: P,
     /// Who sent it (for the relay's per-peer limits).
     pub from: P,
+    /// The file it is about (for a relay's refusal to the downloader).
+    pub root: Hash,
 }
 
 /// Bytes of the shared header for ids of type `P`.
@@ -461,6 +466,7 @@ pub fn peek<P: PeerBytes>(bytes: &[u8]) -> Option<Header<P>> {
         hop_limit: r.u16().ok()?,
         to: r.peer().ok()?,
         from: r.peer().ok()?,
+        root: r.array().ok()?,
     })
 }
 

@@ -126,7 +126,7 @@ async fn a_room_file_crosses_a_relay_to_a_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_file_crosses_a_relay_sealed() {
-    let (a, mut b, mut c) = chain().await;
+    let (mut a, mut b, mut c) = chain().await;
     let src = tempfile::tempdir().unwrap();
     let (path, data) = make_file(src.path(), "report.pdf", 64 * MIB);
     // A needs C's profile (its seal key) to offer it anything.

@@ -122,7 +122,7 @@ fn transfers(buf: &mut Buffer, area: Rect, app: &App) {
         let y = area.y + row as u16;
         let more = active.len() - area.height as usize;
         let line = if row + 1 == area.height as usize && more > 0 {
-            format!("⇣ {} more downloads under way (/files)", more + 1)
+            format!("… {} more transfers under way (/files)", more + 1)
         } else {
             let fraction = if t.total == 0 {
                 1.0
@@ -135,7 +135,8 @@ fn transfers(buf: &mut Buffer, area: Rect, app: &App) {
                 .saturating_sub(name.len() + text.len() + 12)
                 .clamp(4, 30);
             format!(
-                "⇣ {} {name} {} {}",
+                "{} {} {name} {} {}",
+                if t.up { "⇡" } else { "⇣" },
                 t.n,
                 crate::files::bar(fraction, bar_width),
                 text.trim_start()

@@ -774,3 +774,68 @@ fn the_tracker_in_the_status_bar_and_the_who_panel() {
         status(&app)
     );
 }
+
+/// An offer, `/accept`, and the bars of a download and of an upload with rate and time left.
+#[test]
+fn file_offers_and_progress_bars() {
+    use meshchat_api as api;
+    let mut app = conversation();
+    let file = |id: &str, name: &str, own: bool| api::File {
+        id: id.repeat(64),
+        from: peer(2).to_string(),
+        fingerprint: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9".into(),
+        nick: "bob".into(),
+        name: name.into(),
+        size: 64 << 20,
+        hash: "c".repeat(64),
+        room: Some("lobby".into()),
+        to: None,
+        ts: 1,
+        own,
+        state: if own {
+            api::FileState::Serving
+        } else {
+            api::FileState::Offered
+        },
+        bytes: 0,
+        path: None,
+        reason: None,
+    };
+    app.on_node_event(Event::File(api::Event::FileOffer(file(
+        "a", "film.mkv", false,
+    ))));
+    app.on_reply(Reply::FileOffered(Ok(file("b", "notes.pdf", true))));
+    app.on_reply(Reply::FileAccepted(Ok(file("a", "film.mkv", false))));
+    for (id, bytes) in [("a", 16u64 << 20), ("b", 4 << 20)] {
+        app.on_node_event(Event::File(api::Event::FileProgress {
+            id: id.repeat(64),
+            bytes,
+            total: 64 << 20,
+        }));
+    }
+    let screen = format!("{:?}", render(&app, 100, 20).backend());
+    assert!(
+        screen.contains("bob (0a1b 2c3d) offers film.mkv (64.0 MiB) in lobby — /accept 1"),
+        "{screen}"
+    );
+    assert!(screen.contains("⇣ 1 film.mkv ["), "{screen}");
+    assert!(screen.contains("25% 16.0 MiB / 64.0 MiB"), "{screen}");
+    assert!(screen.contains("⇡ 2 notes.pdf ["), "{screen}");
+    // The upload ends when all of it was sent; the download with `file_done`.
+    app.on_node_event(Event::File(api::Event::FileProgress {
+        id: "b".repeat(64),
+        bytes: 64 << 20,
+        total: 64 << 20,
+    }));
+    app.on_node_event(Event::File(api::Event::FileDone {
+        id: "a".repeat(64),
+        path: "/home/alice/Downloads/meshchat/film.mkv".into(),
+        hash: "c".repeat(64),
+    }));
+    assert_eq!(app.transfers.rows(), 0);
+    let screen = format!("{:?}", render(&app, 100, 20).backend());
+    assert!(
+        screen.contains("file 1 done, verified: /home/alice/Downloads/meshchat/film.mkv"),
+        "{screen}"
+    );
+}

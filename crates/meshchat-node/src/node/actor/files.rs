@@ -62,6 +62,8 @@ pub(super) const NEIGHBOUR_RATE: Rate = Rate::new(64 * 1024 * 1024, 32 * 1024 * 
 const SERVE_RATE: Rate = Rate::new(64 * 1024 * 1024, 32 * 1024 * 1024);
 /// Neighbours and downloaders whose byte budgets are kept.
 const RATE_TABLE: usize = 1024;
+/// Our DM offers whose upload progress is followed at once.
+const MAX_UPLOADS: usize = 64;
 /// Newest offers `/files` lists.
 const LIST_LIMIT: usize = 200;
 
@@ -103,6 +105,19 @@ pub(super) struct Files {
     neighbour_bytes: Buckets<PeerId>,
     /// Piece bytes served to each downloader.
     served: Buckets<Key>,
+    /// Our DM offers being fetched: what the recipient was sent, for our side's progress (a
+    /// room offer has no one recipient to measure; `/files` shows it as served).
+    uploads: HashMap<MessageId, Upload>,
+}
+
+/// One of our DM offers being fetched.
+struct Upload {
+    /// Chunks sent at least once.
+    sent: Vec<bool>,
+    bytes: u64,
+    total: u64,
+    told_at: Instant,
+    told_bytes: u64,
 }
 
 impl Files {
@@ -120,6 +135,7 @@ impl Files {
             by_root: HashMap::new(),
             neighbour_bytes: Buckets::new(NEIGHBOUR_RATE, RATE_TABLE),
             served: Buckets::new(SERVE_RATE, RATE_TABLE),
+            uploads: HashMap::new(),
         }
     }
 
@@ -279,6 +295,10 @@ impl Files {
         ctx: &mut Ctx<'_>,
     ) {
         let len = frame.len() as u64;
+        // Read before the frame goes: whom a relay's refusal is for.
+        let head = matches!(origin, Origin::Relayed)
+            .then(|| wire::peek::<Key>(&frame))
+            .flatten();
         let refusal = match via {
             None => Some(Refusal::NoRoute),
             Some(via) => match self
@@ -298,9 +318,14 @@ impl Files {
             (Origin::Relayed, None) => ctx.io.stats.file_bytes_relayed += len,
             (Origin::Served, None) => ctx.io.stats.file_bytes_sent += len,
             (Origin::Want(..), None) => {}
-            (Origin::Relayed | Origin::Served, Some(_)) => ctx.io.stats.file_frames_dropped += 1,
+            (Origin::Served, Some(_)) => ctx.io.stats.file_frames_dropped += 1,
+            (Origin::Relayed, Some(reason)) => {
+                ctx.io.stats.file_frames_dropped += 1;
+                if let Some(head) = head {
+                    self.refuse_relayed(head, reason, to, ctx);
+                }
+            }
             (Origin::Want(id, holder), Some(reason)) => {
-                let _ = to;
                 self.feed(
                     id,
                     transfer::Input::Refused {
@@ -312,6 +337,37 @@ impl Files {
                 );
             }
         }
+    }
+
+    /// A relay that cannot forward a frame (no route on, or the next link's queue is full)
+    /// says so to the downloader, naming the holder the frame was from or for, so that the
+    /// downloader backs off that holder instead of waiting for its timeouts. The name is not
+    /// checked by anyone: a lying relay could only slow a transfer it could drop anyway.
+    /// Refusals are not themselves refused back, and a dropped refusal is only counted.
+    fn refuse_relayed(
+        &mut self,
+        head: wire::Header<Key>,
+        reason: Refusal,
+        to: Key,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let (downloader, holder) = match head.tag {
+            wire::TAG_WANT => (head.from, to),
+            wire::TAG_PIECE => (to, head.from),
+            _ => return,
+        };
+        ctx.notes.push(Note::FileSend {
+            to: downloader,
+            frame: Frame::Nope(Nope {
+                hop_limit: HOP_LIMIT,
+                to: downloader,
+                from: holder,
+                root: head.root,
+                reason,
+            })
+            .encode(),
+            origin: Origin::Served,
+        });
     }
 
     /// A `Want` for us: the pieces, if the file is complete here and the asker may have it.
@@ -409,6 +465,59 @@ impl Files {
                 frame,
                 origin: Origin::Served,
             });
+        }
+        if row.own && row.key.is_some() {
+            self.uploaded(&row, &manifest, &w.pieces, ctx);
+        }
+    }
+
+    /// Our DM offer `row`'s recipient was sent `pieces`: its progress, told at most every
+    /// [`PROGRESS_EVERY`] (and at the end).
+    fn uploaded(
+        &mut self,
+        row: &FileRow,
+        manifest: &Manifest,
+        pieces: &[Piece],
+        ctx: &mut Ctx<'_>,
+    ) {
+        if !self.uploads.contains_key(&row.id) && self.uploads.len() >= MAX_UPLOADS {
+            let oldest = self
+                .uploads
+                .iter()
+                .min_by_key(|(_, u)| u.told_at)
+                .map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                self.uploads.remove(&id);
+            }
+        }
+        let now = Instant::now();
+        let u = self.uploads.entry(row.id).or_insert_with(|| Upload {
+            sent: vec![false; manifest.count() as usize],
+            bytes: 0,
+            total: row.size,
+            told_at: now,
+            told_bytes: 0,
+        });
+        for piece in pieces {
+            if let Piece::Chunk(i) = *piece {
+                if let Some(false) = u.sent.get(i as usize) {
+                    u.sent[i as usize] = true;
+                    u.bytes += manifest.chunk_len(i).unwrap_or(0) as u64;
+                }
+            }
+        }
+        let done = u.bytes >= u.total;
+        if u.bytes != u.told_bytes && (done || now >= u.told_at + PROGRESS_EVERY) {
+            u.told_at = now;
+            u.told_bytes = u.bytes;
+            ctx.io.emit(Event::File(api::Event::FileProgress {
+                id: row.id.to_string(),
+                bytes: u.bytes,
+                total: u.total,
+            }));
+        }
+        if done {
+            self.uploads.remove(&row.id);
         }
     }
 

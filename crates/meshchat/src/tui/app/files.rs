@@ -2,6 +2,7 @@
 //! offers and results as notices, and a progress bar with rate and time left for every
 //! download under way (drawn above the status bar, see `render::transfers`).
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use meshchat_api::{self as api, FileState};
@@ -19,9 +20,15 @@ pub struct Transfers {
     /// Short numbers for offer ids, as `/accept N` takes them.
     pub numbers: Numbers,
     meters: Meters,
-    /// Downloads under way, oldest first.
+    /// Transfers under way, oldest first.
     pub active: Vec<Transfer>,
+    /// Names of the offers seen (and whether ours), for the bars of transfers that start
+    /// after them; forgotten all at once past [`KNOWN`].
+    known: HashMap<String, (String, bool)>,
 }
+
+/// Offers whose names are kept for their bars.
+const KNOWN: usize = 1000;
 
 /// A download under way, as its bar shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +40,8 @@ pub struct Transfer {
     pub total: u64,
     /// Bytes a second, smoothed (0 until measured).
     pub rate: f64,
+    /// Our own offer being fetched by the person we sent it to (an upload).
+    pub up: bool,
 }
 
 impl Transfers {
@@ -41,18 +50,32 @@ impl Transfers {
         self.active.len().min(MAX_BARS) as u16
     }
 
-    fn start(&mut self, id: &str, name: &str, total: u64) -> &mut Transfer {
+    /// Remembers an offer's name for its bar.
+    fn know(&mut self, f: &api::File) {
+        if self.known.len() >= KNOWN {
+            self.known.clear();
+        }
+        self.known.insert(f.id.clone(), (f.name.clone(), f.own));
+    }
+
+    fn start(&mut self, id: &str, total: u64) -> &mut Transfer {
         let n = self.numbers.number(id);
         let i = match self.active.iter().position(|t| t.id == id) {
             Some(i) => i,
             None => {
+                let (name, up) = self
+                    .known
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| ("file".to_owned(), false));
                 self.active.push(Transfer {
                     id: id.to_owned(),
                     n,
-                    name: crate::tui::wrap::sanitize_name(name),
+                    name: crate::tui::wrap::sanitize_name(&name),
                     bytes: 0,
                     total,
                     rate: 0.0,
+                    up,
                 });
                 self.active.len() - 1
             }
@@ -116,6 +139,7 @@ impl App {
     pub(super) fn on_file_event(&mut self, e: api::Event) {
         match e {
             api::Event::FileOffer(f) => {
+                self.transfers.know(&f);
                 let n = self.transfers.numbers.number(&f.id);
                 let line = files::offer_line(n, &f);
                 self.notice(
@@ -127,12 +151,11 @@ impl App {
                 let now = Instant::now();
                 let rate = self.transfers.meters.update(&id, bytes, now);
                 if bytes >= total {
+                    // An upload's end (a download's comes as `file_done`).
+                    self.transfers.end(&id);
                     return;
                 }
-                let known = self.transfers.active.iter().any(|t| t.id == id);
-                let t = self
-                    .transfers
-                    .start(&id, if known { "" } else { "file" }, total);
+                let t = self.transfers.start(&id, total);
                 t.bytes = bytes;
                 t.total = total;
                 t.rate = rate;
@@ -154,6 +177,7 @@ impl App {
     pub(super) fn on_file_reply(&mut self, reply: Reply) {
         match reply {
             Reply::FileOffered(Ok(f)) => {
+                self.transfers.know(&f);
                 let n = self.transfers.numbers.number(&f.id);
                 self.notice(
                     &format!(
@@ -167,9 +191,9 @@ impl App {
             }
             Reply::FileOffered(Err(e)) => self.notice(&format!("not offered: {e}"), Level::Error),
             Reply::FileAccepted(Ok(f)) => {
+                self.transfers.know(&f);
                 let n = self.transfers.numbers.number(&f.id);
-                let t = self.transfers.start(&f.id, &f.name, f.size);
-                t.name = crate::tui::wrap::sanitize_name(&f.name);
+                let t = self.transfers.start(&f.id, f.size);
                 t.bytes = t.bytes.max(f.bytes);
                 self.notice(
                     &format!("file {n}: fetching {} ({})", f.name, human_size(f.size)),
@@ -192,10 +216,10 @@ impl App {
             }
             Reply::Files(Ok(list)) => {
                 for f in list.iter().rev() {
+                    self.transfers.know(f);
                     let n = self.transfers.numbers.number(&f.id);
                     if f.state == FileState::Downloading {
-                        let t = self.transfers.start(&f.id, &f.name, f.size);
-                        t.name = crate::tui::wrap::sanitize_name(&f.name);
+                        let t = self.transfers.start(&f.id, f.size);
                         t.bytes = t.bytes.max(f.bytes);
                     }
                     let line = files::list_line(n, f);
@@ -218,13 +242,13 @@ mod tests {
     #[test]
     fn bars_follow_progress_and_end() {
         let mut t = Transfers::default();
-        t.start("a", "photo.jpg", 100).bytes = 10;
-        t.start("b", "x", 100);
+        t.start("a", 100).bytes = 10;
+        t.start("b", 100);
         assert_eq!(t.rows(), 2);
         assert_eq!(t.active[0].n, 1);
-        assert_eq!(t.start("a", "", 100).bytes, 10, "the same transfer");
+        assert_eq!(t.active[0].name, "file", "a name not known yet");
+        assert_eq!(t.start("a", 100).bytes, 10, "the same transfer");
         t.end("a");
         assert_eq!(t.rows(), 1);
-        assert_eq!(t.active[0].name, "x");
     }
 }
