@@ -152,6 +152,12 @@ async fn a_direct_file_crosses_a_relay_sealed() {
         std::fs::read(&got).unwrap() == data,
         "the file arrived whole"
     );
+    // The sender saw it go: its progress reaches the whole file.
+    let (id, total) = (offered.id.clone(), data.len() as u64);
+    a.wait_for(|e| {
+        matches!(e, Event::File(api::Event::FileProgress { id: i, bytes, .. }) if *i == id && *bytes == total)
+    })
+    .await;
     // The relay carried every byte, sealed: it never saw the offer (nor its key).
     let relayed = b.handle.stats().await.unwrap().file_bytes_relayed;
     assert!(relayed >= data.len() as u64, "B relayed it: {relayed}");
