@@ -9,6 +9,8 @@
 //!
 //! Output: a JSON document (to a file with `--json`) and a short table on stdout.
 
+pub mod files;
+
 use crate::lab::{Lab, LabOptions, LOBBY};
 use crate::sys;
 use crate::topology::Topology;

@@ -90,6 +90,19 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Measure file transfer over a line of 4: one hop and three, the relays' CPU per MiB and
+    /// memory (issue 20).
+    Files {
+        /// The file's size.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Limit the n1–n2 link for the three-hop transfer (tc syntax, e.g. 10mbit).
+        #[arg(long)]
+        bandwidth: Option<String>,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Measure how long the routing tables take to converge after a link fails and comes back.
     Routes {
         /// Topology description (random:N:D[:SEED] grid:WxH ring:N edges:N:A-B,..).
@@ -238,6 +251,32 @@ fn real_main(cli: Cli) -> Result<()> {
             print!("{}", bench::table(&r));
             if json.is_none() {
                 println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+        Cmd::Files {
+            size_mib,
+            bandwidth,
+            json,
+        } => {
+            let opts = options(&cli)?;
+            let r = bench::files::run(*size_mib, bandwidth.as_deref(), &opts)?;
+            println!(
+                "{} MiB: one hop {:.1} MB/s, three hops{} {:.1} MB/s; relays n1/n2: {:.1}/{:.1} ms CPU per MiB, RSS {:.0}/{:.0} MiB before, {:.0}/{:.0} MiB at peak",
+                r.size_mib,
+                r.one_hop_mb_s,
+                r.bandwidth.as_deref().map(|b| format!(" (n1–n2 at {b})")).unwrap_or_default(),
+                r.three_hops_mb_s,
+                r.relay_cpu_ms_per_mib[0],
+                r.relay_cpu_ms_per_mib[1],
+                r.relay_rss_before_mib[0],
+                r.relay_rss_before_mib[1],
+                r.relay_rss_peak_mib[0],
+                r.relay_rss_peak_mib[1],
+            );
+            let line = serde_json::to_string(&r)?;
+            match json {
+                Some(path) => std::fs::write(path, line + "\n")?,
+                None => println!("{line}"),
             }
         }
         Cmd::Routes {

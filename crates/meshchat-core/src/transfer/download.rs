@@ -38,6 +38,8 @@ use super::{chunk_count, chunk_len, Hash, Manifest, Piece};
 pub const ENDGAME_COPIES: usize = 2;
 /// Rounds of timeouts at a holder, with nothing from it in between, before it backs off.
 pub const SILENT_TIMEOUTS: u32 = 2;
+/// How long a holder that said `busy` (or whose path did) is asked nothing new.
+pub const BUSY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Windows, timeouts and bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,7 +356,8 @@ impl<P: Clone + Eq + Ord + StdHash + Debug> Download<P> {
             }
             Input::Refused { from, reason } => match reason {
                 Refusal::NotHere | Refusal::Gone => self.drop_holder(&from),
-                Refusal::Busy | Refusal::NoRoute => self.back_off(&from, now),
+                Refusal::Busy => self.slow_down(&from, now),
+                Refusal::NoRoute => self.back_off(&from, now),
             },
             Input::Lost(indices) => self.on_lost(indices),
             Input::Tick => {}
@@ -483,6 +486,23 @@ impl<P: Clone + Eq + Ord + StdHash + Debug> Download<P> {
 
     /// A holder refused as busy or unreachable, or stopped answering: not asked until its
     /// back-off ends (doubling each time), and its requests are wanted again.
+    /// A holder, or a relay on the way to it, is over a limit: a congestion signal. The window
+    /// halves and the holder is asked nothing new for [`BUSY_PAUSE`]; what is in flight stays
+    /// (most of it still comes; what was dropped times out). Backing off as for an unreachable
+    /// holder, with its requests cancelled, turned each busy signal into seconds idle and
+    /// pieces fetched twice (lab, 1 GiB over one hop at 2 MB/s).
+    fn slow_down(&mut self, p: &P, now: Instant) {
+        let one_chunk = u64::from(self.chunk_size);
+        let Some(h) = self.holders.get_mut(p) else {
+            return;
+        };
+        h.window = (h.window / 2).max(one_chunk);
+        let until = now + BUSY_PAUSE;
+        if h.backoff_until.is_none_or(|t| t < until) {
+            h.backoff_until = Some(until);
+        }
+    }
+
     fn back_off(&mut self, p: &P, now: Instant) {
         let Some(h) = self.holders.get_mut(p) else {
             return;

@@ -151,6 +151,7 @@ impl Actor {
         let mut trees_rx = self.trees.take_reports();
         let mut route_rx = self.direct.take_reports();
         let mut files_rx = self.files.take_reports();
+        let mut checks_rx = self.files.take_checks();
         let at = |t: Option<Instant>| t.map(tokio::time::Instant::from_std);
         let shutdown_reply = loop {
             let flush_due = at(self.inbound.flush_due());
@@ -178,6 +179,7 @@ impl Actor {
                 () = sleep_until_opt(files_due) => self.files.tick(ctx!(self)),
                 Some(report) = recv_opt(&mut route_rx) => self.direct.on_report(report, ctx!(self)),
                 Some(report) = recv_opt(&mut files_rx) => self.files.on_report(report, ctx!(self)),
+                Some(checked) = recv_opt(&mut checks_rx) => self.files.on_checked(checked, ctx!(self)),
                 Some(report) = recv_opt(&mut trees_rx) => {
                     self.trees.on_report(report, ctx!(self));
                     // What else has arrived, up to a batch, before anything is sent.

@@ -740,7 +740,7 @@ fn refusals_drop_or_back_off_the_holder() {
     );
     // Its window grew by one chunk.
     assert_eq!(outs[1], want(2, &[0, 2]));
-    // Busy: not asked for the back-off, then asked again.
+    // Busy: the window halves and nothing new is asked for a moment; what is in flight stays.
     let outs = d.handle(
         Input::Refused {
             from: 2,
@@ -748,23 +748,33 @@ fn refusals_drop_or_back_off_the_holder() {
         },
         t0,
     );
-    let back = t0 + config.holder_backoff;
-    assert_eq!(outs, [Output::WakeAt(back)]);
-    assert_eq!(d.in_flight(), 0);
-    assert!(d
-        .handle(Input::Tick, back - Duration::from_millis(1))
-        .is_empty());
-    let outs = d.handle(Input::Tick, back);
-    assert_eq!(outs[0], want(2, &[0, 2]));
-    // Unreachable now: the back-off doubled.
+    let pause = t0 + super::BUSY_PAUSE;
+    assert_eq!(outs, [Output::WakeAt(pause)]);
+    assert_eq!(d.in_flight(), 2);
+    let outs = d.handle(
+        Input::Piece {
+            from: 2,
+            piece: Piece::Chunk(0),
+            data: src.chunk(0),
+        },
+        t0,
+    );
+    assert!(
+        !outs.iter().any(|o| matches!(o, Output::Want { .. })),
+        "{outs:?}"
+    );
+    let outs = d.handle(Input::Tick, pause);
+    assert_eq!(outs[0], want(2, &[3]));
+    // Unreachable now: backed off, its requests cancelled.
     d.handle(
         Input::Refused {
             from: 2,
             reason: Refusal::NoRoute,
         },
-        back,
+        pause,
     );
-    assert_eq!(d.next_deadline(), Some(back + 2 * config.holder_backoff));
+    assert_eq!(d.in_flight(), 0);
+    assert_eq!(d.next_deadline(), Some(pause + config.holder_backoff));
     // A refusal from someone who is not a holder changes nothing.
     assert!(d
         .handle(
@@ -772,7 +782,7 @@ fn refusals_drop_or_back_off_the_holder() {
                 from: 9,
                 reason: Refusal::Gone,
             },
-            back,
+            pause,
         )
         .is_empty());
     assert!(!d.holders().collect::<Vec<_>>().is_empty());

@@ -55,11 +55,13 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// A `Want` signed further than this from our clock is not served (a replay, or a clock far
 /// off: the downloader asks again with a fresh one).
 const WANT_MAX_SKEW_MS: u64 = 10 * 60 * 1000;
-/// File bytes one neighbour may hand us a second, relayed or for us, and its burst. Beyond it
-/// frames are dropped (the downloader times out and asks again, more slowly).
-pub(super) const NEIGHBOUR_RATE: Rate = Rate::new(64 * 1024 * 1024, 32 * 1024 * 1024);
-/// Piece bytes served to one downloader a second, and its burst.
-const SERVE_RATE: Rate = Rate::new(64 * 1024 * 1024, 32 * 1024 * 1024);
+/// File bytes one neighbour may hand us a second for others, and its burst. Beyond it frames
+/// are dropped and their downloaders told (`busy`), so they back off that holder.
+pub(super) const NEIGHBOUR_RATE: Rate = Rate::new(256 * 1024 * 1024, 64 * 1024 * 1024);
+/// Piece bytes served to one downloader a second, and its burst: above what any link we
+/// measured carries (an honest downloader's windows keep it below), so it binds only a node
+/// asking faster than it can take.
+const SERVE_RATE: Rate = Rate::new(256 * 1024 * 1024, 64 * 1024 * 1024);
 /// Neighbours and downloaders whose byte budgets are kept.
 const RATE_TABLE: usize = 1024;
 /// Our DM offers whose upload progress is followed at once.
@@ -87,6 +89,8 @@ struct Active {
     part: PathBuf,
     /// The bitmap has changed since it was saved.
     dirty: bool,
+    /// Its whole-file check runs (see `finish`).
+    checking: bool,
     saved_at: Instant,
     told_at: Instant,
     told_bytes: u64,
@@ -97,6 +101,9 @@ pub(super) struct Files {
     links: Links,
     /// Reports of the stream tasks; taken by the loop.
     reports: Option<mpsc::Receiver<Inbound>>,
+    /// Whole-file checks' answers (at most one per download runs), and their sender.
+    checks: Option<mpsc::Receiver<Checked>>,
+    checks_tx: mpsc::Sender<Checked>,
     /// Downloads under way, by offer id.
     active: HashMap<MessageId, Active>,
     /// The same, by content root (pieces name their root).
@@ -128,9 +135,12 @@ impl Files {
             crate::behaviour::file::max_frame(),
             crate::behaviour::file::QUEUES,
         );
+        let (checks_tx, checks) = mpsc::channel(MAX_DOWNLOADS);
         Self {
             links,
             reports: Some(reports),
+            checks: Some(checks),
+            checks_tx,
             active: HashMap::new(),
             by_root: HashMap::new(),
             neighbour_bytes: Buckets::new(NEIGHBOUR_RATE, RATE_TABLE),
@@ -142,6 +152,11 @@ impl Files {
     /// The stream tasks' reports, for the loop to wait on.
     pub(super) fn take_reports(&mut self) -> Option<mpsc::Receiver<Inbound>> {
         self.reports.take()
+    }
+
+    /// The whole-file checks' answers, for the loop to wait on.
+    pub(super) fn take_checks(&mut self) -> Option<mpsc::Receiver<Checked>> {
+        self.checks.take()
     }
 
     /// Starts accepting streams, and resumes the downloads a stop interrupted.
@@ -251,10 +266,6 @@ impl Files {
             ctx.io.stats.file_frames_dropped += 1;
             return;
         }
-        if !self.neighbour_bytes.take(peer, bytes.len() as f64, now) {
-            ctx.io.stats.file_frames_dropped += 1;
-            return;
-        }
         let Some(head) = wire::peek::<Key>(&bytes) else {
             ctx.io.stats.file_frames_dropped += 1;
             ctx.io.refuse(peer, Reason::Malformed, now);
@@ -264,6 +275,15 @@ impl Files {
             if head.hop_limit == 0 {
                 ctx.io.stats.file_frames_dropped += 1;
                 return;
+            }
+            // What we forward for others counts against the neighbour's byte rate; beyond it
+            // the downloader is told at once (a silent drop cost it a timeout per piece).
+            // What is for us is bounded elsewhere: pieces by our own windows, Wants by what we
+            // serve per downloader, and all of it by the stream queues.
+            if !self.neighbour_bytes.take(peer, bytes.len() as f64, now) {
+                ctx.io.stats.file_frames_dropped += 1;
+                let to = head.to;
+                return self.refuse_relayed(head, Refusal::Busy, to, ctx);
             }
             wire::set_hop_limit(&mut bytes, head.hop_limit - 1);
             ctx.notes.push(Note::FileSend {
@@ -673,25 +693,49 @@ impl Files {
     /// Every chunk verified: the file is checked whole, then moved into the download dir.
     fn finish(&mut self, id: MessageId, ctx: &mut Ctx<'_>) {
         self.save_and_tell(id, true, ctx);
-        let Some(a) = self.active.get(&id) else {
+        let Some(a) = self.active.get_mut(&id) else {
             return;
         };
         let Some(manifest) = a.machine.manifest().cloned() else {
             return;
         };
+        if a.checking {
+            return;
+        }
+        let file = match a.file.try_clone() {
+            Ok(f) => f,
+            Err(e) => {
+                let reason = format!("cannot read {}: {e}", a.part.display());
+                return self.fail(id, &reason, ctx);
+            }
+        };
+        // Reading a large file back takes seconds: on a blocking thread, so the loop goes on
+        // relaying meanwhile. Its answer comes back as `on_checked`.
+        a.checking = true;
+        let tx = self.checks_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = check_whole(&file, &manifest);
+            let _ = tx.blocking_send(Checked { id, result });
+        });
+    }
+
+    /// A finished download's whole-file check (from `finish`'s blocking thread).
+    pub(super) fn on_checked(&mut self, checked: Checked, ctx: &mut Ctx<'_>) {
+        let id = checked.id;
+        let Some(a) = self.active.get_mut(&id) else {
+            // Cancelled meanwhile.
+            return;
+        };
+        a.checking = false;
+        let lost = match checked.result {
+            Ok(lost) => lost,
+            Err(e) => {
+                let reason = format!("cannot write {}: {e}", a.part.display());
+                return self.fail(id, &reason, ctx);
+            }
+        };
         // Chunks the disk lost (a crash between a write and the bitmap's save, a bad sector):
         // fetched again.
-        let mut lost = Vec::new();
-        let mut buf = Vec::new();
-        for i in 0..manifest.count() {
-            let len = manifest.chunk_len(i).unwrap_or(0);
-            buf.resize(len, 0);
-            if a.file.read_exact_at(&mut buf, manifest.offset(i)).is_err()
-                || !manifest.check(i, &buf)
-            {
-                lost.push(i);
-            }
-        }
         if !lost.is_empty() {
             tracing::warn!(
                 lost = lost.len(),
@@ -703,13 +747,6 @@ impl Files {
             return;
         };
         self.by_root.remove(&a.row.root);
-        if let Err(e) = a.file.sync_all() {
-            return self.fail_row(
-                &a.row,
-                &format!("cannot write {}: {e}", a.part.display()),
-                ctx,
-            );
-        }
         drop(a.file);
         let dir = ctx.io.config.files.download_dir.clone();
         let path = match place(&dir, &a.row.name, &a.part) {
@@ -954,6 +991,7 @@ impl Files {
                 file,
                 part,
                 dirty: false,
+                checking: false,
                 saved_at: now,
                 told_at: now,
             },
@@ -1009,6 +1047,30 @@ impl Files {
             })
             .collect())
     }
+}
+
+/// A finished download's whole-file check: the chunks that do not match, after the file was
+/// synced to disk (so a file moved into place is on the disk too).
+pub(super) struct Checked {
+    id: MessageId,
+    result: std::io::Result<Vec<u32>>,
+}
+
+/// Reads `file` back against `manifest`: the chunks that do not match; then syncs it.
+fn check_whole(file: &File, manifest: &Manifest) -> std::io::Result<Vec<u32>> {
+    let mut lost = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..manifest.count() {
+        let len = manifest.chunk_len(i).unwrap_or(0);
+        buf.resize(len, 0);
+        if file.read_exact_at(&mut buf, manifest.offset(i)).is_err() || !manifest.check(i, &buf) {
+            lost.push(i);
+        }
+    }
+    if lost.is_empty() {
+        file.sync_all()?;
+    }
+    Ok(lost)
 }
 
 /// Our key (the `from` of our answers): the Want's `to`.
