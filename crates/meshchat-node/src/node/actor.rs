@@ -265,7 +265,14 @@ impl Actor {
             Note::SyncAll => self.sync.all(ctx),
             Note::FileOffer { env, offer, dm } => self.files.on_offer(env, *offer, dm, ctx),
             Note::FileSend { to, frame, origin } => {
-                let via = self.direct.next_hop(&to);
+                // Straight to a neighbour (also before the routing table has heard from it),
+                // else along the table's route.
+                let direct = ctx.io.connected(&crate::node::peer_id_of_bytes(&to));
+                let via = if direct {
+                    Some(to)
+                } else {
+                    self.direct.next_hop(&to)
+                };
                 self.files.send_via(to, via, frame, origin, ctx);
             }
         }

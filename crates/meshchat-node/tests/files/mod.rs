@@ -242,7 +242,9 @@ async fn a_room_file_comes_from_two_holders_at_once() {
     let mut b = TestNode::start("b", &[&a]).await;
     b.wait_peers(1).await;
     let src = tempfile::tempdir().unwrap();
-    let (path, data) = make_file(src.path(), "shared.bin", 32 * MIB);
+    // 64 chunks: enough for both holders to get some, small enough that the first fetch
+    // (B's) stays well inside the deadline while the other tests load the machine.
+    let (path, data) = make_file(src.path(), "shared.bin", 16 * MIB);
     a.handle
         .send_file(Some("lobby"), None, path.to_str().unwrap())
         .await
@@ -417,5 +419,128 @@ async fn a_file_that_does_not_fit_is_refused_with_the_reason() {
         .await;
     assert!(matches!(failed, Event::File(api::Event::FileFailed { reason, .. }) if reason == e));
     assert_eq!(c.handle.files().await.unwrap()[0].state, FileState::Failed);
+    a.take_events();
+}
+
+/// A raw libp2p peer next to the downloader that answers every `Want` with wrong bytes: the
+/// downloader refuses them, strikes it, asks it nothing more, and gets the file from its author.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_sends_corrupt_chunks_is_refused_and_struck() {
+    use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+    use libp2p::swarm::SwarmEvent;
+    use meshchat_core::transfer::wire::{Frame, PieceFrame};
+    use meshchat_core::transfer::Piece;
+    use meshchat_node::behaviour::file::PROTOCOL;
+
+    let mut a = TestNode::start("a", &[]).await;
+    let mut c = TestNode::start("c", &[&a]).await;
+    c.wait_peers(1).await;
+
+    // The liar: it takes the streams C opens to it, reads C's Wants, and writes pieces of the
+    // right lengths with wrong bytes on its own stream to C.
+    let identity = libp2p::identity::Keypair::generate_ed25519();
+    let liar_key: [u8; 32] = identity.public().try_into_ed25519().unwrap().to_bytes();
+    let mut swarm = crate::support::raw::swarm(identity);
+    let mut control = swarm.behaviour().stream.new_control();
+    let mut incoming = control.accept(PROTOCOL).unwrap();
+    // It takes C's route stream too (and reads nothing of it), so C keeps it as a neighbour
+    // with a route.
+    let mut routes_in = control
+        .accept(meshchat_node::behaviour::route::PROTOCOL)
+        .unwrap();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some((_, s)) = routes_in.next().await {
+            held.push(s);
+        }
+    });
+    swarm.dial(c.addr.clone()).unwrap();
+    let (pong_tx, mut pongs) = tokio::sync::watch::channel(0);
+    let driver = tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::Behaviour(e) = swarm.select_next_some().await {
+                crate::support::raw::count_pong(&e, &pong_tx);
+            }
+        }
+    });
+    let mut out =
+        crate::support::raw::open_accepted(&mut control, c.peer_id, PROTOCOL, &mut pongs).await;
+    let liar = tokio::spawn(async move {
+        let mut lied = 0u32;
+        while let Some((_, mut stream)) = incoming.next().await {
+            let mut len = [0u8; 4];
+            while stream.read_exact(&mut len).await.is_ok() {
+                let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+                if stream.read_exact(&mut frame).await.is_err() {
+                    break;
+                }
+                let Ok(Frame::Want(w)) = Frame::<[u8; 32]>::decode(&frame) else {
+                    continue;
+                };
+                for piece in w.pieces {
+                    let data_len = match piece {
+                        Piece::Manifest => 32 * 80,
+                        Piece::Chunk(_) => 256 * 1024,
+                    };
+                    let bytes = Frame::Piece(PieceFrame {
+                        hop_limit: 8,
+                        to: w.from,
+                        from: liar_key,
+                        root: w.root,
+                        piece,
+                        data: vec![0xee; data_len],
+                    })
+                    .encode();
+                    let mut msg = (bytes.len() as u32).to_be_bytes().to_vec();
+                    msg.extend_from_slice(&bytes);
+                    if out.write_all(&msg).await.is_err() || out.flush().await.is_err() {
+                        return lied;
+                    }
+                    lied += 1;
+                }
+            }
+        }
+        lied
+    });
+    // C is connected to both (the liar is a neighbour, so it is asked as a holder).
+    let liar_id = libp2p::PeerId::from_public_key(&libp2p::identity::PublicKey::from(
+        libp2p::identity::ed25519::PublicKey::try_from_bytes(&liar_key).unwrap(),
+    ));
+    let handle = c.handle.clone();
+    eventually("c is connected to the liar", async || {
+        handle
+            .peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.peer_id == liar_id)
+    })
+    .await;
+
+    let src = tempfile::tempdir().unwrap();
+    let (path, data) = make_file(src.path(), "true.bin", 20 * MIB);
+    a.handle
+        .send_file(Some("lobby"), None, path.to_str().unwrap())
+        .await
+        .unwrap();
+    let offer = wait_offer(&mut c).await;
+    c.handle.accept_file(&offer.id).await.unwrap();
+    let got = wait_done(&mut c, &offer.id).await;
+    assert!(
+        std::fs::read(&got).unwrap() == data,
+        "the file came whole from its author"
+    );
+    let stats = c.handle.stats().await.unwrap();
+    assert!(stats.file_pieces_bad >= 1, "{stats:?}");
+    assert!(
+        stats
+            .rejected
+            .get(meshchat_core::inbound::Reason::Malformed)
+            >= 1,
+        "the liar was struck: {stats:?}"
+    );
+    driver.abort();
+    liar.abort();
+    held.abort();
     a.take_events();
 }
