@@ -123,6 +123,42 @@ pub fn chunk_size_for(size: u64) -> Option<u32> {
     Some(chunk)
 }
 
+/// A file name safe to create in a directory: its last path component, control characters
+/// replaced, not hidden (no leading dot), at most 200 bytes (room for ` (n)` before the
+/// extension); `file` when nothing is left. For names from offers and from uploads alike.
+pub fn safe_file_name(name: &str) -> String {
+    const MAX: usize = 200;
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = last
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    let clean = clean.trim().trim_start_matches('.').trim();
+    let mut out = String::new();
+    for c in clean.chars() {
+        if out.len() + c.len_utf8() > MAX {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        "file".to_owned()
+    } else {
+        out
+    }
+}
+
+/// The `n`th other name for a taken `name`: `photo (2).jpg`, `README (1)`; `name` itself for 0.
+pub fn numbered_name(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_owned();
+    }
+    match name.rfind('.') {
+        Some(i) if i > 0 => format!("{} ({n}){}", &name[..i], &name[i..]),
+        _ => format!("{name} ({n})"),
+    }
+}
+
 /// Chunks in a file of `size` bytes: `ceil(size / chunk_size)`; 0 for an empty file (and for a
 /// chunk size of 0, which no valid offer has). Saturates at `u32::MAX`.
 pub fn chunk_count(size: u64, chunk_size: u32) -> u32 {

@@ -664,3 +664,22 @@ proptest! {
         let _ = Manifest::decode(&bytes, size, chunk_size, &ROOT);
     }
 }
+
+#[test]
+fn file_names_are_made_safe_and_numbered() {
+    use super::{numbered_name, safe_file_name};
+    assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
+    assert_eq!(safe_file_name("..\\..\\boot.ini"), "boot.ini");
+    assert_eq!(safe_file_name("C:\\x\\y.txt"), "y.txt");
+    assert_eq!(safe_file_name(".."), "file");
+    assert_eq!(safe_file_name("..."), "file");
+    assert_eq!(safe_file_name(""), "file");
+    assert_eq!(safe_file_name(".bashrc"), "bashrc");
+    assert_eq!(safe_file_name("a\u{7}b\nc"), "a_b_c");
+    assert_eq!(safe_file_name("   "), "file");
+    assert_eq!(safe_file_name(&"é".repeat(300)).len(), 200);
+    assert_eq!(numbered_name("photo.jpg", 0), "photo.jpg");
+    assert_eq!(numbered_name("photo.jpg", 2), "photo (2).jpg");
+    assert_eq!(numbered_name("README", 1), "README (1)");
+    assert_eq!(numbered_name(".x", 1), ".x (1)");
+}

@@ -20,7 +20,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use meshchat_api::{Event as Line, FileState};
-use meshchat_core::transfer::MAX_FILE_SIZE;
+use meshchat_core::transfer::{numbered_name, safe_file_name, MAX_FILE_SIZE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Shared;
@@ -35,8 +35,6 @@ pub const UPLOADS_DIR: &str = "uploads";
 const READ_PIECE: usize = 64 * 1024;
 /// File names tried (`name`, `name (1)`…) before giving up.
 const NAME_TRIES: u32 = 1000;
-/// Longest upload file name kept, in bytes (the node's offers cut names at 200 too).
-const MAX_NAME: usize = 200;
 
 #[derive(serde::Deserialize)]
 pub struct UploadQuery {
@@ -97,7 +95,7 @@ pub async fn upload(
         );
     };
     let dir = st.data_dir.join(UPLOADS_DIR);
-    let name = safe_name(q.name.as_deref().unwrap_or(""));
+    let name = safe_file_name(q.name.as_deref().unwrap_or(""));
     let path = match receive(&dir, &name, body).await {
         Ok(path) => path,
         Err(refusal) => return refusal,
@@ -200,7 +198,7 @@ fn write_error(e: std::io::Error) -> Response {
 /// (`create_new` decides, so two uploads of one name at once get two files).
 async fn create_unique(dir: &Path, name: &str) -> std::io::Result<(tokio::fs::File, PathBuf)> {
     for n in 0..NAME_TRIES {
-        let path = dir.join(numbered(name, n));
+        let path = dir.join(numbered_name(name, n));
         match tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -216,41 +214,6 @@ async fn create_unique(dir: &Path, name: &str) -> std::io::Result<(tokio::fs::Fi
         std::io::ErrorKind::AlreadyExists,
         format!("{NAME_TRIES} uploads named {name:?} are kept already"),
     ))
-}
-
-/// `name` itself (`n` = 0) or with ` (n)` before its extension.
-fn numbered(name: &str, n: u32) -> String {
-    if n == 0 {
-        return name.to_owned();
-    }
-    match name.rfind('.') {
-        Some(i) if i > 0 => format!("{} ({n}){}", &name[..i], &name[i..]),
-        _ => format!("{name} ({n})"),
-    }
-}
-
-/// A file name safe to create in the uploads directory: its last path component, control
-/// characters replaced, not hidden (no leading dot), at most [`MAX_NAME`] bytes; `file` when
-/// nothing is left.
-pub fn safe_name(name: &str) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = last
-        .chars()
-        .map(|c| if c.is_control() { '_' } else { c })
-        .collect();
-    let clean = clean.trim().trim_start_matches('.').trim();
-    let mut out = String::new();
-    for c in clean.chars() {
-        if out.len() + c.len_utf8() > MAX_NAME {
-            break;
-        }
-        out.push(c);
-    }
-    if out.is_empty() {
-        "file".to_owned()
-    } else {
-        out
-    }
 }
 
 /// `GET /files/{id}`: a fetched file (or our own offer) as a download; 404 for anything else.
@@ -306,7 +269,7 @@ pub async fn download(State(st): State<Arc<Shared>>, UrlPath(id): UrlPath<String
     }
     let disposition = format!(
         "attachment; filename*=UTF-8''{}",
-        encode_attr(&safe_name(&name))
+        encode_attr(&safe_file_name(&name))
     );
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
@@ -330,19 +293,6 @@ fn encode_attr(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upload_names_are_one_plain_visible_component() {
-        assert_eq!(safe_name("../../etc/passwd"), "passwd");
-        assert_eq!(safe_name("C:\\x\\y.txt"), "y.txt");
-        assert_eq!(safe_name(".bashrc"), "bashrc");
-        assert_eq!(safe_name("a\nb\u{7}.txt"), "a_b_.txt");
-        assert_eq!(safe_name(""), "file");
-        assert_eq!(safe_name("..."), "file");
-        assert_eq!(safe_name(&"é".repeat(300)).len(), 200);
-        assert_eq!(numbered("photo.jpg", 2), "photo (2).jpg");
-        assert_eq!(numbered("README", 1), "README (1)");
-    }
 
     #[test]
     fn disposition_names_are_percent_encoded() {

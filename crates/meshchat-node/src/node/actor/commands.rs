@@ -199,7 +199,7 @@ impl Handle {
             let ctx = ctx!(a);
             let name = path
                 .file_name()
-                .map(|n| files::safe_name(&n.to_string_lossy()))
+                .map(|n| meshchat_core::transfer::safe_file_name(&n.to_string_lossy()))
                 .unwrap_or_else(|| "file".into());
             let offer = Offer {
                 nick: ctx.io.nick.clone(),

@@ -826,7 +826,7 @@ impl Files {
             root: offer.root,
             author,
             nick: offer.nick.clone(),
-            name: safe_name(&offer.name),
+            name: transfer::safe_file_name(&offer.name),
             size: offer.size,
             chunk_size: offer.chunk_size,
             room,
@@ -1111,43 +1111,12 @@ fn free_space(dir: &Path) -> Result<u64, Error> {
     Ok((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
 }
 
-/// A file name safe to create in the download dir: no directories, no control characters,
-/// not hidden, not empty, at most 200 bytes (room for " (n)" before the extension).
-pub(super) fn safe_name(name: &str) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = last
-        .chars()
-        .map(|c| if c.is_control() { '_' } else { c })
-        .collect();
-    let clean = clean.trim().trim_start_matches('.').trim();
-    let mut out = String::new();
-    for c in clean.chars() {
-        if out.len() + c.len_utf8() > 200 {
-            break;
-        }
-        out.push(c);
-    }
-    if out.is_empty() {
-        "file".to_owned()
-    } else {
-        out
-    }
-}
-
 /// Moves a verified partial file into `dir` as `name`, or `name (1)`, `name (2)`… when taken;
 /// never over an existing file.
 fn place(dir: &Path, name: &str, part: &Path) -> std::io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i..]),
-        _ => (name, ""),
-    };
     for n in 0..1000u32 {
-        let candidate = if n == 0 {
-            dir.join(name)
-        } else {
-            dir.join(format!("{stem} ({n}){ext}"))
-        };
+        let candidate = dir.join(transfer::numbered_name(name, n));
         // A hard link fails on an existing name, so nothing is ever replaced.
         match fs::hard_link(part, &candidate) {
             Ok(()) => {
@@ -1227,17 +1196,6 @@ pub(crate) fn hash_file(path: &Path) -> Result<Manifest, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_made_safe() {
-        assert_eq!(safe_name("../../etc/passwd"), "passwd");
-        assert_eq!(safe_name("..\\..\\boot.ini"), "boot.ini");
-        assert_eq!(safe_name(".."), "file");
-        assert_eq!(safe_name(".bashrc"), "bashrc");
-        assert_eq!(safe_name("a\u{7}b\nc"), "a_b_c");
-        assert_eq!(safe_name("   "), "file");
-        assert!(safe_name(&"é".repeat(300)).len() <= 200);
-    }
 
     #[test]
     fn a_taken_name_gets_a_number() {
