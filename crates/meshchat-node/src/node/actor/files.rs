@@ -175,8 +175,11 @@ impl Files {
         };
         for row in rows {
             let id = row.id;
-            if let Err(e) = self.activate(row, ctx) {
-                self.fail(id, &e.to_string(), ctx);
+            match self.activate(row, ctx) {
+                Ok(()) => {}
+                // Said already, with its reason.
+                Err(Error::NoSpace { .. }) => {}
+                Err(e) => self.fail(id, &e.to_string(), ctx),
             }
         }
     }
@@ -971,15 +974,20 @@ impl Files {
                 .set_file_state(&id, state_code(FileState::Downloading), None, None)?;
             row.state = state_code(FileState::Downloading);
         }
-        // A room file may be held by anyone who fetched it: its author, the nodes known to
-        // hold it, and our neighbours, who are asked too (one `Want` each; a neighbour without
-        // it answers `NotHere` and is asked no more). A DM file only by its author.
+        // A room file may be held by anyone who fetched it: its author, and our neighbours,
+        // who are asked too (one `Want` each; a neighbour without it answers `NotHere` and is
+        // asked no more). A DM file only by its author. The author first: the machine takes
+        // at most `max_holders`.
         let mut holders = vec![row.author];
         if row.key.is_none() {
-            let neighbours = ctx.io.swarm.connected_peers().filter_map(key_of_peer_id);
-            holders.extend(neighbours.take(files.download.max_holders));
-            holders.sort_unstable();
-            holders.dedup();
+            let author = row.author;
+            let neighbours = ctx
+                .io
+                .swarm
+                .connected_peers()
+                .filter_map(key_of_peer_id)
+                .filter(|k| *k != author);
+            holders.extend(neighbours.take(files.download.max_holders.saturating_sub(1)));
         }
         let root = row.root;
         self.active.insert(
