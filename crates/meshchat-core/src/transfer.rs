@@ -387,7 +387,7 @@ fn check_sizes(size: u64, chunk_size: u32) -> Result<(), Error> {
 }
 
 /// Length of chunk `i` of a file, `None` out of range.
-fn chunk_len(size: u64, chunk_size: u32, i: u32) -> Option<usize> {
+pub fn chunk_len(size: u64, chunk_size: u32, i: u32) -> Option<usize> {
     if i >= chunk_count(size, chunk_size) {
         return None;
     }

@@ -20,6 +20,10 @@
 //!   its hop limit less one. It is never decoded beyond its header, and never stored: what a
 //!   relay holds is what sits in the stream queues ([`crate::behaviour::file::QUEUES`]). Each
 //!   neighbour's file bytes count against [`NEIGHBOUR_RATE`].
+//!
+//! Serving lives in `files/serve.rs` (its own state: the budgets per downloader, our DM
+//! offers' progress), the disk work (hashing, the whole-file check, the bitmap, moving a file
+//! into place) in `files/disk.rs`; this file keeps the downloads, the streams and the relaying.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -33,9 +37,16 @@ use meshchat_core::inbound::Reason;
 use meshchat_core::rate::{Buckets, Rate};
 use meshchat_core::room::human_size;
 use meshchat_core::transfer::wire::{self, Frame, Nope, Offer, PieceFrame, Refusal, Want};
-use meshchat_core::transfer::{self, Download, Hash, Manifest, Piece};
+use meshchat_core::transfer::{self, Download, Hash, Manifest};
 use meshchat_core::{Envelope, Fingerprint, MessageId};
 use tokio::sync::mpsc;
+
+mod disk;
+mod serve;
+
+pub(crate) use disk::hash_file;
+pub(super) use disk::Checked;
+use disk::{bitmap, check_whole, free_space, place, unpack};
 
 use super::context::{Ctx, Key, Note};
 use super::disk::Write;
@@ -44,28 +55,19 @@ use crate::node::{key_of_peer_id, now_ms, peer_id_of_bytes, Error, Event};
 use crate::store::{state_code, state_of_code, FileRow};
 
 /// Hop limit of the file frames we originate: more than any mesh's diameter.
-const HOP_LIMIT: u16 = 64;
+pub(super) const HOP_LIMIT: u16 = 64;
 /// Downloads running at once; more are refused until one ends.
 pub(super) const MAX_DOWNLOADS: usize = 8;
 /// A download's progress is told at most this often.
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+pub(super) const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// A download's verified-chunk bitmap is saved at most this often (a crash refetches at most
 /// this much).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
-/// A `Want` signed further than this from our clock is not served (a replay, or a clock far
-/// off: the downloader asks again with a fresh one).
-const WANT_MAX_SKEW_MS: u64 = 10 * 60 * 1000;
 /// File bytes one neighbour may hand us a second for others, and its burst. Beyond it frames
 /// are dropped and their downloaders told (`busy`), so they back off that holder.
 pub(super) const NEIGHBOUR_RATE: Rate = Rate::new(256 * 1024 * 1024, 64 * 1024 * 1024);
-/// Piece bytes served to one downloader a second, and its burst: above what any link we
-/// measured carries (an honest downloader's windows keep it below), so it binds only a node
-/// asking faster than it can take.
-const SERVE_RATE: Rate = Rate::new(256 * 1024 * 1024, 64 * 1024 * 1024);
 /// Neighbours and downloaders whose byte budgets are kept.
-const RATE_TABLE: usize = 1024;
-/// Our DM offers whose upload progress is followed at once.
-const MAX_UPLOADS: usize = 64;
+pub(super) const RATE_TABLE: usize = 1024;
 /// Newest offers `/files` lists.
 const LIST_LIMIT: usize = 200;
 
@@ -110,21 +112,8 @@ pub(super) struct Files {
     by_root: HashMap<Hash, MessageId>,
     /// File bytes each neighbour handed us.
     neighbour_bytes: Buckets<PeerId>,
-    /// Piece bytes served to each downloader.
-    served: Buckets<Key>,
-    /// Our DM offers being fetched: what the recipient was sent, for our side's progress (a
-    /// room offer has no one recipient to measure; `/files` shows it as served).
-    uploads: HashMap<MessageId, Upload>,
-}
-
-/// One of our DM offers being fetched.
-struct Upload {
-    /// Chunks sent at least once.
-    sent: Vec<bool>,
-    bytes: u64,
-    total: u64,
-    told_at: Instant,
-    told_bytes: u64,
+    /// What we serve: budgets per downloader, our DM offers' progress.
+    serving: serve::Serving,
 }
 
 impl Files {
@@ -144,8 +133,7 @@ impl Files {
             active: HashMap::new(),
             by_root: HashMap::new(),
             neighbour_bytes: Buckets::new(NEIGHBOUR_RATE, RATE_TABLE),
-            served: Buckets::new(SERVE_RATE, RATE_TABLE),
-            uploads: HashMap::new(),
+            serving: serve::Serving::new(),
         }
     }
 
@@ -297,7 +285,7 @@ impl Files {
             return;
         }
         match Frame::<Key>::decode(&bytes) {
-            Ok(Frame::Want(w)) => self.serve(w, ctx),
+            Ok(Frame::Want(w)) => self.serving.serve(w, ctx),
             Ok(Frame::Piece(p)) => self.on_piece(peer, p, ctx),
             Ok(Frame::Nope(n)) => self.on_nope(n, ctx),
             Err(e) => {
@@ -391,173 +379,6 @@ impl Files {
             .encode(),
             origin: Origin::Served,
         });
-    }
-
-    /// A `Want` for us: the pieces, if the file is complete here and the asker may have it.
-    fn serve(&mut self, w: Want<Key>, ctx: &mut Ctx<'_>) {
-        let now = Instant::now();
-        let fresh = now_ms().abs_diff(w.timestamp_ms) <= WANT_MAX_SKEW_MS;
-        // Relays do not check what they forward, so a forged or stale one is no neighbour's
-        // fault: dropped, no strike.
-        if !fresh || !w.verify() {
-            ctx.io.stats.file_frames_dropped += 1;
-            return;
-        }
-        let nope = |reason| Note::FileSend {
-            to: w.from,
-            frame: Frame::Nope(Nope {
-                hop_limit: HOP_LIMIT,
-                to: w.from,
-                from: ctx_me(&w),
-                root: w.root,
-                reason,
-            })
-            .encode(),
-            origin: Origin::Served,
-        };
-        let source = match ctx.io.store.file_source(&w.root) {
-            Ok(Some(s)) => s,
-            Ok(None) => return ctx.notes.push(nope(Refusal::NotHere)),
-            Err(e) => {
-                tracing::warn!("reading a file to serve: {e}");
-                return ctx.notes.push(nope(Refusal::Busy));
-            }
-        };
-        let (row, manifest) = source;
-        // A DM file goes to the person it was offered to (or came from), no one else.
-        if row.key.is_some() && row.peer != Some(w.from) {
-            return ctx.notes.push(nope(Refusal::NotHere));
-        }
-        let Ok(manifest) = Manifest::decode(&manifest, row.size, row.chunk_size, &w.root) else {
-            return ctx.notes.push(nope(Refusal::Gone));
-        };
-        let wanted: u64 = w
-            .pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Manifest => manifest.encode().len() as u64,
-                Piece::Chunk(i) => manifest.chunk_len(*i).unwrap_or(0) as u64,
-            })
-            .sum();
-        if !self.served.take(w.from, wanted as f64, now) {
-            return ctx.notes.push(nope(Refusal::Busy));
-        }
-        let path = row.path.clone().unwrap_or_default();
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!("file {path} offered but not readable: {e}");
-                self.source_gone(&row, ctx);
-                return ctx.notes.push(nope(Refusal::Gone));
-            }
-        };
-        let me = ctx.io.me();
-        for piece in &w.pieces {
-            let plain = match *piece {
-                Piece::Manifest => manifest.encode(),
-                Piece::Chunk(i) => {
-                    let Some(len) = manifest.chunk_len(i) else {
-                        continue;
-                    };
-                    let mut buf = vec![0u8; len];
-                    if file.read_exact_at(&mut buf, manifest.offset(i)).is_err()
-                        || !manifest.check(i, &buf)
-                    {
-                        tracing::warn!("file {path} changed since it was offered");
-                        self.source_gone(&row, ctx);
-                        return ctx.notes.push(nope(Refusal::Gone));
-                    }
-                    buf
-                }
-            };
-            let data = match &row.key {
-                Some(key) => transfer::seal_piece(key, &w.root, *piece, &plain),
-                None => plain,
-            };
-            let frame = Frame::Piece(PieceFrame {
-                hop_limit: HOP_LIMIT,
-                to: w.from,
-                from: me,
-                root: w.root,
-                piece: *piece,
-                data,
-            })
-            .encode();
-            ctx.notes.push(Note::FileSend {
-                to: w.from,
-                frame,
-                origin: Origin::Served,
-            });
-        }
-        if row.own && row.key.is_some() {
-            self.uploaded(&row, &manifest, &w.pieces, ctx);
-        }
-    }
-
-    /// Our DM offer `row`'s recipient was sent `pieces`: its progress, told at most every
-    /// [`PROGRESS_EVERY`] (and at the end).
-    fn uploaded(
-        &mut self,
-        row: &FileRow,
-        manifest: &Manifest,
-        pieces: &[Piece],
-        ctx: &mut Ctx<'_>,
-    ) {
-        if !self.uploads.contains_key(&row.id) && self.uploads.len() >= MAX_UPLOADS {
-            let oldest = self
-                .uploads
-                .iter()
-                .min_by_key(|(_, u)| u.told_at)
-                .map(|(id, _)| *id);
-            if let Some(id) = oldest {
-                self.uploads.remove(&id);
-            }
-        }
-        let now = Instant::now();
-        let u = self.uploads.entry(row.id).or_insert_with(|| Upload {
-            sent: vec![false; manifest.count() as usize],
-            bytes: 0,
-            total: row.size,
-            told_at: now,
-            told_bytes: 0,
-        });
-        for piece in pieces {
-            if let Piece::Chunk(i) = *piece {
-                if let Some(false) = u.sent.get(i as usize) {
-                    u.sent[i as usize] = true;
-                    u.bytes += manifest.chunk_len(i).unwrap_or(0) as u64;
-                }
-            }
-        }
-        let done = u.bytes >= u.total;
-        if u.bytes != u.told_bytes && (done || now >= u.told_at + PROGRESS_EVERY) {
-            u.told_at = now;
-            u.told_bytes = u.bytes;
-            ctx.io.emit(Event::File(api::Event::FileProgress {
-                id: row.id.to_string(),
-                bytes: u.bytes,
-                total: u.total,
-            }));
-        }
-        if done {
-            self.uploads.remove(&row.id);
-        }
-    }
-
-    /// Our source of a file is gone or changed: it is no longer offered.
-    fn source_gone(&mut self, row: &FileRow, ctx: &mut Ctx<'_>) {
-        let reason = "the file changed or was removed since it was offered";
-        if let Err(e) =
-            ctx.io
-                .store
-                .set_file_state(&row.id, state_code(FileState::Failed), None, Some(reason))
-        {
-            ctx.io.write_failed(Write::Other("a file's state"), &e);
-        }
-        ctx.io.emit(Event::File(api::Event::FileFailed {
-            id: row.id.to_string(),
-            reason: reason.to_owned(),
-        }));
     }
 
     fn on_piece(&mut self, peer: PeerId, p: PieceFrame<Key>, ctx: &mut Ctx<'_>) {
@@ -756,7 +577,7 @@ impl Files {
             Ok(path) => path,
             Err(e) => {
                 let _ = fs::remove_file(&a.part);
-                return self.fail_row(
+                return failed(
                     &a.row,
                     &format!("cannot move the file into {}: {e}", dir.display()),
                     ctx,
@@ -793,22 +614,7 @@ impl Files {
                 _ => return,
             },
         };
-        self.fail_row(&row, reason, ctx);
-    }
-
-    fn fail_row(&mut self, row: &FileRow, reason: &str, ctx: &mut Ctx<'_>) {
-        tracing::warn!(id = %row.id, "file transfer failed: {reason}");
-        if let Err(e) =
-            ctx.io
-                .store
-                .set_file_state(&row.id, state_code(FileState::Failed), None, Some(reason))
-        {
-            ctx.io.write_failed(Write::Other("a file's state"), &e);
-        }
-        ctx.io.emit(Event::File(api::Event::FileFailed {
-            id: row.id.to_string(),
-            reason: reason.to_owned(),
-        }));
+        failed(&row, reason, ctx);
     }
 
     /// A checked offer: recorded and shown once; fetched at once when small enough.
@@ -930,7 +736,9 @@ impl Files {
             .iter()
             .enumerate()
             .filter(|(_, h)| **h)
-            .map(|(i, _)| chunk_len(row.size, row.chunk_size, i as u32))
+            .map(|(i, _)| {
+                transfer::chunk_len(row.size, row.chunk_size, i as u32).unwrap_or(0) as u64
+            })
             .sum();
         let files = ctx.io.config.files.clone();
         let partial = files.download_dir.join(".meshchat-partial");
@@ -945,7 +753,7 @@ impl Files {
                 free: human_size(free),
                 keep: human_size(files.keep_free),
             };
-            self.fail_row(&row, &e.to_string(), ctx);
+            failed(&row, &e.to_string(), ctx);
             return Err(e);
         }
         let part = partial.join(format!("{}.part", hex::encode(row.root)));
@@ -1057,87 +865,6 @@ impl Files {
     }
 }
 
-/// A finished download's whole-file check: the chunks that do not match, after the file was
-/// synced to disk (so a file moved into place is on the disk too).
-pub(super) struct Checked {
-    id: MessageId,
-    result: std::io::Result<Vec<u32>>,
-}
-
-/// Reads `file` back against `manifest`: the chunks that do not match; then syncs it.
-fn check_whole(file: &File, manifest: &Manifest) -> std::io::Result<Vec<u32>> {
-    let mut lost = Vec::new();
-    let mut buf = Vec::new();
-    for i in 0..manifest.count() {
-        let len = manifest.chunk_len(i).unwrap_or(0);
-        buf.resize(len, 0);
-        if file.read_exact_at(&mut buf, manifest.offset(i)).is_err() || !manifest.check(i, &buf) {
-            lost.push(i);
-        }
-    }
-    if lost.is_empty() {
-        file.sync_all()?;
-    }
-    Ok(lost)
-}
-
-/// Our key (the `from` of our answers): the Want's `to`.
-fn ctx_me(w: &Want<Key>) -> Key {
-    w.to
-}
-
-fn chunk_len(size: u64, chunk_size: u32, i: u32) -> u64 {
-    let start = u64::from(i) * u64::from(chunk_size);
-    size.saturating_sub(start).min(u64::from(chunk_size))
-}
-
-/// A bitmap: chunk i in bit i % 8 of byte i / 8.
-fn bitmap(have: &[bool]) -> Vec<u8> {
-    let mut out = vec![0u8; have.len().div_ceil(8)];
-    for (i, h) in have.iter().enumerate() {
-        if *h {
-            out[i / 8] |= 1 << (i % 8);
-        }
-    }
-    out
-}
-
-fn unpack(bits: &[u8], count: u32) -> Vec<bool> {
-    (0..count as usize)
-        .map(|i| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
-        .collect()
-}
-
-/// Bytes free for us on the disk that holds `dir`.
-fn free_space(dir: &Path) -> Result<u64, Error> {
-    let s = nix::sys::statvfs::statvfs(dir).map_err(|e| {
-        Error::File(format!(
-            "cannot read the free space of {}: {e}",
-            dir.display()
-        ))
-    })?;
-    Ok((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
-}
-
-/// Moves a verified partial file into `dir` as `name`, or `name (1)`, `name (2)`… when taken;
-/// never over an existing file.
-fn place(dir: &Path, name: &str, part: &Path) -> std::io::Result<PathBuf> {
-    fs::create_dir_all(dir)?;
-    for n in 0..1000u32 {
-        let candidate = dir.join(transfer::numbered_name(name, n));
-        // A hard link fails on an existing name, so nothing is ever replaced.
-        match fs::hard_link(part, &candidate) {
-            Ok(()) => {
-                fs::remove_file(part)?;
-                return Ok(candidate);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("a thousand files of that name"))
-}
-
 /// The API's view of a stored offer.
 pub(super) fn view(row: &FileRow, bytes: u64, me: Key) -> api::File {
     let to = match (row.own, row.peer) {
@@ -1164,65 +891,18 @@ pub(super) fn view(row: &FileRow, bytes: u64, me: Key) -> api::File {
     }
 }
 
-/// Reads and hashes a file to offer: its manifest (off the actor: a large file takes seconds).
-pub(crate) fn hash_file(path: &Path) -> Result<Manifest, Error> {
-    use std::io::Read;
-    let meta = fs::metadata(path)
-        .map_err(|e| Error::File(format!("cannot read {}: {e}", path.display())))?;
-    if !meta.is_file() {
-        return Err(Error::File(format!("{} is not a file", path.display())));
+/// A transfer ends with `reason`: stored and told.
+fn failed(row: &FileRow, reason: &str, ctx: &mut Ctx<'_>) {
+    tracing::warn!(id = %row.id, "file transfer failed: {reason}");
+    if let Err(e) =
+        ctx.io
+            .store
+            .set_file_state(&row.id, state_code(FileState::Failed), None, Some(reason))
+    {
+        ctx.io.write_failed(Write::Other("a file's state"), &e);
     }
-    let size = meta.len();
-    let mut builder = Manifest::builder(size).map_err(|_| {
-        Error::File(format!(
-            "{} is {}; files up to {} can be sent",
-            path.display(),
-            human_size(size),
-            human_size(transfer::MAX_FILE_SIZE)
-        ))
-    })?;
-    let chunk = transfer::chunk_size_for(size).unwrap_or(transfer::MAX_CHUNK) as u64;
-    let mut file = File::open(path)
-        .map_err(|e| Error::File(format!("cannot read {}: {e}", path.display())))?;
-    let mut buf = Vec::new();
-    let mut left = size;
-    while left > 0 {
-        let len = left.min(chunk);
-        buf.resize(len as usize, 0);
-        file.read_exact(&mut buf)
-            .map_err(|e| Error::File(format!("cannot read {}: {e}", path.display())))?;
-        builder
-            .push(&buf)
-            .map_err(|e| Error::File(format!("{}: {e}", path.display())))?;
-        left -= len;
-    }
-    builder
-        .finish()
-        .map_err(|e| Error::File(format!("{}: {e}", path.display())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_taken_name_gets_a_number() {
-        let dir = tempfile::tempdir().unwrap();
-        for n in 0..3 {
-            let part = dir.path().join(format!("p{n}"));
-            fs::write(&part, [n]).unwrap();
-            let placed = place(&dir.path().join("out"), "photo.jpg", &part).unwrap();
-            let want = ["photo.jpg", "photo (1).jpg", "photo (2).jpg"][n as usize];
-            assert_eq!(placed.file_name().unwrap(), want);
-            assert_eq!(fs::read(&placed).unwrap(), [n]);
-            assert!(!part.exists());
-        }
-    }
-
-    #[test]
-    fn bitmaps_round_trip() {
-        let have: Vec<bool> = (0..19).map(|i| i % 3 == 0).collect();
-        assert_eq!(unpack(&bitmap(&have), 19), have);
-        assert_eq!(unpack(&[], 5), vec![false; 5]);
-    }
+    ctx.io.emit(Event::File(api::Event::FileFailed {
+        id: row.id.to_string(),
+        reason: reason.to_owned(),
+    }));
 }
