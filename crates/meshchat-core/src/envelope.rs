@@ -82,7 +82,16 @@ pub enum Kind {
     /// room name (shown in the room, stored and synced like its texts), or, sealed inside a
     /// direct message, the recipient's key in hex, like [`Kind::Direct`].
     File,
-    /// A kind this version does not know (6..=255): a newer node's. The envelope's layout and
+    /// A message in a private room (issue 22): the target is the room id in hex, the body
+    /// sealed (see [`crate::private`]).
+    Sealed,
+    /// An operation of an invite room (membership change or rekey), or more of its key shares;
+    /// the target is the room id in hex, the body sealed under the roster key.
+    Op,
+    /// An invite to a private room: only ever sealed inside a direct message, like
+    /// [`Kind::Direct`]; its body is a [`crate::private::Invite`].
+    Invite,
+    /// A kind this version does not know (9..=255): a newer node's. The envelope's layout and
     /// signature are the same for every kind, so it is checked in full; its body is opaque.
     Other(u8),
 }
@@ -95,6 +104,9 @@ impl Kind {
             Kind::Direct => 3,
             Kind::Tracker => 4,
             Kind::File => 5,
+            Kind::Sealed => 6,
+            Kind::Op => 7,
+            Kind::Invite => 8,
             Kind::Other(b) => b,
         }
     }
@@ -108,6 +120,9 @@ impl Kind {
             3 => Ok(Kind::Direct),
             4 => Ok(Kind::Tracker),
             5 => Ok(Kind::File),
+            6 => Ok(Kind::Sealed),
+            7 => Ok(Kind::Op),
+            8 => Ok(Kind::Invite),
             other => Ok(Kind::Other(other)),
         }
     }

@@ -162,6 +162,9 @@ pub enum Checked {
     /// A tracker election or roster message (target `tracker`, a body that decodes, not stale):
     /// relay it, hand its body to the election; not stored.
     Tracker(Envelope),
+    /// A private room's message or operation (PROTOCOL §10): relay it, store it and sync it
+    /// like a room message; only members open it.
+    Private(Envelope),
     /// A kind this version does not know, with a valid signature: a newer node's. Relayed so the
     /// mesh carries it to the nodes that can read it; not stored or shown here.
     Other(Envelope),
@@ -174,6 +177,7 @@ impl Checked {
             Checked::Room(env, _)
             | Checked::Profile(env, _)
             | Checked::Tracker(env)
+            | Checked::Private(env)
             | Checked::Other(env) => env,
         }
     }
@@ -202,6 +206,8 @@ pub enum Refused {
     File(#[source] crate::transfer::Error),
     #[error("tracker message signed more than {} s ago", crate::election::MAX_AGE.as_secs())]
     Stale,
+    #[error("private room envelope too short to be sealed")]
+    Private,
 }
 
 impl Refused {
@@ -216,6 +222,7 @@ impl Refused {
                 | Refused::Unsealed
                 | Refused::Tracker(_)
                 | Refused::File(_)
+                | Refused::Private
         )
     }
 
@@ -230,7 +237,8 @@ impl Refused {
             | Refused::Profile(_)
             | Refused::Unsealed
             | Refused::Tracker(_)
-            | Refused::File(_) => Reason::Malformed,
+            | Refused::File(_)
+            | Refused::Private => Reason::Malformed,
             Refused::Stale => Reason::Stale,
             Refused::NewerVersion(_) => Reason::NewerVersion,
             Refused::BadTarget => Reason::BadTarget,
@@ -281,7 +289,18 @@ pub fn check(bytes: Vec<u8>, now_ms: u64, keys: &mut KeyCache) -> Result<Checked
             let text = offer.as_text();
             Ok(Checked::Room(env, text))
         }
-        Kind::Direct => Err(Refused::Unsealed),
+        Kind::Direct | Kind::Invite => Err(Refused::Unsealed),
+        Kind::Sealed | Kind::Op => {
+            // Relays cannot open it: what they can check is the target and that the body is
+            // long enough to be sealed (PROTOCOL §10); members check the rest.
+            if !crate::private::is_target(env.target()) {
+                return Err(Refused::BadTarget);
+            }
+            if env.body().len() < crate::private::MIN_BODY_LEN {
+                return Err(Refused::Private);
+            }
+            Ok(Checked::Private(env))
+        }
         Kind::Tracker => {
             // Checked here, before relay, so a refused one travels no further (issue 24: they
             // were counted as dropped and relayed on).

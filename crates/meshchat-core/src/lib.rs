@@ -69,6 +69,7 @@ pub mod guard;
 pub mod identity;
 pub mod inbound;
 pub mod rate;
+pub mod private;
 pub mod room;
 pub mod routed;
 pub mod routing;

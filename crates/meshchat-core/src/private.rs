@@ -1,0 +1,420 @@
+//! Private rooms (issue 22; the bytes and the rules are `docs/PROTOCOL.md` §10): rooms only
+//! their members read, carried, stored and synced by every node like any room.
+//!
+//! - [`PassphraseRoom`]: everyone with the name and the passphrase reads and writes; the room id
+//!   and key come from Argon2id, messages are sealed with XChaCha20-Poly1305.
+//! - [`Group`]: an invite room: a DAG of signed operations (create, add, remove, rekey) sealed
+//!   under the roster key, each making a new epoch key sealed (HPKE) to every member of the
+//!   membership it results in. The membership is a deterministic function of the set of valid
+//!   operations (remove wins over a concurrent add), so members that hold the same operations
+//!   agree, in whatever order they came and across partitions.
+//! - [`Invite`]: the body of the DM (kind 8) that hands a new member the room id, the roster key
+//!   and the name.
+//!
+//! Pure like the rest of the core: time (`now_ms`) and randomness come in as arguments.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::dm::{EncryptionKey, SealKey};
+use crate::envelope::Kind;
+use crate::room::Text;
+use crate::{Envelope, Keypair, MessageId};
+
+/// The envelope kind of a message in a private room.
+pub const SEALED_KIND: Kind = Kind::Sealed;
+/// The envelope kind of an invite room's operation (or more of its shares).
+pub const OP_KIND: Kind = Kind::Op;
+/// The kind of the envelope sealed inside an invite DM.
+pub const INVITE_KIND: Kind = Kind::Invite;
+/// Bytes in a room id.
+pub const ROOM_ID_LEN: usize = 16;
+/// Most operations one room holds.
+pub const MAX_OPS: usize = 4096;
+/// Most members of one invite room.
+pub const MAX_MEMBERS: usize = 2000;
+/// Shares carried in the operation itself; the rest go in format-2 envelopes.
+pub const SHARES_PER_ENVELOPE: usize = 500;
+/// Operations kept while their parents are missing, per room.
+pub const MAX_WAITING: usize = 256;
+/// Shortest body a relay lets through: a sealed message's key id, nonce and tag.
+pub const MIN_BODY_LEN: usize = 8 + 24 + 16;
+/// How long an operation waits for its parents before it is refused.
+pub const WAIT_MS: u64 = 10 * 60 * 1000;
+
+/// A private room's id: its envelopes' target is its 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(pub [u8; ROOM_ID_LEN]);
+
+impl RoomId {
+    /// The target string of the room's envelopes.
+    pub fn target(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The room id a target names, if it is 32 lowercase hex digits.
+    pub fn from_target(target: &str) -> Option<Self> {
+        if target.len() != 2 * ROOM_ID_LEN || !target.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut id = [0u8; ROOM_ID_LEN];
+        hex::decode_to_slice(target, &mut id).ok()?;
+        Some(Self(id))
+    }
+}
+
+impl fmt::Debug for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoomId({})", self.target())
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.target())
+    }
+}
+
+/// Whether a private envelope's target is well formed (what relays check).
+pub fn is_target(target: &str) -> bool {
+    RoomId::from_target(target).is_some()
+}
+
+/// Why something could not be done or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("malformed: {0}")]
+    Malformed(&'static str),
+    #[error("the passphrase must be 1 to 256 bytes")]
+    BadPassphrase,
+    #[error("room name: {0}")]
+    Room(#[from] crate::room::Error),
+    #[error("you are not a member of this room")]
+    NotMember,
+    #[error("only the room's admins can do that")]
+    NotAdmin,
+    #[error("already a member")]
+    AlreadyMember,
+    #[error("the room is full ({MAX_MEMBERS} members, {MAX_OPS} operations)")]
+    Full,
+    #[error("the room's first operation has not arrived yet")]
+    NotReady,
+    #[error("envelope: {0}")]
+    Envelope(#[from] crate::envelope::Error),
+}
+
+/// Why a member refused a private envelope: counted by reason, never shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// Does not open with the key it names (a wrong passphrase, or forged by someone without
+    /// the key).
+    Unreadable,
+    /// Its author is not a member of the epoch it is sealed under.
+    NotMember,
+    /// A membership change by someone who is not an admin.
+    NotAdmin,
+    /// An operation whose parents never came, or are invalid.
+    UnknownParents,
+    /// An operation whose shares do not name exactly its membership, or that makes no sense
+    /// (removing a non-member, a second create).
+    BadOperation,
+    /// The body does not parse.
+    Malformed,
+    /// Over [`MAX_OPS`], [`MAX_WAITING`] or [`MAX_MEMBERS`].
+    TooMany,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 7] = [
+        Refusal::Unreadable,
+        Refusal::NotMember,
+        Refusal::NotAdmin,
+        Refusal::UnknownParents,
+        Refusal::BadOperation,
+        Refusal::Malformed,
+        Refusal::TooMany,
+    ];
+
+    /// The name used in stats and the JSON interface.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Unreadable => "unreadable",
+            Refusal::NotMember => "not_member",
+            Refusal::NotAdmin => "not_admin",
+            Refusal::UnknownParents => "unknown_parents",
+            Refusal::BadOperation => "bad_operation",
+            Refusal::Malformed => "malformed",
+            Refusal::TooMany => "too_many",
+        }
+    }
+}
+
+/// Why a member cannot show a sealed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unread {
+    /// Its epoch is not known here yet (its operation may still come): keep it, try again when
+    /// an operation becomes valid.
+    Later,
+    /// Sealed under an epoch this member was not given (before it joined, after its removal).
+    NoKey,
+    /// Refused for good.
+    Refused(Refusal),
+}
+
+/// A 32-byte symmetric secret (a passphrase room's secret, a roster key): zeroized on drop,
+/// never in a `Debug` output.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<[u8; 32]>);
+
+impl Secret {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A passphrase room: its id and its key.
+#[derive(Clone, Debug)]
+pub struct PassphraseRoom {
+    id: RoomId,
+    secret: Secret,
+}
+
+impl PassphraseRoom {
+    /// The room `name` (a room name, normalized) with `passphrase`: two Argon2id runs (about
+    /// 50 ms each in a release build; run it off the event loop).
+    pub fn derive(name: &str, passphrase: &str) -> Result<Self, Error> {
+        let _ = (name, passphrase);
+        todo!()
+    }
+
+    /// The room id of `name` alone (one Argon2id run).
+    pub fn room_id(name: &str) -> RoomId {
+        let _ = name;
+        todo!()
+    }
+
+    /// The room again from what [`PassphraseRoom::secret`] gave (no Argon2: for restarts).
+    pub fn from_secret(id: RoomId, secret: Secret) -> Self {
+        Self { id, secret }
+    }
+
+    pub fn id(&self) -> RoomId {
+        self.id
+    }
+
+    /// What to keep to open the room again after a restart.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// Signs `text` as a sealed message of this room.
+    pub fn seal<R: rand::RngCore + rand::CryptoRng>(
+        &self,
+        author: &Keypair,
+        text: &Text,
+        timestamp_ms: u64,
+        rng: &mut R,
+    ) -> Result<Envelope, Error> {
+        let _ = (author, text, timestamp_ms, rng);
+        todo!()
+    }
+
+    /// The text of a sealed message of this room (an envelope already checked by
+    /// [`crate::inbound::check`]). A message under another passphrase's key is
+    /// `Refused(Unreadable)`.
+    pub fn open(&self, env: &Envelope) -> Result<Text, Unread> {
+        let _ = env;
+        todo!()
+    }
+}
+
+/// A member of an invite room, as its latest surviving add lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub key: [u8; 32],
+    pub seal: SealKey,
+    pub nick: String,
+    pub admin: bool,
+}
+
+/// What offering an operation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpOutcome {
+    /// Valid now, with the operations that waited for it and became valid too (their ids, this
+    /// one first). The membership or the keys may have changed: sealed messages kept for
+    /// [`Unread::Later`] may open now.
+    Valid(Vec<MessageId>),
+    /// Kept until its parents (or, for more shares, its operation) come.
+    Waiting,
+    /// Had already.
+    Known,
+    Refused(Refusal),
+}
+
+/// The body of an invite (kind 8, sealed in a DM).
+#[derive(Clone, Debug)]
+pub struct Invite {
+    pub room: RoomId,
+    pub roster_key: Secret,
+    pub name: String,
+}
+
+impl Invite {
+    pub fn encode(&self) -> Vec<u8> {
+        todo!()
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, Error> {
+        let _ = body;
+        todo!()
+    }
+}
+
+/// An invite room as one member sees it.
+pub struct Group {
+    room: RoomId,
+    roster_key: Secret,
+    me: [u8; 32],
+    seal: EncryptionKey,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group").field("room", &self.room).finish_non_exhaustive()
+    }
+}
+
+impl Group {
+    /// A new room named `name` with us as its only member and admin, and its first operation
+    /// (the caller publishes it).
+    pub fn create<R: rand::RngCore + rand::CryptoRng>(
+        me: &Keypair,
+        seal: EncryptionKey,
+        name: &str,
+        nick: &str,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<(Group, Envelope), Error> {
+        let _ = (me, seal, name, nick, now_ms, rng);
+        todo!()
+    }
+
+    /// A room we were invited to (or created before a restart): its operations come by
+    /// [`Group::offer`].
+    pub fn joined(room: RoomId, roster_key: Secret, me: [u8; 32], seal: EncryptionKey) -> Group {
+        Group {
+            room,
+            roster_key,
+            me,
+            seal,
+        }
+    }
+
+    pub fn id(&self) -> RoomId {
+        self.room
+    }
+
+    pub fn roster_key(&self) -> &Secret {
+        &self.roster_key
+    }
+
+    /// The room's name, once its first operation is here.
+    pub fn name(&self) -> Option<&str> {
+        todo!()
+    }
+
+    /// The membership of every valid operation, sorted by key.
+    pub fn members(&self) -> Vec<Member> {
+        todo!()
+    }
+
+    pub fn is_member(&self, key: &[u8; 32]) -> bool {
+        let _ = key;
+        todo!()
+    }
+
+    pub fn is_admin(&self, key: &[u8; 32]) -> bool {
+        let _ = key;
+        todo!()
+    }
+
+    /// Number of valid operations.
+    pub fn operations(&self) -> usize {
+        todo!()
+    }
+
+    /// The invite that lets someone read the room (after an add gives them a share).
+    pub fn invite(&self) -> Invite {
+        todo!()
+    }
+
+    /// Takes an operation envelope (kind 7, checked by [`crate::inbound::check`]).
+    pub fn offer(&mut self, env: &Envelope, now_ms: u64) -> OpOutcome {
+        let _ = (env, now_ms);
+        todo!()
+    }
+
+    /// Refuses operations that waited longer than [`WAIT_MS`]; returns how many.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        let _ = now_ms;
+        todo!()
+    }
+
+    /// Adds `member` (we must be an admin): the envelopes to publish, applied here already.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add<R: rand::RngCore + rand::CryptoRng>(
+        &mut self,
+        me: &Keypair,
+        member: [u8; 32],
+        seal: SealKey,
+        nick: &str,
+        admin: bool,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<Vec<Envelope>, Error> {
+        let _ = (me, member, seal, nick, admin, now_ms, rng);
+        todo!()
+    }
+
+    /// Removes `member` (we must be an admin, or `member` is us: leaving).
+    pub fn remove<R: rand::RngCore + rand::CryptoRng>(
+        &mut self,
+        me: &Keypair,
+        member: [u8; 32],
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<Vec<Envelope>, Error> {
+        let _ = (me, member, now_ms, rng);
+        todo!()
+    }
+
+    /// Seals `text` under the current epoch: a rekey first if there is none (§10), then the
+    /// message, last. Everything returned is applied here already.
+    pub fn seal<R: rand::RngCore + rand::CryptoRng>(
+        &mut self,
+        me: &Keypair,
+        text: &Text,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<Vec<Envelope>, Error> {
+        let _ = (me, text, now_ms, rng);
+        todo!()
+    }
+
+    /// The text of a sealed message of this room (checked by [`crate::inbound::check`]).
+    pub fn open(&self, env: &Envelope) -> Result<Text, Unread> {
+        let _ = env;
+        todo!()
+    }
+}
