@@ -45,8 +45,25 @@ pub enum Command {
     /// Post `text` to `room` (which this node has joined). Answer: [`Event::Sent`], and the
     /// [`Event::Message`] of the own message, in either order.
     Send { room: String, text: String },
-    /// Join a room. Answer: [`Event::Joined`].
-    Join { room: String },
+    /// Join a room; with `key`, the private room of that name and passphrase (PROTOCOL §10).
+    /// Answer: [`Event::Joined`].
+    Join {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
+    /// Create an invite-only private room, with this node as its admin. Answer:
+    /// [`Event::Joined`].
+    Create { room: String },
+    /// Add someone (nick, fingerprint or peer id) to an invite room this node administers;
+    /// they get the invite by DM. Answer: [`Event::Invited`].
+    Invite { room: String, who: String },
+    /// Remove a member from an invite room this node administers. Answer: [`Event::Removed`].
+    Remove { room: String, who: String },
+    /// The members of a private room. Answer: [`Event::Members`].
+    Members { room: String },
+    /// The joined rooms, public and private. Answer: [`Event::Rooms`].
+    Rooms,
     /// Leave a room. Answer: [`Event::Left`].
     Leave { room: String },
     /// Set this node's nick. Answer: [`Event::Nick`].
@@ -127,6 +144,11 @@ impl Command {
     pub const NAMES: &'static [&'static str] = &[
         "send",
         "join",
+        "create",
+        "invite",
+        "remove",
+        "members",
+        "rooms",
         "leave",
         "nick",
         "connect",
@@ -249,8 +271,35 @@ pub enum Event {
         /// False when no peer was connected: the message is stored here only.
         relayed: bool,
     },
-    /// Answer to [`Command::Join`].
-    Joined { room: String },
+    /// Answer to [`Command::Join`] and [`Command::Create`]; also sent unasked when an invite
+    /// made this node join a private room.
+    Joined {
+        room: String,
+        /// `"passphrase"` or `"invite"` for a private room; absent for a public one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        private: Option<String>,
+        /// Who invited this node (a peer id), when an invite made it join.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Answer to [`Command::Rooms`], in the order joined.
+    Rooms { rooms: Vec<Room> },
+    /// Answer to [`Command::Members`]; also sent unasked when an invite room's membership
+    /// changes (this node is no longer in it when it is not listed).
+    Members { room: String, members: Vec<Member> },
+    /// Answer to [`Command::Invite`]: the add is signed and published, the invite on its way.
+    Invited {
+        room: String,
+        /// The `who` of the command, as given.
+        who: String,
+        peer_id: String,
+    },
+    /// Answer to [`Command::Remove`]: the removal is signed and published with a new key.
+    Removed {
+        room: String,
+        who: String,
+        peer_id: String,
+    },
     /// Answer to [`Command::Leave`].
     Left { room: String, was_member: bool },
     /// Answer to [`Command::Nick`].

@@ -41,6 +41,9 @@ pub struct Message {
     pub own: bool,
     /// It arrived by history sync (written while this node was away or cut off), not live.
     pub synced: bool,
+    /// `"passphrase"` or `"invite"` in a private room; absent in a public one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<String>,
     /// Its arrival number on this node: higher for later arrivals (whatever its `ts`). A
     /// reader that keeps the highest it has seen can ask for what came after it (the web UI's
     /// `/ws?after=`). 0 from a node that does not say.
@@ -304,6 +307,13 @@ pub struct Stats {
     pub file_frames_dropped: u64,
     #[serde(default)]
     pub file_pieces_bad: u64,
+    /// Private rooms: messages of rooms this node is in that it opened.
+    #[serde(default)]
+    pub private_opened: u64,
+    /// Envelopes of private rooms this node is in that it refused, by reason (`unreadable`,
+    /// `not_member`, `not_admin`, `unknown_parents`, `bad_operation`, `malformed`, `too_many`).
+    #[serde(default)]
+    pub private_refused: BTreeMap<String, u64>,
     pub tracker_checked: u64,
     pub tracker_heartbeats: u64,
     pub tracker_election_msgs: u64,
@@ -394,4 +404,26 @@ pub enum FileState {
     Cancelled,
     /// Our own offer, served to whoever asks.
     Serving,
+}
+
+/// A joined room ([`crate::Event::Rooms`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    pub name: String,
+    /// `"passphrase"` or `"invite"` for a private room; absent for a public one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<String>,
+    /// An invite room's member count; for a passphrase room, the people heard in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<u64>,
+}
+
+/// A member of a private room ([`crate::Event::Members`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub peer_id: String,
+    pub fingerprint: String,
+    pub nick: String,
+    /// May invite and remove (invite rooms).
+    pub admin: bool,
 }

@@ -16,6 +16,7 @@ fn message(own: bool) -> Message {
         own,
         synced: !own,
         seq: 41,
+        private: None,
     }
 }
 
@@ -50,7 +51,10 @@ fn commands() -> Vec<Command> {
             room: "lobby".into(),
             text: "hi".into(),
         },
-        Command::Join { room: "x".into() },
+        Command::Join {
+            room: "x".into(),
+            key: None,
+        },
         Command::Leave { room: "x".into() },
         Command::Nick { nick: "al".into() },
         Command::Connect {

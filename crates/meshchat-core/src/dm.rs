@@ -51,8 +51,8 @@ pub use keys::{
 };
 pub use outbox::{Input, Limits, Outbox, Output, Refusal, Role, Slot, Stats, Status, Stored};
 pub use wire::{
-    flood_payload, open, parse_flooded, seal, sign_dm, sign_offer, Dm, DmId, Frame, Opened,
-    Receipt, RoutedReceipt, FLOODED_DM,
+    flood_payload, open, parse_flooded, seal, sign_dm, sign_invite, sign_offer, Dm, DmId, Frame,
+    Opened, Receipt, RoutedReceipt, FLOODED_DM,
 };
 
 use crate::envelope::Kind;

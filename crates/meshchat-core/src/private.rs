@@ -55,7 +55,11 @@ impl RoomId {
 
     /// The room id a target names, if it is 32 lowercase hex digits.
     pub fn from_target(target: &str) -> Option<Self> {
-        if target.len() != 2 * ROOM_ID_LEN || !target.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if target.len() != 2 * ROOM_ID_LEN
+            || !target
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return None;
         }
         let mut id = [0u8; ROOM_ID_LEN];
@@ -291,7 +295,9 @@ pub struct Group {
 
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Group").field("room", &self.room).finish_non_exhaustive()
+        f.debug_struct("Group")
+            .field("room", &self.room)
+            .finish_non_exhaustive()
     }
 }
 

@@ -156,6 +156,10 @@ enum Kind {
     SendFile,
     AcceptFile,
     CancelFile,
+    Invite,
+    Remove,
+    Members,
+    Rooms,
     Files,
 }
 
@@ -485,7 +489,11 @@ pub fn request(
         Command::Send { room, .. } => (Kind::Send, Some(room.clone())),
         Command::History { room, .. } => (Kind::History, Some(room.clone())),
         Command::Peers => (Kind::Peers, None),
-        Command::Join { room } => (Kind::Join, Some(room.clone())),
+        Command::Join { room, .. } | Command::Create { room } => (Kind::Join, Some(room.clone())),
+        Command::Invite { room, .. } => (Kind::Invite, Some(room.clone())),
+        Command::Remove { room, .. } => (Kind::Remove, Some(room.clone())),
+        Command::Members { room } => (Kind::Members, Some(room.clone())),
+        Command::Rooms => (Kind::Rooms, None),
         Command::Leave { room } => (Kind::Leave, Some(room.clone())),
         Command::Connect { addr } => (Kind::Connect, Some(addr.clone())),
         Command::Nick { .. } => (Kind::Nick, None),
@@ -717,7 +725,9 @@ pub(crate) fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Even
         Event::Peers { .. } => {
             st.nodes[idx].answer(Some(Kind::Peers), None, Ok(ev));
         }
-        Event::Joined { ref room } => {
+        Event::Joined {
+            ref room, by: None, ..
+        } => {
             let room = room.clone();
             st.nodes[idx].answer(Some(Kind::Join), Some(&room), Ok(ev));
         }
@@ -830,7 +840,25 @@ pub(crate) fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Even
         Event::Files { .. } => {
             st.nodes[idx].answer(Some(Kind::Files), None, Ok(ev));
         }
+        Event::Invited { ref room, .. } => {
+            let room = room.clone();
+            st.nodes[idx].answer(Some(Kind::Invite), Some(&room), Ok(ev));
+        }
+        Event::Removed { ref room, .. } => {
+            let room = room.clone();
+            st.nodes[idx].answer(Some(Kind::Remove), Some(&room), Ok(ev));
+        }
+        Event::Members { ref room, .. } => {
+            // An answer if one is asked for, else a change told unasked (not kept).
+            let room = room.clone();
+            st.nodes[idx].answer(Some(Kind::Members), Some(&room), Ok(ev));
+        }
+        Event::Rooms { .. } => {
+            st.nodes[idx].answer(Some(Kind::Rooms), None, Ok(ev));
+        }
+        // Joined by an invite: not an answer.
         Event::Warning(_)
+        | Event::Joined { by: Some(_), .. }
         | Event::TrackerChanged { .. }
         | Event::Lagged { .. }
         | Event::FileOffer(_)

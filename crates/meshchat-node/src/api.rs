@@ -36,6 +36,26 @@ pub fn message(m: &MessageView) -> api::Message {
         own: m.own,
         synced: m.synced,
         seq: m.seq,
+        private: m.private.map(|k| k.as_str().to_owned()),
+    }
+}
+
+/// A joined room, for `rooms`.
+pub fn room(r: &crate::node::RoomView) -> api::Room {
+    api::Room {
+        name: r.name.clone(),
+        private: r.private.map(|k| k.as_str().to_owned()),
+        members: r.members,
+    }
+}
+
+/// A private room's member, for `members`.
+pub fn member(m: &crate::node::MemberView) -> api::Member {
+    api::Member {
+        peer_id: m.peer_id.to_string(),
+        fingerprint: m.fingerprint.to_string(),
+        nick: m.nick.clone(),
+        admin: m.admin,
     }
 }
 
@@ -206,6 +226,12 @@ pub fn stats(s: &Stats) -> api::Stats {
         file_bytes_relayed: s.file_bytes_relayed,
         file_frames_dropped: s.file_frames_dropped,
         file_pieces_bad: s.file_pieces_bad,
+        private_opened: s.private_opened,
+        private_refused: s
+            .private_refused
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
         tracker_checked: s.tracker_checked,
         tracker_heartbeats: s.tracker_heartbeats,
         tracker_election_msgs: s.tracker_election_msgs,
@@ -258,7 +284,7 @@ pub fn event(event: &Event) -> api::Event {
             to: to.to_string(),
             state: dm_state(*state),
         },
-        Event::File(e) => e.clone(),
+        Event::File(e) | Event::Room(e) => e.clone(),
         Event::TrackerChanged {
             tracker,
             epoch,

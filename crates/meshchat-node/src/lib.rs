@@ -26,5 +26,6 @@ pub use config::Config;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{
     key_of_peer_id, peer_id_of, spawn, Conversation, DmSent, DmState, DmView, Error, Event, Handle,
-    MessageView, NodeInfo, OnlinePeer, PeerInfo, ProfileView, RouteView, Sent, Stats, TrackerView,
+    MemberView, MessageView, NodeInfo, OnlinePeer, PeerInfo, PrivateKind, ProfileView, RoomView,
+    RouteView, Sent, Stats, TrackerView,
 };

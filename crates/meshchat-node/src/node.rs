@@ -66,6 +66,10 @@ pub enum Error {
         free: String,
         keep: String,
     },
+    #[error("{0}")]
+    Private(String),
+    #[error(transparent)]
+    PrivateRoom(#[from] meshchat_core::private::Error),
     #[error("the node has stopped")]
     Stopped,
 }
@@ -106,6 +110,9 @@ pub enum Event {
     /// A file offer or transfer event: one of `meshchat_api::Event`'s `file_*` variants,
     /// which the files handler writes in the API's own terms (ids and hashes as hex).
     File(meshchat_api::Event),
+    /// A private room event in the API's terms: `joined` (an invite made this node join) or
+    /// `members` (an invite room's membership changed).
+    Room(meshchat_api::Event),
     /// The tracker this node follows changed, or its epoch did. `None`: it is gone and an
     /// election is running. `is_self`: this node is the tracker now.
     TrackerChanged {
@@ -295,6 +302,43 @@ pub struct MessageView {
     /// Arrival order on this node: increases with every message stored. Front-ends that fell
     /// behind catch up with [`Handle::arrived_after`].
     pub seq: u64,
+    /// The kind of private room it is in (`None`: a public room).
+    pub private: Option<PrivateKind>,
+}
+
+/// The two kinds of private room (PROTOCOL §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivateKind {
+    Passphrase,
+    Invite,
+}
+
+impl PrivateKind {
+    /// The name in the JSON interface.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrivateKind::Passphrase => "passphrase",
+            PrivateKind::Invite => "invite",
+        }
+    }
+}
+
+/// A joined room, public or private.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomView {
+    pub name: String,
+    pub private: Option<PrivateKind>,
+    /// An invite room's members; the people heard in a passphrase room.
+    pub members: Option<u64>,
+}
+
+/// A member of a private room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub peer_id: PeerId,
+    pub fingerprint: Fingerprint,
+    pub nick: String,
+    pub admin: bool,
 }
 
 impl MessageView {
@@ -302,6 +346,7 @@ impl MessageView {
     /// fingerprint are functions of the key's bytes.
     fn from_stored(m: StoredMessage, me: &meshchat_core::PublicKey) -> Self {
         Self {
+            private: None,
             id: m.id,
             room: m.room,
             author: peer_id_of_bytes(&m.author),
@@ -451,6 +496,10 @@ pub struct Stats {
     pub file_frames_dropped: u64,
     /// Pieces that failed verification (their holder is dropped from that download).
     pub file_pieces_bad: u64,
+    /// Private rooms: messages of rooms we are in that we opened, and envelopes of those rooms
+    /// refused, by [`meshchat_core::private::Refusal`] (never shown).
+    pub private_opened: u64,
+    pub private_refused: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// What [`Handle::send`] reports.

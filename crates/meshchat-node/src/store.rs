@@ -19,7 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// Newest schema this code knows; `PRAGMA user_version` holds the database's. Version 2 added
 /// the arrival order (`seq`) and the `synced` mark; version 3 the direct messages (`dms`,
 /// `dm_items`) and profiles; version 4 the file offers and transfers (`files`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// Most known peers remembered; the least recently seen are forgotten first.
 pub const MAX_KNOWN_PEERS: i64 = 1000;
 /// Most addresses remembered per peer.
@@ -59,6 +59,35 @@ pub struct StoredMessage {
     pub synced: bool,
     /// Arrival order: increases with every message stored (0 until stored).
     pub seq: u64,
+    /// A private room's envelope, and whether this node read it.
+    pub sealed: Sealed,
+}
+
+/// What a stored row of a private room is to this node (column `sealed`): only `No` and `Read`
+/// rows are ever shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sealed {
+    /// A public room's message.
+    #[default]
+    No = 0,
+    /// A private room's message this node cannot read (yet): kept to relay and sync; nick and
+    /// text are empty.
+    Unread = 1,
+    /// A private room's message this node opened: nick and text are filled in.
+    Read = 2,
+    /// An invite room's operation: never shown.
+    Op = 3,
+}
+
+impl Sealed {
+    fn from_code(c: i64) -> Self {
+        match c {
+            1 => Sealed::Unread,
+            2 => Sealed::Read,
+            3 => Sealed::Op,
+            _ => Sealed::No,
+        }
+    }
 }
 
 impl StoredMessage {
@@ -86,6 +115,19 @@ impl StoredMessage {
             text: text.text,
             synced: false,
             seq: 0,
+            sealed: Sealed::No,
+        }
+    }
+
+    /// A private room's envelope as this node keeps it: `shown` when it opened it.
+    pub fn private(env: &Envelope, sealed: Sealed, shown: Option<Text>) -> Self {
+        let shown = shown.unwrap_or(Text {
+            nick: String::new(),
+            text: String::new(),
+        });
+        Self {
+            sealed,
+            ..Self::new(env, shown)
         }
     }
 }
@@ -273,6 +315,9 @@ impl Store {
         if version < 4 {
             tx.execute_batch(files::SCHEMA_V4)?;
         }
+        if version < 5 {
+            tx.execute_batch(private::SCHEMA_V5)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
@@ -333,8 +378,8 @@ impl Store {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO messages
-                    (id, room, author, nick, ts, text, envelope, received_at, seq, synced)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    (id, room, author, nick, ts, text, envelope, received_at, seq, synced, sealed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for (env, m) in rows {
                 let n = stmt.execute(params![
@@ -348,6 +393,7 @@ impl Store {
                     now_ms as i64,
                     seq as i64,
                     m.synced,
+                    m.sealed as i64,
                 ])?;
                 if n == 1 {
                     fresh.push(Some(seq));
@@ -383,8 +429,8 @@ impl Store {
             None => (i64::MAX, vec![0xff; 33]),
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, room, author, nick, ts, text, synced, seq FROM messages
-             WHERE room = ?1 AND (ts < ?2 OR (ts = ?2 AND id < ?3))
+            "SELECT id, room, author, nick, ts, text, synced, seq, sealed FROM messages
+             WHERE room = ?1 AND (ts < ?2 OR (ts = ?2 AND id < ?3)) AND sealed IN (0, 2)
              ORDER BY ts DESC, id DESC LIMIT ?4",
         )?;
         let mut out = read_messages(stmt.query(params![room, ts, id, limit])?)?;
@@ -399,8 +445,8 @@ impl Store {
     pub fn arrived_after(&self, after: u64, limit: usize) -> Result<Vec<StoredMessage>, Error> {
         let limit = limit.min(MAX_HISTORY) as i64;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, room, author, nick, ts, text, synced, seq FROM messages
-             WHERE seq > ?1 AND +room IN (SELECT name FROM rooms)
+            "SELECT id, room, author, nick, ts, text, synced, seq, sealed FROM messages
+             WHERE seq > ?1 AND +room IN (SELECT name FROM rooms) AND sealed IN (0, 2)
              ORDER BY seq LIMIT ?2",
         )?;
         let out = read_messages(stmt.query(params![after as i64, limit])?)?;
@@ -556,6 +602,7 @@ fn read_messages(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredMessage>, Err
             text: r.get(5)?,
             synced: r.get(6)?,
             seq: r.get::<_, i64>(7)? as u64,
+            sealed: Sealed::from_code(r.get(8)?),
         });
     }
     Ok(out)
@@ -563,10 +610,12 @@ fn read_messages(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredMessage>, Err
 
 mod dm;
 mod files;
+mod private;
 mod sync;
 
 pub use dm::{ConversationRow, DmRow, ItemRow, ProfileRow, MAX_DM_HISTORY};
 pub use files::{state_code, state_of_code, FileRow, Progress as FileProgress, MAX_FILES};
+pub use private::PrivateRoomRow;
 
 /// The wall clock in Unix milliseconds (a row's `updated`).
 fn now_ms() -> u64 {

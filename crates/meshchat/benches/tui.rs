@@ -184,6 +184,7 @@ fn view(i: u64, room: &str) -> MessageView {
     let mut id = [0u8; 32];
     id[..8].copy_from_slice(&i.to_be_bytes());
     MessageView {
+        private: None,
         id: MessageId(id),
         room: room.into(),
         author: meshchat_node::peer_id_of(&key.public()),

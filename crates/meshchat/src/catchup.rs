@@ -195,6 +195,7 @@ mod tests {
             let mut id = [0u8; 32];
             id[..8].copy_from_slice(&seq.to_be_bytes());
             let m = MessageView {
+                private: None,
                 id: MessageId(id),
                 room: "lobby".into(),
                 author: meshchat_node::peer_id_of(&key.public()),

@@ -111,6 +111,7 @@ pub async fn run(
                     off,
                 } => println!("* warning: {}", clock_text(offset_ms, authors, off)),
                 Event::Dm(d) => println!("{}", dm_line(&d)),
+                Event::Room(_) => {}
                 Event::DmStatus { id, to, state } => println!(
                     "* dm {} to {}: {}",
                     &id.to_string()[..8],

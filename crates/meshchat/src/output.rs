@@ -294,6 +294,7 @@ mod tests {
     fn view(synced: bool, ts_ms: u64) -> MessageView {
         let key = meshchat_core::Keypair::from_secret_bytes(&[2; 32]);
         MessageView {
+            private: None,
             id: meshchat_core::MessageId([3; 32]),
             room: "lobby".into(),
             author: meshchat_node::peer_id_of(&key.public()),

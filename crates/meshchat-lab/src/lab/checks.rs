@@ -275,6 +275,7 @@ mod tests {
             own: false,
             synced: false,
             seq: 0,
+            private: None,
         }
     }
 

@@ -81,8 +81,14 @@ impl NodeRef<'_> {
 
     /// Joins `room` and waits for `joined`.
     pub fn join(&self, room: &str) -> Result<()> {
-        self.ask(Command::Join { room: room.into() }, false)
-            .map(drop)
+        self.ask(
+            Command::Join {
+                room: room.into(),
+                key: None,
+            },
+            false,
+        )
+        .map(drop)
     }
 
     /// Leaves `room` and waits for `left`.

@@ -21,6 +21,7 @@ mod disk;
 mod files;
 mod inbound;
 mod listen;
+mod private;
 mod rooms;
 mod route;
 mod sync;
@@ -48,6 +49,7 @@ pub(super) struct Actor {
     sync: sync::Sync,
     tracker: tracker::Tracker,
     files: files::Files,
+    private: private::Private,
 }
 
 /// A handler's context, borrowed from the actor's fields.
@@ -97,6 +99,8 @@ impl Actor {
         ));
         let sync = sync::Sync::new(config.sync);
         let files = files::Files::new(&swarm.behaviour().broadcast);
+        let (private, private_names) =
+            private::Private::load(&store, meshchat_core::dm::EncryptionKey::derive(&key), me)?;
         let mut io = Io::new(
             swarm,
             store,
@@ -108,6 +112,7 @@ impl Actor {
             handshakes,
             events,
         );
+        io.private = private_names;
         let notices = tightened.into_iter().chain(io.store.recovery_notice());
         for notice in notices {
             tracing::warn!("{notice}");
@@ -123,6 +128,7 @@ impl Actor {
             sync,
             tracker,
             files,
+            private,
         })
     }
 
@@ -136,6 +142,7 @@ impl Actor {
         self.direct.start(ctx!(self))?;
         self.tracker.start(ctx!(self));
         self.files.start(ctx!(self));
+        self.private.start(ctx!(self));
         self.conns.start(ctx!(self))?;
         self.hand_on();
         Ok(())
@@ -263,6 +270,8 @@ impl Actor {
             Note::ItemsChanged => self.sync.changed(),
             Note::RoomsChanged => self.sync.rooms_changed(),
             Note::SyncAll => self.sync.all(ctx),
+            Note::Private { env, from, synced } => self.private.on_envelope(env, from, synced, ctx),
+            Note::Invite { invite, from } => self.private.on_invite(*invite, from, ctx),
             Note::FileOffer { env, offer, dm } => self.files.on_offer(env, *offer, dm, ctx),
             Note::FileSend { to, frame, origin } => {
                 // Straight to a neighbour (also before the routing table has heard from it),

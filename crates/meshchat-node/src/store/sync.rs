@@ -94,7 +94,9 @@ impl Store {
     }
 
     /// Bounds what is kept of rooms this node is not in (held only to serve sync): drops those
-    /// older than `window_start_ms`, then the oldest until at most `budget` bytes remain. Joined
+    /// older than `window_start_ms` (but not the operations of invite rooms, which a member
+    /// needs from the first to know the membership), then the oldest until at most `budget`
+    /// bytes remain. Joined
     /// rooms keep their whole history. Returns how many were dropped.
     ///
     /// `relayed` is the caller's running count of relayed bytes (kept up to date as it stores
@@ -117,11 +119,11 @@ impl Store {
         {
             let mut sum = self.conn.prepare_cached(
                 "SELECT COALESCE(SUM(length(envelope)), 0) FROM messages
-                 WHERE room = ?1 AND ts < ?2",
+                 WHERE room = ?1 AND ts < ?2 AND sealed != 3",
             )?;
-            let mut delete = self
-                .conn
-                .prepare_cached("DELETE FROM messages WHERE room = ?1 AND ts < ?2")?;
+            let mut delete = self.conn.prepare_cached(
+                "DELETE FROM messages WHERE room = ?1 AND ts < ?2 AND sealed != 3",
+            )?;
             for room in &rooms {
                 old += sum.query_row(params![room, window], |r| r.get::<_, i64>(0))? as u64;
                 dropped += delete.execute(params![room, window])? as u64;

@@ -503,6 +503,7 @@ impl App {
             }
             Event::Dm(d) => self.on_dm(d),
             Event::File(e) => self.on_file_event(e),
+            Event::Room(_) => {}
             Event::DmStatus { id, to, state } => {
                 if let Some(i) = self.room_index(&conversation_name(&to)) {
                     let geo = self.geometry(&self.rooms[i]);

@@ -213,6 +213,7 @@ fn dm_as_message(d: meshchat_node::DmView, room: &str) -> meshchat_node::Message
         own: d.own,
         synced: false,
         seq: d.seq,
+        private: None,
     }
 }
 

@@ -64,6 +64,7 @@ pub mod fixtures {
         let mut id = [0u8; 32];
         id[..8].copy_from_slice(&n.to_be_bytes());
         MessageView {
+            private: None,
             id: MessageId(id),
             room: room.into(),
             author: peer(author),

@@ -8,26 +8,34 @@ use std::time::Instant;
 
 use libp2p::{Multiaddr, PeerId};
 use meshchat_api as api;
-use meshchat_core::MessageId;
+use meshchat_core::{Envelope, MessageId};
 
 use meshchat_core::transfer::wire::Offer;
 
 use super::{files, rooms, Actor, Ctx};
 use crate::api as convert;
 use crate::node::{
-    Conversation, DmSent, DmView, Error, Handle, MessageView, NodeInfo, OnlinePeer, PeerInfo,
-    ProfileView, RouteView, Sent, Stats, TrackerView,
+    Conversation, DmSent, DmView, Error, Handle, MemberView, MessageView, NodeInfo, OnlinePeer,
+    PeerInfo, PrivateKind, ProfileView, RoomView, RouteView, Sent, Stats, TrackerView,
 };
 
 impl Handle {
-    /// Signs and publishes a text message to a joined room.
+    /// Signs and publishes a text message to a joined room (sealed in a private room).
     pub async fn send(&self, room: &str, text: &str) -> Result<Sent, Error> {
         let (room, text) = (room.to_owned(), text.to_owned());
         self.ask(move |a: &mut Actor| {
             let ctx = ctx!(a);
-            let env = rooms::send(&room, text, ctx)?;
-            let id = env.id();
-            let relayed = a.trees.publish(id, env.as_bytes(), ctx);
+            let target = ctx.io.target_of(&room)?;
+            let envs = if ctx.io.private.contains_key(&target) {
+                a.private.send(&target, text, ctx)?
+            } else {
+                vec![rooms::send(&room, text, ctx)?]
+            };
+            let mut relayed = false;
+            for env in &envs {
+                relayed = a.trees.publish(env.id(), env.as_bytes(), ctx);
+            }
+            let id = envs.last().map(Envelope::id).ok_or(Error::Stopped)?;
             Ok(Sent { id, relayed })
         })
         .await
@@ -40,11 +48,104 @@ impl Handle {
             .await
     }
 
-    /// Leaves a room; true if it was joined.
+    /// Joins the private room of that name and passphrase (PROTOCOL §10); true if newly
+    /// joined. Its key is derived on a blocking thread: Argon2id takes a moment on purpose.
+    pub async fn join_private(&self, room: &str, passphrase: &str) -> Result<bool, Error> {
+        if passphrase.is_empty() || passphrase.len() > 256 {
+            return Err(meshchat_core::private::Error::BadPassphrase.into());
+        }
+        let name = meshchat_core::room::normalize_room(&room)?;
+        let passphrase = zeroize::Zeroizing::new(passphrase.to_owned());
+        let derived = name.clone();
+        let derived = tokio::task::spawn_blocking(move || {
+            meshchat_core::private::PassphraseRoom::derive(&derived, &passphrase)
+        })
+        .await
+        .map_err(|e| Error::Private(format!("deriving the room key: {e}")))??;
+        self.ask(move |a: &mut Actor| a.private.join_passphrase(&name, derived, ctx!(a)))
+            .await
+    }
+
+    /// Leaves a room; true if it was joined. Leaving an invite room tells its members.
     pub async fn leave(&self, room: &str) -> Result<bool, Error> {
         let room = room.to_owned();
-        self.ask(move |a: &mut Actor| rooms::leave(&room, ctx!(a)))
-            .await
+        self.ask(move |a: &mut Actor| {
+            let ctx = ctx!(a);
+            let target = ctx.io.target_of(&room)?;
+            if !ctx.io.private.contains_key(&target) {
+                return rooms::leave(&room, ctx);
+            }
+            for env in a.private.leave(&target, ctx)? {
+                a.trees.publish(env.id(), env.as_bytes(), ctx);
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Creates an invite-only private room with this node as its admin.
+    pub async fn create_room(&self, room: &str) -> Result<String, Error> {
+        let room = room.to_owned();
+        self.ask(move |a: &mut Actor| {
+            let ctx = ctx!(a);
+            let env = a.private.create(&room, ctx)?;
+            a.trees.publish(env.id(), env.as_bytes(), ctx);
+            Ok(ctx.io.room_name(env.target()))
+        })
+        .await
+    }
+
+    /// Adds `who` (nick, fingerprint or peer id) to an invite room we administer and sends
+    /// them the invite by DM. Returns their peer id.
+    pub async fn invite(&self, room: &str, who: &str) -> Result<PeerId, Error> {
+        let (room, who) = (room.to_owned(), who.to_owned());
+        self.ask(move |a: &mut Actor| {
+            let ctx = ctx!(a);
+            let target = ctx.io.target_of(&room)?;
+            let (key, seal, nick) = a.direct.person(&who, ctx.io.me())?;
+            let (envs, invite) = a.private.invite(&target, key, seal, &nick, ctx)?;
+            for env in &envs {
+                a.trees.publish(env.id(), env.as_bytes(), ctx);
+            }
+            a.direct.send_invite(&key, &invite, ctx)?;
+            Ok(crate::node::peer_id_of_bytes(&key))
+        })
+        .await
+    }
+
+    /// Removes a member from an invite room we administer; returns their peer id.
+    pub async fn remove_member(&self, room: &str, who: &str) -> Result<PeerId, Error> {
+        let (room, who) = (room.to_owned(), who.to_owned());
+        self.ask(move |a: &mut Actor| {
+            let ctx = ctx!(a);
+            let target = ctx.io.target_of(&room)?;
+            let (envs, peer) = a.private.remove(&target, &who, ctx)?;
+            for env in &envs {
+                a.trees.publish(env.id(), env.as_bytes(), ctx);
+            }
+            Ok(peer)
+        })
+        .await
+    }
+
+    /// The members of a private room (of a passphrase room: the people heard in it).
+    pub async fn members(&self, room: &str) -> Result<Vec<MemberView>, Error> {
+        let room = room.to_owned();
+        self.ask(move |a: &mut Actor| {
+            let target = a.io.target_of(&room)?;
+            if !a.io.private.contains_key(&target) {
+                return Err(Error::Private(format!(
+                    "#{room} is a public room: anyone may join it"
+                )));
+            }
+            a.private.members(&target)
+        })
+        .await
+    }
+
+    /// The joined rooms, public and private, in the order joined.
+    pub async fn rooms(&self) -> Result<Vec<RoomView>, Error> {
+        self.ask(|a: &mut Actor| Ok(a.private.rooms(&a.io))).await
     }
 
     /// Changes the nick used on messages from now on (stored for later starts).
@@ -210,6 +311,13 @@ impl Handle {
                 key: target.is_err().then(rand::random),
             };
             match &target {
+                Ok(room) if ctx.io.private.contains_key(&ctx.io.target_of(room)?) => {
+                    Err(Error::File(
+                        "files cannot be offered in a private room yet (its relays could read \
+                         them): send them to each member by DM"
+                            .into(),
+                    ))
+                }
                 Ok(room) => {
                     let env = rooms::send_offer(room, &offer, ctx)?;
                     a.trees.publish(env.id(), env.as_bytes(), ctx);
@@ -259,7 +367,45 @@ impl Handle {
                 id: s.id.to_string(),
                 relayed: s.relayed,
             }),
-            Command::Join { room } => self.join(&room).await.map(|_| Line::Joined { room }),
+            Command::Join { room, key } => {
+                let joined = match &key {
+                    Some(key) => self.join_private(&room, key).await,
+                    None => self.join(&room).await,
+                };
+                joined.map(|_| Line::Joined {
+                    private: key.map(|_| PrivateKind::Passphrase.as_str().to_owned()),
+                    room,
+                    by: None,
+                })
+            }
+            Command::Create { room } => self.create_room(&room).await.map(|room| Line::Joined {
+                room,
+                private: Some(PrivateKind::Invite.as_str().to_owned()),
+                by: None,
+            }),
+            Command::Invite { room, who } => {
+                self.invite(&room, &who).await.map(|peer| Line::Invited {
+                    room,
+                    who,
+                    peer_id: peer.to_string(),
+                })
+            }
+            Command::Remove { room, who } => {
+                self.remove_member(&room, &who)
+                    .await
+                    .map(|peer| Line::Removed {
+                        room,
+                        who,
+                        peer_id: peer.to_string(),
+                    })
+            }
+            Command::Members { room } => self.members(&room).await.map(|m| Line::Members {
+                room,
+                members: m.iter().map(convert::member).collect(),
+            }),
+            Command::Rooms => self.rooms().await.map(|r| Line::Rooms {
+                rooms: r.iter().map(convert::room).collect(),
+            }),
             Command::Leave { room } => self
                 .leave(&room)
                 .await
@@ -377,7 +523,7 @@ fn info(ctx: &mut Ctx<'_>) -> NodeInfo {
         fingerprint: ctx.io.key.public().fingerprint(),
         nick: ctx.io.nick.clone(),
         listen: ctx.io.listen_addrs.clone(),
-        rooms: ctx.io.rooms.clone(),
+        rooms: ctx.io.rooms.iter().map(|r| ctx.io.room_name(r)).collect(),
         new_identity: ctx.io.new_identity,
         seq_at_start: ctx.io.store.seq_at_open(),
     }

@@ -3,7 +3,7 @@
 //! queue of [`Note`]s, by which a handler asks something of another protocol. Handlers never
 //! call each other; the loop (`actor.rs`) hands each note to the handler that owns it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use libp2p::{Multiaddr, PeerId, Swarm};
@@ -17,8 +17,9 @@ use super::disk::{Disk, Write};
 use super::inbound::Inbound;
 use crate::behaviour::handshakes::Handshakes;
 use crate::behaviour::Behaviour;
-use crate::node::{Event, Stats};
+use crate::node::{Error, Event, MessageView, PrivateKind, Stats};
 use crate::store::Store;
+use crate::store::StoredMessage;
 use crate::Config;
 
 /// A node's routing id: its Ed25519 public key.
@@ -36,8 +37,11 @@ pub(super) struct Io {
     pub(super) key: Keypair,
     pub(super) config: Config,
     pub(super) nick: String,
-    /// Joined rooms, in join order.
+    /// Joined rooms, in join order: public rooms by name, private ones by target (room id).
     pub(super) rooms: Vec<String>,
+    /// The private rooms we are in: target → (name here, kind). Owned by the private rooms'
+    /// handler, read by every view of a message.
+    pub(super) private: HashMap<String, (String, PrivateKind)>,
     /// Whether the key was made at this start.
     pub(super) new_identity: bool,
     pub(super) listen_addrs: Vec<Multiaddr>,
@@ -74,6 +78,7 @@ impl Io {
             config,
             nick,
             rooms,
+            private: HashMap::new(),
             new_identity,
             listen_addrs: Vec::new(),
             stats: Stats::default(),
@@ -88,6 +93,32 @@ impl Io {
     /// Our routing id.
     pub(super) fn me(&self) -> Key {
         *self.key.public().as_bytes()
+    }
+
+    /// How a stored message shows: a private room's under its name.
+    pub(super) fn view(&self, m: StoredMessage) -> MessageView {
+        let mut v = MessageView::from_stored(m, &self.key.public());
+        if let Some((name, kind)) = self.private.get(&v.room) {
+            v.room = name.clone();
+            v.private = Some(*kind);
+        }
+        v
+    }
+
+    /// The target of the room a person names: a private room's id, or a public room's name.
+    pub(super) fn target_of(&self, room: &str) -> Result<String, Error> {
+        let name = room.trim().trim_start_matches('#');
+        if let Some((target, _)) = self.private.iter().find(|(_, (n, _))| n == name) {
+            return Ok(target.clone());
+        }
+        Ok(meshchat_core::room::normalize_room(room)?)
+    }
+
+    /// The name of a joined room's target.
+    pub(super) fn room_name(&self, target: &str) -> String {
+        self.private
+            .get(target)
+            .map_or_else(|| target.to_owned(), |(n, _)| n.clone())
     }
 
     /// Whether a connection to `peer` stands.
@@ -262,6 +293,17 @@ pub(super) enum Note {
         env: Envelope,
         offer: Box<meshchat_core::transfer::wire::Offer>,
         dm: bool,
+    },
+    /// A checked envelope of a private room, for the private rooms' handler.
+    Private {
+        env: Envelope,
+        from: Option<PeerId>,
+        synced: bool,
+    },
+    /// An invite to a private room, opened from a DM by `from`.
+    Invite {
+        invite: Box<meshchat_core::private::Invite>,
+        from: Key,
     },
     /// Send a file frame toward `to`: the loop asks the routing table for the next hop and
     /// hands both to the files handler; `origin` says whom a failure concerns.

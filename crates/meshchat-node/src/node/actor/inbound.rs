@@ -21,8 +21,8 @@ use meshchat_core::{envelope, Envelope, KeyCache, MessageId};
 
 use super::context::{Io, Key, Note, Notes};
 use super::disk::Write;
-use crate::node::{now_ms, Event, MessageView};
-use crate::store::StoredMessage;
+use crate::node::{now_ms, Event};
+use crate::store::{Sealed, StoredMessage};
 
 /// Most envelopes in one database transaction.
 const MAX_BATCH: usize = 512;
@@ -176,7 +176,7 @@ impl Inbound {
         // only election messages.
         let carried = match (&checked, via) {
             (_, Via::Trees(_)) => true,
-            (Checked::Room(..) | Checked::Profile(..), Via::Sync(_)) => true,
+            (Checked::Room(..) | Checked::Profile(..) | Checked::Private(_), Via::Sync(_)) => true,
             (Checked::Tracker(_), Via::Routed) => true,
             (_, Via::Sync(_) | Via::Routed) => false,
         };
@@ -199,7 +199,7 @@ impl Inbound {
         match &checked {
             Checked::Profile(..) => io.stats.profiles_checked += 1,
             Checked::Tracker(..) => io.stats.tracker_checked += 1,
-            Checked::Room(..) | Checked::Other(_) => {
+            Checked::Room(..) | Checked::Private(_) | Checked::Other(_) => {
                 io.stats.verified += 1;
                 io.stats.accepted += 1;
             }
@@ -207,7 +207,7 @@ impl Inbound {
         if let Some(p) = from {
             notes.push(Note::Useful(p));
         }
-        let room = matches!(checked, Checked::Room(..));
+        let room = matches!(checked, Checked::Room(..) | Checked::Private(_));
         match checked {
             Checked::Room(env, text) => {
                 if env.kind() == meshchat_core::envelope::Kind::File {
@@ -232,6 +232,11 @@ impl Inbound {
                 republish: matches!(via, Via::Sync(_)),
             }),
             Checked::Tracker(env) => notes.push(Note::Tracker { env }),
+            Checked::Private(env) => notes.push(Note::Private {
+                env,
+                from,
+                synced: matches!(via, Via::Sync(_)),
+            }),
             Checked::Other(_) => io.stats.relayed_unknown += 1,
         }
         Verdict::Taken { room }
@@ -335,7 +340,6 @@ impl Inbound {
                     // What could not be stored meanwhile is fetched now, not at the next round.
                     notes.push(Note::SyncAll);
                 }
-                let me = io.key.public();
                 for ((env, mut m), seq) in batch.into_iter().zip(fresh) {
                     let Some(seq) = seq else {
                         continue;
@@ -349,10 +353,11 @@ impl Inbound {
                     if m.synced {
                         io.stats.synced += 1;
                     }
-                    if io.rooms.contains(&m.room) {
-                        io.emit(Event::Message(MessageView::from_stored(m, &me)));
-                    } else {
+                    if !io.rooms.contains(&m.room) {
                         notes.push(Note::Relayed(env.as_bytes().len()));
+                    } else if matches!(m.sealed, Sealed::No | Sealed::Read) {
+                        let view = io.view(m);
+                        io.emit(Event::Message(view));
                     }
                 }
                 Ok(())

@@ -91,6 +91,11 @@ pub(super) fn join(room: &str, ctx: &mut Ctx<'_>) -> Result<bool, Error> {
     if ctx.io.rooms.contains(&room) {
         return Ok(false);
     }
+    if ctx.io.private.values().any(|(n, _)| *n == room) {
+        return Err(Error::Private(format!(
+            "#{room} is a private room here; leave it before joining the public one"
+        )));
+    }
     ctx.io.store.join_room(&room, now_ms())?;
     ctx.io.rooms.push(room);
     ctx.notes.push(Note::RoomsChanged);
@@ -130,7 +135,7 @@ pub(super) fn history(
 ) -> Result<Vec<MessageView>, Error> {
     // Whatever is waiting to be written belongs in the answer.
     ctx.flush();
-    let room = room::normalize_room(room)?;
+    let room = ctx.io.target_of(room)?;
     let msgs = ctx.io.store.history(&room, limit, before)?;
     Ok(views(msgs, ctx))
 }
@@ -147,8 +152,5 @@ pub(super) fn arrived_after(
 }
 
 fn views(msgs: Vec<StoredMessage>, ctx: &Ctx<'_>) -> Vec<MessageView> {
-    let me = ctx.io.key.public();
-    msgs.into_iter()
-        .map(|m| MessageView::from_stored(m, &me))
-        .collect()
+    msgs.into_iter().map(|m| ctx.io.view(m)).collect()
 }

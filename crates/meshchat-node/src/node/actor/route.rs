@@ -42,6 +42,7 @@ use crate::store::{DmRow, ItemRow, ProfileRow};
 enum Content<'a> {
     Text(String),
     Offer(&'a Offer),
+    Invite(&'a meshchat_core::private::Invite),
 }
 
 /// Hop limit of the routed envelopes we originate: more than any mesh's diameter.
@@ -585,7 +586,20 @@ impl Direct {
 
     /// A DM for us, opened and checked: stored, and shown if it was new (a file offer is also
     /// handed to the files handler). False if it could not be stored.
-    fn deliver_dm(&mut self, opened: dm::Opened, ctx: &mut Ctx<'_>) -> bool {
+    fn deliver_dm(&mut self, mut opened: dm::Opened, ctx: &mut Ctx<'_>) -> bool {
+        if let Some(invite) = opened.invite.take() {
+            let from = *opened.envelope.author().as_bytes();
+            // An invite's body names no sender: the profile's nick does.
+            opened.text.nick = self
+                .directory
+                .get(&from)
+                .map(|p| p.nick.clone())
+                .unwrap_or_else(|| Fingerprint::of_key_bytes(&from).short());
+            ctx.notes.push(Note::Invite {
+                invite: Box::new(invite),
+                from,
+            });
+        }
         if let Some(offer) = &opened.offer {
             ctx.notes.push(Note::FileOffer {
                 env: opened.envelope.clone(),
@@ -730,6 +744,31 @@ impl Direct {
         Ok((sent, env, key))
     }
 
+    /// An invite to a private room, sealed and sent to `to` like a DM.
+    pub(super) fn send_invite(
+        &mut self,
+        to: &Key,
+        invite: &meshchat_core::private::Invite,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<DmSent, Error> {
+        let to = peer_id_of_bytes(to).to_string();
+        self.send_sealed(&to, Content::Invite(invite), ctx)
+            .map(|(sent, _)| sent)
+    }
+
+    /// The one person `who` names, with the DM key and nick of their profile.
+    pub(super) fn person(&self, who: &str, me: Key) -> Result<(Key, dm::SealKey, String), Error> {
+        let key = self.resolve(who, false, me)?[0];
+        if key == me {
+            return Err(Error::ToSelf);
+        }
+        let profile = self
+            .directory
+            .get(&key)
+            .ok_or(Error::NoProfile(peer_id_of_bytes(&key)))?;
+        Ok((key, profile.seal_key, profile.nick.clone()))
+    }
+
     fn send_sealed(
         &mut self,
         to: &str,
@@ -760,6 +799,14 @@ impl Direct {
             Content::Offer(offer) => {
                 let env = dm::sign_offer(&ctx.io.key, &recipient, offer, now, rand::random())?;
                 (env, offer.as_text())
+            }
+            Content::Invite(invite) => {
+                let env = dm::sign_invite(&ctx.io.key, &recipient, invite, now, rand::random())?;
+                let text = Text {
+                    nick: ctx.io.nick.clone(),
+                    text: format!("🔒 invited them to the private room #{}", invite.name),
+                };
+                (env, text)
             }
         };
         let limits = *self.outbox.limits();

@@ -656,6 +656,7 @@ fn a_conversation_opens_with_its_history_and_pages_back_like_a_room() {
                 "x",
             );
             MessageView {
+                private: None,
                 id: d.id,
                 room: name.clone(),
                 author: d.from,
