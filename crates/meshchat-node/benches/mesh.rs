@@ -11,7 +11,11 @@
 //! ```text
 //! cargo bench -p meshchat-node --bench mesh -- [--nodes 10,50,100] [--step-secs 5] [--json FILE]
 //! cargo bench -p meshchat-node --bench mesh -- --one meshchat:100 [--rates 40,60]
+//! cargo bench -p meshchat-node --bench mesh -- --nodes 100 --systems meshchat,meshchat-private
 //! ```
+//!
+//! `meshchat-private` is `meshchat` with every node in one passphrase room (PROTOCOL §10) and
+//! the messages sent there: what sealing costs against a public room (issue 22).
 //!
 //! `--one SYSTEM:N` runs one system in this process; `--rates` replaces the rates stepped through.
 //! Every step also reports the process's CPU time per node and delivered message (user + system),
@@ -98,7 +102,8 @@ fn main() {
         "system", "N", "p50 ms", "p99 ms", "copies/msg", "control/msg", "max msg/s", "RSS/node KiB"
     );
     for &n in &nodes {
-        for system in ["meshchat", "baseline", "gossipsub-best"] {
+        let systems = get("--systems").unwrap_or_else(|| "meshchat,baseline,gossipsub-best".into());
+        for system in systems.split(',').map(str::trim) {
             let out = std::process::Command::new(&exe)
                 .args([
                     "--one",
@@ -127,7 +132,7 @@ fn main() {
                 v.p50_ms,
                 v.p99_ms,
                 v.copies_per_msg,
-                if system == "meshchat" {
+                if system.starts_with("meshchat") {
                     format!("{:.2}", v.control_per_msg)
                 } else {
                     "-".into()
@@ -172,8 +177,11 @@ impl Recorder {
     }
 }
 
+/// The room the meshchat systems publish in: the passphrase room of `meshchat-private`.
+const PRIVATE_ROOM: &str = "bench";
+
 enum Net {
-    Meshchat(Vec<Handle>),
+    Meshchat(Vec<Handle>, &'static str),
     Baseline(Vec<mpsc::Sender<Vec<u8>>>),
 }
 
@@ -188,10 +196,10 @@ impl Running {
     async fn publish(&self, from: usize, seq: u64) {
         self.rec.sent.lock().unwrap().insert(seq, Instant::now());
         match &self.net {
-            Net::Meshchat(h) => {
-                let h = h[from].clone();
+            Net::Meshchat(h, room) => {
+                let (h, room) = (h[from].clone(), *room);
                 tokio::spawn(async move {
-                    let _ = h.send("lobby", &format!("b{seq}")).await;
+                    let _ = h.send(room, &format!("b{seq}")).await;
                 });
             }
             Net::Baseline(tx) => {
@@ -206,7 +214,7 @@ impl Running {
     /// message (gossipsub's own control messages never reach `message_id_fn`).
     async fn counts(&self) -> Counts {
         match &self.net {
-            Net::Meshchat(_) => {
+            Net::Meshchat(..) => {
                 let mut c = Counts::default();
                 for h in &self.handles_for_stats {
                     let Ok(s) = h.stats().await else { continue };
@@ -362,7 +370,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
             .collect();
         let links_up = connected.clone();
         let (rec, connected) = (rec.clone(), connected.clone());
-        if system == "meshchat" {
+        if system.starts_with("meshchat") {
             let mut config = Config::loopback(dirs[i].path());
             config.in_memory_store = true;
             config.target_peers = 0;
@@ -487,8 +495,18 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
         );
     }
     let running = Running {
-        net: if system == "meshchat" {
-            Net::Meshchat(handles.clone())
+        net: if system.starts_with("meshchat") {
+            let room = if system == "meshchat-private" {
+                for h in &handles {
+                    h.join_private(PRIVATE_ROOM, "bench passphrase")
+                        .await
+                        .expect("join the passphrase room");
+                }
+                PRIVATE_ROOM
+            } else {
+                "lobby"
+            };
+            Net::Meshchat(handles.clone(), room)
         } else {
             Net::Baseline(senders)
         },
@@ -517,7 +535,7 @@ async fn run_one(system: &str, n: usize, step_secs: u64, rates: &[u32]) -> Strin
     let control_per_msg = per(control_copies);
     let all_copies_per_msg = per(window.gossip);
     eprintln!("{system} N={n} at 10/s: p50 {p50:?} p99 {p99:?} missed {missed}");
-    if system == "meshchat" {
+    if system.starts_with("meshchat") {
         eprintln!(
             "  copies at 10/s: {} in all ({all_copies_per_msg:.3}/delivery), {} first room copies, {} room repeats, {} control ({control_per_msg:.3}/delivery: {} first, idle {} s: {} copies, {} first, {} repeats)",
             window.gossip,

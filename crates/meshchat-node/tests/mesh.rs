@@ -5,6 +5,7 @@ mod clock;
 mod dm;
 mod files;
 mod hostile;
+mod private;
 mod storage;
 mod support;
 mod sync;
