@@ -20,6 +20,7 @@ mod dm;
 mod file_line;
 mod heal30;
 mod partition_sync;
+mod private;
 pub mod routes;
 pub mod tracker;
 mod trees_load;
@@ -99,6 +100,16 @@ pub const ALL: &[Scenario] = &[
         name: "file-line",
         about: "line of 4, n1–n2 at 10 Mbit/s: a 100 MiB room file from n0 to n3, n3 killed halfway and restarted: it resumes, only the missing part is sent again, the bytes match, the relays keep none (issue 20)",
         run: file_line::file_line,
+    },
+    Scenario {
+        name: "private-line",
+        about: "line of 5, the middle host in no private room: an invite room and a passphrase room talk across it from both ends; the middle's files hold no text, room name or passphrase (issue 22)",
+        run: private::private_line,
+    },
+    Scenario {
+        name: "private-partition",
+        about: "line of 4 in one invite room, cut in two: a removal on one side, a message on the other; healed: one membership everywhere, the removed member read the message written before its side heard, nothing after (issue 22)",
+        run: private::private_partition,
     },
     Scenario {
         name: "heal30",

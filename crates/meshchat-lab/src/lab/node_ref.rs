@@ -4,8 +4,8 @@ use super::Lab;
 use crate::node::{self, Proc};
 use anyhow::{anyhow, Context as _, Result};
 use meshchat_api::{
-    Command, DirectMessage, DmSent, Event, Message, OnlinePeer, Peer, Profile, Route, Stats,
-    Tracker,
+    Command, DirectMessage, DmSent, Event, Member, Message, OnlinePeer, Peer, Profile, Route,
+    Stats, Tracker,
 };
 use std::time::Instant;
 
@@ -89,6 +89,56 @@ impl NodeRef<'_> {
             false,
         )
         .map(drop)
+    }
+
+    /// Joins the passphrase room `room` and waits for `joined`.
+    pub fn join_private(&self, room: &str, passphrase: &str) -> Result<()> {
+        self.ask(
+            Command::Join {
+                room: room.into(),
+                key: Some(passphrase.into()),
+            },
+            false,
+        )
+        .map(drop)
+    }
+
+    /// Creates the invite room `room` and waits for `joined`.
+    pub fn create(&self, room: &str) -> Result<()> {
+        self.ask(Command::Create { room: room.into() }, false)
+            .map(drop)
+    }
+
+    /// Invites `who` into `room`; returns the invitee's peer id.
+    pub fn invite(&self, room: &str, who: &str) -> Result<String> {
+        let cmd = Command::Invite {
+            room: room.into(),
+            who: who.into(),
+        };
+        match self.ask(cmd, false)? {
+            Event::Invited { peer_id, .. } => Ok(peer_id),
+            other => Err(anyhow!("unexpected answer to invite: {other:?}")),
+        }
+    }
+
+    /// Removes `who` from `room`; returns their peer id.
+    pub fn remove(&self, room: &str, who: &str) -> Result<String> {
+        let cmd = Command::Remove {
+            room: room.into(),
+            who: who.into(),
+        };
+        match self.ask(cmd, false)? {
+            Event::Removed { peer_id, .. } => Ok(peer_id),
+            other => Err(anyhow!("unexpected answer to remove: {other:?}")),
+        }
+    }
+
+    /// The members of the private room `room`.
+    pub fn members(&self, room: &str) -> Result<Vec<Member>> {
+        match self.ask(Command::Members { room: room.into() }, false)? {
+            Event::Members { members, .. } => Ok(members),
+            other => Err(anyhow!("unexpected answer to members: {other:?}")),
+        }
     }
 
     /// Leaves `room` and waits for `left`.

@@ -108,3 +108,13 @@ fn disk_full() {
 fn file_line() {
     run("file-line");
 }
+
+#[test]
+fn private_line() {
+    run("private-line");
+}
+
+#[test]
+fn private_partition() {
+    run("private-partition");
+}

@@ -26,9 +26,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Waits until `from` knows `to`'s profile (needed to seal an invite to it).
 async fn wait_profile(from: &TestNode, to: &TestNode) {
     let who = to.peer_id.to_string();
-    eventually(&format!("{} knows {}'s profile", from.name, to.name), async || {
-        from.handle.whois(&who).await.is_ok()
-    })
+    eventually(
+        &format!("{} knows {}'s profile", from.name, to.name),
+        async || from.handle.whois(&who).await.is_ok(),
+    )
     .await;
 }
 
@@ -44,20 +45,18 @@ async fn wait_text(node: &mut TestNode, room: &str, text: &str) {
 /// Waits until `node` was invited into `room` (and joined it).
 async fn wait_invited(node: &mut TestNode, room: &str) {
     let room = room.to_owned();
-    node.wait_for(|e| {
-        matches!(e, Event::Room(api::Event::Joined { room: r, by: Some(_), .. }) if *r == room)
-    })
+    node.wait_for(
+        |e| matches!(e, Event::Room(api::Event::Joined { room: r, by: Some(_), .. }) if *r == room),
+    )
     .await;
 }
 
 /// Waits until `node` sees `n` members in `room`.
 async fn wait_members(node: &TestNode, room: &str, n: usize) {
-    eventually(&format!("{} sees {n} members in #{room}", node.name), async || {
-        node.handle
-            .members(room)
-            .await
-            .is_ok_and(|m| m.len() == n)
-    })
+    eventually(
+        &format!("{} sees {n} members in #{room}", node.name),
+        async || node.handle.members(room).await.is_ok_and(|m| m.len() == n),
+    )
     .await;
 }
 
@@ -70,8 +69,16 @@ async fn a_passphrase_room_crosses_a_relay_that_cannot_read_it() {
     a.wait_peers(1).await;
     r.wait_peers(2).await;
     b.wait_peers(1).await;
-    assert!(a.handle.join_private("hideout", "correct horse").await.unwrap());
-    assert!(b.handle.join_private("hideout", "correct horse").await.unwrap());
+    assert!(a
+        .handle
+        .join_private("hideout", "correct horse")
+        .await
+        .unwrap());
+    assert!(b
+        .handle
+        .join_private("hideout", "correct horse")
+        .await
+        .unwrap());
     let rooms = a.handle.rooms().await.unwrap();
     assert!(rooms
         .iter()
@@ -86,12 +93,16 @@ async fn a_passphrase_room_crosses_a_relay_that_cannot_read_it() {
         ["copy that, eagle", "the eagle lands at noon"]
     );
     // R stored both (it serves them to sync) but can read neither, nor the room's name.
-    r.wait_stats("the relay stored both", |s| s.stored >= 2).await;
+    r.wait_stats("the relay stored both", |s| s.stored >= 2)
+        .await;
     r.assert_no_more_messages().await;
     let dir = r.stop().await;
     let bytes = dir_bytes(dir.path());
     for secret in ["the eagle lands", "copy that", "hideout", "correct horse"] {
-        assert!(!contains(&bytes, secret.as_bytes()), "the relay holds {secret:?}");
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "the relay holds {secret:?}"
+        );
     }
     // The members' own databases do hold what they read (the check above can find it).
     a.handle.shutdown().await;
@@ -104,7 +115,10 @@ async fn a_wrong_passphrase_reads_nothing_and_says_so() {
     let mut c = TestNode::start("c", &[&a]).await;
     a.wait_peers(1).await;
     c.wait_peers(1).await;
-    a.handle.join_private("vault", "the right one").await.unwrap();
+    a.handle
+        .join_private("vault", "the right one")
+        .await
+        .unwrap();
     c.handle.join_private("vault", "a wrong one").await.unwrap();
     a.send("vault", "only for the right passphrase").await;
     c.wait_for(|e| matches!(e, Event::Warning(w) if w.contains("does not open with this room's passphrase")))
@@ -165,9 +179,13 @@ async fn an_invite_room_of_four_where_the_removed_member_reads_nothing_new() {
         wait_text(n, "team", "after d left").await;
     }
     // D has the envelope (it relays it) but no key for it.
-    d.wait_stats("d took the new message", |s| s.stored >= 8).await;
+    d.wait_stats("d took the new message", |s| s.stored >= 8)
+        .await;
     d.assert_no_more_messages().await;
-    assert!(!d.history_texts("team").await.contains(&"after d left".to_owned()));
+    assert!(!d
+        .history_texts("team")
+        .await
+        .contains(&"after d left".to_owned()));
     // D cannot write any more either: it has no current key.
     assert!(d.handle.send("team", "still here?").await.is_err());
     // B and C agree with A on the membership.
@@ -224,5 +242,7 @@ async fn a_member_offline_during_a_key_change_catches_up() {
     wait_text(&mut a, "crew", "back again").await;
     // B, removed, reads none of it.
     let b_texts = b.history_texts("crew").await;
-    assert!(!b_texts.iter().any(|t| t.contains("while c was away") || t == "back again"));
+    assert!(!b_texts
+        .iter()
+        .any(|t| t.contains("while c was away") || t == "back again"));
 }
