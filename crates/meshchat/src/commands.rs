@@ -594,7 +594,7 @@ fn read_args<'a>(spec: &Spec, arg: &'a str) -> Result<Command<'a>, Error> {
             };
             let rest = rest.trim_start();
             let key = match rest.strip_prefix(KEY_FLAG) {
-                Some(key) if key.is_empty() => return Err(missing()),
+                Some("") => return Err(missing()),
                 Some(key) if key.starts_with(char::is_whitespace) => key.trim(),
                 _ => {
                     return Err(Error::KeyExpected {
