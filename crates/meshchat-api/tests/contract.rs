@@ -55,6 +55,25 @@ fn commands() -> Vec<Command> {
             room: "x".into(),
             key: None,
         },
+        Command::Join {
+            room: "team".into(),
+            key: Some("correct horse".into()),
+        },
+        Command::Create {
+            room: "team".into(),
+        },
+        Command::Invite {
+            room: "team".into(),
+            who: "bob".into(),
+        },
+        Command::Remove {
+            room: "team".into(),
+            who: "bob".into(),
+        },
+        Command::Members {
+            room: "team".into(),
+        },
+        Command::Rooms,
         Command::Leave { room: "x".into() },
         Command::Nick { nick: "al".into() },
         Command::Connect {
@@ -131,9 +150,14 @@ fn command_index(c: &Command) -> usize {
         Command::AcceptFile { .. } => 18,
         Command::CancelFile { .. } => 19,
         Command::Files => 20,
+        Command::Create { .. } => 21,
+        Command::Invite { .. } => 22,
+        Command::Remove { .. } => 23,
+        Command::Members { .. } => 24,
+        Command::Rooms => 25,
     }
 }
-const COMMANDS: usize = 21;
+const COMMANDS: usize = 26;
 
 fn file(own: bool) -> File {
     File {
@@ -223,7 +247,62 @@ fn events() -> Vec<Event> {
             id: "ab".repeat(32),
             relayed: true,
         },
-        Event::Joined { room: "x".into() },
+        Event::Joined {
+            room: "x".into(),
+            private: None,
+            by: None,
+        },
+        Event::Joined {
+            room: "team".into(),
+            private: Some("invite".into()),
+            by: Some("12D3KooWB".into()),
+        },
+        Event::Message(Message {
+            room: "team".into(),
+            private: Some("passphrase".into()),
+            ..message(false)
+        }),
+        Event::Rooms {
+            rooms: vec![
+                Room {
+                    name: "lobby".into(),
+                    private: None,
+                    members: None,
+                },
+                Room {
+                    name: "team".into(),
+                    private: Some("invite".into()),
+                    members: Some(3),
+                },
+            ],
+        },
+        Event::Members {
+            room: "team".into(),
+            members: vec![
+                Member {
+                    peer_id: "12D3KooWA".into(),
+                    fingerprint: "f".into(),
+                    nick: "alice".into(),
+                    admin: true,
+                },
+                Member {
+                    peer_id: "12D3KooWB".into(),
+                    fingerprint: "g".into(),
+                    nick: "bob".into(),
+                    admin: false,
+                },
+            ],
+        },
+        Event::Invited {
+            room: "team".into(),
+            who: "bob".into(),
+            peer_id: "12D3KooWB".into(),
+        },
+        Event::Removed {
+            room: "team".into(),
+            who: "bob".into(),
+            peer_id: "12D3KooWB".into(),
+        },
         Event::Left {
             room: "x".into(),
             was_member: false,
@@ -387,11 +466,15 @@ fn event_index(e: &Event) -> usize {
         Event::FileFailed { .. } => 32,
         Event::FileCancelled { .. } => 33,
         Event::Files { .. } => 34,
+        Event::Rooms { .. } => 35,
+        Event::Members { .. } => 36,
+        Event::Invited { .. } => 37,
+        Event::Removed { .. } => 38,
         // Last: the docs show every event but this one.
-        Event::Unknown => 35,
+        Event::Unknown => 39,
     }
 }
-const EVENTS: usize = 36;
+const EVENTS: usize = 40;
 
 #[test]
 fn every_command_round_trips() {
@@ -493,7 +576,39 @@ fn new_events_and_fields_do_not_break_readers() {
         Event::Unknown
     );
     let e = Event::from_line(r#"{"event":"joined","room":"x","since":5}"#).unwrap();
-    assert_eq!(e, Event::Joined { room: "x".into() });
+    assert_eq!(
+        e,
+        Event::Joined {
+            room: "x".into(),
+            private: None,
+            by: None
+        }
+    );
+    // A public room's `joined` and `message` carry no `private`, nor `by`: as before.
+    let line = Event::Joined {
+        room: "x".into(),
+        private: None,
+        by: None,
+    }
+    .to_line();
+    assert_eq!(line, r#"{"event":"joined","room":"x"}"#);
+    assert!(!Event::Message(message(true)).to_line().contains("private"));
+    // `join` without a key is the join it always was.
+    assert_eq!(
+        Command::from_line(r#"{"cmd":"join","room":"x"}"#),
+        Ok(Command::Join {
+            room: "x".into(),
+            key: None
+        })
+    );
+    assert_eq!(
+        Command::Join {
+            room: "x".into(),
+            key: None
+        }
+        .to_line(),
+        r#"{"cmd":"join","room":"x"}"#
+    );
     // A warning of a kind this version does not know keeps its message.
     let e = Event::from_line(r#"{"event":"warning","kind":"disk","free":0,"message":"m"}"#);
     assert_eq!(
@@ -537,7 +652,7 @@ fn lines_have_sorted_keys() {
         r#"{"authors":2,"event":"warning","kind":"clock","message":"m","off":true,"offset_ms":61000}"#
     );
     let v: Value = serde_json::from_str(&Event::Stats(Box::default()).to_line()).unwrap();
-    assert_eq!(v.as_object().unwrap().len(), 57, "{v}");
+    assert_eq!(v.as_object().unwrap().len(), 59, "{v}");
     assert_eq!(v["tracker"].as_object().unwrap().len(), 18, "{v}");
 }
 

@@ -56,6 +56,9 @@ pub enum Args {
     MaybeRest(fn(Option<&str>) -> Command<'_>),
     /// One word, then the rest of the line if any.
     WordAndMaybeRest(for<'a> fn(&'a str, Option<&'a str>) -> Command<'a>),
+    /// One word, then optionally `--key` and the rest of the line (a passphrase, which no
+    /// error message repeats).
+    WordAndKey(for<'a> fn(&'a str, Option<Key<'a>>) -> Command<'a>),
 }
 
 impl fmt::Debug for Args {
@@ -67,6 +70,7 @@ impl fmt::Debug for Args {
             Args::Rest(_) => "Rest",
             Args::MaybeRest(_) => "MaybeRest",
             Args::WordAndMaybeRest(_) => "WordAndMaybeRest",
+            Args::WordAndKey(_) => "WordAndKey",
         };
         f.write_str(shape)
     }
@@ -117,10 +121,34 @@ impl Spec {
     }
 }
 
+/// A private room's passphrase as typed (`/join ROOM --key PASSPHRASE`): its `Debug` does not
+/// show it, so a command logged or printed in a test failure does not give it away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Key<'a>(pub &'a str);
+
+impl fmt::Debug for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(…)")
+    }
+}
+
+/// What `--key` introduces after `/join ROOM`.
+pub const KEY_FLAG: &str = "--key";
+
 /// What a slash line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command<'a> {
-    Join(&'a str),
+    /// `/join ROOM [--key PASSPHRASE]`: with a key, the private room of that name and
+    /// passphrase.
+    Join(&'a str, Option<Key<'a>>),
+    /// `/create ROOM`: a new invite-only private room, with us as its admin.
+    Create(&'a str),
+    /// `/invite WHO`: add someone to the private room shown (or current, in line mode).
+    Invite(&'a str),
+    /// `/remove WHO`: remove a member from the private room shown (or current).
+    Remove(&'a str),
+    /// `/members`: the members of the private room shown (or current).
+    Members,
     Leave(Option<&'a str>),
     Rooms,
     Nick(&'a str),
@@ -156,10 +184,50 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "join",
         aliases: &["j"],
-        usage: "ROOM",
-        help: "join ROOM (or switch to it)",
-        args: Args::Word(|room| Command::Join(room)),
+        usage: "ROOM [--key PASSPHRASE]",
+        help: "join ROOM (or switch to it); with --key, a private room",
+        args: Args::WordAndKey(|room, key| Command::Join(room, key)),
         complete: Complete::Room,
+        key: None,
+        only: None,
+    },
+    Spec {
+        name: "create",
+        aliases: &[],
+        usage: "ROOM",
+        help: "create an invite-only private room (you are its admin)",
+        args: Args::Word(|room| Command::Create(room)),
+        complete: Complete::Other,
+        key: None,
+        only: None,
+    },
+    Spec {
+        name: "invite",
+        aliases: &[],
+        usage: "WHO",
+        help: "add WHO to this private room (the invite travels by DM)",
+        args: Args::Rest(|who| Command::Invite(who)),
+        complete: Complete::Nick,
+        key: None,
+        only: None,
+    },
+    Spec {
+        name: "remove",
+        aliases: &[],
+        usage: "WHO",
+        help: "remove WHO from this private room (the others get a new key)",
+        args: Args::Rest(|who| Command::Remove(who)),
+        complete: Complete::Nick,
+        key: None,
+        only: None,
+    },
+    Spec {
+        name: "members",
+        aliases: &[],
+        usage: "",
+        help: "the members of this private room (★: admin)",
+        args: Args::None(Command::Members),
+        complete: Complete::None,
         key: None,
         only: None,
     },
@@ -396,6 +464,11 @@ pub enum Error {
         arg: String,
         why: &'static str,
     },
+    /// Something other than `--key PASSPHRASE` after `/join ROOM` (not repeated: it may be a
+    /// passphrase typed without its flag).
+    KeyExpected {
+        usage: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -412,6 +485,12 @@ impl fmt::Display for Error {
             }
             Error::Invalid { usage, arg, why } => {
                 write!(f, "{arg:?}: {why}; usage: {usage}")
+            }
+            Error::KeyExpected { usage } => {
+                write!(
+                    f,
+                    "only {KEY_FLAG} PASSPHRASE may follow the room; usage: {usage}"
+                )
             }
         }
     }
@@ -508,6 +587,23 @@ fn read_args<'a>(spec: &Spec, arg: &'a str) -> Result<Command<'a>, Error> {
                 None => make(arg, None),
             })
         }
+        Args::WordAndKey(make) => {
+            let arg = given.ok_or_else(missing)?;
+            let Some((word, rest)) = arg.split_once(char::is_whitespace) else {
+                return Ok(make(arg, None));
+            };
+            let rest = rest.trim_start();
+            let key = match rest.strip_prefix(KEY_FLAG) {
+                Some("") => return Err(missing()),
+                Some(key) if key.starts_with(char::is_whitespace) => key.trim(),
+                _ => {
+                    return Err(Error::KeyExpected {
+                        usage: spec.usage_line(),
+                    })
+                }
+            };
+            Ok(make(word, Some(Key(key))))
+        }
     }
 }
 
@@ -523,8 +619,11 @@ mod tests {
     fn parses_commands_and_text() {
         assert_eq!(tui("hello"), Parsed::Text("hello"));
         assert_eq!(tui("//slash"), Parsed::Text("/slash"));
-        assert_eq!(tui("/join  #Dev "), Parsed::Command(Command::Join("#Dev")));
-        assert_eq!(tui("/j dev"), Parsed::Command(Command::Join("dev")));
+        assert_eq!(
+            tui("/join  #Dev "),
+            Parsed::Command(Command::Join("#Dev", None))
+        );
+        assert_eq!(tui("/j dev"), Parsed::Command(Command::Join("dev", None)));
         assert_eq!(tui("/leave"), Parsed::Command(Command::Leave(None)));
         assert_eq!(tui("/part x"), Parsed::Command(Command::Leave(Some("x"))));
         assert_eq!(
@@ -559,10 +658,13 @@ mod tests {
             other => panic!("{line}: {other:?}"),
         };
         assert_eq!(error("/msg"), "missing argument; usage: /msg WHO [TEXT]");
-        assert_eq!(error("/join"), "missing argument; usage: /join ROOM");
+        assert_eq!(
+            error("/join"),
+            "missing argument; usage: /join ROOM [--key PASSPHRASE]"
+        );
         assert_eq!(
             error("/join a b"),
-            "too many arguments (\"b\"); usage: /join ROOM"
+            "only --key PASSPHRASE may follow the room; usage: /join ROOM [--key PASSPHRASE]"
         );
         assert_eq!(
             error("/rooms all"),
@@ -587,6 +689,7 @@ mod tests {
                     Args::None(_) => "",
                     Args::Word(_) | Args::Rest(_) | Args::MaybeWord(_) | Args::MaybeRest(_) => "5",
                     Args::WordAndMaybeRest(_) => "5 text",
+                    Args::WordAndKey(_) => "5 --key text",
                 };
                 for name in std::iter::once(&s.name).chain(s.aliases) {
                     let line = format!("/{name} {args}");
@@ -619,7 +722,7 @@ mod tests {
         for s in COMMANDS {
             let required = matches!(
                 s.args,
-                Args::Word(_) | Args::Rest(_) | Args::WordAndMaybeRest(_)
+                Args::Word(_) | Args::Rest(_) | Args::WordAndMaybeRest(_) | Args::WordAndKey(_)
             );
             assert_eq!(s.usage.is_empty(), !s.takes_args(), "{}", s.name);
             assert_eq!(
@@ -630,6 +733,55 @@ mod tests {
             );
             assert_eq!(s.complete == Complete::None, !s.takes_args(), "{}", s.name);
         }
+    }
+
+    /// `/join ROOM --key PASSPHRASE`: the passphrase is the rest of the line, trimmed, inner
+    /// white space kept; errors never repeat it, nor does a command's `Debug`.
+    #[test]
+    fn join_with_a_key_and_the_private_room_commands() {
+        assert_eq!(
+            tui("/join team --key  two words "),
+            Parsed::Command(Command::Join("team", Some(Key("two words"))))
+        );
+        assert_eq!(
+            parse("/j #team --key s3cret", Interface::Line),
+            Parsed::Command(Command::Join("#team", Some(Key("s3cret"))))
+        );
+        let shown = format!("{:?}", tui("/join team --key hunter2"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        for line in ["/join team --key", "/join team --key   "] {
+            assert_eq!(
+                tui(line),
+                Parsed::Error(Error::Missing {
+                    usage: "/join ROOM [--key PASSPHRASE]".into()
+                }),
+                "{line}"
+            );
+        }
+        for line in [
+            "/join team hunter2",
+            "/join team --keyhunter2",
+            "/join team -k hunter2",
+        ] {
+            match tui(line) {
+                Parsed::Error(e) => assert!(!e.to_string().contains("hunter2"), "{line}: {e}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            tui("/create team"),
+            Parsed::Command(Command::Create("team"))
+        );
+        assert_eq!(
+            tui("/invite Jean Pierre"),
+            Parsed::Command(Command::Invite("Jean Pierre"))
+        );
+        assert_eq!(tui("/remove bob"), Parsed::Command(Command::Remove("bob")));
+        assert_eq!(tui("/members"), Parsed::Command(Command::Members));
+        assert!(matches!(
+            tui("/invite"),
+            Parsed::Error(Error::Missing { .. })
+        ));
     }
 
     /// The README's sentence of commands lists exactly the table's, with the same usage.

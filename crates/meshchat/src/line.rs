@@ -20,7 +20,7 @@ use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
 use crate::output::{
     addrs, clock_text, dm_line, message_line, short_peer, tracker_changed_line, tracker_summary,
-    visible_name, visible_text, who_line,
+    visible_name, visible_text, who_line, LOCK,
 };
 
 /// Messages a room shows when it becomes current, and `/history` without N.
@@ -35,7 +35,10 @@ direct messages as [dm] nick (fingerprint): text; yours as [dm -> PEER] and
 their state as * dm ID to PEER: queued|sent|delivered|failed; a change of
 the network's tracker as [tracker] now NICK (fingerprint) (epoch N)
 files as [file N] ...: an offer, its progress (at most every 2 s), done or
-failed; /file PATH offers one to the current room";
+failed; /file PATH offers one to the current room
+private rooms: /join ROOM --key PASSPHRASE, or /create ROOM then /invite WHO
+(/invite, /remove and /members act on the current room); their messages print
+as [🔒room] ..., an invite as * joined private room #room (invite from WHO)";
 
 /// Line mode's `/help`: the commands it has, then how it prints.
 fn help() -> String {
@@ -82,6 +85,7 @@ pub async fn run(
 
     let mut catchup = Catchup::start(&handle).await?;
     let printer_handle = handle.clone();
+    let me = info.peer_id.to_string();
     // File numbers, shared by the printer (which gives them) and the commands (which read them).
     let numbers = Arc::new(Mutex::new(Numbers::default()));
     let printer_numbers = numbers.clone();
@@ -111,7 +115,21 @@ pub async fn run(
                     off,
                 } => println!("* warning: {}", clock_text(offset_ms, authors, off)),
                 Event::Dm(d) => println!("{}", dm_line(&d)),
-                Event::Room(_) => {}
+                Event::Room(e) => {
+                    // Name who invited us, when their nick is known.
+                    let by = match &e {
+                        api::Event::Joined { by: Some(p), .. } => printer_handle
+                            .whois(p)
+                            .await
+                            .ok()
+                            .and_then(|found| found.into_iter().next())
+                            .map(|p| visible_name(&p.nick).into_owned()),
+                        _ => None,
+                    };
+                    if let Some(line) = room_event_line(&e, &me, by.as_deref()) {
+                        println!("{line}");
+                    }
+                }
                 Event::DmStatus { id, to, state } => println!(
                     "* dm {} to {}: {}",
                     &id.to_string()[..8],
@@ -198,13 +216,54 @@ pub async fn run(
         match cmd {
             Command::Quit => break,
             Command::Help => println!("{}", help()),
-            Command::Join(arg) => match handle.join(arg).await {
-                Ok(_) => {
-                    current = meshchat_core::room::normalize_room(arg)?;
-                    println!("* now in {current}");
-                    show_history(&handle, &current, PAGE).await;
+            Command::Join(arg, key) => {
+                let joined = match key {
+                    Some(key) => handle.join_private(arg, key.0).await,
+                    None => handle.join(arg).await,
+                };
+                match joined {
+                    Ok(_) => {
+                        current = meshchat_core::room::normalize_room(arg)?;
+                        match key {
+                            Some(_) => println!("* now in {LOCK}{current} (private: passphrase)"),
+                            None => println!("* now in {current}"),
+                        }
+                        show_history(&handle, &current, PAGE).await;
+                    }
+                    Err(e) => println!("* {e}"),
+                }
+            }
+            Command::Create(arg) => match handle.create_room(arg).await {
+                Ok(room) => {
+                    current = room;
+                    println!(
+                        "* created private room {LOCK}#{current}: only those you /invite can \
+                         read it; now in it"
+                    );
                 }
                 Err(e) => println!("* {e}"),
+            },
+            Command::Invite(who) => match handle.invite(&current, who).await {
+                Ok(_) => println!(
+                    "* invited {} to {LOCK}#{current} (the invite travels by DM)",
+                    visible_name(who)
+                ),
+                Err(e) => println!("* {}", visible_text(&e.to_string())),
+            },
+            Command::Remove(who) => match handle.remove_member(&current, who).await {
+                Ok(_) => println!(
+                    "* removed {} from {LOCK}#{current}: a new key went to the others",
+                    visible_name(who)
+                ),
+                Err(e) => println!("* {}", visible_text(&e.to_string())),
+            },
+            Command::Members => match handle.members(&current).await {
+                Ok(members) => {
+                    let members: Vec<api::Member> =
+                        members.iter().map(meshchat_node::api::member).collect();
+                    println!("{}", members_line(&current, &members));
+                }
+                Err(e) => println!("* {}", visible_text(&e.to_string())),
             },
             Command::Leave(arg) => {
                 let room = arg.map_or_else(|| current.clone(), str::to_owned);
@@ -229,10 +288,23 @@ pub async fn run(
                 }
             }
             Command::Rooms => {
-                let rooms = handle.info().await?.rooms;
-                for r in rooms {
-                    let mark = if r == current { " (current)" } else { "" };
-                    println!("* {r}{mark}");
+                let rooms: Vec<api::Room> = match handle.rooms().await {
+                    Ok(rooms) => rooms.iter().map(meshchat_node::api::room).collect(),
+                    // Without the kinds, the names.
+                    Err(_) => handle
+                        .info()
+                        .await?
+                        .rooms
+                        .into_iter()
+                        .map(|name| api::Room {
+                            name,
+                            private: None,
+                            members: None,
+                        })
+                        .collect(),
+                };
+                for r in &rooms {
+                    println!("{}", room_line(r, &current));
                 }
             }
             Command::Nick(arg) => match handle.set_nick(arg).await {
@@ -489,6 +561,82 @@ fn file_line(
     }
 }
 
+/// A joined room as `/rooms` lists it: `* lobby (current)`, `* 🔒team (invite, 3 members)`.
+fn room_line(r: &api::Room, current: &str) -> String {
+    let mark = if r.name == current { " (current)" } else { "" };
+    let name = visible_name(&r.name);
+    match &r.private {
+        None => format!("* {name}{mark}"),
+        Some(kind) => {
+            let members = match r.members {
+                Some(1) => ", 1 member".to_owned(),
+                Some(n) => format!(", {n} members"),
+                None => String::new(),
+            };
+            format!("* {LOCK}{name} ({}{members}){mark}", visible_name(kind))
+        }
+    }
+}
+
+/// The first 8 hex digits of a fingerprint as the API writes it (in groups).
+fn short_fingerprint(fp: &str) -> String {
+    fp.chars().filter(|c| !c.is_whitespace()).take(8).collect()
+}
+
+/// `* members of 🔒#team (2): ★alice (1a2b3c4d), bob (5e6f7a8b)` (★: an admin).
+fn members_line(room: &str, members: &[api::Member]) -> String {
+    if members.is_empty() {
+        return format!("* members of {LOCK}#{}: none heard yet", visible_name(room));
+    }
+    let mut sorted: Vec<&api::Member> = members.iter().collect();
+    sorted.sort_by(|a, b| b.admin.cmp(&a.admin).then_with(|| a.nick.cmp(&b.nick)));
+    let list: Vec<String> = sorted
+        .iter()
+        .map(|m| {
+            format!(
+                "{}{} ({})",
+                if m.admin { "★" } else { "" },
+                visible_name(&m.nick),
+                short_fingerprint(&m.fingerprint)
+            )
+        })
+        .collect();
+    format!(
+        "* members of {LOCK}#{} ({}): {}",
+        visible_name(room),
+        members.len(),
+        list.join(", ")
+    )
+}
+
+/// Line mode's line for a private room event (`me`: our peer id; `by_nick`: the nick of who
+/// invited us, when known).
+fn room_event_line(e: &api::Event, me: &str, by_nick: Option<&str>) -> Option<String> {
+    match e {
+        api::Event::Joined {
+            room, by: Some(by), ..
+        } => {
+            let who = match by_nick {
+                Some(nick) => format!("{nick} {}", short_peer(by)),
+                None => by.clone(),
+            };
+            Some(format!(
+                "* joined private room {LOCK}#{} (invite from {who})",
+                visible_name(room)
+            ))
+        }
+        api::Event::Joined { room, .. } => Some(format!("* joined #{}", visible_name(room))),
+        api::Event::Members { room, members } if !members.iter().any(|m| m.peer_id == me) => {
+            Some(format!(
+                "* you were removed from {LOCK}#{}: what came before stays readable, nothing new",
+                visible_name(room)
+            ))
+        }
+        api::Event::Members { room, members } => Some(members_line(room, members)),
+        _ => None,
+    }
+}
+
 /// The newest offer to us not fetched yet.
 async fn newest_offer(handle: &Handle) -> Option<String> {
     let files = handle.files().await.ok()?;
@@ -512,6 +660,73 @@ async fn show_history(handle: &Handle, room: &str, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn member(peer: &str, nick: &str, admin: bool) -> api::Member {
+        api::Member {
+            peer_id: peer.into(),
+            fingerprint: "1a2b 3c4d 5e6f 7a8b".into(),
+            nick: nick.into(),
+            admin,
+        }
+    }
+
+    #[test]
+    fn private_room_events_print_as_lines() {
+        let invited = api::Event::Joined {
+            room: "team".into(),
+            private: Some("invite".into()),
+            by: Some("12D3KooWabcdefgh".into()),
+        };
+        assert_eq!(
+            room_event_line(&invited, "me", Some("alice")).as_deref(),
+            Some("* joined private room 🔒#team (invite from alice abcdefgh)")
+        );
+        assert_eq!(
+            room_event_line(&invited, "me", None).as_deref(),
+            Some("* joined private room 🔒#team (invite from 12D3KooWabcdefgh)")
+        );
+        let members = api::Event::Members {
+            room: "team".into(),
+            members: vec![member("bob", "bob", false), member("me", "alice", true)],
+        };
+        assert_eq!(
+            room_event_line(&members, "me", None).as_deref(),
+            Some("* members of 🔒#team (2): ★alice (1a2b3c4d), bob (1a2b3c4d)")
+        );
+        assert_eq!(
+            room_event_line(&members, "carol", None).as_deref(),
+            Some("* you were removed from 🔒#team: what came before stays readable, nothing new")
+        );
+        assert_eq!(
+            room_event_line(&api::Event::Rooms { rooms: vec![] }, "me", None),
+            None
+        );
+    }
+
+    #[test]
+    fn rooms_list_private_rooms_with_a_lock_and_their_size() {
+        let room = |name: &str, private: Option<&str>, members: Option<u64>| api::Room {
+            name: name.into(),
+            private: private.map(Into::into),
+            members,
+        };
+        assert_eq!(
+            room_line(&room("lobby", None, None), "lobby"),
+            "* lobby (current)"
+        );
+        assert_eq!(
+            room_line(&room("team", Some("invite"), Some(3)), "lobby"),
+            "* 🔒team (invite, 3 members)"
+        );
+        assert_eq!(
+            room_line(&room("club", Some("passphrase"), Some(1)), "club"),
+            "* 🔒club (passphrase, 1 member) (current)"
+        );
+        assert_eq!(
+            members_line("club", &[]),
+            "* members of 🔒#club: none heard yet"
+        );
+    }
 
     /// Line mode's help lists every command it has, with its usage, and every alias.
     #[test]

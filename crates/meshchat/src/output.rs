@@ -126,7 +126,11 @@ pub fn short_peer(peer: &str) -> &str {
     &peer[peer.len().saturating_sub(8)..]
 }
 
-/// A message as line mode prints it: `[room] nick (fp): text`, continuation lines indented
+/// The mark before a private room's name (PROTOCOL §10), in line mode and the full-screen
+/// interface.
+pub const LOCK: &str = "🔒";
+
+/// A message as line mode prints it: `[room] nick (fp): text` (`[🔒room]` in a private room), continuation lines indented
 /// (see [`visible_text`]). The fingerprint is always there: nicks are not unique. A message that
 /// arrived by history sync (written while this node was away, so usually older than what was
 /// printed before it) says so and when it was written, in local time:
@@ -150,7 +154,8 @@ where
         String::new()
     };
     format!(
-        "[{}] {synced}{} ({}): {}",
+        "[{}{}] {synced}{} ({}): {}",
+        if m.private.is_some() { LOCK } else { "" },
         visible_name(&m.room),
         visible_name(&m.nick),
         m.fingerprint.short(),
@@ -317,6 +322,12 @@ mod tests {
         assert_eq!(
             message_line_at(&view(false, NOW), &tz, NOW),
             format!("[lobby] bob ({fp}): hi")
+        );
+        let mut private = view(false, NOW);
+        private.private = Some(meshchat_node::PrivateKind::Invite);
+        assert_eq!(
+            message_line_at(&private, &tz, NOW),
+            format!("[🔒lobby] bob ({fp}): hi")
         );
         assert_eq!(
             message_line_at(&view(true, NOW - 3_600_000), &tz, NOW),

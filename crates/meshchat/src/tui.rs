@@ -37,6 +37,10 @@ pub async fn run(
     if let Some(url) = web {
         app.notice(&format!("web UI: {url}"), room::Level::Info);
     }
+    // Which rooms are private, and their member counts; events keep them current.
+    if let Ok(rooms) = handle.rooms().await {
+        app.take_rooms(rooms);
+    }
     // The status bar's tracker; events keep it current from here on.
     if let Ok(view) = handle.tracker().await {
         app.tracker = Some(app::tracker::Status::from_view(&view));

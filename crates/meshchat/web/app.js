@@ -160,6 +160,7 @@ const handlers = {
     for (const conv of allConvs()) conv.olderBefore = null;
     send({ cmd: 'conversations' });
     send({ cmd: 'files' });
+    send({ cmd: 'rooms' });
     refreshNow();
     if (first || !state.current) {
       if (!openFromHash(location.hash)) open(firstConv());
@@ -181,6 +182,7 @@ const handlers = {
     if (!m) return;
     noteSeq(m.seq);
     const conv = roomConv(m.room, true);
+    if (m.private && !conv.private) conv.private = m.private;
     if (conv.msgs.has(m.id)) return;
     lookForFile(m);
     arrived(conv, m, conv.add(m));
@@ -286,7 +288,56 @@ const handlers = {
 
   joined(ev) {
     if (typeof ev.room !== 'string') return;
-    open(roomConv(ev.room, true));
+    const conv = roomConv(ev.room, true);
+    if (ev.private === 'passphrase' || ev.private === 'invite') conv.private = ev.private;
+    conv.removed = false;
+    if (typeof ev.by === 'string') {
+      // An invite: the room is listed, the one on screen stays.
+      const p = state.whoByPeer.get(ev.by);
+      const who = p && typeof p.nick === 'string' && p.nick ? p.nick : ev.by;
+      showWarning(`${who} invited you to 🔒#${ev.room}`);
+      return;
+    }
+    open(conv);
+  },
+
+  rooms(ev) {
+    const list = Array.isArray(ev.rooms) ? ev.rooms : [];
+    for (const r of list) {
+      const conv = r && typeof r.name === 'string' ? state.rooms.get(r.name) : null;
+      if (!conv) continue;
+      conv.private = r.private === 'passphrase' || r.private === 'invite' ? r.private : null;
+      conv.members = Number.isInteger(r.members) ? r.members : null;
+    }
+    renderHeader();
+  },
+
+  members(ev) {
+    const conv = typeof ev.room === 'string' ? state.rooms.get(ev.room) : null;
+    const list = Array.isArray(ev.members) ? ev.members.filter((m) => m && typeof m.peer_id === 'string') : [];
+    if (!conv) return;
+    conv.members = list.length;
+    const member = list.some((m) => m.peer_id === state.me.peer);
+    if (!member && !conv.removed && conv.private === 'invite') {
+      showWarning(`You were removed from 🔒#${conv.id}: what came before stays readable, nothing new.`);
+    }
+    if (conv.private === 'invite') conv.removed = !member;
+    if (state.askedMembers === conv.id) {
+      state.askedMembers = null;
+      const names = list
+        .map((m) => `${m.admin ? '★' : ''}${typeof m.nick === 'string' && m.nick ? m.nick : m.peer_id}`)
+        .join(', ');
+      showWarning(`Members of 🔒#${conv.id} (${list.length}): ${names || 'none heard yet'}`);
+    }
+    renderHeader();
+  },
+
+  invited(ev) {
+    if (typeof ev.room === 'string') showWarning(`Invited ${ev.who} to 🔒#${ev.room} (the invite travels by DM).`);
+  },
+
+  removed(ev) {
+    if (typeof ev.room === 'string') showWarning(`Removed ${ev.who} from 🔒#${ev.room}: a new key went to the others.`);
   },
 
   left(ev) {
@@ -491,11 +542,58 @@ setInterval(() => {
 
 // ---- user actions ------------------------------------------------------------------------------
 
+/**
+ * The private room commands typed in the composer (`/join ROOM --key PASSPHRASE`, `/create
+ * ROOM`, `/invite WHO`, `/remove WHO`, `/members`, the last three on the room open): the
+ * command to send, `{ error }`, or null for a line that is text (anything else, as before).
+ */
+function slashCommand(text, conv) {
+  const m = /^\/(join|j|create|invite|remove|members)(?:\s+([\s\S]*))?$/.exec(text.trim());
+  if (!m) return null;
+  const [, name, rest = ''] = m;
+  const arg = rest.trim();
+  if (name === 'join' || name === 'j' || name === 'create') {
+    const [word, ...more] = arg.split(/\s+/);
+    const room = normalizeRoom(word || '');
+    if (!room) return { error: `Usage: /${name} ROOM${name === 'create' ? '' : ' [--key PASSPHRASE]'}` };
+    if (name === 'create') return more.length ? { error: 'Usage: /create ROOM' } : { cmd: 'create', room };
+    if (!more.length) return { cmd: 'join', room };
+    const key = /^\S+\s+--key\s+([\s\S]+)$/.exec(arg);
+    if (!key) return { error: 'Usage: /join ROOM --key PASSPHRASE' };
+    return { cmd: 'join', room, key: key[1].trim() };
+  }
+  if (!conv || conv.kind !== 'room' || !conv.private) {
+    return { error: `/${name} works in a private room (🔒): /create one, or /join ROOM --key PASSPHRASE.` };
+  }
+  if (name === 'members') {
+    state.askedMembers = conv.id;
+    return { cmd: 'members', room: conv.id };
+  }
+  if (!arg) return { error: `Usage: /${name} WHO (a nick, fingerprint or peer id)` };
+  return { cmd: name, room: conv.id, who: arg };
+}
+
 function sendComposer() {
   const composer = $('composer');
   const text = composer.value;
   const conv = state.current;
-  if (!conv || text.trim() === '') return;
+  if (text.trim() === '') return;
+  const command = slashCommand(text, conv);
+  if (command && command.error) {
+    showError(command.error);
+    return;
+  }
+  if (command) {
+    if (!send(command)) {
+      showError('Not connected to the node.');
+      return;
+    }
+    // Cleared at once: a passphrase does not stay on screen.
+    composer.value = '';
+    composer.dispatchEvent(new Event('input'));
+    return;
+  }
+  if (!conv) return;
   if (!socket.isOpen) {
     showError('Not connected to the node: the message was not sent.');
     return;

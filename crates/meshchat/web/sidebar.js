@@ -59,7 +59,12 @@ export function renderRooms(ul, rooms, current) {
         ),
       ),
     (li, c) => {
-      setUnread(li, c.unread, `#${c.id}`);
+      // A private room: a lock instead of the '#'.
+      const icon = li.querySelector('.conv-icon');
+      const mark = c.private ? '🔒' : '#';
+      if (icon.textContent !== mark) icon.textContent = mark;
+      li.title = c.private ? `Private room (${c.private})${c.removed ? ', removed' : ''}` : '';
+      setUnread(li, c.unread, `${mark}${c.id}`);
       setCurrent(li, c === current);
     },
   );

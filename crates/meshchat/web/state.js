@@ -10,6 +10,8 @@ export const state = {
   me: { peer: '', nick: '', fingerprint: '' },
   /** room name → Conv, in the node's order */
   rooms: new Map(),
+  /** the room whose `members` answer the user asked for (`/members`), to show it */
+  askedMembers: null,
   /** peer id → Conv */
   dms: new Map(),
   current: null,

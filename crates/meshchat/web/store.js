@@ -49,6 +49,7 @@ export function roomMsg(o) {
     own: o.own === true,
     synced: o.synced === true,
     seq: Number.isSafeInteger(o.seq) ? o.seq : null,
+    private: o.private === 'passphrase' || o.private === 'invite' ? o.private : null,
   };
 }
 
@@ -98,6 +99,11 @@ export class Conv {
     /** some of `waiting` were dropped: the newest page is older than what is left of them */
     this.waitingLost = false;
     this.historyLoaded = false;
+    // private rooms (PROTOCOL §10): 'passphrase' or 'invite' (null: public), the member count,
+    // and whether this node was removed (an invite room's membership without it)
+    this.private = null;
+    this.members = null;
+    this.removed = false;
     // DMs: the other party
     this.nick = null;
     this.fingerprint = null;

@@ -89,9 +89,19 @@ export function renderHeader() {
     composer.placeholder = '';
     return;
   }
-  $('title-prefix').textContent = conv.kind === 'room' ? '#' : '@';
+  $('title-prefix').textContent = conv.kind !== 'room' ? '@' : conv.private ? '🔒#' : '#';
   $('title').textContent = conv.name;
-  if (conv.kind === 'room') {
+  if (conv.kind === 'room' && conv.private) {
+    const bits = [conv.private === 'invite' ? 'Private room, by invite' : 'Private room, by passphrase'];
+    if (Number.isInteger(conv.members)) {
+      const heard = conv.private === 'passphrase' ? ' heard' : '';
+      bits.push(`${conv.members} member${conv.members === 1 ? '' : 's'}${heard}`);
+    }
+    if (conv.removed) bits.push('you were removed: read only');
+    $('subtitle').textContent = bits.join(' · ');
+    $('subtitle').title = 'Only its members read it; relays carry it sealed (PROTOCOL §10)';
+    composer.placeholder = `Message 🔒#${conv.id}`;
+  } else if (conv.kind === 'room') {
     $('subtitle').textContent = 'Room';
     $('subtitle').title = '';
     composer.placeholder = `Message #${conv.id}`;

@@ -14,8 +14,8 @@ use crossterm::event::{
 use meshchat_core::room::MAX_TEXT_LEN;
 use meshchat_core::{Fingerprint, MessageId};
 use meshchat_node::{
-    Conversation, DmSent, DmState, DmView, Event, MessageView, Multiaddr, NodeInfo, OnlinePeer,
-    PeerId, PeerInfo, ProfileView, RouteView, Sent, TrackerView,
+    Conversation, DmSent, DmState, DmView, Event, MemberView, MessageView, Multiaddr, NodeInfo,
+    OnlinePeer, PeerId, PeerInfo, PrivateKind, ProfileView, RoomView, RouteView, Sent, TrackerView,
 };
 use ratatui::layout::Rect;
 
@@ -147,6 +147,16 @@ pub enum Refusal {
     Other(String),
 }
 
+/// A private room's passphrase on its way to the node: its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(pub String);
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(…)")
+    }
+}
+
 /// A node call the interface wants made. The event loop runs them off the interface's task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -154,12 +164,34 @@ pub enum Action {
         room: String,
         text: String,
     },
+    /// Join a room; with a passphrase, the private room of that name and passphrase.
     Join {
         room: String,
+        key: Option<Passphrase>,
     },
     Leave {
         room: String,
     },
+    /// `/create`: a new invite room.
+    Create {
+        room: String,
+    },
+    /// `/invite`: add `who` to the invite room `room`.
+    Invite {
+        room: String,
+        who: String,
+    },
+    /// `/remove`: take `who` out of the invite room `room`.
+    Remove {
+        room: String,
+        who: String,
+    },
+    /// `/members` of a private room.
+    Members {
+        room: String,
+    },
+    /// The joined rooms' kinds and member counts (at start, and after missed events).
+    Rooms,
     Nick {
         nick: String,
     },
@@ -229,12 +261,34 @@ pub enum Reply {
     },
     Joined {
         room: String,
+        /// The kind asked for: a passphrase room when joined with a key.
+        private: Option<PrivateKind>,
         result: Result<bool, String>,
     },
     Left {
         room: String,
         result: Result<bool, String>,
     },
+    /// `/create`'s answer: the room's name as the node keeps it.
+    Created {
+        room: String,
+        result: Result<String, String>,
+    },
+    Invited {
+        room: String,
+        who: String,
+        result: Result<PeerId, String>,
+    },
+    Removed {
+        room: String,
+        who: String,
+        result: Result<PeerId, String>,
+    },
+    Members {
+        room: String,
+        result: Result<Vec<MemberView>, String>,
+    },
+    Rooms(Result<Vec<RoomView>, String>),
     Nick {
         nick: String,
         result: Result<(), String>,
@@ -503,7 +557,7 @@ impl App {
             }
             Event::Dm(d) => self.on_dm(d),
             Event::File(e) => self.on_file_event(e),
-            Event::Room(_) => {}
+            Event::Room(e) => self.on_room_event(e),
             Event::DmStatus { id, to, state } => {
                 if let Some(i) = self.room_index(&conversation_name(&to)) {
                     let geo = self.geometry(&self.rooms[i]);
@@ -533,6 +587,8 @@ impl App {
                 // A DM from someone new may have been among the missed updates, or a new tracker.
                 self.actions.push(Action::Conversations { announce: false });
                 self.actions.push(Action::Tracker { announce: false });
+                // An invite, or a membership change, may have been among them too.
+                self.actions.push(Action::Rooms);
             }
         }
     }
@@ -618,30 +674,27 @@ impl App {
                     }
                 }
             },
-            Reply::Joined { room, result } => match result {
+            Reply::Joined {
+                room,
+                private,
+                result,
+            } => match result {
                 Ok(_) => {
-                    let i = match self.room_index(&room) {
-                        Some(i) => i,
-                        None => {
-                            // Rooms first, then conversations.
-                            let i = self
-                                .rooms
-                                .iter()
-                                .position(|r| r.dm.is_some())
-                                .unwrap_or(self.rooms.len());
-                            self.rooms.insert(i, Room::new(room.clone()));
-                            if self.current >= i && self.rooms.len() > 1 {
-                                self.current += 1;
-                            }
-                            self.load_first_page(i);
-                            i
-                        }
-                    };
+                    let i = self.open_room(&room);
+                    if private.is_some() {
+                        self.rooms[i].private = private;
+                    }
                     self.switch_to(i);
-                    self.notice(&format!("joined #{room}"), Level::Info);
+                    let title = self.title(&self.rooms[i]);
+                    self.notice(&format!("joined {title}"), Level::Info);
                 }
                 Err(e) => self.notice(&format!("cannot join #{room}: {e}"), Level::Error),
             },
+            r @ (Reply::Created { .. }
+            | Reply::Invited { .. }
+            | Reply::Removed { .. }
+            | Reply::Members { .. }
+            | Reply::Rooms(_)) => self.on_private_reply(r),
             Reply::Left { room, result } => match result {
                 Ok(true) => {
                     if let Some(i) = self.room_index(&room) {
@@ -799,6 +852,25 @@ impl App {
             Reply::Who { peers, tracker } => self.show_who(peers, tracker),
             Reply::Tracker { announce, result } => self.on_tracker_reply(announce, result),
         }
+    }
+
+    /// The index of `room` in the list, added (after the other rooms, before the conversations,
+    /// its first page asked for) if it was not there.
+    pub(super) fn open_room(&mut self, room: &str) -> usize {
+        if let Some(i) = self.room_index(room) {
+            return i;
+        }
+        let i = self
+            .rooms
+            .iter()
+            .position(|r| r.dm.is_some())
+            .unwrap_or(self.rooms.len());
+        self.rooms.insert(i, Room::new(room));
+        if self.current >= i && self.rooms.len() > 1 {
+            self.current += 1;
+        }
+        self.load_first_page(i);
+        i
     }
 
     fn on_history(
@@ -979,6 +1051,7 @@ mod commands;
 mod dm;
 pub mod files;
 mod keys;
+mod private;
 #[cfg(test)]
 mod tests;
 pub mod tracker;

@@ -108,6 +108,15 @@ impl Input {
         line
     }
 
+    /// Replaces the line just submitted in the history by `shown` (a `/join ROOM --key` without
+    /// its passphrase): Up brings that back, never the secret.
+    pub fn redact_last(&mut self, shown: &str) {
+        self.history.pop_back();
+        if !shown.is_empty() && self.history.back().map(String::as_str) != Some(shown) {
+            self.history.push_back(shown.to_owned());
+        }
+    }
+
     fn prev_boundary(&self, at: usize) -> usize {
         self.buf[..at]
             .grapheme_indices(true)
@@ -385,6 +394,22 @@ mod tests {
         assert_eq!(i.text(), "draft");
         i.history_next();
         assert_eq!(i.text(), "draft");
+    }
+
+    #[test]
+    fn a_redacted_line_is_recalled_without_its_secret() {
+        let mut i = Input::new(1000);
+        for _ in 0..2 {
+            i.set("/join team --key hunter2");
+            assert_eq!(i.submit(), "/join team --key hunter2");
+            i.redact_last("/join team --key ");
+        }
+        assert_eq!(i.history.len(), 1);
+        i.history_prev();
+        assert_eq!(i.text(), "/join team --key ");
+        i.history_prev();
+        assert_eq!(i.text(), "/join team --key ");
+        assert!(i.history.iter().all(|l| !l.contains("hunter2")));
     }
 
     #[test]

@@ -427,7 +427,7 @@ fn status_bar(buf: &mut Buffer, area: Rect, app: &App) {
         } else if room.dm.is_some() {
             format!("{} (direct, sealed)", app.title(room))
         } else {
-            format!("#{}", room.name)
+            room_status(room)
         }
     );
     if room.scroll > 0 {
@@ -472,6 +472,34 @@ fn status_bar(buf: &mut Buffer, area: Rect, app: &App) {
             STATUS,
         );
     }
+}
+
+/// The status bar's room: `#room`, or for a private one `🔒#room (invite, 3 members)`, with
+/// `removed` once we were taken out of it.
+fn room_status(room: &super::room::Room) -> String {
+    let Some(kind) = room.private else {
+        return format!("#{}", room.name);
+    };
+    let mut bits = vec![match kind {
+        meshchat_node::PrivateKind::Passphrase => "passphrase",
+        meshchat_node::PrivateKind::Invite => "invite",
+    }
+    .to_owned()];
+    if let Some(n) = room.members {
+        let heard = if kind == meshchat_node::PrivateKind::Passphrase {
+            " heard"
+        } else {
+            ""
+        };
+        bits.push(match n {
+            1 => format!("1 member{heard}"),
+            n => format!("{n} members{heard}"),
+        });
+    }
+    if room.removed {
+        bits.push("removed: read only".to_owned());
+    }
+    format!("{}#{} ({})", super::room::LOCK, room.name, bits.join(", "))
 }
 
 /// The input line wrapped to its area, with the cursor's place.
@@ -618,7 +646,8 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
             for c in commands::available(Interface::Tui) {
                 lines.push(Line::from(vec![
                     Span::styled(
-                        format!("  {:<18}", c.usage_line()),
+                        // At least one space after a long usage.
+                        format!("  {:<17} ", c.usage_line()),
                         Style::new().fg(Color::Cyan),
                     ),
                     Span::raw(c.help_in(Interface::Tui)),

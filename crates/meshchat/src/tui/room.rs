@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 
 use meshchat_core::{Fingerprint, MessageId};
-use meshchat_node::{DmState, DmView, MessageView, PeerId};
+use meshchat_node::{DmState, DmView, MessageView, PeerId, PrivateKind};
 
 use super::wrap;
 
@@ -33,6 +33,7 @@ pub const MAX_NICK_COL: usize = 16;
 pub const TIME_COLS: usize = 6;
 /// Cells between the nick column and the text: ` │ `.
 pub const SEPARATOR_COLS: usize = 3;
+pub use crate::output::LOCK;
 /// Cells a short fingerprint adds to a nick that several keys use: ` 1a2b3c4d`.
 pub const FP_COLS: usize = 9;
 
@@ -335,6 +336,12 @@ pub struct Room {
     pub name: String,
     /// Set for a direct-message conversation.
     pub dm: Option<DmPeer>,
+    /// Set for a private room (PROTOCOL §10): shown with [`LOCK`].
+    pub private: Option<PrivateKind>,
+    /// A private room's member count (a passphrase room's: the people heard in it), when known.
+    pub members: Option<u64>,
+    /// We were removed from this invite room: what came before stays readable, nothing after.
+    pub removed: bool,
     entries: VecDeque<Entry>,
     /// Ids of the messages in `entries`, so a message seen twice (live and in a history page) is
     /// shown once.
@@ -365,6 +372,9 @@ impl Room {
         Self {
             name: name.into(),
             dm: None,
+            private: None,
+            members: None,
+            removed: false,
             entries: VecDeque::new(),
             ids: HashSet::new(),
             unread: 0,
@@ -401,6 +411,7 @@ impl Room {
     pub fn shown(&self) -> String {
         match &self.dm {
             Some(d) => format!("@{}", d.nick),
+            None if self.private.is_some() => format!("{LOCK}#{}", self.name),
             None => format!("#{}", self.name),
         }
     }

@@ -292,10 +292,41 @@ async fn worker(handle: Handle, mut actions: mpsc::Receiver<Action>, replies: mp
                 let result = handle.send(&room, &text).await.map_err(|e| e.to_string());
                 Reply::Sent { room, text, result }
             }
-            Action::Join { room } => {
-                let result = handle.join(&room).await.map_err(|e| e.to_string());
-                Reply::Joined { room, result }
+            Action::Join { room, key } => {
+                let (private, result) = match key {
+                    Some(key) => (
+                        Some(meshchat_node::PrivateKind::Passphrase),
+                        handle.join_private(&room, &key.0).await,
+                    ),
+                    None => (None, handle.join(&room).await),
+                };
+                let result = result.map_err(|e| e.to_string());
+                Reply::Joined {
+                    room,
+                    private,
+                    result,
+                }
             }
+            Action::Create { room } => {
+                let result = handle.create_room(&room).await.map_err(|e| e.to_string());
+                Reply::Created { room, result }
+            }
+            Action::Invite { room, who } => {
+                let result = handle.invite(&room, &who).await.map_err(|e| e.to_string());
+                Reply::Invited { room, who, result }
+            }
+            Action::Remove { room, who } => {
+                let result = handle
+                    .remove_member(&room, &who)
+                    .await
+                    .map_err(|e| e.to_string());
+                Reply::Removed { room, who, result }
+            }
+            Action::Members { room } => {
+                let result = handle.members(&room).await.map_err(|e| e.to_string());
+                Reply::Members { room, result }
+            }
+            Action::Rooms => Reply::Rooms(handle.rooms().await.map_err(|e| e.to_string())),
             Action::Leave { room } => {
                 let result = handle.leave(&room).await.map_err(|e| e.to_string());
                 Reply::Left { room, result }

@@ -840,3 +840,37 @@ fn file_offers_and_progress_bars() {
         "{screen}"
     );
 }
+
+/// A private room shows its lock in the room list, and its kind and size in the status bar.
+#[test]
+fn a_private_room_shows_its_lock_and_size() {
+    let mut app = app(&["lobby", "team"]);
+    app.take_rooms(vec![meshchat_node::RoomView {
+        name: "team".into(),
+        private: Some(meshchat_node::PrivateKind::Invite),
+        members: Some(3),
+    }]);
+    app.switch_to(1);
+    let t = render(&app, 90, 12);
+    let buf = t.backend().buffer();
+    let rows: Vec<String> = (0..buf.area.height)
+        .map(|y| {
+            // The cell after a wide symbol is covered by it: not drawn.
+            let mut row = String::new();
+            let mut skip = 0;
+            for x in 0..buf.area.width {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let symbol = buf[(x, y)].symbol();
+                skip = super::wrap::width(symbol).saturating_sub(1);
+                row.push_str(symbol);
+            }
+            row
+        })
+        .collect();
+    let all = rows.join("\n");
+    assert!(all.contains("2 🔒#team"), "{all}");
+    assert!(all.contains("🔒#team (invite, 3 members)"), "{all}");
+}

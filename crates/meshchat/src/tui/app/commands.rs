@@ -8,6 +8,20 @@ use crate::commands::{self, Command, Complete, Interface, Parsed};
 use super::super::room::{Level, Older, PAGE};
 use super::{Action, App, HistoryFor, Overlay, PeersFor};
 
+/// What the input history keeps of a `/join` line that may hold a passphrase (`None`: keep the
+/// line as typed): `/join ROOM --key `, to type it again.
+fn without_passphrase(line: &str, parsed: &Parsed<'_>) -> Option<String> {
+    match parsed {
+        Parsed::Command(Command::Join(room, Some(_))) => Some(format!("/join {room} --key ")),
+        // Something after the room that is not a well-formed `--key`: it may still be a secret.
+        Parsed::Error(commands::Error::KeyExpected { .. }) => {
+            let room = line.split_whitespace().nth(1).unwrap_or_default();
+            Some(format!("/join {room} --key "))
+        }
+        _ => None,
+    }
+}
+
 impl App {
     // ---- completion ----
 
@@ -78,7 +92,11 @@ impl App {
             return;
         }
         let line = self.input.submit();
-        match commands::parse(&line, Interface::Tui) {
+        let parsed = commands::parse(&line, Interface::Tui);
+        if let Some(shown) = without_passphrase(&line, &parsed) {
+            self.input.redact_last(&shown);
+        }
+        match parsed {
             Parsed::Text(text) => self.send(text.to_owned()),
             Parsed::Command(cmd) => self.run(cmd),
             Parsed::Error(e) => self.notice(&e.to_string(), Level::Error),
@@ -115,13 +133,18 @@ impl App {
 
     fn run(&mut self, cmd: Command<'_>) {
         match cmd {
-            Command::Join(arg) => match normalize_room(arg) {
+            Command::Join(arg, Some(key)) => self.join_private(arg, key.0),
+            Command::Join(arg, None) => match normalize_room(arg) {
                 Ok(room) => match self.room_index(&room) {
                     Some(i) => self.switch_to(i),
-                    None => self.actions.push(Action::Join { room }),
+                    None => self.actions.push(Action::Join { room, key: None }),
                 },
                 Err(e) => self.notice(&e.to_string(), Level::Error),
             },
+            Command::Create(arg) => self.create_room(arg),
+            Command::Invite(who) => self.invite(who),
+            Command::Remove(who) => self.remove_member(who),
+            Command::Members => self.members(),
             Command::Leave(None) if self.room().dm.is_some() => {
                 // Closing a conversation: its messages stay in the database (`/msg` reopens it).
                 let shown = self.title(self.room());
