@@ -54,7 +54,7 @@ impl Handle {
         if passphrase.is_empty() || passphrase.len() > 256 {
             return Err(meshchat_core::private::Error::BadPassphrase.into());
         }
-        let name = meshchat_core::room::normalize_room(&room)?;
+        let name = meshchat_core::room::normalize_room(room)?;
         let passphrase = zeroize::Zeroizing::new(passphrase.to_owned());
         let derived = name.clone();
         let derived = tokio::task::spawn_blocking(move || {

@@ -39,6 +39,9 @@ const MAX_HEARD: usize = 4096;
 /// Unread messages of a room tried again at once when a key arrives.
 const RETRY_LIMIT: usize = 50_000;
 
+/// The private rooms' names here, by target (for `Io::private`).
+pub(super) type Names = HashMap<String, (String, PrivateKind)>;
+
 /// Store codes of the two kinds.
 const PASSPHRASE: u8 = 1;
 const INVITE: u8 = 2;
@@ -111,7 +114,7 @@ impl Private {
         store: &Store,
         seal: EncryptionKey,
         me: Key,
-    ) -> Result<(Self, HashMap<String, (String, PrivateKind)>), Error> {
+    ) -> Result<(Self, Names), Error> {
         let mut this = Self {
             rooms: HashMap::new(),
             seal,
@@ -360,7 +363,7 @@ impl Private {
             secret: *group.roster_key().as_bytes(),
         };
         self.add(row, RoomKind::Invite(Box::new(group)), ctx)?;
-        self.store_own(&[env.clone()], None, ctx)?;
+        self.store_own(std::slice::from_ref(&env), None, ctx)?;
         Ok(env)
     }
 
