@@ -18,9 +18,19 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::dm::{EncryptionKey, SealKey};
-use crate::envelope::Kind;
+use crate::envelope::{Draft, Kind};
 use crate::room::Text;
 use crate::{Envelope, Keypair, MessageId};
+
+mod group;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use group::{Ctx, Dag};
+use wire::Change;
 
 /// The envelope kind of a message in a private room.
 pub const SEALED_KIND: Kind = Kind::Sealed;
@@ -192,25 +202,42 @@ impl fmt::Debug for Secret {
 pub struct PassphraseRoom {
     id: RoomId,
     secret: Secret,
+    /// HKDF of the secret: the message key, and the key id every message starts with.
+    key: Secret,
+    key_id: [u8; wire::KEY_ID_LEN],
 }
 
 impl PassphraseRoom {
     /// The room `name` (a room name, normalized) with `passphrase`: two Argon2id runs (about
     /// 50 ms each in a release build; run it off the event loop).
     pub fn derive(name: &str, passphrase: &str) -> Result<Self, Error> {
-        let _ = (name, passphrase);
-        todo!()
+        if !crate::room::is_room_name(name) {
+            return Err(Error::Room(crate::room::Error::BadRoomName));
+        }
+        if passphrase.is_empty() || passphrase.len() > 256 {
+            return Err(Error::BadPassphrase);
+        }
+        let id = Self::room_id(name);
+        Ok(Self::from_secret(
+            id,
+            wire::passphrase_secret(passphrase, &id.0),
+        ))
     }
 
     /// The room id of `name` alone (one Argon2id run).
     pub fn room_id(name: &str) -> RoomId {
-        let _ = name;
-        todo!()
+        RoomId(wire::passphrase_room_id(name))
     }
 
     /// The room again from what [`PassphraseRoom::secret`] gave (no Argon2: for restarts).
     pub fn from_secret(id: RoomId, secret: Secret) -> Self {
-        Self { id, secret }
+        let (key, key_id) = wire::passphrase_key(&secret);
+        Self {
+            id,
+            secret,
+            key,
+            key_id,
+        }
     }
 
     pub fn id(&self) -> RoomId {
@@ -230,16 +257,35 @@ impl PassphraseRoom {
         timestamp_ms: u64,
         rng: &mut R,
     ) -> Result<Envelope, Error> {
-        let _ = (author, text, timestamp_ms, rng);
-        todo!()
+        let target = self.id.target();
+        let me = *author.public().as_bytes();
+        let body = wire::seal_text(&self.key, &self.key_id, &target, &me, text, rng)?;
+        Ok(Envelope::sign(
+            author,
+            Draft {
+                kind: SEALED_KIND,
+                target: &target,
+                timestamp_ms,
+                nonce: rng.next_u64(),
+                body: &body,
+            },
+        )?)
     }
 
     /// The text of a sealed message of this room (an envelope already checked by
     /// [`crate::inbound::check`]). A message under another passphrase's key is
     /// `Refused(Unreadable)`.
     pub fn open(&self, env: &Envelope) -> Result<Text, Unread> {
-        let _ = env;
-        todo!()
+        if env.kind() != SEALED_KIND {
+            return Err(Unread::Refused(Refusal::Malformed));
+        }
+        match wire::key_id(env.body()) {
+            None => Err(Unread::Refused(Refusal::Malformed)),
+            Some(id) if id != self.key_id => Err(Unread::Refused(Refusal::Unreadable)),
+            Some(_) => {
+                wire::open_text(&self.key, env.body(), env.target(), env.author().as_bytes())
+            }
+        }
     }
 }
 
@@ -275,13 +321,33 @@ pub struct Invite {
 }
 
 impl Invite {
+    /// `room id [16] | roster key [32] | name_len u8 | name`.
     pub fn encode(&self) -> Vec<u8> {
-        todo!()
+        let mut out = Vec::with_capacity(ROOM_ID_LEN + 32 + 1 + self.name.len());
+        out.extend_from_slice(&self.room.0);
+        out.extend_from_slice(self.roster_key.as_bytes());
+        out.push(self.name.len() as u8);
+        out.extend_from_slice(self.name.as_bytes());
+        out
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, Error> {
-        let _ = body;
-        todo!()
+        const FIXED: usize = ROOM_ID_LEN + 32 + 1;
+        if body.len() < FIXED || body.len() != FIXED + body[FIXED - 1] as usize {
+            return Err(Error::Malformed("invite length"));
+        }
+        let name =
+            std::str::from_utf8(&body[FIXED..]).map_err(|_| Error::Malformed("invite name"))?;
+        if !crate::room::is_room_name(name) {
+            return Err(Error::Malformed("invite name"));
+        }
+        Ok(Self {
+            room: RoomId(body[..ROOM_ID_LEN].try_into().expect("16 bytes")),
+            roster_key: Secret::from_bytes(
+                body[ROOM_ID_LEN..FIXED - 1].try_into().expect("32 bytes"),
+            ),
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -291,6 +357,7 @@ pub struct Group {
     roster_key: Secret,
     me: [u8; 32],
     seal: EncryptionKey,
+    dag: Dag,
 }
 
 impl fmt::Debug for Group {
@@ -312,8 +379,27 @@ impl Group {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<(Group, Envelope), Error> {
-        let _ = (me, seal, name, nick, now_ms, rng);
-        todo!()
+        if !crate::room::is_room_name(name) {
+            return Err(Error::Room(crate::room::Error::BadRoomName));
+        }
+        crate::room::validate_nick(nick)?;
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        let key = *me.public().as_bytes();
+        let room = RoomId(wire::invite_room_id(&key, &nonce));
+        let mut roster = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(roster.as_mut());
+        let change = Change::Create {
+            nonce,
+            name: name.to_owned(),
+            seal: seal.public(),
+            nick: nick.to_owned(),
+        };
+        let mut group = Group::joined(room, Secret::from_bytes(*roster), key, seal);
+        let (ctx, dag) = group.split();
+        let mut out = dag.make(&ctx, me, change, now_ms, rng)?;
+        let env = out.pop().expect("one create");
+        Ok((group, env))
     }
 
     /// A room we were invited to (or created before a restart): its operations come by
@@ -324,7 +410,34 @@ impl Group {
             roster_key,
             me,
             seal,
+            dag: Dag::default(),
         }
+    }
+
+    /// What the DAG needs of us, borrowed apart from the DAG itself.
+    fn split(&mut self) -> (Ctx<'_>, &mut Dag) {
+        let ctx = Ctx {
+            room: self.room,
+            roster: &self.roster_key,
+            me: self.me,
+            seal: &self.seal,
+        };
+        (ctx, &mut self.dag)
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            room: self.room,
+            roster: &self.roster_key,
+            me: self.me,
+            seal: &self.seal,
+        }
+    }
+
+    /// The heads (valid operations nothing valid follows), by id: what a new operation's parents
+    /// are.
+    pub fn heads(&self) -> Vec<MessageId> {
+        self.dag.head_ids()
     }
 
     pub fn id(&self) -> RoomId {
@@ -337,44 +450,54 @@ impl Group {
 
     /// The room's name, once its first operation is here.
     pub fn name(&self) -> Option<&str> {
-        todo!()
+        self.dag.name()
     }
 
     /// The membership of every valid operation, sorted by key.
     pub fn members(&self) -> Vec<Member> {
-        todo!()
+        self.dag.members().to_vec()
+    }
+
+    /// `key`'s entry in [`Group::members`].
+    pub fn member(&self, key: &[u8; 32]) -> Option<&Member> {
+        self.dag.member(key)
     }
 
     pub fn is_member(&self, key: &[u8; 32]) -> bool {
-        let _ = key;
-        todo!()
+        self.dag.member(key).is_some()
     }
 
     pub fn is_admin(&self, key: &[u8; 32]) -> bool {
-        let _ = key;
-        todo!()
+        self.dag.member(key).is_some_and(|m| m.admin)
     }
 
     /// Number of valid operations.
     pub fn operations(&self) -> usize {
-        todo!()
+        self.dag.operations()
     }
 
-    /// The invite that lets someone read the room (after an add gives them a share).
+    /// The invite that lets someone read the room (after an add gives them a share). Its name is
+    /// empty, and does not decode, until the room's first operation is here (an admin always
+    /// has it).
     pub fn invite(&self) -> Invite {
-        todo!()
+        Invite {
+            room: self.room,
+            roster_key: self.roster_key.clone(),
+            name: self.dag.name().unwrap_or_default().to_owned(),
+        }
     }
 
     /// Takes an operation envelope (kind 7, checked by [`crate::inbound::check`]).
     pub fn offer(&mut self, env: &Envelope, now_ms: u64) -> OpOutcome {
-        let _ = (env, now_ms);
-        todo!()
+        let (ctx, dag) = self.split();
+        dag.offer(&ctx, env, now_ms)
     }
 
-    /// Refuses operations that waited longer than [`WAIT_MS`]; returns how many.
+    /// Refuses operations that waited longer than [`WAIT_MS`]; returns how many (count them as
+    /// [`Refusal::UnknownParents`]). They are forgotten rather than remembered as refused: offered
+    /// again once their parents are here, they are valid.
     pub fn expire(&mut self, now_ms: u64) -> usize {
-        let _ = now_ms;
-        todo!()
+        self.dag.expire(now_ms)
     }
 
     /// Adds `member` (we must be an admin): the envelopes to publish, applied here already.
@@ -389,8 +512,39 @@ impl Group {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<Vec<Envelope>, Error> {
-        let _ = (me, member, seal, nick, admin, now_ms, rng);
-        todo!()
+        crate::room::validate_nick(nick)?;
+        self.check_admin()?;
+        let add = Change::Add {
+            member,
+            seal,
+            admin,
+            nick: nick.to_owned(),
+        };
+        let (ctx, dag) = self.split();
+        match dag.member(&member) {
+            None if dag.members().len() >= MAX_MEMBERS => Err(Error::Full),
+            None => dag.make(&ctx, me, add, now_ms, rng),
+            Some(m) if m.admin == admin || member == ctx.me => Err(Error::AlreadyMember),
+            // An admin's surviving add keeps it an admin: demoting is a remove, then an add.
+            Some(m) if m.admin => {
+                let mut out = dag.make(&ctx, me, Change::Remove { member }, now_ms, rng)?;
+                out.extend(dag.make(&ctx, me, add, now_ms, rng)?);
+                Ok(out)
+            }
+            Some(_) => dag.make(&ctx, me, add, now_ms, rng),
+        }
+    }
+
+    /// `Ok` if the room is here and we are one of its admins.
+    fn check_admin(&self) -> Result<(), Error> {
+        if self.dag.name().is_none() {
+            return Err(Error::NotReady);
+        }
+        match self.dag.member(&self.me) {
+            None => Err(Error::NotMember),
+            Some(m) if !m.admin => Err(Error::NotAdmin),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Removes `member` (we must be an admin, or `member` is us: leaving).
@@ -401,8 +555,19 @@ impl Group {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<Vec<Envelope>, Error> {
-        let _ = (me, member, now_ms, rng);
-        todo!()
+        if member == self.me {
+            if self.dag.name().is_none() {
+                return Err(Error::NotReady);
+            }
+        } else {
+            self.check_admin()?;
+        }
+        // Removing someone who is not a member (or leaving a room we are not in).
+        if !self.is_member(&member) {
+            return Err(Error::NotMember);
+        }
+        let (ctx, dag) = self.split();
+        dag.make(&ctx, me, Change::Remove { member }, now_ms, rng)
     }
 
     /// Seals `text` under the current epoch: a rekey first if there is none (§10), then the
@@ -414,13 +579,12 @@ impl Group {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<Vec<Envelope>, Error> {
-        let _ = (me, text, now_ms, rng);
-        todo!()
+        let (ctx, dag) = self.split();
+        dag.seal_text(&ctx, me, text, now_ms, rng)
     }
 
     /// The text of a sealed message of this room (checked by [`crate::inbound::check`]).
     pub fn open(&self, env: &Envelope) -> Result<Text, Unread> {
-        let _ = env;
-        todo!()
+        self.dag.open(&self.ctx(), env)
     }
 }
