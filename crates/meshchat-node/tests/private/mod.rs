@@ -181,6 +181,13 @@ async fn an_invite_room_of_four_where_the_removed_member_reads_nothing_new() {
     // D has the envelope (it relays it) but no key for it.
     d.wait_stats("d took the new message", |s| s.stored >= 8)
         .await;
+    let shown = d.take_events();
+    assert!(
+        !shown
+            .iter()
+            .any(|e| matches!(e, Event::Message(m) if m.text == "after d left")),
+        "d read what was written after its removal"
+    );
     d.assert_no_more_messages().await;
     assert!(!d
         .history_texts("team")
