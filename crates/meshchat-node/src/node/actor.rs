@@ -209,6 +209,7 @@ impl Actor {
                 _ = maintenance.tick() => {
                     self.conns.maintain(ctx!(self));
                     self.sync.maintain(ctx!(self));
+                    self.private.maintain(ctx!(self));
                 }
                 () = std::future::ready(()), if self.inbound.has_pending() => ctx!(self).flush(),
             }

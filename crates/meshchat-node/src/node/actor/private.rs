@@ -154,6 +154,23 @@ impl Private {
         }
     }
 
+    /// Every few seconds: operations that waited too long for their parents are refused.
+    pub(super) fn maintain(&mut self, ctx: &mut Ctx<'_>) {
+        let now = now_ms();
+        for room in self.rooms.values_mut() {
+            if let RoomKind::Invite(g) = &mut room.kind {
+                let n = g.expire(now) as u64;
+                if n > 0 {
+                    *ctx.io
+                        .stats
+                        .private_refused
+                        .entry(Refusal::UnknownParents.as_str())
+                        .or_default() += n;
+                }
+            }
+        }
+    }
+
     /// A checked private envelope (a message or an operation), whichever path brought it.
     pub(super) fn on_envelope(
         &mut self,
