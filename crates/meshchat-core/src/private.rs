@@ -12,6 +12,44 @@
 //!   and the name.
 //!
 //! Pure like the rest of the core: time (`now_ms`) and randomness come in as arguments.
+//!
+//! # Layout
+//!
+//! - `wire`: the bytes of §10 and the primitives they are sealed with (nothing composed
+//!   beyond what §10 writes down).
+//! - `group`: the operations DAG behind [`Group`]: validity, the membership function, the
+//!   waiting list, the epoch keys we were given, and making operations.
+//! - `sim` (tests): a seeded simulator of one room across a mesh that splits, heals and loses
+//!   nodes, checking who reads what against what each author saw.
+//!
+//! # Where §10 leaves a choice, what this code does
+//!
+//! - **Shares in format-2 parts** are sealed with the same HPKE `info` as the operation's own:
+//!   its `nonce` is the format-1 body's, since the epoch key belongs to the operation.
+//! - **An operation with parts waits for all of them** (like a missing parent) before it is
+//!   checked, so "the shares name exactly the members" is one check over the operation and its
+//!   parts, and its validity never depends on what arrived first. A part is matched to its
+//!   operation by id, number and author; one by another author, or numbered past the
+//!   operation's `parts`, is refused (`bad_operation`).
+//! - **Admin flags**: a key is an admin if any of its surviving adds says so (§10). An add
+//!   with `admin = 0` therefore cannot demote; [`Group::add`] demotes with a remove followed by
+//!   an add (two operations). Nick and seal key come from the latest surviving add by
+//!   `(timestamp_ms, id)`; our own adds carry a timestamp past the member's earlier adds, so the
+//!   new one is the latest.
+//! - **"Current"** compares whole membership entries (key, seal key, nick, admin), not only keys:
+//!   a concurrent change of someone's seal key also makes the heads stale, and a rekey follows.
+//! - **More than 16 heads**: an operation names at most 16 parents, so we first sign rekeys
+//!   over 16 heads at a time until at most 16 are left.
+//! - **Expired waiting operations are forgotten**, not remembered as refused: offered again
+//!   once their parents are here, they are valid (every member then agrees). Operations refused
+//!   for a rule are remembered (up to [`MAX_OPS`] of them), and their descendants refused at once
+//!   (`unknown_parents`).
+//! - **Leaving**: the leaver's own remove is sealed to the others only, and the leaver does not
+//!   keep the epoch key it drew for it.
+//! - Structure the prose implies, refused: a create with parents or another operation without
+//!   (`bad_operation`), repeated parents (`malformed`), removing a non-member (`bad_operation`),
+//!   a rekey by a non-member (`not_member`). A share to a member whose listed X25519 key is
+//!   unusable is random bytes, so the operation still names every member.
 
 use std::fmt;
 

@@ -536,8 +536,11 @@ impl Dag {
         let mut gone = Vec::new();
         self.waiting
             .retain(|w| !old(w.since) || (gone.push(w.id), false).1);
-        self.parts
-            .retain(|p| !old(p.since) || (gone.push(p.id), false).1);
+        // A part lives as long as its operation waits, however early it came.
+        let waiting: HashSet<MessageId> = self.waiting.iter().map(|w| w.id).collect();
+        self.parts.retain(|p| {
+            !old(p.since) || waiting.contains(&p.body.op) || (gone.push(p.id), false).1
+        });
         for id in &gone {
             self.seen.remove(id);
         }

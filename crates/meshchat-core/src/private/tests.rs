@@ -925,6 +925,11 @@ fn costs() {
     let (people, mut g, ops) = big_room(3, &mut rng);
     let mut m = people[1].join(&g.invite());
     offer_all(&mut m, &ops);
+    let (ctx, dag) = g.split();
+    let rekey = dag
+        .make(&ctx, &people[0].kp, Change::Rekey, NOW, &mut rng)
+        .unwrap();
+    offer_all(&mut m, &rekey);
     let t = text(&"x".repeat(100));
     let author = &people[0].kp;
     const RUNS: u32 = 1000;
