@@ -50,7 +50,7 @@ pub enum Command {
     Join {
         room: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        key: Option<String>,
+        key: Option<Passphrase>,
     },
     /// Create an invite-only private room, with this node as its admin. Answer:
     /// [`Event::Joined`].

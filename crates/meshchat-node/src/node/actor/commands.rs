@@ -369,7 +369,7 @@ impl Handle {
             }),
             Command::Join { room, key } => {
                 let joined = match &key {
-                    Some(key) => self.join_private(&room, key).await,
+                    Some(key) => self.join_private(&room, key.as_str()).await,
                     None => self.join(&room).await,
                 };
                 joined.map(|_| Line::Joined {
