@@ -739,7 +739,7 @@ fn the_docs_examples_are_commands_and_events() {
 
 #[test]
 fn a_passphrase_is_a_plain_string_on_the_wire_and_hidden_in_debug() {
-    let line = r#"{"cmd":"join","key":"violet kettle drums","room":"harbor"}"#;
+    let line = r#"{"cmd":"join","room":"harbor","key":"violet kettle drums"}"#;
     let cmd = Command::from_line(line).unwrap();
     assert_eq!(cmd.to_line(), line);
     let shown = format!("{cmd:?}");
