@@ -92,7 +92,7 @@ impl EncryptionKey {
         self.public
     }
 
-    pub(super) fn hpke_secret(&self) -> &<Kem as hpke::Kem>::PrivateKey {
+    pub(crate) fn hpke_secret(&self) -> &<Kem as hpke::Kem>::PrivateKey {
         &self.secret
     }
 }

@@ -296,8 +296,8 @@ fn aad<P: PeerBytes>(recipient: &P, expires_ms: u64) -> Vec<u8> {
 }
 
 /// rand 0.8's RNG (the one the core injects everywhere) as the `rand_core` 0.10 RNG `hpke`
-/// takes. Plumbing only: every byte comes from `R`.
-struct Bridge<'a, R>(&'a mut R);
+/// takes (also for the private rooms' shares). Plumbing only: every byte comes from `R`.
+pub(crate) struct Bridge<'a, R>(pub(crate) &'a mut R);
 
 impl<R: rand::RngCore + rand::CryptoRng> hpke::rand_core::TryRng for Bridge<'_, R> {
     type Error = std::convert::Infallible;

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{Refusal, Secret, Unread, ROOM_ID_LEN, SHARES_PER_ENVELOPE};
+use crate::dm::wire::Bridge;
 use crate::dm::{EncryptionKey, SealKey};
 use crate::room::{self, Text};
 use crate::MessageId;
@@ -83,26 +84,6 @@ fn hkdf(secret: &[u8; 32], info: &[u8], out: &mut [u8]) {
         .expand(info, out)
         .expect("HKDF-SHA256 gives up to 8160 bytes");
 }
-
-/// rand 0.8's RNG (the one the core injects everywhere) as the `rand_core` RNG `hpke` takes.
-/// Plumbing only (the same as the DMs'): every byte comes from `R`.
-struct Bridge<'a, R>(&'a mut R);
-
-impl<R: rand::RngCore + rand::CryptoRng> hpke::rand_core::TryRng for Bridge<'_, R> {
-    type Error = std::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.0.next_u32())
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(self.0.next_u64())
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        self.0.fill_bytes(dst);
-        Ok(())
-    }
-}
-
-impl<R: rand::RngCore + rand::CryptoRng> hpke::rand_core::TryCryptoRng for Bridge<'_, R> {}
 
 // --- Room ids and passphrase rooms -------------------------------------------------------------
 
@@ -585,13 +566,12 @@ pub(super) fn junk_share<R: rand::RngCore>(member: &[u8; 32], rng: &mut R) -> Sh
 
 /// The epoch key in our share, if it opens.
 pub(super) fn open_share(share: &Share, key: &EncryptionKey, info: &[u8]) -> Option<Secret> {
-    let secret = key.secret_bytes();
-    let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(secret.as_ref()).ok()?;
+    let sk = key.hpke_secret();
     let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&share.enc).ok()?;
     let plain = Zeroizing::new(
         hpke::single_shot_open::<HpkeAead, HpkeKdf, Kem>(
             &hpke::OpModeR::Base,
-            &sk,
+            sk,
             &enc,
             info,
             &share.ct,

@@ -84,7 +84,8 @@ fn wait_members(lab: &Lab, nodes: &[usize], room: &str, want: &[&str]) -> Result
         wait(
             &format!("n{i} sees {want:?} in #{room}"),
             lab.deadline(30),
-            || Ok(member_nicks(lab, i, room)? == want),
+            // Not a member yet (the invite is still on its way) is "not yet", not a failure.
+            || Ok(member_nicks(lab, i, room).is_ok_and(|m| m == want)),
         )?;
     }
     Ok(())

@@ -47,22 +47,6 @@ async fn wait_dm(node: &mut TestNode, text: &str) -> meshchat_node::DmView {
     }
 }
 
-/// Everything a node's data dir holds, as bytes (database, WAL, key file).
-fn dir_bytes(node_dir: &std::path::Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(node_dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            all.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    all
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dm_crosses_a_chain_once_per_hop_and_its_receipt_comes_back() {
     // A - B - C - D: A cannot reach D directly.

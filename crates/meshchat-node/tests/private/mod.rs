@@ -7,22 +7,6 @@ use meshchat_node::{Event, PrivateKind};
 
 use crate::support::*;
 
-/// Everything a node's data dir holds, as bytes (database, WAL, key file).
-fn dir_bytes(node_dir: &std::path::Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(node_dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            all.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    all
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Waits until `from` knows `to`'s profile (needed to seal an invite to it).
 async fn wait_profile(from: &TestNode, to: &TestNode) {
     let who = to.peer_id.to_string();
