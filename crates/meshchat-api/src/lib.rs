@@ -239,6 +239,8 @@ pub enum Event {
     PeerDisconnected { peer_id: String },
     /// A listen address that appeared after [`Event::Ready`].
     Listening { addr: String },
+    /// How others can reach this node changed (see [`Reachability`]).
+    Reachability(Reachability),
     /// Something went wrong in the node, or it blocked a peer; it keeps running.
     Warning(Warning),
     /// A command was refused; the node keeps running.

@@ -16,10 +16,55 @@ pub struct NodeInfo {
     pub listen: Vec<String>,
     /// The joined rooms.
     pub rooms: Vec<String>,
+    /// How others can reach this node.
+    #[serde(default)]
+    pub reach: Reachability,
     /// The web UI's URL, with its access token, when the node serves one (`--web`; only in
     /// JSON mode's `ready`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<String>,
+}
+
+/// How others can reach this node ([`NodeInfo::reach`], [`crate::Event::Reachability`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reachability {
+    /// `public` (peers dialed us back), `mapped` (a port mapping on the home router, UPnP),
+    /// `relayed` (behind a NAT, reachable through relays; hole punching makes direct
+    /// connections from there), `private` (behind a NAT, not reachable yet) or `unknown`.
+    pub status: String,
+    /// The addresses the node advertises (tracker roster): those that work from outside, as
+    /// far as it knows; relayed ones end in `/p2p-circuit`.
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    /// Peer ids of the relays it holds (or asked for) reservations at.
+    #[serde(default)]
+    pub relays: Vec<String>,
+}
+
+impl Default for Reachability {
+    fn default() -> Self {
+        Self {
+            status: "unknown".into(),
+            addrs: Vec::new(),
+            relays: Vec::new(),
+        }
+    }
+}
+
+/// NAT traversal counters ([`Stats::nat`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatStats {
+    /// Relayed connections made direct by hole punching, and attempts that failed.
+    pub hole_punches: u64,
+    pub hole_punch_failures: u64,
+    /// The relay service: reservations and circuits given to others, and refused (over a
+    /// bound).
+    pub reservations_served: u64,
+    pub reservations_refused: u64,
+    pub circuits_served: u64,
+    pub circuits_refused: u64,
+    /// Relayed connections closed because a direct one to the same peer stood.
+    pub relayed_closed: u64,
 }
 
 /// A room message ([`crate::Event::Message`], and each entry of [`crate::Event::History`]).
@@ -314,6 +359,9 @@ pub struct Stats {
     /// `not_member`, `not_admin`, `unknown_parents`, `bad_operation`, `malformed`, `too_many`).
     #[serde(default)]
     pub private_refused: BTreeMap<String, u64>,
+    /// Hole punching and the relay service.
+    #[serde(default)]
+    pub nat: NatStats,
     pub tracker_checked: u64,
     pub tracker_heartbeats: u64,
     pub tracker_election_msgs: u64,

@@ -41,6 +41,7 @@ fn info() -> NodeInfo {
         nick: "alice".into(),
         listen: vec!["/ip4/127.0.0.1/tcp/40001".into()],
         rooms: vec!["lobby".into(), "x".into()],
+        reach: Reachability::default(),
         web: None,
     }
 }
@@ -209,6 +210,11 @@ fn events() -> Vec<Event> {
         Event::Listening {
             addr: "/ip4/10.0.0.1/tcp/1".into(),
         },
+        Event::Reachability(Reachability {
+            status: "relayed".into(),
+            addrs: vec!["/ip4/192.88.99.1/tcp/7447/p2p/12D3KooWR/p2p-circuit".into()],
+            relays: vec!["12D3KooWR".into()],
+        }),
         Event::Warning(Warning {
             message: "disk full".into(),
             kind: None,
@@ -470,11 +476,12 @@ fn event_index(e: &Event) -> usize {
         Event::Members { .. } => 36,
         Event::Invited { .. } => 37,
         Event::Removed { .. } => 38,
+        Event::Reachability(_) => 39,
         // Last: the docs show every event but this one.
-        Event::Unknown => 39,
+        Event::Unknown => 40,
     }
 }
-const EVENTS: usize = 40;
+const EVENTS: usize = 41;
 
 #[test]
 fn every_command_round_trips() {
@@ -652,7 +659,8 @@ fn lines_have_sorted_keys() {
         r#"{"authors":2,"event":"warning","kind":"clock","message":"m","off":true,"offset_ms":61000}"#
     );
     let v: Value = serde_json::from_str(&Event::Stats(Box::default()).to_line()).unwrap();
-    assert_eq!(v.as_object().unwrap().len(), 59, "{v}");
+    assert_eq!(v.as_object().unwrap().len(), 60, "{v}");
+    assert_eq!(v["nat"].as_object().unwrap().len(), 7, "{v}");
     assert_eq!(v["tracker"].as_object().unwrap().len(), 18, "{v}");
 }
 

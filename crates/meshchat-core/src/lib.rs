@@ -28,6 +28,8 @@
 //! - [`clock`]: our clock's offset from the network's, from the timestamps of what arrives.
 //! - [`rate`]: token buckets, alone and in a bounded table per peer.
 //! - [`transfer`]: files: manifests and roots, offers, the file frames, and the downloader's machine.
+//! - [`reach`]: reachability: what AutoNAT, UPnP and relay reservations say of us, and when to ask
+//!   relays for reservations or give them back.
 //!
 //! ## One contract for the state machines
 //!
@@ -70,6 +72,7 @@ pub mod identity;
 pub mod inbound;
 pub mod private;
 pub mod rate;
+pub mod reach;
 pub mod room;
 pub mod routed;
 pub mod routing;

@@ -190,6 +190,8 @@ pub struct NodeState {
     pub listen: Option<Vec<String>>,
     /// When the lab read the current incarnation's `ready` event.
     pub ready_at: Option<Instant>,
+    /// The node's reachability (from `ready` and `reachability` events) and when it was read.
+    pub reach: Option<(meshchat_api::Reachability, Instant)>,
     /// Addresses from `listening` events, current incarnation.
     pub listening: Vec<String>,
     /// Connected peers (count of connected minus disconnected events), current incarnation.
@@ -657,7 +659,9 @@ pub(crate) fn on_event(st: &mut HubState, idx: usize, incarnation: u32, ev: Even
             n.peer_id = Some(info.peer_id);
             n.listen = Some(info.listen);
             n.ready_at = Some(at);
+            n.reach = Some((info.reach, at));
         }
+        Event::Reachability(r) => st.nodes[idx].reach = Some((r, at)),
         Event::Message(msg) => {
             let n = &mut st.nodes[idx];
             if n.received.contains_key(&msg.id) {

@@ -19,7 +19,17 @@ pub fn node_info(i: &NodeInfo) -> api::NodeInfo {
         nick: i.nick.clone(),
         listen: i.listen.iter().map(|a| a.to_string()).collect(),
         rooms: i.rooms.clone(),
+        reach: reachability(&i.reach),
         web: None,
+    }
+}
+
+/// `info`'s `reach`, and the `reachability` event.
+pub fn reachability(r: &crate::ReachView) -> api::Reachability {
+    api::Reachability {
+        status: r.reach.as_str().to_owned(),
+        addrs: r.addrs.iter().map(|a| a.to_string()).collect(),
+        relays: r.relays.iter().map(|p| p.to_string()).collect(),
     }
 }
 
@@ -199,6 +209,15 @@ pub fn stats(s: &Stats) -> api::Stats {
             + s.dm.refused_per_recipient
             + s.dm.refused_per_neighbour,
         routing_from_strangers: s.routing.from_strangers,
+        nat: api::NatStats {
+            hole_punches: s.nat.hole_punches,
+            hole_punch_failures: s.nat.hole_punch_failures,
+            reservations_served: s.nat.reservations_served,
+            reservations_refused: s.nat.reservations_refused,
+            circuits_served: s.nat.circuits_served,
+            circuits_refused: s.nat.circuits_refused,
+            relayed_closed: s.nat.relayed_closed,
+        },
         tracker: api::ElectionStats {
             elections: e.elections,
             won: e.won,
@@ -261,6 +280,7 @@ pub fn event(event: &Event) -> api::Event {
         Event::ListenAddr(addr) => api::Event::Listening {
             addr: addr.to_string(),
         },
+        Event::Reachability(r) => api::Event::Reachability(reachability(r)),
         Event::Warning(message) => api::Event::Warning(api::Warning {
             message: message.clone(),
             kind: None,
@@ -618,6 +638,13 @@ mod tests {
             &mut s.file_frames_dropped,
             &mut s.file_pieces_bad,
             &mut s.private_opened,
+            &mut s.nat.hole_punches,
+            &mut s.nat.hole_punch_failures,
+            &mut s.nat.reservations_served,
+            &mut s.nat.reservations_refused,
+            &mut s.nat.circuits_served,
+            &mut s.nat.circuits_refused,
+            &mut s.nat.relayed_closed,
         ] {
             *c = next();
         }
@@ -628,7 +655,7 @@ mod tests {
         s.private_refused.insert("not_admin", 1);
         assert_eq!(
             api::Event::Stats(Box::new(stats(&s))).to_line(),
-            r#"{"accepted":1,"blocked_peers":7,"broadcast_dropped":12,"broken_links":9,"copies_received":6,"delivered_grafted":46,"delivered_pushed":45,"dm_cannot_open":32,"dm_custody_held":28,"dm_custody_taken":30,"dm_delivered":26,"dm_flooded_relayed":25,"dm_forged_receipts":31,"dm_forwarded":27,"dm_frames_sent":24,"dm_own_held":29,"dm_refused":142,"dm_replays":33,"duplicates":3,"event":"stats","evicted_peers":11,"file_bytes_received":72,"file_bytes_relayed":73,"file_bytes_sent":71,"file_frames_dropped":74,"file_pieces_bad":75,"graft_over_budget":47,"graft_repeats":48,"handshakes_evicted":51,"handshakes_refused":52,"ihave_over_rate":49,"missing_peer_full":50,"private_opened":76,"private_refused":{"not_admin":1},"profiles_taken":23,"published":5,"rejected":{"bad_signature":1,"over_rate":2},"relayed_unknown":8,"route_refused":22,"routes":21,"routing_from_strangers":38,"silent_links":10,"store_failures":13,"stored":4,"sync_bytes_received":19,"sync_bytes_sent":18,"sync_envelopes_received":16,"sync_offers_sent":17,"sync_rounds":15,"sync_strikes":20,"synced":14,"tracker":{"elections":53,"flooded":57,"forged":60,"known_full":68,"outranked":59,"reachable_full":69,"registrations":62,"registrations_refused":63,"roster_cut":67,"roster_full":66,"roster_queries":64,"roster_resent":65,"sent":56,"stale":58,"stepped_down":55,"suspected":61,"unexpected":70,"won":54},"tracker_checked":41,"tracker_dropped":39,"tracker_election_msgs":43,"tracker_heartbeats":42,"tracker_roster_msgs":44,"tracker_unroutable":40,"verified":2}"#
+            r#"{"accepted":1,"blocked_peers":7,"broadcast_dropped":12,"broken_links":9,"copies_received":6,"delivered_grafted":46,"delivered_pushed":45,"dm_cannot_open":32,"dm_custody_held":28,"dm_custody_taken":30,"dm_delivered":26,"dm_flooded_relayed":25,"dm_forged_receipts":31,"dm_forwarded":27,"dm_frames_sent":24,"dm_own_held":29,"dm_refused":142,"dm_replays":33,"duplicates":3,"event":"stats","evicted_peers":11,"file_bytes_received":72,"file_bytes_relayed":73,"file_bytes_sent":71,"file_frames_dropped":74,"file_pieces_bad":75,"graft_over_budget":47,"graft_repeats":48,"handshakes_evicted":51,"handshakes_refused":52,"ihave_over_rate":49,"missing_peer_full":50,"nat":{"circuits_refused":82,"circuits_served":81,"hole_punch_failures":78,"hole_punches":77,"relayed_closed":83,"reservations_refused":80,"reservations_served":79},"private_opened":76,"private_refused":{"not_admin":1},"profiles_taken":23,"published":5,"rejected":{"bad_signature":1,"over_rate":2},"relayed_unknown":8,"route_refused":22,"routes":21,"routing_from_strangers":38,"silent_links":10,"store_failures":13,"stored":4,"sync_bytes_received":19,"sync_bytes_sent":18,"sync_envelopes_received":16,"sync_offers_sent":17,"sync_rounds":15,"sync_strikes":20,"synced":14,"tracker":{"elections":53,"flooded":57,"forged":60,"known_full":68,"outranked":59,"reachable_full":69,"registrations":62,"registrations_refused":63,"roster_cut":67,"roster_full":66,"roster_queries":64,"roster_resent":65,"sent":56,"stale":58,"stepped_down":55,"suspected":61,"unexpected":70,"won":54},"tracker_checked":41,"tracker_dropped":39,"tracker_election_msgs":43,"tracker_heartbeats":42,"tracker_roster_msgs":44,"tracker_unroutable":40,"verified":2}"#
         );
     }
 }

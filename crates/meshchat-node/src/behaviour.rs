@@ -5,8 +5,11 @@ use std::time::Duration;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, connection_limits, identify, identity, kad, mdns, ping, StreamProtocol,
+    allow_block_list, autonat, connection_limits, dcutr, identify, identity, kad, mdns, ping,
+    relay, upnp, StreamProtocol,
 };
+
+use crate::Config;
 
 pub mod broadcast;
 pub mod file;
@@ -52,7 +55,20 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// NAT traversal (issue 23, ARCHITECTURE "Across NATs"): AutoNAT v1 finds out whether
+    /// peers can dial us (and serves their probes), UPnP asks the home router for a port
+    /// mapping, the relay client holds reservations on public nodes while we are private, the
+    /// relay service gives them to others, and DCUtR turns a relayed connection into a direct
+    /// one by hole punching.
+    pub autonat: autonat::Behaviour,
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
+    pub relay_client: relay::client::Behaviour,
+    pub relay: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
 }
+
+/// The relay protocol a peer that serves relays names in identify.
+pub const RELAY_HOP: StreamProtocol = StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,15 +79,18 @@ pub enum Error {
 impl Behaviour {
     pub fn new(
         key: &identity::Keypair,
-        mdns_enabled: bool,
-        dht_enabled: bool,
-        max_connections: u32,
+        relay_client: relay::client::Behaviour,
+        config: &Config,
     ) -> Result<Self, Error> {
+        let (mdns_enabled, dht_enabled, max_connections) =
+            (config.mdns, config.dht, config.max_connections);
         let peer_id = key.public().to_peer_id();
 
+        // Listen-address pushes tell neighbours at once when a relayed address appears or goes.
         let identify = identify::Behaviour::new(
             identify::Config::new(PROTOCOL_VERSION.into(), key.public())
-                .with_agent_version(format!("meshchat/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("meshchat/{}", env!("CARGO_PKG_VERSION")))
+                .with_push_listen_addr_updates(true),
         );
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
@@ -97,7 +116,9 @@ impl Behaviour {
                     // Beyond `max_connections` the node evicts the least useful peer (see
                     // `Conns::evict_if_full`); the hard limit only leaves room to do so.
                     .with_max_established(Some(max_connections + EVICTION_ROOM))
-                    .with_max_established_per_peer(Some(2))
+                    // A relayed connection, and the direct one hole punching makes beside it
+                    // (both ends dial at once, so briefly two) before the relayed one closes.
+                    .with_max_established_per_peer(Some(3))
                     .with_max_pending_incoming(Some(PENDING_INCOMING))
                     .with_max_pending_outgoing(Some(32)),
             ),
@@ -111,6 +132,52 @@ impl Behaviour {
             ),
             kad: dht_enabled.then_some(kad).into(),
             mdns: mdns.into(),
+            autonat: autonat::Behaviour::new(peer_id, autonat_config(config)),
+            upnp: config.upnp.then(upnp::tokio::Behaviour::default).into(),
+            relay_client,
+            relay: config
+                .relay_service
+                .then(|| relay::Behaviour::new(peer_id, relay_config(&config.nat.relay)))
+                .into(),
+            dcutr: dcutr::Behaviour::new(peer_id),
         })
     }
+}
+
+fn autonat_config(config: &Config) -> autonat::Config {
+    let nat = &config.nat;
+    autonat::Config {
+        timeout: Duration::from_secs(10),
+        boot_delay: nat.boot_delay,
+        retry_interval: nat.retry,
+        refresh_interval: nat.refresh,
+        // Any neighbour may be asked again after this: a node behind a NAT often has one or two.
+        throttle_server_period: nat.retry,
+        // meshchat's home is the LAN and community networks as much as the internet: a peer
+        // on a private network is a fine judge of whether we can be dialed there, and we dial
+        // back peers on private networks too (AutoNAT's server only ever dials the IP address
+        // the asking peer was seen at, so it cannot be aimed at a third host).
+        only_global_ips: false,
+        ..autonat::Config::default()
+    }
+}
+
+fn relay_config(l: &crate::config::RelayLimits) -> relay::Config {
+    let per_minute = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least 1");
+    relay::Config {
+        max_reservations: l.max_reservations,
+        max_reservations_per_peer: l.max_reservations_per_peer,
+        reservation_duration: l.reservation_duration,
+        reservation_rate_limiters: Vec::new(),
+        max_circuits: l.max_circuits,
+        max_circuits_per_peer: l.max_circuits_per_peer,
+        max_circuit_duration: l.max_circuit_duration,
+        max_circuit_bytes: l.max_circuit_bytes,
+        circuit_src_rate_limiters: Vec::new(),
+    }
+    .reservation_rate_per_peer(
+        per_minute(l.reservations_per_minute),
+        Duration::from_secs(60),
+    )
+    .circuit_src_per_peer(per_minute(l.circuits_per_minute), Duration::from_secs(60))
 }

@@ -28,6 +28,13 @@ pub struct Config {
     pub mdns: bool,
     /// Take part in the Kademlia DHT (peer discovery beyond the LAN).
     pub dht: bool,
+    /// Ask the router for a port mapping (UPnP IGD) when behind one. It searches the LAN by
+    /// multicast (SSDP), so tests on loopback turn it off.
+    pub upnp: bool,
+    /// Relay for nodes behind NATs (circuit relay v2), within [`Nat`]'s bounds.
+    pub relay_service: bool,
+    /// NAT traversal: AutoNAT's probes, the relay service's bounds, reservations held.
+    pub nat: Nat,
     /// Keep the database in memory (benchmarks); nothing survives a restart.
     pub in_memory_store: bool,
     /// Most established connections at once.
@@ -94,6 +101,69 @@ pub struct Files {
     pub download: meshchat_core::transfer::Config,
 }
 
+/// NAT traversal settings ([`Config::nat`]). The defaults are what a node runs with; tests
+/// shorten the probe delays.
+#[derive(Debug, Clone, Copy)]
+pub struct Nat {
+    /// AutoNAT (v1): first probe this long after start, then again every `retry` while the
+    /// verdict is unsure, every `refresh` once it is sure.
+    pub boot_delay: Duration,
+    pub retry: Duration,
+    pub refresh: Duration,
+    /// Our reservations at relays: how many, and when to ask again.
+    pub reach: meshchat_core::reach::Limits,
+    /// The relay service's bounds (see ARCHITECTURE, "Across NATs").
+    pub relay: RelayLimits,
+}
+
+/// What one node's relay service gives, in total and per peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    pub max_reservations: usize,
+    pub max_reservations_per_peer: usize,
+    pub reservation_duration: Duration,
+    /// New reservations a peer may ask for in a minute (a renewal counts).
+    pub reservations_per_minute: u32,
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    pub max_circuit_duration: Duration,
+    /// Bytes relayed on one circuit, both directions together, before it is closed.
+    pub max_circuit_bytes: u64,
+    /// New circuits a peer may open through us in a minute.
+    pub circuits_per_minute: u32,
+}
+
+impl Default for Nat {
+    fn default() -> Self {
+        Self {
+            boot_delay: Duration::from_secs(3),
+            retry: Duration::from_secs(20),
+            refresh: Duration::from_secs(15 * 60),
+            reach: meshchat_core::reach::Limits::default(),
+            relay: RelayLimits::default(),
+        }
+    }
+}
+
+impl Default for RelayLimits {
+    /// A relay on a modest machine: reservations are a few hundred bytes each, a circuit holds
+    /// two copy buffers; a circuit lives until hole punching replaces it, or carries a chat
+    /// between two nodes that cannot punch through (symmetric NATs) for a while.
+    fn default() -> Self {
+        Self {
+            max_reservations: 128,
+            max_reservations_per_peer: 2,
+            reservation_duration: Duration::from_secs(60 * 60),
+            reservations_per_minute: 4,
+            max_circuits: 64,
+            max_circuits_per_peer: 8,
+            max_circuit_duration: Duration::from_secs(30 * 60),
+            max_circuit_bytes: 32 * 1024 * 1024,
+            circuits_per_minute: 30,
+        }
+    }
+}
+
 /// Default [`Files::auto_accept_size`]: 8 MiB (photos and documents, not videos).
 pub const DEFAULT_AUTO_ACCEPT_SIZE: u64 = 8 * 1024 * 1024;
 /// Default [`Files::keep_free`]: 64 MiB, so a download never fills the disk the database is on.
@@ -128,6 +198,9 @@ impl Config {
             peers: Vec::new(),
             mdns: true,
             dht: true,
+            upnp: true,
+            relay_service: true,
+            nat: Nat::default(),
             in_memory_store: false,
             max_connections: 128,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -163,6 +236,7 @@ impl Config {
             .parse()
             .expect("static multiaddr parses")];
         c.mdns = false;
+        c.upnp = false;
         c
     }
 }

@@ -24,8 +24,9 @@ pub mod store;
 
 pub use config::Config;
 pub use libp2p::{Multiaddr, PeerId};
+pub use meshchat_core::reach::Reach;
 pub use node::{
     key_of_peer_id, peer_id_of, spawn, Conversation, DmSent, DmState, DmView, Error, Event, Handle,
-    MemberView, MessageView, NodeInfo, OnlinePeer, PeerInfo, PrivateKind, ProfileView, RoomView,
-    RouteView, Sent, Stats, TrackerView,
+    MemberView, MessageView, NatStats, NodeInfo, OnlinePeer, PeerInfo, PrivateKind, ProfileView,
+    ReachView, RoomView, RouteView, Sent, Stats, TrackerView,
 };

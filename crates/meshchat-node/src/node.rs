@@ -85,6 +85,8 @@ pub enum Event {
     PeerDisconnected { peer_id: PeerId },
     /// A new address the node listens on.
     ListenAddr(Multiaddr),
+    /// How others can reach this node changed (public, mapped, relayed, private).
+    Reachability(ReachView),
     /// Something went wrong that the user should see; the node keeps running.
     Warning(String),
     /// This node's clock against its peers' (the median of the authors heard lately): off by
@@ -371,12 +373,42 @@ pub struct NodeInfo {
     pub listen: Vec<Multiaddr>,
     /// Joined rooms, in the order joined.
     pub rooms: Vec<String>,
+    /// How others can reach this node, and the addresses it tells them.
+    pub reach: ReachView,
     /// True when the identity key was created by this start.
     pub new_identity: bool,
     /// The arrival number ([`MessageView::seq`]) of the last message stored before the node
     /// started: the node's events carry every message stored after it, so a front-end that
     /// reads them from the start hands on exactly the messages above it.
     pub seq_at_start: u64,
+}
+
+/// How others can reach this node ([`NodeInfo::reach`], [`Event::Reachability`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReachView {
+    pub reach: meshchat_core::reach::Reach,
+    /// What the node advertises (tracker roster, `info`): the addresses that work from
+    /// outside, as far as it knows.
+    pub addrs: Vec<Multiaddr>,
+    /// The relays it holds (or asked for) reservations at.
+    pub relays: Vec<PeerId>,
+}
+
+/// NAT traversal counters ([`Stats::nat`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NatStats {
+    /// Relayed connections turned into direct ones by hole punching (DCUtR), and attempts
+    /// that failed.
+    pub hole_punches: u64,
+    pub hole_punch_failures: u64,
+    /// The relay service: reservations and circuits given to others, and refused (over a
+    /// bound: per peer, in total, or a rate).
+    pub reservations_served: u64,
+    pub reservations_refused: u64,
+    pub circuits_served: u64,
+    pub circuits_refused: u64,
+    /// Relayed connections closed because a direct one to the same peer stood.
+    pub relayed_closed: u64,
 }
 
 /// A connected peer.
@@ -468,6 +500,8 @@ pub struct Stats {
     pub routes: u64,
     /// The DM state machine's counters.
     pub dm: meshchat_core::dm::Stats,
+    /// Hole punches and the relay service.
+    pub nat: NatStats,
     /// Items held in the outbox: ours awaiting a receipt, others' in custody, receipts.
     pub dm_own_held: u64,
     pub dm_custody_held: u64,

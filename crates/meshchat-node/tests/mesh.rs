@@ -5,6 +5,7 @@ mod clock;
 mod dm;
 mod files;
 mod hostile;
+mod nat;
 mod private;
 mod storage;
 mod support;

@@ -167,6 +167,7 @@ fn full_app(messages: usize) -> App {
         nick: "alice".into(),
         listen: Vec::new(),
         rooms: vec!["lobby".into(), "dev".into(), "random".into()],
+        reach: Default::default(),
         new_identity: false,
         seq_at_start: 0,
     };

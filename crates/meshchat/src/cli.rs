@@ -35,6 +35,15 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_mdns: bool,
 
+    /// Do not ask the home router for a port mapping (UPnP)
+    #[arg(long, global = true)]
+    pub no_upnp: bool,
+
+    /// Do not relay for nodes behind NATs (by default a node others can reach relays for them,
+    /// within bounds: see the README)
+    #[arg(long, global = true)]
+    pub no_relay_service: bool,
+
     /// Scripting mode: one JSON object per line on stdin and stdout (see docs/JSON.md)
     #[arg(long, global = true, conflicts_with = "plain")]
     pub json: bool,
@@ -210,6 +219,8 @@ impl Cli {
         config.listen = self.listen.iter().map(|a| a.0.clone()).collect();
         config.peers = self.peer.iter().map(|a| a.0.clone()).collect();
         config.mdns = !self.no_mdns;
+        config.upnp = !self.no_upnp;
+        config.relay_service = !self.no_relay_service;
         if let Some(window) = self.sync_window {
             config.sync_window = window;
         }

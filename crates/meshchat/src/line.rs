@@ -19,8 +19,8 @@ use meshchat::files::{self, Meters, Numbers};
 use crate::catchup::Catchup;
 use crate::json::{read_line_bounded, LineRead, MAX_LINE};
 use crate::output::{
-    addrs, clock_text, dm_line, message_line, short_peer, tracker_changed_line, tracker_summary,
-    visible_name, visible_text, who_line, LOCK,
+    addrs, clock_text, dm_line, message_line, reach_text, short_peer, tracker_changed_line,
+    tracker_summary, visible_name, visible_text, who_line, LOCK,
 };
 
 /// Messages a room shows when it becomes current, and `/history` without N.
@@ -108,6 +108,7 @@ pub async fn run(
                 Event::PeerConnected { peer_id } => println!("* peer connected: {peer_id}"),
                 Event::PeerDisconnected { peer_id } => println!("* peer disconnected: {peer_id}"),
                 Event::ListenAddr(a) => tracing::info!("listening on {a}"),
+                Event::Reachability(r) => println!("* {}", reach_text(&r)),
                 Event::Warning(w) => println!("* warning: {}", visible_text(&w)),
                 Event::Clock {
                     offset_ms,
@@ -345,6 +346,7 @@ pub async fn run(
                     i.fingerprint
                 );
                 println!("* listening on {}", addrs(&i.listen));
+                println!("* {}", reach_text(&i.reach));
             }
             Command::Msg(who, Some(text)) => match handle.dm(who, text).await {
                 Ok(sent) => println!(

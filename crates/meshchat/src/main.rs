@@ -136,6 +136,9 @@ async fn daemon(
     }
     let _ = handle;
     while let Some(event) = events.recv().await {
+        if let meshchat_node::Event::Reachability(r) = &event {
+            eprintln!("{}", output::reach_text(r));
+        }
         tracing::debug!(?event, "event");
     }
     Ok(())

@@ -10,7 +10,9 @@ use std::borrow::Cow;
 use chrono::TimeZone;
 
 use meshchat_core::room::{is_bidi_control, is_format, is_invisible};
-use meshchat_node::{DmView, MessageView, Multiaddr, OnlinePeer, PeerId, TrackerView};
+use meshchat_node::{
+    DmView, MessageView, Multiaddr, OnlinePeer, PeerId, Reach, ReachView, TrackerView,
+};
 
 pub fn addrs(addrs: &[Multiaddr]) -> String {
     if addrs.is_empty() {
@@ -21,6 +23,42 @@ pub fn addrs(addrs: &[Multiaddr]) -> String {
         .map(|a| a.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How others reach this node, in a sentence (`/id`, line mode's `*` lines, the interface's
+/// notices): `reachable: relayed by 2 relays (behind a NAT; hole punching makes direct
+/// connections)`.
+pub fn reach_text(r: &ReachView) -> String {
+    let relays = match r.relays.len() {
+        1 => "1 relay".to_owned(),
+        n => format!("{n} relays"),
+    };
+    match r.reach {
+        Reach::Unknown => "reachability: not known yet (no peer has tested it)".into(),
+        Reach::Public => format!("reachable: public, at {}", addrs(&r.addrs)),
+        Reach::Mapped => format!(
+            "reachable: through a port mapping on the router (UPnP), at {}",
+            addrs(&r.addrs)
+        ),
+        Reach::Relayed => format!(
+            "reachable: behind a NAT, through {relays} (direct connections by hole punching)"
+        ),
+        Reach::Private => {
+            "reachable: not from outside: behind a NAT, no relay yet (outgoing connections only)"
+                .into()
+        }
+    }
+}
+
+/// The status bar's word for it; `None` while not known.
+pub fn reach_word(r: Reach) -> Option<&'static str> {
+    match r {
+        Reach::Unknown => None,
+        Reach::Public => Some("public"),
+        Reach::Mapped => Some("mapped (UPnP)"),
+        Reach::Relayed => Some("relayed"),
+        Reach::Private => Some("behind NAT"),
+    }
 }
 
 /// What `/tracker` says (line mode after `* `, the interface as a notice and in `/who`):

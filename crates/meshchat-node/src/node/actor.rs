@@ -21,6 +21,7 @@ mod disk;
 mod files;
 mod inbound;
 mod listen;
+mod nat;
 mod private;
 mod rooms;
 mod route;
@@ -50,6 +51,7 @@ pub(super) struct Actor {
     tracker: tracker::Tracker,
     files: files::Files,
     private: private::Private,
+    nat: nat::Nat,
 }
 
 /// A handler's context, borrowed from the actor's fields.
@@ -69,6 +71,7 @@ mod commands;
 impl Actor {
     pub(super) fn new(config: Config, events: mpsc::Sender<Event>) -> Result<Self, Error> {
         let (key, new_identity) = keyfile::load_or_create(&config.data_dir)?;
+        let config_nat = config.nat.reach;
         let tightened = keyfile::tighten(&config.data_dir);
         let mut store = Store::open_for(&config)?;
         let (swarm, handshakes) = listen::swarm(&key, &config)?;
@@ -129,6 +132,7 @@ impl Actor {
             tracker,
             files,
             private,
+            nat: nat::Nat::new(config_nat),
         })
     }
 
@@ -140,7 +144,8 @@ impl Actor {
             self.on_swarm_event(event);
         }
         self.direct.start(ctx!(self))?;
-        self.tracker.start(ctx!(self));
+        let addrs = self.nat.advertised(ctx!(self));
+        self.tracker.start(addrs, ctx!(self));
         self.files.start(ctx!(self));
         self.private.start(ctx!(self));
         self.conns.start(ctx!(self))?;
@@ -167,6 +172,7 @@ impl Actor {
             let tracker_due = at(self.tracker.wake());
             let sync_due = at(self.sync.wake());
             let files_due = at(self.files.wake());
+            let nat_due = at(self.nat.wake());
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -184,6 +190,7 @@ impl Actor {
                 () = sleep_until_opt(tracker_due) => self.tracker.tick(ctx!(self)),
                 () = sleep_until_opt(sync_due) => self.sync.tick(ctx!(self)),
                 () = sleep_until_opt(files_due) => self.files.tick(ctx!(self)),
+                () = sleep_until_opt(nat_due) => self.nat.tick(ctx!(self)),
                 Some(report) = recv_opt(&mut route_rx) => self.direct.on_report(report, ctx!(self)),
                 Some(report) = recv_opt(&mut files_rx) => self.files.on_report(report, ctx!(self)),
                 Some(checked) = recv_opt(&mut checks_rx) => self.files.on_checked(checked, ctx!(self)),
@@ -249,7 +256,10 @@ impl Actor {
                 .feed_outbox(meshchat_core::dm::Input::Flooded(dm), ctx),
             Note::SendRouted { to, envelope } => self.direct.send_routed(to, &envelope, ctx),
             Note::Reachability(changes) => self.tracker.reachability(changes, ctx),
-            Note::MeChanged => self.tracker.me_changed(ctx),
+            Note::MeChanged => {
+                let addrs = self.nat.advertised(ctx);
+                self.tracker.me_changed(addrs, ctx);
+            }
             Note::PublishProfile => self.direct.publish_profile(ctx),
             Note::Dial { peer, addrs } => self.conns.dial_peer(peer, addrs, ctx),
             Note::Useful(peer) => self.conns.useful(peer),
@@ -260,12 +270,21 @@ impl Actor {
                 self.files.connected(peer, ctx);
             }
             Note::PeerDown(peer) => {
+                self.nat.disconnected(peer, ctx);
                 self.trees.disconnected(peer, ctx);
                 self.direct.disconnected(peer, ctx);
                 self.files.disconnected(&peer);
                 self.sync.forget(&peer, ctx);
             }
-            Note::Identified { peer, protocols } => self.sync.on_identified(peer, &protocols, ctx),
+            Note::Identified {
+                peer,
+                protocols,
+                dialed,
+            } => {
+                self.nat
+                    .on_identified(peer, &protocols, dialed.as_ref(), ctx);
+                self.sync.on_identified(peer, &protocols, ctx);
+            }
             Note::Stored { timestamp_ms, id } => self.sync.added(timestamp_ms, id),
             Note::Relayed(len) => self.sync.relayed(len),
             Note::ItemsChanged => self.sync.changed(),
@@ -312,7 +331,17 @@ impl Actor {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.sync.on_event(ev, ctx!(self)),
-            other => self.conns.on_swarm_event(other, ctx!(self)),
+            SwarmEvent::Behaviour(
+                ev @ (BehaviourEvent::Autonat(_)
+                | BehaviourEvent::Upnp(_)
+                | BehaviourEvent::RelayClient(_)
+                | BehaviourEvent::Relay(_)
+                | BehaviourEvent::Dcutr(_)),
+            ) => self.nat.on_event(ev, ctx!(self)),
+            other => {
+                self.nat.on_swarm_event(&other, ctx!(self));
+                self.conns.on_swarm_event(other, ctx!(self));
+            }
         }
     }
 }

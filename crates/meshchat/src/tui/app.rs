@@ -97,6 +97,8 @@ pub struct Me {
     pub fingerprint: Fingerprint,
     pub nick: String,
     pub listen: Vec<Multiaddr>,
+    /// How others reach us (public, mapped, relayed, behind a NAT).
+    pub reach: meshchat_node::ReachView,
 }
 
 /// A panel over the conversation; Esc closes it.
@@ -189,6 +191,7 @@ impl App {
                 fingerprint: info.fingerprint,
                 nick: wrap::sanitize_name(&info.nick),
                 listen: info.listen.clone(),
+                reach: info.reach.clone(),
             },
             rooms: info.rooms.iter().map(Room::new).collect(),
             current: 0,
@@ -332,6 +335,10 @@ impl App {
                     self.notice(&format!("listening on {addr}"), Level::Info);
                     self.me.listen.push(addr);
                 }
+            }
+            Event::Reachability(r) => {
+                self.notice(&crate::output::reach_text(&r), Level::Info);
+                self.me.reach = r;
             }
             Event::Warning(w) => self.notice(&w, Level::Error),
             Event::Clock {

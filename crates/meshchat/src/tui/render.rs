@@ -418,8 +418,11 @@ fn status_bar(buf: &mut Buffer, area: Rect, app: &App) {
         n => format!("{n} peers"),
     };
     let room = app.room();
+    let reach = crate::output::reach_word(app.me.reach.reach)
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
     let mut left = format!(
-        " {} {} │ {peers} │ {}",
+        " {} {} │ {peers}{reach} │ {}",
         app.me.nick,
         app.me.fingerprint.short(),
         if room.name.is_empty() {
@@ -704,6 +707,14 @@ fn overlay_lines(app: &App, overlay: &Overlay) -> (String, Vec<Line<'static>>) {
             }
             for a in &app.me.listen {
                 lines.push(Line::raw(format!("  {a}/p2p/{}", app.me.peer_id)));
+            }
+            lines.push(Line::raw(""));
+            lines.push(heading(&crate::output::reach_text(&app.me.reach)));
+            if app.me.reach.reach == meshchat_node::Reach::Relayed {
+                lines.push(Line::raw("From outside your network, others reach you at:"));
+                for a in &app.me.reach.addrs {
+                    lines.push(Line::raw(format!("  {a}/p2p/{}", app.me.peer_id)));
+                }
             }
             " you — Esc closes "
         }

@@ -36,6 +36,7 @@ pub mod fixtures {
             nick: "alice".into(),
             listen: vec!["/ip4/127.0.0.1/tcp/7447".parse().expect("static address")],
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            reach: Default::default(),
             new_identity: false,
             seq_at_start: 0,
         };

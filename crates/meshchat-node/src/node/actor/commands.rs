@@ -254,7 +254,11 @@ impl Handle {
 
     /// This node's identity, addresses and rooms.
     pub async fn info(&self) -> Result<NodeInfo, Error> {
-        self.ask(|a: &mut Actor| Ok(info(ctx!(a)))).await
+        self.ask(|a: &mut Actor| {
+            let reach = a.nat.view(ctx!(a));
+            Ok(info(reach, ctx!(a)))
+        })
+        .await
     }
 
     /// The node's counters.
@@ -517,8 +521,9 @@ fn position(at: Option<&api::Position>) -> Result<Option<(u64, MessageId)>, Erro
     .transpose()
 }
 
-fn info(ctx: &mut Ctx<'_>) -> NodeInfo {
+fn info(reach: crate::node::ReachView, ctx: &mut Ctx<'_>) -> NodeInfo {
     NodeInfo {
+        reach,
         peer_id: *ctx.io.swarm.local_peer_id(),
         fingerprint: ctx.io.key.public().fingerprint(),
         nick: ctx.io.nick.clone(),

@@ -145,9 +145,16 @@ impl Conns {
                 {
                     ctx.io.write_failed(Write::Other("the known-peer list"), &e);
                 }
+                let dialed = self.connections.get(&peer_id).and_then(|conns| {
+                    conns
+                        .iter()
+                        .find(|(_, addr, dialed)| *dialed && !is_relayed(addr))
+                        .map(|(_, addr, _)| strip_p2p(addr))
+                });
                 ctx.notes.push(Note::Identified {
                     peer: peer_id,
                     protocols: info.protocols,
+                    dialed,
                 });
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
@@ -239,6 +246,7 @@ impl Conns {
                     .or_default()
                     .push((connection_id, remote, dialed));
                 self.useful.entry(peer_id).or_insert_with(Instant::now);
+                self.close_relayed_beside_direct(peer_id, ctx);
                 self.evict_if_full(peer_id, ctx);
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
@@ -272,6 +280,24 @@ impl Conns {
                     .emit(Event::Warning(format!("listener failed: {error}")));
             }
             _ => {}
+        }
+    }
+
+    /// A relayed connection is for reaching a peer behind a NAT until a direct one stands
+    /// (hole punching, or a dial either way): then it is closed, freeing the relay's circuit.
+    /// The protocols' streams move to the direct connection (they are opened per peer).
+    fn close_relayed_beside_direct(&mut self, peer: PeerId, ctx: &mut Ctx<'_>) {
+        let Some(conns) = self.connections.get(&peer) else {
+            return;
+        };
+        if !conns.iter().any(|(_, addr, _)| !is_relayed(addr)) {
+            return;
+        }
+        for (conn, addr, _) in conns.iter().filter(|(_, addr, _)| is_relayed(addr)) {
+            if ctx.io.swarm.close_connection(*conn) {
+                tracing::debug!(%peer, %addr, "direct connection stands: closing the relayed one");
+                ctx.io.stats.nat.relayed_closed += 1;
+            }
         }
     }
 
@@ -480,10 +506,14 @@ impl Conns {
         reply: Option<Reply<PeerId>>,
         ctx: &mut Ctx<'_>,
     ) {
-        let peer = addr.iter().find_map(|p| match p {
-            Protocol::P2p(id) => Some(id),
-            _ => None,
-        });
+        // The last: a relayed address names the relay first (`/…/p2p/RELAY/p2p-circuit/p2p/PEER`).
+        let peer = addr
+            .iter()
+            .filter_map(|p| match p {
+                Protocol::P2p(id) => Some(id),
+                _ => None,
+            })
+            .last();
         if peer == Some(*ctx.io.swarm.local_peer_id()) {
             if let Some(reply) = reply {
                 let _ = reply.send(Err(Error::Dial {
@@ -621,10 +651,19 @@ impl Conns {
     }
 }
 
+/// The address without the peer id at its end. A relayed address keeps its relay's
+/// (`/…/p2p/RELAY/p2p-circuit`), without which it leads nowhere.
 pub(super) fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
-    addr.iter()
-        .filter(|p| !matches!(p, Protocol::P2p(_)))
-        .collect()
+    let mut addr = addr.clone();
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
+}
+
+/// Whether an address goes through a relay.
+pub(super) fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
 /// Addresses worth remembering and announcing: not unspecified (0.0.0.0, ::).
@@ -670,6 +709,27 @@ fn bounded_insert<K: Copy + Eq + Hash>(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn only_the_trailing_peer_id_is_stripped() {
+        let relay = "12D3KooWRmL6fdjYUbCjMgb4aXUpuhd2gzHyVXHuWZXk7ta1cT5i";
+        let peer = "12D3KooWMjS4d7tFJhcfzG3GxJGSBXcGX8ZxpmLGYvUyQNChrQQ2";
+        let direct: Multiaddr = format!("/ip4/10.0.0.1/tcp/7447/p2p/{peer}")
+            .parse()
+            .unwrap();
+        assert_eq!(strip_p2p(&direct).to_string(), "/ip4/10.0.0.1/tcp/7447");
+        assert!(!is_relayed(&direct));
+        let relayed: Multiaddr =
+            format!("/ip4/192.88.99.1/tcp/7447/p2p/{relay}/p2p-circuit/p2p/{peer}")
+                .parse()
+                .unwrap();
+        assert_eq!(
+            strip_p2p(&relayed).to_string(),
+            format!("/ip4/192.88.99.1/tcp/7447/p2p/{relay}/p2p-circuit")
+        );
+        assert!(is_relayed(&relayed));
+        assert_eq!(strip_p2p(&strip_p2p(&relayed)), strip_p2p(&relayed));
+    }
 
     #[test]
     fn the_idle_stranger_goes_first() {

@@ -272,10 +272,12 @@ pub(super) enum Note {
     PeerUp(PeerId),
     /// The last connection to `peer` closed.
     PeerDown(PeerId),
-    /// `peer` announced these protocols (identify).
+    /// `peer` announced these protocols (identify); `dialed` is the address we dialed it at
+    /// when we hold a direct connection we opened ourselves (it is reachable there).
     Identified {
         peer: PeerId,
         protocols: Vec<libp2p::StreamProtocol>,
+        dialed: Option<Multiaddr>,
     },
     /// A message was stored (for history sync's item set).
     Stored { timestamp_ms: u64, id: MessageId },

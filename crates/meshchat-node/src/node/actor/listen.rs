@@ -38,7 +38,6 @@ pub(super) fn swarm(
     let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret[..])
         .map_err(|e| Error::Network(format!("identity: {e}")))?;
     let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
-    let (mdns, dht, max_conn) = (config.mdns, config.dht, config.max_connections);
     let handshakes = Handshakes::new(handshakes::MAX_PENDING, handshakes::PER_ADDRESS);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(libp2p_key)
         .with_tokio()
@@ -46,8 +45,11 @@ pub(super) fn swarm(
         .map_err(|e| net(&e))?
         .with_dns()
         .map_err(|e| net(&e))?
-        .with_behaviour(|k| {
-            Behaviour::new(k, mdns, dht, max_conn).map_err(boxed::<crate::behaviour::Error>)
+        // Circuits through relays (`/p2p/RELAY/p2p-circuit`), over the connection to the relay.
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| net(&e))?
+        .with_behaviour(|k, relay_client| {
+            Behaviour::new(k, relay_client, config).map_err(boxed::<crate::behaviour::Error>)
         })
         .map_err(|e| net(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))

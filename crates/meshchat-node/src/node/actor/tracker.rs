@@ -71,14 +71,15 @@ impl Tracker {
     }
 
     /// At start, once listening: what we register about ourselves, and the first wake-up.
-    pub(super) fn start(&mut self, ctx: &mut Ctx<'_>) {
-        self.me_changed(ctx);
+    pub(super) fn start(&mut self, addrs: Vec<Multiaddr>, ctx: &mut Ctx<'_>) {
+        self.me_changed(addrs, ctx);
         self.feed(Input::Tick, ctx);
     }
 
-    /// Our nick or addresses may have changed: registered again if they did.
-    pub(super) fn me_changed(&mut self, ctx: &mut Ctx<'_>) {
-        let me = (ctx.io.nick.clone(), own_addrs(&ctx.io.listen_addrs));
+    /// Our nick or addresses may have changed: registered again if they did. `addrs` are the
+    /// ones we advertise (the NAT handler's: those that work from outside, as far as we know).
+    pub(super) fn me_changed(&mut self, addrs: Vec<Multiaddr>, ctx: &mut Ctx<'_>) {
+        let me = (ctx.io.nick.clone(), own_addrs(&addrs));
         if self.me.as_ref() == Some(&me) {
             return;
         }
@@ -304,7 +305,7 @@ impl Tracker {
     }
 }
 
-/// The addresses others can dial us at: listen addresses, loopback ones only when there is
+/// The addresses others can dial us at: the advertised ones, loopback ones only when there is
 /// nothing else (a node on one machine), at most [`election::MAX_ADDRS`].
 fn own_addrs(listen_addrs: &[Multiaddr]) -> Vec<String> {
     let loopback = |a: &Multiaddr| {
