@@ -330,14 +330,29 @@ fn real_main(cli: Cli) -> Result<()> {
             let topo = Topology::parse(topology)?;
             let env = sys::check_env(true)?;
             cleanup::install_signal_handler();
-            let net = Net::create(&topo, env)?;
+            let mut net = Net::create(&topo, env)?;
+            for r in topo
+                .routers
+                .iter()
+                .filter(|r| r.nat == meshchat_lab::Nat::Upnp)
+            {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                net.wait_upnp(r.host, deadline)?;
+            }
             for (i, h) in net.hosts.iter().enumerate() {
                 let addrs: Vec<String> = h
                     .ifaces
                     .iter()
                     .map(|f| format!("{}={}/{}", f.name, f.addr, f.prefix_len))
                     .collect();
-                println!("host {i:>3} {:<15} {}", h.ns, addrs.join(" "));
+                let role = if let Some(r) = topo.routers.iter().find(|r| r.host == i) {
+                    format!(" (router, NAT {})", r.nat.name())
+                } else if let Some(r) = topo.router_of(i) {
+                    format!(" (behind host {})", r.host)
+                } else {
+                    String::new()
+                };
+                println!("host {i:>3} {:<15} {}{role}", h.ns, addrs.join(" "));
             }
             let checks = net.verify_isolation(16)?;
             println!("reachability OK ({checks} ping checks)");

@@ -241,8 +241,14 @@ impl Net {
             bail!("NAT routers need nft (package nftables)");
         }
         let ns = self.hosts[r.host].ns.clone();
-        let wan = self.iface_on(r.host, r.wan).context("router WAN iface")?.clone();
-        let lan = self.iface_on(r.host, r.lan).context("router LAN iface")?.clone();
+        let wan = self
+            .iface_on(r.host, r.wan)
+            .context("router WAN iface")?
+            .clone();
+        let lan = self
+            .iface_on(r.host, r.lan)
+            .context("router LAN iface")?
+            .clone();
         sys::run_in(&ns, "sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])?;
         sys::run_with_stdin(
             "ip",
@@ -250,7 +256,11 @@ impl Net {
             &nat_ruleset(&wan.name, &lan.name, r.nat),
         )?;
         for &h in self.topo.segments[r.lan].iter().filter(|&&h| h != r.host) {
-            let dev = self.iface_on(h, r.lan).context("LAN host iface")?.name.clone();
+            let dev = self
+                .iface_on(h, r.lan)
+                .context("LAN host iface")?
+                .name
+                .clone();
             sys::run(
                 "ip",
                 &[
@@ -283,9 +293,8 @@ impl Net {
             .join(&self.prefix)
             .join(format!("upnp-h{router}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lan_net = Ipv4Addr::from(
-            u32::from(lan.addr) & (u32::MAX << (32 - u32::from(lan.prefix_len))),
-        );
+        let lan_net =
+            Ipv4Addr::from(u32::from(lan.addr) & (u32::MAX << (32 - u32::from(lan.prefix_len))));
         // A UUID unique per run and router: the run prefix's 8 hex digits and the host index.
         let uuid = format!(
             "6d636c00-0000-4000-8000-{}{:04x}",

@@ -176,7 +176,8 @@ impl Topology {
         for (j, &nat) in kinds.iter().enumerate() {
             let (router, host) = (1 + j, 1 + k + j);
             t.segments.push(vec![router, host]);
-            t.add_router(router, 0, 1 + j, nat).expect("valid NAT topology");
+            t.add_router(router, 0, 1 + j, nat)
+                .expect("valid NAT topology");
         }
         t
     }
@@ -467,8 +468,14 @@ mod tests {
         assert_eq!(t.segments, vec![vec![0, 1, 2], vec![1, 3], vec![2, 4]]);
         assert_eq!(t.internet, Some(0));
         assert!(t.is_router(1) && t.is_router(2) && !t.is_router(0) && !t.is_router(3));
-        assert_eq!(t.router_of(3).map(|r| (r.host, r.nat)), Some((1, Nat::Masquerade)));
-        assert_eq!(t.router_of(4).map(|r| (r.host, r.nat)), Some((2, Nat::Symmetric)));
+        assert_eq!(
+            t.router_of(3).map(|r| (r.host, r.nat)),
+            Some((1, Nat::Masquerade))
+        );
+        assert_eq!(
+            t.router_of(4).map(|r| (r.host, r.nat)),
+            Some((2, Nat::Symmetric))
+        );
         assert!(t.router_of(0).is_none() && t.router_of(1).is_none());
         assert_eq!(t.end_hosts(), vec![0, 3, 4]);
         // No double NAT, no router off its segments.

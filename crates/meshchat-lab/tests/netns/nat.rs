@@ -64,13 +64,29 @@ fn serve(net: &Net, i: usize, port: u16, reply: Option<&str>) -> Server {
 
 /// Connects from host `i` (from local port `sport` if given) to `addr:port` and returns the
 /// line the server sent, or the error. Bounded: 2 s to connect, 5 s in all.
-fn fetch(net: &Net, i: usize, addr: Ipv4Addr, port: u16, sport: Option<u16>) -> Result<String, String> {
+fn fetch(
+    net: &Net,
+    i: usize,
+    addr: Ipv4Addr,
+    port: u16,
+    sport: Option<u16>,
+) -> Result<String, String> {
     let mut target = format!("TCP4:{addr}:{port},connect-timeout=2");
     if let Some(s) = sport {
         target.push_str(&format!(",sourceport={s},reuseaddr"));
     }
     let out = Command::new("ip")
-        .args(["netns", "exec", net.ns(i), "timeout", "5", "socat", "-T", "3", "-u"])
+        .args([
+            "netns",
+            "exec",
+            net.ns(i),
+            "timeout",
+            "5",
+            "socat",
+            "-T",
+            "3",
+            "-u",
+        ])
         .arg(target)
         .arg("STDOUT")
         .stdin(Stdio::null())
@@ -90,7 +106,9 @@ fn fetch(net: &Net, i: usize, addr: Ipv4Addr, port: u16, sport: Option<u16>) -> 
 
 /// `ADDR PORT` as a server printed it.
 fn parse_peer(s: &str) -> (Ipv4Addr, u16) {
-    let (a, p) = s.split_once(' ').unwrap_or_else(|| panic!("bad peer {s:?}"));
+    let (a, p) = s
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("bad peer {s:?}"));
     (a.parse().unwrap(), p.parse().unwrap())
 }
 
@@ -185,7 +203,9 @@ fn nat_upnp_mapping_lets_public_in() {
     )
     .unwrap();
     assert!(
-        add.contains(&format!("external {wan}:4000 TCP is redirected to internal {private}:4000")),
+        add.contains(&format!(
+            "external {wan}:4000 TCP is redirected to internal {private}:4000"
+        )),
         "{add}\n{}",
         net.upnp_log(1)
     );
@@ -207,5 +227,8 @@ fn nat_upnp_mapping_lets_public_in() {
         .collect();
     assert!(!pids.is_empty(), "miniupnpd runs in the router namespace");
     drop(net);
-    assert!(pids.iter().all(|&p| !sys::pid_running(p)), "{pids:?} still run");
+    assert!(
+        pids.iter().all(|&p| !sys::pid_running(p)),
+        "{pids:?} still run"
+    );
 }
