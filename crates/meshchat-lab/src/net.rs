@@ -231,6 +231,10 @@ impl Net {
             self.setup_router(&r)
                 .with_context(|| format!("setting up router {}", r.host))?;
         }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for d in &self.upnpd {
+            self.wait_upnp(d.router, deadline)?;
+        }
         Ok(())
     }
 
@@ -343,23 +347,23 @@ impl Net {
     }
 
     /// Waits until router `router`'s `miniupnpd` listens for HTTP on its LAN interface (it opens
-    /// its SSDP and NAT-PMP sockets before), or fails at `deadline` with its log.
-    pub fn wait_upnp(&mut self, router: usize, deadline: Instant) -> Result<()> {
-        let ns = self.hosts[router].ns.clone();
+    /// its SSDP and NAT-PMP sockets before), or fails at `deadline` with its log. [`Net::create`]
+    /// already waits for every UPnP router (20 s at most); this is for checks after that.
+    pub fn wait_upnp(&self, router: usize, deadline: Instant) -> Result<()> {
+        let d = self
+            .upnpd
+            .iter()
+            .find(|d| d.router == router)
+            .with_context(|| format!("host {router} runs no miniupnpd"))?;
         let port = format!("sport = :{UPNP_HTTP_PORT}");
         loop {
-            let d = self
-                .upnpd
-                .iter_mut()
-                .find(|d| d.router == router)
-                .with_context(|| format!("host {router} runs no miniupnpd"))?;
-            if let Some(status) = d.child.try_wait()? {
+            if !sys::pid_running(d.child.id()) {
                 bail!(
-                    "miniupnpd on host {router} exited ({status}):\n{}",
+                    "miniupnpd on host {router} exited:\n{}",
                     self.upnp_log(router)
                 );
             }
-            let out = sys::run_in(&ns, "ss", &["-H", "-l", "-t", "-n", &port])?;
+            let out = sys::run_in(self.ns(router), "ss", &["-H", "-l", "-t", "-n", &port])?;
             if !out.trim().is_empty() {
                 return Ok(());
             }
@@ -371,6 +375,17 @@ impl Net {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The port mappings router `router`'s `miniupnpd` has installed now, read from its DNAT
+    /// chain (`prerouting_miniupnpd`), e.g. to check that a node behind it mapped its port.
+    pub fn upnp_mappings(&self, router: usize) -> Result<Vec<Mapping>> {
+        let out = sys::run_in(
+            self.ns(router),
+            "nft",
+            &["list", "chain", "inet", "mcl_nat", "prerouting_miniupnpd"],
+        )?;
+        Ok(out.lines().filter_map(Mapping::parse).collect())
     }
 
     /// What router `router`'s `miniupnpd` printed so far (empty if none runs).
@@ -847,6 +862,43 @@ impl Drop for Net {
     }
 }
 
+/// A UPnP port mapping: `external_port`/`protocol` on the router's WAN address goes to
+/// `internal`:`internal_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// `"tcp"` or `"udp"`.
+    pub protocol: &'static str,
+    /// Port on the router's WAN address.
+    pub external_port: u16,
+    /// The LAN host it goes to.
+    pub internal: Ipv4Addr,
+    /// Port on that host.
+    pub internal_port: u16,
+}
+
+impl Mapping {
+    /// Parses one DNAT rule as `nft list chain` prints miniupnpd's, e.g.
+    /// `iif "l0" @nh,72,8 0x6 th dport 4000 dnat ip to 10.231.0.2:4000`.
+    pub fn parse(line: &str) -> Option<Self> {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let after = |key: &str| w.iter().position(|x| *x == key).and_then(|i| w.get(i + 1));
+        let protocol = match *after("@nh,72,8")? {
+            "0x6" => "tcp",
+            "0x11" => "udp",
+            _ => return None,
+        };
+        let external_port = after("dport")?.parse().ok()?;
+        let to = w.iter().position(|x| *x == "dnat")?;
+        let (addr, port) = w.get(to + 3)?.rsplit_once(':')?;
+        Some(Mapping {
+            protocol,
+            external_port,
+            internal: addr.parse().ok()?,
+            internal_port: port.parse().ok()?,
+        })
+    }
+}
+
 /// One interface as `ip -d -o link show` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
@@ -1006,6 +1058,27 @@ mod tests {
         // The root namespace has no name: only `link-netnsid 0` is printed.
         let out = "4: eth0@if5: <BROADCAST,MULTICAST,UP> mtu 1500\\    link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff link-netnsid 0 promiscuity 0 \\    veth";
         assert_eq!(LinkInfo::parse(out).unwrap().peer_ns, None);
+    }
+
+    #[test]
+    fn parses_upnp_mappings() {
+        let tcp = "\t\tiif \"l0\" @nh,72,8 0x6 th dport 4000 dnat ip to 10.231.0.2:4000";
+        assert_eq!(
+            Mapping::parse(tcp),
+            Some(Mapping {
+                protocol: "tcp",
+                external_port: 4000,
+                internal: Ipv4Addr::new(10, 231, 0, 2),
+                internal_port: 4000
+            })
+        );
+        let udp = "iif \"l0\" @nh,72,8 0x11 th dport 5001 dnat ip to 10.231.0.6:41234";
+        let m = Mapping::parse(udp).unwrap();
+        assert_eq!(
+            (m.protocol, m.external_port, m.internal_port),
+            ("udp", 5001, 41234)
+        );
+        assert_eq!(Mapping::parse("chain prerouting_miniupnpd {"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! server answers with the address and port it saw the connection come from.
 
 use crate::need_root;
+use meshchat_lab::net::Mapping;
 use meshchat_lab::{sys, Nat, Net, Topology};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -179,9 +180,11 @@ fn nat_masquerade_keeps_ports_symmetric_does_not() {
 fn nat_upnp_mapping_lets_public_in() {
     need_root("nat_upnp_mapping_lets_public_in");
     // Host 0 public, host 1 the UPnP router, host 2 behind it.
-    let mut net = Net::create(&Topology::nat(&[Nat::Upnp]), env()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    net.wait_upnp(1, deadline).unwrap();
+    let net = Net::create(&Topology::nat(&[Nat::Upnp]), env()).unwrap();
+    // Net::create waited for miniupnpd already; waiting again returns at once.
+    net.wait_upnp(1, Instant::now() + Duration::from_secs(20))
+        .unwrap();
+    assert!(net.upnp_mappings(1).unwrap().is_empty());
     net.verify_isolation(16).unwrap();
     net.check_confined().unwrap();
     let wan = net.public_addr(1).unwrap();
@@ -208,6 +211,15 @@ fn nat_upnp_mapping_lets_public_in() {
         )),
         "{add}\n{}",
         net.upnp_log(1)
+    );
+    assert_eq!(
+        net.upnp_mappings(1).unwrap(),
+        vec![Mapping {
+            protocol: "tcp",
+            external_port: 4000,
+            internal: private,
+            internal_port: 4000
+        }]
     );
     assert_eq!(
         fetch(&net, 0, wan, 4000, None).as_deref(),
