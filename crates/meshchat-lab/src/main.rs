@@ -330,15 +330,7 @@ fn real_main(cli: Cli) -> Result<()> {
             let topo = Topology::parse(topology)?;
             let env = sys::check_env(true)?;
             cleanup::install_signal_handler();
-            let mut net = Net::create(&topo, env)?;
-            for r in topo
-                .routers
-                .iter()
-                .filter(|r| r.nat == meshchat_lab::Nat::Upnp)
-            {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-                net.wait_upnp(r.host, deadline)?;
-            }
+            let net = Net::create(&topo, env)?;
             for (i, h) in net.hosts.iter().enumerate() {
                 let addrs: Vec<String> = h
                     .ifaces
