@@ -275,15 +275,34 @@ impl Lab {
         Ok(())
     }
 
-    /// Starts every node (no `--peer`) and waits until each is ready; dials nothing.
+    /// Starts every node (no `--peer`) and waits until each is ready; dials nothing. Routers
+    /// ([`Lab::is_router`]) run no node.
     pub fn start_nodes(&mut self) -> Result<()> {
-        for i in 0..self.n() {
+        let all = self.topo().end_hosts();
+        for &i in &all {
             self.procs[i] = Some(Proc::spawn(&self.hub, i, &self.specs[i], &[])?);
         }
-        let all: Vec<usize> = (0..self.n()).collect();
         self.wait_ready(&all, self.deadline(30 + self.n() as u64))?;
         self.log("all nodes ready");
         Ok(())
+    }
+
+    /// Whether host `i` is a NAT router (see [`crate::topology::Router`]): a namespace that
+    /// forwards, where no node runs ([`Lab::start_all`] skips it).
+    pub fn is_router(&self, i: usize) -> bool {
+        self.topo().is_router(i)
+    }
+
+    /// Host `i`'s own address on the internet segment (the public node's, a router's WAN), if it
+    /// has one: see [`Net::public_addr`].
+    pub fn public_addr(&self, i: usize) -> Option<std::net::Ipv4Addr> {
+        self.net.public_addr(i)
+    }
+
+    /// Where host `i`'s connections appear to come from on the internet segment: its router's
+    /// WAN address when it is NATed, else its own public address ([`Net::external_addr`]).
+    pub fn external_addr(&self, i: usize) -> Option<std::net::Ipv4Addr> {
+        self.net.external_addr(i)
     }
 
     /// Host `i`'s data directory (kept across restarts).
@@ -348,9 +367,11 @@ impl Lab {
     }
 
     /// Multiaddr (with `/p2p/`) at which `from` can dial `to`, if `to` is ready and a segment
-    /// between them is up.
+    /// between them is up, or `from` is NATed and `to` listens on its router's WAN segment (a
+    /// NATed host dialing the public node: [`Net::route_addr`]). A NATed host is never dialable
+    /// from outside its LAN this way (a UPnP mapping's address is the node's to announce).
     pub fn dial_addr(&self, from: usize, to: usize) -> Option<String> {
-        let ip = self.net.addr_for(from, to)?;
+        let ip = self.net.route_addr(from, to)?;
         let st = self.hub.lock();
         let n = &st.nodes[to];
         let peer = n.peer_id.as_ref()?;

@@ -6,7 +6,8 @@
 //! kill -9 and restart, graceful stop, bandwidth limits, packet loss) and checks outcomes
 //! (every message shown exactly once everywhere, stored histories equal, no crash).
 //!
-//! - [`topology`]: which hosts share a link (line, ring, star, grid, random, edge list, LAN);
+//! - [`topology`]: which hosts share a link (line, ring, star, grid, random, edge list, LAN) and
+//!   which hosts are NAT routers;
 //! - [`net`]: namespaces, links, addresses and network faults;
 //! - [`node`]: node processes and the event state they feed;
 //! - [`lab`]: the scenario API ([`Lab`], [`NodeRef`]) and the checks;
@@ -31,4 +32,4 @@ pub use meshchat_api as api;
 
 pub use lab::{default_bin, Lab, LabOptions, NodeRef, Report, LOBBY};
 pub use net::Net;
-pub use topology::Topology;
+pub use topology::{Nat, Router, Topology};

@@ -337,7 +337,14 @@ fn real_main(cli: Cli) -> Result<()> {
                     .iter()
                     .map(|f| format!("{}={}/{}", f.name, f.addr, f.prefix_len))
                     .collect();
-                println!("host {i:>3} {:<15} {}", h.ns, addrs.join(" "));
+                let role = if let Some(r) = topo.routers.iter().find(|r| r.host == i) {
+                    format!(" (router, NAT {})", r.nat.name())
+                } else if let Some(r) = topo.router_of(i) {
+                    format!(" (behind host {})", r.host)
+                } else {
+                    String::new()
+                };
+                println!("host {i:>3} {:<15} {}{role}", h.ns, addrs.join(" "));
             }
             let checks = net.verify_isolation(16)?;
             println!("reachability OK ({checks} ping checks)");

@@ -4,12 +4,42 @@
 //! Addressing (private test range, only ever inside our namespaces):
 //! - point-to-point segment number `k` gets `10.231.0.0/17 + 4k` as a `/30`: `.1` for the lower
 //!   host index, `.2` for the higher;
-//! - LAN segment number `m` gets `10.231.(128+m).0/24`, host `i` of the segment `.(position+1)`.
+//! - LAN segment number `m` gets `10.231.(128+m).0/24`, host `i` of the segment `.(position+1)`;
+//! - the *internet* segment ([`Topology::internet`], always built as a LAN, even with two hosts)
+//!   gets [`INTERNET_NET`]`/24` = `11.231.0.0/24` instead, host at position `p` `.(p+1)`.
+//!
+//! The internet segment needs addresses that count as global: libp2p's UPnP behaviour ignores a
+//! gateway whose external address is not global, and `miniupnpd` refuses to map ports when its
+//! WAN address is in its own reserved list. That list (miniupnpd 2.3.1's `addr_is_reserved`) is
+//! longer than libp2p's: besides RFC 1918, 100.64/10, the documentation and benchmarking ranges it
+//! also rejects 192.88.99/24 (6to4 relay anycast), 192.31.196/24, 192.52.193/24 and
+//! 192.175.48/24, so no special-purpose range satisfies both and the lab borrows an ordinary
+//! public range, `11.231.0.0/24` (in 11/8, a US DoD allocation). These addresses exist only
+//! inside the lab's own namespaces, which have no route out of the machine: no interface of a lab
+//! namespace leads to the root namespace ([`Net::check_confined`]), nothing on the internet
+//! segment has a default route, and nothing the lab does touches the root namespace's routes.
 //!
 //! Interfaces are created directly inside the namespaces (`ip link add NAME netns A type veth
 //! peer name NAME2 netns B`), never in the root namespace: in host `a` the link to host `b` is
 //! `v<b>`, a LAN port is `l<m>`. Namespaces have only connected routes, IP forwarding off and
 //! IPv6 off, so a host reaches exactly the hosts it shares a segment with.
+//!
+//! Routers ([`crate::topology::Router`]) are the one exception: a router's namespace has
+//! `ip_forward=1` and an nftables table `inet mcl_nat` that masquerades what leaves by its WAN
+//! interface (`fully-random` for [`Nat::Symmetric`]) and, in its forward hook (policy drop),
+//! lets LAN to WAN and established/related replies through and nothing else: a new connection
+//! from the WAN side is dropped unless a UPnP mapping DNATs it. Every other host of a router's LAN
+//! gets a default route via the router's LAN address; nothing else gets a default route (routers
+//! included), so the private LANs are unreachable from the internet segment and from each other,
+//! and a NATed host reaches the internet segment only through its router's translation.
+//!
+//! UPnP ([`Nat::Upnp`]): `miniupnpd` (Debian `miniupnpd-nftables`) runs in the router's namespace
+//! in the foreground, with its config, lease file, pid file and log in a temporary directory of
+//! the run, listening on the LAN interface (HTTP on [`UPNP_HTTP_PORT`], SSDP on 1900, NAT-PMP on
+//! 5351), external interface the WAN one, `secure_mode` (a LAN host maps ports to itself only).
+//! Its rules go into chains of `inet mcl_nat` that the router's hooks jump to: `miniupnpd`
+//! (forward), `prerouting_miniupnpd` (DNAT), `postrouting_miniupnpd`. The LAN hosts' default route
+//! also carries their SSDP multicast (239.255.255.250:1900) to the router.
 //!
 //! Faults: link down/up (`ip link set`), bandwidth (`tc qdisc tbf`), packet loss (an nftables
 //! `numgen random` drop rule in the output hook, or an iptables `statistic --mode random` rule
@@ -18,10 +48,28 @@
 
 use crate::cleanup::{self, check_name};
 use crate::sys::{self, Env};
-use crate::topology::Topology;
+use crate::topology::{Nat, Router, Topology};
 use anyhow::{bail, Context as _, Result};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The internet segment's `/24` (see the module docs: global-looking, only inside the lab).
+pub const INTERNET_NET: Ipv4Addr = Ipv4Addr::new(11, 231, 0, 0);
+
+/// The TCP port of `miniupnpd`'s HTTP (IGD description and SOAP control) on a router's LAN.
+pub const UPNP_HTTP_PORT: u16 = 2869;
+
+/// A `miniupnpd` running in a router's namespace.
+struct Upnpd {
+    /// The router's host index.
+    router: usize,
+    /// `ip netns exec NS miniupnpd ...` (exec'd: this is miniupnpd itself).
+    child: std::process::Child,
+    /// Config, leases, pid file and log.
+    dir: PathBuf,
+}
 
 /// One interface of a host.
 #[derive(Debug, Clone)]
@@ -61,6 +109,8 @@ pub struct Net {
     loss: BTreeMap<(usize, String), f64>,
     /// Tools found at setup.
     env: Env,
+    /// `miniupnpd` daemons of UPnP routers.
+    upnpd: Vec<Upnpd>,
 }
 
 impl Net {
@@ -75,6 +125,7 @@ impl Net {
             seg_up: vec![true; topo.segments.len()],
             loss: BTreeMap::new(),
             env,
+            upnpd: Vec::new(),
         };
         // On error, `net` is dropped here and removes what exists.
         net.build()
@@ -99,7 +150,8 @@ impl Net {
         let mut p2p = 0u32;
         let mut lans = 0u32;
         for (s, seg) in self.topo.segments.clone().iter().enumerate() {
-            if seg.len() == 2 {
+            let internet = self.topo.internet == Some(s);
+            if seg.len() == 2 && !internet {
                 let (a, b) = (seg[0], seg[1]);
                 if p2p >= 8192 {
                     bail!("too many links (max 8192)");
@@ -151,7 +203,11 @@ impl Net {
                         ],
                     )?;
                     sw_batch.push_str(&format!("link set {port} master br0\nlink set {port} up\n"));
-                    let addr = Ipv4Addr::new(10, 231, 128 + m as u8, pos as u8 + 1);
+                    let addr = if internet {
+                        Ipv4Addr::from(u32::from(INTERNET_NET) + pos as u32 + 1)
+                    } else {
+                        Ipv4Addr::new(10, 231, 128 + m as u8, pos as u8 + 1)
+                    };
                     let batch = batches.get_mut(&hns).expect("host batch");
                     batch.push_str(&format!(
                         "addr add {addr}/24 dev {hif}\nlink set {hif} up\n"
@@ -170,7 +226,175 @@ impl Net {
             sys::run_with_stdin("ip", &["-n", ns, "-batch", "-"], batch)
                 .with_context(|| format!("configuring {ns}"))?;
         }
-        self.settle(std::time::Instant::now() + std::time::Duration::from_secs(10))
+        self.settle(Instant::now() + Duration::from_secs(10))?;
+        for r in self.topo.routers.clone() {
+            self.setup_router(&r)
+                .with_context(|| format!("setting up router {}", r.host))?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for d in &self.upnpd {
+            self.wait_upnp(d.router, deadline)?;
+        }
+        Ok(())
+    }
+
+    /// Forwarding, the NAT table and the LAN hosts' default routes for router `r`; `miniupnpd`
+    /// for [`Nat::Upnp`].
+    fn setup_router(&mut self, r: &Router) -> Result<()> {
+        if !self.env.nft {
+            bail!("NAT routers need nft (package nftables)");
+        }
+        let ns = self.hosts[r.host].ns.clone();
+        let wan = self
+            .iface_on(r.host, r.wan)
+            .context("router WAN iface")?
+            .clone();
+        let lan = self
+            .iface_on(r.host, r.lan)
+            .context("router LAN iface")?
+            .clone();
+        sys::run_in(&ns, "sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])?;
+        sys::run_with_stdin(
+            "ip",
+            &["netns", "exec", &ns, "nft", "-f", "-"],
+            &nat_ruleset(&wan.name, &lan.name, r.nat),
+        )?;
+        for &h in self.topo.segments[r.lan].iter().filter(|&&h| h != r.host) {
+            let dev = self
+                .iface_on(h, r.lan)
+                .context("LAN host iface")?
+                .name
+                .clone();
+            sys::run(
+                "ip",
+                &[
+                    "-n",
+                    &self.hosts[h].ns,
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &lan.addr.to_string(),
+                    "dev",
+                    &dev,
+                ],
+            )?;
+        }
+        if r.nat == Nat::Upnp {
+            self.start_upnpd(r.host, &wan, &lan)?;
+        }
+        Ok(())
+    }
+
+    /// Starts `miniupnpd` in router `router`'s namespace (see the module docs).
+    fn start_upnpd(&mut self, router: usize, wan: &Iface, lan: &Iface) -> Result<()> {
+        if !sys::have("miniupnpd") {
+            bail!("UPnP routers need miniupnpd (package miniupnpd-nftables)");
+        }
+        let ns = self.hosts[router].ns.clone();
+        let dir = std::env::temp_dir()
+            .join("meshchat-lab")
+            .join(&self.prefix)
+            .join(format!("upnp-h{router}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lan_net =
+            Ipv4Addr::from(u32::from(lan.addr) & (u32::MAX << (32 - u32::from(lan.prefix_len))));
+        // A UUID unique per run and router: the run prefix's 8 hex digits and the host index.
+        let uuid = format!(
+            "6d636c00-0000-4000-8000-{}{:04x}",
+            &self.prefix[3..11],
+            router
+        );
+        let conf = format!(
+            "ext_ifname={wan}\n\
+             listening_ip={lan_if}\n\
+             http_port={UPNP_HTTP_PORT}\n\
+             enable_upnp=yes\n\
+             enable_natpmp=yes\n\
+             secure_mode=yes\n\
+             system_uptime=yes\n\
+             notify_interval=60\n\
+             clean_ruleset_interval=600\n\
+             uuid={uuid}\n\
+             lease_file={leases}\n\
+             upnp_table_name=mcl_nat\n\
+             upnp_nat_table_name=mcl_nat\n\
+             upnp_forward_chain=miniupnpd\n\
+             upnp_nat_chain=prerouting_miniupnpd\n\
+             upnp_nat_postrouting_chain=postrouting_miniupnpd\n\
+             allow 1-65535 {lan_net}/{len} 1-65535\n\
+             deny 0-65535 0.0.0.0/0 0-65535\n",
+            wan = wan.name,
+            lan_if = lan.name,
+            leases = dir.join("leases").display(),
+            len = lan.prefix_len,
+        );
+        let conf_path = dir.join("miniupnpd.conf");
+        std::fs::write(&conf_path, conf)?;
+        let log = std::fs::File::create(dir.join("log"))?;
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "miniupnpd", "-d", "-f"])
+            .arg(&conf_path)
+            .arg("-P")
+            .arg(dir.join("pid"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting miniupnpd")?;
+        self.upnpd.push(Upnpd { router, child, dir });
+        Ok(())
+    }
+
+    /// Waits until router `router`'s `miniupnpd` listens for HTTP on its LAN interface (it opens
+    /// its SSDP and NAT-PMP sockets before), or fails at `deadline` with its log. [`Net::create`]
+    /// already waits for every UPnP router (20 s at most); this is for checks after that.
+    pub fn wait_upnp(&self, router: usize, deadline: Instant) -> Result<()> {
+        let d = self
+            .upnpd
+            .iter()
+            .find(|d| d.router == router)
+            .with_context(|| format!("host {router} runs no miniupnpd"))?;
+        let port = format!("sport = :{UPNP_HTTP_PORT}");
+        loop {
+            if !sys::pid_running(d.child.id()) {
+                bail!(
+                    "miniupnpd on host {router} exited:\n{}",
+                    self.upnp_log(router)
+                );
+            }
+            let out = sys::run_in(self.ns(router), "ss", &["-H", "-l", "-t", "-n", &port])?;
+            if !out.trim().is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "miniupnpd on host {router} not listening by the deadline:\n{}",
+                    self.upnp_log(router)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The port mappings router `router`'s `miniupnpd` has installed now, read from its DNAT
+    /// chain (`prerouting_miniupnpd`), e.g. to check that a node behind it mapped its port.
+    pub fn upnp_mappings(&self, router: usize) -> Result<Vec<Mapping>> {
+        let out = sys::run_in(
+            self.ns(router),
+            "nft",
+            &["list", "chain", "inet", "mcl_nat", "prerouting_miniupnpd"],
+        )?;
+        Ok(out.lines().filter_map(Mapping::parse).collect())
+    }
+
+    /// What router `router`'s `miniupnpd` printed so far (empty if none runs).
+    pub fn upnp_log(&self, router: usize) -> String {
+        self.upnpd
+            .iter()
+            .find(|d| d.router == router)
+            .and_then(|d| std::fs::read_to_string(d.dir.join("log")).ok())
+            .unwrap_or_default()
     }
 
     /// Waits until every interface (and bridge) in every namespace of the run is operationally
@@ -223,6 +447,41 @@ impl Net {
             .iter()
             .find(|f| self.seg_up[f.segment] && self.topo.segments[f.segment].contains(&from))
             .map(|f| f.addr)
+    }
+
+    /// The address of `to` that `from` can reach: on a shared (up) segment ([`Net::addr_for`]),
+    /// else, when `from` sits behind a router whose LAN and WAN segments are up, `to`'s address
+    /// on that WAN segment (reached through the router's NAT). `None` for anything else: in
+    /// particular nothing reaches a NATed host's private address from outside its LAN.
+    pub fn route_addr(&self, from: usize, to: usize) -> Option<Ipv4Addr> {
+        if let Some(a) = self.addr_for(from, to) {
+            return Some(a);
+        }
+        let r = self.topo.router_of(from)?;
+        if !self.seg_up[r.lan] || !self.seg_up[r.wan] {
+            return None;
+        }
+        self.iface_on(to, r.wan).map(|f| f.addr)
+    }
+
+    /// Host `i`'s own address on the internet segment ([`Topology::internet`]), if it has one
+    /// (the public node, a router's WAN side).
+    pub fn public_addr(&self, i: usize) -> Option<Ipv4Addr> {
+        self.iface_on(i, self.topo.internet?).map(|f| f.addr)
+    }
+
+    /// The address host `i`'s connections to the WAN appear to come from: its router's WAN
+    /// address when it sits behind a router, else its own internet address.
+    pub fn external_addr(&self, i: usize) -> Option<Ipv4Addr> {
+        match self.topo.router_of(i) {
+            Some(r) => self.iface_on(r.host, r.wan).map(|f| f.addr),
+            None => self.public_addr(i),
+        }
+    }
+
+    /// Host `i`'s address on segment `s`, if it is on it.
+    pub fn addr_on(&self, i: usize, s: usize) -> Option<Ipv4Addr> {
+        self.iface_on(i, s).map(|f| f.addr)
     }
 
     /// Whether the segment(s) joining `a` and `b` is up.
@@ -412,9 +671,27 @@ impl Net {
         .unwrap_or(false)
     }
 
+    /// Whether a ping from `a` to `b`'s interface `f` should be answered: `f` is on a shared up
+    /// segment, or `a` sits behind router `b` (any of the router's own addresses), or `a` sits
+    /// behind a router and `f` is on that router's WAN segment (translated, both segments up).
+    fn expect_reachable(&self, a: usize, b: usize, f: &Iface) -> bool {
+        if self.seg_up[f.segment] && self.topo.segments[f.segment].contains(&a) {
+            return true;
+        }
+        let Some(r) = self.topo.router_of(a) else {
+            return false;
+        };
+        if !self.seg_up[r.lan] {
+            return false;
+        }
+        b == r.host || (f.segment == r.wan && self.seg_up[r.wan])
+    }
+
     /// Checks the reachability rules: every host reaches its neighbours' addresses on shared
-    /// (up) segments and no address of any other host. With more than `exhaustive_max` hosts
-    /// only the links and a deterministic sample of other pairs are checked.
+    /// (up) segments and no address of any other host, except that a host behind a router also
+    /// reaches the router's addresses and the addresses on the router's WAN segment. With more
+    /// than `exhaustive_max` hosts only the links and a deterministic sample of other pairs are
+    /// checked.
     pub fn verify_isolation(&self, exhaustive_max: usize) -> Result<usize> {
         let n = self.topo.n;
         let mut checks = 0;
@@ -430,8 +707,7 @@ impl Net {
                     continue;
                 }
                 for f in &self.hosts[b].ifaces {
-                    let expect =
-                        self.seg_up[f.segment] && self.topo.segments[f.segment].contains(&a);
+                    let expect = self.expect_reachable(a, b, f);
                     checks += 1;
                     if self.ping(a, f.addr) != expect {
                         failures.push(format!(
@@ -459,8 +735,10 @@ impl Net {
     /// Checks that the run's namespaces are closed: each host has only `lo` and its own lab
     /// interfaces, each a multicast-capable veth whose other end is in a namespace of this run;
     /// each switch has only `lo`, its bridge `br0` and veth ports to this run's hosts; every
-    /// IPv4 route of a host goes out one of its lab interfaces. So nothing a node sends (mDNS
-    /// multicast included) can leave the lab's namespaces. Returns a one-line summary.
+    /// IPv4 route of a host goes out one of its lab interfaces, and the only default routes are
+    /// those of hosts behind a router, via the router's LAN address; IP forwarding is on in
+    /// routers only. So nothing a node sends (mDNS multicast included) can leave the lab's
+    /// namespaces. Returns a one-line summary.
     pub fn check_confined(&self) -> Result<String> {
         let ours = self.namespaces();
         let mut problems = Vec::new();
@@ -481,7 +759,7 @@ impl Net {
                 problems.push(format!("{ns}: {} has no MULTICAST flag", l.name));
             }
         };
-        for h in &self.hosts {
+        for (i, h) in self.hosts.iter().enumerate() {
             let links = self.links(&h.ns)?;
             let mut names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
             names.sort_unstable();
@@ -500,6 +778,25 @@ impl Net {
                 if !dev.is_some_and(|d| d == "lo" || h.ifaces.iter().any(|f| f.name == d)) {
                     problems.push(format!("{}: route {r:?} leaves the lab interfaces", h.ns));
                 }
+                if r.starts_with("default") {
+                    let ok = self.topo.router_of(i).is_some_and(|rt| {
+                        let via = self.iface_on(rt.host, rt.lan).map(|f| f.addr);
+                        let dev = self.iface_on(i, rt.lan).map(|f| f.name.as_str());
+                        let w: Vec<&str> = r.split_whitespace().collect();
+                        via.is_some_and(|v| w.get(2) == Some(&v.to_string().as_str()))
+                            && w.get(4).copied() == dev
+                    });
+                    if !ok {
+                        problems.push(format!(
+                            "{}: default route {r:?} (only hosts behind a router may have one, via it)",
+                            h.ns
+                        ));
+                    }
+                }
+            }
+            let fwd = sys::run_in(&h.ns, "cat", &["/proc/sys/net/ipv4/ip_forward"])?;
+            if (fwd.trim() == "1") != self.topo.is_router(i) {
+                problems.push(format!("{}: ip_forward is {}", h.ns, fwd.trim()));
             }
         }
         for sw in self.switches.iter().flatten() {
@@ -539,6 +836,15 @@ impl Net {
 
     /// Removes every namespace of this run (killing what runs inside). Idempotent.
     pub fn destroy(&mut self) {
+        for mut d in self.upnpd.drain(..) {
+            let _ = d.child.kill();
+            let _ = d.child.wait();
+            let _ = std::fs::remove_dir_all(&d.dir);
+            if let Some(parent) = d.dir.parent() {
+                // The run's temp dir, if nothing else (a Lab's node dirs) is in it.
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
         let names = self.namespaces();
         let mut reg = cleanup::registry();
         for ns in &names {
@@ -553,6 +859,43 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         self.destroy();
+    }
+}
+
+/// A UPnP port mapping: `external_port`/`protocol` on the router's WAN address goes to
+/// `internal`:`internal_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// `"tcp"` or `"udp"`.
+    pub protocol: &'static str,
+    /// Port on the router's WAN address.
+    pub external_port: u16,
+    /// The LAN host it goes to.
+    pub internal: Ipv4Addr,
+    /// Port on that host.
+    pub internal_port: u16,
+}
+
+impl Mapping {
+    /// Parses one DNAT rule as `nft list chain` prints miniupnpd's, e.g.
+    /// `iif "l0" @nh,72,8 0x6 th dport 4000 dnat ip to 10.231.0.2:4000`.
+    pub fn parse(line: &str) -> Option<Self> {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let after = |key: &str| w.iter().position(|x| *x == key).and_then(|i| w.get(i + 1));
+        let protocol = match *after("@nh,72,8")? {
+            "0x6" => "tcp",
+            "0x11" => "udp",
+            _ => return None,
+        };
+        let external_port = after("dport")?.parse().ok()?;
+        let to = w.iter().position(|x| *x == "dnat")?;
+        let (addr, port) = w.get(to + 3)?.rsplit_once(':')?;
+        Some(Mapping {
+            protocol,
+            external_port,
+            internal: addr.parse().ok()?,
+            internal_port: port.parse().ok()?,
+        })
     }
 }
 
@@ -626,6 +969,44 @@ fn parse_maddr(out: &str, group: Ipv4Addr) -> Vec<String> {
     found
 }
 
+/// The nftables table of a router: masquerade out of `wan` (fully random for
+/// [`Nat::Symmetric`]), forward LAN to WAN and replies, drop the rest; the chains `miniupnpd`,
+/// `prerouting_miniupnpd` and `postrouting_miniupnpd` (empty unless `miniupnpd` fills them) are
+/// jumped to from the forward, prerouting and postrouting hooks.
+fn nat_ruleset(wan: &str, lan: &str, nat: Nat) -> String {
+    let flags = if nat == Nat::Symmetric {
+        " random,fully-random"
+    } else {
+        ""
+    };
+    format!(
+        "table inet mcl_nat {{
+  chain miniupnpd {{
+  }}
+  chain prerouting_miniupnpd {{
+  }}
+  chain postrouting_miniupnpd {{
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname \"{lan}\" oifname \"{wan}\" accept
+    iifname \"{wan}\" oifname \"{lan}\" jump miniupnpd
+  }}
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    jump prerouting_miniupnpd
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    jump postrouting_miniupnpd
+    oifname \"{wan}\" masquerade{flags}
+  }}
+}}
+"
+    )
+}
+
 /// Creates namespace `ns`, registered for signal cleanup, with forwarding and IPv6 off.
 fn add_ns(ns: &str) -> Result<()> {
     check_name(ns)?;
@@ -677,6 +1058,27 @@ mod tests {
         // The root namespace has no name: only `link-netnsid 0` is printed.
         let out = "4: eth0@if5: <BROADCAST,MULTICAST,UP> mtu 1500\\    link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff link-netnsid 0 promiscuity 0 \\    veth";
         assert_eq!(LinkInfo::parse(out).unwrap().peer_ns, None);
+    }
+
+    #[test]
+    fn parses_upnp_mappings() {
+        let tcp = "\t\tiif \"l0\" @nh,72,8 0x6 th dport 4000 dnat ip to 10.231.0.2:4000";
+        assert_eq!(
+            Mapping::parse(tcp),
+            Some(Mapping {
+                protocol: "tcp",
+                external_port: 4000,
+                internal: Ipv4Addr::new(10, 231, 0, 2),
+                internal_port: 4000
+            })
+        );
+        let udp = "iif \"l0\" @nh,72,8 0x11 th dport 5001 dnat ip to 10.231.0.6:41234";
+        let m = Mapping::parse(udp).unwrap();
+        assert_eq!(
+            (m.protocol, m.external_port, m.internal_port),
+            ("udp", 5001, 41234)
+        );
+        assert_eq!(Mapping::parse("chain prerouting_miniupnpd {"), None);
     }
 
     #[test]

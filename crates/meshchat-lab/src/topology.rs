@@ -3,12 +3,15 @@
 //! A topology is `n` hosts plus a list of *segments*. A segment of two hosts is a point-to-point
 //! link (a veth pair); a segment of three or more hosts is a LAN (a bridge in a switch namespace).
 //! Hosts that share no segment cannot reach each other at all: there is no routing between
-//! namespaces.
+//! namespaces, except through a declared [`Router`]: a host that forwards between a WAN segment
+//! and a LAN segment with a [`Nat`] in front of the LAN (see [`Topology::nat`]). One segment may
+//! be marked as the *internet* ([`Topology::internet`]): it gets public-looking addresses.
 //!
 //! Short descriptions (the `--topology` flag, [`Topology::parse`]):
 //! `line:5`, `ring:6`, `star:7` (host 0 in the middle), `grid:3x4`, `random:12:3[:seed]`
 //! (connected, every host of degree 3 when `n*d` is even), `edges:5:0-1,1-2,2-3,3-4`,
-//! `lan:4` (one shared segment).
+//! `lan:4` (one shared segment), `nat:masquerade,symmetric` (a public host and one NATed host per
+//! listed router kind, see [`Topology::nat`]; kinds `masquerade`, `symmetric`, `upnp`).
 
 use anyhow::{bail, Context as _, Result};
 use rand::rngs::StdRng;
@@ -25,6 +28,60 @@ pub struct Topology {
     pub segments: Vec<Vec<usize>>,
     /// The description this was built from, for reports.
     pub name: String,
+    /// Hosts that route (with NAT) between two segments; empty for plain topologies.
+    pub routers: Vec<Router>,
+    /// The segment that plays the public internet (public-looking addresses), if any.
+    pub internet: Option<usize>,
+}
+
+/// How a [`Router`] translates the addresses of its LAN towards its WAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    /// Linux masquerade: the usual home router. The source port is kept when it is free on the
+    /// WAN address (so one local port maps to one external port, whatever the destination).
+    Masquerade,
+    /// Masquerade with `fully-random`: every connection gets a new random external port
+    /// (a "symmetric" NAT: the external port depends on the destination).
+    Symmetric,
+    /// [`Nat::Masquerade`] plus `miniupnpd` serving UPnP IGD (and NAT-PMP) on the LAN side.
+    Upnp,
+}
+
+impl Nat {
+    /// Parses `masquerade`, `symmetric` or `upnp`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "masquerade" => Ok(Nat::Masquerade),
+            "symmetric" => Ok(Nat::Symmetric),
+            "upnp" => Ok(Nat::Upnp),
+            other => bail!("unknown NAT kind {other:?}; use masquerade, symmetric or upnp"),
+        }
+    }
+
+    /// The name [`Nat::parse`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nat::Masquerade => "masquerade",
+            Nat::Symmetric => "symmetric",
+            Nat::Upnp => "upnp",
+        }
+    }
+}
+
+/// Host `host` forwards between segment `wan` and segment `lan` (indices into
+/// [`Topology::segments`]), translating the LAN's addresses to its own WAN address. The other
+/// hosts of `lan` get a default route via it; new connections from the WAN to the LAN are dropped
+/// (unless a UPnP mapping forwards them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Router {
+    /// The routing host.
+    pub host: usize,
+    /// Its outside segment.
+    pub wan: usize,
+    /// Its inside segment.
+    pub lan: usize,
+    /// The translation.
+    pub nat: Nat,
 }
 
 impl Topology {
@@ -49,6 +106,8 @@ impl Topology {
             n,
             segments,
             name: name.into(),
+            routers: Vec::new(),
+            internet: None,
         })
     }
 
@@ -95,7 +154,86 @@ impl Topology {
             n,
             segments: vec![(0..n).collect()],
             name: format!("lan:{n}"),
+            routers: Vec::new(),
+            internet: None,
         }
+    }
+
+    /// A public host behind no NAT and one NATed host per entry of `kinds`: with `k` kinds,
+    /// host 0 is the public node, hosts `1..=k` are routers and hosts `k+1..=2k` sit behind them
+    /// (host `k+j` behind router `j`). Segment 0 is the internet (host 0 and every router's WAN);
+    /// segment `j` is router `j`'s LAN, a point-to-point link to its host.
+    pub fn nat(kinds: &[Nat]) -> Self {
+        let k = kinds.len();
+        let names: Vec<&str> = kinds.iter().map(|n| n.name()).collect();
+        let mut t = Self {
+            n: 1 + 2 * k,
+            segments: vec![(0..=k).collect()],
+            name: format!("nat:{}", names.join(",")),
+            routers: Vec::new(),
+            internet: Some(0),
+        };
+        for (j, &nat) in kinds.iter().enumerate() {
+            let (router, host) = (1 + j, 1 + k + j);
+            t.segments.push(vec![router, host]);
+            t.add_router(router, 0, 1 + j, nat)
+                .expect("valid NAT topology");
+        }
+        t
+    }
+
+    /// Declares that `host` routes between segments `wan` and `lan` with `nat` (see [`Router`]).
+    /// A host behind a router may not be a router itself or sit behind a second one.
+    pub fn add_router(&mut self, host: usize, wan: usize, lan: usize, nat: Nat) -> Result<()> {
+        let seg = |s: usize| {
+            self.segments
+                .get(s)
+                .with_context(|| format!("no segment {s}"))
+        };
+        if wan == lan {
+            bail!("router {host}: WAN and LAN are the same segment {wan}");
+        }
+        if !seg(wan)?.contains(&host) || !seg(lan)?.contains(&host) {
+            bail!("router {host} is not on both segments {wan} and {lan}");
+        }
+        if self.is_router(host) {
+            bail!("host {host} is already a router");
+        }
+        if self.router_of(host).is_some() {
+            bail!("router {host} sits behind another router (no double NAT)");
+        }
+        for &h in self.segments[lan].iter().filter(|&&h| h != host) {
+            if self.is_router(h) || self.router_of(h).is_some() {
+                bail!("host {h} on router {host}'s LAN is a router or already behind one");
+            }
+        }
+        if self.routers.iter().any(|r| r.lan == lan) {
+            bail!("segment {lan} already has a router");
+        }
+        self.routers.push(Router {
+            host,
+            wan,
+            lan,
+            nat,
+        });
+        Ok(())
+    }
+
+    /// Whether host `i` is a router.
+    pub fn is_router(&self, i: usize) -> bool {
+        self.routers.iter().any(|r| r.host == i)
+    }
+
+    /// The router host `i` sits behind (on the router's LAN), if any.
+    pub fn router_of(&self, i: usize) -> Option<&Router> {
+        self.routers
+            .iter()
+            .find(|r| r.host != i && self.segments[r.lan].contains(&i))
+    }
+
+    /// Hosts that are not routers: where nodes run.
+    pub fn end_hosts(&self) -> Vec<usize> {
+        (0..self.n).filter(|&i| !self.is_router(i)).collect()
     }
 
     /// A connected random graph where every host has degree `d` (one host has `d - 1` when
@@ -138,6 +276,13 @@ impl Topology {
                     .with_context(|| format!("grid wants WxH, got {wh:?}"))?;
                 Self::grid(num(w)?, num(h)?)
             }
+            ["nat", kinds] => {
+                let kinds = kinds
+                    .split(',')
+                    .map(Nat::parse)
+                    .collect::<Result<Vec<_>>>()?;
+                Self::nat(&kinds)
+            }
             ["random", n, d] => Self::random(num(n)?, num(d)?, 1)?,
             ["random", n, d, seed] => Self::random(num(n)?, num(d)?, num(seed)? as u64)?,
             ["edges", n, list] => {
@@ -152,7 +297,7 @@ impl Topology {
             }
             _ => bail!(
                 "unknown topology {desc:?}; use line:N ring:N star:N grid:WxH random:N:D[:SEED] \
-                 edges:N:A-B,... lan:N"
+                 edges:N:A-B,... lan:N nat:KIND,... (masquerade, symmetric, upnp)"
             ),
         };
         if t.n == 0 {
@@ -312,5 +457,31 @@ mod tests {
         assert!(Topology::parse("edges:3:0-5").is_err());
         assert!(Topology::parse("ring:2").is_err());
         assert!(Topology::parse("blob:3").is_err());
+        assert!(Topology::parse("nat:cone").is_err());
+    }
+
+    #[test]
+    fn nat_topology() {
+        let t = Topology::parse("nat:masquerade,symmetric").unwrap();
+        assert_eq!(t, Topology::nat(&[Nat::Masquerade, Nat::Symmetric]));
+        assert_eq!(t.n, 5);
+        assert_eq!(t.segments, vec![vec![0, 1, 2], vec![1, 3], vec![2, 4]]);
+        assert_eq!(t.internet, Some(0));
+        assert!(t.is_router(1) && t.is_router(2) && !t.is_router(0) && !t.is_router(3));
+        assert_eq!(
+            t.router_of(3).map(|r| (r.host, r.nat)),
+            Some((1, Nat::Masquerade))
+        );
+        assert_eq!(
+            t.router_of(4).map(|r| (r.host, r.nat)),
+            Some((2, Nat::Symmetric))
+        );
+        assert!(t.router_of(0).is_none() && t.router_of(1).is_none());
+        assert_eq!(t.end_hosts(), vec![0, 3, 4]);
+        // No double NAT, no router off its segments.
+        let mut t2 = t.clone();
+        assert!(t2.add_router(3, 1, 0, Nat::Upnp).is_err());
+        assert!(t2.add_router(0, 0, 1, Nat::Upnp).is_err());
+        assert!(Topology::line(3).router_of(1).is_none());
     }
 }

@@ -1,4 +1,5 @@
-//! Lab tests, one test binary: `plumbing` (namespaces, links, faults, cleanup), `selftest` (the
+//! Lab tests, one test binary: `plumbing` (namespaces, links, faults, cleanup), `nat` (NAT
+//! routers: masquerade, symmetric, UPnP, at the network level), `selftest` (the
 //! lab's own machinery driving real `meshchat` processes: kills, restarts, crashes, link faults)
 //! and `scenarios` (the named scenarios). The checks against a misbehaving node (duplicates,
 //! unstored messages, panics) are unit tests over crafted events in `src/lab/checks.rs`. Every
@@ -6,6 +7,7 @@
 //! would be green without testing mDNS, kill -9, partitions, custody or failover). Tests that
 //! run nodes take a shared lock so they do not compete for the 2 cores.
 
+mod nat;
 mod plumbing;
 mod scenarios;
 mod selftest;
