@@ -28,7 +28,10 @@
 //! `ip_forward=1` and an nftables table `inet mcl_nat` that masquerades what leaves by its WAN
 //! interface (`fully-random` for [`Nat::Symmetric`]) and, in its forward hook (policy drop),
 //! lets LAN to WAN and established/related replies through and nothing else: a new connection
-//! from the WAN side is dropped unless a UPnP mapping DNATs it. Every other host of a router's LAN
+//! from the WAN side is dropped unless a UPnP mapping DNATs it. Its input hook drops what
+//! arrives unasked on the WAN interface for the router itself but pings, as home routers do (a reset
+//! from the router's own stack would end a hole punch's early SYN instead of letting the
+//! other end's SYN open the way). Every other host of a router's LAN
 //! gets a default route via the router's LAN address; nothing else gets a default route (routers
 //! included), so the private LANs are unreachable from the internet segment and from each other,
 //! and a NATed host reaches the internet segment only through its router's translation.
@@ -986,6 +989,12 @@ fn nat_ruleset(wan: &str, lan: &str, nat: Nat) -> String {
   chain prerouting_miniupnpd {{
   }}
   chain postrouting_miniupnpd {{
+  }}
+  chain input {{
+    type filter hook input priority filter; policy accept;
+    iifname \"{wan}\" ct state established,related accept
+    iifname \"{wan}\" icmp type echo-request accept
+    iifname \"{wan}\" drop
   }}
   chain forward {{
     type filter hook forward priority filter; policy drop;

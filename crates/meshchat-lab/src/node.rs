@@ -642,6 +642,7 @@ fn read_events(
     });
     n.running = false;
     n.listen = None;
+    n.reach = None;
     n.connected.clear();
     n.connected_at.clear();
     for p in n.pending.iter_mut().filter(|p| p.reply.is_none()) {

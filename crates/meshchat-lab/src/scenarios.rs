@@ -19,6 +19,7 @@ mod disk_full;
 mod dm;
 mod file_line;
 mod heal30;
+mod nat;
 mod partition_sync;
 mod private;
 pub mod routes;
@@ -135,6 +136,21 @@ pub const ALL: &[Scenario] = &[
         name: "tracker-named",
         about: "LAN of 6, no mDNS: two preferred trackers named with --tracker ADDR; the elected one dies: the other takes over, nothing stalls",
         run: tracker_named,
+    },
+    Scenario {
+        name: "nat-punch",
+        about: "public node + two hosts behind masquerading routers: chat through it, private then relayed, hole punching gives a direct connection, the relayed one closes, chat again",
+        run: nat::nat_punch,
+    },
+    Scenario {
+        name: "nat-symmetric",
+        about: "two hosts behind NATs that map every connection to a new port: hole punching fails, both stay relayed and say so, and chat over the relay",
+        run: nat::nat_symmetric,
+    },
+    Scenario {
+        name: "nat-upnp",
+        about: "a host behind a UPnP router (miniupnpd) maps its port, says it is mapped, and the public node dials it there",
+        run: nat::nat_upnp,
     },
 ];
 

@@ -263,6 +263,12 @@ impl NodeRef<'_> {
         self.lab.hub.lock().nodes[self.i].peer_id.clone()
     }
 
+    /// How others reach the node, as its last `ready` or `reachability` event said, and when
+    /// the lab read it.
+    pub fn reach(&self) -> Option<(meshchat_api::Reachability, Instant)> {
+        self.lab.hub.lock().nodes[self.i].reach.clone()
+    }
+
     /// Whether it runs.
     pub fn is_running(&self) -> bool {
         self.lab.hub.lock().nodes[self.i].running

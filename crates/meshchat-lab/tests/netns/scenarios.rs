@@ -118,3 +118,18 @@ fn private_line() {
 fn private_partition() {
     run("private-partition");
 }
+
+#[test]
+fn nat_punch() {
+    run("nat-punch");
+}
+
+#[test]
+fn nat_symmetric() {
+    run("nat-symmetric");
+}
+
+#[test]
+fn nat_upnp() {
+    run("nat-upnp");
+}

@@ -226,7 +226,15 @@ impl Conns {
                 endpoint,
                 ..
             } => {
-                let remote = endpoint.get_remote_address().clone();
+                // An incoming relayed connection's remote address is only `/p2p/PEER`: it is
+                // kept as our circuit address through the relay instead, so that it reads (and
+                // is treated) as relayed.
+                let remote = match &endpoint {
+                    ConnectedPoint::Listener { local_addr, .. } if endpoint.is_relayed() => {
+                        local_addr.clone()
+                    }
+                    _ => endpoint.get_remote_address().clone(),
+                };
                 if let ConnectedPoint::Dialer { address, .. } = &endpoint {
                     let addr = strip_p2p(address);
                     if let Err(e) = ctx.io.store.upsert_peer(
@@ -577,9 +585,18 @@ impl Conns {
         // A fresh source port, not the listening one: when two nodes dial each other at the same
         // instant (both just heard the same mDNS exchange), dials from both listening ports would
         // meet as one TCP simultaneous open, which fails the Noise handshake on both sides.
+        // A relayed address is often the one that works for a peer behind a NAT, learnt after
+        // its private ones (which fail slowly from outside its network): it does not wait for a
+        // dial in progress to fail first.
+        let condition = if addrs.iter().any(is_relayed) {
+            PeerCondition::Disconnected
+        } else {
+            PeerCondition::DisconnectedAndNotDialing
+        };
+        tracing::debug!(%peer, ?addrs, "dialing");
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(condition)
             .allocate_new_port()
             .build();
         if let Err(e) = ctx.io.swarm.dial(opts) {

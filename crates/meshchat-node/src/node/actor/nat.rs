@@ -274,9 +274,13 @@ fn advertised(machine: &Reachability<PeerId>, ctx: &Ctx<'_>) -> Vec<Multiaddr> {
             .filter(|a| !relayed(a))
             .map(super::conns::strip_p2p)
             .collect(),
+        // Without our own id at the end: others add it when they dial, and the roster's
+        // addresses are short (`election::MAX_ADDR_LEN`: a relayed address with two peer ids
+        // would not fit).
         Advertise::Relayed => machine
             .relayed()
             .filter_map(|(_, a)| a.parse().ok())
+            .map(|a| super::conns::strip_p2p(&a))
             .collect(),
         Advertise::Nothing => Vec::new(),
     }
