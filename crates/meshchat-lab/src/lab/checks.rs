@@ -50,6 +50,15 @@ impl Lab {
         )
     }
 
+    /// How long message `id` took from its send to its showing on host `node` (both read by the
+    /// lab as they happened), if it was shown there.
+    pub fn delivery_time(&self, id: &str, node: usize) -> Option<Duration> {
+        let st = self.hub.lock();
+        let sent = st.sent.get(id)?.at;
+        let got = st.nodes[node].received.get(id)?.at;
+        Some(got.saturating_duration_since(sent))
+    }
+
     /// Fails if any node showed any message id more than once (across restarts too).
     pub fn check_no_duplicates(&self) -> Result<()> {
         no_duplicates(&self.hub.lock())
