@@ -16,6 +16,7 @@
 //! Each reports the time from start to each reachability (BENCHMARKS §12).
 
 use super::peer;
+use super::private::wait;
 use crate::lab::{Lab, LabOptions, Report, LOBBY};
 use crate::topology::{Nat, Topology};
 use anyhow::{bail, Result};
@@ -23,7 +24,6 @@ use meshchat_api::Stats;
 use std::time::{Duration, Instant};
 
 const PUBLIC: usize = 0;
-const POLL: Duration = Duration::from_millis(100);
 
 /// QUIC too (its hole punching shares the UDP socket), and debug logs of the NAT handler.
 fn nat_opts(opts: &LabOptions) -> LabOptions {
@@ -37,18 +37,6 @@ fn nat_opts(opts: &LabOptions) -> LabOptions {
         ));
     }
     o
-}
-
-fn wait(what: &str, deadline: Instant, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
-    loop {
-        if cond()? {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("{what}: not by the deadline");
-        }
-        std::thread::sleep(POLL);
-    }
 }
 
 /// Waits until host `i` says `status`; returns how long after `t0` it said so.

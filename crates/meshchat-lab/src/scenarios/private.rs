@@ -25,8 +25,12 @@ const INVITE_ROOM: &str = "saffron-crew";
 const PASS_ROOM: &str = "heron-harbor";
 const PASSPHRASE: &str = "violet kettle drums";
 
-/// Polls until `cond` holds, or fails with `what` at the deadline.
-fn wait(what: &str, deadline: Instant, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
+/// Polls until `cond` holds, or fails with `what` at the deadline (the NAT scenarios' too).
+pub(super) fn wait(
+    what: &str,
+    deadline: Instant,
+    mut cond: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     loop {
         if cond()? {
             return Ok(());
