@@ -69,6 +69,11 @@ pub struct Limits {
     pub retry: Duration,
     /// Most relay offers remembered (neighbours that serve relays).
     pub max_offers: usize,
+    /// A node that was public and is then found private stays public this long, unless a probe
+    /// says public again: one probe that fails (a neighbour busy, its connection slots full)
+    /// must not send a reachable node's traffic through relays. A node found private from the
+    /// start acts at once.
+    pub demotion_grace: Duration,
 }
 
 impl Default for Limits {
@@ -78,6 +83,7 @@ impl Default for Limits {
             ask_timeout: Duration::from_secs(20),
             retry: Duration::from_secs(30),
             max_offers: 64,
+            demotion_grace: Duration::from_secs(120),
         }
     }
 }
@@ -127,6 +133,10 @@ enum Held {
 pub struct Reachability<P> {
     limits: Limits,
     nat: NatStatus,
+    /// Whether AutoNAT ever said public, and since when it says private after that (the
+    /// demotion waits [`Limits::demotion_grace`]).
+    was_public: bool,
+    demoted_at: Option<Instant>,
     mapped: BTreeSet<String>,
     offers: BTreeMap<P, String>,
     held: BTreeMap<P, Held>,
@@ -140,6 +150,8 @@ impl<P: Ord + Clone> Reachability<P> {
         Self {
             limits,
             nat: NatStatus::Unknown,
+            was_public: false,
+            demoted_at: None,
             mapped: BTreeSet::new(),
             offers: BTreeMap::new(),
             held: BTreeMap::new(),
@@ -152,7 +164,7 @@ impl<P: Ord + Clone> Reachability<P> {
     pub fn reach(&self) -> Reach {
         if !self.mapped.is_empty() {
             Reach::Mapped
-        } else if self.nat == NatStatus::Public {
+        } else if self.nat == NatStatus::Public || self.demotion_pending() {
             Reach::Public
         } else if self.held.values().any(|h| matches!(h, Held::Reserved(_))) {
             Reach::Relayed
@@ -212,11 +224,20 @@ impl<P: Ord + Clone> Reachability<P> {
                     .min()
             })
             .flatten();
-        asked.chain(rest).min()
+        let demotion = self
+            .demoted_at
+            .filter(|_| self.demotion_pending())
+            .map(|at| at + self.limits.demotion_grace);
+        asked.chain(rest).chain(demotion).min()
     }
 
     fn needs_relays(&self) -> bool {
-        self.nat == NatStatus::Private && self.mapped.is_empty()
+        self.nat == NatStatus::Private && !self.demotion_pending() && self.mapped.is_empty()
+    }
+
+    /// Said private after being public, within the grace: still taken as public.
+    fn demotion_pending(&self) -> bool {
+        self.nat == NatStatus::Private && self.was_public && self.demoted_at.is_some()
     }
 
     fn want_more(&self) -> bool {
@@ -227,7 +248,19 @@ impl<P: Ord + Clone> Reachability<P> {
         let before = (self.reach(), self.advertised_key());
         let mut out = Vec::new();
         match input {
-            Input::Nat(status) => self.nat = status,
+            Input::Nat(status) => {
+                match status {
+                    NatStatus::Public => {
+                        self.was_public = true;
+                        self.demoted_at = None;
+                    }
+                    NatStatus::Private if self.was_public && self.nat != NatStatus::Private => {
+                        self.demoted_at = Some(now);
+                    }
+                    _ => {}
+                }
+                self.nat = status;
+            }
             Input::Mapped(addr) => {
                 self.mapped.insert(addr);
             }
@@ -260,6 +293,14 @@ impl<P: Ord + Clone> Reachability<P> {
                 }
             }
             Input::Tick => {
+                if self
+                    .demoted_at
+                    .is_some_and(|at| now >= at + self.limits.demotion_grace)
+                {
+                    // Private for the whole grace: it is so.
+                    self.demoted_at = None;
+                    self.was_public = false;
+                }
                 let late: Vec<P> = self
                     .held
                     .iter()
@@ -469,6 +510,26 @@ mod tests {
             t0,
         );
         assert_eq!(releases(&out), vec![3]);
+    }
+
+    #[test]
+    fn one_failed_probe_does_not_demote_a_public_node() {
+        let t0 = Instant::now();
+        let mut r = Reachability::new(Limits::default());
+        r.handle(offer(1), t0);
+        r.handle(Input::Nat(NatStatus::Public), t0);
+        let out = r.handle(Input::Nat(NatStatus::Private), t(20, t0));
+        assert!(reserves(&out).is_empty());
+        assert_eq!(r.reach(), Reach::Public);
+        assert_eq!(r.next_deadline(), Some(t(140, t0)));
+        // Public again within the grace: nothing happened.
+        r.handle(Input::Nat(NatStatus::Public), t(40, t0));
+        r.handle(Input::Nat(NatStatus::Private), t(60, t0));
+        assert!(reserves(&r.handle(Input::Tick, t(179, t0))).is_empty());
+        // Private for the whole grace: relays are asked.
+        let out = r.handle(Input::Tick, t(180, t0));
+        assert_eq!(reserves(&out), vec![1]);
+        assert!(out.contains(&Output::Changed(Reach::Private)));
     }
 
     #[test]

@@ -117,8 +117,9 @@ impl Behaviour {
                     // `Conns::evict_if_full`); the hard limit only leaves room to do so.
                     .with_max_established(Some(max_connections + EVICTION_ROOM))
                     // A relayed connection, and the direct one hole punching makes beside it
-                    // (both ends dial at once, so briefly two) before the relayed one closes.
-                    .with_max_established_per_peer(Some(3))
+                    // (both ends dial at once, so briefly two) before the relayed one closes;
+                    // AutoNAT's dial-backs, which live until idle, one each way.
+                    .with_max_established_per_peer(Some(4))
                     .with_max_pending_incoming(Some(PENDING_INCOMING))
                     .with_max_pending_outgoing(Some(32)),
             ),
@@ -137,7 +138,7 @@ impl Behaviour {
             relay_client,
             relay: config
                 .relay_service
-                .then(|| relay::Behaviour::new(peer_id, relay_config(&config.nat.relay)))
+                .then(|| relay_service(peer_id, config))
                 .into(),
             dcutr: dcutr::Behaviour::new(peer_id),
         })
@@ -160,6 +161,19 @@ fn autonat_config(config: &Config) -> autonat::Config {
         only_global_ips: false,
         ..autonat::Config::default()
     }
+}
+
+/// The relay service, advertised from the start. libp2p-relay 0.22 would switch the hop
+/// protocol on and off with the node's confirmed external addresses, telling every connection's
+/// handler, and a relayed connection's handler is a dummy that panics on being told anything
+/// (`Either` mismatch: found by the lab's `file-line`, where a restarted node's relayed
+/// connection was killed that way). Set once here, before any connection, the status never
+/// changes. Nodes choose relays only among peers they dialed directly (`Nat`), so a node
+/// behind a NAT offering the service costs nothing.
+fn relay_service(peer_id: libp2p::PeerId, config: &Config) -> relay::Behaviour {
+    let mut relay = relay::Behaviour::new(peer_id, relay_config(&config.nat.relay));
+    relay.set_status(Some(relay::Status::Enable));
+    relay
 }
 
 fn relay_config(l: &crate::config::RelayLimits) -> relay::Config {

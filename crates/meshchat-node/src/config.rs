@@ -137,7 +137,10 @@ impl Default for Nat {
     fn default() -> Self {
         Self {
             boot_delay: Duration::from_secs(3),
-            retry: Duration::from_secs(20),
+            // Longer than the idle timeout (30 s), so that a probe's dial-back connection is
+            // gone before the next probe: they would otherwise pile up against the per-peer
+            // connection limit and make dial-backs fail (lab, `file-line`).
+            retry: Duration::from_secs(60),
             refresh: Duration::from_secs(15 * 60),
             reach: meshchat_core::reach::Limits::default(),
             relay: RelayLimits::default(),

@@ -101,8 +101,6 @@ async fn reserve(relay: &Multiaddr) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_refuses_reservations_beyond_its_bounds() {
     let h = start("h", &[], |_| {}).await;
-    // `r` serves relays once a peer has dialed it back (libp2p offers the service only with a
-    // confirmed external address).
     let mut r = start("r", &[&h], |c| c.nat.relay.max_reservations = 3).await;
     wait_public(&mut r).await;
     let mut granted = 0;

@@ -12,8 +12,8 @@
 //!   addresses while nothing is known yet.
 //! - Hole punching is DCUtR's own: it starts on a relayed connection; `Conns` closes the
 //!   relayed connection once a direct one to the same peer stands.
-//! - The relay service is libp2p's, bounded by `Config::nat.relay`, and serves only once the
-//!   node has a confirmed external address (libp2p advertises the hop protocol only then).
+//! - The relay service is libp2p's, bounded by `Config::nat.relay`, switched on once at start
+//!   (see `behaviour::relay_service`).
 
 use std::collections::HashMap;
 use std::time::Instant;
