@@ -35,6 +35,7 @@ pub fn reach_text(r: &ReachView) -> String {
     };
     match r.reach {
         Reach::Unknown => "reachability: not known yet (no peer has tested it)".into(),
+        Reach::Public if r.addrs.is_empty() => "reachable: public (a peer dialed it back)".into(),
         Reach::Public => format!("reachable: public, at {}", addrs(&r.addrs)),
         Reach::Mapped => format!(
             "reachable: through a port mapping on the router (UPnP), at {}",
