@@ -142,7 +142,6 @@ pub struct Reachability<P> {
     held: BTreeMap<P, Held>,
     /// Relays not to ask before the time given.
     resting: BTreeMap<P, Instant>,
-    told: Reach,
 }
 
 impl<P: Ord + Clone> Reachability<P> {
@@ -156,7 +155,6 @@ impl<P: Ord + Clone> Reachability<P> {
             offers: BTreeMap::new(),
             held: BTreeMap::new(),
             resting: BTreeMap::new(),
-            told: Reach::Unknown,
         }
     }
 
@@ -326,8 +324,7 @@ impl<P: Ord + Clone> Reachability<P> {
             }
         }
         let after = (self.reach(), self.advertised_key());
-        if after.0 != before.0 || after.0 != self.told {
-            self.told = after.0;
+        if after.0 != before.0 {
             out.push(Output::Changed(after.0));
         }
         if after != before {

@@ -308,6 +308,7 @@ impl Actor {
     }
 
     async fn shutdown(mut self) {
+        self.files.save_all(ctx!(self));
         ctx!(self).flush();
         self.conns.disconnect_all(ctx!(self));
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;

@@ -582,9 +582,6 @@ impl Conns {
         if peer == *ctx.io.swarm.local_peer_id() || self.connections.contains_key(&peer) {
             return;
         }
-        // A fresh source port, not the listening one: when two nodes dial each other at the same
-        // instant (both just heard the same mDNS exchange), dials from both listening ports would
-        // meet as one TCP simultaneous open, which fails the Noise handshake on both sides.
         // A relayed address is often the one that works for a peer behind a NAT, learnt after
         // its private ones (which fail slowly from outside its network): it does not wait for a
         // dial in progress to fail first.
@@ -594,6 +591,9 @@ impl Conns {
             PeerCondition::DisconnectedAndNotDialing
         };
         tracing::debug!(%peer, ?addrs, "dialing");
+        // A fresh source port, not the listening one: when two nodes dial each other at the same
+        // instant (both just heard the same mDNS exchange), dials from both listening ports would
+        // meet as one TCP simultaneous open, which fails the Noise handshake on both sides.
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
             .condition(condition)

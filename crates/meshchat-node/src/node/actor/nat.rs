@@ -258,7 +258,7 @@ fn on_relay_service(event: relay::Event, ctx: &mut Ctx<'_>) {
 }
 
 fn advertised(machine: &Reachability<PeerId>, ctx: &Ctx<'_>) -> Vec<Multiaddr> {
-    let relayed = |a: &Multiaddr| a.iter().any(|p| p == Protocol::P2pCircuit);
+    let relayed = super::conns::is_relayed;
     match machine.advertised() {
         Advertise::Listen => ctx
             .io
