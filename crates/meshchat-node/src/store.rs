@@ -3,7 +3,9 @@
 //! The node actor owns one [`Store`] and calls it synchronously; writes of incoming messages are
 //! batched by the actor into one transaction per batch ([`Store::insert_messages`]), so storage is
 //! not the throughput limit. The database runs in WAL mode with `synchronous=NORMAL`: a crash can
-//! lose at most the last commits since a checkpoint, never corrupt the file.
+//! lose at most the last commits since a checkpoint, never corrupt the file. The node's store
+//! checkpoints from a thread of its own ([`checkpoint`]), so the actor never waits for the disk
+//! to sync.
 //!
 //! A database that cannot be read is an error, never replaced: the caller reports it and exits.
 
@@ -150,6 +152,9 @@ pub struct Store {
     fail_writes: Option<Arc<AtomicBool>>,
     /// The write-ahead log had frames at open: the last stop was not clean.
     unclean: bool,
+    /// Checkpoints the log from a thread of its own (the node's store; not tests' or
+    /// benchmarks').
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -216,12 +221,26 @@ impl Store {
         let mut store = if config.in_memory_store {
             Self::open_in_memory()?
         } else {
-            Self::open(&config.data_dir.join("meshchat.sqlite"))?
+            let path = config.data_dir.join("meshchat.sqlite");
+            let mut store = Self::open(&path)?;
+            store.checkpoint_in_background(&path)?;
+            store
         };
         if let Some(flag) = &config.fail_writes {
             store.fail_writes_when(flag.clone());
         }
         Ok(store)
+    }
+
+    /// Moves the log's checkpoints off this connection, and so off the caller's thread, to a
+    /// thread of their own ([`checkpoint`]); this connection checkpoints only as a backstop.
+    pub fn checkpoint_in_background(&mut self, path: &Path) -> Result<(), Error> {
+        if let Some(c) = checkpoint::Checkpointer::start(path) {
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
+            self.checkpointer = Some(c);
+        }
+        Ok(())
     }
 
     /// A database in memory (benchmarks and tests).
@@ -240,6 +259,7 @@ impl Store {
             seq_at_open: 0,
             fail_writes: None,
             unclean: false,
+            checkpointer: None,
         };
         store.migrate()?;
         store.next_seq =
@@ -572,7 +592,9 @@ impl Store {
     }
 
     /// Checkpoints the WAL into the main file; called on clean shutdown.
-    pub fn close(self) -> Result<(), Error> {
+    pub fn close(mut self) -> Result<(), Error> {
+        // The thread stops first, so the last checkpoint has the log to itself.
+        drop(self.checkpointer.take());
         self.injected_failure()?;
         self.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
@@ -608,6 +630,7 @@ fn read_messages(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredMessage>, Err
     Ok(out)
 }
 
+mod checkpoint;
 mod dm;
 mod files;
 mod private;

@@ -572,3 +572,48 @@ fn reading_arrivals_does_not_read_the_whole_room() {
         "{small} steps with 20 messages, {large} with 2 000"
     );
 }
+
+/// The node's store moves the log into the database file from its own thread (issue 25): the
+/// messages reach the main file with no checkpoint by the writer, whose connection checkpoints
+/// only as a backstop far beyond this many pages.
+#[test]
+fn the_log_is_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meshchat.sqlite");
+    let k = Keypair::from_secret_bytes(&[7; 32]);
+    let mut s = Store::open(&path).unwrap();
+    s.checkpoint_in_background(&path).unwrap();
+    let backstop: i64 = s
+        .conn
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(backstop, i64::from(checkpoint::BACKSTOP_PAGES));
+    let before = std::fs::metadata(&path).unwrap().len();
+    let batch: Vec<Envelope> = (0..200)
+        .map(|i| msg(&k, "lobby", 1000 + i, &"x".repeat(500)))
+        .collect();
+    s.insert_messages(&batch, 0).unwrap();
+    let wal = std::fs::metadata(path.with_extension("sqlite-wal"))
+        .unwrap()
+        .len();
+    assert!(
+        wal > 100_000,
+        "the messages went to the log first ({wal} bytes)"
+    );
+    // Deadline, not a fixed wait: the thread checkpoints every second.
+    let deadline = std::time::Instant::now() + checkpoint::EVERY * 20;
+    loop {
+        let now = std::fs::metadata(&path).unwrap().len();
+        if now > before + 100_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file did not grow ({before} -> {now} bytes)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s.close().unwrap();
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(reopened.history("lobby", 1000, None).unwrap().len(), 200);
+}
