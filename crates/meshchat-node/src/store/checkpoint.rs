@@ -85,6 +85,8 @@ fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
                 tracing::info!("database log checkpoints work again");
             }
             Ok(_) => {}
+            // Another checkpoint runs (the backstop's): this one's turn comes next time.
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
             // Told once per outage (a full disk is also told by the writes that fail); the log
             // keeps every commit meanwhile.
             Err(e) if !failing => {
