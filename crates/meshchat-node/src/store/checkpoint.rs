@@ -77,7 +77,7 @@ fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        // One row: busy, frames in the log, frames checkpointed.
+        // One row (busy, frames in the log, frames checkpointed); only success matters here.
         let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
         match done {
             Ok(_) if failing => {

@@ -600,7 +600,7 @@ fn the_log_is_checkpointed_in_the_background() {
         wal > 100_000,
         "the messages went to the log first ({wal} bytes)"
     );
-    // Deadline, not a fixed wait: the thread checkpoints every second.
+    // Deadline, not a fixed wait: the thread checkpoints every `EVERY` (5 s).
     let deadline = std::time::Instant::now() + checkpoint::EVERY * 20;
     loop {
         let now = std::fs::metadata(&path).unwrap().len();
