@@ -30,14 +30,22 @@ pub struct BenchArgs {
     pub degree: usize,
     /// Messages per second, all senders together.
     pub rate: f64,
-    /// Seconds of sending.
+    /// Seconds of sending, measured.
     pub duration: f64,
+    /// Seconds of sending at the same rate before the measured part (the trees form on the first
+    /// messages; the nodes finish starting up), as BENCHMARKS §1's in-process benchmark does.
+    pub warmup: f64,
     /// Optional per-link bandwidth limit (tc rate, e.g. `1mbit`).
     pub bandwidth: Option<String>,
     /// Seed for the graph and the choice of senders.
     pub seed: u64,
     /// Where to write the JSON result.
     pub json: Option<PathBuf>,
+    /// Another topology than the random graph (`Topology::parse`'s syntax, e.g. `line:8`).
+    pub topology: Option<String>,
+    /// Where to write every delivery as CSV (message, sender, receiver, hops between them, when
+    /// it was sent after the first send, latency), to see where a tail comes from.
+    pub deliveries: Option<PathBuf>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -95,6 +103,8 @@ pub struct BenchResult {
     pub rate: f64,
     /// Sending time, s.
     pub duration_s: f64,
+    /// Seconds of unmeasured sending before.
+    pub warmup_s: f64,
     /// Bandwidth limit per link, if any.
     pub bandwidth: Option<String>,
     /// Messages sent.
@@ -115,7 +125,8 @@ pub struct BenchResult {
     pub rss_max_kib: u64,
     /// Per-process numbers.
     pub procs: Vec<ProcStats>,
-    /// How the deliveries came, summed over the nodes (the whole run, warm-up probes included).
+    /// How the deliveries came during the measured part, summed over the nodes (the control
+    /// envelopes' deliveries, such as the tracker's heartbeats, included).
     pub paths: Paths,
 }
 
@@ -141,11 +152,24 @@ impl Paths {
         }
         (self.grafted + self.synced) as f64 / all as f64
     }
+
+    /// What came after `before` (counters of the same nodes, read earlier).
+    fn since(&self, before: &Paths) -> Paths {
+        Paths {
+            pushed: self.pushed.saturating_sub(before.pushed),
+            grafted: self.grafted.saturating_sub(before.grafted),
+            synced: self.synced.saturating_sub(before.synced),
+            unread: self.unread.max(before.unread),
+        }
+    }
 }
 
 /// Runs the benchmark.
 pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
-    let topo = Topology::random(args.nodes, args.degree, args.seed)?;
+    let topo = match &args.topology {
+        Some(desc) => Topology::parse(desc)?,
+        None => Topology::random(args.nodes, args.degree, args.seed)?,
+    };
     let name = topo.name.clone();
     let mut lab = Lab::new(topo, opts.clone())?;
     if let Some(rate) = &args.bandwidth {
@@ -157,29 +181,36 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
     lab.warmup(lab.deadline(120))?;
     let tck = sys::clk_tck();
     let pids: Vec<Option<u32>> = (0..lab.n()).map(|i| lab.pid(i)).collect();
+    let mut rng = StdRng::seed_from_u64(args.seed ^ 0xbe4c);
+    let warmup = (args.rate * args.warmup).round() as usize;
+    if warmup > 0 {
+        lab.log(format!(
+            "warm-up: {warmup} messages at {}/s, not measured",
+            args.rate
+        ));
+        send_at_rate(&mut lab, &mut rng, warmup, args.rate)?;
+    }
     let cpu0: Vec<f64> = pids
         .iter()
         .map(|p| p.and_then(|p| sys::cpu_seconds(p, tck)).unwrap_or(0.0))
         .collect();
+    let paths0 = paths(&lab);
 
-    let mut rng = StdRng::seed_from_u64(args.seed ^ 0xbe4c);
     let total = (args.rate * args.duration).round().max(1.0) as usize;
     let start = Instant::now();
     lab.log(format!("sending {total} messages at {}/s", args.rate));
-    for k in 0..total {
-        let due = start + Duration::from_secs_f64(k as f64 / args.rate);
-        if let Some(d) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(d);
-        }
-        let from = rng.gen_range(0..lab.n());
-        lab.node(from)
-            .send_nowait(LOBBY, &format!("bench #{k} from n{from}"))?;
-    }
+    send_at_rate(&mut lab, &mut rng, total, args.rate)?;
     // Wait for the ids of all sends, then for delivery (bounded; stragglers count as missing).
     let sent_count = |st: &crate::node::HubState| st.sent.values().filter(|s| !s.probe).count();
     lab.hub
-        .wait_until(lab.deadline(30), |st| sent_count(st) >= total);
-    let ids = lab.sent_ids(None);
+        .wait_until(lab.deadline(30), |st| sent_count(st) >= warmup + total);
+    let ids: Vec<String> = {
+        let all = lab.sent_ids(None);
+        let st = lab.hub.lock();
+        all.into_iter()
+            .filter(|id| st.sent.get(id).is_some_and(|s| s.at >= start))
+            .collect()
+    };
     if lab
         .wait_all_have(&ids, lab.deadline(30 + args.nodes as u64))
         .is_err()
@@ -201,13 +232,18 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
         })
         .collect();
 
+    let mut csv = String::from("msg,sender,receiver,hops,sent_ms,latency_ms\n");
     let (per_node, per_msg, last_full) = {
         let st = lab.hub.lock();
         let mut per_node = Vec::new();
         let mut per_msg = Vec::new();
         let mut last_full: Option<Instant> = None;
-        for id in &ids {
+        for (k, id) in ids.iter().enumerate() {
             let Some(s) = st.sent.get(id) else { continue };
+            let hops = args
+                .deliveries
+                .is_some()
+                .then(|| lab.topo().hops_from(s.node));
             let mut worst = Some(Duration::ZERO);
             for (i, n) in st.nodes.iter().enumerate() {
                 match n.received.get(id) {
@@ -215,6 +251,15 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
                         let lat = r.at.saturating_duration_since(s.at);
                         if i != s.node {
                             per_node.push(lat.as_secs_f64() * 1e3);
+                            if let Some(hops) = &hops {
+                                csv.push_str(&format!(
+                                    "{k},{},{i},{},{:.3},{:.3}\n",
+                                    s.node,
+                                    hops[i],
+                                    s.at.saturating_duration_since(start).as_secs_f64() * 1e3,
+                                    lat.as_secs_f64() * 1e3
+                                ));
+                            }
                         }
                         worst = worst.map(|w| w.max(lat));
                     }
@@ -233,17 +278,7 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
     let window = last_full
         .map(|l| l.saturating_duration_since(start).as_secs_f64())
         .unwrap_or(0.0);
-    let mut paths = Paths::default();
-    for i in 0..lab.n() {
-        match lab.node(i).stats() {
-            Ok(s) => {
-                paths.pushed += s.delivered_pushed;
-                paths.grafted += s.delivered_grafted;
-                paths.synced += s.synced;
-            }
-            Err(_) => paths.unread += 1,
-        }
-    }
+    let paths = paths(&lab).since(&paths0);
     let rss: Vec<u64> = procs.iter().map(|p| p.rss_kib).collect();
     let result = BenchResult {
         nodes: args.nodes,
@@ -251,6 +286,7 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
         topology: name,
         rate: args.rate,
         duration_s: args.duration,
+        warmup_s: args.warmup,
         bandwidth: args.bandwidth.clone(),
         sent: ids.len(),
         fully_delivered: fully,
@@ -271,7 +307,41 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&result)? + "\n")?;
     }
+    if let Some(path) = &args.deliveries {
+        std::fs::write(path, csv)?;
+    }
     Ok(result)
+}
+
+/// Sends `count` messages from random nodes at `rate` a second.
+fn send_at_rate(lab: &mut Lab, rng: &mut StdRng, count: usize, rate: f64) -> Result<()> {
+    let start = Instant::now();
+    for k in 0..count {
+        let due = start + Duration::from_secs_f64(k as f64 / rate);
+        if let Some(d) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        let from = rng.gen_range(0..lab.n());
+        lab.node(from)
+            .send_nowait(LOBBY, &format!("bench #{k} from n{from}"))?;
+    }
+    Ok(())
+}
+
+/// How the deliveries came so far, summed over the nodes' counters.
+fn paths(lab: &Lab) -> Paths {
+    let mut paths = Paths::default();
+    for i in 0..lab.n() {
+        match lab.node(i).stats() {
+            Ok(s) => {
+                paths.pushed += s.delivered_pushed;
+                paths.grafted += s.delivered_grafted;
+                paths.synced += s.synced;
+            }
+            Err(_) => paths.unread += 1,
+        }
+    }
+    paths
 }
 
 /// A short human-readable table.

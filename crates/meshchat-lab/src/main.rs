@@ -77,9 +77,12 @@ enum Cmd {
         /// Messages per second (all senders together).
         #[arg(long, default_value_t = 20.0)]
         rate: f64,
-        /// Seconds of sending.
+        /// Seconds of sending, measured.
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
+        /// Seconds of sending at the same rate before the measured part (0: none).
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
         /// Per-link bandwidth limit, tc syntax (e.g. 1mbit).
         #[arg(long)]
         bandwidth: Option<String>,
@@ -89,6 +92,12 @@ enum Cmd {
         /// Write the result as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Another topology instead of the random graph (as `run`'s, e.g. `line:8`).
+        #[arg(long)]
+        topology: Option<String>,
+        /// Write every delivery as CSV here (message, sender, receiver, hops, sent, latency).
+        #[arg(long)]
+        deliveries: Option<PathBuf>,
     },
     /// Measure file transfer over a line of 4: one hop and three, the relays' CPU per MiB and
     /// memory (issue 20).
@@ -233,9 +242,12 @@ fn real_main(cli: Cli) -> Result<()> {
             degree,
             rate,
             duration,
+            warmup,
             bandwidth,
             seed,
             json,
+            deliveries,
+            topology,
         } => {
             let opts = options(&cli)?;
             let args = bench::BenchArgs {
@@ -243,9 +255,12 @@ fn real_main(cli: Cli) -> Result<()> {
                 degree: *degree,
                 rate: *rate,
                 duration: *duration,
+                warmup: *warmup,
                 bandwidth: bandwidth.clone(),
                 seed: *seed,
                 json: json.clone(),
+                deliveries: deliveries.clone(),
+                topology: topology.clone(),
             };
             let r = bench::run(&args, &opts)?;
             print!("{}", bench::table(&r));

@@ -325,6 +325,22 @@ impl Topology {
             .collect()
     }
 
+    /// Hops from `from` to every host through segments (`usize::MAX`: unreachable).
+    pub fn hops_from(&self, from: usize) -> Vec<usize> {
+        let mut hops = vec![usize::MAX; self.n];
+        let mut queue = std::collections::VecDeque::from([from]);
+        hops[from] = 0;
+        while let Some(i) = queue.pop_front() {
+            for j in self.neighbours(i) {
+                if hops[j] == usize::MAX {
+                    hops[j] = hops[i] + 1;
+                    queue.push_back(j);
+                }
+            }
+        }
+        hops
+    }
+
     /// Whether `a` and `b` share a segment.
     pub fn adjacent(&self, a: usize, b: usize) -> bool {
         a != b

@@ -216,10 +216,13 @@ impl Config {
             sync: meshchat_core::sync::Limits::default(),
             broadcast: meshchat_core::broadcast::Config {
                 // Announcements are most of the trees' frames (a node announces each message to
-                // all its links but one); batching them for 50 ms instead of 20 cut the CPU per
-                // node and message at N = 100, 45 msg/s from ~313 to ~269 µs (BENCHMARKS §1) and
-                // delays only repairs, by 30 ms.
-                ihave_interval: Duration::from_millis(50),
+                // all its links but one), and each frame wakes a neighbour's process. Batching
+                // them for 50 ms instead of 20 cut the CPU per node and message at N = 100,
+                // 45 msg/s from ~313 to ~269 µs (BENCHMARKS §1); 250 ms instead of 50 cut the
+                // CPU per process by a fifth in the 30-process lab at 20 msg/s and the median to
+                // all nodes by as much (BENCHMARKS §2, issue 25). It delays only repairs (a lost
+                // push is grafted ~400 ms after it was sent instead of ~200).
+                ihave_interval: Duration::from_millis(250),
                 ..meshchat_core::broadcast::Config::default()
             },
             authors: meshchat_core::authors::Limits::default(),

@@ -6,7 +6,7 @@
 //! every 20 ms from one node or from random nodes. **The lab's** (issue 25, [`Scenario::lab`]):
 //! a random 4-regular graph (`meshchat-lab bench --degree 4`), one-way latency 0.1..=2 ms plus up
 //! to 0.1 ms of jitter, each node handling its arrivals one at a time (150 µs a `Gossip`: check,
-//! store, relay; 30 µs anything else), the node's timers (announcements every 50 ms, graft after
+//! store, relay; 30 µs anything else), the node's timers (announcements every 250 ms, graft after
 //! 150 ms then every 75 ms), random senders at 20-100 messages a second, the first 2 s left out
 //! as warm-up. Runs settle for 5 s of virtual time. Validation accepts everything (the rejection
 //! rules are tested in `tests.rs`); payloads are shaped as envelopes of their sender, so the
@@ -279,7 +279,7 @@ impl Scenario {
 
     /// The lab's setting (issue 25): random senders at `rate` messages a second for `secs`
     /// seconds (the first 2 s are warm-up), a `degree`-regular graph of LAN links with handling
-    /// times, and the node's timers (announcements every 50 ms).
+    /// times, and the node's timers (announcements every 250 ms).
     fn lab(nodes: usize, degree: usize, rate: u32, secs: u32) -> Self {
         Self {
             interval: Duration::from_secs(1) / rate,
@@ -297,10 +297,10 @@ impl Scenario {
 }
 
 /// The node's configuration of the state machine (`meshchat-node`'s `config.rs`): the defaults
-/// but for announcements every 50 ms.
+/// but for announcements every 250 ms.
 fn node_config() -> Config {
     Config {
-        ihave_interval: ms(50),
+        ihave_interval: ms(250),
         ..Config::default()
     }
 }

@@ -25,9 +25,12 @@ pub fn trees_load(opts: &LabOptions) -> Result<Report> {
         degree: 4,
         rate: 20.0,
         duration: 10.0,
+        warmup: 2.0,
         bandwidth: None,
         seed: 25,
         json: None,
+        deliveries: None,
+        topology: None,
     };
     let r = bench::run(&args, opts)?;
     let p = &r.paths;
