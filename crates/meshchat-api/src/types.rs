@@ -368,6 +368,10 @@ pub struct Stats {
     pub tracker_roster_msgs: u64,
     pub delivered_pushed: u64,
     pub delivered_grafted: u64,
+    /// Hops travelled by the first copies of the messages delivered on the trees, summed (mean
+    /// path length: this over `delivered_pushed + delivered_grafted`). Absent from older nodes.
+    #[serde(default)]
+    pub delivered_hops: u64,
     pub graft_over_budget: u64,
     pub graft_repeats: u64,
     pub ihave_over_rate: u64,

@@ -216,6 +216,9 @@ pub struct Stats {
     /// Of `delivered`: those whose first copy came after this node had grafted the id (the lazy
     /// path: an announcement, then the graft timeout, then a round trip).
     pub delivered_grafted: u64,
+    /// Sum over `delivered` of the hops each first copy travelled (1 from its author's
+    /// neighbour): `delivered_hops / delivered` is the mean path length on the trees.
+    pub delivered_hops: u64,
     /// Messages the application rejected.
     pub rejected: u64,
     /// Messages published here.
@@ -577,6 +580,7 @@ impl<P: Ord + Copy> Broadcast<P> {
             return;
         }
         self.stats.delivered += 1;
+        self.stats.delivered_hops += u64::from(p.hops);
         if p.grafted {
             self.stats.delivered_grafted += 1;
         } else {

@@ -139,6 +139,9 @@ pub struct Paths {
     pub grafted: u64,
     /// Messages taken by history sync.
     pub synced: u64,
+    /// Hops the trees' first copies travelled, summed (`hops / (pushed + grafted)`: the mean
+    /// path length).
+    pub hops: u64,
     /// Nodes whose counters could not be read.
     pub unread: usize,
 }
@@ -153,12 +156,22 @@ impl Paths {
         (self.grafted + self.synced) as f64 / all as f64
     }
 
+    /// Mean hops of the trees' deliveries (0 with none).
+    pub fn mean_hops(&self) -> f64 {
+        let n = self.pushed + self.grafted;
+        if n == 0 {
+            return 0.0;
+        }
+        self.hops as f64 / n as f64
+    }
+
     /// What came after `before` (counters of the same nodes, read earlier).
     fn since(&self, before: &Paths) -> Paths {
         Paths {
             pushed: self.pushed.saturating_sub(before.pushed),
             grafted: self.grafted.saturating_sub(before.grafted),
             synced: self.synced.saturating_sub(before.synced),
+            hops: self.hops.saturating_sub(before.hops),
             unread: self.unread.max(before.unread),
         }
     }
@@ -337,6 +350,7 @@ fn paths(lab: &Lab) -> Paths {
                 paths.pushed += s.delivered_pushed;
                 paths.grafted += s.delivered_grafted;
                 paths.synced += s.synced;
+                paths.hops += s.delivered_hops;
             }
             Err(_) => paths.unread += 1,
         }
@@ -380,7 +394,7 @@ pub fn table(r: &BenchResult) -> String {
         r.rss_max_kib
     ));
     s.push_str(&format!(
-        "  deliveries        {} by eager push, {} after a graft, {} by sync ({:.2} % not pushed{})\n",
+        "  deliveries        {} by eager push, {} after a graft, {} by sync ({:.2} % not pushed{}); {:.2} hops on average\n",
         r.paths.pushed,
         r.paths.grafted,
         r.paths.synced,
@@ -389,7 +403,8 @@ pub fn table(r: &BenchResult) -> String {
             format!("; {} nodes unread", r.paths.unread)
         } else {
             String::new()
-        }
+        },
+        r.paths.mean_hops()
     ));
     s
 }
@@ -397,6 +412,31 @@ pub fn table(r: &BenchResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_since_and_mean_hops() {
+        let before = Paths {
+            pushed: 10,
+            grafted: 1,
+            synced: 2,
+            hops: 40,
+            unread: 0,
+        };
+        let after = Paths {
+            pushed: 40,
+            grafted: 1,
+            synced: 2,
+            hops: 100,
+            unread: 1,
+        };
+        let d = after.since(&before);
+        assert_eq!(
+            (d.pushed, d.grafted, d.synced, d.hops, d.unread),
+            (30, 0, 0, 60, 1)
+        );
+        assert_eq!(d.mean_hops(), 2.0);
+        assert_eq!(Paths::default().mean_hops(), 0.0);
+    }
 
     #[test]
     fn percentiles() {

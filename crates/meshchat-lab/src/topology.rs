@@ -444,6 +444,14 @@ mod tests {
     }
 
     #[test]
+    fn hops_from_a_host() {
+        assert_eq!(Topology::line(4).hops_from(1), vec![1, 0, 1, 2]);
+        assert_eq!(Topology::ring(6).hops_from(0), vec![0, 1, 2, 3, 2, 1]);
+        let two = Topology::parse("edges:3:0-1").unwrap();
+        assert_eq!(two.hops_from(0), vec![0, 1, usize::MAX]);
+    }
+
+    #[test]
     fn random_is_regular_connected_and_seeded() {
         for (n, d) in [(12, 3), (10, 4), (30, 4), (50, 4), (7, 3), (2, 1)] {
             for seed in 0..5 {

@@ -258,6 +258,7 @@ pub fn stats(s: &Stats) -> api::Stats {
         // What the trees and the transport refused a neighbour (issue 24).
         delivered_pushed: s.trees.delivered_pushed,
         delivered_grafted: s.trees.delivered_grafted,
+        delivered_hops: s.trees.delivered_hops,
         graft_over_budget: s.trees.graft_over_budget,
         graft_repeats: s.trees.graft_repeats,
         ihave_over_rate: s.trees.ihave_over_rate,
@@ -645,6 +646,7 @@ mod tests {
             &mut s.nat.circuits_served,
             &mut s.nat.circuits_refused,
             &mut s.nat.relayed_closed,
+            &mut s.trees.delivered_hops,
         ] {
             *c = next();
         }
@@ -655,7 +657,7 @@ mod tests {
         s.private_refused.insert("not_admin", 1);
         assert_eq!(
             api::Event::Stats(Box::new(stats(&s))).to_line(),
-            r#"{"accepted":1,"blocked_peers":7,"broadcast_dropped":12,"broken_links":9,"copies_received":6,"delivered_grafted":46,"delivered_pushed":45,"dm_cannot_open":32,"dm_custody_held":28,"dm_custody_taken":30,"dm_delivered":26,"dm_flooded_relayed":25,"dm_forged_receipts":31,"dm_forwarded":27,"dm_frames_sent":24,"dm_own_held":29,"dm_refused":142,"dm_replays":33,"duplicates":3,"event":"stats","evicted_peers":11,"file_bytes_received":72,"file_bytes_relayed":73,"file_bytes_sent":71,"file_frames_dropped":74,"file_pieces_bad":75,"graft_over_budget":47,"graft_repeats":48,"handshakes_evicted":51,"handshakes_refused":52,"ihave_over_rate":49,"missing_peer_full":50,"nat":{"circuits_refused":82,"circuits_served":81,"hole_punch_failures":78,"hole_punches":77,"relayed_closed":83,"reservations_refused":80,"reservations_served":79},"private_opened":76,"private_refused":{"not_admin":1},"profiles_taken":23,"published":5,"rejected":{"bad_signature":1,"over_rate":2},"relayed_unknown":8,"route_refused":22,"routes":21,"routing_from_strangers":38,"silent_links":10,"store_failures":13,"stored":4,"sync_bytes_received":19,"sync_bytes_sent":18,"sync_envelopes_received":16,"sync_offers_sent":17,"sync_rounds":15,"sync_strikes":20,"synced":14,"tracker":{"elections":53,"flooded":57,"forged":60,"known_full":68,"outranked":59,"reachable_full":69,"registrations":62,"registrations_refused":63,"roster_cut":67,"roster_full":66,"roster_queries":64,"roster_resent":65,"sent":56,"stale":58,"stepped_down":55,"suspected":61,"unexpected":70,"won":54},"tracker_checked":41,"tracker_dropped":39,"tracker_election_msgs":43,"tracker_heartbeats":42,"tracker_roster_msgs":44,"tracker_unroutable":40,"verified":2}"#
+            r#"{"accepted":1,"blocked_peers":7,"broadcast_dropped":12,"broken_links":9,"copies_received":6,"delivered_grafted":46,"delivered_hops":84,"delivered_pushed":45,"dm_cannot_open":32,"dm_custody_held":28,"dm_custody_taken":30,"dm_delivered":26,"dm_flooded_relayed":25,"dm_forged_receipts":31,"dm_forwarded":27,"dm_frames_sent":24,"dm_own_held":29,"dm_refused":142,"dm_replays":33,"duplicates":3,"event":"stats","evicted_peers":11,"file_bytes_received":72,"file_bytes_relayed":73,"file_bytes_sent":71,"file_frames_dropped":74,"file_pieces_bad":75,"graft_over_budget":47,"graft_repeats":48,"handshakes_evicted":51,"handshakes_refused":52,"ihave_over_rate":49,"missing_peer_full":50,"nat":{"circuits_refused":82,"circuits_served":81,"hole_punch_failures":78,"hole_punches":77,"relayed_closed":83,"reservations_refused":80,"reservations_served":79},"private_opened":76,"private_refused":{"not_admin":1},"profiles_taken":23,"published":5,"rejected":{"bad_signature":1,"over_rate":2},"relayed_unknown":8,"route_refused":22,"routes":21,"routing_from_strangers":38,"silent_links":10,"store_failures":13,"stored":4,"sync_bytes_received":19,"sync_bytes_sent":18,"sync_envelopes_received":16,"sync_offers_sent":17,"sync_rounds":15,"sync_strikes":20,"synced":14,"tracker":{"elections":53,"flooded":57,"forged":60,"known_full":68,"outranked":59,"reachable_full":69,"registrations":62,"registrations_refused":63,"roster_cut":67,"roster_full":66,"roster_queries":64,"roster_resent":65,"sent":56,"stale":58,"stepped_down":55,"suspected":61,"unexpected":70,"won":54},"tracker_checked":41,"tracker_dropped":39,"tracker_election_msgs":43,"tracker_heartbeats":42,"tracker_roster_msgs":44,"tracker_unroutable":40,"verified":2}"#
         );
     }
 }

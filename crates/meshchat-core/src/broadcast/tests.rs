@@ -576,6 +576,8 @@ fn a_lost_push_is_grafted_from_the_eager_announcer_first() {
     receive(&mut b, 3, &msg(2), 2, t0 + ms(230));
     let st = b.stats();
     assert_eq!((st.delivered_pushed, st.delivered_grafted), (1, 1));
+    // Both were sent at 2 hops from their author, so each came 3.
+    assert_eq!(st.delivered_hops, 6);
 }
 
 #[test]
