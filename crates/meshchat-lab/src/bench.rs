@@ -1,5 +1,6 @@
-//! `meshchat-lab bench`: N real nodes on a random graph of degree D, messages from random senders
-//! at a fixed total rate, measuring
+//! `meshchat-lab bench`: N real nodes on a random graph of degree D (or any lab topology),
+//! messages from random senders at a fixed total rate, after a warm-up at that rate that is not
+//! measured (the trees form and the nodes finish starting up), measuring
 //! - delivery latency: event arrival at the lab minus the time the `send` command was written
 //!   (one machine, one clock), per (message, receiving node) and per message until the last node;
 //! - sustained throughput: messages shown on every node per second of sending;
@@ -201,7 +202,7 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
             "warm-up: {warmup} messages at {}/s, not measured",
             args.rate
         ));
-        send_at_rate(&mut lab, &mut rng, warmup, args.rate)?;
+        send_at_rate(&mut lab, &mut rng, warmup, args.rate, "warm-up")?;
     }
     let cpu0: Vec<f64> = pids
         .iter()
@@ -212,7 +213,7 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
     let total = (args.rate * args.duration).round().max(1.0) as usize;
     let start = Instant::now();
     lab.log(format!("sending {total} messages at {}/s", args.rate));
-    send_at_rate(&mut lab, &mut rng, total, args.rate)?;
+    send_at_rate(&mut lab, &mut rng, total, args.rate, "bench")?;
     // Wait for the ids of all sends, then for delivery (bounded; stragglers count as missing).
     let sent_count = |st: &crate::node::HubState| st.sent.values().filter(|s| !s.probe).count();
     lab.hub
@@ -326,8 +327,15 @@ pub fn run(args: &BenchArgs, opts: &LabOptions) -> Result<BenchResult> {
     Ok(result)
 }
 
-/// Sends `count` messages from random nodes at `rate` a second.
-fn send_at_rate(lab: &mut Lab, rng: &mut StdRng, count: usize, rate: f64) -> Result<()> {
+/// Sends `count` messages from random nodes at `rate` a second, their texts starting with
+/// `label`.
+fn send_at_rate(
+    lab: &mut Lab,
+    rng: &mut StdRng,
+    count: usize,
+    rate: f64,
+    label: &str,
+) -> Result<()> {
     let start = Instant::now();
     for k in 0..count {
         let due = start + Duration::from_secs_f64(k as f64 / rate);
@@ -336,7 +344,7 @@ fn send_at_rate(lab: &mut Lab, rng: &mut StdRng, count: usize, rate: f64) -> Res
         }
         let from = rng.gen_range(0..lab.n());
         lab.node(from)
-            .send_nowait(LOBBY, &format!("bench #{k} from n{from}"))?;
+            .send_nowait(LOBBY, &format!("{label} #{k} from n{from}"))?;
     }
     Ok(())
 }
