@@ -13,7 +13,8 @@
 //! - A node that gets a message it already has answers the sender with `Prune`; both ends make
 //!   the link lazy. Duplicates only arrive over cycles of eager links, so pruning breaks the
 //!   cycles until the eager links form a spanning tree; the lazy links are the repair paths.
-//!   Only duplicates of one sender's messages prune (the **anchor**, see below).
+//!   Eager and lazy are kept **per origin** (see below): each sender that speaks again gets a
+//!   tree of its own, and a `Prune` names the tree it is about.
 //! - A node that hears of a message by `IHave` and does not get it within
 //!   [`Config::graft_timeout`] sends `Graft` (make the link eager, and send me these ids) to an
 //!   announcer, then to the next one every [`Config::graft_retry`]. That repairs the tree after a
@@ -25,12 +26,28 @@
 //!
 //! Membership is the connection graph itself ([`Input::NeighborUp`] and [`Input::NeighborDown`]), not
 //! an overlay such as HyParView: in a physical mesh a node reaches only some peers, and the
-//! node's connection management already decides which. One tree serves every sender: an acyclic
-//! connected set of eager links is a spanning tree from any node.
+//! node's connection management already decides which.
 //!
 //! # Choices beyond the paper
 //!
-//! - **One sender shapes the tree: the anchor** (issue 25, `broadcast/anchor.rs`). In the paper's
+//! - **A tree per origin** ([`Trees::PerOrigin`], issue 25's fourth round), as riak_core's
+//!   Plumtree keeps one per root. One tree serves every sender (an acyclic connected set of eager
+//!   links is a spanning tree from any node), but not well: it is shaped by one sender's
+//!   messages (the anchor, below), and a message from anyone else runs along that sender's
+//!   paths, 5.2 hops on average where the graph's mean distance is 2.4 in the lab's 30-node mesh.
+//!   So each origin (the envelope's author) that speaks a second time gets its own eager/lazy
+//!   sets: its second message floods (every link starts eager in a new tree), its duplicates
+//!   prune their links for that origin only (`Prune` carries the origin), and its later
+//!   messages run on the tree its fastest copies drew, near its shortest paths. Messages from
+//!   different senders never split each other's trees: a duplicate of one origin's message
+//!   says nothing about another's. A sender's first message, the anchor's messages and those
+//!   with no readable origin run on one **shared tree**, shaped as below: a flood per origin
+//!   would cost more than the tree saves for senders that speak once. A graft makes its link
+//!   eager in the tree of each id it names; a `Push` asks a neighbour to push one tree (a node
+//!   whose last eager link of a tree, or its parent in a per-origin tree, left). At most
+//!   [`Config::max_trees`] are kept (~200 bytes each), those not started first forgotten, then
+//!   the least recently used. Measured in `broadcast/simulation.rs` and BENCHMARKS §2.
+//! - **The shared tree is shaped by one sender: the anchor** (issue 25, `broadcast/anchor.rs`). In the paper's
 //!   rule every duplicate prunes. Messages from different senders in flight at once meet at
 //!   different points of the same cycle and each prunes a link of it; the tree splits, the nodes
 //!   cut off graft the next messages (the lazy path: announcement batch, graft timeout, round trip,
@@ -66,8 +83,9 @@
 //!   When every announcer of a missing message is gone (crashed before it answered), the graft goes
 //!   to the remaining neighbours in turn: one of them may hold it and its own announcement may have
 //!   been lost.
-//! - **A node keeps an eager link**: when its last one closes, it grafts a lazy one at once
-//!   rather than waiting for a miss (over a lazy link one lost announcement loses the message).
+//! - **A node keeps an eager link in each tree**: when its last one closes (or, in a per-origin
+//!   tree, its parent's), it asks a lazy one to push that tree (`Push`) at once rather than
+//!   waiting for a miss (over a lazy link one lost announcement loses the message).
 //! - Hop counts sit in the frame, outside the envelope's signature: the envelope is relayed
 //!   byte for byte.
 //!
@@ -86,7 +104,8 @@
 //! [`Config::max_cached`] payloads and [`Config::max_cached_bytes`] bytes kept for
 //! [`Config::cache_ttl`] to answer grafts; [`Config::max_pending`] messages awaiting validation;
 //! [`Config::max_missing`] missing ids with at most [`Config::max_sources`] announcers each;
-//! [`Config::max_anchor_candidates`] origin keys for the anchor (a handful in practice).
+//! [`Config::max_anchor_candidates`] origin keys for the anchor (a handful in practice);
+//! [`Config::max_trees`] per-origin trees, each with at most one entry per neighbour.
 //! When a table is full, new entries are refused and counted in [`Stats`] (a message refused this
 //! way is left to a later announcement, or to history sync, the backstop for anything the tree
 //! misses). Frames are bounded by [`wire`].
@@ -101,7 +120,7 @@
 //! into the mesh at several points at once (as any author can) splits the tree into the parts
 //! each copy reached first, which grafts repair: the lazy path, not a loss.
 //!
-//! # Wire format (`/meshchat/broadcast/1`)
+//! # Wire format (`/meshchat/broadcast/2`)
 //!
 //! A frame is at most [`wire::MAX_FRAME_LEN`] bytes and holds 1..=[`wire::MAX_MESSAGES`]
 //! messages. Integers are big-endian.
@@ -111,14 +130,19 @@
 //! message = 0x01 Gossip | id [32] | hops u16 | len u32 | payload [len]   (len <= MAX_ENVELOPE_LEN)
 //!         | 0x02 IHave  | count u16 (1..=512) | (id [32] | hops u16) * count
 //!         | 0x03 Graft  | count u16 (0..=512) | id [32] * count
-//!         | 0x04 Prune
+//!         | 0x04 Prune  | tree
+//!         | 0x05 Push   | tree
+//! tree    = 0x00                      (the shared tree)
+//!         | 0x01 | origin [32]        (the tree of that envelope author)
 //! ```
 //!
 //! `hops` is the sender's own hop count for the message: 0 at its author, and a receiver's count
 //! is the sender's plus one. `payload` is an envelope (`crate::envelope`) and `id` its
-//! [`MessageId`]. A Graft with no ids only asks the receiver to push from now on. Example, a frame
-//! with a Gossip of id `ab..ab`, hops 258 and payload `hey`, then a Prune:
-//! `02 | 01 ab*32 0102 00000003 686579 | 04`.
+//! [`MessageId`]. A Graft makes the link eager in the trees of the ids it names; with no ids, in
+//! every tree. Prune and Push name one tree; a node that keeps one tree only ([`Trees::Shared`],
+//! [`Trees::Anchor`]) reads them as about it. Example, a frame with a Gossip of id `ab..ab`, hops
+//! 258 and payload `hey`, then a Prune of the shared tree: `02 | 01 ab*32 0102 00000003 686579
+//! | 04 00`. Version 1 (before per-origin trees) had `Prune` with no tree and no `Push`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -132,8 +156,8 @@ mod config;
 pub mod wire;
 
 use anchor::Anchor;
-pub use config::Config;
-pub use wire::{Message, Payload};
+pub use config::{Config, Trees};
+pub use wire::{Message, Payload, Tree};
 
 /// The origin of a message, for the anchor: the author key of a version-1 envelope (the node
 /// checked its signature before the message was accepted). `None` for any other payload (a
@@ -206,7 +230,7 @@ pub struct Stats {
     /// `Gossip` messages received for an id already seen.
     pub duplicates: u64,
     /// Of `duplicates`: those that did not prune their link, not being the anchor's
-    /// ([`Config::anchor_window`]).
+    /// ([`Trees::Anchor`]).
     pub duplicates_kept: u64,
     /// Messages delivered (validated, first time seen).
     pub delivered: u64,
@@ -243,7 +267,8 @@ pub struct Stats {
     pub missing_full: u64,
     /// First copies refused because too many messages awaited validation (left to repair).
     pub pending_full: u64,
-    /// Lazy links grafted because the last eager one closed.
+    /// Trees asked of a lazy link (`Push`) because their last eager link closed, or their
+    /// parent's (per-origin trees).
     pub reconnects: u64,
     /// Neighbours refused because [`Config::max_peers`] were connected.
     pub peers_full: u64,
@@ -259,15 +284,30 @@ pub struct Stats {
     /// Announcements refused because the announcer held [`Config::max_missing_per_peer`]
     /// missing ids already.
     pub missing_peer_full: u64,
+    /// Per-origin trees forgotten because [`Config::max_trees`] were kept.
+    pub trees_forgotten: u64,
 }
 
 /// A neighbour.
 #[derive(Debug)]
 struct Peer {
-    /// Push messages to it (else announce them).
-    eager: bool,
     /// Announcements not sent yet: `(id, our hop count)`.
     ihave: Vec<(MessageId, u16)>,
+}
+
+/// A per-origin tree ([`Trees::PerOrigin`]).
+#[derive(Debug)]
+struct OriginTree<P> {
+    /// The neighbours this origin's messages are announced to, not pushed to (every other is
+    /// eager for it: a link starts eager in every tree).
+    lazy: Vec<P>,
+    /// When this origin's last message was relayed; the oldest tree is forgotten first.
+    used: Instant,
+    /// Whether its messages run on it: from the origin's second message on (its first runs on
+    /// the shared tree). Trees not in use yet are forgotten first.
+    active: bool,
+    /// The neighbour its last message came from first (none: not known, or published here).
+    parent: Option<P>,
 }
 
 /// A payload kept to answer grafts.
@@ -278,6 +318,8 @@ struct Cached<P> {
     hops: u16,
     /// The neighbour it came from (none: published here); for the tree optimisation.
     from: Option<P>,
+    /// The tree it ran on here.
+    tree: Tree,
     /// Neighbours whose graft of it was answered or refused for the budget, and when. At most
     /// one entry per neighbour.
     answered: Vec<Answer<P>>,
@@ -345,7 +387,12 @@ pub struct Broadcast<P> {
     graft_budget: Buckets<P>,
     /// Per neighbour: ids it may still announce.
     ihave_budget: Buckets<P>,
-    /// The sender whose duplicates prune (see `broadcast/anchor.rs`).
+    /// The lazy neighbours of the tree of messages with no origin, which is the only tree
+    /// unless [`Trees::PerOrigin`].
+    shared_lazy: Vec<P>,
+    /// The per-origin trees ([`Trees::PerOrigin`]), at most [`Config::max_trees`].
+    trees: HashMap<[u8; 32], OriginTree<P>>,
+    /// The sender whose duplicates prune, with [`Trees::Anchor`] (see `broadcast/anchor.rs`).
     anchor: Anchor<[u8; 32]>,
     /// When the queued announcements are due.
     flush_at: Option<Instant>,
@@ -373,8 +420,13 @@ impl<P: Ord + Copy> Broadcast<P> {
             missing_owned: BTreeMap::new(),
             graft_budget: Buckets::new(config.graft_bytes, config.max_peers),
             ihave_budget: Buckets::new(config.ihave_entries, config.max_peers),
+            shared_lazy: Vec::new(),
+            trees: HashMap::new(),
             anchor: Anchor::new(
-                config.anchor_window.unwrap_or(Duration::ZERO),
+                match config.trees {
+                    Trees::Anchor(window) | Trees::PerOrigin(window) => window,
+                    Trees::Shared => Duration::ZERO,
+                },
                 config.max_anchor_candidates,
             ),
             flush_at: None,
@@ -392,14 +444,27 @@ impl<P: Ord + Copy> Broadcast<P> {
         &self.stats
     }
 
-    /// The neighbours messages are pushed to.
+    /// The neighbours messages with no origin are pushed to (with one shared tree: every
+    /// message).
     pub fn eager_peers(&self) -> impl Iterator<Item = P> + '_ {
-        self.peers.iter().filter(|(_, p)| p.eager).map(|(k, _)| *k)
+        self.eager_peers_of(None)
     }
 
-    /// The neighbours messages are announced to.
+    /// The neighbours messages with no origin are announced to.
     pub fn lazy_peers(&self) -> impl Iterator<Item = P> + '_ {
-        self.peers.iter().filter(|(_, p)| !p.eager).map(|(k, _)| *k)
+        let lazy = self.lazy_of(&None);
+        self.peers.keys().filter(|p| lazy.contains(p)).copied()
+    }
+
+    /// The neighbours the messages of `tree` are pushed to.
+    pub fn eager_peers_of(&self, tree: Tree) -> impl Iterator<Item = P> + '_ {
+        let lazy = self.lazy_of(&tree);
+        self.peers.keys().filter(|p| !lazy.contains(p)).copied()
+    }
+
+    /// Per-origin trees kept.
+    pub fn tree_count(&self) -> usize {
+        self.trees.len()
     }
 
     /// Whether `id` was received (validated or being checked) or published, and not forgotten.
@@ -446,7 +511,15 @@ impl<P: Ord + Copy> Broadcast<P> {
                         }
                         Message::IHave(entries) => self.on_ihave(from, entries, now),
                         Message::Graft(ids) => self.on_graft(from, ids, now),
-                        Message::Prune => self.set_eager(from, false),
+                        Message::Prune(tree) => {
+                            // A node keeping one tree reads every prune as about it.
+                            let tree = tree.filter(|_| self.per_origin());
+                            self.set_eager(from, tree, false)
+                        }
+                        Message::Push(tree) => {
+                            let tree = tree.filter(|_| self.per_origin());
+                            self.set_eager(from, tree, true)
+                        }
                     }
                 }
             }
@@ -466,55 +539,161 @@ impl<P: Ord + Copy> Broadcast<P> {
 
     fn on_up(&mut self, p: P) {
         if self.peers.contains_key(&p) {
-            self.set_eager(p, true);
+            self.set_eager_everywhere(p);
             return;
         }
         if self.peers.len() >= self.config.max_peers {
             self.stats.peers_full += 1;
             return;
         }
-        self.peers.insert(
-            p,
-            Peer {
-                eager: true,
-                ihave: Vec::new(),
-            },
-        );
+        // Eager in every tree: it is in no lazy list (`on_down` took it out of them).
+        self.peers.insert(p, Peer { ihave: Vec::new() });
     }
 
     fn on_down(&mut self, p: P) {
         // Its queued announcements go with it; missing entries skip it when grafting.
-        let Some(gone) = self.peers.remove(&p) else {
+        if self.peers.remove(&p).is_none() {
             return;
-        };
-        // A node whose last eager link closed would hear of every message by one announcement
-        // per link until a miss repaired the tree, and a lost announcement is never repeated:
-        // graft a lazy link at once.
-        if gone.eager && !self.peers.values().any(|q| q.eager) {
-            if let Some(&q) = self.peers.keys().next() {
-                self.set_eager(q, true);
-                self.stats.reconnects += 1;
-                self.send(q, Message::Graft(Vec::new()));
+        }
+        // A node whose last eager link of a tree closed would hear of that tree's messages by
+        // one announcement per link until a miss repaired it, and a lost announcement is never
+        // repeated: ask a lazy link to push that tree at once. So does a node whose parent in
+        // a per-origin tree left (it still has eager links, its children): with a tree per
+        // sender, one departure would otherwise leave many trees to the lazy path at once.
+        let peers = &self.peers;
+        let orphaned = |lazy: &[P]| !lazy.contains(&p) && peers.keys().all(|q| lazy.contains(q));
+        let mut repair: Vec<Tree> = Vec::new();
+        if orphaned(&self.shared_lazy) {
+            repair.push(None);
+        }
+        for (k, t) in &self.trees {
+            if t.active && (t.parent == Some(p) || orphaned(&t.lazy)) {
+                repair.push(Some(*k));
             }
+        }
+        self.shared_lazy.retain(|q| *q != p);
+        for t in self.trees.values_mut() {
+            t.lazy.retain(|q| *q != p);
+            if t.parent == Some(p) {
+                t.parent = None;
+            }
+        }
+        for tree in repair {
+            let lazy = self.lazy_of(&tree);
+            let Some(&q) = lazy.first().or_else(|| self.peers.keys().next()) else {
+                continue;
+            };
+            self.set_eager(q, tree, true);
+            self.stats.reconnects += 1;
+            self.send(q, Message::Push(tree));
         }
     }
 
-    fn set_eager(&mut self, p: P, eager: bool) {
-        if let Some(peer) = self.peers.get_mut(&p) {
-            peer.eager = eager;
+    fn per_origin(&self) -> bool {
+        matches!(self.config.trees, Trees::PerOrigin(_))
+    }
+
+    /// The lazy neighbours of `tree` (none for a tree not kept: every link starts eager).
+    fn lazy_of(&self, tree: &Tree) -> &[P] {
+        match tree {
+            None => &self.shared_lazy,
+            Some(key) => self.trees.get(key).map_or(&[], |t| &t.lazy),
         }
+    }
+
+    /// Decides which tree a message accepted or published here runs on, and notes its origin
+    /// (for the anchor, and for the per-origin trees): with [`Trees::PerOrigin`], the tree of
+    /// its origin if that origin was heard before and is not the anchor, else the shared tree.
+    fn choose_tree(&mut self, payload: &[u8], now: Instant) -> Tree {
+        let key = origin(payload)?;
+        if self.config.trees != Trees::Shared {
+            self.anchor.heard(key, now);
+        }
+        if !self.per_origin() || self.anchor.is_anchor(Some(key)) {
+            return None;
+        }
+        if let Some(t) = self.trees.get_mut(&key) {
+            t.used = now;
+            t.active = true;
+            return Some(key);
+        }
+        // A sender's first message (that this node knows of) runs on the shared tree: a new
+        // tree floods its first message, which pays only for senders that speak again.
+        if self.trees.len() >= self.config.max_trees {
+            let oldest = self
+                .trees
+                .iter()
+                .min_by_key(|(_, t)| (t.active, t.used))
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.trees.remove(&k);
+                self.stats.trees_forgotten += 1;
+            }
+        }
+        self.trees.insert(
+            key,
+            OriginTree {
+                lazy: Vec::new(),
+                used: now,
+                active: false,
+                parent: None,
+            },
+        );
+        None
+    }
+
+    /// The tree in which a duplicate of a message of `tree` prunes its link, if it does: always
+    /// in a per-origin tree and with [`Trees::Shared`]; in the shared tree of [`Trees::Anchor`]
+    /// and [`Trees::PerOrigin`], only the anchor's messages.
+    fn pruned_tree(&self, tree: Tree, payload: &[u8]) -> Option<Tree> {
+        match (tree, self.config.trees) {
+            (Some(_), _) | (None, Trees::Shared) => Some(tree),
+            (None, _) => self.anchor.is_anchor(origin(payload)).then_some(None),
+        }
+    }
+
+    /// Makes the link to `p` eager or lazy in `tree` (a tree not kept is left alone: its links
+    /// are all eager).
+    fn set_eager(&mut self, p: P, tree: Tree, eager: bool) {
+        if !self.peers.contains_key(&p) {
+            return;
+        }
+        let lazy = match tree {
+            None => &mut self.shared_lazy,
+            Some(key) => match self.trees.get_mut(&key) {
+                Some(t) => &mut t.lazy,
+                None => return,
+            },
+        };
+        if eager {
+            lazy.retain(|q| *q != p);
+        } else if !lazy.contains(&p) {
+            lazy.push(p);
+        }
+    }
+
+    /// Makes the link to `p` eager in every tree.
+    fn set_eager_everywhere(&mut self, p: P) {
+        self.shared_lazy.retain(|q| *q != p);
+        for t in self.trees.values_mut() {
+            t.lazy.retain(|q| *q != p);
+        }
+    }
+
+    fn is_eager(&self, p: &P, tree: &Tree) -> bool {
+        self.peers.contains_key(p) && !self.lazy_of(tree).contains(p)
     }
 
     fn send(&mut self, to: P, message: Message) {
         self.out.push_back(Output::Send { to, message });
     }
 
-    /// Makes the link to `p` lazy on both ends.
-    fn prune(&mut self, p: P) {
+    /// Makes the link to `p` lazy in `tree` on both ends.
+    fn prune(&mut self, p: P, tree: Tree) {
         if self.peers.contains_key(&p) {
-            self.set_eager(p, false);
+            self.set_eager(p, tree, false);
             self.stats.prunes_sent += 1;
-            self.send(p, Message::Prune);
+            self.send(p, Message::Prune(tree));
         }
     }
 
@@ -531,10 +710,16 @@ impl<P: Ord + Copy> Broadcast<P> {
             return;
         }
         if self.seen.contains(&id) {
-            // A second copy: it came over a cycle of eager links; cut this one.
+            // A second copy: it came over a cycle of eager links; cut this one, in the tree the
+            // accepted copy ran on (this copy's payload was not checked; one no longer cached
+            // is taken for a message with no origin on the shared tree).
             self.stats.duplicates += 1;
-            if self.prunes(&id) {
-                self.prune(from);
+            let prune = match self.cache.get(&id) {
+                Some(c) => self.pruned_tree(c.tree, &c.payload),
+                None => self.pruned_tree(None, &[]),
+            };
+            if let Some(tree) = prune {
+                self.prune(from, tree);
             } else {
                 self.stats.duplicates_kept += 1;
             }
@@ -592,17 +777,20 @@ impl<P: Ord + Copy> Broadcast<P> {
             hops: p.hops,
         });
         // The first copy's link is part of the tree; the others' links close cycles.
-        self.set_eager(p.from, true);
-        self.cache_insert(id, p.payload.clone(), p.hops, Some(p.from), now);
-        self.heard(&p.payload, now);
-        if self.prunes(&id) {
+        let tree = self.choose_tree(&p.payload, now);
+        self.set_eager(p.from, tree, true);
+        if let Some(t) = tree.and_then(|k| self.trees.get_mut(&k)) {
+            t.parent = Some(p.from);
+        }
+        self.cache_insert(id, p.payload.clone(), p.hops, Some(p.from), tree, now);
+        if let Some(pruned) = self.pruned_tree(tree, &p.payload) {
             for &o in &p.others {
-                self.prune(o);
+                self.prune(o, pruned);
             }
         } else {
             self.stats.duplicates_kept += p.others.len() as u64;
         }
-        self.relay(id, &p.payload, p.hops, Some(p.from), now);
+        self.relay(id, &p.payload, p.hops, Some(p.from), tree, now);
     }
 
     fn on_publish(&mut self, id: MessageId, payload: Payload, now: Instant) {
@@ -612,22 +800,9 @@ impl<P: Ord + Copy> Broadcast<P> {
         self.stats.published += 1;
         self.seen.insert(id, now);
         self.remove_missing(&id);
-        self.cache_insert(id, payload.clone(), 0, None, now);
-        self.heard(&payload, now);
-        self.relay(id, &payload, 0, None, now);
-    }
-
-    /// Notes the origin of an accepted message, for the anchor.
-    fn heard(&mut self, payload: &[u8], now: Instant) {
-        if let Some(o) = origin(payload) {
-            self.anchor.heard(o, now);
-        }
-    }
-
-    /// Whether a duplicate of `id` prunes the link it came by: with [`Config::anchor_window`],
-    /// only if `id` is the anchor's message.
-    fn prunes(&self, id: &MessageId) -> bool {
-        self.config.anchor_window.is_none() || self.is_anchors(id)
+        let tree = self.choose_tree(&payload, now);
+        self.cache_insert(id, payload.clone(), 0, None, tree, now);
+        self.relay(id, &payload, 0, None, tree, now);
     }
 
     /// Whether `id` is the anchor's message (an id no longer cached has no known origin).
@@ -643,15 +818,21 @@ impl<P: Ord + Copy> Broadcast<P> {
         payload: &Payload,
         hops: u16,
         except: Option<P>,
+        tree: Tree,
         now: Instant,
     ) {
         let announce_to_eager = self.config.announce_to_eager;
+        let lazy = match &tree {
+            None => &self.shared_lazy,
+            Some(key) => self.trees.get(key).map_or(&[][..], |t| &t.lazy),
+        };
         let mut full = Vec::new();
         for (p, peer) in self.peers.iter_mut() {
             if Some(*p) == except {
                 continue;
             }
-            if peer.eager {
+            let eager = !lazy.contains(p);
+            if eager {
                 self.stats.gossip_sent += 1;
                 self.out.push_back(Output::Send {
                     to: *p,
@@ -662,7 +843,7 @@ impl<P: Ord + Copy> Broadcast<P> {
                     },
                 });
             }
-            if !peer.eager || announce_to_eager {
+            if !eager || announce_to_eager {
                 peer.ihave.push((id, hops));
                 if peer.ihave.len() >= self.config.max_ihave_batch {
                     full.push(*p);
@@ -712,7 +893,7 @@ impl<P: Ord + Copy> Broadcast<P> {
         let Some(threshold) = self.config.optimize_threshold else {
             return;
         };
-        if self.config.anchor_window.is_some() && !self.is_anchors(id) {
+        if matches!(self.config.trees, Trees::Anchor(_)) && !self.is_anchors(id) {
             // Hop counts from different senders disagree on which path is shorter.
             return;
         }
@@ -726,16 +907,15 @@ impl<P: Ord + Copy> Broadcast<P> {
         if parent == q || c.hops < via_q.saturating_add(threshold) {
             return;
         }
-        let lazy_q = self.peers.get(&q).is_some_and(|p| !p.eager);
-        let eager_parent = self.peers.get(&parent).is_some_and(|p| p.eager);
-        if !(lazy_q && eager_parent) {
+        let lazy_q = self.peers.contains_key(&q) && !self.is_eager(&q, &None);
+        if !(lazy_q && self.is_eager(&parent, &None)) {
             return;
         }
         self.stats.optimisations += 1;
-        self.set_eager(q, true);
+        self.set_eager(q, None, true);
         self.send(q, Message::Graft(Vec::new()));
-        self.set_eager(parent, false);
-        self.send(parent, Message::Prune);
+        self.set_eager(parent, None, false);
+        self.send(parent, Message::Prune(None));
     }
 
     fn add_missing(&mut self, from: P, id: MessageId, hops: u16, now: Instant) {
@@ -797,15 +977,27 @@ impl<P: Ord + Copy> Broadcast<P> {
     /// budget is not answered, and makes the Graft one offence unless it was refused to that
     /// neighbour within [`Config::graft_refusal_window`] already (an honest retry).
     fn on_graft(&mut self, from: P, ids: Vec<MessageId>, now: Instant) {
-        self.set_eager(from, true);
+        // With per-origin trees, the link becomes eager in the trees of the ids it asks for
+        // (below); a Graft with no ids, or one to a node keeping one tree, makes it eager in
+        // every tree.
+        if ids.is_empty() || !self.per_origin() {
+            self.set_eager_everywhere(from);
+        }
         let (answer_window, refusal_window) = (
             self.config.graft_answer_window,
             self.config.graft_refusal_window,
         );
         let mut offence = false;
         for id in ids {
+            let tree = match self.cache.get(&id) {
+                Some(c) => c.tree,
+                None => {
+                    self.stats.graft_misses += 1;
+                    continue;
+                }
+            };
+            self.set_eager(from, tree, true);
             let Some(c) = self.cache.get_mut(&id) else {
-                self.stats.graft_misses += 1;
                 continue;
             };
             let mut refused_before = false;
@@ -861,6 +1053,7 @@ impl<P: Ord + Copy> Broadcast<P> {
             }
         }
         let mut grafts: BTreeMap<P, Vec<MessageId>> = BTreeMap::new();
+        let per_origin = self.per_origin();
         while let Some(&(t, id)) = self.deadlines.first() {
             if t > now {
                 break;
@@ -876,12 +1069,18 @@ impl<P: Ord + Copy> Broadcast<P> {
                 self.stats.given_up += 1;
                 continue;
             }
-            let peers = &self.peers;
+            let (peers, shared_lazy) = (&self.peers, &self.shared_lazy);
             let n = m.sources.len();
-            // First ask an announcer whose link is eager, if any: its push was lost (it
-            // announces after pushing, and links keep order), and asking it again adds no eager
-            // link, so no cycle. Then the announcers in turn.
-            let eager = |i: &usize| peers.get(&m.sources[*i].0).is_some_and(|p| p.eager);
+            // First ask an announcer whose link is eager in the shared tree, if any: its push
+            // was lost (it announces after pushing, and links keep order), and asking it again
+            // adds no eager link, so no cycle (in the shared tree only the anchor's duplicates
+            // prune one). A message of a per-origin tree (its origin is unknown here) may come
+            // from another, at the price of a duplicate, which prunes there. Then the
+            // announcers in turn.
+            let eager = |i: &usize| {
+                let p = &m.sources[*i].0;
+                peers.contains_key(p) && !shared_lazy.contains(p)
+            };
             let first = if m.attempts == 0 {
                 (0..n).find(eager)
             } else {
@@ -921,7 +1120,10 @@ impl<P: Ord + Copy> Broadcast<P> {
             grafts.entry(m.sources[i].0).or_default().push(id);
         }
         for (p, ids) in grafts {
-            self.set_eager(p, true);
+            // With per-origin trees the link becomes eager in a tree when its answer arrives.
+            if !per_origin {
+                self.set_eager(p, None, true);
+            }
             self.stats.grafts_sent += ids.len() as u64;
             for chunk in ids.chunks(wire::MAX_GRAFT) {
                 self.send(p, Message::Graft(chunk.to_vec()));
@@ -935,6 +1137,7 @@ impl<P: Ord + Copy> Broadcast<P> {
         payload: Payload,
         hops: u16,
         from: Option<P>,
+        tree: Tree,
         now: Instant,
     ) {
         let len = payload.len();
@@ -956,6 +1159,7 @@ impl<P: Ord + Copy> Broadcast<P> {
                     payload,
                     hops,
                     from,
+                    tree,
                     answered: Vec::new(),
                 },
             )

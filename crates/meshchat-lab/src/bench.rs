@@ -143,6 +143,9 @@ pub struct Paths {
     /// Hops the trees' first copies travelled, summed (`hops / (pushed + grafted)`: the mean
     /// path length).
     pub hops: u64,
+    /// Copies pushed to the nodes on the trees, duplicates included (`copies / (pushed +
+    /// grafted)`: copies per node and message).
+    pub copies: u64,
     /// Nodes whose counters could not be read.
     pub unread: usize,
 }
@@ -166,6 +169,15 @@ impl Paths {
         self.hops as f64 / n as f64
     }
 
+    /// Copies pushed per delivery by the trees (0 with none).
+    pub fn copies_per_delivery(&self) -> f64 {
+        let n = self.pushed + self.grafted;
+        if n == 0 {
+            return 0.0;
+        }
+        self.copies as f64 / n as f64
+    }
+
     /// What came after `before` (counters of the same nodes, read earlier).
     fn since(&self, before: &Paths) -> Paths {
         Paths {
@@ -173,6 +185,7 @@ impl Paths {
             grafted: self.grafted.saturating_sub(before.grafted),
             synced: self.synced.saturating_sub(before.synced),
             hops: self.hops.saturating_sub(before.hops),
+            copies: self.copies.saturating_sub(before.copies),
             unread: self.unread.max(before.unread),
         }
     }
@@ -359,6 +372,7 @@ fn paths(lab: &Lab) -> Paths {
                 paths.grafted += s.delivered_grafted;
                 paths.synced += s.synced;
                 paths.hops += s.delivered_hops;
+                paths.copies += s.copies_received;
             }
             Err(_) => paths.unread += 1,
         }
@@ -402,7 +416,7 @@ pub fn table(r: &BenchResult) -> String {
         r.rss_max_kib
     ));
     s.push_str(&format!(
-        "  deliveries        {} by eager push, {} after a graft, {} by sync ({:.2} % not pushed{}); {:.2} hops on average\n",
+        "  deliveries        {} by eager push, {} after a graft, {} by sync ({:.2} % not pushed{}); {:.2} hops on average, {:.2} copies each\n",
         r.paths.pushed,
         r.paths.grafted,
         r.paths.synced,
@@ -412,7 +426,8 @@ pub fn table(r: &BenchResult) -> String {
         } else {
             String::new()
         },
-        r.paths.mean_hops()
+        r.paths.mean_hops(),
+        r.paths.copies_per_delivery()
     ));
     s
 }
@@ -428,6 +443,7 @@ mod tests {
             grafted: 1,
             synced: 2,
             hops: 40,
+            copies: 12,
             unread: 0,
         };
         let after = Paths {
@@ -435,15 +451,18 @@ mod tests {
             grafted: 1,
             synced: 2,
             hops: 100,
+            copies: 51,
             unread: 1,
         };
         let d = after.since(&before);
         assert_eq!(
-            (d.pushed, d.grafted, d.synced, d.hops, d.unread),
-            (30, 0, 0, 60, 1)
+            (d.pushed, d.grafted, d.synced, d.hops, d.copies, d.unread),
+            (30, 0, 0, 60, 39, 1)
         );
         assert_eq!(d.mean_hops(), 2.0);
+        assert_eq!(d.copies_per_delivery(), 1.3);
         assert_eq!(Paths::default().mean_hops(), 0.0);
+        assert_eq!(Paths::default().copies_per_delivery(), 0.0);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct Behaviour {
     /// their connections are closed and new ones refused.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: connection_limits::Behaviour,
-    /// Room broadcast streams (`/meshchat/broadcast/1`, see [`broadcast`]), DM routing
+    /// Room broadcast streams (`/meshchat/broadcast/2`, see [`broadcast`]), DM routing
     /// streams (`/meshchat/route/1`, see [`route`]) and file streams (`/meshchat/file/1`, see
     /// [`file`]).
     pub broadcast: libp2p_stream::Behaviour,

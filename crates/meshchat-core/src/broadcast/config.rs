@@ -6,6 +6,30 @@ use std::time::Duration;
 use super::wire;
 use crate::rate::Rate;
 
+/// Which trees a node keeps: what a duplicate prunes, and which links a message is pushed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trees {
+    /// One tree per origin (the envelope's author) that has spoken before, as riak_core's
+    /// Plumtree keeps one per root: a duplicate prunes its link for that origin only, so each
+    /// sender's messages run on the tree its fastest copies drew (near its shortest paths), and
+    /// messages from different senders never split each other's trees. A tree starts eager on
+    /// every link (its first message floods, and the duplicates prune it back to a tree), at
+    /// the origin's second message, so the flood pays only for senders that speak again. A
+    /// sender's first message, the anchor's messages and messages with no readable origin run
+    /// on one shared tree, shaped by the anchor's duplicates as with [`Trees::Anchor`] and this
+    /// window. The default (issue 25, fourth round: measured in `broadcast/simulation.rs` and
+    /// the lab).
+    PerOrigin(Duration),
+    /// One tree for every sender, shaped by the anchor's messages only: a duplicate prunes only
+    /// if its message is the anchor's, the smallest origin key heard within this window
+    /// (`broadcast/anchor.rs`; issue 25's second round). The window must be well above a
+    /// message's time in flight (~0.3 s across 1 000 wide-area nodes).
+    Anchor(Duration),
+    /// One tree, every duplicate prunes: the paper's rule, which splits the tree when messages
+    /// from different senders overlap (the rule before issue 25).
+    Shared,
+}
+
 /// Timing and bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -21,8 +45,10 @@ pub struct Config {
     /// `Graft`s sent for one missing message before it is given up (left to history sync).
     pub max_graft_attempts: u32,
     /// Hops a lazy neighbour must save over the path a message came by for the tree to switch to
-    /// it (the paper's optimisation); `None`: never. Only the anchor's messages count (with
-    /// [`Config::anchor_window`]): a shorter path for one sender may be a longer one for another.
+    /// it (the paper's optimisation); `None`: never. Only with one shared tree
+    /// ([`Trees::Shared`] or [`Trees::Anchor`], where only the anchor's messages count: a shorter
+    /// path for one sender may be a longer one for another); per-origin trees start from the
+    /// first copies' paths, the fastest.
     /// Off by default, measured (issue 25, `broadcast/simulation.rs`): once the anchor shapes the
     /// tree, the switch (a graft to the new link and a prune to the old, which cross messages in
     /// flight) cost ~0.1 % of deliveries by the lazy path at N = 1 000 and made p99 latency worse
@@ -31,15 +57,12 @@ pub struct Config {
     /// Whether eager neighbours get announcements too (see the module docs): recovers a lost
     /// push on a link with no lazy alternative.
     pub announce_to_eager: bool,
-    /// How long a sender stays a candidate for the tree's anchor after its last message: only
-    /// duplicates of the anchor's messages (the smallest origin key heard within this window)
-    /// prune, and only its messages move the tree to shorter paths (issue 25,
-    /// `broadcast/anchor.rs`). Shorter hands over sooner from an anchor that fell silent (the
-    /// cycles that repairs add wait for its next message); with many senders the simulator
-    /// measured the same from 3 to 30 s. It must be well above a message's time in flight
-    /// (~0.3 s across 1 000 wide-area nodes). `None`: every duplicate prunes, the paper's rule,
-    /// which splits the tree when messages from different senders overlap.
-    pub anchor_window: Option<Duration>,
+    /// Which broadcast trees the node keeps ([`Trees`]).
+    pub trees: Trees,
+    /// Most per-origin trees kept ([`Trees::PerOrigin`]), those of senders heard once included;
+    /// when full, a tree not in use yet is forgotten first, then the one whose last message is
+    /// the oldest (its sender starts over: its next message runs on the shared tree).
+    pub max_trees: usize,
     /// Most anchor candidates kept (random keys leave a handful).
     pub max_anchor_candidates: usize,
     /// Most neighbours; more are ignored (the node's connection limit should be lower).
@@ -91,7 +114,8 @@ impl Default for Config {
             max_graft_attempts: 8,
             optimize_threshold: None,
             announce_to_eager: true,
-            anchor_window: Some(Duration::from_secs(10)),
+            trees: Trees::PerOrigin(Duration::from_secs(10)),
+            max_trees: 1024,
             max_anchor_candidates: 64,
             max_peers: 1024,
             max_ihave_batch: wire::MAX_IHAVE,
@@ -135,10 +159,15 @@ impl Config {
             ("max_sources", self.max_sources),
             ("max_missing_per_peer", self.max_missing_per_peer),
             ("max_anchor_candidates", self.max_anchor_candidates),
+            ("max_trees", self.max_trees),
         ] {
             assert!(v > 0, "broadcast {name} must be positive");
         }
         assert!(self.max_graft_attempts > 0, "at least one graft per miss");
+        assert!(
+            self.optimize_threshold.is_none() || !matches!(self.trees, Trees::PerOrigin(_)),
+            "the tree optimisation needs one shared tree"
+        );
         assert!(
             self.seen_ttl >= self.cache_ttl && self.max_seen >= self.max_cached,
             "ids must be remembered at least as long as their payloads"

@@ -309,8 +309,17 @@ fn node_config() -> Config {
 /// tree moves to paths 7 hops shorter.
 fn before_issue_25() -> Config {
     Config {
-        anchor_window: None,
+        trees: Trees::Shared,
         optimize_threshold: Some(7),
+        ..node_config()
+    }
+}
+
+/// The node's configuration of issue 25's second and third rounds: one tree, shaped by the
+/// anchor's messages (10 s window).
+fn anchored_node_config() -> Config {
+    Config {
+        trees: Trees::Anchor(Duration::from_secs(10)),
         ..node_config()
     }
 }
@@ -323,6 +332,9 @@ struct Outcome {
     missed: usize,
     /// Per message after the warm-up: RMR over the nodes alive at the end.
     rmr: Vec<f64>,
+    /// The same, leaving out each sender's second message: where its per-origin tree starts,
+    /// with a flood ([`Trees::PerOrigin`]).
+    rmr_on_trees: Vec<f64>,
     /// Per message after the warm-up: the largest hop count at delivery.
     last_hop: Vec<u16>,
     /// After the warm-up, deliveries at nodes other than the author: all, and those whose first
@@ -357,6 +369,10 @@ impl Outcome {
     fn mean_rmr(&self) -> f64 {
         self.rmr.iter().sum::<f64>() / self.rmr.len() as f64
     }
+    /// Mean RMR of the messages on trees already made (see `rmr_on_trees`).
+    fn mean_rmr_on_trees(&self) -> f64 {
+        self.rmr_on_trees.iter().sum::<f64>() / self.rmr_on_trees.len().max(1) as f64
+    }
     fn max_rmr(&self) -> f64 {
         self.rmr.iter().copied().fold(0.0, f64::max)
     }
@@ -383,7 +399,7 @@ impl Outcome {
     fn report(&self, name: &str, s: &Scenario) {
         println!(
             "{name}: N={} msgs={} ({:.0}/s, {:?} links) loss={} crash={}: missed {} of {} checked; \
-             RMR mean {:.3} max {:.3}; last-delivery hop mean {:.1} max {}; eager {:.2}% \
+             RMR mean {:.3} max {:.3} (on trees made {:.3}, {} floods); last-delivery hop mean {:.1} max {}; eager {:.2}% \
              grafted {:.2}% of {} deliveries; latency p50 {:.1?} p99 {:.1?}, to all p50 {:.1?} \
              p99 {:.1?}; {:.2} grafts per message; {:.0} B/node/msg; {} events; wall {:.2?} \
              ({:.1} ms per message); grafts {} prunes {} optimisations {} fallback {} given up {}",
@@ -397,6 +413,8 @@ impl Outcome {
             self.checked,
             self.mean_rmr(),
             self.max_rmr(),
+            self.mean_rmr_on_trees(),
+            self.rmr.len() - self.rmr_on_trees.len(),
             self.mean_last_hop(),
             self.max_last_hop(),
             self.eager_pct(),
@@ -500,6 +518,9 @@ fn run(s: Scenario) -> Outcome {
     sim.run_for(ms(100));
 
     let mut published: Vec<(MessageId, NodeId, Instant)> = Vec::new();
+    // Per message: whether it was its sender's second (where a per-origin tree starts).
+    let mut second: Vec<bool> = Vec::new();
+    let mut sent_by: HashMap<NodeId, usize> = HashMap::new();
     let mut warm_grafts = 0;
     for i in 0..s.messages {
         if i == s.warmup {
@@ -527,6 +548,9 @@ fn run(s: Scenario) -> Outcome {
             p.apply(Input::Publish { id, payload }, ctx);
         });
         published.push((id, sender, now));
+        let n = sent_by.entry(sender).or_default();
+        *n += 1;
+        second.push(*n == 2);
         if i == s.messages / 2 && s.crash > 0.0 {
             let mut candidates: Vec<NodeId> = (1..s.nodes as NodeId).collect();
             candidates.shuffle(sim.rng());
@@ -543,6 +567,7 @@ fn run(s: Scenario) -> Outcome {
         checked: 0,
         missed: 0,
         rmr: Vec::new(),
+        rmr_on_trees: Vec::new(),
         last_hop: Vec::new(),
         deliveries: 0,
         grafted: 0,
@@ -572,7 +597,11 @@ fn run(s: Scenario) -> Outcome {
         let got = live.iter().filter(|p| p.delivered.contains_key(id)).count();
         let copies: u32 = live.iter().filter_map(|p| p.copies.get(id)).sum();
         if got > 1 {
-            out.rmr.push(copies as f64 / (got - 1) as f64 - 1.0);
+            let rmr = copies as f64 / (got - 1) as f64 - 1.0;
+            out.rmr.push(rmr);
+            if !second[i] {
+                out.rmr_on_trees.push(rmr);
+            }
         }
         let deliveries: Vec<&Delivery> = live
             .iter()

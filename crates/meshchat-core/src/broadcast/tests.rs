@@ -258,7 +258,10 @@ fn a_duplicate_prunes_its_sender() {
     let mut b = node(Config::default(), &[1, 2, 3], t0);
     let m = msg(1);
     receive(&mut b, 1, &m, 0, t0);
-    assert_eq!(run(&mut b, gossip(2, &m, 4), t0), [send(2, Message::Prune)]);
+    assert_eq!(
+        run(&mut b, gossip(2, &m, 4), t0),
+        [send(2, Message::Prune(None))]
+    );
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 3]);
     assert_eq!(b.lazy_peers().collect::<Vec<_>>(), [2]);
     // Duplicates that arrived while the first copy was checked are pruned once it is accepted.
@@ -266,7 +269,7 @@ fn a_duplicate_prunes_its_sender() {
     run(&mut b, gossip(3, &n, 0), t0);
     run(&mut b, gossip(1, &n, 0), t0);
     let out = run(&mut b, Input::Validated { id: n.0, ok: true }, t0);
-    assert!(out.contains(&send(1, Message::Prune)), "{out:?}");
+    assert!(out.contains(&send(1, Message::Prune(None))), "{out:?}");
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [3]);
     // The next message is pushed to 3 only and announced to all but the sender.
     let o = msg(3);
@@ -301,7 +304,7 @@ fn prune_and_graft_switch_a_link_and_grafts_are_answered_from_the_cache() {
         },
         t0,
     );
-    assert_eq!(run(&mut b, from(1, Message::Prune), t0), []);
+    assert_eq!(run(&mut b, from(1, Message::Prune(None)), t0), []);
     let out = run(
         &mut b,
         Input::Publish {
@@ -317,7 +320,7 @@ fn prune_and_graft_switch_a_link_and_grafts_are_answered_from_the_cache() {
     assert_eq!(b.stats().graft_misses, 1);
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
     // An empty graft only makes the link eager.
-    run(&mut b, from(2, Message::Prune), t0);
+    run(&mut b, from(2, Message::Prune(None)), t0);
     assert_eq!(run(&mut b, from(2, Message::Graft(vec![])), t0), []);
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
 }
@@ -325,9 +328,9 @@ fn prune_and_graft_switch_a_link_and_grafts_are_answered_from_the_cache() {
 #[test]
 fn a_missing_message_is_grafted_after_the_timeout_then_from_the_next_announcer() {
     let t0 = Instant::now();
-    let mut b = node(Config::default(), &[1, 2, 3], t0);
-    run(&mut b, from(1, Message::Prune), t0);
-    run(&mut b, from(2, Message::Prune), t0);
+    let mut b = node(anchored(), &[1, 2, 3], t0);
+    run(&mut b, from(1, Message::Prune(None)), t0);
+    run(&mut b, from(2, Message::Prune(None)), t0);
     let m = msg(1);
     let out = run(&mut b, from(1, Message::IHave(vec![(m.0, 2)])), t0);
     assert_eq!(out, [Output::WakeAt(t0 + ms(150))]);
@@ -413,6 +416,15 @@ fn grafts_cycle_through_announcers_then_give_up() {
 fn optimising() -> Config {
     Config {
         optimize_threshold: Some(7),
+        ..anchored()
+    }
+}
+
+/// One tree shaped by the anchor's messages (issue 25's second round, the default before
+/// per-origin trees).
+fn anchored() -> Config {
+    Config {
+        trees: Trees::Anchor(Duration::from_secs(10)),
         ..Config::default()
     }
 }
@@ -421,8 +433,8 @@ fn optimising() -> Config {
 fn the_tree_moves_to_a_much_shorter_lazy_path() {
     let t0 = Instant::now();
     let mut b = node(optimising(), &[1, 2, 3], t0);
-    run(&mut b, from(2, Message::Prune), t0);
-    run(&mut b, from(3, Message::Prune), t0);
+    run(&mut b, from(2, Message::Prune(None)), t0);
+    run(&mut b, from(3, Message::Prune(None)), t0);
     let m = msg(1);
     receive(&mut b, 1, &m, 9, t0); // our hop count: 10
                                    // Via 3: 3 + 1 = 4 hops, 6 fewer: below the threshold of 7.
@@ -431,7 +443,10 @@ fn the_tree_moves_to_a_much_shorter_lazy_path() {
     let out = run(&mut b, from(2, Message::IHave(vec![(m.0, 2)])), t0);
     assert_eq!(
         out,
-        [send(2, Message::Graft(vec![])), send(1, Message::Prune)]
+        [
+            send(2, Message::Graft(vec![])),
+            send(1, Message::Prune(None))
+        ]
     );
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [2]);
     assert_eq!(b.stats().optimisations, 1);
@@ -455,19 +470,19 @@ fn the_tree_moves_to_a_much_shorter_lazy_path() {
 #[test]
 fn only_the_anchors_duplicates_prune() {
     let t0 = Instant::now();
-    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let mut b = node(anchored(), &[1, 2, 3], t0);
     let (a1, b1, b2) = (by(0x10, 1), by(0x20, 1), by(0x20, 2));
     // The first author heard is the anchor at once, before its duplicates are judged.
     receive(&mut b, 1, &b1, 0, t0);
     assert_eq!(
         run(&mut b, gossip(2, &b1, 3), t0),
-        [send(2, Message::Prune)]
+        [send(2, Message::Prune(None))]
     );
     // A smaller key takes over: now 0x20's duplicates leave the links alone.
     receive(&mut b, 1, &a1, 0, t0);
     assert_eq!(
         run(&mut b, gossip(3, &a1, 3), t0),
-        [send(3, Message::Prune)]
+        [send(3, Message::Prune(None))]
     );
     run(&mut b, Input::NeighborUp(2), t0);
     run(&mut b, Input::NeighborUp(3), t0);
@@ -480,15 +495,15 @@ fn only_the_anchors_duplicates_prune() {
     run(&mut b, gossip(1, &b3, 0), t0);
     run(&mut b, gossip(2, &b3, 0), t0);
     let out = run(&mut b, Input::Validated { id: b3.0, ok: true }, t0);
-    assert!(!out.contains(&send(2, Message::Prune)), "{out:?}");
+    assert!(!out.contains(&send(2, Message::Prune(None))), "{out:?}");
     assert_eq!(b.stats().duplicates_kept, 2);
     // Once 0x10 has been silent for the window, 0x20 is the anchor again.
-    let later = t0 + Config::default().anchor_window.unwrap();
+    let later = t0 + Duration::from_secs(10);
     let b4 = by(0x20, 4);
     receive(&mut b, 1, &b4, 0, later);
     assert_eq!(
         run(&mut b, gossip(3, &b4, 3), later),
-        [send(3, Message::Prune)]
+        [send(3, Message::Prune(None))]
     );
     // Our own message counts as heard too: its duplicate prunes only if we are the anchor.
     let mine = by(0x30, 1);
@@ -498,30 +513,33 @@ fn only_the_anchors_duplicates_prune() {
 
 /// A payload with no readable origin (a flooded DM, a newer envelope) sorts after every key:
 /// its duplicates prune only while no author was heard within the window. Without the window
-/// (`anchor_window: None`) every duplicate prunes, the paper's rule.
+/// ([`Trees::Shared`]) every duplicate prunes, the paper's rule.
 #[test]
 fn keyless_messages_prune_only_while_no_author_is_heard() {
     let t0 = Instant::now();
-    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let mut b = node(anchored(), &[1, 2, 3], t0);
     let (k1, k2, a) = (msg(1), msg(2), by(0x10, 1));
     receive(&mut b, 1, &k1, 0, t0);
     assert_eq!(
         run(&mut b, gossip(2, &k1, 3), t0),
-        [send(2, Message::Prune)]
+        [send(2, Message::Prune(None))]
     );
     receive(&mut b, 1, &a, 0, t0);
     receive(&mut b, 1, &k2, 0, t0);
     assert_eq!(run(&mut b, gossip(3, &k2, 3), t0), []);
 
     let paper = Config {
-        anchor_window: None,
+        trees: Trees::Shared,
         ..Config::default()
     };
     let mut b = node(paper, &[1, 2, 3], t0);
     let (a, z) = (by(0x10, 1), by(0x20, 1));
     receive(&mut b, 1, &a, 0, t0);
     receive(&mut b, 1, &z, 0, t0);
-    assert_eq!(run(&mut b, gossip(2, &z, 3), t0), [send(2, Message::Prune)]);
+    assert_eq!(
+        run(&mut b, gossip(2, &z, 3), t0),
+        [send(2, Message::Prune(None))]
+    );
 }
 
 /// With the optimisation on, only the anchor's messages move the tree: hop counts of different
@@ -530,7 +548,7 @@ fn keyless_messages_prune_only_while_no_author_is_heard() {
 fn only_the_anchors_messages_move_the_tree() {
     let t0 = Instant::now();
     let mut b = node(optimising(), &[1, 2], t0);
-    run(&mut b, from(2, Message::Prune), t0);
+    run(&mut b, from(2, Message::Prune(None)), t0);
     let (a, z) = (by(0x10, 1), by(0x20, 1));
     receive(&mut b, 1, &a, 0, t0);
     receive(&mut b, 1, &z, 9, t0); // our hop count: 10
@@ -541,11 +559,14 @@ fn only_the_anchors_messages_move_the_tree() {
     let out = run(&mut b, from(2, Message::IHave(vec![(a2.0, 0)])), t0);
     assert_eq!(
         out,
-        [send(2, Message::Graft(vec![])), send(1, Message::Prune)]
+        [
+            send(2, Message::Graft(vec![])),
+            send(1, Message::Prune(None))
+        ]
     );
     // Off by default.
     let mut b = node(Config::default(), &[1, 2], t0);
-    run(&mut b, from(2, Message::Prune), t0);
+    run(&mut b, from(2, Message::Prune(None)), t0);
     receive(&mut b, 1, &a, 20, t0);
     assert_eq!(run(&mut b, from(2, Message::IHave(vec![(a.0, 0)])), t0), []);
 }
@@ -555,9 +576,9 @@ fn only_the_anchors_messages_move_the_tree() {
 #[test]
 fn a_lost_push_is_grafted_from_the_eager_announcer_first() {
     let t0 = Instant::now();
-    let mut b = node(Config::default(), &[1, 2, 3], t0);
-    run(&mut b, from(1, Message::Prune), t0);
-    run(&mut b, from(2, Message::Prune), t0);
+    let mut b = node(anchored(), &[1, 2, 3], t0);
+    run(&mut b, from(1, Message::Prune(None)), t0);
+    run(&mut b, from(2, Message::Prune(None)), t0);
     let m = msg(1);
     run(&mut b, from(1, Message::IHave(vec![(m.0, 2)])), t0);
     run(&mut b, from(2, Message::IHave(vec![(m.0, 2)])), t0);
@@ -580,6 +601,161 @@ fn a_lost_push_is_grafted_from_the_eager_announcer_first() {
     assert_eq!(st.delivered_hops, 6);
 }
 
+/// Issue 25, fourth round: with per-origin trees (the default) a sender's first message runs on
+/// the shared tree (shaped by the anchor's duplicates only), its next ones on its own tree,
+/// which starts eager on every link and where every duplicate prunes its link for that origin
+/// only: two senders' messages each keep the tree their fastest copies drew.
+#[test]
+fn each_origin_has_its_own_tree() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    // 0x01 is the anchor (the smallest key heard): its messages shape the shared tree.
+    receive(&mut b, 1, &by(0x01, 0), 0, t0);
+    assert_eq!(
+        run(&mut b, gossip(3, &by(0x01, 0), 2), t0),
+        [send(3, Message::Prune(None))]
+    );
+    let out = receive(&mut b, 1, &by(0x01, 1), 0, t0);
+    assert!(out.contains(&push(2, &by(0x01, 1), 1)) && !out.contains(&push(3, &by(0x01, 1), 1)));
+    assert_eq!(
+        b.tree_count(),
+        0,
+        "the anchor's messages keep to the shared tree"
+    );
+    let (ka, kb) = (Some([0x10; 32]), Some([0x20; 32]));
+    let [a1, a2, a3] = [1, 2, 3].map(|n| by(0x10, n));
+    let [b1, b2, b3] = [1, 2, 3].map(|n| by(0x20, n));
+    // A first message: the shared tree, and its duplicate prunes nothing.
+    let out = receive(&mut b, 1, &a1, 0, t0);
+    assert!(out.contains(&push(2, &a1, 1)) && !out.contains(&push(3, &a1, 1)));
+    assert_eq!(run(&mut b, gossip(2, &a1, 3), t0), []);
+    assert_eq!(b.stats().duplicates_kept, 1);
+    // The second starts the sender's tree: every link, and duplicates prune there.
+    let out = receive(&mut b, 1, &a2, 0, t0);
+    assert!(out.contains(&push(2, &a2, 1)) && out.contains(&push(3, &a2, 1)));
+    assert_eq!(
+        run(&mut b, gossip(2, &a2, 3), t0),
+        [send(2, Message::Prune(ka))]
+    );
+    receive(&mut b, 2, &b1, 0, t0);
+    receive(&mut b, 2, &b2, 0, t0);
+    assert_eq!(
+        run(&mut b, gossip(1, &b2, 3), t0),
+        [send(1, Message::Prune(kb))]
+    );
+    assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2], "shared");
+    assert_eq!(b.tree_count(), 2);
+    // Each sender's next message is pushed on its own tree: a3 to 3 only (2 is lazy for it, and
+    // 1 sent it), b3 likewise.
+    let out = receive(&mut b, 1, &a3, 0, t0);
+    assert!(out.contains(&push(3, &a3, 1)) && !out.contains(&push(2, &a3, 1)));
+    let out = receive(&mut b, 2, &b3, 0, t0);
+    assert!(out.contains(&push(3, &b3, 1)) && !out.contains(&push(1, &b3, 1)));
+    // A prune names its tree; one for a tree not kept changes nothing.
+    run(&mut b, from(3, Message::Prune(ka)), t0);
+    assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1]);
+    assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
+    run(&mut b, from(3, Message::Prune(Some([0x30; 32]))), t0);
+    assert_eq!(b.tree_count(), 2);
+    // A graft makes its link eager in the trees of the ids it asks for; one with no ids, in all.
+    let out = run(&mut b, from(2, Message::Graft(vec![a3.0])), t0);
+    assert_eq!(out, [push(2, &a3, 1)]);
+    assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 2]);
+    run(&mut b, from(3, Message::Graft(vec![])), t0);
+    assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2, 3]);
+    // A keyless prune is about the shared tree only.
+    run(&mut b, from(1, Message::Prune(None)), t0);
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
+}
+
+/// At most `max_trees` per-origin trees are kept, those of senders heard once included: a tree
+/// not in use yet is forgotten first, then the one used least recently; its sender starts over.
+#[test]
+fn the_least_recently_used_tree_is_forgotten() {
+    let t0 = Instant::now();
+    let config = Config {
+        max_trees: 2,
+        ..Config::default()
+    };
+    let mut b = node(config, &[1, 2], t0);
+    receive(&mut b, 1, &by(0x01, 0), 0, t0);
+    for (i, author) in [0x10u8, 0x10, 0x20, 0x30, 0x30, 0x40]
+        .into_iter()
+        .enumerate()
+    {
+        let (m, t) = (by(author, i as u8 + 1), t0 + ms(i as u64 + 1));
+        receive(&mut b, 1, &m, 0, t);
+        run(&mut b, gossip(2, &m, 0), t);
+    }
+    assert_eq!((b.tree_count(), b.stats().trees_forgotten), (2, 2));
+    let tree = |a: u8| b.eager_peers_of(Some([a; 32])).collect::<Vec<_>>();
+    assert_eq!(tree(0x30), [1]);
+    assert_eq!(
+        tree(0x20),
+        [1, 2],
+        "heard once, forgotten before 0x10's tree"
+    );
+    assert_eq!(
+        tree(0x10),
+        [1, 2],
+        "forgotten next, the least recently used"
+    );
+    assert_eq!(
+        tree(0x40),
+        [1, 2],
+        "heard once: its message ran on the shared tree"
+    );
+}
+
+/// Per-origin trees: a node left with no eager link in some tree grafts a neighbour at once, and
+/// a missing message (its origin unknown) is grafted like any other; the link becomes eager in
+/// the message's tree when the answer comes.
+#[test]
+fn per_origin_repairs() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    let k = Some([0x10; 32]);
+    receive(&mut b, 1, &by(0x01, 0), 0, t0);
+    receive(&mut b, 1, &by(0x10, 1), 0, t0);
+    let a2 = by(0x10, 2);
+    receive(&mut b, 1, &a2, 0, t0);
+    run(&mut b, gossip(2, &a2, 0), t0);
+    run(&mut b, gossip(3, &a2, 0), t0);
+    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [1]);
+    // Its parent goes: the tree has no eager link left.
+    assert_eq!(
+        run(&mut b, Input::NeighborDown(1), t0),
+        [send(2, Message::Push(k))]
+    );
+    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [2]);
+    assert_eq!(b.stats().reconnects, 1);
+    run(&mut b, from(2, Message::Prune(k)), t0);
+    let a3 = by(0x10, 3);
+    run(&mut b, from(3, Message::IHave(vec![(a3.0, 1)])), t0);
+    let out = run(&mut b, Input::Tick, t0 + ms(150));
+    let grafts: Vec<_> = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    message: Message::Graft(_),
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(grafts, [&send(3, Message::Graft(vec![a3.0]))]);
+    assert_eq!(b.eager_peers_of(k).count(), 0, "eager once answered");
+    receive(&mut b, 3, &a3, 1, t0 + ms(160));
+    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [3]);
+    assert_eq!(b.stats().delivered_grafted, 1);
+}
+
 #[test]
 fn strangers_and_departed_neighbours_are_ignored() {
     let t0 = Instant::now();
@@ -595,13 +771,13 @@ fn strangers_and_departed_neighbours_are_ignored() {
         "{out:?}"
     );
     // When the last eager link closes, a lazy one is grafted at once.
-    run(&mut b, from(1, Message::Prune), t0);
+    run(&mut b, from(1, Message::Prune(None)), t0);
     run(&mut b, Input::NeighborUp(3), t0);
-    run(&mut b, from(3, Message::Prune), t0);
+    run(&mut b, from(3, Message::Prune(None)), t0);
     run(&mut b, Input::NeighborUp(4), t0);
     assert_eq!(
         run(&mut b, Input::NeighborDown(4), t0),
-        [send(1, Message::Graft(vec![]))]
+        [send(1, Message::Push(None))]
     );
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1]);
     assert_eq!(b.stats().reconnects, 1);
@@ -628,8 +804,8 @@ fn tables_stay_bounded() {
     let mut b = node(config, &[1, 2, 3], t0);
     run(&mut b, Input::NeighborUp(4), t0);
     assert_eq!(b.stats().peers_full, 1);
-    run(&mut b, from(2, Message::Prune), t0);
-    run(&mut b, from(3, Message::Prune), t0);
+    run(&mut b, from(2, Message::Prune(None)), t0);
+    run(&mut b, from(3, Message::Prune(None)), t0);
     // A full announcement batch goes out at once.
     let mut ihaves = 0;
     for i in 0..9u8 {
@@ -708,7 +884,7 @@ fn the_cache_expires_and_ids_are_remembered_longer() {
     assert!(b.has_seen(&m.0));
     assert_eq!(
         run(&mut b, gossip(1, &m, 0), later),
-        [send(1, Message::Prune)]
+        [send(1, Message::Prune(None))]
     );
     let much_later = t0 + Duration::from_secs(5 * 60);
     run(&mut b, Input::Tick, much_later);
@@ -722,7 +898,10 @@ enum Step {
     Gossip(u32, u8, u16),
     IHave(u32, Vec<(u8, u16)>),
     Graft(u32, Vec<u8>),
-    Prune(u32),
+    /// A prune of the tree of no origin, or of author `[a; 32]`'s.
+    Prune(u32, Option<u8>),
+    /// The same, `Push`.
+    Push(u32, Option<u8>),
     Publish(u8),
     /// Answer the oldest validation request.
     Validate,
@@ -743,7 +922,8 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(p, e)| Step::IHave(p, e)),
         (peer.clone(), proptest::collection::vec(id.clone(), 0..4))
             .prop_map(|(p, e)| Step::Graft(p, e)),
-        peer.prop_map(Step::Prune),
+        (peer.clone(), proptest::option::of(0u8..5)).prop_map(|(p, a)| Step::Prune(p, a)),
+        (peer, proptest::option::of(0u8..5)).prop_map(|(p, a)| Step::Push(p, a)),
         id.prop_map(Step::Publish),
         Just(Step::Validate),
         Just(Step::Validate),
@@ -889,7 +1069,13 @@ proptest! {
     /// never relayed, announced or delivered, a message is delivered at most once and only after
     /// it was checked, and sends go to neighbours only.
     #[test]
-    fn random_inputs_keep_the_invariants(steps in proptest::collection::vec(step(), 0..200)) {
+    fn random_inputs_keep_the_invariants(steps in proptest::collection::vec(step(), 0..200),
+                                         per_origin in any::<bool>()) {
+        let (trees, optimize_threshold) = if per_origin {
+            (Trees::PerOrigin(ms(500)), None)
+        } else {
+            (Trees::Anchor(ms(500)), Some(3))
+        };
         let config = Config {
             max_peers: 4,
             max_ihave_batch: 3,
@@ -900,12 +1086,14 @@ proptest! {
             max_missing: 5,
             max_sources: 2,
             max_anchor_candidates: 2,
-            anchor_window: Some(ms(500)),
-            optimize_threshold: Some(3),
+            max_trees: 2,
+            trees,
+            optimize_threshold,
             ..Config::default()
         };
         let bad = |i: u8| i >= 16;
-        // Half the messages have an author (five of them, for the anchor), half none.
+        // Half the messages have an author (five of them, for the anchor or their trees), half
+        // none.
         let ids: Vec<(MessageId, Payload)> = (0..24)
             .map(|i| if i % 2 == 0 { by(i % 5, i) } else { msg(i) })
             .collect();
@@ -923,7 +1111,8 @@ proptest! {
                 Step::Gossip(p, i, h) => gossip(p, &ids[i as usize], h),
                 Step::IHave(p, e) => from(p, Message::IHave(e.into_iter().map(|(i, h)| (ids[i as usize].0, h)).collect())),
                 Step::Graft(p, e) => from(p, Message::Graft(e.into_iter().map(|i| ids[i as usize].0).collect())),
-                Step::Prune(p) => from(p, Message::Prune),
+                Step::Prune(p, a) => from(p, Message::Prune(a.map(|a| [a; 32]))),
+                Step::Push(p, a) => from(p, Message::Push(a.map(|a| [a; 32]))),
                 Step::Publish(i) if !bad(i) => Input::Publish { id: ids[i as usize].0, payload: ids[i as usize].1.clone() },
                 Step::Publish(_) => Input::Tick,
                 Step::Validate => match to_check.pop_front() {
@@ -963,6 +1152,12 @@ proptest! {
             prop_assert!(b.peers.len() <= 4);
             prop_assert!(b.peers.values().all(|p| p.ihave.len() <= 3));
             prop_assert!(b.anchor.len() <= b.config.max_anchor_candidates);
+            prop_assert!(b.trees.len() <= 2);
+            // Lazy lists name neighbours only, each once.
+            for lazy in std::iter::once(&b.shared_lazy).chain(b.trees.values().map(|t| &t.lazy)) {
+                prop_assert!(lazy.iter().all(|p| b.peers.contains_key(p)));
+                prop_assert!(lazy.iter().collect::<HashSet<_>>().len() == lazy.len());
+            }
             prop_assert_eq!(b.deadlines.len(), b.missing.len());
             prop_assert_eq!(b.missing_owned.values().sum::<usize>(), b.missing.len());
             prop_assert!(b.missing_owned.values().all(|n| (1..=b.config.max_missing_per_peer).contains(n)));

@@ -1,4 +1,4 @@
-//! The frames of `/meshchat/broadcast/1`: encoding, decoding and packing. The layout is in the
+//! The frames of `/meshchat/broadcast/2`: encoding, decoding and packing. The layout is in the
 //! module docs of [`crate::broadcast`].
 //!
 //! Every count and length is checked against its bound and against the bytes left before
@@ -31,6 +31,15 @@ const TAG_GOSSIP: u8 = 1;
 const TAG_IHAVE: u8 = 2;
 const TAG_GRAFT: u8 = 3;
 const TAG_PRUNE: u8 = 4;
+const TAG_PUSH: u8 = 5;
+const TREE_NONE: u8 = 0;
+const TREE_ORIGIN: u8 = 1;
+
+/// Which broadcast tree a `Prune` is about: the origin key of the messages it carries (the
+/// envelope's author, with per-origin trees), or `None`: the tree of the messages that have no
+/// readable origin, which is also the one shared tree when a node keeps a single tree
+/// ([`super::Trees`]).
+pub type Tree = Option<[u8; 32]>;
 
 /// A payload: the envelope's bytes, shared between the cache, the outputs and the frames.
 pub type Payload = Arc<[u8]>;
@@ -50,8 +59,10 @@ pub enum Message {
     /// "Push to me from now on, and send me these": 0..=[`MAX_GRAFT`] ids (none: only the
     /// first part, used by the tree optimisation).
     Graft(Vec<MessageId>),
-    /// "Stop pushing to me; announce instead."
-    Prune,
+    /// "Stop pushing this tree's messages to me; announce them instead."
+    Prune(Tree),
+    /// "Push this tree's messages to me from now on": a Graft of one tree, with no ids.
+    Push(Tree),
 }
 
 /// A frame no honest node sends.
@@ -78,6 +89,8 @@ pub enum Error {
     /// naming one 60 KB message 512 times made a node send 30 MB).
     #[error("id listed twice in one {0}")]
     RepeatedId(&'static str),
+    #[error("unknown broadcast tree kind {0}")]
+    BadTree(u8),
 }
 
 impl Message {
@@ -87,7 +100,7 @@ impl Message {
             Message::Gossip { payload, .. } => GOSSIP_OVERHEAD + payload.len(),
             Message::IHave(entries) => 3 + IHAVE_ENTRY_LEN * entries.len(),
             Message::Graft(ids) => 3 + 32 * ids.len(),
-            Message::Prune => 1,
+            Message::Prune(tree) | Message::Push(tree) => 2 + if tree.is_some() { 32 } else { 0 },
         }
     }
 
@@ -127,7 +140,20 @@ impl Message {
                     out.extend_from_slice(&id.0);
                 }
             }
-            Message::Prune => out.push(TAG_PRUNE),
+            Message::Prune(tree) | Message::Push(tree) => {
+                out.push(if matches!(self, Message::Prune(_)) {
+                    TAG_PRUNE
+                } else {
+                    TAG_PUSH
+                });
+                match tree {
+                    None => out.push(TREE_NONE),
+                    Some(key) => {
+                        out.push(TREE_ORIGIN);
+                        out.extend_from_slice(key);
+                    }
+                }
+            }
         }
     }
 
@@ -190,7 +216,14 @@ impl Message {
                 }
                 Ok((Message::Graft(ids), rest))
             }
-            TAG_PRUNE => Ok((Message::Prune, rest)),
+            TAG_PRUNE => {
+                let (tree, rest) = read_tree(rest)?;
+                Ok((Message::Prune(tree), rest))
+            }
+            TAG_PUSH => {
+                let (tree, rest) = read_tree(rest)?;
+                Ok((Message::Push(tree), rest))
+            }
             other => Err(Error::UnknownTag(other)),
         }
     }
@@ -207,6 +240,18 @@ fn has_repeats<'a>(ids: impl Iterator<Item = &'a MessageId>) -> bool {
 fn read_id(bytes: &[u8]) -> Result<(MessageId, &[u8]), Error> {
     let (id, rest) = bytes.split_first_chunk::<32>().ok_or(Error::Truncated)?;
     Ok((MessageId(*id), rest))
+}
+
+fn read_tree(bytes: &[u8]) -> Result<(Tree, &[u8]), Error> {
+    let (&kind, rest) = bytes.split_first().ok_or(Error::Truncated)?;
+    match kind {
+        TREE_NONE => Ok((None, rest)),
+        TREE_ORIGIN => {
+            let (key, rest) = rest.split_first_chunk::<32>().ok_or(Error::Truncated)?;
+            Ok((Some(*key), rest))
+        }
+        other => Err(Error::BadTree(other)),
+    }
 }
 
 fn read_u16(bytes: &[u8]) -> Result<(u16, &[u8]), Error> {
@@ -302,9 +347,11 @@ mod tests {
             Message::IHave(vec![(id(0xcd), 7)]),
             Message::Graft(vec![id(0xef)]),
             Message::Graft(vec![]),
-            Message::Prune,
+            Message::Prune(None),
+            Message::Prune(Some([0x12; 32])),
+            Message::Push(Some([0x34; 32])),
         ]);
-        let mut want = vec![5];
+        let mut want = vec![7];
         want.push(1);
         want.extend_from_slice(&[0xab; 32]);
         want.extend_from_slice(&[1, 2, 0, 0, 0, 3]);
@@ -315,13 +362,20 @@ mod tests {
         want.extend_from_slice(&[3, 0, 1]);
         want.extend_from_slice(&[0xef; 32]);
         want.extend_from_slice(&[3, 0, 0]);
-        want.push(4);
+        want.extend_from_slice(&[4, 0]);
+        want.extend_from_slice(&[4, 1]);
+        want.extend_from_slice(&[0x12; 32]);
+        want.extend_from_slice(&[5, 1]);
+        want.extend_from_slice(&[0x34; 32]);
         assert_eq!(frame, want);
-        assert_eq!(frame.len(), 1 + (39 + 3) + (3 + 34) + (3 + 32) + 3 + 1);
+        assert_eq!(
+            frame.len(),
+            1 + (39 + 3) + (3 + 34) + (3 + 32) + 3 + 2 + 34 + 34
+        );
         let back = decode(&frame).unwrap();
-        assert_eq!(back.len(), 5);
+        assert_eq!(back.len(), 7);
         assert_eq!(encode(&back), want);
-        assert_eq!(decode(&[1, 4]).unwrap(), vec![Message::Prune]);
+        assert_eq!(decode(&[1, 4, 0]).unwrap(), vec![Message::Prune(None)]);
     }
 
     #[test]
@@ -345,10 +399,14 @@ mod tests {
     fn limits_are_enforced() {
         assert_eq!(decode(&[]), Err(Error::Truncated));
         assert_eq!(decode(&[0]), Err(Error::BadMessageCount(0)));
-        assert_eq!(decode(&[65, 4]), Err(Error::BadMessageCount(65)));
-        assert_eq!(decode(&[2, 4]), Err(Error::Truncated));
-        assert_eq!(decode(&[1, 4, 4]), Err(Error::TrailingBytes));
+        assert_eq!(decode(&[65, 4, 0]), Err(Error::BadMessageCount(65)));
+        assert_eq!(decode(&[2, 4, 0]), Err(Error::Truncated));
+        assert_eq!(decode(&[1, 4, 0, 4]), Err(Error::TrailingBytes));
+        assert_eq!(decode(&[1, 4]), Err(Error::Truncated));
+        assert_eq!(decode(&[1, 4, 2]), Err(Error::BadTree(2)));
+        assert_eq!(decode(&[1, 4, 1, 7]), Err(Error::Truncated));
         assert_eq!(decode(&[1, 9]), Err(Error::UnknownTag(9)));
+        assert_eq!(decode(&[1, 5, 3]), Err(Error::BadTree(3)));
         assert_eq!(decode(&[1, 0]), Err(Error::UnknownTag(0)));
         assert_eq!(decode(&[1, 2, 0, 0]), Err(Error::BadIHaveCount(0)));
         assert_eq!(decode(&[1, 2, 0x02, 0x01]), Err(Error::BadIHaveCount(513)));
@@ -384,7 +442,7 @@ mod tests {
         };
         let full = vec![ihave, graft, gossip];
         assert_eq!(decode(&encode(&full)).unwrap(), full);
-        let many = vec![Message::Prune; MAX_MESSAGES];
+        let many = vec![Message::Prune(Some([7; 32])); MAX_MESSAGES];
         assert_eq!(decode(&encode(&many)).unwrap(), many);
     }
 
@@ -400,10 +458,11 @@ mod tests {
         assert_eq!(Message::IHave(vec![(id(1), 1); 10]).encoded_len(), 343);
         assert_eq!(Message::Graft(vec![id(1); 2]).encoded_len(), 67);
         assert_eq!(Message::Graft(vec![]).encoded_len(), 3);
-        assert_eq!(Message::Prune.encoded_len(), 1);
-        let frame = [gossip, Message::Prune];
+        assert_eq!(Message::Prune(None).encoded_len(), 2);
+        assert_eq!(Message::Prune(Some([1; 32])).encoded_len(), 34);
+        let frame = [gossip, Message::Prune(None)];
         assert_eq!(encode(&frame).len(), encoded_len(&frame));
-        assert_eq!(encoded_len(&frame), 191);
+        assert_eq!(encoded_len(&frame), 192);
     }
 
     #[test]
@@ -443,7 +502,8 @@ mod tests {
                 }),
             proptest::collection::vec((id.clone(), any::<u16>()), 1..40).prop_map(Message::IHave),
             proptest::collection::vec(id, 0..40).prop_map(Message::Graft),
-            Just(Message::Prune),
+            proptest::option::of(any::<[u8; 32]>()).prop_map(Message::Prune),
+            proptest::option::of(any::<[u8; 32]>()).prop_map(Message::Push),
         ]
     }
 

@@ -1,4 +1,4 @@
-//! The streams of `/meshchat/broadcast/1`, the room broadcast (the protocol itself is
+//! The streams of `/meshchat/broadcast/2`, the room broadcast (the protocol itself is
 //! [`meshchat_core::broadcast`]; this module only moves its frames).
 //!
 //! Each node opens one long-lived stream to each connected peer and writes frames on it; the
@@ -29,7 +29,7 @@ use libp2p::{PeerId, Stream, StreamProtocol};
 use meshchat_core::broadcast::wire::MAX_FRAME_LEN;
 use tokio::sync::mpsc;
 
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/broadcast/1");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/meshchat/broadcast/2");
 /// Frames queued for one peer's writer before further ones are dropped. A frame holds up to 64
 /// messages, so this is thousands of messages: seconds of the fastest sending we measured.
 pub const SEND_QUEUE: usize = 256;

@@ -1,6 +1,6 @@
 //! Regression tests for what an independent libp2p client found (issue 9): each drives a real
 //! meshchat node with a raw libp2p peer that speaks the node's broadcast protocol directly
-//! (`/meshchat/broadcast/1` frames written by hand), as that client did.
+//! (`/meshchat/broadcast/2` frames written by hand), as that client did.
 
 mod round2;
 mod slots;
