@@ -35,35 +35,40 @@
 //!   links is a spanning tree from any node), but not well: it is shaped by one sender's
 //!   messages (the anchor, below), and a message from anyone else runs along that sender's
 //!   paths, 5.2 hops on average where the graph's mean distance is 2.4 in the lab's 30-node mesh.
-//!   So each origin (the envelope's author) that speaks a second time gets its own eager/lazy
-//!   sets: its second message floods (every link starts eager in a new tree), its duplicates
-//!   prune their links for that origin only (`Prune` carries the origin), and its later
-//!   messages run on the tree its fastest copies drew, near its shortest paths. Messages from
-//!   different senders never split each other's trees: a duplicate of one origin's message
-//!   says nothing about another's. A sender's first message, the anchor's messages and those
-//!   with no readable origin run on one **shared tree**, shaped as below: a flood per origin
-//!   would cost more than the tree saves for senders that speak once. A graft makes its link
-//!   eager in the tree of each id it names; a `Push` asks a neighbour to push one tree (a node
-//!   whose last eager link of a tree, or its parent in a per-origin tree, left). At most
-//!   [`Config::max_trees`] are kept (~200 bytes each), those not started first forgotten, then
-//!   the least recently used. Measured in `broadcast/simulation.rs` and BENCHMARKS §2.
-//! - **The shared tree is shaped by one sender: the anchor** (issue 25, `broadcast/anchor.rs`). In the paper's
-//!   rule every duplicate prunes. Messages from different senders in flight at once meet at
-//!   different points of the same cycle and each prunes a link of it; the tree splits, the nodes
-//!   cut off graft the next messages (the lazy path: announcement batch, graft timeout, round trip,
-//!   ~200-400 ms), the grafts rejoin the parts by several links (new cycles), and the next
-//!   overlapping messages split them again. With random senders the tree never settled (and the
-//!   hop-count optimisation, comparing different senders' hop counts, kept moving it): in the
-//!   simulator of the lab's 30 nodes at 20 messages a second a fifth of the deliveries came by
-//!   graft, and in the lab p99 to all nodes went from 13 ms (gossipsub) to 420 ms. So only the
-//!   duplicates of the anchor's messages prune, the anchor being the smallest origin key (the
-//!   envelope's author) heard within [`Config::anchor_window`]: every node sees every message and
-//!   picks the same anchor, and one sender's messages prune consistently, as in the single-sender
-//!   case. Other duplicates are counted ([`Stats::duplicates_kept`]) and left; the cycle they cross
-//!   is pruned by the anchor's next message. Measured, with the figures and the routes not taken,
-//!   in `broadcast/simulation.rs`: every delivery by eager push after a 2 s warm-up at 30-1 000
-//!   nodes and 20-100 messages a second. No wire change: the origin is read from the payload, which
-//!   the node checked before relaying it.
+//!   So each origin (the envelope's author) has its own eager/lazy sets: a new tree is eager on
+//!   every link (its first message floods), its duplicates prune their links for that origin
+//!   only (`Prune` names the tree), and its later messages run on the tree its fastest copies
+//!   drew, near its shortest paths. Messages from different senders never split each other's
+//!   trees: a duplicate of one origin's message says nothing about another's. A flood per
+//!   sender would cost more than the tree saves for senders that speak once, so an author puts
+//!   its first message on one **shared tree** (shaped as below) and the later ones on its own:
+//!   the Gossip frame carries that choice (`own_tree`) and every relay keeps it, so all nodes
+//!   put a message on the same tree (a sender's second message, flooding, often overtakes its
+//!   first on the shared tree; with each node deciding from what it had seen, the first then
+//!   flooded a second time and its duplicates pruned the sender's new tree: lazy deliveries in
+//!   the lab). Messages with no readable origin use the shared tree too. A graft makes its link
+//!   eager in the tree of each id it names; a `Push` asks a neighbour to push one tree (sent by
+//!   a node whose last eager link in a tree, or its parent in a per-origin tree, left). At most
+//!   [`Config::max_trees`] are kept (~200 bytes each), the least recently used forgotten.
+//!   Measured in `broadcast/simulation.rs` and BENCHMARKS §2 and §5.
+//! - **The shared tree is shaped by one sender: the anchor** (issue 25, `broadcast/anchor.rs`).
+//!   In the paper's rule every duplicate prunes. Messages from different senders in flight at
+//!   once meet at different points of the same cycle and each prunes a link of it; the tree
+//!   splits, the nodes cut off graft the next messages (the lazy path: announcement batch, graft
+//!   timeout, round trip, ~200-400 ms), the grafts rejoin the parts by several links (new
+//!   cycles), and the next overlapping messages split them again. With random senders the tree
+//!   never settled (and the hop-count optimisation, comparing different senders' hop counts,
+//!   kept moving it): in the simulator of the lab's 30 nodes at 20 messages a second a fifth of
+//!   the deliveries came by graft, and in the lab p99 to all nodes went from 13 ms (gossipsub) to
+//!   420 ms. So only the duplicates of the anchor's messages prune the shared tree, the anchor
+//!   being the smallest origin key (the envelope's author) heard on it within the window of
+//!   [`Trees::PerOrigin`] or [`Trees::Anchor`]: every node sees every message and picks the same
+//!   anchor, and one sender's messages prune consistently, as in the single-sender case. Other
+//!   duplicates are counted ([`Stats::duplicates_kept`]) and left; the cycle they cross is pruned
+//!   by the anchor's next message. Measured, with the figures and the routes not taken, in
+//!   `broadcast/simulation.rs`: with one tree for all ([`Trees::Anchor`], the second and third
+//!   rounds), every delivery by eager push after a 2 s warm-up at 30-1 000 nodes and 20-100
+//!   messages a second.
 //! - **Validation before relay.** A message is relayed, announced and cached only after the node
 //!   has checked it ([`Output::Validate`], answered by [`Input::Validated`]): its signature once per
 //!   unique message, and that the id is the payload's. A rejected id is forgotten (a forged
@@ -181,6 +186,10 @@ pub enum Input<P> {
     Message { from: P, message: Message },
     /// The application's own message, signed: relayed without validation, not delivered back.
     Publish { id: MessageId, payload: Payload },
+    /// Someone else's message the application holds and pushes on (a profile it got by history
+    /// sync, say), as [`Input::Publish`] but always on the shared tree: only its author may
+    /// put a message on the author's own tree, whose shape is that of paths from the author.
+    Republish { id: MessageId, payload: Payload },
     /// The answer to [`Output::Validate`]: whether the payload is a valid envelope with that id.
     Validated { id: MessageId, ok: bool },
     /// The timer of the last [`Output::WakeAt`] fired (or any time: a tick with nothing due is
@@ -286,6 +295,9 @@ pub struct Stats {
     pub missing_peer_full: u64,
     /// Per-origin trees forgotten because [`Config::max_trees`] were kept.
     pub trees_forgotten: u64,
+    /// `Push`es sent because a first copy came over a link we had pruned (our `Prune` and its
+    /// push crossed).
+    pub prunes_cancelled: u64,
 }
 
 /// A neighbour.
@@ -293,6 +305,28 @@ pub struct Stats {
 struct Peer {
     /// Announcements not sent yet: `(id, our hop count)`.
     ihave: Vec<(MessageId, u16)>,
+}
+
+/// Most origins remembered as ours ([`Broadcast::spoke`]); beyond, the oldest is forgotten (its
+/// next message runs on the shared tree once more).
+const MAX_SPOKE: usize = 16;
+
+/// The origins this node published from, oldest first.
+#[derive(Debug, Default)]
+struct Spoke(VecDeque<[u8; 32]>);
+
+impl Spoke {
+    /// Notes `key`; whether it is new.
+    fn insert(&mut self, key: [u8; 32]) -> bool {
+        if self.0.contains(&key) {
+            return false;
+        }
+        if self.0.len() >= MAX_SPOKE {
+            self.0.pop_front();
+        }
+        self.0.push_back(key);
+        true
+    }
 }
 
 /// A per-origin tree ([`Trees::PerOrigin`]).
@@ -303,9 +337,6 @@ struct OriginTree<P> {
     lazy: Vec<P>,
     /// When this origin's last message was relayed; the oldest tree is forgotten first.
     used: Instant,
-    /// Whether its messages run on it: from the origin's second message on (its first runs on
-    /// the shared tree). Trees not in use yet are forgotten first.
-    active: bool,
     /// The neighbour its last message came from first (none: not known, or published here).
     parent: Option<P>,
 }
@@ -340,6 +371,8 @@ struct Pending<P> {
     from: P,
     /// Our hop count for it.
     hops: u16,
+    /// The frame's flag: whether it runs on its origin's own tree.
+    own_tree: bool,
     payload: Payload,
     /// Other neighbours that sent it meanwhile.
     others: Vec<P>,
@@ -391,7 +424,10 @@ pub struct Broadcast<P> {
     /// unless [`Trees::PerOrigin`].
     shared_lazy: Vec<P>,
     /// The per-origin trees ([`Trees::PerOrigin`]), at most [`Config::max_trees`].
-    trees: HashMap<[u8; 32], OriginTree<P>>,
+    trees: BTreeMap<[u8; 32], OriginTree<P>>,
+    /// Origins this node published from ([`Trees::PerOrigin`]): its later messages run on their
+    /// own tree. A node has a few identities; at most [`MAX_SPOKE`] are kept.
+    spoke: Spoke,
     /// The sender whose duplicates prune, with [`Trees::Anchor`] (see `broadcast/anchor.rs`).
     anchor: Anchor<[u8; 32]>,
     /// When the queued announcements are due.
@@ -421,7 +457,8 @@ impl<P: Ord + Copy> Broadcast<P> {
             graft_budget: Buckets::new(config.graft_bytes, config.max_peers),
             ihave_budget: Buckets::new(config.ihave_entries, config.max_peers),
             shared_lazy: Vec::new(),
-            trees: HashMap::new(),
+            trees: BTreeMap::new(),
+            spoke: Spoke::default(),
             anchor: Anchor::new(
                 match config.trees {
                     Trees::Anchor(window) | Trees::PerOrigin(window) => window,
@@ -506,9 +543,12 @@ impl<P: Ord + Copy> Broadcast<P> {
                     self.stats.unknown_peer += 1;
                 } else {
                     match message {
-                        Message::Gossip { id, hops, payload } => {
-                            self.on_gossip(from, id, hops, payload, now)
-                        }
+                        Message::Gossip {
+                            id,
+                            hops,
+                            own_tree,
+                            payload,
+                        } => self.on_gossip(from, id, hops, own_tree, payload, now),
                         Message::IHave(entries) => self.on_ihave(from, entries, now),
                         Message::Graft(ids) => self.on_graft(from, ids, now),
                         Message::Prune(tree) => {
@@ -523,7 +563,8 @@ impl<P: Ord + Copy> Broadcast<P> {
                     }
                 }
             }
-            Input::Publish { id, payload } => self.on_publish(id, payload, now),
+            Input::Publish { id, payload } => self.on_publish(id, payload, true, now),
+            Input::Republish { id, payload } => self.on_publish(id, payload, false, now),
             Input::Validated { id, ok } => self.on_validated(id, ok, now),
             Input::Tick => {}
         }
@@ -567,7 +608,7 @@ impl<P: Ord + Copy> Broadcast<P> {
             repair.push(None);
         }
         for (k, t) in &self.trees {
-            if t.active && (t.parent == Some(p) || orphaned(&t.lazy)) {
+            if t.parent == Some(p) || orphaned(&t.lazy) {
                 repair.push(Some(*k));
             }
         }
@@ -602,28 +643,43 @@ impl<P: Ord + Copy> Broadcast<P> {
     }
 
     /// Decides which tree a message accepted or published here runs on, and notes its origin
-    /// (for the anchor, and for the per-origin trees): with [`Trees::PerOrigin`], the tree of
-    /// its origin if that origin was heard before and is not the anchor, else the shared tree.
-    fn choose_tree(&mut self, payload: &[u8], now: Instant) -> Tree {
+    /// for the anchor. With [`Trees::PerOrigin`], a received message runs where its author put
+    /// it (`own_tree`, kept by every relay, so every node agrees even when a sender's second
+    /// message overtakes its first); our own message runs on our tree if we published from that
+    /// origin before and it is not the anchor, else on the shared tree. A new tree floods its
+    /// first message, which pays only for senders that speak again; the anchor's messages keep
+    /// shaping the shared tree, as with [`Trees::Anchor`].
+    fn choose_tree(&mut self, payload: &[u8], own_tree: Option<bool>, now: Instant) -> Tree {
         let key = origin(payload)?;
         if self.config.trees != Trees::Shared {
             self.anchor.heard(key, now);
         }
-        if !self.per_origin() || self.anchor.is_anchor(Some(key)) {
+        if !self.per_origin() {
             return None;
         }
+        let own = match own_tree {
+            Some(flag) => flag,
+            None => !self.spoke.insert(key) && !self.anchor.is_anchor(Some(key)),
+        };
+        if !own {
+            return None;
+        }
+        self.use_tree(key, now);
+        Some(key)
+    }
+
+    /// Keeps origin `key`'s tree, used at `now`, forgetting the least recently used one if
+    /// [`Config::max_trees`] are kept.
+    fn use_tree(&mut self, key: [u8; 32], now: Instant) {
         if let Some(t) = self.trees.get_mut(&key) {
             t.used = now;
-            t.active = true;
-            return Some(key);
+            return;
         }
-        // A sender's first message (that this node knows of) runs on the shared tree: a new
-        // tree floods its first message, which pays only for senders that speak again.
         if self.trees.len() >= self.config.max_trees {
             let oldest = self
                 .trees
                 .iter()
-                .min_by_key(|(_, t)| (t.active, t.used))
+                .min_by_key(|(_, t)| t.used)
                 .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.trees.remove(&k);
@@ -635,11 +691,9 @@ impl<P: Ord + Copy> Broadcast<P> {
             OriginTree {
                 lazy: Vec::new(),
                 used: now,
-                active: false,
                 parent: None,
             },
         );
-        None
     }
 
     /// The tree in which a duplicate of a message of `tree` prunes its link, if it does: always
@@ -697,7 +751,15 @@ impl<P: Ord + Copy> Broadcast<P> {
         }
     }
 
-    fn on_gossip(&mut self, from: P, id: MessageId, hops: u16, payload: Payload, now: Instant) {
+    fn on_gossip(
+        &mut self,
+        from: P,
+        id: MessageId,
+        hops: u16,
+        own_tree: bool,
+        payload: Payload,
+        now: Instant,
+    ) {
         self.stats.gossip_received += 1;
         if let Some(pending) = self.pending.get_mut(&id) {
             self.stats.duplicates += 1;
@@ -739,6 +801,7 @@ impl<P: Ord + Copy> Broadcast<P> {
             Pending {
                 from,
                 hops: hops.saturating_add(1),
+                own_tree,
                 payload: payload.clone(),
                 others: Vec::new(),
                 grafted,
@@ -777,7 +840,14 @@ impl<P: Ord + Copy> Broadcast<P> {
             hops: p.hops,
         });
         // The first copy's link is part of the tree; the others' links close cycles.
-        let tree = self.choose_tree(&p.payload, now);
+        let tree = self.choose_tree(&p.payload, Some(p.own_tree), now);
+        // A push over a link we made lazy: our Prune crossed it (the sender still had us
+        // eager). Both ends must agree, or neither pushes to the other while we prune our
+        // other links to this message's duplicates: cancel the Prune.
+        if !p.grafted && self.peers.contains_key(&p.from) && !self.is_eager(&p.from, &tree) {
+            self.stats.prunes_cancelled += 1;
+            self.send(p.from, Message::Push(tree));
+        }
         self.set_eager(p.from, tree, true);
         if let Some(t) = tree.and_then(|k| self.trees.get_mut(&k)) {
             t.parent = Some(p.from);
@@ -793,14 +863,14 @@ impl<P: Ord + Copy> Broadcast<P> {
         self.relay(id, &p.payload, p.hops, Some(p.from), tree, now);
     }
 
-    fn on_publish(&mut self, id: MessageId, payload: Payload, now: Instant) {
+    fn on_publish(&mut self, id: MessageId, payload: Payload, ours: bool, now: Instant) {
         if self.seen.contains(&id) {
             return;
         }
         self.stats.published += 1;
         self.seen.insert(id, now);
         self.remove_missing(&id);
-        let tree = self.choose_tree(&payload, now);
+        let tree = self.choose_tree(&payload, (!ours).then_some(false), now);
         self.cache_insert(id, payload.clone(), 0, None, tree, now);
         self.relay(id, &payload, 0, None, tree, now);
     }
@@ -839,6 +909,7 @@ impl<P: Ord + Copy> Broadcast<P> {
                     message: Message::Gossip {
                         id,
                         hops,
+                        own_tree: tree.is_some(),
                         payload: payload.clone(),
                     },
                 });
@@ -1025,6 +1096,7 @@ impl<P: Ord + Copy> Broadcast<P> {
             let message = Message::Gossip {
                 id,
                 hops: c.hops,
+                own_tree: c.tree.is_some(),
                 payload: c.payload.clone(),
             };
             self.stats.gossip_sent += 1;

@@ -152,6 +152,7 @@ impl Attacker {
         let messages = envelopes.into_iter().map(|e| Message::Gossip {
             id: MessageId::of(&e),
             hops: 0,
+            own_tree: false,
             payload: e.into(),
         });
         for f in wire::pack(messages) {

@@ -9,16 +9,16 @@ use crate::rate::Rate;
 /// Which trees a node keeps: what a duplicate prunes, and which links a message is pushed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trees {
-    /// One tree per origin (the envelope's author) that has spoken before, as riak_core's
-    /// Plumtree keeps one per root: a duplicate prunes its link for that origin only, so each
-    /// sender's messages run on the tree its fastest copies drew (near its shortest paths), and
-    /// messages from different senders never split each other's trees. A tree starts eager on
-    /// every link (its first message floods, and the duplicates prune it back to a tree), at
-    /// the origin's second message, so the flood pays only for senders that speak again. A
-    /// sender's first message, the anchor's messages and messages with no readable origin run
-    /// on one shared tree, shaped by the anchor's duplicates as with [`Trees::Anchor`] and this
-    /// window. The default (issue 25, fourth round: measured in `broadcast/simulation.rs` and
-    /// the lab).
+    /// One tree per origin (the envelope's author), as riak_core's Plumtree keeps one per
+    /// root: a duplicate prunes its link for that origin only, so each sender's messages run on
+    /// the tree its fastest copies drew (near its shortest paths), and messages from different
+    /// senders never split each other's trees. A tree starts eager on every link (its first
+    /// message floods, and the duplicates prune it back to a tree). An author puts its messages
+    /// on its own tree from its second on (a flag in the frame, kept by relays): the flood pays
+    /// only for senders that speak again. A sender's first message and messages with no
+    /// readable origin run on one shared tree, shaped by the duplicates of the anchor (the
+    /// smallest origin heard on it within this window) as with [`Trees::Anchor`]. The default
+    /// (issue 25, fourth round: measured in `broadcast/simulation.rs` and the lab).
     PerOrigin(Duration),
     /// One tree for every sender, shaped by the anchor's messages only: a duplicate prunes only
     /// if its message is the anchor's, the smallest origin key heard within this window
@@ -59,9 +59,8 @@ pub struct Config {
     pub announce_to_eager: bool,
     /// Which broadcast trees the node keeps ([`Trees`]).
     pub trees: Trees,
-    /// Most per-origin trees kept ([`Trees::PerOrigin`]), those of senders heard once included;
-    /// when full, a tree not in use yet is forgotten first, then the one whose last message is
-    /// the oldest (its sender starts over: its next message runs on the shared tree).
+    /// Most per-origin trees kept ([`Trees::PerOrigin`]); when full, the one whose last message
+    /// is the oldest is forgotten (its sender's next message starts it over: a flood).
     pub max_trees: usize,
     /// Most anchor candidates kept (random keys leave a handful).
     pub max_anchor_candidates: usize,

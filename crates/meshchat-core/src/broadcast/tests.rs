@@ -50,12 +50,27 @@ fn run(b: &mut Broadcast<u32>, input: Input<u32>, now: Instant) -> Vec<Output<u3
     b.handle(input, now).collect()
 }
 
-fn gossip(from: u32, (id, payload): &(MessageId, Payload), hops: u16) -> Input<u32> {
+fn gossip(from: u32, m: &(MessageId, Payload), hops: u16) -> Input<u32> {
+    gossip_on(from, m, hops, false)
+}
+
+/// A Gossip its author marked as running on its own tree ([`Trees::PerOrigin`]).
+fn gossip_own(from: u32, m: &(MessageId, Payload), hops: u16) -> Input<u32> {
+    gossip_on(from, m, hops, true)
+}
+
+fn gossip_on(
+    from: u32,
+    (id, payload): &(MessageId, Payload),
+    hops: u16,
+    own_tree: bool,
+) -> Input<u32> {
     Input::Message {
         from,
         message: Message::Gossip {
             id: *id,
             hops,
+            own_tree,
             payload: payload.clone(),
         },
     }
@@ -69,12 +84,27 @@ fn send(to: u32, message: Message) -> Output<u32> {
     Output::Send { to, message }
 }
 
-fn push(to: u32, (id, payload): &(MessageId, Payload), hops: u16) -> Output<u32> {
+fn push(to: u32, m: &(MessageId, Payload), hops: u16) -> Output<u32> {
+    push_on(to, m, hops, false)
+}
+
+/// A push of a message on its origin's own tree.
+fn push_own(to: u32, m: &(MessageId, Payload), hops: u16) -> Output<u32> {
+    push_on(to, m, hops, true)
+}
+
+fn push_on(
+    to: u32,
+    (id, payload): &(MessageId, Payload),
+    hops: u16,
+    own_tree: bool,
+) -> Output<u32> {
     send(
         to,
         Message::Gossip {
             id: *id,
             hops,
+            own_tree,
             payload: payload.clone(),
         },
     )
@@ -88,7 +118,29 @@ fn receive(
     hops: u16,
     now: Instant,
 ) -> Vec<Output<u32>> {
-    let out = run(b, gossip(peer, m, hops), now);
+    receive_on(b, peer, m, hops, false, now)
+}
+
+/// As [`receive`], a message on its origin's own tree.
+fn receive_own(
+    b: &mut Broadcast<u32>,
+    peer: u32,
+    m: &(MessageId, Payload),
+    hops: u16,
+    now: Instant,
+) -> Vec<Output<u32>> {
+    receive_on(b, peer, m, hops, true, now)
+}
+
+fn receive_on(
+    b: &mut Broadcast<u32>,
+    peer: u32,
+    m: &(MessageId, Payload),
+    hops: u16,
+    own_tree: bool,
+    now: Instant,
+) -> Vec<Output<u32>> {
+    let out = run(b, gossip_on(peer, m, hops, own_tree), now);
     assert!(
         out.contains(&Output::Validate {
             id: m.0,
@@ -601,67 +653,68 @@ fn a_lost_push_is_grafted_from_the_eager_announcer_first() {
     assert_eq!(st.delivered_hops, 6);
 }
 
-/// Issue 25, fourth round: with per-origin trees (the default) a sender's first message runs on
-/// the shared tree (shaped by the anchor's duplicates only), its next ones on its own tree,
-/// which starts eager on every link and where every duplicate prunes its link for that origin
-/// only: two senders' messages each keep the tree their fastest copies drew.
+/// Issue 25, fourth round: with per-origin trees (the default) a message runs on the tree its
+/// author put it on (the Gossip's flag): its origin's own tree, which starts eager on every link
+/// and where every duplicate prunes its link for that origin only, or the shared tree, shaped by
+/// the anchor's duplicates only. Two senders' messages each keep the tree their fastest copies
+/// drew.
 #[test]
 fn each_origin_has_its_own_tree() {
     let t0 = Instant::now();
     let mut b = node(Config::default(), &[1, 2, 3], t0);
-    // 0x01 is the anchor (the smallest key heard): its messages shape the shared tree.
+    // 0x01 is the anchor (the smallest key heard on the shared tree): its duplicates prune it.
     receive(&mut b, 1, &by(0x01, 0), 0, t0);
     assert_eq!(
         run(&mut b, gossip(3, &by(0x01, 0), 2), t0),
         [send(3, Message::Prune(None))]
     );
-    let out = receive(&mut b, 1, &by(0x01, 1), 0, t0);
-    assert!(out.contains(&push(2, &by(0x01, 1), 1)) && !out.contains(&push(3, &by(0x01, 1), 1)));
-    assert_eq!(
-        b.tree_count(),
-        0,
-        "the anchor's messages keep to the shared tree"
-    );
+    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
     let (ka, kb) = (Some([0x10; 32]), Some([0x20; 32]));
     let [a1, a2, a3] = [1, 2, 3].map(|n| by(0x10, n));
     let [b1, b2, b3] = [1, 2, 3].map(|n| by(0x20, n));
-    // A first message: the shared tree, and its duplicate prunes nothing.
+    // A message on the shared tree: pushed to 2 only (3 is lazy there, 1 sent it), and its
+    // duplicate prunes nothing (not the anchor's).
     let out = receive(&mut b, 1, &a1, 0, t0);
     assert!(out.contains(&push(2, &a1, 1)) && !out.contains(&push(3, &a1, 1)));
     assert_eq!(run(&mut b, gossip(2, &a1, 3), t0), []);
-    assert_eq!(b.stats().duplicates_kept, 1);
-    // The second starts the sender's tree: every link, and duplicates prune there.
-    let out = receive(&mut b, 1, &a2, 0, t0);
-    assert!(out.contains(&push(2, &a2, 1)) && out.contains(&push(3, &a2, 1)));
+    assert_eq!((b.stats().duplicates_kept, b.tree_count()), (1, 0));
+    // On its own tree: every link at first, flag kept, and duplicates prune there.
+    let out = receive_own(&mut b, 1, &a2, 0, t0);
+    assert!(out.contains(&push_own(2, &a2, 1)) && out.contains(&push_own(3, &a2, 1)));
     assert_eq!(
-        run(&mut b, gossip(2, &a2, 3), t0),
+        run(&mut b, gossip_own(2, &a2, 3), t0),
         [send(2, Message::Prune(ka))]
     );
-    receive(&mut b, 2, &b1, 0, t0);
-    receive(&mut b, 2, &b2, 0, t0);
+    receive_own(&mut b, 2, &b2, 0, t0);
     assert_eq!(
-        run(&mut b, gossip(1, &b2, 3), t0),
+        run(&mut b, gossip_own(1, &b2, 3), t0),
         [send(1, Message::Prune(kb))]
     );
     assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 3]);
     assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
     assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2], "shared");
     assert_eq!(b.tree_count(), 2);
+    // A sender's first message may come after its second (it took the shared tree's longer
+    // path): it stays on the shared tree, and prunes nothing of the sender's own.
+    receive(&mut b, 2, &b1, 0, t0);
+    assert_eq!(run(&mut b, gossip(3, &b1, 3), t0), []);
+    assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
     // Each sender's next message is pushed on its own tree: a3 to 3 only (2 is lazy for it, and
     // 1 sent it), b3 likewise.
-    let out = receive(&mut b, 1, &a3, 0, t0);
-    assert!(out.contains(&push(3, &a3, 1)) && !out.contains(&push(2, &a3, 1)));
-    let out = receive(&mut b, 2, &b3, 0, t0);
-    assert!(out.contains(&push(3, &b3, 1)) && !out.contains(&push(1, &b3, 1)));
+    let out = receive_own(&mut b, 1, &a3, 0, t0);
+    assert!(out.contains(&push_own(3, &a3, 1)) && !out.contains(&push_own(2, &a3, 1)));
+    let out = receive_own(&mut b, 2, &b3, 0, t0);
+    assert!(out.contains(&push_own(3, &b3, 1)) && !out.contains(&push_own(1, &b3, 1)));
     // A prune names its tree; one for a tree not kept changes nothing.
     run(&mut b, from(3, Message::Prune(ka)), t0);
     assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1]);
     assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
     run(&mut b, from(3, Message::Prune(Some([0x30; 32]))), t0);
     assert_eq!(b.tree_count(), 2);
-    // A graft makes its link eager in the trees of the ids it asks for; one with no ids, in all.
+    // A graft makes its link eager in the trees of the ids it asks for (the answer keeps the
+    // flag); one with no ids, in all.
     let out = run(&mut b, from(2, Message::Graft(vec![a3.0])), t0);
-    assert_eq!(out, [push(2, &a3, 1)]);
+    assert_eq!(out, [push_own(2, &a3, 1)]);
     assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 2]);
     run(&mut b, from(3, Message::Graft(vec![])), t0);
     assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 2, 3]);
@@ -672,8 +725,86 @@ fn each_origin_has_its_own_tree() {
     assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
 }
 
-/// At most `max_trees` per-origin trees are kept, those of senders heard once included: a tree
-/// not in use yet is forgotten first, then the one used least recently; its sender starts over.
+/// Our own messages: the first from an origin runs on the shared tree, the next on its own,
+/// unless we are the anchor (the smallest origin heard): its messages shape the shared tree.
+#[test]
+fn a_node_marks_its_own_messages_from_the_second_on() {
+    let t0 = Instant::now();
+    let (m1, m2, m3) = (by(0x10, 1), by(0x10, 2), by(0x10, 3));
+    let mut b = node(Config::default(), &[1, 2], t0);
+    assert_eq!(
+        run(&mut b, publish(&m1), t0),
+        [
+            push(1, &m1, 0),
+            push(2, &m1, 0),
+            Output::WakeAt(t0 + ms(20))
+        ]
+    );
+    assert_eq!(
+        run(&mut b, publish(&m2), t0),
+        [push(1, &m2, 0), push(2, &m2, 0)],
+        "the anchor"
+    );
+    receive(&mut b, 1, &by(0x01, 0), 0, t0);
+    assert_eq!(
+        run(&mut b, publish(&m3), t0),
+        [push_own(1, &m3, 0), push_own(2, &m3, 0)]
+    );
+    // Someone else's message we push on: the shared tree, however often.
+    let (o1, o2) = (by(0x20, 1), by(0x20, 2));
+    for o in [&o1, &o2] {
+        let input = Input::Republish {
+            id: o.0,
+            payload: o.1.clone(),
+        };
+        assert_eq!(run(&mut b, input, t0), [push(1, o, 0), push(2, o, 0)]);
+    }
+    // With one shared tree, never.
+    let mut b = node(anchored(), &[1], t0);
+    receive(&mut b, 1, &by(0x01, 0), 0, t0);
+    run(&mut b, publish(&m1), t0);
+    assert_eq!(run(&mut b, publish(&m2), t0), [push(1, &m2, 0)]);
+}
+
+/// A push over a link this node pruned (its Prune crossed the push): the node cancels the
+/// Prune with a Push, so that both ends agree the link is eager, and prunes its other link.
+#[test]
+fn a_prune_crossed_by_a_push_is_cancelled() {
+    let t0 = Instant::now();
+    let mut b = node(Config::default(), &[1, 2], t0);
+    let k = Some([0x10; 32]);
+    let (a2, a3) = (by(0x10, 2), by(0x10, 3));
+    receive_own(&mut b, 1, &a2, 0, t0);
+    assert_eq!(
+        run(&mut b, gossip_own(2, &a2, 0), t0),
+        [send(2, Message::Prune(k))]
+    );
+    // 2 had pushed a3 before our Prune reached it.
+    let out = receive_own(&mut b, 2, &a3, 0, t0);
+    assert!(out.contains(&send(2, Message::Push(k))), "{out:?}");
+    assert_eq!(
+        run(&mut b, gossip_own(1, &a3, 0), t0),
+        [send(1, Message::Prune(k))]
+    );
+    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [2]);
+    assert_eq!(b.stats().prunes_cancelled, 1);
+    // An answer to a graft over a lazy link needs no Push: the graft made it eager there.
+    let a4 = by(0x10, 4);
+    run(&mut b, from(1, Message::IHave(vec![(a4.0, 0)])), t0);
+    run(&mut b, Input::Tick, t0 + ms(150));
+    let out = receive_own(&mut b, 1, &a4, 0, t0 + ms(160));
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            message: Message::Push(_),
+            ..
+        }
+    )));
+    assert_eq!(b.stats().prunes_cancelled, 1);
+}
+
+/// At most `max_trees` per-origin trees are kept: the one used least recently is forgotten, and
+/// its sender's next message starts its tree over, eager on every link.
 #[test]
 fn the_least_recently_used_tree_is_forgotten() {
     let t0 = Instant::now();
@@ -682,49 +813,29 @@ fn the_least_recently_used_tree_is_forgotten() {
         ..Config::default()
     };
     let mut b = node(config, &[1, 2], t0);
-    receive(&mut b, 1, &by(0x01, 0), 0, t0);
-    for (i, author) in [0x10u8, 0x10, 0x20, 0x30, 0x30, 0x40]
-        .into_iter()
-        .enumerate()
-    {
-        let (m, t) = (by(author, i as u8 + 1), t0 + ms(i as u64 + 1));
-        receive(&mut b, 1, &m, 0, t);
-        run(&mut b, gossip(2, &m, 0), t);
+    for (i, author) in [0x10u8, 0x20, 0x10, 0x30].into_iter().enumerate() {
+        let (m, t) = (by(author, i as u8), t0 + ms(i as u64));
+        receive_own(&mut b, 1, &m, 0, t);
+        run(&mut b, gossip_own(2, &m, 0), t);
     }
-    assert_eq!((b.tree_count(), b.stats().trees_forgotten), (2, 2));
+    assert_eq!((b.tree_count(), b.stats().trees_forgotten), (2, 1));
     let tree = |a: u8| b.eager_peers_of(Some([a; 32])).collect::<Vec<_>>();
-    assert_eq!(tree(0x30), [1]);
-    assert_eq!(
-        tree(0x20),
-        [1, 2],
-        "heard once, forgotten before 0x10's tree"
-    );
-    assert_eq!(
-        tree(0x10),
-        [1, 2],
-        "forgotten next, the least recently used"
-    );
-    assert_eq!(
-        tree(0x40),
-        [1, 2],
-        "heard once: its message ran on the shared tree"
-    );
+    assert_eq!((tree(0x10), tree(0x30)), (vec![1], vec![1]));
+    assert_eq!(tree(0x20), [1, 2], "0x20's tree was forgotten");
 }
 
-/// Per-origin trees: a node left with no eager link in some tree grafts a neighbour at once, and
-/// a missing message (its origin unknown) is grafted like any other; the link becomes eager in
-/// the message's tree when the answer comes.
+/// Per-origin trees: a node whose parent in a tree leaves asks a lazy neighbour to push that
+/// tree at once, and a missing message (its tree unknown) is grafted like any other; the link
+/// becomes eager in the message's tree when the answer comes.
 #[test]
 fn per_origin_repairs() {
     let t0 = Instant::now();
     let mut b = node(Config::default(), &[1, 2, 3], t0);
     let k = Some([0x10; 32]);
-    receive(&mut b, 1, &by(0x01, 0), 0, t0);
-    receive(&mut b, 1, &by(0x10, 1), 0, t0);
     let a2 = by(0x10, 2);
-    receive(&mut b, 1, &a2, 0, t0);
-    run(&mut b, gossip(2, &a2, 0), t0);
-    run(&mut b, gossip(3, &a2, 0), t0);
+    receive_own(&mut b, 1, &a2, 0, t0);
+    run(&mut b, gossip_own(2, &a2, 0), t0);
+    run(&mut b, gossip_own(3, &a2, 0), t0);
     assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [1]);
     // Its parent goes: the tree has no eager link left.
     assert_eq!(
@@ -751,9 +862,19 @@ fn per_origin_repairs() {
         .collect();
     assert_eq!(grafts, [&send(3, Message::Graft(vec![a3.0]))]);
     assert_eq!(b.eager_peers_of(k).count(), 0, "eager once answered");
-    receive(&mut b, 3, &a3, 1, t0 + ms(160));
+    receive_own(&mut b, 3, &a3, 1, t0 + ms(160));
     assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [3]);
     assert_eq!(b.stats().delivered_grafted, 1);
+    // A parent that leaves while the node has other eager links in the tree (its children) is
+    // replaced too.
+    let mut b = node(Config::default(), &[1, 2, 3], t0);
+    receive_own(&mut b, 1, &a2, 0, t0);
+    run(&mut b, gossip_own(2, &a2, 0), t0);
+    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(
+        run(&mut b, Input::NeighborDown(1), t0),
+        [send(2, Message::Push(k))]
+    );
 }
 
 #[test]
@@ -895,7 +1016,8 @@ fn the_cache_expires_and_ids_are_remembered_longer() {
 enum Step {
     Up(u32),
     Down(u32),
-    Gossip(u32, u8, u16),
+    /// From, message, hops, on its origin's own tree.
+    Gossip(u32, u8, u16, bool),
     IHave(u32, Vec<(u8, u16)>),
     Graft(u32, Vec<u8>),
     /// A prune of the tree of no origin, or of author `[a; 32]`'s.
@@ -914,7 +1036,8 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         peer.clone().prop_map(Step::Up),
         peer.clone().prop_map(Step::Down),
-        (peer.clone(), id.clone(), 0u16..12).prop_map(|(p, i, h)| Step::Gossip(p, i, h)),
+        (peer.clone(), id.clone(), 0u16..12, any::<bool>())
+            .prop_map(|(p, i, h, own)| Step::Gossip(p, i, h, own)),
         (
             peer.clone(),
             proptest::collection::vec((id.clone(), 0u16..12), 1..5)
@@ -1108,11 +1231,12 @@ proptest! {
             let input = match s {
                 Step::Up(p) => { if up.len() < 4 { up.insert(p); } Input::NeighborUp(p) }
                 Step::Down(p) => { up.remove(&p); Input::NeighborDown(p) }
-                Step::Gossip(p, i, h) => gossip(p, &ids[i as usize], h),
+                Step::Gossip(p, i, h, own) => gossip_on(p, &ids[i as usize], h, own),
                 Step::IHave(p, e) => from(p, Message::IHave(e.into_iter().map(|(i, h)| (ids[i as usize].0, h)).collect())),
                 Step::Graft(p, e) => from(p, Message::Graft(e.into_iter().map(|i| ids[i as usize].0).collect())),
                 Step::Prune(p, a) => from(p, Message::Prune(a.map(|a| [a; 32]))),
                 Step::Push(p, a) => from(p, Message::Push(a.map(|a| [a; 32]))),
+                Step::Publish(i) if !bad(i) && i % 3 == 0 => Input::Republish { id: ids[i as usize].0, payload: ids[i as usize].1.clone() },
                 Step::Publish(i) if !bad(i) => Input::Publish { id: ids[i as usize].0, payload: ids[i as usize].1.clone() },
                 Step::Publish(_) => Input::Tick,
                 Step::Validate => match to_check.pop_front() {

@@ -22,8 +22,8 @@ pub const MAX_PAYLOAD_LEN: usize = MAX_ENVELOPE_LEN;
 /// Gossip fits, with room to spare (seventeen).
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 
-/// Bytes of a Gossip besides its payload: tag, id, hops, length.
-pub const GOSSIP_OVERHEAD: usize = 1 + 32 + 2 + 4;
+/// Bytes of a Gossip besides its payload: tag, id, hops, tree, length.
+pub const GOSSIP_OVERHEAD: usize = 1 + 32 + 2 + 1 + 4;
 /// Bytes of one IHave entry: id and hops.
 pub const IHAVE_ENTRY_LEN: usize = 32 + 2;
 
@@ -52,6 +52,9 @@ pub enum Message {
     Gossip {
         id: MessageId,
         hops: u16,
+        /// Whether the message runs on its origin's own tree (else on the shared tree): set by
+        /// its author, kept by every relay, so that every node puts it on the same tree.
+        own_tree: bool,
         payload: Payload,
     },
     /// "I have these": `(id, hops)` with the announcer's hop count, 1..=[`MAX_IHAVE`] entries.
@@ -111,11 +114,17 @@ impl Message {
     /// makes such a message).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
-            Message::Gossip { id, hops, payload } => {
+            Message::Gossip {
+                id,
+                hops,
+                own_tree,
+                payload,
+            } => {
                 assert!(payload.len() <= MAX_PAYLOAD_LEN, "gossip payload too large");
                 out.push(TAG_GOSSIP);
                 out.extend_from_slice(&id.0);
                 out.extend_from_slice(&hops.to_be_bytes());
+                out.push(if *own_tree { TREE_ORIGIN } else { TREE_NONE });
                 out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
                 out.extend_from_slice(payload);
             }
@@ -164,6 +173,12 @@ impl Message {
             TAG_GOSSIP => {
                 let (id, rest) = read_id(rest)?;
                 let (hops, rest) = read_u16(rest)?;
+                let (&tree, rest) = rest.split_first().ok_or(Error::Truncated)?;
+                let own_tree = match tree {
+                    TREE_NONE => false,
+                    TREE_ORIGIN => true,
+                    other => return Err(Error::BadTree(other)),
+                };
                 let (len, rest) = rest.split_first_chunk::<4>().ok_or(Error::Truncated)?;
                 let len = u32::from_be_bytes(*len) as usize;
                 if len > MAX_PAYLOAD_LEN {
@@ -174,7 +189,15 @@ impl Message {
                 }
                 let (payload, rest) = rest.split_at(len);
                 let payload = Payload::from(payload);
-                Ok((Message::Gossip { id, hops, payload }, rest))
+                Ok((
+                    Message::Gossip {
+                        id,
+                        hops,
+                        own_tree,
+                        payload,
+                    },
+                    rest,
+                ))
             }
             TAG_IHAVE => {
                 let (count, mut rest) = read_u16(rest)?;
@@ -342,6 +365,7 @@ mod tests {
             Message::Gossip {
                 id: id(0xab),
                 hops: 0x0102,
+                own_tree: true,
                 payload: Payload::from(&b"hey"[..]),
             },
             Message::IHave(vec![(id(0xcd), 7)]),
@@ -354,7 +378,7 @@ mod tests {
         let mut want = vec![7];
         want.push(1);
         want.extend_from_slice(&[0xab; 32]);
-        want.extend_from_slice(&[1, 2, 0, 0, 0, 3]);
+        want.extend_from_slice(&[1, 2, 1, 0, 0, 0, 3]);
         want.extend_from_slice(b"hey");
         want.extend_from_slice(&[2, 0, 1]);
         want.extend_from_slice(&[0xcd; 32]);
@@ -370,7 +394,7 @@ mod tests {
         assert_eq!(frame, want);
         assert_eq!(
             frame.len(),
-            1 + (39 + 3) + (3 + 34) + (3 + 32) + 3 + 2 + 34 + 34
+            1 + (40 + 3) + (3 + 34) + (3 + 32) + 3 + 2 + 34 + 34
         );
         let back = decode(&frame).unwrap();
         assert_eq!(back.len(), 7);
@@ -421,7 +445,10 @@ mod tests {
         // is copied.
         let mut g = vec![1, 1];
         g.extend_from_slice(&[0; 32]);
-        g.extend_from_slice(&[0, 0]);
+        g.extend_from_slice(&[0, 0, 0]);
+        let mut bad_tree = g.clone();
+        bad_tree[36] = 2;
+        assert_eq!(decode(&bad_tree), Err(Error::BadTree(2)));
         let mut huge = g.clone();
         huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
         assert_eq!(
@@ -438,6 +465,7 @@ mod tests {
         let gossip = Message::Gossip {
             id: id(3),
             hops: u16::MAX,
+            own_tree: false,
             payload: vec![0u8; MAX_PAYLOAD_LEN].into(),
         };
         let full = vec![ihave, graft, gossip];
@@ -452,9 +480,10 @@ mod tests {
         let gossip = Message::Gossip {
             id: id(1),
             hops: 3,
+            own_tree: false,
             payload: p,
         };
-        assert_eq!(gossip.encoded_len(), 189);
+        assert_eq!(gossip.encoded_len(), 190);
         assert_eq!(Message::IHave(vec![(id(1), 1); 10]).encoded_len(), 343);
         assert_eq!(Message::Graft(vec![id(1); 2]).encoded_len(), 67);
         assert_eq!(Message::Graft(vec![]).encoded_len(), 3);
@@ -462,7 +491,7 @@ mod tests {
         assert_eq!(Message::Prune(Some([1; 32])).encoded_len(), 34);
         let frame = [gossip, Message::Prune(None)];
         assert_eq!(encode(&frame).len(), encoded_len(&frame));
-        assert_eq!(encoded_len(&frame), 192);
+        assert_eq!(encoded_len(&frame), 193);
     }
 
     #[test]
@@ -470,10 +499,11 @@ mod tests {
         let big = Message::Gossip {
             id: id(9),
             hops: 1,
+            own_tree: true,
             payload: vec![0u8; MAX_PAYLOAD_LEN].into(),
         };
         let frames = pack(std::iter::repeat_n(big.clone(), 40));
-        // 17 largest gossips (61 662 bytes each) fit in 1 MiB, the 18th does not.
+        // 17 largest gossips (61 663 bytes each) fit in 1 MiB, the 18th does not.
         assert_eq!(
             frames.iter().map(|f| f[0] as usize).collect::<Vec<_>>(),
             [17, 17, 6]
@@ -493,11 +523,13 @@ mod tests {
             (
                 id.clone(),
                 any::<u16>(),
+                any::<bool>(),
                 proptest::collection::vec(any::<u8>(), 0..400)
             )
-                .prop_map(|(id, hops, p)| Message::Gossip {
+                .prop_map(|(id, hops, own_tree, p)| Message::Gossip {
                     id,
                     hops,
+                    own_tree,
                     payload: p.into()
                 }),
             proptest::collection::vec((id.clone(), any::<u16>()), 1..40).prop_map(Message::IHave),

@@ -169,6 +169,7 @@ impl Raw {
         let messages = envelopes.into_iter().map(|e| Message::Gossip {
             id: MessageId::of(&e),
             hops: 0,
+            own_tree: false,
             payload: e.into(),
         });
         for frame in wire::pack(messages) {
@@ -553,6 +554,7 @@ async fn an_envelope_under_another_id_is_refused_and_hides_nothing() {
     let forged = wire::encode(&[Message::Gossip {
         id: MessageId::of(&other),
         hops: 0,
+        own_tree: false,
         payload: real.clone().into(),
     }]);
     raw.send_frame(&forged).await.unwrap();

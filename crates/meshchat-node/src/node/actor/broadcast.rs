@@ -144,10 +144,19 @@ impl Trees {
     }
 
     /// Publishes an envelope we hold (ours, or one worth pushing on); false if no neighbour's
-    /// stream is open to take it.
+    /// stream is open to take it. Only our own may run on our own tree.
     pub(super) fn publish(&mut self, id: MessageId, bytes: &[u8], ctx: &mut Ctx<'_>) -> bool {
         let payload: Payload = bytes.into();
-        self.feed(Input::Publish { id, payload }, ctx);
+        let ours = meshchat_core::envelope::peek_author(bytes)
+            .is_some_and(|a| &a == ctx.io.key.public().as_bytes());
+        self.feed(
+            if ours {
+                Input::Publish { id, payload }
+            } else {
+                Input::Republish { id, payload }
+            },
+            ctx,
+        );
         self.links.up_count() > 0
     }
 
