@@ -31,8 +31,9 @@ fn single_sender_1000_nodes_builds_a_tree() {
 /// Senders that speak once run on the shared tree, shaped by the anchor's messages (module
 /// docs): with the paper's rule, pushes from many senders at once pruned different links of the
 /// same cycle, and this run read RMR 0.54, last hop 25 (max 37); with the anchor 0.10 and 21
-/// (max 27), though 10 messages (0.2 s) of warm-up leave the first anchors' transitions in. The
-/// two senders that speak twice here flood once each (RMR 0.31 with them, 0.20 without).
+/// (max 27), though 10 messages (0.2 s) of warm-up leave the first anchors' transitions in; with
+/// crossed prunes cancelled (a `Push` after the push), 0.02 and 15.3 (max 18). The two senders
+/// that speak twice here flood once each (RMR 0.18 with them).
 #[test]
 fn many_senders_1000_nodes_share_the_tree() {
     let s = Scenario::new(1000, 60, Senders::Many);
@@ -221,7 +222,7 @@ fn lab_1000_nodes_random_senders_stay_on_the_tree() {
 }
 
 /// The lab's setting with 1 % loss per message and link and 20 % of the nodes crashing halfway:
-/// nothing missed, the lazy path only for repairs (97.5 % pushed; 99.1 % with the anchor's one
+/// nothing missed, the lazy path only for repairs (97.2 % pushed; 99.1 % with the anchor's one
 /// tree, which has fewer links to repair: the module docs). The extra copies are the repairs'
 /// cycles: a graft from a lazy link (after a crash, or below a lost push) adds an eager link
 /// that, on the shared tree, only the anchor's next message prunes.
