@@ -1,9 +1,6 @@
-//! State-machine tests: each rule of the protocol on a few peers, the bounds, and random input
-//! sequences. The simulator tests (`simulation.rs`) check the whole network.
-
-use std::collections::HashSet;
-
-use proptest::prelude::*;
+//! State-machine tests: each rule of the protocol on a few peers and the bounds; the per-origin
+//! trees' rules in `tests/trees.rs`, random input sequences in `tests/invariants.rs`. The
+//! simulator tests (`simulation.rs`) check the whole network.
 
 use super::*;
 use crate::rate::Rate;
@@ -59,20 +56,19 @@ fn gossip_own(from: u32, m: &(MessageId, Payload), hops: u16) -> Input<u32> {
     gossip_on(from, m, hops, true)
 }
 
-fn gossip_on(
-    from: u32,
-    (id, payload): &(MessageId, Payload),
-    hops: u16,
-    own_tree: bool,
-) -> Input<u32> {
+fn gossip_on(from: u32, m: &(MessageId, Payload), hops: u16, own_tree: bool) -> Input<u32> {
     Input::Message {
         from,
-        message: Message::Gossip {
-            id: *id,
-            hops,
-            own_tree,
-            payload: payload.clone(),
-        },
+        message: gossip_message(m, hops, own_tree),
+    }
+}
+
+fn gossip_message((id, payload): &(MessageId, Payload), hops: u16, own_tree: bool) -> Message {
+    Message::Gossip {
+        id: *id,
+        hops,
+        own_tree,
+        payload: payload.clone(),
     }
 }
 
@@ -93,21 +89,8 @@ fn push_own(to: u32, m: &(MessageId, Payload), hops: u16) -> Output<u32> {
     push_on(to, m, hops, true)
 }
 
-fn push_on(
-    to: u32,
-    (id, payload): &(MessageId, Payload),
-    hops: u16,
-    own_tree: bool,
-) -> Output<u32> {
-    send(
-        to,
-        Message::Gossip {
-            id: *id,
-            hops,
-            own_tree,
-            payload: payload.clone(),
-        },
-    )
+fn push_on(to: u32, m: &(MessageId, Payload), hops: u16, own_tree: bool) -> Output<u32> {
+    send(to, gossip_message(m, hops, own_tree))
 }
 
 /// Receives `m` from `peer` and validates it; returns the outputs of the validation.
@@ -653,230 +636,6 @@ fn a_lost_push_is_grafted_from_the_eager_announcer_first() {
     assert_eq!(st.delivered_hops, 6);
 }
 
-/// Issue 25, fourth round: with per-origin trees (the default) a message runs on the tree its
-/// author put it on (the Gossip's flag): its origin's own tree, which starts eager on every link
-/// and where every duplicate prunes its link for that origin only, or the shared tree, shaped by
-/// the anchor's duplicates only. Two senders' messages each keep the tree their fastest copies
-/// drew.
-#[test]
-fn each_origin_has_its_own_tree() {
-    let t0 = Instant::now();
-    let mut b = node(Config::default(), &[1, 2, 3], t0);
-    // 0x01 is the anchor (the smallest key heard on the shared tree): its duplicates prune it.
-    receive(&mut b, 1, &by(0x01, 0), 0, t0);
-    assert_eq!(
-        run(&mut b, gossip(3, &by(0x01, 0), 2), t0),
-        [send(3, Message::Prune(None))]
-    );
-    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2]);
-    let (ka, kb) = (Some([0x10; 32]), Some([0x20; 32]));
-    let [a1, a2, a3] = [1, 2, 3].map(|n| by(0x10, n));
-    let [b1, b2, b3] = [1, 2, 3].map(|n| by(0x20, n));
-    // A message on the shared tree: pushed to 2 only (3 is lazy there, 1 sent it), and its
-    // duplicate prunes nothing (not the anchor's).
-    let out = receive(&mut b, 1, &a1, 0, t0);
-    assert!(out.contains(&push(2, &a1, 1)) && !out.contains(&push(3, &a1, 1)));
-    assert_eq!(run(&mut b, gossip(2, &a1, 3), t0), []);
-    assert_eq!((b.stats().duplicates_kept, b.tree_count()), (1, 0));
-    // On its own tree: every link at first, flag kept, and duplicates prune there.
-    let out = receive_own(&mut b, 1, &a2, 0, t0);
-    assert!(out.contains(&push_own(2, &a2, 1)) && out.contains(&push_own(3, &a2, 1)));
-    assert_eq!(
-        run(&mut b, gossip_own(2, &a2, 3), t0),
-        [send(2, Message::Prune(ka))]
-    );
-    receive_own(&mut b, 2, &b2, 0, t0);
-    assert_eq!(
-        run(&mut b, gossip_own(1, &b2, 3), t0),
-        [send(1, Message::Prune(kb))]
-    );
-    assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 3]);
-    assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
-    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2], "shared");
-    assert_eq!(b.tree_count(), 2);
-    // A sender's first message may come after its second (it took the shared tree's longer
-    // path): it stays on the shared tree, and prunes nothing of the sender's own.
-    receive(&mut b, 2, &b1, 0, t0);
-    assert_eq!(run(&mut b, gossip(3, &b1, 3), t0), []);
-    assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
-    // Each sender's next message is pushed on its own tree: a3 to 3 only (2 is lazy for it, and
-    // 1 sent it), b3 likewise.
-    let out = receive_own(&mut b, 1, &a3, 0, t0);
-    assert!(out.contains(&push_own(3, &a3, 1)) && !out.contains(&push_own(2, &a3, 1)));
-    let out = receive_own(&mut b, 2, &b3, 0, t0);
-    assert!(out.contains(&push_own(3, &b3, 1)) && !out.contains(&push_own(1, &b3, 1)));
-    // A prune names its tree; one for a tree not kept changes nothing.
-    run(&mut b, from(3, Message::Prune(ka)), t0);
-    assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1]);
-    assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
-    run(&mut b, from(3, Message::Prune(Some([0x30; 32]))), t0);
-    assert_eq!(b.tree_count(), 2);
-    // A graft makes its link eager in the trees of the ids it asks for (the answer keeps the
-    // flag); one with no ids, in all.
-    let out = run(&mut b, from(2, Message::Graft(vec![a3.0])), t0);
-    assert_eq!(out, [push_own(2, &a3, 1)]);
-    assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 2]);
-    run(&mut b, from(3, Message::Graft(vec![])), t0);
-    assert_eq!(b.eager_peers_of(ka).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [1, 2, 3]);
-    // A keyless prune is about the shared tree only.
-    run(&mut b, from(1, Message::Prune(None)), t0);
-    assert_eq!(b.eager_peers().collect::<Vec<_>>(), [2, 3]);
-    assert_eq!(b.eager_peers_of(kb).collect::<Vec<_>>(), [2, 3]);
-}
-
-/// Our own messages: the first from an origin runs on the shared tree, the next on its own,
-/// unless we are the anchor (the smallest origin heard): its messages shape the shared tree.
-#[test]
-fn a_node_marks_its_own_messages_from_the_second_on() {
-    let t0 = Instant::now();
-    let (m1, m2, m3) = (by(0x10, 1), by(0x10, 2), by(0x10, 3));
-    let mut b = node(Config::default(), &[1, 2], t0);
-    assert_eq!(
-        run(&mut b, publish(&m1), t0),
-        [
-            push(1, &m1, 0),
-            push(2, &m1, 0),
-            Output::WakeAt(t0 + ms(20))
-        ]
-    );
-    assert_eq!(
-        run(&mut b, publish(&m2), t0),
-        [push(1, &m2, 0), push(2, &m2, 0)],
-        "the anchor"
-    );
-    receive(&mut b, 1, &by(0x01, 0), 0, t0);
-    assert_eq!(
-        run(&mut b, publish(&m3), t0),
-        [push_own(1, &m3, 0), push_own(2, &m3, 0)]
-    );
-    // Someone else's message we push on: the shared tree, however often.
-    let (o1, o2) = (by(0x20, 1), by(0x20, 2));
-    for o in [&o1, &o2] {
-        let input = Input::Republish {
-            id: o.0,
-            payload: o.1.clone(),
-        };
-        assert_eq!(run(&mut b, input, t0), [push(1, o, 0), push(2, o, 0)]);
-    }
-    // With one shared tree, never.
-    let mut b = node(anchored(), &[1], t0);
-    receive(&mut b, 1, &by(0x01, 0), 0, t0);
-    run(&mut b, publish(&m1), t0);
-    assert_eq!(run(&mut b, publish(&m2), t0), [push(1, &m2, 0)]);
-}
-
-/// A push over a link this node pruned (its Prune crossed the push): the node cancels the
-/// Prune with a Push, so that both ends agree the link is eager, and prunes its other link.
-#[test]
-fn a_prune_crossed_by_a_push_is_cancelled() {
-    let t0 = Instant::now();
-    let mut b = node(Config::default(), &[1, 2], t0);
-    let k = Some([0x10; 32]);
-    let (a2, a3) = (by(0x10, 2), by(0x10, 3));
-    receive_own(&mut b, 1, &a2, 0, t0);
-    assert_eq!(
-        run(&mut b, gossip_own(2, &a2, 0), t0),
-        [send(2, Message::Prune(k))]
-    );
-    // 2 had pushed a3 before our Prune reached it.
-    let out = receive_own(&mut b, 2, &a3, 0, t0);
-    assert!(out.contains(&send(2, Message::Push(k))), "{out:?}");
-    assert_eq!(
-        run(&mut b, gossip_own(1, &a3, 0), t0),
-        [send(1, Message::Prune(k))]
-    );
-    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [2]);
-    assert_eq!(b.stats().prunes_cancelled, 1);
-    // An answer to a graft over a lazy link needs no Push: the graft made it eager there.
-    let a4 = by(0x10, 4);
-    run(&mut b, from(1, Message::IHave(vec![(a4.0, 0)])), t0);
-    run(&mut b, Input::Tick, t0 + ms(150));
-    let out = receive_own(&mut b, 1, &a4, 0, t0 + ms(160));
-    assert!(!out.iter().any(|o| matches!(
-        o,
-        Output::Send {
-            message: Message::Push(_),
-            ..
-        }
-    )));
-    assert_eq!(b.stats().prunes_cancelled, 1);
-}
-
-/// At most `max_trees` per-origin trees are kept: the one used least recently is forgotten, and
-/// its sender's next message starts its tree over, eager on every link.
-#[test]
-fn the_least_recently_used_tree_is_forgotten() {
-    let t0 = Instant::now();
-    let config = Config {
-        max_trees: 2,
-        ..Config::default()
-    };
-    let mut b = node(config, &[1, 2], t0);
-    for (i, author) in [0x10u8, 0x20, 0x10, 0x30].into_iter().enumerate() {
-        let (m, t) = (by(author, i as u8), t0 + ms(i as u64));
-        receive_own(&mut b, 1, &m, 0, t);
-        run(&mut b, gossip_own(2, &m, 0), t);
-    }
-    assert_eq!((b.tree_count(), b.stats().trees_forgotten), (2, 1));
-    let tree = |a: u8| b.eager_peers_of(Some([a; 32])).collect::<Vec<_>>();
-    assert_eq!((tree(0x10), tree(0x30)), (vec![1], vec![1]));
-    assert_eq!(tree(0x20), [1, 2], "0x20's tree was forgotten");
-}
-
-/// Per-origin trees: a node whose parent in a tree leaves asks a lazy neighbour to push that
-/// tree at once, and a missing message (its tree unknown) is grafted like any other; the link
-/// becomes eager in the message's tree when the answer comes.
-#[test]
-fn per_origin_repairs() {
-    let t0 = Instant::now();
-    let mut b = node(Config::default(), &[1, 2, 3], t0);
-    let k = Some([0x10; 32]);
-    let a2 = by(0x10, 2);
-    receive_own(&mut b, 1, &a2, 0, t0);
-    run(&mut b, gossip_own(2, &a2, 0), t0);
-    run(&mut b, gossip_own(3, &a2, 0), t0);
-    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [1]);
-    // Its parent goes: the tree has no eager link left.
-    assert_eq!(
-        run(&mut b, Input::NeighborDown(1), t0),
-        [send(2, Message::Push(k))]
-    );
-    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [2]);
-    assert_eq!(b.stats().reconnects, 1);
-    run(&mut b, from(2, Message::Prune(k)), t0);
-    let a3 = by(0x10, 3);
-    run(&mut b, from(3, Message::IHave(vec![(a3.0, 1)])), t0);
-    let out = run(&mut b, Input::Tick, t0 + ms(150));
-    let grafts: Vec<_> = out
-        .iter()
-        .filter(|o| {
-            matches!(
-                o,
-                Output::Send {
-                    message: Message::Graft(_),
-                    ..
-                }
-            )
-        })
-        .collect();
-    assert_eq!(grafts, [&send(3, Message::Graft(vec![a3.0]))]);
-    assert_eq!(b.eager_peers_of(k).count(), 0, "eager once answered");
-    receive_own(&mut b, 3, &a3, 1, t0 + ms(160));
-    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [3]);
-    assert_eq!(b.stats().delivered_grafted, 1);
-    // A parent that leaves while the node has other eager links in the tree (its children) is
-    // replaced too.
-    let mut b = node(Config::default(), &[1, 2, 3], t0);
-    receive_own(&mut b, 1, &a2, 0, t0);
-    run(&mut b, gossip_own(2, &a2, 0), t0);
-    assert_eq!(b.eager_peers_of(k).collect::<Vec<_>>(), [1, 3]);
-    assert_eq!(
-        run(&mut b, Input::NeighborDown(1), t0),
-        [send(2, Message::Push(k))]
-    );
-}
-
 #[test]
 fn strangers_and_departed_neighbours_are_ignored() {
     let t0 = Instant::now();
@@ -1012,48 +771,6 @@ fn the_cache_expires_and_ids_are_remembered_longer() {
     assert!(!b.has_seen(&m.0));
 }
 
-#[derive(Debug, Clone)]
-enum Step {
-    Up(u32),
-    Down(u32),
-    /// From, message, hops, on its origin's own tree.
-    Gossip(u32, u8, u16, bool),
-    IHave(u32, Vec<(u8, u16)>),
-    Graft(u32, Vec<u8>),
-    /// A prune of the tree of no origin, or of author `[a; 32]`'s.
-    Prune(u32, Option<u8>),
-    /// The same, `Push`.
-    Push(u32, Option<u8>),
-    Publish(u8),
-    /// Answer the oldest validation request.
-    Validate,
-    Wait(u16),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    let peer = 0u32..6;
-    let id = 0u8..24;
-    prop_oneof![
-        peer.clone().prop_map(Step::Up),
-        peer.clone().prop_map(Step::Down),
-        (peer.clone(), id.clone(), 0u16..12, any::<bool>())
-            .prop_map(|(p, i, h, own)| Step::Gossip(p, i, h, own)),
-        (
-            peer.clone(),
-            proptest::collection::vec((id.clone(), 0u16..12), 1..5)
-        )
-            .prop_map(|(p, e)| Step::IHave(p, e)),
-        (peer.clone(), proptest::collection::vec(id.clone(), 0..4))
-            .prop_map(|(p, e)| Step::Graft(p, e)),
-        (peer.clone(), proptest::option::of(0u8..5)).prop_map(|(p, a)| Step::Prune(p, a)),
-        (peer, proptest::option::of(0u8..5)).prop_map(|(p, a)| Step::Push(p, a)),
-        id.prop_map(Step::Publish),
-        Just(Step::Validate),
-        Just(Step::Validate),
-        (0u16..300).prop_map(Step::Wait),
-    ]
-}
-
 /// A node holding `n` cached messages of `len` bytes each, published here, with neighbours 1
 /// and 2.
 fn holding(config: Config, n: u8, len: usize, t0: Instant) -> (Broadcast<u32>, Vec<MessageId>) {
@@ -1187,105 +904,5 @@ fn announcements_are_rate_limited_and_one_neighbour_cannot_fill_the_missing_tabl
     );
 }
 
-proptest! {
-    /// Random inputs: no panic, bounds hold, an invalid message (ids 16..24 carry bad payloads) is
-    /// never relayed, announced or delivered, a message is delivered at most once and only after
-    /// it was checked, and sends go to neighbours only.
-    #[test]
-    fn random_inputs_keep_the_invariants(steps in proptest::collection::vec(step(), 0..200),
-                                         per_origin in any::<bool>()) {
-        let (trees, optimize_threshold) = if per_origin {
-            (Trees::PerOrigin(ms(500)), None)
-        } else {
-            (Trees::Anchor(ms(500)), Some(3))
-        };
-        let config = Config {
-            max_peers: 4,
-            max_ihave_batch: 3,
-            max_seen: 30,
-            max_cached: 8,
-            max_cached_bytes: 60,
-            max_pending: 3,
-            max_missing: 5,
-            max_sources: 2,
-            max_anchor_candidates: 2,
-            max_trees: 2,
-            trees,
-            optimize_threshold,
-            ..Config::default()
-        };
-        let bad = |i: u8| i >= 16;
-        // Half the messages have an author (five of them, for the anchor or their trees), half
-        // none.
-        let ids: Vec<(MessageId, Payload)> = (0..24)
-            .map(|i| if i % 2 == 0 { by(i % 5, i) } else { msg(i) })
-            .collect();
-        let bad_ids: HashSet<MessageId> = (16..24).map(|i| ids[i as usize].0).collect();
-        let mut b = Broadcast::new(config);
-        let mut now = Instant::now();
-        let mut up: HashSet<u32> = HashSet::new();
-        let mut to_check: VecDeque<MessageId> = VecDeque::new();
-        let mut delivered: HashSet<MessageId> = HashSet::new();
-        let mut checked_ok: HashSet<MessageId> = HashSet::new();
-        for s in steps {
-            let input = match s {
-                Step::Up(p) => { if up.len() < 4 { up.insert(p); } Input::NeighborUp(p) }
-                Step::Down(p) => { up.remove(&p); Input::NeighborDown(p) }
-                Step::Gossip(p, i, h, own) => gossip_on(p, &ids[i as usize], h, own),
-                Step::IHave(p, e) => from(p, Message::IHave(e.into_iter().map(|(i, h)| (ids[i as usize].0, h)).collect())),
-                Step::Graft(p, e) => from(p, Message::Graft(e.into_iter().map(|i| ids[i as usize].0).collect())),
-                Step::Prune(p, a) => from(p, Message::Prune(a.map(|a| [a; 32]))),
-                Step::Push(p, a) => from(p, Message::Push(a.map(|a| [a; 32]))),
-                Step::Publish(i) if !bad(i) && i % 3 == 0 => Input::Republish { id: ids[i as usize].0, payload: ids[i as usize].1.clone() },
-                Step::Publish(i) if !bad(i) => Input::Publish { id: ids[i as usize].0, payload: ids[i as usize].1.clone() },
-                Step::Publish(_) => Input::Tick,
-                Step::Validate => match to_check.pop_front() {
-                    Some(id) => {
-                        let ok = !bad_ids.contains(&id);
-                        if ok { checked_ok.insert(id); }
-                        Input::Validated { id, ok }
-                    }
-                    None => Input::Tick,
-                },
-                Step::Wait(d) => { now += ms(d as u64); Input::Tick }
-            };
-            for o in b.handle(input, now).collect::<Vec<_>>() {
-                match o {
-                    Output::Send { to, message } => {
-                        prop_assert!(up.contains(&to) || b.peers.contains_key(&to), "send to a stranger {to}");
-                        match message {
-                            Message::Gossip { id, .. } => prop_assert!(!bad_ids.contains(&id)),
-                            Message::IHave(e) => {
-                                prop_assert!(e.len() <= 3);
-                                prop_assert!(e.iter().all(|(id, _)| !bad_ids.contains(id)));
-                            }
-                            _ => {}
-                        }
-                    }
-                    Output::Validate { id, .. } => to_check.push_back(id),
-                    Output::Deliver { id, .. } => {
-                        prop_assert!(checked_ok.contains(&id));
-                        prop_assert!(delivered.insert(id), "delivered twice");
-                    }
-                    Output::WakeAt(t) => prop_assert!(t >= now),
-                    Output::Misbehaved { .. } => {}
-                }
-            }
-            let (cached, bytes, pending, missing) = b.table_sizes();
-            prop_assert!(cached <= 8 && bytes <= 60 && pending <= 3 && missing <= 5);
-            prop_assert!(b.peers.len() <= 4);
-            prop_assert!(b.peers.values().all(|p| p.ihave.len() <= 3));
-            prop_assert!(b.anchor.len() <= b.config.max_anchor_candidates);
-            prop_assert!(b.trees.len() <= 2);
-            // Lazy lists name neighbours only, each once.
-            for lazy in std::iter::once(&b.shared_lazy).chain(b.trees.values().map(|t| &t.lazy)) {
-                prop_assert!(lazy.iter().all(|p| b.peers.contains_key(p)));
-                prop_assert!(lazy.iter().collect::<HashSet<_>>().len() == lazy.len());
-            }
-            prop_assert_eq!(b.deadlines.len(), b.missing.len());
-            prop_assert_eq!(b.missing_owned.values().sum::<usize>(), b.missing.len());
-            prop_assert!(b.missing_owned.values().all(|n| (1..=b.config.max_missing_per_peer).contains(n)));
-            prop_assert!(b.missing.values().all(|m| m.sources.len() <= 2));
-        }
-    }
-}
+mod invariants;
+mod trees;
