@@ -61,7 +61,7 @@
 //!   kept moving it): in the simulator of the lab's 30 nodes at 20 messages a second a fifth of
 //!   the deliveries came by graft, and in the lab p99 to all nodes went from 13 ms (gossipsub) to
 //!   420 ms. So only the duplicates of the anchor's messages prune the shared tree, the anchor
-//!   being the smallest origin key (the envelope's author) heard on it within the window of
+//!   being the smallest origin key (the envelope's author) heard within the window of
 //!   [`Trees::PerOrigin`] or [`Trees::Anchor`]: every node sees every message and picks the same
 //!   anchor, and one sender's messages prune consistently, as in the single-sender case. Other
 //!   duplicates are counted ([`Stats::duplicates_kept`]) and left; the cycle they cross is pruned
@@ -132,13 +132,15 @@
 //!
 //! ```text
 //! frame   = count u8 (1..=64) | message * count          (no trailing bytes)
-//! message = 0x01 Gossip | id [32] | hops u16 | len u32 | payload [len]   (len <= MAX_ENVELOPE_LEN)
+//! message = 0x01 Gossip | id [32] | hops u16 | on u8 | len u32 | payload [len]
+//!                                                           (len <= MAX_ENVELOPE_LEN)
 //!         | 0x02 IHave  | count u16 (1..=512) | (id [32] | hops u16) * count
 //!         | 0x03 Graft  | count u16 (0..=512) | id [32] * count
 //!         | 0x04 Prune  | tree
 //!         | 0x05 Push   | tree
 //! tree    = 0x00                      (the shared tree)
 //!         | 0x01 | origin [32]        (the tree of that envelope author)
+//! on      = 0x00 (the shared tree) | 0x01 (the tree of the envelope's author): `own_tree`
 //! ```
 //!
 //! `hops` is the sender's own hop count for the message: 0 at its author, and a receiver's count
@@ -146,8 +148,9 @@
 //! [`MessageId`]. A Graft makes the link eager in the trees of the ids it names; with no ids, in
 //! every tree. Prune and Push name one tree; a node that keeps one tree only ([`Trees::Shared`],
 //! [`Trees::Anchor`]) reads them as about it. Example, a frame with a Gossip of id `ab..ab`, hops
-//! 258 and payload `hey`, then a Prune of the shared tree: `02 | 01 ab*32 0102 00000003 686579
-//! | 04 00`. Version 1 (before per-origin trees) had `Prune` with no tree and no `Push`.
+//! 258 on the shared tree and payload `hey`, then a Prune of the shared tree:
+//! `02 | 01 ab*32 0102 00 00000003 686579 | 04 00`. Version 1 (before per-origin trees) had
+//! `Prune` with no tree, no `Push` and no `on`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -647,6 +650,7 @@ impl<P: Ord + Copy> Broadcast<P> {
         now: Instant,
     ) {
         let announce_to_eager = self.config.announce_to_eager;
+        // `lazy_of`, spelled out: it would borrow all of `self` across the loop below.
         let lazy = match &tree {
             None => &self.shared_lazy,
             Some(key) => self.trees.get(key).map_or(&[][..], |t| &t.lazy),

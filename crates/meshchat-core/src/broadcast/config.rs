@@ -17,7 +17,7 @@ pub enum Trees {
     /// on its own tree from its second on (a flag in the frame, kept by relays): the flood pays
     /// only for senders that speak again. A sender's first message and messages with no
     /// readable origin run on one shared tree, shaped by the duplicates of the anchor (the
-    /// smallest origin heard on it within this window) as with [`Trees::Anchor`]. The default
+    /// smallest origin heard within this window) as with [`Trees::Anchor`]. The default
     /// (issue 25, fourth round: measured in `broadcast/simulation.rs` and the lab).
     PerOrigin(Duration),
     /// One tree for every sender, shaped by the anchor's messages only: a duplicate prunes only
