@@ -61,6 +61,7 @@
 //! [`authors`], [`rate`], [`clock`]).
 
 pub mod authors;
+pub mod backoff;
 pub mod broadcast;
 pub mod clock;
 pub mod dedup;

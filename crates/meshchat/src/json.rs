@@ -2,11 +2,13 @@
 //! stdout. The contract is the `meshchat-api` crate (`Command` in, `Event` out), described in
 //! `docs/JSON.md`.
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use meshchat_api::{Command, Event as Line};
 use meshchat_node::api::{self, error};
 use meshchat_node::{Event, Handle};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::catchup::Catchup;
@@ -23,17 +25,11 @@ pub async fn run(
     mut events: mpsc::Receiver<Event>,
     web: Option<String>,
 ) -> anyhow::Result<()> {
-    let (out_tx, mut out_rx) = mpsc::channel::<Line>(OUT_QUEUE.min(events.max_capacity()));
-    let writer = tokio::spawn(async move {
-        let mut stdout = tokio::io::stdout();
-        while let Some(event) = out_rx.recv().await {
-            let mut line = event.to_line();
-            line.push('\n');
-            if stdout.write_all(line.as_bytes()).await.is_err() || stdout.flush().await.is_err() {
-                break;
-            }
-        }
-    });
+    let (out_tx, out_rx) = mpsc::channel::<Line>(OUT_QUEUE.min(events.max_capacity()));
+    let writer = std::thread::Builder::new()
+        .name("meshchat-stdout".into())
+        .spawn(move || write_lines(out_rx))
+        .context("cannot start the stdout writer")?;
 
     let info = handle.info().await?;
     let mut ready = api::node_info(&info);
@@ -88,8 +84,28 @@ pub async fn run(
     }
     drop(out_tx);
     forward.abort();
-    let _ = writer.await;
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     Ok(())
+}
+
+/// Writes the event lines to stdout from a thread of their own, with blocking writes: what is
+/// queued meanwhile goes out in the same write, flushed when the queue is empty. (Through
+/// tokio's stdout each line took a hand-off to the blocking pool and back, for the write and
+/// again for the flush: in the lab, a node's most frequent thread wake-ups per message.)
+fn write_lines(mut lines: mpsc::Receiver<Line>) {
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    while let Some(event) = lines.blocking_recv() {
+        let mut event = Some(event);
+        while let Some(e) = event {
+            if writeln!(out, "{}", e.to_line()).is_err() {
+                return;
+            }
+            event = lines.try_recv().ok();
+        }
+        if out.flush().is_err() {
+            return;
+        }
+    }
 }
 
 /// Runs one command, answering on `out` (a dial answers when it ends, meanwhile other

@@ -15,6 +15,7 @@ use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{identify, kad, mdns, Multiaddr, PeerId};
 
 use crate::behaviour::{BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION};
+use meshchat_core::backoff::Backoff;
 
 use super::context::{Ctx, Note};
 use super::disk::Write;
@@ -28,6 +29,15 @@ pub(super) const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
 /// Known peers dialed at start and by maintenance.
 const START_DIALS: usize = 16;
+/// Known peers looked at by maintenance for the [`START_DIALS`] to dial: those whose dials
+/// failed lately wait (see [`Redials`]), and others are dialed instead.
+const KNOWN_LOOKED_AT: usize = 4 * START_DIALS;
+/// After a failed dial, maintenance waits this long before dialing that peer again, twice as
+/// long after each further failure, at most [`REDIAL_MAX`].
+const REDIAL_FIRST: Duration = Duration::from_secs(10);
+const REDIAL_MAX: Duration = Duration::from_secs(5 * 60);
+/// Peers whose failed dials are remembered.
+const REDIAL_PEERS: usize = 1024;
 /// Pending `/connect` replies kept at most; beyond that, the oldest is answered with an error.
 const MAX_PENDING_DIALS: usize = 64;
 /// Peers found on the LAN remembered for redialing, and addresses kept per peer.
@@ -57,6 +67,17 @@ pub(super) struct Conns {
     /// Peers mDNS found and has not expired: redialed by maintenance while unconnected, because
     /// mDNS reports a peer only once and a first dial can fail.
     lan_peers: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Failed dials per peer: when maintenance may dial each again.
+    redials: Redials,
+}
+
+/// Failed dials per peer ([`meshchat_core::backoff`]).
+struct Redials(Backoff<PeerId>);
+
+impl Default for Redials {
+    fn default() -> Self {
+        Self(Backoff::new(REDIAL_FIRST, REDIAL_MAX, REDIAL_PEERS))
+    }
 }
 
 /// What the eviction policy knows of a connected peer.
@@ -205,7 +226,11 @@ impl Conns {
                         ctx.io.write_failed(Write::Other("the known-peer list"), &e);
                     }
                 }
-                if self.connections.len() < ctx.io.config.target_peers {
+                // The DHT reports a peer again and again as its queries meet it: one that
+                // could not be reached waits its turn like maintenance's dials.
+                if self.connections.len() < ctx.io.config.target_peers
+                    && self.redials.0.may_dial(&peer, Instant::now())
+                {
                     self.dial_peer(peer, addresses.into_vec(), ctx);
                 }
             }
@@ -247,6 +272,7 @@ impl Conns {
                     self.add_dht_address(&peer_id, addr, ctx);
                 }
                 tracing::debug!(%peer_id, %remote, "connected");
+                self.redials.0.connected(&peer_id);
                 self.pongs.insert(connection_id, (peer_id, Instant::now()));
                 let dialed = endpoint.is_dialer();
                 self.connections
@@ -276,6 +302,17 @@ impl Conns {
                 error,
             } => {
                 tracing::debug!(?peer_id, "dial failed: {error}");
+                if let Some(peer) = peer_id {
+                    // The peer could not be reached (not: we gave up, or refused it ourselves).
+                    if matches!(
+                        error,
+                        DialError::Transport(_)
+                            | DialError::NoAddresses
+                            | DialError::WrongPeerId { .. }
+                    ) {
+                        self.redials.0.failed(peer, Instant::now());
+                    }
+                }
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(Error::Dial {
                         addr: addr.to_string(),
@@ -617,28 +654,29 @@ impl Conns {
         if self.connections.len() >= ctx.io.config.target_peers {
             return;
         }
-        let lan: Vec<(PeerId, Vec<Multiaddr>)> = self
+        let me = *ctx.io.swarm.local_peer_id();
+        let due = |p: &PeerId| {
+            *p != me && !self.connections.contains_key(p) && self.redials.0.may_dial(p, now)
+        };
+        let mut dials: Vec<(PeerId, Vec<Multiaddr>)> = self
             .lan_peers
             .iter()
-            .filter(|(p, _)| !self.connections.contains_key(p))
+            .filter(|(p, _)| due(p))
             .map(|(p, a)| (*p, a.clone()))
             .collect();
-        for (peer, addrs) in lan {
-            self.dial_peer(peer, addrs, ctx);
+        match ctx.io.store.known_peers(KNOWN_LOOKED_AT) {
+            Ok(known) => dials.extend(
+                known
+                    .into_iter()
+                    .filter_map(|k| Some((k.peer_id.parse::<PeerId>().ok()?, k.addrs)))
+                    .filter(|(p, _)| due(p) && !self.lan_peers.contains_key(p))
+                    .take(START_DIALS)
+                    .map(|(p, addrs)| (p, addrs.iter().filter_map(|a| a.parse().ok()).collect())),
+            ),
+            Err(e) => tracing::warn!("reading known peers: {e}"),
         }
-        let known = match ctx.io.store.known_peers(START_DIALS) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::warn!("reading known peers: {e}");
-                return;
-            }
-        };
-        for peer in known {
-            let Ok(peer_id) = peer.peer_id.parse::<PeerId>() else {
-                continue;
-            };
-            let addrs = peer.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-            self.dial_peer(peer_id, addrs, ctx);
+        for (peer, addrs) in dials {
+            self.dial_peer(peer, addrs, ctx);
         }
     }
 }
