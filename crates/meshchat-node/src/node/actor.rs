@@ -154,7 +154,13 @@ impl Actor {
     }
 
     pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        // Maintenance runs at once, then at a phase of its own: nodes started together (a
+        // site's power coming back, the lab) do not all dial, prune and reconcile in the same
+        // few milliseconds every round.
+        self.maintain();
+        let phase = MAINTENANCE_INTERVAL.mul_f64(0.5 + rand::random::<f64>());
+        let mut maintenance =
+            tokio::time::interval_at(tokio::time::Instant::now() + phase, MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut liveness = tokio::time::interval(conns::LIVENESS_CHECK);
         liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -213,11 +219,7 @@ impl Actor {
                 // After the swarm (the select is biased): a check runs only when no swarm
                 // event, and so no ping answer, is waiting to be read.
                 _ = liveness.tick() => self.conns.check_liveness(ctx!(self)),
-                _ = maintenance.tick() => {
-                    self.conns.maintain(ctx!(self));
-                    self.sync.maintain(ctx!(self));
-                    self.private.maintain(ctx!(self));
-                }
+                _ = maintenance.tick() => self.maintain(),
                 () = std::future::ready(()), if self.inbound.has_pending() => ctx!(self).flush(),
             }
             self.hand_on();
@@ -228,6 +230,13 @@ impl Actor {
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
         }
+    }
+
+    /// The periodic round: redials, expiries, history sync's schedule, private rooms' upkeep.
+    fn maintain(&mut self) {
+        self.conns.maintain(ctx!(self));
+        self.sync.maintain(ctx!(self));
+        self.private.maintain(ctx!(self));
     }
 
     /// Hands every queued note to the handler that takes it, until none is left.
