@@ -270,7 +270,7 @@ impl Actor {
                 self.tracker.me_changed(addrs, ctx);
             }
             Note::PublishProfile => self.direct.publish_profile(ctx),
-            Note::Dial { peer, addrs } => self.conns.dial_peer(peer, addrs, ctx),
+            Note::Dial { peer, addrs } => self.conns.dial_if_due(peer, addrs, ctx),
             Note::Useful(peer) => self.conns.useful(peer),
             Note::Stalled(peer) => self.conns.on_stalled(peer, ctx),
             Note::PeerUp(peer) => {

@@ -641,6 +641,14 @@ impl Conns {
         }
     }
 
+    /// Dials `peer` unless its dials failed lately (see [`Redials`]): for peers named again and
+    /// again (the tracker's roster comes with every registration).
+    pub(super) fn dial_if_due(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, ctx: &mut Ctx<'_>) {
+        if self.redials.0.may_dial(&peer, Instant::now()) {
+            self.dial_peer(peer, addrs, ctx);
+        }
+    }
+
     /// Keeps the node connected: below the target, dial LAN and known peers we are not
     /// connected to.
     pub(super) fn maintain(&mut self, ctx: &mut Ctx<'_>) {

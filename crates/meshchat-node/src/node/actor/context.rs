@@ -262,7 +262,8 @@ pub(super) enum Note {
     MeChanged,
     /// Our profile, signed anew and published (first neighbour, a new nick).
     PublishProfile,
-    /// Dial `peer` at `addrs` unless connected.
+    /// Dial `peer` at `addrs` unless connected, or waiting after failed dials (a peer a
+    /// roster names again and again: `conns::Conns::dial_if_due`).
     Dial { peer: PeerId, addrs: Vec<Multiaddr> },
     /// `peer` handed over a new valid message.
     Useful(PeerId),
