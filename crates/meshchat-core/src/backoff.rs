@@ -5,13 +5,14 @@
 //! addresses at once: in the 30-process lab, 60 failing connects in one burst every 10 s per
 //! node, each burst holding the node's loop for ~10 ms (and on a real network, SYNs to dead
 //! addresses every 10 s for as long as the node runs). Here each failure doubles the wait
-//! before the next maintenance dial of that peer, from `first` up to `max`; a connection
-//! forgets the failures. Bounded: beyond `capacity` peers, the one due soonest is forgotten
-//! (it would be dialed soonest anyway).
+//! before the next such dial of that peer, from `first` up to `max`; a connection forgets the
+//! failures. Bounded: beyond `capacity` peers, the one due soonest is forgotten (it would be
+//! dialed soonest anyway).
 //!
-//! Only the node's own periodic redials wait; news of a peer (found on the LAN, named by the
-//! tracker or a neighbour, a `/connect`) dials it at once, and a peer that comes back dials
-//! the peers it knows itself.
+//! What waits is what repeats: the node's periodic redials, and the dials of peers the DHT or
+//! the tracker's roster names again and again. A peer named for the first time, found on the
+//! LAN, or asked for (`/connect`, `--peer`) is dialed at once, and a peer that comes back
+//! dials the peers it knows itself.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -158,6 +158,7 @@ impl Actor {
         // site's power coming back, the lab) do not all dial, prune and reconcile in the same
         // few milliseconds every round.
         self.maintain();
+        self.hand_on();
         let phase = MAINTENANCE_INTERVAL.mul_f64(0.5 + rand::random::<f64>());
         let mut maintenance =
             tokio::time::interval_at(tokio::time::Instant::now() + phase, MAINTENANCE_INTERVAL);
