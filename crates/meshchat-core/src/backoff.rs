@@ -61,14 +61,19 @@ impl<K: Ord + Clone> Backoff<K> {
                 self.entries.remove(&k);
             }
         }
-        let e = self.entries.entry(peer).or_insert(Entry {
-            failures: 0,
-            next: now,
-        });
-        e.failures = e.failures.saturating_add(1);
-        let doublings = (e.failures - 1).min(16);
-        let wait = self.first.saturating_mul(1 << doublings).min(self.max);
-        e.next = now + wait;
+        let failures = self
+            .entries
+            .get(&peer)
+            .map_or(0, |e| e.failures)
+            .saturating_add(1);
+        let next = now + self.wait_after(failures);
+        self.entries.insert(peer, Entry { failures, next });
+    }
+
+    /// The wait after `failures` failures in a row (at least one).
+    fn wait_after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(16);
+        self.first.saturating_mul(1 << doublings).min(self.max)
     }
 
     /// A connection to `peer` stands: its failures are forgotten.
@@ -78,9 +83,7 @@ impl<K: Ord + Clone> Backoff<K> {
 
     /// How long `peer` waits after its last failure, if it failed.
     pub fn wait_of(&self, peer: &K) -> Option<Duration> {
-        let e = self.entries.get(peer)?;
-        let doublings = (e.failures - 1).min(16);
-        Some(self.first.saturating_mul(1 << doublings).min(self.max))
+        self.entries.get(peer).map(|e| self.wait_after(e.failures))
     }
 
     /// Peers remembered.
