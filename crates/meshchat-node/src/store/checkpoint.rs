@@ -72,8 +72,12 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     let mut failing = false;
+    // The first at a random point of 0.5-1.5 intervals: nodes started together (a lab, a
+    // restart of several) do not all checkpoint in the same milliseconds, each followed by a
+    // commit that starts its log over.
+    let mut wait = EVERY.mul_f64(0.5 + rand::random::<f64>());
     loop {
-        match stopped.recv_timeout(EVERY) {
+        match stopped.recv_timeout(std::mem::replace(&mut wait, EVERY)) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }

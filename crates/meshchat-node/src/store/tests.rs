@@ -105,6 +105,34 @@ fn rooms_peers_settings() {
 }
 
 #[test]
+fn a_roster_is_remembered_in_one_transaction_and_the_list_stays_bounded() {
+    let s = Store::open_in_memory().unwrap();
+    s.upsert_peer("old", &["/ip4/1.2.3.4/tcp/9".into()], 5)
+        .unwrap();
+    s.upsert_peer("p1", &["/ip4/1.2.3.4/tcp/1".into()], 10)
+        .unwrap();
+    let addrs: Vec<(String, Vec<String>)> = (1..MAX_KNOWN_PEERS)
+        .map(|i| (format!("r{i}"), vec![format!("/ip4/10.0.0.1/tcp/{i}")]))
+        .collect();
+    let mut rows: Vec<(&str, &[String])> = addrs
+        .iter()
+        .map(|(p, a)| (p.as_str(), a.as_slice()))
+        .collect();
+    let p1 = ["/ip4/1.2.3.4/tcp/2".to_string()];
+    rows.push(("p1", &p1));
+    let before = s.conn.total_changes();
+    s.upsert_peers(&rows, 20).unwrap();
+    // One write per peer, then one trim for the batch: the least recently seen goes.
+    assert_eq!(s.conn.total_changes() - before, rows.len() as u64 + 1);
+    let known = s.known_peers(2 * MAX_KNOWN_PEERS as usize).unwrap();
+    assert_eq!(known.len() as i64, MAX_KNOWN_PEERS);
+    assert!(known.iter().all(|p| p.peer_id != "old"));
+    let p1 = known.iter().find(|p| p.peer_id == "p1").unwrap();
+    assert_eq!(p1.addrs, ["/ip4/1.2.3.4/tcp/2", "/ip4/1.2.3.4/tcp/1"]);
+    assert!(s.upsert_peers(&[], 30).is_ok());
+}
+
+#[test]
 fn persists_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
@@ -418,6 +446,10 @@ fn every_write_fails_whole_and_loses_nothing_stored_before() {
         .is_err());
     assert!(s
         .upsert_peer("peer-a", &["/ip4/10.0.0.3/tcp/1".into()], 2)
+        .is_err());
+    let b = ["/ip4/10.0.0.4/tcp/1".to_string()];
+    assert!(s
+        .upsert_peers(&[("peer-b", &b), ("peer-a", &b)], 2)
         .is_err());
     assert!(s.set_setting("nick", "after").is_err());
     assert!(s.put_profile(&profile(2, "two"), b"v2").is_err());

@@ -203,6 +203,8 @@ impl Tracker {
         let now = Instant::now();
         let mut dials = 0;
         let mut remembered = HashMap::with_capacity(entries.len());
+        // New or changed entries, written in one transaction after the loop.
+        let mut to_store: Vec<(Key, String, Vec<String>)> = Vec::new();
         for e in &entries {
             if e.id == me {
                 continue;
@@ -225,14 +227,7 @@ impl Tracker {
             let at = match fresh {
                 Some((_, at)) => at,
                 None => {
-                    if let Err(err) = ctx
-                        .io
-                        .store
-                        .upsert_peer(&peer.to_string(), &texts, now_ms())
-                    {
-                        ctx.io
-                            .write_failed(Write::Other("the known-peer list"), &err);
-                    }
+                    to_store.push((e.id, peer.to_string(), texts.clone()));
                     now
                 }
             };
@@ -244,6 +239,18 @@ impl Tracker {
             {
                 dials += 1;
                 ctx.notes.push(Note::Dial { peer, addrs });
+            }
+        }
+        let rows: Vec<(&str, &[String])> = to_store
+            .iter()
+            .map(|(_, p, a)| (p.as_str(), a.as_slice()))
+            .collect();
+        if let Err(err) = ctx.io.store.upsert_peers(&rows, now_ms()) {
+            ctx.io
+                .write_failed(Write::Other("the known-peer list"), &err);
+            // Not remembered as written: the next roster tries them again.
+            for (id, _, _) in &to_store {
+                remembered.remove(id);
             }
         }
         self.remembered = remembered;
