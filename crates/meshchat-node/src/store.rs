@@ -523,10 +523,10 @@ impl Store {
     /// took 58 commits, and every node of a mesh writes the same roster at the same moment
     /// (BENCHMARKS §2, issue 25's sixth round).
     pub fn upsert_peers(&self, peers: &[(&str, &[String])], now_ms: u64) -> Result<(), Error> {
-        self.injected_failure()?;
         if peers.is_empty() {
             return Ok(());
         }
+        self.injected_failure()?;
         let tx = self.conn.unchecked_transaction()?;
         {
             let mut read = tx.prepare_cached("SELECT addrs FROM peers WHERE peer_id = ?1")?;
