@@ -294,8 +294,11 @@ pub enum WarningKind {
     },
 }
 
-/// The node's counters ([`crate::Event::Stats`]); `docs/JSON.md` says what each counts.
+/// The node's counters ([`crate::Event::Stats`]); `docs/JSON.md` says what each counts. A
+/// counter missing from a `stats` line reads as 0: a node of an older version, which lacks the
+/// newer counters, can still be read (the lab compares the gossipsub-era node this way).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub accepted: u64,
     pub verified: u64,

@@ -754,3 +754,18 @@ fn a_passphrase_is_a_plain_string_on_the_wire_and_hidden_in_debug() {
     assert!(!shown.contains("violet"), "{shown}");
     assert!(shown.contains("harbor"), "{shown}");
 }
+
+#[test]
+fn a_stats_line_of_an_older_node_reads_its_missing_counters_as_zero() {
+    // What the gossipsub-era node (before the trees, the tracker and routing) answered.
+    let line = r#"{"event":"stats","accepted":5,"verified":6,"duplicates":7,"rejected":{},
+        "stored":5,"published":1,"copies_received":12,"blocked_peers":0,"relayed_unknown":0,
+        "broken_links":0,"evicted_peers":0,"synced":0,"sync_rounds":2,"sync_bytes_sent":10,
+        "sync_bytes_received":20,"sync_strikes":0,"store_failures":0}"#;
+    let Event::Stats(s) = serde_json::from_str::<Event>(line).unwrap() else {
+        panic!("not a stats event");
+    };
+    assert_eq!((s.accepted, s.copies_received, s.sync_rounds), (5, 12, 2));
+    assert_eq!((s.delivered_pushed, s.delivered_grafted), (0, 0));
+    assert_eq!(s.tracker, ElectionStats::default());
+}
