@@ -139,6 +139,16 @@ impl<P: Copy + Ord + std::fmt::Debug> Table<P> {
         }
     }
 
+    /// Moves the first periodic dump to `at` (then one every [`Limits::update_interval`]). A
+    /// node passes a random phase: nodes started together (a site's power coming back, the lab)
+    /// would otherwise send their whole tables to every neighbour in the same milliseconds,
+    /// every interval, for as long as they run. Nothing here draws randomness (the state
+    /// machine stays deterministic under the simulator).
+    pub fn with_first_dump(mut self, at: Instant) -> Self {
+        self.next_dump = at;
+        self
+    }
+
     pub fn me(&self) -> P {
         self.me
     }

@@ -516,6 +516,33 @@ fn triggered_updates_are_batched_and_retractions_go_at_once() {
     assert_eq!(updates_to(&out, 2), vec![adv(7, 1, 2, 2)]);
 }
 
+/// The first periodic dump comes when the node said (a random phase, in the node), then every
+/// interval after it; none before it.
+#[test]
+fn the_first_dump_comes_at_the_phase_given() {
+    let t0 = Instant::now();
+    let l = limits();
+    let first = t0 + l.update_interval + l.update_interval * 3 / 10;
+    let mut t = Table::new(0u32, 4, l, t0).with_first_dump(first);
+    t.handle(Input::NeighborUp(1, 1), t0);
+    let mut dumps = Vec::new();
+    let step = l.update_interval / 100;
+    for k in 1..400 {
+        let now = t0 + step * k;
+        if updates_to(&t.handle(Input::Tick, now), 1).contains(&adv(0, 4, 0, 0)) {
+            dumps.push(now);
+        }
+    }
+    assert_eq!(
+        dumps,
+        vec![
+            first,
+            first + l.update_interval,
+            first + l.update_interval * 2
+        ]
+    );
+}
+
 #[test]
 fn a_dump_carries_the_waiting_batch() {
     let t0 = Instant::now();

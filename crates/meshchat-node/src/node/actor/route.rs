@@ -102,8 +102,15 @@ impl Direct {
     ) -> Self {
         let me = *key.public().as_bytes();
         let enc = EncryptionKey::derive(key);
+        // The first dump at a phase of its own, like the node's other periodic rounds.
+        let now = Instant::now();
+        let first_dump = now
+            + config
+                .routing
+                .update_interval
+                .mul_f64(0.5 + rand::random::<f64>());
         Self::new(
-            Table::new(me, seqno, config.routing, Instant::now()),
+            Table::new(me, seqno, config.routing, now).with_first_dump(first_dump),
             Outbox::new(me, key.clone(), enc.clone(), config.dm),
             enc,
             Links::with_protocol(
