@@ -131,6 +131,17 @@
 //! an early one fired; a node whose deadline moved later slept until its next message, and its
 //! grafts waited. Some "missed" figures of earlier runs were that.
 //!
+//! # Issue 25, seventh round: trees that start without a flood (measured, not taken)
+//!
+//! A build that started each new per-origin tree as a copy of the shared tree (no flood) and
+//! moved each origin's tree by the hop-count optimisation with that origin's messages only
+//! (`by_hand`; figures and patch in `docs/bench/issue25-round7/`, BENCHMARKS §5): the floods'
+//! copies go (RMR 0.24-1.14 → 0-0.08 on the lab's settings), but the paths are the shared tree's
+//! until the optimisation moves them, and it does not settle (fewer hops is not always faster,
+//! and duplicates prune back what hop counts moved to: on 100 wide-area nodes at 100 msg/s,
+//! 6 163 moves, RMR 0.17 on trees made, median to all 25 % later than the flood's trees, 2.7×
+//! without the optimisation). The flood is once per talker; its trees are the fastest paths.
+//!
 //! The older figures, wide-area (seed 1): at N = 1 000, one sender: RMR 0.00, last-delivery hop
 //! 11 (max 11), ~8 ms of wall time per simulated message in release (~5 000 events; debug ~7x);
 //! with 1 % loss and 20 % crashes 0.20 and 19 (max 33). Many senders (a message every 20 ms from
