@@ -4,8 +4,12 @@
 //! all over it), each row written with `Store::insert_decoded` as `Inbound::flush` writes it.
 //!
 //! ```sh
-//! cargo bench -p meshchat-node --bench store -- [--dir D] [--existing N] [--messages M] [--batches 1,2,5,20,100]
+//! cargo bench -p meshchat-node --bench store -- [--dir D] [--existing N] [--messages M] [--batches 1,2,5,20,100] [--drop-index NAME ...]
 //! ```
+//!
+//! `--drop-index` (repeatable) drops one of the messages table's indexes before the measured
+//! writes (`messages_ts`, `messages_seq`, `messages_room_ts`): what each B-tree costs a row.
+//! Only for measuring: the node needs every one of them.
 //!
 //! `--dir` is where the database goes (default: the system's temporary directory; the lab runs
 //! its nodes on tmpfs, `/dev/shm`). Prints µs per message and per transaction for each batch
@@ -25,6 +29,7 @@ struct Args {
     existing: usize,
     messages: usize,
     batches: Vec<usize>,
+    drop: Vec<String>,
 }
 
 fn args() -> Args {
@@ -33,6 +38,7 @@ fn args() -> Args {
         existing: 20_000,
         messages: 4_000,
         batches: vec![1, 2, 5, 20, 100],
+        drop: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -47,6 +53,7 @@ fn args() -> Args {
                     .map(|b| b.trim().parse().expect("--batches 1,2,5"))
                     .collect()
             }
+            "--drop-index" => a.drop.push(v()),
             // cargo bench passes --bench
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -107,11 +114,19 @@ fn main() {
         store.insert_decoded(&rows, 0).expect("filled");
         next += n;
     }
+    if !a.drop.is_empty() {
+        let conn = rusqlite::Connection::open(&path).expect("a second connection");
+        for name in &a.drop {
+            conn.execute_batch(&format!("DROP INDEX {name}"))
+                .expect("an index of the messages table");
+        }
+    }
     println!(
-        "store at {} with {} messages; {} more per batch size",
+        "store at {} with {} messages; {} more per batch size; indexes dropped: {:?}",
         dir.path().display(),
         a.existing,
-        a.messages
+        a.messages,
+        a.drop
     );
     println!("| messages per transaction | µs per message | µs per transaction |");
     println!("|---|---|---|");
