@@ -13,8 +13,7 @@
 //!
 //! `--dir` is where the database goes (default: the system's temporary directory; the lab runs
 //! its nodes on tmpfs, `/dev/shm`). Prints µs per message and per transaction for each batch
-//! size, and the store's share of a lab node's message at 20 msg/s for comparison
-//! (BENCHMARKS §2, seventh round).
+//! size, as a markdown table (figures and what they mean: BENCHMARKS §2, seventh round).
 
 use std::path::PathBuf;
 use std::time::Instant;
