@@ -379,7 +379,15 @@ impl Proc {
         };
         let log = spec.log_dir.join(format!("stderr.{incarnation}.log"));
         let mut cmd = std::process::Command::new("ip");
-        cmd.args(["netns", "exec", &spec.ns]).arg(&spec.bin);
+        cmd.args(["netns", "exec", &spec.ns]);
+        if !spec.env.is_empty() {
+            // The node's own variables reach the node alone, through `env` (which execs too):
+            // set on `ip`, an `LD_PRELOAD` (the clock-skew scenario's libfaketime) loaded into
+            // `ip` as well, whose exec left libfaketime's shared-memory file behind every start.
+            cmd.arg("env")
+                .args(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+        }
+        cmd.arg(&spec.bin);
         cmd.arg("--json").arg("--data-dir").arg(&spec.data_dir);
         cmd.args(["--nick", &spec.nick]);
         if !spec.mdns {
@@ -392,7 +400,6 @@ impl Proc {
             cmd.args(["--peer", p]);
         }
         cmd.args(&spec.extra_args);
-        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(File::create(&log)?));

@@ -147,7 +147,10 @@ pub fn disk_full(opts: &LabOptions) -> Result<Report> {
         full[0].chars().take(80).collect::<String>(),
         caught_up
     ));
-    let report = lab.finish();
+    // n1 stops and its tmpfs goes before the lab removes the run directory: with the tmpfs
+    // still mounted there, the removal failed at the mount point and left the directory behind
+    // after every clean run.
+    lab.stop(1)?;
     drop(mounted);
-    report
+    lab.finish()
 }
