@@ -159,7 +159,7 @@ impl Actor {
         // few milliseconds every round.
         self.maintain();
         self.hand_on();
-        let phase = MAINTENANCE_INTERVAL.mul_f64(0.5 + rand::random::<f64>());
+        let phase = crate::first_round(MAINTENANCE_INTERVAL);
         let mut maintenance =
             tokio::time::interval_at(tokio::time::Instant::now() + phase, MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

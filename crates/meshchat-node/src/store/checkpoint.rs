@@ -72,10 +72,9 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     let mut failing = false;
-    // The first at a random point of 0.5-1.5 intervals: nodes started together (a lab, a
-    // restart of several) do not all checkpoint in the same milliseconds, each followed by a
-    // commit that starts its log over.
-    let mut wait = EVERY.mul_f64(0.5 + rand::random::<f64>());
+    // The first at a phase of its own (each checkpoint is followed by a commit that starts its
+    // log over).
+    let mut wait = crate::first_round(EVERY);
     loop {
         match stopped.recv_timeout(std::mem::replace(&mut wait, EVERY)) {
             Err(RecvTimeoutError::Timeout) => {}

@@ -104,11 +104,7 @@ impl Direct {
         let enc = EncryptionKey::derive(key);
         // The first dump at a phase of its own, like the node's other periodic rounds.
         let now = Instant::now();
-        let first_dump = now
-            + config
-                .routing
-                .update_interval
-                .mul_f64(0.5 + rand::random::<f64>());
+        let first_dump = now + crate::first_round(config.routing.update_interval);
         Self::new(
             Table::new(me, seqno, config.routing, now).with_first_dump(first_dump),
             Outbox::new(me, key.clone(), enc.clone(), config.dm),
